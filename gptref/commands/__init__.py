@@ -1,0 +1,1 @@
+"""One module per `python -m gptref` command: each has add_arguments(parser) and run(args)."""
