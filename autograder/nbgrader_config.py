@@ -1,0 +1,31 @@
+"""nbgrader configuration for the course.
+
+Source notebooks live in solutions/, released (student) notebooks in course/, and every
+instructor-side artefact (submissions, autograded copies, feedback, the gradebook) under
+autograder/work/, which git ignores. Load it with
+`--NbGrader.config_file=autograder/nbgrader_config` or through `python -m autograder`.
+"""
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WORK = os.environ.get("GPTREF_GRADING_DIR", os.path.join(HERE, "work"))
+
+c = get_config()  # noqa: F821 (provided by traitlets when the file is loaded)
+
+c.CourseDirectory.root = ROOT
+c.CourseDirectory.course_id = "gptref"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "course"
+c.CourseDirectory.submitted_directory = os.path.join(WORK, "submitted")
+c.CourseDirectory.autograded_directory = os.path.join(WORK, "autograded")
+c.CourseDirectory.feedback_directory = os.path.join(WORK, "feedback")
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(WORK, "gradebook.db")
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.db", "work"]
+
+# Released notebooks carry no outputs, so `course/` is byte-identical to a fresh generation.
+c.ClearOutput.enabled = True
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+c.Execute.timeout = 120
+c.Exchange.root = os.path.join(WORK, "exchange")
