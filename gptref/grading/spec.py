@@ -1,0 +1,35 @@
+"""What a graded exercise is: one student function, the seeded cases it is tried on, and the
+gptref reference it must agree with.
+
+The same `Exercise` drives the notebook's hidden tests (`gptref.grading.check`) and the
+autograder's trusted verdict, which calls the student's function in a separate sandboxed
+process and compares outside it. So cases are plain data (torch tensors, numbers, strings,
+bytes, and lists/tuples/dicts of those) that can cross a process boundary without pickle;
+`wrap` rebuilds richer arguments (a model callable from a logits table, say) on either side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Exercise:
+    day: str  # notebook id, e.g. "02_attention"
+    name: str  # the function the student writes, as named in the notebook
+    grade_ids: tuple[str, ...]  # nbgrader grade_id of the test cell(s) whose points this governs
+    make_cases: Callable[[int], list[dict[str, Any]]]  # seed -> keyword-argument dicts (plain data)
+    reference: Callable[..., Any]  # the gptref implementation: reference(**wrap(case))
+    compare: Callable[[Any, Any, dict], str | None] | None = None  # (got, expected, case) -> None or a message
+    wrap: Callable[[dict], dict] | None = None  # plain-data case -> the keyword arguments actually passed
+    forbidden: tuple[Any, ...] = field(default=())  # callables the student's code may not call
+    description: str = ""  # one line for reports
+
+    @property
+    def key(self) -> str:
+        return f"{self.day}.{self.name}"
+
+    def arguments(self, case: dict) -> dict:
+        """The keyword arguments for one call (cases are plain data; `wrap` adds objects)."""
+        return dict(self.wrap(case) if self.wrap else case)
