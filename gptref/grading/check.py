@@ -1,0 +1,78 @@
+"""`check(day, name, fn)`: the hidden test of one exercise.
+
+Runs the student's `fn` on every seeded case of the exercise, inside the guard, and compares
+with the gptref reference; the first disagreement raises an AssertionError that names the case
+and says what is wrong. Nothing goes to stderr (a notebook test cell that writes to stderr
+scores zero in nbgrader), and nothing is returned for the notebook to display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+import warnings
+from typing import Any, Callable
+
+import torch
+
+from gptref.grading import exercises
+from gptref.grading.compare import describe, difference
+from gptref.grading.guard import ForbiddenCallError, forbid
+
+
+def _fresh(case: dict) -> dict:
+    """A deep copy, so neither the reference nor the student can change another call's inputs."""
+    return copy.deepcopy(case)
+
+
+def describe_call(name: str, case: dict) -> str:
+    return f"{name}(" + ", ".join(f"{k}={describe(v)}" for k, v in case.items()) + ")"
+
+
+def _tensors(args: dict) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in args.items() if isinstance(v, torch.Tensor)}
+
+
+def run_case(exercise, fn: Callable, case: dict) -> Any:
+    """fn(**arguments) under the guard, with warnings silenced and stderr sent to stdout."""
+    args = exercise.arguments(_fresh(case))
+    before = {k: v.detach().clone() for k, v in _tensors(args).items()}
+    with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout):
+        warnings.simplefilter("ignore")
+        with forbid(*exercise.forbidden):
+            got = fn(**args)
+    for k, v in before.items():
+        now = args[k]
+        if now.shape != v.shape or not torch.equal(now.detach(), v):
+            raise AssertionError(f"{exercise.name} changed its argument {k!r} in place; leave the inputs as they are")
+    return got
+
+
+def check(day: str, name: str, fn: Callable, seed: int = 0) -> None:
+    """Assert that `fn` agrees with the reference of exercise `name` of `day` on all its cases."""
+    exercise = exercises.get(day, name)
+    if not callable(fn):
+        raise AssertionError(f"{name} should be a function, got {type(fn).__name__}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cases = exercise.make_cases(seed)
+    for i, case in enumerate(cases):
+        call = describe_call(name, case)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = exercise.reference(**exercise.arguments(_fresh(case)))
+        try:
+            got = run_case(exercise, fn, case)
+        except NotImplementedError:
+            raise
+        except ForbiddenCallError as e:
+            raise ForbiddenCallError(f"{e} (in {call})") from None
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n  in {call}") from None
+        except Exception as e:
+            raise AssertionError(f"{name} raised {type(e).__name__}: {e}\n  in {call} (case {i + 1} of {len(cases)})") from e
+        message = exercise.compare(got, expected, case) if exercise.compare else difference(got, expected)
+        if message:
+            raise AssertionError(f"{message}\n  in {call} (case {i + 1} of {len(cases)})")
+    return None

@@ -1,0 +1,252 @@
+"""Day 4, decoding: temperature, top-k, top-p filters, greedy decoding and beam search.
+
+A "model" in these exercises is a logits table (plain data) turned into a callable by `wrap`:
+`TableModel(table)` with table (L, V, V) gives, at position t after token x, the logits table[min(t, L-1), x].
+It is a position-dependent bigram model: small, deterministic, and rich enough that greedy and beam
+search disagree.
+"""
+
+from __future__ import annotations
+
+import torch
+
+import gptref.decoding as decoding
+from gptref.grading.spec import Exercise
+
+DAY = "04_decoding"
+
+
+class TableModel:
+    """(B, T) ids -> (B, T, V) logits read from a (L, V, V) table: row [position, previous token]."""
+
+    def __init__(self, table: torch.Tensor):
+        if table.dim() == 2:
+            table = table[None]  # a plain bigram table: the same at every position
+        self.table = table
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        T = idx.shape[1]
+        pos = torch.arange(T).clamp(max=self.table.shape[0] - 1)  # (T,)
+        return self.table[pos[None, :], idx]  # (B, T, V)
+
+
+def _wrap_model(case: dict) -> dict:
+    args = dict(case)
+    args["model"] = TableModel(args.pop("table"))
+    return args
+
+
+# ---------------------------------------------------------------- filters on logits
+
+
+def _logits_cases(seed: int) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(10,), (3, 7), (2, 4, 50), (1, 1000)]
+    out = []
+    for i, shape in enumerate(shapes):
+        dtype = torch.float64 if i % 2 else torch.float32
+        out.append(torch.randn(shape, generator=g, dtype=dtype) * (1 + 2 * i))
+    return out
+
+
+def _temperature_cases(seed: int) -> list[dict]:
+    temps = [0.5, 1.0, 2.0, 0.1]
+    return [{"logits": x, "temperature": t} for x, t in zip(_logits_cases(seed), temps)]
+
+
+def _top_k_cases(seed: int) -> list[dict]:
+    ks = [3, 1, 10, 1000]
+    cases = [{"logits": x, "k": k} for x, k in zip(_logits_cases(seed + 1), ks)]
+    cases.append({"logits": _logits_cases(seed + 2)[1], "k": 50})  # k > V keeps everything
+    return cases
+
+
+def _top_p_cases(seed: int) -> list[dict]:
+    ps = [0.9, 0.5, 0.95, 0.3]
+    cases = [{"logits": x, "p": p} for x, p in zip(_logits_cases(seed + 3), ps)]
+    cases.append({"logits": _logits_cases(seed + 4)[1], "p": 1.0})
+    cases.append({"logits": _logits_cases(seed + 5)[2], "p": 0.05})  # tiny p: only the top token survives
+    return cases
+
+
+def _compare_filtered(got, expected, case) -> str | None:
+    if not isinstance(got, torch.Tensor):
+        return f"return a tensor, got {type(got).__name__}"
+    if tuple(got.shape) != tuple(expected.shape):
+        return f"output has shape {tuple(got.shape)}, expected the input's shape {tuple(expected.shape)}"
+    if got.dtype != expected.dtype:
+        return f"output has dtype {got.dtype}, expected the input's dtype {expected.dtype}"
+    kept_got, kept_exp = torch.isfinite(got), torch.isfinite(expected)
+    if not torch.equal(kept_got, kept_exp):
+        n_got, n_exp = int(kept_got.sum()), int(kept_exp.sum())
+        if n_got != n_exp:
+            return f"you kept {n_got} logits in all, expected {n_exp} (the others must be -inf)"
+        return "you kept the right number of logits but not the right ones"
+    if (got[~kept_got] != float("-inf")).any():
+        return "removed logits must be -inf (not NaN or +inf)"
+    if not torch.allclose(got[kept_got], expected[kept_exp], rtol=1e-6, atol=1e-6):
+        return "the logits you kept must be left unchanged"
+    return None
+
+
+def _compare_temperature(got, expected, case) -> str | None:
+    if not isinstance(got, torch.Tensor):
+        return f"return a tensor, got {type(got).__name__}"
+    if tuple(got.shape) != tuple(expected.shape):
+        return f"output has shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
+    if not torch.allclose(got.to(expected.dtype), expected, rtol=1e-5, atol=1e-6):
+        if torch.allclose(got.to(expected.dtype), case["logits"] * case["temperature"], rtol=1e-5, atol=1e-6):
+            return "temperature must divide the logits, not multiply"
+        err = (got.to(expected.dtype) - expected).abs().max().item()
+        return f"with temperature={case['temperature']}: max abs error {err:.3g} against logits / temperature"
+    return None
+
+
+# ---------------------------------------------------------------- greedy and beam search
+
+
+def _table(g: torch.Generator, L: int, V: int, scale: float = 2.5) -> torch.Tensor:
+    return torch.randn(L, V, V, generator=g) * scale
+
+
+def _greedy_cases(seed: int) -> list[dict]:
+    g = torch.Generator().manual_seed(seed + 10)
+    cases = []
+    for B, T0, V, n in [(1, 1, 5, 6), (3, 2, 7, 5), (2, 4, 11, 8), (4, 1, 3, 4)]:
+        cases.append({
+            "table": _table(g, T0 + n, V),
+            "idx": torch.randint(0, V, (B, T0), generator=g),
+            "max_new_tokens": n,
+        })
+    # with an end-of-sequence token that some rows reach early: rows must be padded with it
+    V, n = 6, 7
+    table = _table(g, 1 + n, V)
+    table[2, :, 0] += 8.0  # at position 2 token 0 (the eos) wins after every token...
+    table[2, 3, 0] -= 16.0  # ...except after token 3
+    cases.append({"table": table, "idx": torch.tensor([[1], [4], [2], [5]]), "max_new_tokens": n, "eos_id": 0})
+    table = _table(g, 1 + n, V)
+    table[3, :, 5] += 10.0  # every row ends at position 3: generation stops early
+    cases.append({"table": table, "idx": torch.tensor([[0], [1]]), "max_new_tokens": n, "eos_id": 5})
+    cases.append({"table": _table(g, 5, 4), "idx": torch.tensor([[1, 2]]), "max_new_tokens": 0})
+    return cases
+
+
+def _compare_greedy(got, expected, case) -> str | None:
+    if not isinstance(got, torch.Tensor):
+        return f"return a tensor of ids, got {type(got).__name__}"
+    B, T0 = case["idx"].shape
+    if tuple(got.shape) != tuple(expected.shape):
+        if got.dim() == 2 and got.shape[1] == expected.shape[1] - T0:
+            return "return the prompt followed by the new tokens, not only the new tokens"
+        if "eos_id" in case and got.dim() == 2 and got.shape[1] > expected.shape[1]:
+            return "stop early once every row has produced eos_id"
+        return f"output has shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
+    if not torch.equal(got.long(), expected):
+        rows = [b for b in range(B) if not torch.equal(got[b].long(), expected[b])]
+        return (f"row {rows[0]}: got {got[rows[0]].tolist()}, expected {expected[rows[0]].tolist()}"
+                + (" (after eos_id a row is padded with eos_id)" if "eos_id" in case else ""))
+    return None
+
+
+def _beam_cases(seed: int) -> list[dict]:
+    g = torch.Generator().manual_seed(seed + 20)
+    cases = []
+    settings = [  # (T0, V, n, beam_size, length_penalty, eos_id)
+        (1, 5, 4, 2, 1.0, None),
+        (2, 6, 5, 3, 0.0, None),
+        (1, 8, 6, 4, 1.0, 0),
+        (3, 5, 5, 1, 1.0, None),
+        (1, 7, 6, 3, 0.6, 2),
+        (1, 6, 7, 4, 2.0, 1),
+    ]
+    for T0, V, n, k, lp, eos in settings:
+        table = _table(g, T0 + n, V, scale=1.5)
+        if eos is not None:
+            table[:, :, eos] += 1.0  # make ending plausible
+        case = {"table": table, "idx": torch.randint(0, V, (1, T0), generator=g), "max_new_tokens": n,
+                "beam_size": k, "length_penalty": lp}
+        if eos is not None:
+            case["eos_id"] = eos
+        cases.append(case)
+    return cases
+
+
+def _true_score(case: dict, tokens: list[int]) -> float | None:
+    """The length-normalized log-probability of a generated continuation under the case's table model."""
+    table, idx, eos = case["table"], case["idx"], case.get("eos_id")
+    V = table.shape[-1]
+    if not tokens or any(not 0 <= t < V for t in tokens) or (eos is not None and eos in tokens[:-1]):
+        return None
+    seq = torch.cat([idx.long(), torch.tensor([tokens])], dim=1)  # (1, T0 + n)
+    logits = TableModel(table)(seq[:, :-1])[0, idx.shape[1] - 1 :].float()  # (n, V) the steps that chose tokens
+    log_probs = torch.log_softmax(logits.double(), dim=-1)
+    total = float(log_probs[torch.arange(len(tokens)), torch.tensor(tokens)].sum())
+    return total / len(tokens) ** case.get("length_penalty", 1.0)
+
+
+def _compare_beams(got, expected, case) -> str | None:
+    if not isinstance(got, (list, tuple)):
+        return f"return a list of (tokens, score) pairs, got {type(got).__name__}"
+    k = case["beam_size"]
+    if len(got) > k:
+        return f"you returned {len(got)} hypotheses; return at most beam_size={k}, best first"
+    try:
+        got = [([int(t) for t in tokens], float(score)) for tokens, score in got]
+    except (TypeError, ValueError):
+        return "each hypothesis must be a pair (list of token ids, float score)"
+    scores = [s for _, s in got]
+    if scores != sorted(scores, reverse=True):
+        return "sort the hypotheses best first (highest score first)"
+    for tokens, score in got:
+        true = _true_score(case, tokens)
+        if true is None:
+            return f"hypothesis {tokens} is not a valid continuation (ids out of range, or tokens after eos_id)"
+        if abs(true - score) > 1e-4:
+            return (f"hypothesis {tokens}: score {score:.5f}, but sum of log-probs / len ** length_penalty = "
+                    f"{true:.5f} (len counts the generated tokens, the eos included)")
+    if got and expected and got[0][1] > expected[0][1] + 1e-4:
+        return (f"your best hypothesis {got[0][0]} scores {got[0][1]:.4f}, better than a {k}-beam search can find "
+                f"({expected[0][1]:.4f}): your beam keeps K^2 candidates: keep only the best K")
+    if len(got) != len(expected):
+        return f"you returned {len(got)} hypotheses, expected {len(expected)}"
+    for i, ((gt, gs), (et, es)) in enumerate(zip(got, expected)):
+        if gt != et:
+            return f"hypothesis {i}: tokens {gt}, expected {et} (score {es:.4f})"
+        if abs(gs - es) > 1e-4:
+            return (f"hypothesis {i} {gt}: score {gs:.5f}, expected {es:.5f} = sum of log-probs / "
+                    f"len ** length_penalty (len counts the eos)")
+    return None
+
+
+EXERCISES = [
+    Exercise(
+        day=DAY, name="apply_temperature", grade_ids=("test_apply_temperature",),
+        make_cases=_temperature_cases, reference=decoding.apply_temperature, compare=_compare_temperature,
+        forbidden=(decoding.apply_temperature,),
+        description="logits / temperature",
+    ),
+    Exercise(
+        day=DAY, name="top_k_filter", grade_ids=("test_top_k_filter",),
+        make_cases=_top_k_cases, reference=decoding.top_k_filter, compare=_compare_filtered,
+        forbidden=(decoding.top_k_filter,),
+        description="keep the k largest logits of each row, -inf the rest",
+    ),
+    Exercise(
+        day=DAY, name="top_p_filter", grade_ids=("test_top_p_filter",),
+        make_cases=_top_p_cases, reference=decoding.top_p_filter, compare=_compare_filtered,
+        forbidden=(decoding.top_p_filter,),
+        description="nucleus: keep the smallest top set whose probability reaches p",
+    ),
+    Exercise(
+        day=DAY, name="greedy", grade_ids=("test_greedy",),
+        make_cases=_greedy_cases, reference=decoding.greedy, compare=_compare_greedy, wrap=_wrap_model,
+        forbidden=(decoding.greedy, decoding.sample, decoding.beam_search),
+        description="argmax decoding with eos padding and early stop",
+    ),
+    Exercise(
+        day=DAY, name="beam_search", grade_ids=("test_beam_search",),
+        make_cases=_beam_cases, reference=decoding.beam_search, compare=_compare_beams, wrap=_wrap_model,
+        forbidden=(decoding.beam_search, decoding.greedy, decoding.sample),
+        description="beam search with length penalty and eos, best hypotheses first",
+    ),
+]

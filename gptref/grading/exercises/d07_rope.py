@@ -1,0 +1,115 @@
+"""Day 7, position embeddings: the sinusoidal table, RoPE, and the relative form of RoPE's scores."""
+
+from __future__ import annotations
+
+import torch
+
+import gptref.positions as ref  # not `positions`: that is also rope's argument name
+from gptref.grading.spec import Exercise
+
+DAY = "07_rope"
+
+
+def _sinusoidal_cases(seed: int) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    sizes = [(1, 2), (16, 8), (50, 32), (7, 6)]
+    sizes.append((int(torch.randint(2, 200, (1,), generator=g)), 2 * int(torch.randint(1, 64, (1,), generator=g))))
+    return [{"n_positions": n, "d_model": d} for n, d in sizes]
+
+
+def _rope_cases(seed: int) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    cases = [
+        {"x": torch.randn(5, 4, generator=g, dtype=torch.float64)},
+        {"x": torch.randn(2, 9, 16, generator=g, dtype=torch.float64)},
+        {"x": torch.randn(2, 3, 6, 8, generator=g)},  # float32, (B, H, T, D)
+        {"x": torch.randn(3, 10, generator=g, dtype=torch.float64), "base": 100.0},
+    ]
+    # explicit positions: shifted, arbitrary order, large (float64 only)
+    x = torch.randn(4, 12, generator=g, dtype=torch.float64)
+    cases.append({"x": x, "positions": torch.randint(0, 4000, (4,), generator=g)})
+    x = torch.randn(2, 5, 6, generator=g)
+    cases.append({"x": x, "positions": torch.arange(5) + int(torch.randint(1, 300, (1,), generator=g))})
+    return cases
+
+
+def _score_cases(seed: int) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for shape, dist, dtype in [((8,), 3, torch.float64), ((4, 16), -5, torch.float64), ((2, 3, 32), 0, torch.float64),
+                               ((6, 8), 250, torch.float32), ((64,), 1000, torch.float64)]:
+        cases.append({"q": torch.randn(shape, generator=g, dtype=dtype), "k": torch.randn(shape, generator=g, dtype=dtype),
+                      "distance": dist})
+    cases.append({"q": torch.randn(3, 10, generator=g, dtype=torch.float64),
+                  "k": torch.randn(3, 10, generator=g, dtype=torch.float64),
+                  "distance": int(torch.randint(-100, 100, (1,), generator=g)), "base": 500.0})
+    return cases
+
+
+def _rope_reference(x, positions=None, base=10000.0):
+    return ref.rope(x, positions, base=base, interleaved=True)
+
+
+def _score_reference(q, k, distance, base=10000.0):
+    """<rope(q) at position m, rope(k) at position n> with m - n = distance, through the reference."""
+    n = 11
+    m = n + distance
+    if m < 0:  # keep both positions non-negative; only the difference matters
+        m, n = 0, -distance
+    rq = ref.rope(q[..., None, :], torch.tensor([m]), base=base)  # (..., 1, D)
+    rk = ref.rope(k[..., None, :], torch.tensor([n]), base=base)
+    return (rq * rk).sum(-1).squeeze(-1)  # (...)
+
+
+
+def _close(tol32: float):
+    def compare(got, expected, case) -> str | None:
+        if not isinstance(got, torch.Tensor):
+            return f"return a tensor, got {type(got).__name__}"
+        if tuple(got.shape) != tuple(expected.shape):
+            return f"shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
+        if got.dtype != expected.dtype:
+            return f"dtype {got.dtype}, expected {expected.dtype} (return the input's dtype)"
+        if not torch.isfinite(got).all():
+            return "the result has NaN or inf"
+        tol = tol32 if expected.dtype == torch.float32 else 1e-8
+        err = (got - expected).abs().max().item() if got.numel() else 0.0
+        scale = max(1.0, expected.abs().max().item() if expected.numel() else 1.0)
+        if err > tol * scale:
+            return f"max abs error {err:.3g} (tolerance {tol * scale:.1g})"
+        return None
+    return compare
+
+
+EXERCISES = [
+    Exercise(
+        day=DAY,
+        name="sinusoidal_positions",
+        grade_ids=("test_sinusoidal_positions",),
+        make_cases=_sinusoidal_cases,
+        reference=ref.sinusoidal_positions,
+        compare=_close(1e-5),
+        forbidden=(ref.sinusoidal_positions,),
+        description="(n, d) table: sin(p w_i) on even channels, cos(p w_i) on odd, w_i = 10000^(-2i/d)",
+    ),
+    Exercise(
+        day=DAY,
+        name="rope",
+        grade_ids=("test_rope",),
+        make_cases=_rope_cases,
+        reference=_rope_reference,
+        compare=_close(1e-4),
+        forbidden=(ref.rope, ref.rope_angles),
+        description="rotate channel pairs (2i, 2i+1) of x (..., T, D) by p * base^(-2i/D)",
+    ),
+    Exercise(
+        day=DAY,
+        name="rope_score",
+        grade_ids=("test_rope_score",),
+        make_cases=_score_cases,
+        reference=_score_reference,
+        compare=_close(1e-4),
+        forbidden=(ref.rope, ref.rope_angles),
+        description="q_m . k_n under RoPE computed from m - n alone",
+    ),
+]

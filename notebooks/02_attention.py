@@ -1,0 +1,443 @@
+"""Builds solutions/02_attention/02_attention.ipynb: attention, its masks, its three uses, and heads."""
+
+from tools.nbbuild import Notebook
+
+nb = Notebook("02_attention")
+
+nb.md(r"""
+# Day 2 — Attention and its three variants
+
+Attention is how one token gathers information from others. Every layer of a transformer does
+it, and the three architectures you will meet (encoder, decoder, encoder-decoder) differ mostly
+in **which** tokens may look at which. That "which" is a boolean mask.
+
+**Learning goals.** After this notebook you can
+
+1. write scaled dot-product attention and explain each factor of $\operatorname{softmax}(QK^\top/\sqrt{d})\,V$;
+2. build the causal mask and the padding mask, and combine them;
+3. say what a query whose keys are all masked must produce, and make your code produce it;
+4. use one attention function for encoder self-attention, decoder (causal) self-attention and
+   encoder-decoder cross-attention;
+5. split a model dimension into heads and merge it back.
+
+Convention used all course long (and by `torch.nn.functional.scaled_dot_product_attention`):
+a boolean mask is **True where a query may attend to a key**.
+""")
+
+nb.code(r"""
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+import gptref.attention as ref  # the course's reference implementation (used where an exercise is not about it)
+
+torch.manual_seed(0)
+""")
+
+nb.md(r"""
+## 1. The idea
+
+Each of $T_q$ queries $q_i \in \mathbb{R}^d$ scores each of $T_k$ keys $k_j \in \mathbb{R}^d$ by a dot
+product, the scores become weights by a softmax over the keys, and the output is the weighted
+average of the values $v_j$:
+
+$$s_{ij} = \frac{q_i \cdot k_j}{\sqrt{d}}, \qquad
+a_{ij} = \frac{e^{s_{ij}}}{\sum_{j'} e^{s_{ij'}}}, \qquad
+o_i = \sum_j a_{ij}\, v_j .$$
+
+In matrix form, with $Q \in \mathbb{R}^{T_q\times d}$, $K \in \mathbb{R}^{T_k\times d}$, $V \in \mathbb{R}^{T_k\times d_v}$:
+$O = \operatorname{softmax}(QK^\top/\sqrt d)\,V$, the softmax taken **along each row** (over the keys).
+
+**Why $\sqrt d$?** If the entries of $q$ and $k$ are independent with mean 0 and variance 1, then
+$q\cdot k$ is a sum of $d$ such products and has variance $d$. Dividing by $\sqrt d$ brings the
+scores back to variance 1, so the softmax does not saturate into a one-hot vector (whose
+gradient is almost zero) as $d$ grows.
+
+**Masks.** A mask $M_{ij} \in \{\text{True}, \text{False}\}$ removes key $j$ from query $i$'s
+softmax: set $s_{ij} = -\infty$ where $M_{ij}$ is False, so $e^{s_{ij}} = 0$. Two masks matter:
+
+* the **causal mask**: in a decoder, position $i$ may not see the future, so $M_{ij} = [\,j \le i\,]$,
+  a lower-triangular matrix;
+* the **padding mask**: sequences in a batch have different lengths and are padded to the longest;
+  no query may attend to a padding key, so $M_{b,j} = [\,\text{token } j \text{ of sequence } b \text{ is real}\,]$.
+
+Masks broadcast: a causal mask of shape $(T_q, T_k)$ and a padding mask of shape
+$(B, 1, 1, T_k)$ both apply to scores of shape $(B, H, T_q, T_k)$, and `&` combines them.
+""")
+
+nb.md(r"""
+## 2. A worked example
+
+Three tokens, $d = 2$. The second query points the same way as the third key, so it should
+put most of its weight there.
+""")
+
+nb.code(r"""
+q = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+k = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 2.0]])
+v = torch.tensor([[10.0, 0.0], [0.0, 10.0], [5.0, 5.0]])
+
+scores = q @ k.T / math.sqrt(2)          # (3, 3): row i = query i, column j = key j
+weights = torch.softmax(scores, dim=-1)  # each row sums to 1
+print("scores\n", scores)
+print("weights\n", weights.round(decimals=3))
+print("output\n", (weights @ v).round(decimals=2))
+
+out, w = ref.scaled_dot_product_attention(q[None], k[None], v[None], ref.causal_mask(3))
+print("with a causal mask, query 0 sees only key 0:\n", w[0].round(decimals=3))
+""")
+
+nb.md(r"""
+## 3. Exercises: the masks
+
+**Exercise 1 — causal mask.** Write `causal_mask(t_q, t_k=None)` returning a `(t_q, t_k)` bool tensor
+(`t_k` defaults to `t_q`). When `t_k > t_q`, the queries are the **last** `t_q` of the `t_k`
+positions (this happens when generating with a cache of earlier keys): query $i$ sits at
+position $t_k - t_q + i$ and may see keys $0, \dots, t_k - t_q + i$.
+""")
+
+nb.solution("causal_mask", r"""
+def causal_mask(t_q, t_k=None):
+    ### BEGIN SOLUTION
+    t_k = t_q if t_k is None else t_k
+    rows = torch.arange(t_q)[:, None] + (t_k - t_q)  # (t_q, 1): each query's position
+    cols = torch.arange(t_k)[None, :]                # (1, t_k): each key's position
+    return cols <= rows                              # (t_q, t_k)
+    ### END SOLUTION
+""")
+
+nb.tests("test_causal_mask", 1, r"""
+m = causal_mask(3)
+assert isinstance(m, torch.Tensor) and m.dtype == torch.bool, f"return a bool tensor, got {getattr(m, 'dtype', type(m))}"
+assert m.shape == (3, 3), f"causal_mask(3) should have shape (3, 3), got {tuple(m.shape)}"
+assert m[2, 0] and not m[0, 2], "True must be BELOW the diagonal (query i sees keys j <= i); yours is transposed"
+assert m.diagonal().all(), "a query may attend to its own position: the diagonal must be True"
+assert causal_mask(2, 4).tolist() == [[True, True, True, False], [True, True, True, True]], \
+    "with t_k > t_q the queries are the LAST t_q positions: causal_mask(2, 4) should be [[1,1,1,0],[1,1,1,1]]"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("02_attention", "causal_mask", causal_mask)
+### END HIDDEN TESTS
+""")
+
+nb.md(r"""
+**Exercise 2 — padding mask.** Write `padding_mask(key_is_token)`: from a `(B, T_k)` bool tensor,
+True where the token is real, return the `(B, 1, 1, T_k)` mask that broadcasts over heads and
+queries of `(B, H, T_q, T_k)` scores.
+""")
+
+nb.solution("padding_mask", r"""
+def padding_mask(key_is_token):
+    ### BEGIN SOLUTION
+    B, T_k = key_is_token.shape
+    return key_is_token.bool().reshape(B, 1, 1, T_k)  # (B, T_k) -> (B, 1, 1, T_k)
+    ### END SOLUTION
+""")
+
+nb.tests("test_padding_mask", 1, r"""
+is_token = torch.tensor([[True, True, False], [True, False, False]])
+m = padding_mask(is_token)
+assert m.shape == (2, 1, 1, 3), f"expected shape (B, 1, 1, T_k) = (2, 1, 1, 3), got {tuple(m.shape)}"
+assert m.dtype == torch.bool, f"return a bool mask, got {m.dtype}"
+assert m[1, 0, 0].tolist() == [True, False, False], "sequence 1 has one real token: its mask row should be [T, F, F]"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("02_attention", "padding_mask", padding_mask)
+### END HIDDEN TESTS
+""")
+
+nb.md(r"""
+## 4. Exercises: masked softmax and attention
+
+**What should a fully masked row give?** With padding on the *query* side, or a mask built
+from data, some query may be allowed to see **no** key at all. Then every score in its row is
+$-\infty$ and the softmax is $0/0$: `torch.softmax` returns NaN, and one NaN spreads through
+every later layer and into the loss. The convention here (and in gptref) is that such a row
+gets **all-zero weights**, hence a zero output.
+
+**Exercise 3 — masked softmax.** Write `masked_softmax(scores, mask)`: the softmax of `scores`
+over the last dimension, keeping only positions where the (broadcasting) bool `mask` is True;
+a row whose mask is all False must give zeros, not NaN. You may use `torch.softmax`.
+""")
+
+nb.solution("masked_softmax", r"""
+def masked_softmax(scores, mask):
+    ### BEGIN SOLUTION
+    mask = mask.expand_as(scores)
+    any_key = mask.any(dim=-1, keepdim=True)              # (..., T_q, 1)
+    scores = scores.masked_fill(~mask, float("-inf"))
+    scores = scores.masked_fill(~any_key, 0.0)            # finite, so no 0/0
+    return torch.softmax(scores, dim=-1).masked_fill(~any_key, 0.0)
+    ### END SOLUTION
+""")
+
+nb.tests("test_masked_softmax", 1, r"""
+s = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]])
+m = torch.tensor([[True, True, False], [False, False, False]])
+w = masked_softmax(s, m)
+assert w.shape == (2, 3), f"the weights keep the scores' shape (2, 3), got {tuple(w.shape)}"
+assert not torch.isnan(w).any(), "a fully masked row gave NaN: it must give all zeros"
+assert torch.equal(w[1], torch.zeros(3)), f"the fully masked row should be all zeros, got {w[1].tolist()}"
+assert w[0, 2] == 0, "a masked key must get weight exactly 0"
+assert torch.allclose(w[0, :2], torch.softmax(torch.tensor([1.0, 2.0]), -1)), \
+    "the unmasked keys' weights should be the softmax over those keys only"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("02_attention", "masked_softmax", masked_softmax)
+### END HIDDEN TESTS
+""")
+
+nb.md(r"""
+**Exercise 4 — scaled dot-product attention.** Write `scaled_dot_product_attention(q, k, v, mask=None)`
+for 3-D `(B, T, D)` or 4-D `(B, H, T, D)` inputs, returning `(output, weights)` with output
+`(..., T_q, D_v)` and weights `(..., T_q, T_k)`; a fully masked row gives zero weights and a zero
+output. Do not call `torch.nn.functional.scaled_dot_product_attention` (or `ref`'s): the point
+is to write it. You may call your `masked_softmax`.
+""")
+
+nb.solution("sdpa", r"""
+def scaled_dot_product_attention(q, k, v, mask=None):
+    ### BEGIN SOLUTION
+    d = q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (..., T_q, T_k)
+    if mask is None:
+        weights = torch.softmax(scores, dim=-1)
+    else:
+        mask = mask.expand_as(scores)
+        any_key = mask.any(dim=-1, keepdim=True)      # (..., T_q, 1)
+        scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~any_key, 0.0)
+        weights = torch.softmax(scores, dim=-1).masked_fill(~any_key, 0.0)
+    return weights @ v, weights                      # (..., T_q, D_v), (..., T_q, T_k)
+    ### END SOLUTION
+""")
+
+nb.tests("test_sdpa", 2, r"""
+torch.manual_seed(1)
+q, k, v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 6)
+out, w = scaled_dot_product_attention(q, k, v)
+assert out.shape == (2, 3, 6), f"output should be (B, T_q, D_v) = (2, 3, 6), got {tuple(out.shape)}"
+assert w.shape == (2, 3, 5), f"weights should be (B, T_q, T_k) = (2, 3, 5), got {tuple(w.shape)}"
+assert torch.allclose(w.sum(-1), torch.ones(2, 3), atol=1e-5), \
+    "each row of the weights must sum to 1: take the softmax over the LAST dimension (the keys)"
+by_hand = torch.softmax(q @ k.transpose(1, 2) / 2.0, dim=-1)  # sqrt(D) = sqrt(4) = 2
+unscaled = torch.softmax(q @ k.transpose(1, 2), dim=-1)
+assert not torch.allclose(w, unscaled, atol=1e-4) or torch.allclose(w, by_hand), "divide the scores by sqrt(D)"
+assert torch.allclose(w, by_hand, atol=1e-5), "weights differ from softmax(q k^T / sqrt(D))"
+assert torch.allclose(out, by_hand @ v, atol=1e-5), "output should be weights @ v"
+mask = torch.tensor([[False] * 5, [True, True, False, False, False], [True] * 5])  # (T_q, T_k)
+out, w = scaled_dot_product_attention(q, k, v, mask)
+assert not torch.isnan(out).any(), "a fully masked query row gave NaN; it must give zeros"
+assert torch.equal(out[:, 0], torch.zeros(2, 6)), "the fully masked query must get a zero output"
+assert (w[:, 1, 2:] == 0).all(), "masked keys must get weight exactly 0"
+q4 = torch.randn(2, 3, 4, 8)  # (B, H, T, D)
+out4, w4 = scaled_dot_product_attention(q4, q4, q4)
+assert out4.shape == (2, 3, 4, 8) and w4.shape == (2, 3, 4, 4), "4-D (B, H, T, D) inputs must work too"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("02_attention", "scaled_dot_product_attention", scaled_dot_product_attention)
+### END HIDDEN TESTS
+""")
+
+nb.written("q_masked_row", 1, r"""
+**Question.** A query whose keys are *all* masked: why is "all-zero weights, zero output" the
+right answer, rather than NaN, or uniform weights $1/T_k$ over the masked keys? Think of where
+such rows occur (padding queries, batched data) and what each choice does to the next layer and
+to the gradient.
+""", answer=r"""
+Such rows come from positions that should not exist for the model (a padding query, or a
+query whose allowed keys were all removed). NaN is contagious: it propagates through every
+later matmul into the loss and the gradients, destroying the whole batch, even though the
+row itself is never used. Uniform weights would quietly mix in the values of keys the mask
+says must not be seen (padding, or future tokens), leaking information. Zero weights give a
+zero output: finite, independent of the forbidden keys, and with zero gradient to them; the
+position is then ignored by the loss (its label is masked) so nothing else changes.
+""")
+
+nb.md(r"""
+## 5. One function, three uses
+
+A transformer layer projects its input into queries, keys and values with three matrices
+$W_Q, W_K, W_V$ and attends. What changes between the three variants is only **where the
+queries and the keys come from** and **which mask** is used:
+
+| variant | queries from | keys/values from | mask |
+|---|---|---|---|
+| encoder self-attention (BERT) | the sequence $x$ | the same $x$ | padding of $x$ |
+| decoder self-attention (GPT) | the sequence $y$ | the same $y$ | causal **and** padding of $y$ |
+| cross-attention (encoder-decoder) | the decoder's $y$ | the encoder's $x$ | padding of $x$ |
+
+The exercises below are single-head and 3-D: `x` is `(B, T, C)`, each weight matrix is `(C, D)`,
+so scores are `(B, T_q, T_k)` and a padding mask for them has shape `(B, 1, T_k)`
+(`key_is_token[:, None, :]`). Each returns `(output, weights)`. Use the reference
+`ref.scaled_dot_product_attention` and `ref.causal_mask` here, so that these exercises are
+graded on their own.
+""")
+
+nb.solution("encoder_self_attention", r"""
+def encoder_self_attention(x, x_is_token, w_q, w_k, w_v):
+    ### BEGIN SOLUTION
+    mask = x_is_token[:, None, :]  # (B, 1, T): no query sees padding keys
+    return ref.scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v, mask)
+    ### END SOLUTION
+""")
+
+nb.tests("test_encoder_self_attention", 1, r"""
+torch.manual_seed(2)
+x, W = torch.randn(2, 4, 6), [torch.randn(6, 3) for _ in range(3)]
+is_token = torch.tensor([[True, True, True, True], [True, True, False, False]])
+out, w = encoder_self_attention(x, is_token, *W)
+assert out.shape == (2, 4, 3) and w.shape == (2, 4, 4), f"expected (2, 4, 3) and (2, 4, 4), got {tuple(out.shape)}, {tuple(w.shape)}"
+assert (w[1, :, 2:] == 0).all(), "no query may attend to a padding key: the padding mask is missing"
+assert (w[0, 0, 1:] > 0).all(), "an encoder sees the whole sequence, future tokens included: do not use a causal mask"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("02_attention", "encoder_self_attention", encoder_self_attention)
+### END HIDDEN TESTS
+""")
+
+nb.solution("decoder_self_attention", r"""
+def decoder_self_attention(y, y_is_token, w_q, w_k, w_v):
+    ### BEGIN SOLUTION
+    T = y.shape[1]
+    mask = ref.causal_mask(T) & y_is_token[:, None, :]  # (T, T) & (B, 1, T) -> (B, T, T)
+    return ref.scaled_dot_product_attention(y @ w_q, y @ w_k, y @ w_v, mask)
+    ### END SOLUTION
+""")
+
+nb.tests("test_decoder_self_attention", 1, r"""
+torch.manual_seed(3)
+y, W = torch.randn(2, 4, 6), [torch.randn(6, 3) for _ in range(3)]
+is_token = torch.tensor([[True, True, True, True], [True, True, True, False]])
+out, w = decoder_self_attention(y, is_token, *W)
+assert out.shape == (2, 4, 3) and w.shape == (2, 4, 4), f"expected (2, 4, 3) and (2, 4, 4), got {tuple(out.shape)}, {tuple(w.shape)}"
+assert (w[0].triu(1) == 0).all(), "a decoder token may not see later tokens: the causal mask is missing"
+assert (w[1, :, 3] == 0).all(), "no query may attend to a padding key: the padding mask is missing"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("02_attention", "decoder_self_attention", decoder_self_attention)
+### END HIDDEN TESTS
+""")
+
+nb.solution("cross_attention", r"""
+def cross_attention(y, x, x_is_token, w_q, w_k, w_v):
+    ### BEGIN SOLUTION
+    mask = x_is_token[:, None, :]  # (B, 1, S): the encoder's padding
+    return ref.scaled_dot_product_attention(y @ w_q, x @ w_k, x @ w_v, mask)
+    ### END SOLUTION
+""")
+
+nb.tests("test_cross_attention", 1, r"""
+torch.manual_seed(4)
+y, x, W = torch.randn(2, 3, 6), torch.randn(2, 5, 6), [torch.randn(6, 4) for _ in range(3)]
+is_token = torch.tensor([[True] * 5, [True, True, False, False, False]])
+out, w = cross_attention(y, x, is_token, *W)
+assert w.shape == (2, 3, 5), f"weights should be (B, T_decoder, T_encoder) = (2, 3, 5), got {tuple(w.shape)}"
+assert out.shape == (2, 3, 4), f"output should be (B, T_decoder, D) = (2, 3, 4), got {tuple(out.shape)}"
+assert (w[1, :, 2:] == 0).all(), "decoder queries must not attend to the encoder's padding"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("02_attention", "cross_attention", cross_attention)
+### END HIDDEN TESTS
+""")
+
+nb.md(r"""
+### Seeing the three masks
+
+One batch element with padding: a 6-token encoder input of which 4 are real, and a 5-token
+decoder input of which 4 are real. Dark cells are zero weight. Look for the blank padding
+columns in all three, the triangle in the decoder, and the rectangular (5 by 6) cross-attention.
+""")
+
+nb.code(r"""
+torch.manual_seed(5)
+C, D = 8, 8
+W = [torch.randn(C, D) / math.sqrt(C) for _ in range(3)]
+x, y = torch.randn(1, 6, C), torch.randn(1, 5, C)
+x_is_token = torch.tensor([[True, True, True, True, False, False]])
+y_is_token = torch.tensor([[True, True, True, True, False]])
+
+panels = [
+    ("encoder self-attention", encoder_self_attention(x, x_is_token, *W)[1]),
+    ("decoder self-attention", decoder_self_attention(y, y_is_token, *W)[1]),
+    ("cross-attention", cross_attention(y, x, x_is_token, *W)[1]),
+]
+fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+for ax, (title, w) in zip(axes, panels):
+    im = ax.imshow(w[0].detach(), vmin=0, vmax=1, cmap="viridis")
+    ax.set_title(title)
+    ax.set_xlabel("key position")
+    ax.set_ylabel("query position")
+fig.colorbar(im, ax=axes, shrink=0.8, label="attention weight")
+fig.savefig("attention_heatmaps.png", dpi=100)
+plt.show()
+""")
+
+nb.md(r"""
+## 6. Heads
+
+Multi-head attention runs $H$ attentions side by side, each on its own $D = C/H$ channels, so
+that different heads can look for different things. In practice one big projection makes all
+heads at once, `(B, T, C)`, and we **split** it: view the channels as `(H, D)` and move the head
+axis before time, giving `(B, H, T, D)` — head $h$ gets channels $hD, \dots, hD + D - 1$.
+Attention then works on the last two dimensions for every (batch, head) pair. **Merging** is the
+inverse: `(B, H, T, D)` back to `(B, T, H\cdot D)`. A plain `reshape` without moving the head
+axis mixes time steps and heads: the shapes come out right and the values are wrong.
+
+**Exercise 5.** Write `split_heads(x, n_heads)` and `merge_heads(x)`.
+""")
+
+nb.solution("split_heads", r"""
+def split_heads(x, n_heads):
+    ### BEGIN SOLUTION
+    B, T, C = x.shape
+    return x.view(B, T, n_heads, C // n_heads).transpose(1, 2)  # (B, T, H, D) -> (B, H, T, D)
+    ### END SOLUTION
+""")
+
+nb.tests("test_split_heads", 1, r"""
+x = torch.arange(2 * 3 * 4.0).reshape(1, 2, 12)  # B=1, T=2, C=12
+h = split_heads(x, 3)
+assert h.shape == (1, 3, 2, 4), f"split_heads((1, 2, 12), 3) should be (B, H, T, D) = (1, 3, 2, 4), got {tuple(h.shape)}"
+assert h[0, 1, 0].tolist() == [4.0, 5.0, 6.0, 7.0], \
+    f"head 1 at time 0 should hold channels 4..7 of token 0, got {h[0, 1, 0].tolist()} (move the head axis, do not just reshape)"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("02_attention", "split_heads", split_heads)
+### END HIDDEN TESTS
+""")
+
+nb.solution("merge_heads", r"""
+def merge_heads(x):
+    ### BEGIN SOLUTION
+    B, H, T, D = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * D)  # (B, H, T, D) -> (B, T, H, D) -> (B, T, H*D)
+    ### END SOLUTION
+""")
+
+nb.tests("test_merge_heads", 1, r"""
+h = torch.arange(24.0).reshape(1, 3, 2, 4)  # B=1, H=3, T=2, D=4
+m = merge_heads(h)
+assert m.shape == (1, 2, 12), f"merge_heads((1, 3, 2, 4)) should be (B, T, H*D) = (1, 2, 12), got {tuple(m.shape)}"
+assert m[0, 0, 4:8].tolist() == h[0, 1, 0].tolist(), \
+    "channels 4..7 of token 0 should come from head 1 at time 0 (move the head axis back before reshaping)"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("02_attention", "merge_heads", merge_heads)
+### END HIDDEN TESTS
+""")
+
+nb.md(r"""
+## Summary
+
+* Attention is $\operatorname{softmax}(QK^\top/\sqrt d)\,V$: the softmax runs over the keys, and
+  $\sqrt d$ keeps the scores at unit scale.
+* A bool mask (True = may attend) removes keys by setting their scores to $-\infty$; a row with
+  no key left gives zeros, never NaN.
+* Encoder, decoder and encoder-decoder models use the same attention with different sources
+  of keys and different masks: padding; causal and padding; the encoder's padding.
+* Heads are a reshape and a transpose of the channel dimension, undone before the output
+  projection. Day 9 assembles all of this, through `gptref.attention.MultiHeadAttention`, into a GPT block.
+""")
+
+nb.save()

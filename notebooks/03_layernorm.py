@@ -1,0 +1,352 @@
+"""Builds solutions/03_layernorm/03_layernorm.ipynb: layer normalization, its backward pass, RMSNorm."""
+
+from tools.nbbuild import Notebook
+
+nb = Notebook("03_layernorm")
+
+nb.md(r"""
+# Day 3 — Layer normalization
+
+A transformer is a tall stack of blocks that each *add* something to a running vector, the
+residual stream. Without care, the scale of that vector drifts from layer to layer and training
+becomes fragile. Layer normalization (Ba, Kiros & Hinton, 2016) rescales each vector to a fixed
+mean and spread before it is used; it sits in every block of GPT.
+
+**Learning goals.** After this notebook you can
+
+1. write layer normalization's forward pass and say why it uses the *biased* variance and an $\varepsilon$;
+2. derive its backward pass by hand and check it against autograd;
+3. write RMSNorm, the cheaper variant used by Llama and many recent models;
+4. explain, from a measurement, why GPT-2 moved the norm *before* each sub-layer (pre-norm).
+""")
+
+nb.md(r"""
+## 1. The idea
+
+Take one vector $x \in \mathbb{R}^d$ (one token's activations; a batch is normalized row by row,
+over the **last** dimension only). Layer norm computes its mean and its variance,
+
+$$\mu = \frac{1}{d}\sum_{j=1}^{d} x_j, \qquad \sigma^2 = \frac{1}{d}\sum_{j=1}^{d} (x_j - \mu)^2,$$
+
+then standardizes and applies a learned per-channel scale $\gamma$ (`weight`) and shift $\beta$ (`bias`):
+
+$$\hat x_j = \frac{x_j - \mu}{\sqrt{\sigma^2 + \varepsilon}}, \qquad y_j = \gamma_j \hat x_j + \beta_j .$$
+
+Three details matter and are easy to get wrong:
+
+* **Biased variance.** We divide by $d$, not $d-1$. We are not estimating the variance of a
+  population from a sample; we are rescaling *this* vector so that its own mean square is one.
+  `torch.var` divides by $d-1$ unless told `unbiased=False` (or `correction=0`).
+* **$\varepsilon$ inside the square root.** A constant row has $\sigma^2 = 0$; without
+  $\varepsilon$ (PyTorch's default is $10^{-5}$) it gives $0/0$.
+* **Per row, not per batch.** Batch norm averages over the batch; layer norm never mixes tokens,
+  so it behaves the same at training and inference time and for a batch of one.
+
+Since $\hat x$ has mean 0 and mean square 1 (up to $\varepsilon$), every row enters the next
+layer at the same scale, whatever happened upstream; $\gamma$ and $\beta$ let the model undo the
+standardization where it helps.
+""")
+
+nb.md(r"""
+## 2. A worked example
+
+One row, $x = (1, 2, 3, 6)$: $\mu = 3$, deviations $(-2, -1, 0, 3)$, $\sigma^2 = (4+1+0+9)/4 = 3.5$,
+so $\hat x \approx (-1.069, -0.535, 0, 1.604)$. The cell below does the same with torch's built-in
+`F.layer_norm` (which you will now write yourself).
+""")
+
+nb.code(r"""
+import math
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+torch.manual_seed(0)
+x = torch.tensor([[1.0, 2.0, 3.0, 6.0]])
+mu = x.mean(-1, keepdim=True)
+var = ((x - mu) ** 2).mean(-1, keepdim=True)
+print("by hand   :", ((x - mu) / torch.sqrt(var + 1e-5)).tolist())
+print("F.layer_norm:", F.layer_norm(x, (4,)).tolist())
+""")
+
+nb.md(r"""
+## Exercise 1 — the forward pass (2 points)
+
+Write `layer_norm(x, weight=None, bias=None, eps=1e-5)`: normalize over the last dimension of `x`
+(any number of leading dimensions), then multiply by `weight` and add `bias` when they are given
+(each of shape `(d,)`). Return a tensor of `x`'s shape and dtype.
+
+You may use tensor arithmetic, `mean`, `sum`, `sqrt`/`rsqrt`; you may **not** call
+`F.layer_norm`, `nn.LayerNorm` or `gptref.norms.layer_norm` (the hidden tests check).
+""")
+
+nb.solution("layer_norm", r'''
+def layer_norm(x, weight=None, bias=None, eps=1e-5):
+    """Normalize x over its last dimension to mean 0 and variance 1, then scale and shift."""
+    ### BEGIN SOLUTION
+    mean = x.mean(dim=-1, keepdim=True)                   # (..., 1)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)    # biased: divide by d, (..., 1)
+    y = (x - mean) / torch.sqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+    ### END SOLUTION
+''')
+
+nb.tests("test_layer_norm", 2, r'''
+torch.manual_seed(1)
+_x = torch.randn(5, 12, dtype=torch.float64) * 3 + 2
+_out = layer_norm(_x)
+assert isinstance(_out, torch.Tensor), f"layer_norm should return a tensor, got {type(_out).__name__}"
+assert _out.shape == _x.shape, f"output shape {tuple(_out.shape)} should equal the input shape {tuple(_x.shape)}"
+assert torch.allclose(_out.mean(-1), torch.zeros(5, dtype=torch.float64), atol=1e-6), \
+    "each row of the output should have mean 0: normalize over the last dimension (dim=-1, keepdim=True)"
+_mu = _x.mean(-1, keepdim=True)
+_unbiased = (_x - _mu) / torch.sqrt(_x.var(-1, unbiased=True, keepdim=True) + 1e-5)
+assert not torch.allclose(_out, _unbiased, atol=1e-7), \
+    "your variance is unbiased: use unbiased=False / divide by N (the size of the last dimension)"
+_no_eps = (_x - _mu) / _x.var(-1, unbiased=False, keepdim=True).sqrt()
+assert not torch.allclose(_out, _no_eps, atol=1e-9, rtol=0), "you forgot eps: add it to the variance before the square root"
+assert torch.allclose(_out, F.layer_norm(_x, (12,)), atol=1e-7), \
+    f"max abs error {(_out - F.layer_norm(_x, (12,))).abs().max():.3g} against F.layer_norm"
+_c = layer_norm(torch.full((2, 6), 3.0))
+assert torch.isfinite(_c).all(), "a constant row gives NaN or inf: you forgot eps (add it to the variance before the square root)"
+_w, _b = torch.randn(12, dtype=torch.float64), torch.randn(12, dtype=torch.float64)
+assert torch.allclose(layer_norm(_x, _w, _b), F.layer_norm(_x, (12,), _w, _b), atol=1e-7), \
+    "with weight and bias: y = x_hat * weight + bias (multiply first, then add)"
+_x3 = torch.randn(2, 3, 8)
+assert torch.allclose(layer_norm(_x3, eps=1e-2), F.layer_norm(_x3, (8,), eps=1e-2), atol=1e-5), \
+    "use the eps argument you are given, and accept any number of leading dimensions"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("03_layernorm", "layer_norm", layer_norm)
+### END HIDDEN TESTS
+''')
+
+nb.md(r"""
+## 3. The backward pass by hand
+
+Autograd will differentiate layer norm for us, but deriving the gradient once shows why
+normalization is *not* just "divide by a constant": $\mu$ and $\sigma$ depend on every $x_j$.
+
+Write $r = (\sigma^2 + \varepsilon)^{-1/2}$ and let $g = \partial L/\partial y$ be the incoming
+gradient. The learned parameters are easy, summing over every leading (batch, time) position:
+
+$$\frac{\partial L}{\partial \gamma_j} = \sum_{\text{rows}} g_j \hat x_j, \qquad
+\frac{\partial L}{\partial \beta_j} = \sum_{\text{rows}} g_j .$$
+
+For the input, let $h_j = g_j \gamma_j$ (the gradient with respect to $\hat x_j$). Using
+$\partial \mu / \partial x_i = 1/d$ and $\partial \sigma^2 / \partial x_i = 2 (x_i - \mu)/d$,
+the chain rule through $\hat x_j = (x_j - \mu) r$ collapses to
+
+$$\frac{\partial L}{\partial x_i} = r \left( h_i - \frac{1}{d}\sum_j h_j - \hat x_i \,\frac{1}{d}\sum_j h_j \hat x_j \right).$$
+
+Read it as: take the gradient, remove its mean (the output cannot change by a shift of $x$)
+and remove its component along $\hat x$ (nor by a rescaling of $x$), then scale by $r$.
+A check follows: $\sum_i \partial L / \partial x_i = 0$ for every row.
+""")
+
+nb.md(r"""
+## Exercise 2 — the backward pass (3 points)
+
+Write `layer_norm_backward(grad_out, x, weight, eps=1e-5)` returning the tuple
+`(grad_x, grad_weight, grad_bias)` for `y = layer_norm(x, weight, bias, eps)`, where `grad_out`
+is $\partial L/\partial y$ (same shape as `x`) and `weight` has shape `(d,)`. `grad_weight` and
+`grad_bias` have shape `(d,)`: sum over all leading dimensions.
+
+Use the formula above; do not call autograd (`.backward()`, `torch.autograd.grad`) — the tests
+use it to check you.
+""")
+
+nb.solution("layer_norm_backward", r'''
+def layer_norm_backward(grad_out, x, weight, eps=1e-5):
+    """Gradients (grad_x, grad_weight, grad_bias) of layer norm, from the chain rule."""
+    ### BEGIN SOLUTION
+    mean = x.mean(dim=-1, keepdim=True)                                      # (..., 1)
+    r = 1.0 / torch.sqrt(((x - mean) ** 2).mean(dim=-1, keepdim=True) + eps)  # (..., 1)
+    x_hat = (x - mean) * r                                                   # (..., d)
+    h = grad_out * weight                                                    # dL/dx_hat, (..., d)
+    grad_x = r * (h - h.mean(dim=-1, keepdim=True) - x_hat * (h * x_hat).mean(dim=-1, keepdim=True))
+    leading = tuple(range(x.dim() - 1))
+    grad_weight = (grad_out * x_hat).sum(dim=leading)                        # (d,)
+    grad_bias = grad_out.sum(dim=leading)                                    # (d,)
+    return grad_x, grad_weight, grad_bias
+    ### END SOLUTION
+''')
+
+nb.tests("test_layer_norm_backward", 3, r'''
+torch.manual_seed(2)
+_x = (torch.randn(4, 3, 10, dtype=torch.float64) * 2 + 1).requires_grad_(True)
+_w = torch.randn(10, dtype=torch.float64, requires_grad=True)
+_b = torch.randn(10, dtype=torch.float64, requires_grad=True)
+_g = torch.randn(4, 3, 10, dtype=torch.float64)
+_dx, _dw, _db = torch.autograd.grad(F.layer_norm(_x, (10,), _w, _b), (_x, _w, _b), _g)
+_res = layer_norm_backward(_g, _x.detach(), _w.detach())
+assert isinstance(_res, tuple) and len(_res) == 3, "return a tuple (grad_x, grad_weight, grad_bias)"
+_gx, _gw, _gb = _res
+assert _gw.shape == (10,) and _gb.shape == (10,), \
+    f"grad_weight and grad_bias must have shape (d,) = (10,), got {tuple(_gw.shape)} and {tuple(_gb.shape)}: sum over all leading dimensions"
+assert torch.allclose(_gb, _db), "grad_bias is wrong: it is grad_out summed over every leading dimension"
+assert torch.allclose(_gw, _dw), "grad_weight is wrong: it is (grad_out * x_hat) summed over every leading dimension"
+assert _gx.shape == _x.shape, f"grad_x must have x's shape {tuple(_x.shape)}, got {tuple(_gx.shape)}"
+assert torch.allclose(_gx.sum(-1), torch.zeros(4, 3, dtype=torch.float64), atol=1e-9), \
+    "each row of grad_x should sum to 0: did you forget the term that comes through the mean?"
+assert torch.allclose(_gx, _dx, atol=1e-9), \
+    f"grad_x differs from autograd by up to {(_gx - _dx).abs().max():.3g}: check the term through the variance"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("03_layernorm", "layer_norm_backward", layer_norm_backward)
+### END HIDDEN TESTS
+''')
+
+nb.md(r"""
+## 4. RMSNorm
+
+Zhang & Sennrich (2019) observed that the re-centring of layer norm contributes little; dropping
+it saves a reduction and the bias. RMSNorm divides by the root mean square and keeps only a scale:
+
+$$y_j = \gamma_j \, \frac{x_j}{\sqrt{\frac{1}{d}\sum_{k} x_k^2 + \varepsilon}} .$$
+
+Llama, Mistral and most recent open models use it (with $\varepsilon \approx 10^{-6}$).
+Note what it does *not* guarantee: the output's mean is not zero.
+
+## Exercise 3 — RMSNorm (1 point)
+
+Write `rms_norm(x, weight=None, eps=1e-6)` over the last dimension. Do not call `F.rms_norm`,
+`nn.RMSNorm` or `gptref.norms.rms_norm`.
+""")
+
+nb.solution("rms_norm", r'''
+def rms_norm(x, weight=None, eps=1e-6):
+    """Divide x by the root mean square of its last dimension, then scale by weight."""
+    ### BEGIN SOLUTION
+    y = x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)  # (..., d)
+    return y if weight is None else y * weight
+    ### END SOLUTION
+''')
+
+nb.tests("test_rms_norm", 1, r'''
+torch.manual_seed(3)
+_x = torch.randn(6, 16, dtype=torch.float64) * 2 + 1
+_out = rms_norm(_x)
+assert _out.shape == _x.shape, f"output shape {tuple(_out.shape)} should equal the input shape {tuple(_x.shape)}"
+_centred = (_x - _x.mean(-1, keepdim=True))
+_centred = _centred / torch.sqrt((_centred ** 2).mean(-1, keepdim=True) + 1e-6)
+assert not torch.allclose(_out, _centred, atol=1e-6), "RMSNorm does not subtract the mean: divide x itself by its root mean square"
+_ref = _x / torch.sqrt((_x ** 2).mean(-1, keepdim=True) + 1e-6)
+assert torch.allclose((_out ** 2).mean(-1), torch.ones(6, dtype=torch.float64), atol=1e-4), \
+    "each output row should have mean square 1: divide by sqrt(mean(x**2)) over the last dimension"
+assert torch.allclose(_out, _ref, atol=1e-9), f"max abs error {(_out - _ref).abs().max():.3g}"
+assert torch.isfinite(rms_norm(torch.zeros(2, 4))).all(), "an all-zero row gives NaN: you forgot eps"
+_w = torch.randn(16, dtype=torch.float64)
+assert torch.allclose(rms_norm(_x, _w), _ref * _w, atol=1e-9), "multiply by weight after normalizing"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("03_layernorm", "rms_norm", rms_norm)
+### END HIDDEN TESTS
+''')
+
+nb.md(r"""
+## 5. Where the norm goes: post-norm against pre-norm
+
+The original transformer normalizes *after* adding the sub-layer's output (post-norm); GPT-2 and
+almost every model since normalize the sub-layer's *input* and leave the residual path untouched
+(pre-norm):
+
+$$\text{post-norm: } x_{l+1} = \mathrm{LN}\big(x_l + F_l(x_l)\big), \qquad
+\text{pre-norm: } x_{l+1} = x_l + F_l\big(\mathrm{LN}(x_l)\big).$$
+
+The experiment below builds a stack of 48 randomly initialized MLP blocks (He initialization,
+so each block's update is about as large as its input) both ways, pushes a
+batch through, back-propagates a simple loss, and records, per layer, the size of the residual
+stream and the gradient norm of that layer's first weight matrix. It uses the reference
+`gptref.norms.layer_norm`, so it runs even before your exercises pass. (A few seconds.)
+""")
+
+nb.code(r"""
+from gptref.norms import layer_norm as ref_layer_norm
+
+torch.set_num_threads(1)  # the matrices here are tiny: extra threads only add overhead
+
+def residual_stack_statistics(placement, depth=48, d=64, n=256, seed=0):
+    # per layer: RMS of the residual stream and the gradient norm of that block's first weight
+    torch.manual_seed(seed)
+    blocks = [nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d)) for _ in range(depth)]
+    for block in blocks:              # He initialization: each block's update is about as large as its input
+        for linear in (block[0], block[2]):
+            nn.init.normal_(linear.weight, std=math.sqrt(2.0 / linear.in_features))
+            nn.init.zeros_(linear.bias)
+    x = torch.randn(n, d)
+    rms = []
+    for block in blocks:
+        if placement == "post":
+            x = ref_layer_norm(x + block(x))
+        else:
+            x = x + block(ref_layer_norm(x))
+        rms.append(x.pow(2).mean().sqrt().item())
+    out = ref_layer_norm(x) if placement == "pre" else x      # GPT-2 adds a final norm after a pre-norm stack
+    loss = (out @ torch.randn(d, 1, generator=torch.Generator().manual_seed(1))).pow(2).mean()
+    loss.backward()
+    grads = [block[0].weight.grad.norm().item() for block in blocks]
+    return rms, grads
+
+stats = {p: residual_stack_statistics(p) for p in ("post", "pre")}
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+for p, (rms, grads) in stats.items():
+    axes[0].plot(range(1, len(rms) + 1), rms, label=f"{p}-norm")
+    axes[1].semilogy(range(1, len(grads) + 1), grads, label=f"{p}-norm")
+axes[0].set(xlabel="layer", ylabel="RMS of the residual stream", title="activations")
+axes[1].set(xlabel="layer", ylabel="||dL/dW|| (first linear)", title="gradients at initialization")
+for ax in axes:
+    ax.legend()
+fig.tight_layout()
+plt.savefig("prenorm_vs_postnorm.png", dpi=100)
+plt.show()
+for p, (rms, grads) in stats.items():
+    print(f"{p}-norm: residual RMS layer 1 {rms[0]:.2f} -> layer 48 {rms[-1]:.2f}; "
+          f"grad norm layer 1 {grads[0]:.3g}, layer 48 {grads[-1]:.3g}")
+""")
+
+nb.md(r"""
+What to see. In **post-norm** the stream is re-standardized after every block (its RMS stays
+at 1), but a gradient on its way down passes through every norm above it, and the layers near
+the output receive gradients several times larger than the early ones. Xiong et al. (2020)
+trace the need for a learning-rate warm-up in post-norm transformers to these large gradients
+near the output. In **pre-norm** the residual path is an identity from the loss to every layer,
+so the gradient norms stay within a factor of about two across depth, while the stream itself grows with depth (roughly
+like $\sqrt{l}$: each block adds an update of about unit size and uncorrelated with the stream).
+That growth is harmless because every block reads a normalized copy — and it is why GPT-2 puts
+one more layer norm after its last block.
+""")
+
+nb.written("q_prenorm", 1, r"""
+**Question.** Using the two plots, explain in a few sentences why a pre-norm stack needs a
+final layer norm after its last block, and why a post-norm stack does not. What would you expect
+to happen to the residual stream's RMS in the pre-norm stack if it had 480 layers instead of 48?
+""", answer=r"""
+In pre-norm nothing normalizes the residual stream itself: each block adds an update computed
+from a normalized copy, so the stream's RMS grows with depth (roughly like the square root of the
+number of blocks when the updates are uncorrelated) and the output head would see an
+un-normalized vector; the final LN fixes its scale. In post-norm the last operation of every
+block is already a layer norm. With 480 layers the pre-norm RMS keeps growing (about sqrt(10)
+times larger than at 48 if the growth is like sqrt(L)), which is why deep pre-norm models scale
+down their residual-branch initialization (GPT-2 scales by 1/sqrt(2 * n_layer)).
+""")
+
+nb.md(r"""
+## Summary
+
+* Layer norm standardizes each vector over its own features: $\hat x = (x-\mu)/\sqrt{\sigma^2+\varepsilon}$
+  with the **biased** variance and $\varepsilon$ **inside** the root, then $y = \gamma \hat x + \beta$.
+* Its gradient removes from the incoming gradient its mean and its component along $\hat x$:
+  $\partial L/\partial x = r\,(h - \overline{h} - \hat x\,\overline{h \hat x})$, which you checked against autograd.
+* RMSNorm drops the centring and the bias: $y = \gamma\, x/\sqrt{\overline{x^2}+\varepsilon}$.
+* Pre-norm keeps an identity path for gradients through the whole stack and needs one final norm;
+  that is the arrangement of GPT-2 and of the model you will build on day 9.
+""")
+
+nb.save()

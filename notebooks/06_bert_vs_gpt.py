@@ -1,0 +1,426 @@
+"""Builds solutions/06_bert_vs_gpt/06_bert_vs_gpt.ipynb: encoder (BERT) against decoder (GPT) models."""
+
+from tools.nbbuild import Notebook
+
+nb = Notebook("06_bert_vs_gpt")
+
+nb.md(r"""
+# Day 6 — Encoder and decoder models: BERT against GPT
+
+In 2018 two papers took the same transformer and pretrained it on unlabelled text in two different ways.
+**GPT** (Radford et al.) kept the decoder: each position sees only the positions before it and predicts the
+next token. **BERT** (Devlin et al.) kept the encoder: each position sees the whole sentence, and the model
+fills in tokens that were hidden. The networks are nearly identical; what differs is one attention mask and
+one training objective, and that difference decides what each model is good at.
+
+**Learning goals.** After this notebook you can
+
+1. build the bidirectional (BERT) and the causal (GPT) attention masks, with padding;
+2. write BERT's masked-language-model corruption, the 80/10/10 rule, and say why it is not simply "replace
+   15% of the tokens by `[MASK]`";
+3. write GPT-1's fine-tuning objective $L_3 = L_2 + \lambda L_1$;
+4. train a tiny BERT and a tiny GPT on the same text and compare fill-in-the-blank with next-token prediction;
+5. load GPT-2's weights correctly: explain its `Conv1D` layers and why they need a transpose.
+""")
+
+nb.code(r"""
+import math
+import time
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+torch.manual_seed(0)
+torch.set_num_threads(1)   # tiny tensors: one thread is fastest, and steady on a shared machine
+""")
+
+nb.md(r"""
+## 1. Two objectives, two masks
+
+Given tokens $x_1, \dots, x_T$:
+
+* **Causal language modelling (GPT).** Maximize $\sum_t \log p_\theta(x_t \mid x_{<t})$. Position $t$'s
+  representation may depend only on $x_{\le t}$, otherwise the model could read the answer. The attention
+  mask is lower-triangular: query $i$ may attend to key $j$ iff $j \le i$.
+* **Masked language modelling (BERT).** Corrupt the input, $\tilde x = \mathrm{corrupt}(x)$, and maximize
+  $\sum_{t \in M} \log p_\theta(x_t \mid \tilde x)$ over the set $M$ of selected positions. The answer is
+  hidden in the *input*, so the attention can be **bidirectional**: every query sees every key.
+
+Both models batch sentences of different lengths by padding, and no query may attend to a padding key.
+With `key_is_token` of shape `(B, T)` (True for real tokens), the mask is `(B, 1, T, T)` (the 1 broadcasts
+over heads), True where query $i$ may attend to key $j$:
+
+$$\text{allowed}_{b,i,j} = \text{key\_is\_token}_{b,j} \;\wedge\; (\text{not causal} \;\vee\; j \le i).$$
+
+(Padded *queries* still get a row; their outputs are ignored by the loss.)
+""")
+
+nb.solution("attention_mask", r'''
+def attention_mask(key_is_token, causal):
+    """(B, T) bool -> (B, 1, T, T) bool, True where query i may attend key j."""
+    ### BEGIN SOLUTION
+    B, T = key_is_token.shape
+    allowed = key_is_token[:, None, None, :].expand(B, 1, T, T)             # (B, 1, T, T) real keys only
+    if causal:
+        allowed = allowed & torch.ones(T, T, dtype=torch.bool).tril()        # key j <= query i
+    return allowed
+    ### END SOLUTION
+''')
+
+nb.tests("test_attention_mask", 2, r'''
+_key = torch.tensor([[True, True, True, False], [True, True, True, True]])
+_bi = attention_mask(_key, causal=False)
+assert isinstance(_bi, torch.Tensor) and _bi.dtype == torch.bool, "return a bool tensor (True = may attend)"
+assert _bi.shape == (2, 1, 4, 4), f"expected shape (B, 1, T, T) = (2, 1, 4, 4), got {tuple(_bi.shape)}"
+assert not _bi[0, 0, :, 3].any(), "padded keys must be hidden from every query (key_is_token is False there)"
+assert _bi[1].all(), "causal=False is BERT's bidirectional mask: every query sees every real token, before and after it"
+_ca = attention_mask(_key, causal=True)
+assert _ca.shape == (2, 1, 4, 4), f"expected shape (2, 1, 4, 4), got {tuple(_ca.shape)}"
+assert not _ca[1, 0, 0, 1], "causal=True: query 0 may not attend to key 1 (a later token): keep j <= i"
+assert _ca[1, 0, 3, 0], "causal=True: query 3 may attend to key 0 (an earlier token)"
+assert torch.equal(_ca[1, 0], torch.ones(4, 4, dtype=torch.bool).tril()), "causal mask of an unpadded row: lower triangle, diagonal included"
+assert not _ca[0, 0, 3, 3], "causal and padding combine: a padded key stays hidden"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("06_bert_vs_gpt", "attention_mask", attention_mask)
+### END HIDDEN TESTS
+''')
+
+nb.md(r"""
+## 2. BERT's corruption: the 80/10/10 rule
+
+BERT selects each non-special token independently with probability $p = 0.15$. A selected token is then
+
+* replaced by `[MASK]` with probability 0.8,
+* replaced by a uniformly random token with probability 0.1,
+* left unchanged with probability 0.1,
+
+and the loss is computed on the selected positions only (label $-100$, PyTorch's `ignore_index`,
+everywhere else). Why not always `[MASK]`? Because `[MASK]` never occurs when the model is fine-tuned or
+used, so a model that only ever predicted at `[MASK]` positions could learn features useful only there.
+With the random and unchanged cases, *any* input token might be one the model must reconstruct, so it has
+to keep a good representation of every position. Special tokens (`[CLS]`, `[SEP]`, padding) are never selected.
+
+**Exercise.** Write `mask_tokens(ids, mask_id, vocab_size, p=0.15, special_ids=(), generator=None)`
+returning `(inputs, labels)`, both of `ids`' shape and dtype. Draw all randomness with the given
+`torch.Generator` (e.g. `torch.rand(ids.shape, generator=generator)`), so that runs are reproducible.
+
+*How is a random function graded?* The tests check what must hold for every draw (labels, special tokens,
+untouched positions, ids in range) exactly, and the proportions (selected $\approx p$, then
+80/10/10) on tens of thousands of tokens, with bounds at six standard deviations: a correct function fails
+with probability below one in a hundred million.
+""")
+
+nb.solution("mask_tokens", r'''
+def mask_tokens(ids, mask_id, vocab_size, p=0.15, special_ids=(), generator=None):
+    """BERT's masked-LM corruption: (inputs, labels), labels = original id where selected, else -100."""
+    ### BEGIN SOLUTION
+    special = torch.zeros(ids.shape, dtype=torch.bool)
+    for s in special_ids:
+        special |= ids == s
+    selected = (torch.rand(ids.shape, generator=generator) < p) & ~special
+    labels = torch.where(selected, ids, torch.full_like(ids, -100))
+    r = torch.rand(ids.shape, generator=generator)                         # which of the three cases
+    random_ids = torch.randint(0, vocab_size, ids.shape, generator=generator, dtype=ids.dtype)
+    inputs = torch.where(selected & (r < 0.8), torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(selected & (r >= 0.8) & (r < 0.9), random_ids, inputs)
+    return inputs, labels
+    ### END SOLUTION
+''')
+
+nb.code(r"""
+def mask_problems(result, ids, mask_id, vocab_size, p, special_ids):
+    # what is wrong with one result of mask_tokens (None if nothing): the invariants and the proportions
+    from gptref.grading.exercises.d06_bert_vs_gpt import mask_tokens_problem
+    return mask_tokens_problem(result, dict(ids=ids, mask_id=mask_id, vocab_size=vocab_size, p=p, special_ids=special_ids))
+
+
+demo = torch.tensor([[0, 17, 23, 5, 9, 1, 2, 2]])        # [CLS] ... [SEP] [PAD] [PAD]
+inputs, labels = mask_tokens(demo, mask_id=99, vocab_size=100, p=0.5, special_ids=(0, 1, 2),
+                             generator=torch.Generator().manual_seed(1))
+print("ids:   ", demo.tolist()[0])
+print("inputs:", inputs.tolist()[0])
+print("labels:", labels.tolist()[0])
+""")
+
+nb.tests("test_mask_tokens", 3, r'''
+_g = torch.Generator().manual_seed(6)
+_ids = torch.randint(3, 499, (64, 256), generator=_g)
+_ids[:, 0], _ids[:, -1] = 0, 1                               # [CLS] ... [SEP]
+_ids[::2, 200:] = 2                                           # padding on half of the rows
+_res = mask_tokens(_ids, mask_id=499, vocab_size=500, p=0.15, special_ids=(0, 1, 2), generator=_g)
+assert isinstance(_res, tuple) and len(_res) == 2, "return a tuple (inputs, labels)"
+_inputs, _labels = _res
+assert _inputs.shape == _ids.shape and _labels.shape == _ids.shape, "inputs and labels have the ids' shape"
+_sel = _labels != -100
+assert not _sel.all(), "labels must be -100 at the positions that were not selected (only about p of the tokens get a label)"
+assert not ((_ids == 0) | (_ids == 1) | (_ids == 2))[_sel].any(), "special tokens (special_ids) must never be selected for masking"
+assert torch.equal(_labels[_sel], _ids[_sel]), "at a selected position the label is the ORIGINAL id, not the replacement"
+assert torch.equal(_inputs[~_sel], _ids[~_sel]), "positions that were not selected keep their id in inputs and get label -100"
+_frac = _sel.sum().item() / (~((_ids == 0) | (_ids == 1) | (_ids == 2))).sum().item()
+assert abs(_frac - 0.15) < 0.02, f"{_frac:.3f} of the non-special tokens were selected, expected p = 0.15"
+_share_mask = (_inputs[_sel] == 499).float().mean().item()
+assert abs(_share_mask - 0.8) < 0.05, f"{_share_mask:.3f} of the selected tokens became [MASK], expected 0.8 (80/10/10)"
+_share_kept = (_inputs[_sel] == _ids[_sel]).float().mean().item()
+assert abs(_share_kept - 0.1) < 0.04, f"{_share_kept:.3f} of the selected tokens were left unchanged, expected 0.1 (80/10/10)"
+_problem = mask_problems(_res, _ids, 499, 500, 0.15, (0, 1, 2))
+assert _problem is None, _problem
+_a = mask_tokens(_ids, 499, 500, generator=torch.Generator().manual_seed(3))
+_b = mask_tokens(_ids, 499, 500, generator=torch.Generator().manual_seed(3))
+assert torch.equal(_a[0], _b[0]) and torch.equal(_a[1], _b[1]), "draw every random number from the generator you are given"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("06_bert_vs_gpt", "mask_tokens", mask_tokens)
+### END HIDDEN TESTS
+''')
+
+nb.md(r"""
+## 3. A tiny BERT and a tiny GPT on the same text
+
+Now the experiment. One network class, `TinyTransformer` (token and position embeddings, two pre-norm
+transformer layers, a linear head), trained twice on characters of Shakespeare for a few seconds:
+
+* as **GPT**: causal mask, loss on every next character;
+* as **BERT**: bidirectional mask, inputs corrupted by your `mask_tokens`, loss on the selected positions.
+
+BERT learns from only 15% of the positions of each batch, so it gets more steps (400 against GPT's 150);
+even so, both train in a few seconds.
+
+Then both are asked about the same positions of held-out text: BERT fills a blank using the characters on
+**both** sides; GPT predicts the same character from the left side only.
+""")
+
+nb.code(r"""
+from gptref.attention import causal_mask
+from gptref.data import corpus
+
+train_text = corpus("shakespeare", split="train")[:200_000]
+val_text = corpus("shakespeare", split="val")[:20_000]
+chars = sorted(set(train_text) | set(val_text))
+stoi = {c: i for i, c in enumerate(chars)}
+MASK = len(chars)                          # one extra id for [MASK]
+V, T = len(chars) + 1, 32
+encode = lambda s: torch.tensor([stoi[c] for c in s])
+train_ids, val_ids = encode(train_text), encode(val_text)
+
+
+class TinyTransformer(nn.Module):
+    # the same network for both models: only the mask passed to forward differs
+    def __init__(self, vocab, block, d=64, layers=2, heads=4):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(block, d)
+        layer = nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(d, vocab)
+
+    def forward(self, idx, allowed):                                  # idx (B, T), allowed (T, T) True = may attend
+        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1]))      # (B, T, d)
+        x = self.blocks(x, mask=~allowed)                             # torch's bool mask means "may NOT attend"
+        return self.head(x)                                           # (B, T, V)
+
+
+def batch(ids, n, g):
+    start = torch.randint(0, len(ids) - T - 1, (n,), generator=g)
+    return torch.stack([ids[s:s + T + 1] for s in start.tolist()])   # (n, T + 1)
+
+
+causal = causal_mask(T)                                   # (T, T) lower triangle
+full = torch.ones(T, T, dtype=torch.bool)                 # bidirectional
+torch.manual_seed(0)
+gpt, bert = TinyTransformer(V, T), TinyTransformer(V, T)
+curves = {"GPT (next char)": [], "BERT (masked chars)": []}
+g = torch.Generator().manual_seed(0)
+t0 = time.perf_counter()
+for model, name, steps in ((gpt, "GPT (next char)", 150), (bert, "BERT (masked chars)", 400)):
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(steps):
+        xy = batch(train_ids, 32, g)
+        if model is gpt:
+            logits = model(xy[:, :-1], causal)
+            loss = F.cross_entropy(logits.reshape(-1, V), xy[:, 1:].reshape(-1))
+        else:
+            inputs, labels = mask_tokens(xy[:, :-1], MASK, V - 1, p=0.15, generator=g)
+            logits = model(inputs, full)
+            loss = F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        curves[name].append(loss.item())
+print(f"trained both in {time.perf_counter() - t0:.1f} s")
+""")
+
+nb.code(r"""
+@torch.no_grad()
+def compare_on_val(n=2000, g=torch.Generator().manual_seed(1)):
+    # accuracy of both models at the same positions t of held-out windows
+    xy = batch(val_ids, n, g)[:, :-1]                        # (n, T)
+    t = torch.randint(8, T - 8, (n,), generator=g)           # a position with context on both sides
+    rows = torch.arange(n)
+    target = xy[rows, t]
+    blanked = xy.clone()
+    blanked[rows, t] = MASK
+    bert_pred = bert.eval()(blanked, full)[rows, t].argmax(-1)
+    gpt_pred = gpt.eval()(xy, causal)[rows, t - 1].argmax(-1)  # position t-1 predicts token t
+    return (bert_pred == target).float().mean().item(), (gpt_pred == target).float().mean().item()
+
+
+bert_acc, gpt_acc = compare_on_val()
+print(f"accuracy on 2000 held-out positions: BERT filling the blank {bert_acc:.3f}, GPT predicting it {gpt_acc:.3f}")
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.5))
+for name, c in curves.items():
+    ax1.plot(c, label=name)
+ax1.set_xlabel("step"); ax1.set_ylabel("training loss (nats)"); ax1.legend(); ax1.set_title("training")
+ax2.bar(["BERT: fill the blank\n(both sides)", "GPT: next char\n(left side only)"], [bert_acc, gpt_acc],
+        color=["tab:orange", "tab:blue"])
+ax2.set_ylabel("accuracy on held-out text"); ax2.set_title("the same positions, two questions")
+plt.tight_layout()
+plt.savefig("bert_vs_gpt.png", dpi=90)
+plt.show()
+
+""")
+
+nb.md(r"""
+After a few seconds both models know little more than which characters tend to sit next to which.
+Even so BERT, which sees the character on each side of the blank, fills blanks more accurately than GPT
+predicts the same characters from the left alone: it has strictly more information about the answer.
+That is the strength of encoders: every position's representation uses the whole input, which is what
+classification, tagging and retrieval need. But BERT cannot simply *write*: it was never trained to
+continue a text, and its predictions at a `[MASK]` assume the right context exists. GPT's one-sided view
+is exactly what generation needs, and every token is a training target (BERT learns from 15% of them),
+which is one reason decoder-only models won for large-scale pretraining. (The two training losses are not directly comparable: they are averages over
+different questions.)
+
+## 4. GPT-1's fine-tuning objective
+
+GPT-1 fine-tunes the pretrained decoder on a labelled task (classification, entailment, ...). The input
+sequence goes through the transformer; a new linear layer on the last token's state gives class logits,
+and the loss is the task's cross-entropy $L_2$. Radford et al. found it helps to keep the language-modelling
+loss on the same input sequence as an auxiliary objective:
+
+$$L_3 = L_2 + \lambda\, L_1, \qquad L_2 = -\frac{1}{B}\sum_b \log p(y_b \mid x_b), \qquad
+L_1 = -\frac{1}{B(T-1)} \sum_{b}\sum_{t=1}^{T-1} \log p(x_{b,t+1} \mid x_{b,\le t}),$$
+
+with $\lambda = 0.5$ in the paper. It improves generalization and speeds up convergence, and keeps the
+model from forgetting how language works while it specializes.
+
+**Exercise.** Write `gpt1_objective(lm_logits, clf_logits, tokens, labels, lam=0.5)`: `lm_logits`
+`(B, T, V)` are the LM head's logits on `tokens` `(B, T)`, `clf_logits` `(B, C)` the classifier's, `labels`
+`(B,)`. Both cross-entropies are means. Return the scalar $L_3$. Remember which logit predicts which token.
+""")
+
+nb.solution("gpt1_objective", r'''
+def gpt1_objective(lm_logits, clf_logits, tokens, labels, lam=0.5):
+    """GPT-1 fine-tuning loss: classification cross-entropy + lam * next-token cross-entropy."""
+    ### BEGIN SOLUTION
+    V = lm_logits.shape[-1]
+    l2 = F.cross_entropy(clf_logits, labels)
+    l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))  # (B*(T-1), V) vs (B*(T-1),)
+    return l2 + lam * l1
+    ### END SOLUTION
+''')
+
+nb.tests("test_gpt1_objective", 2, r'''
+torch.manual_seed(6)
+_lm, _clf = torch.randn(3, 5, 7, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
+_tok, _lab = torch.randint(0, 7, (3, 5)), torch.tensor([0, 1, 1])
+_out = gpt1_objective(_lm, _clf, _tok, _lab, lam=0.5)
+assert isinstance(_out, torch.Tensor) and _out.dim() == 0, "return a scalar tensor (both losses are means)"
+_l2 = F.cross_entropy(_clf, _lab)
+_l1 = F.cross_entropy(_lm[:, :-1].reshape(-1, 7), _tok[:, 1:].reshape(-1))
+assert not torch.isclose(_out, _l2 + 0.5 * F.cross_entropy(_lm.reshape(-1, 7), _tok.reshape(-1))), \
+    "the LM loss must predict the NEXT token: compare lm_logits[:, :-1] with tokens[:, 1:]"
+assert not torch.isclose(_out, 0.5 * _l2 + _l1), "lambda weights the auxiliary LM loss L1, not the classification loss L2"
+assert torch.isclose(_out, _l2 + 0.5 * _l1), f"got {_out.item():.6f}, expected L2 + 0.5 * L1 = {(_l2 + 0.5 * _l1).item():.6f}"
+assert torch.isclose(gpt1_objective(_lm, _clf, _tok, _lab, lam=0.0), _l2), "with lam=0 the loss is the classification loss alone"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("06_bert_vs_gpt", "gpt1_objective", gpt1_objective)
+### END HIDDEN TESTS
+''')
+
+nb.md(r"""
+## 5. Loading GPT-2: `Conv1D` and the transpose
+
+OpenAI's GPT-2 code (TensorFlow) stored each projection as a matrix $W$ of shape `(in, out)` and computed
+$y = xW + b$. Hugging Face kept that layout in a layer named `Conv1D` (a 1-D convolution of kernel size 1
+*is* a linear layer). PyTorch's `nn.Linear`, which nanoGPT and `gptref.gpt` use, stores `(out, in)` and
+computes $y = x W^\top + b$. Same function, transposed storage: to load GPT-2 into a `nn.Linear` model,
+the four projection weights per block (`c_attn`, `attn.c_proj`, `c_fc`, `mlp.c_proj`) must be transposed.
+
+We can show it without downloading anything: build a tiny *random* GPT-2 with `transformers`, load it into
+`gptref.gpt.GPT` with `GPT.from_hf_gpt2` (which transposes), and compare logits. Then load it naively.
+""")
+
+nb.code(r"""
+from transformers import GPT2Config, GPT2LMHeadModel
+from gptref.gpt import GPT
+
+torch.manual_seed(0)
+hf = GPT2LMHeadModel(GPT2Config(vocab_size=97, n_positions=32, n_embd=48, n_layer=2, n_head=4,
+                                bos_token_id=0, eos_token_id=0)).eval()
+c_attn = hf.transformer.h[0].attn.c_attn
+print(type(c_attn).__name__, "weight", tuple(c_attn.weight.shape), "  nn.Linear(48, 144).weight",
+      tuple(nn.Linear(48, 144).weight.shape))
+
+ours = GPT.from_hf_gpt2(hf).eval()
+x = torch.randint(0, 97, (2, 12))
+with torch.no_grad():
+    diff = (ours(x)[0] - hf(x).logits).abs().max().item()
+print(f"with the transpose:     max |logits difference| = {diff:.2e}")
+
+# naive loading: copy every weight whose shape fits, transposing only where the shapes force us to
+naive = GPT(ours.config).eval()
+state = {k.removeprefix("transformer."): v for k, v in hf.state_dict().items()}
+with torch.no_grad():
+    for key, target in naive.state_dict().items():
+        name = key.removeprefix("transformer.")
+        if name in state:
+            w = state[name]
+            target.copy_(w if w.shape == target.shape else w.t())
+    diff_naive = (naive(x)[0] - hf(x).logits).abs().max().item()
+print(f"square weights untransposed: max |logits difference| = {diff_naive:.2e}")
+""")
+
+nb.md(r"""
+`c_attn` (48 → 144) and `c_fc` (48 → 192) cannot be loaded without a transpose: the shapes do not fit, and
+an error tells you. But `attn.c_proj` is 48 → 48, **square**: it loads silently the wrong way round and the
+model computes garbage with no error. This is why loaders list the Conv1D weights by name and transpose them
+all, and why a port is only trusted once its logits match the original's.
+""")
+
+nb.written("q_bert_generate", 2, r"""
+**Written question.** (a) Why can BERT not generate text left to right the way GPT does, even though it
+predicts tokens? (b) In the experiment above, BERT trained on 15% of the positions of each batch while GPT
+trained on all of them. What does this mean for the cost of pretraining each model to a given quality, and
+which later encoder objective (you may name one you know, or propose one) tries to fix it?
+""", answer=r"""
+(a) BERT's predictions at a [MASK] are conditioned on the full sentence, left and right. When generating,
+the right context does not exist yet; a BERT asked to predict position t with nothing after it sees an input
+distribution it never trained on, and there is no factorization of p(x) into BERT's conditionals that gives
+a proper left-to-right sampler (its conditionals are of one token given all the others). GPT's causal mask
+makes p(x_t | x_<t) exactly the factor needed to sample token by token.
+(b) With 15% of positions as targets, BERT gets about 1/7 of the training signal per token processed, so it
+needs more compute for the same amount of learning (BERT's authors noted the slower convergence). ELECTRA
+(replaced-token detection) fixes this: a small generator replaces some tokens and the encoder classifies
+every position as original or replaced, so every token gives a loss. (Raising the masking rate, e.g. 40%, is
+another answer.)
+""")
+
+nb.md(r"""
+## Summary
+
+* BERT and GPT share the transformer; they differ in the attention **mask** (bidirectional against causal,
+  both with padding) and the **objective** (masked tokens against next tokens).
+* BERT's corruption selects 15% of non-special tokens: 80% `[MASK]`, 10% random, 10% unchanged; labels are
+  $-100$ elsewhere. A random function is graded by its invariants and by proportions within wide bounds.
+* GPT-1 fine-tunes with $L_3 = L_2 + \lambda L_1$: the task loss plus the language-model loss on the input.
+* An encoder fills blanks far better (it sees both sides) but cannot generate; a decoder can generate and
+  learns from every token.
+* GPT-2's `Conv1D` stores `(in, out)`; `nn.Linear` stores `(out, in)`. Transpose all four projections by
+  name: the square one loads silently wrong otherwise. Check a port by comparing logits.
+""")
+
+nb.save()

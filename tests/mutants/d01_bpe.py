@@ -1,0 +1,37 @@
+"""Planted mistakes for 01_bpe."""
+
+from tests.mutants import Mutant
+
+MUTANTS = [
+    Mutant(cell="clean_gutenberg", old='line = line.rstrip(" \\t")', new="line = line",
+           fails={"test_clean_gutenberg"}, why="keeps trailing spaces"),
+    Mutant(cell="clean_gutenberg", old="lines = lines[i + 1:]", new="lines = lines[i:]",
+           fails={"test_clean_gutenberg"}, why="keeps the *** START OF ... *** line"),
+    Mutant(cell="clean_gutenberg", old='.replace("\\r\\n", "\\n").replace("\\r", "\\n")', new="",
+           fails={"test_clean_gutenberg"}, why="leaves Windows line endings"),
+    Mutant(cell="clean_gutenberg", old='if line == "" and (not kept or kept[-1] == ""):',
+           new='if line == "" and not kept:',
+           fails={"test_clean_gutenberg"}, why="keeps runs of blank lines"),
+    Mutant(cell="pair_counts", old="zip(ids, ids[1:])", new="zip(ids[::2], ids[1::2])",
+           fails={"test_pair_counts"}, why="counts only non-overlapping pairs at even positions"),
+    Mutant(cell="merge", old="i += 2", new="i += 1",
+           fails={"test_merge"}, why="reuses the second id of a merged pair"),
+    Mutant(cell="merge", old="while i < len(ids):", new="while i < len(ids) - 1:",
+           fails={"test_merge"}, why="drops the last id"),
+    Mutant(cell="train_bpe", old="key=lambda p: (counts[p], vocab[p[0]], vocab[p[1]])", new="key=lambda p: counts[p]",
+           fails={"test_train_bpe"}, why="breaks ties by first occurrence instead of the greatest pair"),
+    Mutant(cell="train_bpe", old="words = Counter(tuple(w.encode(\"utf-8\")) for w in regex.findall(GPT2_SPLIT_PATTERN, text))",
+           new="words = Counter([tuple(text.encode(\"utf-8\"))])",
+           fails={"test_train_bpe"}, why="no pre-tokenization: merges cross word boundaries"),
+    Mutant(cell="train_bpe", old="for new_id in range(256, vocab_size):", new="for new_id in range(256, vocab_size + 1):",
+           fails={"test_train_bpe"}, why="one merge too many (vocab_size counts the 256 bytes)"),
+    Mutant(cell="encode", old='key=lambda p: rank.get(p, float("inf"))', new="key=lambda p: -rank.get(p, -1)",
+           fails={"test_encode"}, why="applies the latest merge first"),
+    Mutant(cell="encode", old="for piece in regex.findall(GPT2_SPLIT_PATTERN, text):", new="for piece in [text]:",
+           fails={"test_encode"}, why="no pre-tokenization"),
+    Mutant(cell="decode", old='b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")',
+           new='"".join(vocab[i].decode("utf-8", errors="replace") for i in ids)',
+           fails={"test_decode"}, why="decodes token by token: splits characters"),
+    Mutant(cell="decode", old=', errors="replace"', new="",
+           fails={"test_decode"}, why="raises on invalid UTF-8"),
+]

@@ -1,0 +1,38 @@
+"""Planted mistakes for 02_attention: each must fail exactly the test cells in `fails`."""
+
+from tests.mutants import Mutant
+
+MUTANTS = [
+    Mutant("causal_mask", "cols <= rows", "cols >= rows", {"test_causal_mask"}, "upper instead of lower triangle"),
+    Mutant("causal_mask", "+ (t_k - t_q)", "", {"test_causal_mask"}, "ignores the offset when t_k > t_q"),
+    Mutant("padding_mask", "reshape(B, 1, 1, T_k)", "reshape(B, 1, T_k)", {"test_padding_mask"},
+           "shape (B, 1, T_k): no head axis"),
+    Mutant("masked_softmax", "torch.softmax(scores, dim=-1).masked_fill(~any_key, 0.0)",
+           "torch.softmax(scores.masked_fill(~mask, float('-inf')), dim=-1)", {"test_masked_softmax"},
+           "a fully masked row gives NaN"),
+    Mutant("masked_softmax", "torch.softmax(scores, dim=-1).masked_fill(~any_key, 0.0)", "torch.softmax(scores, dim=-1)",
+           {"test_masked_softmax"}, "a fully masked row gets uniform weights"),
+    Mutant("masked_softmax", "dim=-1).masked_fill", "dim=-2).masked_fill", {"test_masked_softmax"},
+           "softmax over the queries instead of the keys"),
+    Mutant("sdpa", "/ math.sqrt(d)", "", {"test_sdpa"}, "forgot the 1/sqrt(d) scale"),
+    Mutant("sdpa", "weights = torch.softmax(scores, dim=-1)\n", "weights = torch.softmax(scores, dim=-2)\n",
+           {"test_sdpa"}, "softmax over the wrong dimension (unmasked case)"),
+    Mutant("sdpa", ".masked_fill(~any_key, 0.0)\n        weights = torch.softmax(scores, dim=-1).masked_fill(~any_key, 0.0)",
+           "\n        weights = torch.softmax(scores, dim=-1)", {"test_sdpa"}, "a fully masked row gives NaN"),
+    Mutant("sdpa", "weights = torch.softmax(scores, dim=-1).masked_fill(~any_key, 0.0)", "weights = torch.softmax(scores, dim=-1)",
+           {"test_sdpa"}, "a fully masked row gets uniform weights"),
+    Mutant("sdpa", "q @ k.transpose(-2, -1)", "q @ k.transpose(-2, -1).flip(-1)", {"test_sdpa"},
+           "keys in the wrong order"),
+    Mutant("encoder_self_attention", "x @ w_v, mask)", "x @ w_v)", {"test_encoder_self_attention"},
+           "forgot the padding mask"),
+    Mutant("decoder_self_attention", "ref.causal_mask(T) & ", "", {"test_decoder_self_attention"},
+           "forgot the causal mask"),
+    Mutant("decoder_self_attention", " & y_is_token[:, None, :]", "", {"test_decoder_self_attention"},
+           "forgot the padding mask"),
+    Mutant("cross_attention", "x @ w_k, x @ w_v", "y @ w_k, y @ w_v", {"test_cross_attention"},
+           "keys and values from the decoder instead of the encoder"),
+    Mutant("split_heads", "x.view(B, T, n_heads, C // n_heads).transpose(1, 2)",
+           "x.reshape(B, n_heads, T, C // n_heads)", {"test_split_heads"}, "reshape without moving the head axis"),
+    Mutant("merge_heads", "x.transpose(1, 2).reshape(B, T, H * D)", "x.reshape(B, T, H * D)", {"test_merge_heads"},
+           "reshape without moving the head axis back"),
+]

@@ -1,0 +1,1 @@
+"""Developer tools for the course (not shipped to students): the notebook builder."""
