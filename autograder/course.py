@@ -1,0 +1,71 @@
+"""Where things are: the course folders as the nbgrader config names them."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+from traitlets.config import Config
+
+from .settings import Autograder, load_config
+
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class Course:
+    def __init__(self, config_path: str | None = None):
+        bindir = os.path.dirname(sys.executable)  # nbgrader runs `alembic` from the environment's bin
+        if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+        self.config = load_config(config_path)
+        self.config_path = config_path
+        cd = self.config.CourseDirectory
+        self.root = os.path.abspath(cd.get("root", os.getcwd()))
+
+        def at(value: str, default: str) -> str:
+            v = value if isinstance(value, str) and value else default
+            return v if os.path.isabs(v) else os.path.join(self.root, v)
+
+        self.source = at(cd.get("source_directory"), "source")
+        self.release = at(cd.get("release_directory"), "release")
+        self.submitted = at(cd.get("submitted_directory"), "submitted")
+        self.autograded = at(cd.get("autograded_directory"), "autograded")
+        self.feedback = at(cd.get("feedback_directory"), "feedback")
+        self.db_url = cd.get("db_url", "sqlite:///" + os.path.join(self.root, "gradebook.db"))
+        if not self.db_url.startswith("sqlite:///"):
+            raise ValueError(f"db_url must be a sqlite:/// URL, got {self.db_url!r}")
+        self.db_path = self.db_url[len("sqlite:///"):].split("?")[0]
+        self.work = os.path.dirname(self.db_path)
+        self.status = os.path.join(self.work, "status")
+        self.staging = os.path.join(self.work, "staging")
+        self.backups = os.path.join(self.work, "backups")
+        self.settings = Autograder(config=self.config)
+        self.secret_file = self.settings.secret_file or os.path.join(self.work, "secret")
+
+    def assignments(self) -> list[str]:
+        """Every folder of the source directory holding a notebook."""
+        if not os.path.isdir(self.source):
+            return []
+        return sorted(a for a in os.listdir(self.source)
+                      if os.path.isdir(os.path.join(self.source, a)) and not a.startswith(".")
+                      and any(f.endswith(".ipynb") for f in os.listdir(os.path.join(self.source, a))))
+
+    def notebooks(self, assignment: str) -> list[str]:
+        """Notebook ids (file names without .ipynb) of an assignment, from the release."""
+        d = os.path.join(self.release, assignment)
+        if not os.path.isdir(d):
+            d = os.path.join(self.source, assignment)
+        return sorted(f[:-6] for f in os.listdir(d) if f.endswith(".ipynb")) if os.path.isdir(d) else []
+
+    def all_notebooks(self) -> dict[str, str]:
+        """notebook id -> assignment, over the whole course."""
+        return {nb: a for a in self.assignments() for nb in self.notebooks(a)}
+
+    def api(self, extra: Config | None = None):
+        from nbgrader.apps.api import NbGraderAPI
+
+        cfg = Config(self.config)
+        if extra is not None:
+            cfg.merge(extra)
+        return NbGraderAPI(config=cfg)

@@ -1,0 +1,184 @@
+"""`SandboxedExecute`: the nbgrader preprocessor that replaces `Execute` in autograding.
+
+nbgrader still sanitizes (restores locked cells from the gradebook) and saves the grades;
+only the execution moves into the sandbox. After the run, on the trusted side: stderr in test
+cells becomes stdout (warnings cost nothing), the static scan runs, the trusted verdict is
+applied to the test cells it governs, and a status file records every flag and its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Bool, Int, Unicode
+
+from .sandbox import Sandbox, SandboxUnavailable
+from .scan import scan
+from .settings import Autograder
+from .verdict import derive_seed, load_registry, load_secret, trusted_verdict
+
+
+def is_test_cell(cell) -> bool:
+    meta = cell.metadata.get("nbgrader", {})
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def has_error(cell) -> bool:
+    return any(o.output_type == "error" or (o.output_type == "stream" and o.get("name") == "stderr") for o in cell.get("outputs", []))
+
+
+def error_output(ename: str, evalue: str):
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def stderr_to_stdout(cell) -> bool:
+    """Turn stderr streams into stdout (kept visible, no longer zeroing the cell)."""
+    changed = False
+    for o in cell.get("outputs", []):
+        if o.output_type == "stream" and o.get("name") == "stderr":
+            o["name"] = "stdout"
+            o["text"] = "".join(f"[stderr] {line}" for line in o["text"].splitlines(keepends=True))
+            changed = True
+    return changed
+
+
+class SandboxedExecute(NbGraderPreprocessor):
+    """Execute the notebook in the bubblewrap sandbox, then apply the trusted verdict."""
+
+    slot = Int(0, help="worker slot (picks the sandbox uid)").tag(config=True)
+    unsafe = Bool(False, help="run without bubblewrap (--unsafe-no-sandbox)").tag(config=True)
+    status_dir = Unicode("", help="where to write <notebook>.json status files").tag(config=True)
+    release_dir = Unicode("", help="the released assignment folder (support files come from here)").tag(config=True)
+    secret_file = Unicode("").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        settings = Autograder(config=self.config)
+        info = resources["nbgrader"]
+        student, assignment, notebook = info["student"], info["assignment"], info["notebook"]
+        status = {"notebook": notebook, "flags": [], "notes": [], "sandboxed": not self.unsafe}
+        secret = load_secret(self.secret_file)
+        run_seed = derive_seed(secret, assignment, student, notebook, "run")
+        try:
+            sandbox = Sandbox(settings, slot=self.slot, unsafe=self.unsafe)
+        except SandboxUnavailable as e:
+            raise RuntimeError(str(e)) from e
+        if self.unsafe:
+            status["flags"].append("graded WITHOUT the sandbox (--unsafe-no-sandbox)")
+
+        self._run(nb, notebook, sandbox, settings, run_seed, status)
+        for cell in nb.cells:
+            if is_test_cell(cell) and stderr_to_stdout(cell):
+                status["notes"].append(f"{cell.metadata.nbgrader.get('grade_id')}: stderr output kept as text (no penalty)")
+
+        for extra in settings.python_paths:
+            if extra not in sys.path:
+                sys.path.insert(0, extra)
+        registry, registry_problem = load_registry(settings.registry, notebook)
+        tests = {c.metadata.nbgrader.get("grade_id"): c for c in nb.cells if is_test_cell(c)}
+        exercises = [ex for ex in registry.values() if set(ex.grade_ids) & set(tests)]
+        forbidden = {}
+        for ex in exercises:
+            for f in ex.forbidden:
+                mod, name = getattr(f, "__module__", None), getattr(f, "__name__", None)
+                if mod and name:
+                    forbidden[f"{mod}.{name}"] = f"{ex.name} refers to a reference it must not call"
+        given = set()
+        release_nb = os.path.join(self.release_dir, f"{notebook}.ipynb")
+        if os.path.exists(release_nb):
+            given = {c.source for c in nbformat.read(release_nb, as_version=4).cells if c.cell_type == "code"}
+        student_sources = [c.source for c in nb.cells if c.cell_type == "code"
+                           and not c.metadata.get("nbgrader", {}).get("locked") and c.source not in given]
+        for finding in scan(student_sources, forbidden):
+            status["flags"].append(f"static scan: {finding}")
+
+        seeds = {ex.name: derive_seed(secret, assignment, student, notebook, ex.name) for ex in exercises}
+        seeds["__run__"] = run_seed
+        verdicts = trusted_verdict(nb, exercises, seeds, sandbox, settings) if exercises else {}
+        status["verdict"] = verdicts
+        if registry_problem:
+            status["flags" if "could not be loaded" in registry_problem else "notes"].append(
+                f"no trusted verdict: {registry_problem}")
+        for ex in exercises:
+            v = verdicts.get(ex.name, {"status": "unavailable", "detail": "no verdict"})
+            for gid in ex.grade_ids:
+                cell = tests.get(gid)
+                if cell is not None:
+                    self._apply(cell, gid, ex.name, v, settings, status)
+        path = os.path.join(self.status_dir, f"{notebook}.json")
+        os.makedirs(self.status_dir, exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump(status, f, indent=1)
+        os.replace(path + ".tmp", path)
+        return nb, resources
+
+    def _run(self, nb, notebook, sandbox, settings, seed, status) -> None:
+        scratch = sandbox.new_scratch()
+        try:
+            work = os.path.join(scratch, "work")
+            if self.release_dir and os.path.isdir(self.release_dir):  # support files of the release only
+                for name in os.listdir(self.release_dir):
+                    src = os.path.join(self.release_dir, name)
+                    if not name.endswith(".ipynb") and not name.startswith("."):
+                        (shutil.copytree if os.path.isdir(src) else shutil.copy2)(src, os.path.join(work, name))
+            clean = nbformat.from_dict(json.loads(nbformat.writes(nb)))
+            for cell in clean.cells:
+                if cell.cell_type == "code":
+                    cell.outputs, cell.execution_count = [], None
+            mount = scratch if self.unsafe else "/sandbox"
+            nbformat.write(clean, os.path.join(work, f"{notebook}.ipynb"))
+            job = {"notebook": f"{mount}/work/{notebook}.ipynb", "workdir": f"{mount}/work", "ipc_dir": f"{mount}/ipc",
+                   "cell_timeout": settings.cell_timeout, "seed": seed, "max_output_chars": settings.max_output_chars}
+            with open(os.path.join(scratch, "job.json"), "w") as f:
+                json.dump(job, f)
+            r = sandbox.run("run_notebook.py", [f"{mount}/job.json"], scratch, None, settings.notebook_timeout)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        status["run"] = {"seconds": r.seconds, "rc": r.rc, "timed_out": r.timed_out}
+        try:
+            answer = json.loads(r.payload.decode())
+            executed = nbformat.reads(answer["notebook"], as_version=4)
+            run_info = answer["info"]
+            if len(executed.cells) != len(nb.cells):
+                raise ValueError("the executed notebook has a different number of cells")
+        except Exception as e:  # noqa: BLE001
+            why = f"the notebook run ran past {settings.notebook_timeout} s" if r.timed_out else f"the notebook run failed ({type(e).__name__}; exit {r.rc})"
+            status["flags"].append(f"{why}: no cell output, every test cell scored 0")
+            for cell in nb.cells:
+                if cell.cell_type == "code":
+                    cell.outputs = [error_output("SandboxError", why)]
+            return
+        for cell, done in zip(nb.cells, executed.cells):  # outputs only; sources stay the trusted ones
+            if cell.cell_type == "code":
+                cell.outputs = done.get("outputs", [])
+                cell.execution_count = done.get("execution_count")
+        status["run"].update(run_info)
+        for ev in run_info.get("events", []):
+            msg = {"timeout": "cell {cell} timed out", "kernel-killed": "kernel stopped after cell {cell} ignored the interrupt",
+                   "kernel-died": "kernel died in cell {cell}; later cells not run", "output-truncated": "cell {cell} output truncated",
+                   "error": "cell {cell}: runner error"}.get(ev["event"], ev["event"])
+            status["notes"].append(msg.format(cell=ev.get("cell")))
+        if run_info.get("dead"):
+            status["flags"].append(f"kernel died: {run_info['dead']} (cells before it keep their credit)")
+
+    def _apply(self, cell, gid, name, v, settings, status) -> None:
+        passed = not has_error(cell)
+        if v["status"] == "pass" and not passed:
+            if settings.verdict_can_award:
+                errs = [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.outputs if o.output_type == "error"]
+                cell.outputs = [o for o in cell.outputs if o.output_type != "error"]
+                cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=(
+                    f"[autograder] the in-notebook test failed ({'; '.join(errs)[:300]}) but the trusted check of "
+                    f"{name} passed: credit given\n")))
+                status["flags"].append(f"{gid}: trusted check of {name} passed but the in-notebook test failed; the trusted verdict counts (credit given)")
+            else:
+                status["flags"].append(f"{gid}: trusted check of {name} passed but the in-notebook test failed (review)")
+        elif v["status"] == "fail" and passed:
+            cell.outputs.append(error_output("TrustedCheckFailed", f"{name}: {v['detail']}"))
+            status["flags"].append(f"{gid}: in-notebook test passed but the trusted check of {name} failed ({v['detail']}); the trusted verdict counts (0 points)")
+        elif v["status"] in ("error", "missing", "unavailable") and passed:
+            status["flags"].append(f"{gid}: the trusted check of {name} could not confirm the pass ({v['status']}: {v['detail']}); review")

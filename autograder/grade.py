@@ -1,0 +1,213 @@
+"""`grade`: every collected submission, N worker processes, one CSV at the end.
+
+Crash-safe: the gradebook is backed up first; each (student, assignment) is graded by its own
+process with --force and is "done" only when its status file is written, so a killed run
+re-run picks up exactly what is missing. Unchanged, already graded submissions are skipped
+unless --regrade; seeds come from the instructor secret, so a regrade gives identical grades.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import hashlib
+import json
+import os
+import queue
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from .course import Course
+from .sandbox import bwrap_problem
+from .worker import status_path, submission_hash
+
+
+def backup_gradebook(course: Course) -> str | None:
+    if not os.path.exists(course.db_path):
+        return None
+    os.makedirs(course.backups, exist_ok=True)
+    dest = os.path.join(course.backups, time.strftime("gradebook-%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}.db")
+    src = sqlite3.connect(course.db_path, timeout=60)
+    dst = sqlite3.connect(dest)
+    with dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    return dest
+
+
+def submissions(course: Course, assignment: str | None = None) -> list[tuple[str, str]]:
+    out = []
+    if not os.path.isdir(course.submitted):
+        return out
+    wanted = [assignment] if assignment else course.assignments()
+    for student in sorted(os.listdir(course.submitted)):
+        for a in wanted:
+            if os.path.isdir(os.path.join(course.submitted, student, a)):
+                out.append((a, student))
+    return out
+
+
+def _ensure_in_gradebook(course: Course, assignments: set[str]) -> None:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    missing = []
+    if os.path.exists(course.db_path):
+        with Gradebook(course.db_url) as gb:
+            for a in assignments:
+                try:
+                    gb.find_assignment(a)
+                except MissingEntry:
+                    missing.append(a)
+    else:
+        missing = sorted(assignments)
+    if missing:
+        from .release import release
+
+        release(course, missing)
+
+
+def _is_done(course: Course, a: str, s: str) -> bool:
+    p = status_path(course, a, s)
+    try:
+        st = json.load(open(p))
+    except (OSError, ValueError):
+        return False
+    return st.get("hash") == submission_hash(course, a, s) and st.get("state") in ("ok", "partial") and "score" in st
+
+
+def grade(course: Course, assignment: str | None = None, workers: int = 1, unsafe: bool = False,
+          regrade: bool = False, quiet: bool = False, students: list[str] | None = None) -> int:
+    problem = None if unsafe else bwrap_problem()
+    if problem:
+        print(f"error: the sandbox cannot start: {problem}.\nRefusing to run student code unsandboxed; "
+              "pass --unsafe-no-sandbox to do it anyway (the report will say so).", file=sys.stderr)
+        return 2
+    if assignment and assignment not in course.assignments():
+        print(f"error: no assignment {assignment!r} in {course.source}", file=sys.stderr)
+        return 2
+    os.makedirs(course.work, exist_ok=True)
+    lock = open(os.path.join(course.work, ".grade.lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("error: another grading run is in progress", file=sys.stderr)
+        return 2
+    scratch_base = os.path.join(tempfile.gettempdir(), "autograder-" + hashlib.sha256(course.work.encode()).hexdigest()[:10])
+    shutil.rmtree(scratch_base, ignore_errors=True)  # leftovers of a killed run (we hold the lock)
+    os.makedirs(scratch_base, mode=0o711)
+    todo = [(a, s) for a, s in submissions(course, assignment) if not students or s in students]
+    _ensure_in_gradebook(course, {a for a, _ in todo})
+    backup = backup_gradebook(course)
+    if backup and not quiet:
+        print(f"gradebook backed up to {backup}")
+    jobs = [(a, s) for a, s in todo if regrade or not _is_done(course, a, s)]
+    if not quiet:
+        print(f"{len(todo)} submissions, {len(jobs)} to grade with {workers} worker(s)"
+              + (" WITHOUT SANDBOX" if unsafe else ""))
+    slots: queue.Queue = queue.Queue()
+    for k in range(max(1, workers)):
+        slots.put(k)
+    t0 = time.monotonic()
+
+    def run(job):
+        a, s = job
+        slot = slots.get()
+        try:
+            cmd = [sys.executable, "-m", "autograder.worker", "--assignment", a, "--student", s, "--slot", str(slot)]
+            if course.config_path:
+                cmd += ["--config", os.path.abspath(course.config_path)]
+            if unsafe:
+                cmd.append("--unsafe")
+            for attempt in range(course.settings.retries + 1):
+                r = subprocess.run(cmd, capture_output=True, text=True, cwd=course.root,
+                                   env={**os.environ, "PYTHONPATH": _pythonpath(), "AUTOGRADER_SCRATCH": scratch_base})
+                if r.returncode == 0:
+                    break
+            if r.returncode != 0:
+                _write_failed(course, a, s, r.stderr, unsafe)
+            if not quiet:
+                line = r.stdout.strip().splitlines()[-1:] or [f"{s} {a}: worker failed"]
+                print(line[0], flush=True)
+        finally:
+            slots.put(slot)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(run, jobs))
+    n = export_csv(course)
+    shutil.rmtree(scratch_base, ignore_errors=True)
+    if not quiet:
+        print(f"graded {len(jobs)} in {time.monotonic() - t0:.1f} s; {n} rows in {os.path.join(course.work, 'grades.csv')}")
+        print("run `python -m autograder report` for what needs manual grading or review")
+    return 0
+
+
+def _pythonpath() -> str:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.pathsep.join([here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+
+
+def _write_failed(course: Course, a: str, s: str, stderr: str, unsafe: bool) -> None:
+    p = status_path(course, a, s)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    tail = (stderr or "").strip().splitlines()[-3:]
+    st = {"student": s, "assignment": a, "state": "failed", "hash": None, "sandboxed": not unsafe, "notebooks": {},
+          "flags": ["the grading worker crashed (not counted as graded; rerun grade): " + " / ".join(tail)[:500]], "notes": []}
+    with open(p + ".tmp", "w") as f:
+        json.dump(st, f, indent=1)
+    os.replace(p + ".tmp", p)
+
+
+def all_flags(st: dict) -> list[str]:
+    out = list(st.get("flags", []))
+    for nb, e in st.get("notebooks", {}).items():
+        out += [f"{nb}: {f}" for f in e.get("flags", [])]
+    if not st.get("sandboxed", True):
+        out.insert(0, "graded WITHOUT the sandbox")
+    return list(dict.fromkeys(out))
+
+
+def statuses(course: Course) -> list[dict]:
+    out = []
+    if os.path.isdir(course.status):
+        for a in sorted(os.listdir(course.status)):
+            d = os.path.join(course.status, a)
+            for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+                if f.endswith(".json"):
+                    try:
+                        out.append(json.load(open(os.path.join(d, f))))
+                    except ValueError:
+                        pass
+    return out
+
+
+def export_csv(course: Course) -> int:
+    """grades.csv: one row per graded submission (scores from the gradebook, manual grades included)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    rows = []
+    with Gradebook(course.db_url.split("?")[0] + "?timeout=60") as gb:
+        for st in statuses(course):
+            a, s = st["assignment"], st["student"]
+            try:
+                sub = gb.find_submission(a, s)
+                score, mx, manual = sub.score, sub.max_score, sub.needs_manual_grade
+            except MissingEntry:
+                score, mx, manual = None, None, None
+            flags = all_flags(st)
+            rows.append({"assignment": a, "student_id": s, "score": score, "max_score": mx,
+                         "needs_manual_grade": manual, "state": st.get("state"), "sandboxed": st.get("sandboxed", True),
+                         "n_flags": len(flags), "flags": " | ".join(flags)})
+    path = os.path.join(course.work, "grades.csv")
+    with open(path + ".tmp", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["assignment", "student_id", "score", "max_score", "needs_manual_grade",
+                                          "state", "sandboxed", "n_flags", "flags"])
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(path + ".tmp", path)
+    return len(rows)

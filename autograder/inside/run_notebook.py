@@ -1,0 +1,186 @@
+"""Execute one notebook cell by cell with nbclient, inside the sandbox; send it back on fd 3.
+
+Usage: python run_notebook.py JOB.json  (JOB: notebook, workdir, ipc_dir, cell_timeout, seed,
+max_output_chars). The kernel is a child of this process; it cannot write to fd 3 (never
+inherited) and cannot ptrace us (we make ourselves non-dumpable). Per cell: a timeout that
+interrupts the kernel and, if the kernel ignores the interrupt, kills it; a dead kernel marks
+every cell that did not run with an error, so unexecuted tests never count as passed.
+Without a fd 3 (the student-side `check`), the result goes to the path in JOB["out"].
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import sys
+import time
+
+SEED_CODE = """
+def _autograder_seed(s):
+    import os, random
+    random.seed(s)
+    try:
+        import numpy
+        numpy.random.seed(s % 2**32)
+    except Exception:
+        pass
+    import sys
+    if "torch" in sys.modules:  # otherwise torch starts from its fixed default seed
+        sys.modules["torch"].manual_seed(s)
+_autograder_seed({seed})
+del _autograder_seed
+"""
+
+
+def _no_dump() -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 0
+    except Exception:
+        pass
+
+
+def _error(ename: str, evalue: str):
+    import nbformat
+
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def _make_client(nb, job):
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    cap = int(job.get("max_output_chars", 200_000))
+
+    class CappedClient(NotebookClient):
+        """Drops outputs past `cap` characters per cell (a flood cannot fill memory or disk)."""
+
+        used: dict = {}
+        truncated: set = set()
+
+        def output(self, outs, msg, display_id, cell_index):
+            content = msg.get("content", {})
+            size = len(content.get("text", "")) if isinstance(content.get("text"), str) else 0
+            for v in (content.get("data") or {}).values():
+                size += len(v) if isinstance(v, str) else 200
+            size += sum(len(x) for x in content.get("traceback", []) if isinstance(x, str))
+            total = self.used.get(cell_index, 0) + size
+            self.used[cell_index] = total
+            if total > cap:
+                self.truncated.add(cell_index)
+                return None
+            return super().output(outs, msg, display_id, cell_index)
+
+    os.makedirs(job["ipc_dir"], exist_ok=True)
+    km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(job["ipc_dir"], "k"))
+    client = CappedClient(
+        nb,
+        km=km,
+        timeout=int(job["cell_timeout"]),
+        allow_errors=True,
+        interrupt_on_timeout=False,
+        startup_timeout=120,
+        iopub_timeout=5,
+        record_timing=False,
+        resources={"metadata": {"path": job["workdir"]}},
+    )
+    client.used, client.truncated = {}, set()
+    return client
+
+
+async def _run_extra(client, source: str) -> None:
+    """Run code that is not a notebook cell (nbclient stores a cell back at its index, so the
+    helper cell is appended for the call and removed after)."""
+    import nbformat
+
+    cells = client.nb.cells
+    cells.append(nbformat.v4.new_code_cell(source))
+    try:
+        await client.async_execute_cell(cells[-1], len(cells) - 1)
+    finally:
+        cells.pop()
+
+
+async def _alive(client, timeout: float = 10) -> bool:
+    """After an interrupt: does the kernel answer a trivial request?"""
+    old = client.timeout, client.iopub_timeout
+    client.timeout, client.iopub_timeout = timeout, 1
+    try:
+        await _run_extra(client, "pass")
+        return True
+    except Exception:
+        return False
+    finally:
+        client.timeout, client.iopub_timeout = old
+
+
+async def _execute(nb, job) -> dict:
+    import nbformat
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    client = _make_client(nb, job)
+    events: list[dict] = []
+    dead_reason = None
+    t0 = time.monotonic()
+    async with client.async_setup_kernel():
+        try:
+            await _run_extra(client, SEED_CODE.format(seed=int(job["seed"])))
+        except Exception as e:  # the seed preamble never fails on a healthy kernel
+            events.append({"cell": None, "event": "seed-failed", "detail": repr(e)[:200]})
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            if dead_reason:
+                cell.outputs = [_error("KernelDied", f"not run: {dead_reason}")]
+                continue
+            cell.outputs = []
+            try:
+                await client.async_execute_cell(cell, i)
+            except CellTimeoutError:
+                cell.outputs.append(_error("CellTimeoutError", f"cell ran longer than {job['cell_timeout']} s and was interrupted"))
+                events.append({"cell": i, "event": "timeout"})
+                try:
+                    await client.km.interrupt_kernel()
+                except Exception:
+                    pass
+                if not await _alive(client):
+                    dead_reason = f"the kernel ignored the interrupt after a timeout in cell {i} and was stopped"
+                    events.append({"cell": i, "event": "kernel-killed"})
+                    try:
+                        await client.km.shutdown_kernel(now=True)
+                    except Exception:
+                        pass
+            except DeadKernelError:
+                cell.outputs.append(_error("KernelDied", "the kernel died while running this cell"))
+                dead_reason = f"the kernel died in cell {i}"
+                events.append({"cell": i, "event": "kernel-died"})
+            except Exception as e:
+                cell.outputs.append(_error("ExecutionError", repr(e)[:500]))
+                events.append({"cell": i, "event": "error", "detail": repr(e)[:200]})
+            if i in client.truncated:
+                cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text="\n[output truncated by the autograder]\n"))
+                events.append({"cell": i, "event": "output-truncated"})
+    return {"events": events, "dead": dead_reason, "seconds": round(time.monotonic() - t0, 2)}
+
+
+def main() -> int:
+    job = json.load(open(sys.argv[1]))
+    _no_dump()
+    import nbformat
+
+    nb = nbformat.read(job["notebook"], as_version=4)
+    os.chdir(job["workdir"])
+    info = asyncio.run(_execute(nb, job))
+    payload = json.dumps({"notebook": nbformat.writes(nb), "info": info})
+    if job.get("out"):
+        with open(job["out"], "w") as f:
+            f.write(payload)
+    else:
+        with os.fdopen(3, "w") as f:
+            f.write(payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""Run a command of the autograder's inside/ scripts under bubblewrap, with limits.
+
+The sandbox sees, read-only: the system (/usr, /lib*, a few /etc files), the Python install,
+the .venv, the gptref package and /opt/autograder (autograder/inside); read-write: only its
+scratch folder (a fresh copy outside the repository) at /sandbox. It has no network, its own
+pid/ipc/uts namespaces, and dies with the grader. As root the payload runs as a dedicated
+uid per worker (setpriv, no capabilities, no_new_privs), so RLIMIT_NPROC counts only its own
+processes; otherwise bwrap maps it to uid 65534 in a user namespace. Limits: RLIMIT_AS, CPU,
+NPROC, NOFILE, FSIZE, a wall clock, and the whole process group killed at the end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+INSIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inside")
+MOUNT_INSIDE = "/opt/autograder"
+SCRATCH_MOUNT = "/sandbox"
+RESULT_CAP = 512 * 1024 * 1024
+
+
+class SandboxUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class SandboxResult:
+    rc: int | None
+    timed_out: bool
+    payload: bytes
+    log: str
+    seconds: float
+    sandboxed: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _python_roots() -> list[str]:
+    """Folders the interpreter, the venv and gptref live in (bound read-only)."""
+    roots = {os.path.realpath(sys.base_prefix), os.path.abspath(sys.prefix), os.path.realpath(sys.prefix)}
+    exe = os.path.realpath(sys.executable)
+    roots.add(os.path.dirname(os.path.dirname(exe)))
+    spec = importlib.util.find_spec("gptref")
+    if spec and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            roots.add(os.path.realpath(loc))
+    return sorted(r for r in roots if r and r != "/" and os.path.exists(r))
+
+
+def _mpl_cache() -> str | None:
+    """A matplotlib config dir with its font cache built (trusted side, once per user)."""
+    base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "autograder-mpl")
+    if os.path.isdir(base) and os.listdir(base):
+        return base
+    if importlib.util.find_spec("matplotlib") is None:
+        return None
+    tmp = base + f".{os.getpid()}"
+    try:
+        os.makedirs(tmp, exist_ok=True)
+        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env={**os.environ, "MPLCONFIGDIR": tmp},
+                       capture_output=True, timeout=120)
+        os.rename(tmp, base)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return base if os.path.isdir(base) else None
+
+
+def bwrap_problem() -> str | None:
+    """None when bubblewrap can start a sandbox here, else why not."""
+    exe = shutil.which("bwrap")
+    if not exe:
+        return "bubblewrap (bwrap) is not installed"
+    cmd = [exe, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--die-with-parent"]
+    if os.geteuid() != 0:
+        cmd += ["--unshare-user"]
+    try:
+        r = subprocess.run(cmd + ["true"], capture_output=True, timeout=30)
+    except Exception as e:  # noqa: BLE001
+        return f"bwrap failed to run: {e}"
+    if r.returncode != 0:
+        return f"bwrap cannot create a sandbox: {r.stderr.decode(errors='replace').strip()[:300]}"
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        return "setpriv (util-linux) is missing"
+    return None
+
+
+class Sandbox:
+    """Runs `python /opt/autograder/<script> ...` jailed; one instance per worker slot."""
+
+    def __init__(self, settings, slot: int = 0, unsafe: bool = False):
+        self.s = settings
+        self.slot = slot
+        self.unsafe = unsafe
+        self.root_mode = os.geteuid() == 0
+        self.uid = settings.sandbox_uid_base + slot if self.root_mode else os.getuid()
+        if not unsafe:
+            problem = bwrap_problem()
+            if problem:
+                raise SandboxUnavailable(problem + " (grading refuses to run unsandboxed without --unsafe-no-sandbox)")
+
+    # -- scratch -----------------------------------------------------------------------
+    def new_scratch(self) -> str:
+        """A fresh scratch folder outside the repository, owned by the sandbox user."""
+        base = os.environ.get("AUTOGRADER_SCRATCH") or tempfile.gettempdir()
+        d = tempfile.mkdtemp(prefix="ag-scratch-", dir=base)
+        for sub in ("work", "tmp", "home", "ipc"):
+            os.makedirs(os.path.join(d, sub))
+        cache = _mpl_cache()
+        if cache:  # matplotlib's font list, built once by the grader, saves seconds per run
+            shutil.copytree(cache, os.path.join(d, "home", ".mpl"))
+        return d
+
+    def hand_over(self, scratch: str) -> None:
+        if self.root_mode and not self.unsafe:
+            for dirpath, dirnames, filenames in os.walk(scratch):
+                os.chown(dirpath, self.uid, self.uid)
+                for f in filenames:
+                    os.chown(os.path.join(dirpath, f), self.uid, self.uid)
+
+    # -- command -----------------------------------------------------------------------
+    def _env(self, scratch_inside: str) -> dict[str, str]:
+        paths = [MOUNT_INSIDE] + list(self.s.python_paths)
+        env = {
+            "PATH": os.path.join(sys.prefix, "bin") + ":/usr/local/bin:/usr/bin:/bin",
+            "HOME": f"{scratch_inside}/home",
+            "TMPDIR": f"{scratch_inside}/tmp",
+            "USER": "student",
+            "LOGNAME": "student",
+            "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0",
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": ":".join(paths),
+            "MPLBACKEND": "Agg",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "JUPYTER_CONFIG_DIR": f"{scratch_inside}/home/.jupyter",
+            "JUPYTER_DATA_DIR": f"{scratch_inside}/home/.local/share/jupyter",
+            "JUPYTER_RUNTIME_DIR": f"{scratch_inside}/home/.runtime",
+            "IPYTHONDIR": f"{scratch_inside}/home/.ipython",
+            "MPLCONFIGDIR": f"{scratch_inside}/home/.mpl",
+        }
+        env.update(self.s.env)
+        return env
+
+    def _bwrap(self, scratch: str, argv: list[str]) -> list[str]:
+        cmd = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net",
+               "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+        if not self.root_mode:
+            cmd += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
+        made: set[str] = {"/"}
+
+        def parents(path: str) -> None:
+            parts = os.path.dirname(path).strip("/").split("/")
+            cur = ""
+            for p in parts:
+                if not p:
+                    continue
+                cur += "/" + p
+                if cur not in made:
+                    made.add(cur)
+                    cmd.extend(["--perms", "0755", "--dir", cur])
+
+        def ro(src: str, dst: str | None = None, try_: bool = False) -> None:
+            dst = dst or src
+            if try_ and not os.path.exists(src):
+                return
+            parents(dst)
+            cmd.extend(["--ro-bind", src, dst])
+            made.add(dst)
+
+        for p in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"):
+            if os.path.islink(p):
+                cmd.extend(["--symlink", os.readlink(p), p])
+            elif os.path.exists(p):
+                ro(p)
+        for p in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
+                  "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/alternatives", "/etc/ssl/certs", "/etc/fonts"):
+            ro(p, try_=True)
+        cmd += ["--bind", os.path.join(scratch, "tmp"), "/tmp"]  # before the binds that may live under /tmp
+        made.add("/tmp")
+        for p in _python_roots() + [os.path.abspath(p) for p in self.s.python_paths] + list(self.s.extra_ro_binds):
+            if any(p == b or p.startswith(b + "/") for b in _bound(cmd)):
+                continue
+            ro(p, try_=True)
+        ro(INSIDE, MOUNT_INSIDE)
+        cmd += ["--proc", "/proc", "--dev", "/dev"]
+        parents(SCRATCH_MOUNT + "/x")
+        cmd += ["--bind", scratch, SCRATCH_MOUNT, "--chdir", f"{SCRATCH_MOUNT}/work", "--clearenv"]
+        for k, v in self._env(SCRATCH_MOUNT).items():
+            cmd += ["--setenv", k, v]
+        if self.root_mode:
+            cmd += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+                    "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        return cmd + argv
+
+    def _limits(self, nproc: int) -> None:
+        """Runs in the child between fork and exec: new session and resource limits."""
+        mb = 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (self.s.memory_mb * mb,) * 2)
+        resource.setrlimit(resource.RLIMIT_CPU, (self.s.cpu_seconds, self.s.cpu_seconds + 5))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.s.max_open_files,) * 2)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.s.max_file_mb * mb,) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+    def _nproc_limit(self) -> int:
+        if self.root_mode and not self.unsafe:
+            return self.s.max_processes  # counted for the dedicated uid only
+        try:  # an unprivileged user: its other processes count too
+            import psutil
+
+            mine = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == os.getuid())
+        except Exception:  # noqa: BLE001
+            mine = 512
+        return mine + self.s.max_processes
+
+    def run(self, script: str, args: list[str], scratch: str, stdin: bytes | None, timeout: float) -> SandboxResult:
+        """Run /opt/autograder/<script> with `args`; fd 3 carries its answer back."""
+        t0 = time.monotonic()
+        self.hand_over(scratch)
+        python = os.path.join(sys.prefix, "bin", "python")
+        if self.unsafe:
+            argv = [python, os.path.join(INSIDE, script)] + [a.replace(SCRATCH_MOUNT, scratch) for a in args]
+            env = self._env(scratch)
+            env["PYTHONPATH"] = ":".join([INSIDE] + list(self.s.python_paths))
+            cwd = os.path.join(scratch, "work")
+        else:
+            argv = self._bwrap(scratch, [python, f"{MOUNT_INSIDE}/{script}"] + args)
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            cwd = "/"
+        r_fd, w_fd = os.pipe()
+        nproc = self._nproc_limit()
+
+        def pre() -> None:
+            os.dup2(w_fd, 3)
+            self._limits(nproc)
+
+        logf = tempfile.TemporaryFile()
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=logf, stderr=subprocess.STDOUT, cwd=cwd,
+                                env=env, pass_fds=(3,), preexec_fn=pre, start_new_session=True)
+        os.close(w_fd)
+        chunks: list[bytes] = []
+        size = [0]
+
+        def reader() -> None:
+            with os.fdopen(r_fd, "rb") as f:
+                while True:
+                    b = f.read(1 << 20)
+                    if not b:
+                        break
+                    if size[0] < RESULT_CAP:
+                        chunks.append(b)
+                    size[0] += len(b)
+
+        def writer() -> None:
+            try:
+                if stdin:
+                    proc.stdin.write(stdin)
+                proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+
+        threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
+        for t in threads:
+            t.start()
+        timed_out = False
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out, rc = True, None
+        self._kill(proc)
+        if rc is None:
+            rc = proc.wait()
+        threads[0].join(timeout=10)
+        notes = []
+        if size[0] > RESULT_CAP:
+            notes.append(f"answer larger than {RESULT_CAP >> 20} MB was dropped")
+            chunks = []
+        logf.seek(0, os.SEEK_END)
+        n = logf.tell()
+        logf.seek(max(0, n - 20000))
+        log = logf.read().decode(errors="replace")
+        logf.close()
+        return SandboxResult(rc, timed_out, b"".join(chunks), log, round(time.monotonic() - t0, 2), not self.unsafe, notes)
+
+    def _kill(self, proc: subprocess.Popen) -> None:
+        """No process of the run survives: its process group, and (as root) every process of its uid."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.root_mode and not self.unsafe:
+            pid = os.fork()
+            if pid == 0:  # a child becomes the sandbox uid and kills everything that uid owns
+                try:
+                    os.setgid(self.uid)
+                    os.setuid(self.uid)
+                    os.kill(-1, signal.SIGKILL)
+                finally:
+                    os._exit(0)
+            os.waitpid(pid, 0)
+
+
+def _bound(cmd: list[str]) -> set[str]:
+    out = set()
+    for i, a in enumerate(cmd):
+        if a == "--ro-bind" and i + 2 < len(cmd):
+            out.add(cmd[i + 2])
+    return out

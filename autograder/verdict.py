@@ -1,0 +1,138 @@
+"""The trusted verdict: the student's functions called in a fresh sandbox on cases the grader
+chooses, compared OUTSIDE the sandbox with the gptref reference."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import hmac
+import importlib
+import json
+import os
+import secrets
+import shutil
+
+from .compare import default_compare
+from .inside import plaindata
+
+
+def load_secret(path: str) -> bytes:
+    """The instructor secret behind case seeds (created once, kept out of git under work/)."""
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(secrets.token_hex(32))
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)  # atomic: two workers never make two secrets
+        except FileExistsError:
+            pass
+        os.unlink(tmp)
+    return open(path).read().strip().encode()
+
+
+def derive_seed(secret: bytes, *parts: str) -> int:
+    """A 31-bit seed from the secret and (assignment, student, ...): identical on every regrade."""
+    digest = hmac.new(secret, "\x00".join(parts).encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def load_registry(spec: str, day: str) -> tuple[dict, str | None]:
+    """({name: Exercise} for a day, None) or ({}, why there is none)."""
+    mod, _, fn = spec.partition(":")
+    try:
+        return dict(getattr(importlib.import_module(mod), fn)(day) or {}), None
+    except (KeyError, LookupError, FileNotFoundError):
+        return {}, f"the registry {spec} has no exercises for {day}"
+    except Exception as e:  # noqa: BLE001 (a broken registry must not fail every student)
+        return {}, f"the registry {spec} could not be loaded ({type(e).__name__}: {str(e)[:200]})"
+
+
+KEEP = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
+
+
+def verdict_cells(nb) -> list[list[str]]:
+    """What the verdict run executes: solution cells whole; of the other non-test code cells,
+    only imports, definitions and assignments (experiments and plots are skipped)."""
+    out = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution"):
+            continue  # a test cell
+        if meta.get("solution"):
+            out.append(["solution", cell.source])
+            continue
+        src = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.source.splitlines())
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        kept = [n for n in tree.body if isinstance(n, KEEP)]
+        if kept:
+            out.append(["setup", "\n".join(ast.get_source_segment(src, n) or ast.unparse(n) for n in kept)])
+    return out
+
+
+def trusted_verdict(nb, exercises: list, seeds: dict, sandbox, settings) -> dict:
+    """{exercise name: {"status": pass|fail|error|missing|unavailable, "detail": str}}."""
+    if not exercises:
+        return {}
+    job_ex, cases_by_name = [], {}
+    for ex in exercises:
+        cases = list(ex.make_cases(seeds[ex.name]))
+        cases_by_name[ex.name] = cases
+        job_ex.append({"name": ex.name, "day": ex.day, "cases": [plaindata.encode(c) for c in cases]})
+    job = {"cells": verdict_cells(nb), "exercises": job_ex, "registry": settings.registry,
+           "seed": seeds["__run__"], "cell_timeout": settings.cell_timeout, "call_timeout": settings.call_timeout}
+    scratch = sandbox.new_scratch()
+    try:
+        r = sandbox.run("run_verdict.py", [], scratch, json.dumps(job).encode(), settings.verdict_timeout)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        answer = json.loads(r.payload.decode())
+        results = answer["results"]
+    except Exception:  # noqa: BLE001
+        why = "timed out" if r.timed_out else f"exited with {r.rc}"
+        tail = r.log.strip().splitlines()[-1:] or [""]
+        return {ex.name: {"status": "unavailable", "detail": f"the verdict run {why} without an answer {tail[0][:200]}"} for ex in exercises}
+    out = {}
+    for ex in exercises:
+        res = results.get(ex.name) if isinstance(results, dict) else None
+        if not isinstance(res, dict) or res.get("status") != "ran":
+            out[ex.name] = {"status": "missing", "detail": (res or {}).get("detail", "no answer")}
+            continue
+        outs = res.get("outputs", [])
+        cases = cases_by_name[ex.name]
+        if len(outs) != len(cases):
+            out[ex.name] = {"status": "unavailable", "detail": "answer has the wrong number of results"}
+            continue
+        verdict = {"status": "pass", "detail": f"{len(cases)} cases agree with the reference"}
+        for i, (case, o) in enumerate(zip(cases, outs)):
+            if o.get("bad_answer"):
+                verdict = {"status": "fail", "detail": f"case {i}: the answer is not plain data ({str(o.get('error'))[:200]})"}
+                break
+            if not o.get("ok"):
+                err = str(o.get("error", "error"))[:300]
+                if verdict["status"] == "pass":
+                    verdict = {"status": "error", "detail": f"case {i} raised {err}"}
+                continue
+            try:
+                got = plaindata.decode(o["value"])
+            except Exception as e:  # noqa: BLE001
+                verdict = {"status": "fail", "detail": f"case {i}: unreadable answer ({e})"}
+                break
+            expected = ex.reference(**ex.arguments(case))
+            compare = ex.compare or (lambda g, e, c: default_compare(g, e, c))
+            try:
+                msg = compare(got, expected, case)
+            except Exception as e:  # noqa: BLE001 (a malformed answer can break a comparison)
+                msg = f"comparison failed: {type(e).__name__}: {e}"
+            if msg:
+                verdict = {"status": "fail", "detail": f"case {i}: {str(msg)[:300]}"}
+                break
+        out[ex.name] = verdict
+    return out

@@ -1,0 +1,241 @@
+"""Grade ONE student's ONE assignment, in its own process (the unit of parallelism and retry).
+
+`python -m autograder.worker --config C --assignment A --student S --slot K [--unsafe]`
+stages the repaired notebooks, runs nbgrader autograde (--force, so a half-written folder from
+a killed run is replaced) with `SandboxedExecute`, generates scrubbed feedback, and writes
+status/<A>/<S>.json last: that file is the "done" marker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+
+import nbformat
+from traitlets.config import Config
+
+from .course import Course
+from .precheck import precheck
+from .scrub import hidden_lines
+
+
+def submission_hash(course: Course, assignment: str, student: str) -> str:
+    """Identifies what was graded: the submitted notebooks, the release and the settings."""
+    h = hashlib.sha256()
+    for nb in course.notebooks(assignment):
+        for base in (os.path.join(course.submitted, student, assignment), os.path.join(course.release, assignment)):
+            p = os.path.join(base, f"{nb}.ipynb")
+            h.update(p.encode())
+            h.update(open(p, "rb").read() if os.path.exists(p) else b"<missing>")
+    h.update(json.dumps(course.settings.trait_values(), sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def status_path(course: Course, assignment: str, student: str) -> str:
+    return os.path.join(course.status, assignment, f"{student}.json")
+
+
+def _overrides(course: Course, staging: str, status_tmp: str, assignment: str, slot: int, unsafe: bool) -> Config:
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
+
+    from .execute import SandboxedExecute
+    from .scrub import ScrubHiddenTests
+
+    c = Config()
+    c.CourseDirectory.submitted_directory = staging
+    c.CourseDirectory.db_url = course.db_url.split("?")[0] + "?timeout=60"
+    c.Autograde.autograde_preprocessors = [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                           SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    c.OverwriteCells.add_missing_cells = True
+    c.SandboxedExecute.slot = slot
+    c.SandboxedExecute.unsafe = unsafe
+    c.SandboxedExecute.status_dir = status_tmp
+    c.SandboxedExecute.release_dir = os.path.join(course.release, assignment)
+    c.SandboxedExecute.secret_file = course.secret_file
+    from nbgrader.preprocessors import GetGrades
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+
+    c.GenerateFeedback.preprocessors = [GetGrades, ScrubHiddenTests, CSSHTMLHeaderPreprocessor]
+    return c
+
+
+def _zero_all(course: Course, assignment: str, student: str) -> None:
+    """Every autograded cell of the submission scores 0 (manual grades untouched)."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.db_url.split("?")[0] + "?timeout=60") as gb:
+        gb.update_or_create_student(student)
+        sub = gb.update_or_create_submission(assignment, student)
+        for nb in sub.notebooks:
+            for g in nb.grades:
+                if g.auto_score is not None or g.cell.cell_type == "code":
+                    g.auto_score = 0
+                g.needs_manual_grade = bool(g.manual_score is None and g.cell.cell_type == "markdown")
+        gb.db.commit()
+
+
+def _scores(course: Course, assignment: str, student: str) -> dict:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.db_url.split("?")[0] + "?timeout=60") as gb:
+        sub = gb.find_submission(assignment, student)
+        cells = {}
+        for nb in sub.notebooks:
+            for g in nb.grades:
+                cells[f"{nb.name}:{g.name}"] = {"score": g.score, "max": g.max_score, "auto": g.auto_score,
+                                                "manual": g.manual_score, "needs_manual_grade": g.needs_manual_grade}
+        return {"score": sub.score, "max_score": sub.max_score, "needs_manual_grade": sub.needs_manual_grade, "cells": cells}
+
+
+def grade_one(course: Course, assignment: str, student: str, slot: int = 0, unsafe: bool = False) -> dict:
+    t0 = time.monotonic()
+    status = {"student": student, "assignment": assignment, "hash": submission_hash(course, assignment, student),
+              "notebooks": {}, "flags": [], "notes": [], "sandboxed": not unsafe}
+    try:  # not "done" until this run writes it again: a killed run is redone, never skipped
+        os.unlink(status_path(course, assignment, student))
+    except FileNotFoundError:
+        pass
+    tag = f"{student}__{assignment}"
+    staging = os.path.join(course.staging, tag)
+    status_tmp = os.path.join(course.staging, tag + ".status")
+    for d in (staging, status_tmp):
+        shutil.rmtree(d, ignore_errors=True)
+    dest = os.path.join(staging, student, assignment)
+    os.makedirs(dest)
+    src_dir = os.path.join(course.submitted, student, assignment)
+    good = 0
+    for nb_id in course.notebooks(assignment):
+        entry = {"state": "ok", "flags": [], "notes": []}
+        status["notebooks"][nb_id] = entry
+        path = os.path.join(src_dir, f"{nb_id}.ipynb")
+        if not os.path.exists(path):
+            entry["state"] = "missing"
+            entry["flags"].append("notebook not submitted: scored 0")
+            try:
+                entry["flags"] += json.load(open(os.path.join(course.work, "collect_notes.json")))[student][assignment]
+            except (OSError, ValueError, KeyError):
+                pass
+            continue
+        release_nb = nbformat.read(os.path.join(course.release, assignment, f"{nb_id}.ipynb"), as_version=4)
+        nb, notes, flags, fatal = precheck(open(path, "rb").read(), release_nb)
+        entry["notes"] += notes
+        entry["flags"] += flags
+        if fatal:
+            entry["state"] = "broken"
+            entry["flags"].append(f"broken notebook: {fatal}: scored 0")
+            continue
+        nbformat.write(nb, os.path.join(dest, f"{nb_id}.ipynb"))
+        good += 1
+    ts = os.path.join(src_dir, "timestamp.txt")
+    if os.path.exists(ts):
+        shutil.copy(ts, os.path.join(dest, "timestamp.txt"))
+    out_dir = os.path.join(course.autograded, student, assignment)
+    if good:
+        api = course.api(_overrides(course, staging, status_tmp, assignment, slot, unsafe))
+        for attempt in range(course.settings.retries + 1):
+            r = api.autograde(assignment, student, force=True)
+            if r.get("success"):
+                break
+            log = (r.get("log") or "") + str(r.get("error") or "")
+            if "database is locked" not in log and "Address already in use" not in log:
+                break
+            time.sleep(1 + attempt)
+        if not r.get("success"):
+            status["state"] = "failed"
+            status["flags"].append("autograde failed: " + _last_error(r))
+            shutil.rmtree(out_dir, ignore_errors=True)
+        else:
+            fb = api.generate_feedback(assignment, student, force=True)
+            if not fb.get("success"):
+                status["notes"].append("feedback failed: " + _last_error(fb))
+            _check_feedback(course, assignment, student, status, dest)
+    else:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        shutil.rmtree(os.path.join(course.feedback, student, assignment), ignore_errors=True)
+        _zero_all(course, assignment, student)
+    for p in glob.glob(os.path.join(status_tmp, "*.json")):
+        nb_id = os.path.basename(p)[:-5]
+        detail = json.load(open(p))
+        entry = status["notebooks"].setdefault(nb_id, {"state": "ok", "flags": [], "notes": []})
+        entry["flags"] += detail.pop("flags", [])
+        entry["notes"] += detail.pop("notes", [])
+        entry.update(detail)
+    status.setdefault("state", "ok" if all(e["state"] == "ok" for e in status["notebooks"].values()) else "partial")
+    try:
+        status.update(_scores(course, assignment, student))
+    except Exception as e:  # noqa: BLE001
+        status["flags"].append(f"no gradebook entry: {e}")
+    status["seconds"] = round(time.monotonic() - t0, 2)
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(status_tmp, ignore_errors=True)
+    path = status_path(course, assignment, student)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(status, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return status
+
+
+def _last_error(r: dict) -> str:
+    text = (str(r.get("error") or "") + "\n" + (r.get("log") or "")).strip().splitlines()
+    errs = [line for line in text if "error" in line.lower()] or text
+    return (errs[-1] if errs else "unknown error")[:300]
+
+
+def _check_feedback(course: Course, assignment: str, student: str, status: dict, staged: str) -> None:
+    """Belt and braces: a feedback file that still shows a hidden-test line is withheld
+    (lines the student wrote themselves do not count)."""
+    secret = []
+    for nb_id in course.notebooks(assignment):
+        src = os.path.join(course.source, assignment, f"{nb_id}.ipynb")
+        if os.path.exists(src):
+            for cell in nbformat.read(src, as_version=4).cells:
+                secret += hidden_lines(cell.source)
+    own = ""
+    for p in glob.glob(os.path.join(staged, "*.ipynb")):
+        own += "\n".join(c.source for c in nbformat.read(p, as_version=4).cells
+                         if not (c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.get("nbgrader", {}).get("solution")))
+    secret = [s for s in secret if s not in own]
+    import html
+
+    for p in glob.glob(os.path.join(course.feedback, student, assignment, "*.html")):
+        text = html.unescape(re.sub(r"<[^>]+>", "", open(p, encoding="utf-8", errors="replace").read()))
+        leaked = [s for s in secret if len(s) >= 12 and s in text]
+        if leaked:
+            os.replace(p, p + ".withheld")
+            status["flags"].append(f"feedback {os.path.basename(p)} withheld: it showed hidden test code ({leaked[0][:60]!r})")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m autograder.worker")
+    p.add_argument("--config")
+    p.add_argument("--assignment", required=True)
+    p.add_argument("--student", required=True)
+    p.add_argument("--slot", type=int, default=0)
+    p.add_argument("--unsafe", action="store_true")
+    a = p.parse_args(argv)
+    import warnings
+
+    warnings.filterwarnings("ignore")  # SQLAlchemy chatter from nbgrader
+    try:  # die with the grading run that started us (PR_SET_PDEATHSIG = SIGKILL)
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)
+    except Exception:  # noqa: BLE001
+        pass
+    course = Course(a.config)
+    st = grade_one(course, a.assignment, a.student, a.slot, a.unsafe)
+    print(json.dumps({k: st.get(k) for k in ("student", "assignment", "state", "score", "max_score", "seconds")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""`python -m gptref homework`: pretrain on Shakespeare, fine-tune on Milton, sample before/after, write a report."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+CONFIGS = Path(__file__).resolve().parents[1] / "train" / "configs"
+PROMPT = "Of Man's first disobedience, and the fruit\n"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--out", default=None, help="report folder (default runs/homework-<timestamp>)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda: bf16 autocast, torch.compile)")
+    parser.add_argument("--finetune_mode", "--finetune-mode", choices=("continue", "sft"), default="continue")
+    parser.add_argument("--pretrain_iters", type=int, default=None)
+    parser.add_argument("--finetune_iters", type=int, default=None)
+    parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tiny model, few steps)")
+    parser.add_argument("--no_progress", action="store_true", help="no tqdm bars")
+
+
+def run(args) -> int:
+    from gptref.train.config import load_config
+    from gptref.train.loop import TrainingError, estimate_loss, train
+    from gptref.train.prepare import token_file
+    from gptref.train.report import write_report
+    from gptref.train.sampling import sample_text
+    from gptref.train.sft import LMBatches
+
+    import contextlib
+
+    out = Path(args.out or f"runs/homework-{datetime.now():%Y%m%d-%H%M%S}")
+    if (out / "report.md").exists():
+        print(f"error: {out} already holds a report; choose another --out", file=sys.stderr)
+        return 2
+    common = dict(device=args.device, progress=not args.no_progress, overwrite=True)
+    pre_file = CONFIGS / ("tiny.toml" if args.tiny else "homework.toml")
+    fine_file = CONFIGS / ("tiny.toml" if args.tiny else "homework_finetune.toml")
+    t_start = time.perf_counter()
+    try:
+        pre_cfg = load_config(pre_file, out_dir=str(out / "pretrain"), **common,
+                              **({"max_iters": args.pretrain_iters} if args.pretrain_iters else {}))
+        print(f"[homework] 1/3 pretraining on Shakespeare ({pre_cfg.max_iters} iterations) -> {out}")
+        t0 = time.perf_counter()
+        pre = train(pre_cfg)
+        pre_s = time.perf_counter() - t0
+        device = "cuda" if args.device in ("cuda", "auto") and pre.model.lm_head.weight.is_cuda else "cpu"
+        milton_val = LMBatches(token_file("milton", "val", pre_cfg.tokenizer), min(pre_cfg.block_size, 64))
+        before = estimate_loss(pre.model, {"val": milton_val}, pre_cfg, device, contextlib.nullcontext())["val"]
+        samples = {"before fine-tuning (pretrained on Shakespeare)":
+                   sample_text(pre.model, pre.tokenizer, PROMPT, 300, seed=0, device=device)}
+        fine_cfg = load_config(fine_file, out_dir=str(out / "finetune"), init_from=str(pre.checkpoint),
+                               dataset="milton", task="sft" if args.finetune_mode == "sft" else "lm", **common,
+                               **({"max_iters": args.finetune_iters} if args.finetune_iters else {}),
+                               **({"block_size": pre_cfg.block_size} if args.tiny else {}))
+        print(f"[homework] 2/3 fine-tuning on Milton ({args.finetune_mode}, {fine_cfg.max_iters} iterations)")
+        t0 = time.perf_counter()
+        fine = train(fine_cfg)
+        fine_s = time.perf_counter() - t0
+        after = estimate_loss(fine.model, {"val": milton_val}, pre_cfg, device, contextlib.nullcontext())["val"]
+        samples["after fine-tuning on Milton"] = sample_text(fine.model, fine.tokenizer, PROMPT, 300, seed=0,
+                                                             device=device)
+    except (ValueError, FileExistsError, FileNotFoundError, TrainingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    vocab = len(pre.tokenizer)
+    metrics = {
+        "vocab_size": vocab, "chance_loss": math.log(vocab), "device": device,
+        "milton_val_before": before, "milton_val_after": after,
+        "phases": {
+            "pretrain (Shakespeare)": {"final_train_loss": pre.final_train_loss, "final_val_loss": pre.final_val_loss,
+                                       "iters": pre.iters_done, "tokens_per_s": pre.tokens_per_s,
+                                       "iters_per_s": pre.iters_per_s, "seconds": pre_s},
+            f"finetune {args.finetune_mode} (Milton)": {
+                "final_train_loss": fine.final_train_loss, "final_val_loss": fine.final_val_loss,
+                "iters": fine.iters_done, "tokens_per_s": fine.tokens_per_s, "iters_per_s": fine.iters_per_s,
+                "seconds": fine_s},
+        },
+        "total_seconds": time.perf_counter() - t_start,
+    }
+    print("[homework] 3/3 writing the report")
+    files = write_report(out, {"pretrain": pre_cfg.to_dict(), "finetune": fine_cfg.to_dict()}, metrics, samples,
+                         {"pretrain (Shakespeare)": pre.history, f"finetune {args.finetune_mode} (Milton)": fine.history})
+    print(f"[homework] pretrain val loss {pre.final_val_loss:.4f} (chance {math.log(vocab):.2f}); Milton val loss "
+          f"{before:.4f} -> {after:.4f}; {metrics['total_seconds']:.0f} s. Report: {files['report']}")
+    return 0

@@ -1,0 +1,263 @@
+"""The training loop: AdamW with decay groups, cosine schedule, clipping, accumulation, eval, checkpoints, resume, DDP."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gptref.gpt import GPT, GPTConfig
+from gptref.train import ddp
+from gptref.train.checkpoint import load_checkpoint, save_checkpoint
+from gptref.train.config import TrainConfig
+from gptref.train.prepare import get_tokenizer, token_file, tokenizer_from_spec
+from gptref.train.schedule import lr_at
+from gptref.train.sft import LMBatches, SFTBatches, next_line_examples
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN/inf)."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    checkpoint: Path | None
+    history: dict[str, list]
+    final_train_loss: float
+    final_val_loss: float
+    tokens_per_s: float
+    iters_per_s: float
+    iters_done: int
+    model: Any = field(repr=False, default=None)
+    tokenizer: Any = field(repr=False, default=None)
+
+
+def _resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"option device={name!r} but CUDA is not available on this machine")
+    return name
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
+    """AdamW; 2-D weights (matmuls, embeddings) decay, biases and norm gains do not. Fused kernel on CPU and CUDA."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), fused=True)
+
+
+def _rng_state(sampler: np.random.Generator) -> dict[str, Any]:
+    np_state = np.random.get_state(legacy=False)
+    np_state["state"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in np_state["state"].items()}
+    state = {"torch": torch.get_rng_state(), "numpy": np_state, "python": random.getstate(),
+             "sampler": sampler.bit_generator.state}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], sampler: np.random.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    np_state = dict(state["numpy"])
+    np_state["state"] = {k: (np.array(v, dtype=np.uint32) if isinstance(v, list) else v)
+                         for k, v in np_state["state"].items()}
+    np.random.set_state(np_state)
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    sampler.bit_generator.state = state["sampler"]
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _batches(cfg: TrainConfig, tokenizer, split: str, cache=None):
+    if cfg.task == "sft":
+        from gptref import data
+
+        return SFTBatches(next_line_examples(data.corpus(cfg.dataset, split)), tokenizer, cfg.block_size)
+    return LMBatches(token_file(cfg.dataset, split, cfg.tokenizer, cfg.bpe_vocab_size, cache), cfg.block_size)
+
+
+@torch.no_grad()
+def estimate_loss(model, batches: dict[str, Any], cfg: TrainConfig, device: str, autocast,
+                  rows: int | None = None) -> dict[str, float]:
+    """Mean loss over eval_iters fixed batches of `rows` (default batch_size) per split, the same every time."""
+    model.eval()
+    out = {}
+    for split, source in batches.items():
+        rng = np.random.default_rng([cfg.seed, 7])
+        losses = torch.zeros(cfg.eval_iters)
+        for k in range(cfg.eval_iters):
+            x, y = source.sample(rng, rows or cfg.batch_size)
+            with autocast:
+                _, loss = model(x.to(device), y.to(device))
+            losses[k] = loss.float().cpu()
+        out[split] = losses.mean().item()
+    model.train()
+    return out
+
+
+def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
+    """Train (or fine-tune, or resume) as cfg says; returns the history and where the checkpoint is."""
+    cfg.validate()
+    device = _resolve_device(cfg.device)
+    dist = ddp.setup(device)
+    if dist.enabled and device.startswith("cuda"):
+        device = f"cuda:{dist.local_rank}"
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out_dir = Path(cfg.out_dir or f"runs/train-{datetime.now():%Y%m%d-%H%M%S}")
+    ckpt_path = out_dir / "ckpt.pt"
+    if ckpt_path.exists() and not cfg.resume and not cfg.overwrite and cfg.save_checkpoints:
+        raise FileExistsError(
+            f"{ckpt_path} already exists; pass --resume to continue it, --overwrite to replace it, "
+            "or choose another --out_dir")
+    if cfg.resume and not ckpt_path.exists():
+        raise FileNotFoundError(f"--resume given but there is no checkpoint at {ckpt_path}")
+
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    random.seed(cfg.seed)
+    sampler = np.random.default_rng(cfg.seed)
+
+    state = load_checkpoint(ckpt_path) if cfg.resume else None
+    init = load_checkpoint(cfg.init_from) if (state is None and cfg.init_from != "scratch") else None
+    source = state or init
+    if source is not None:
+        tokenizer = tokenizer_from_spec(source["tokenizer"])
+        model_args = dict(source["model_args"], dropout=cfg.dropout)
+        if cfg.block_size > model_args["block_size"]:
+            raise ValueError(f"option block_size={cfg.block_size} exceeds the checkpoint's {model_args['block_size']}")
+    else:
+        tokenizer = get_tokenizer(cfg.tokenizer, cfg.bpe_vocab_size, cache)
+        model_args = dict(vocab_size=len(tokenizer), block_size=cfg.block_size, n_layer=cfg.n_layer,
+                          n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias)
+    model = GPT(GPTConfig(**model_args))
+    if source is not None:
+        model.load_state_dict(source["model"])
+    model.to(device)
+    optimizer = make_optimizer(model, cfg, device)
+    history: dict[str, list] = {"train": [], "eval": [], "lr": []}
+    start = 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"], sampler)
+        history = state["history"]
+        start = state["iter"]
+
+    is_cuda = device.startswith("cuda")
+    use_bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and is_cuda)
+    autocast = (torch.autocast(device_type="cuda" if is_cuda else "cpu", dtype=torch.bfloat16)
+                if use_bf16 else contextlib.nullcontext())
+    if is_cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    raw_model = model
+    if cfg.compile == "true" or (cfg.compile == "auto" and is_cuda):
+        model = torch.compile(model)
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[dist.local_rank] if is_cuda else None)
+
+    train_src, val_src = _batches(cfg, tokenizer, "train", cache), _batches(cfg, tokenizer, "val", cache)
+    rows_per_step = cfg.batch_size * cfg.grad_accum * dist.world_size  # the global batch
+    last_good: list[Path | None] = [ckpt_path if state is not None else None]
+    pending: list[tuple[int, torch.Tensor]] = []
+
+    def flush() -> None:
+        """Move the per-step losses to the host (one sync) and stop on the first NaN/inf."""
+        if not pending:
+            return
+        values = torch.stack([t for _, t in pending]).tolist()
+        for (step, _), value in zip(pending, values):
+            if not math.isfinite(value):
+                where = last_good[0] or "none saved yet"
+                raise TrainingError(f"loss is {value} at step {step}; last good checkpoint: {where}")
+            history["train"].append([step, value])
+        pending.clear()
+
+    def save(it: int) -> None:
+        flush()
+        if not (cfg.save_checkpoints and dist.is_main):
+            return
+        save_checkpoint({
+            "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": model_args,
+            "config": cfg.to_dict(), "tokenizer": tokenizer.spec(), "iter": it, "history": history,
+            "rng": _rng_state(sampler),
+        }, ckpt_path)
+        last_good[0] = ckpt_path
+
+    end = min(cfg.max_iters, cfg.stop_at) if cfg.stop_at else cfg.max_iters
+    bar = tqdm(total=end, initial=start, desc=f"{cfg.task} {cfg.dataset}", unit="it",
+               disable=not (cfg.progress and dist.is_main), dynamic_ncols=True)
+    train_time, steps_timed = 0.0, 0
+    model.train()
+    it = start
+    while True:
+        evaluated = any(e[0] == it for e in history["eval"])
+        if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and not evaluated and dist.is_main:
+            flush()
+            losses = estimate_loss(raw_model, {"train": train_src, "val": val_src}, cfg, device, autocast,
+                                   rows=cfg.batch_size * dist.world_size)  # DDP: as many rows as 1 process
+            history["eval"].append([it, losses["train"], losses["val"]])
+            bar.write(f"step {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            if it > start:
+                save(it)
+        if it >= end:
+            break
+        t0 = time.perf_counter()
+        lr = lr_at(it, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.decay_iters)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x_all, y_all = train_src.sample(sampler, rows_per_step)  # (accum*world*B, T), the same on every rank
+        x_all = x_all.view(cfg.grad_accum, dist.world_size, cfg.batch_size, -1)[:, dist.rank]  # (accum, B, T)
+        y_all = y_all.view(cfg.grad_accum, dist.world_size, cfg.batch_size, -1)[:, dist.rank]
+        step_loss = torch.zeros((), device=device)
+        for micro in range(cfg.grad_accum):
+            sync = (not dist.enabled) or micro == cfg.grad_accum - 1
+            with (contextlib.nullcontext() if sync else model.no_sync()):
+                with autocast:
+                    _, loss = model(x_all[micro].to(device, non_blocking=True), y_all[micro].to(device, non_blocking=True))
+                    loss = loss / cfg.grad_accum
+                loss.backward()
+            step_loss += loss.detach()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        pending.append((it, step_loss))
+        history["lr"].append([it, lr])
+        it += 1
+        if it % cfg.log_interval == 0 or it == end:
+            flush()
+            if is_cuda:
+                torch.cuda.synchronize()
+            bar.set_postfix(loss=f"{history['train'][-1][1]:.4f}", lr=f"{lr:.2e}")
+        train_time += time.perf_counter() - t0
+        steps_timed += 1
+        bar.update(1)
+    bar.close()
+    flush()
+    if cfg.save_checkpoints and (not history["eval"] or history["eval"][-1][0] != it or it == start):
+        save(it)
+    elif cfg.save_checkpoints and last_good[0] is None:
+        save(it)
+    ddp.cleanup(dist)
+    iters_per_s = steps_timed / train_time if train_time > 0 else 0.0
+    final_val = history["eval"][-1][2] if history["eval"] else float("nan")
+    final_train = history["eval"][-1][1] if history["eval"] else float("nan")
+    return TrainResult(out_dir, ckpt_path if cfg.save_checkpoints else None, history, final_train, final_val,
+                       iters_per_s * rows_per_step * cfg.block_size, iters_per_s, it, raw_model, tokenizer)

@@ -1,0 +1,116 @@
+"""Token files: a corpus split encoded once into <cache>/tokens/<tokenizer>/<corpus>-<split>.bin, then memory-mapped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gptref import data
+
+
+class CharTokenizer:
+    """One token per character; the alphabet is every character of both corpora, so one vocab serves both."""
+
+    def __init__(self, chars: str):
+        self.chars = chars
+        self.stoi = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def from_corpora(cls) -> "CharTokenizer":
+        return cls("".join(sorted(set(data.corpus("shakespeare")) | set(data.corpus("milton")))))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        unknown = set(text) - self.stoi.keys()
+        if unknown:
+            raise ValueError(f"text holds characters outside the vocabulary: {sorted(unknown)[:10]}")
+        return [self.stoi[c] for c in text]
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "char", "chars": self.chars}
+
+
+class BPETokenizer:
+    """gptref.bpe.Tokenizer trained on (the start of) Shakespeare's training split."""
+
+    def __init__(self, tok, path: Path):
+        self.tok, self.path = tok, path
+
+    def __len__(self) -> int:
+        return len(self.tok)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text)
+
+    def decode(self, ids) -> str:
+        return self.tok.decode([int(i) for i in ids])
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "bpe", "path": str(self.path)}
+
+
+def tokens_dir(kind: str = "char", bpe_vocab_size: int = 512, cache: str | os.PathLike | None = None) -> Path:
+    root = Path(cache) if cache is not None else data.cache_dir()
+    return root / "tokens" / (kind if kind == "char" else f"bpe{bpe_vocab_size}")
+
+
+def get_tokenizer(kind: str = "char", bpe_vocab_size: int = 512, cache=None):
+    """The tokenizer for kind ("char" or "bpe"); a BPE tokenizer is trained once and saved in the cache."""
+    if kind == "char":
+        return CharTokenizer.from_corpora()
+    if kind != "bpe":
+        raise ValueError(f"tokenizer must be 'char' or 'bpe', got {kind!r}")
+    from gptref.bpe import Tokenizer
+
+    path = tokens_dir(kind, bpe_vocab_size, cache) / "tokenizer.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tok = Tokenizer.train(data.corpus("shakespeare", "train")[:1_000_000], bpe_vocab_size)
+        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+        tok.save(tmp)
+        os.replace(tmp, path)
+    return BPETokenizer(Tokenizer.load(path), path)
+
+
+def tokenizer_from_spec(spec: dict[str, Any]):
+    """Rebuild the tokenizer stored in a checkpoint."""
+    if spec["kind"] == "char":
+        return CharTokenizer(spec["chars"])
+    from gptref.bpe import Tokenizer
+
+    return BPETokenizer(Tokenizer.load(spec["path"]), Path(spec["path"]))
+
+
+def token_file(corpus: str, split: str, kind: str = "char", bpe_vocab_size: int = 512, cache=None) -> np.memmap:
+    """The tokens of corpus/split as a read-only memmap (uint16 when the vocab fits); written on first use only."""
+    folder = tokens_dir(kind, bpe_vocab_size, cache)
+    path = folder / f"{corpus}-{split}.bin"
+    meta_path = folder / f"{corpus}-{split}.json"
+    text = data.corpus(corpus, split)
+    fp = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if meta_path.exists() and path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("text_sha256") == fp:
+            return np.memmap(path, dtype=meta["dtype"], mode="r")
+    tok = get_tokenizer(kind, bpe_vocab_size, cache)
+    dtype = np.uint16 if len(tok) <= 65535 else np.uint32
+    ids = np.asarray(tok.encode(text), dtype=dtype)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    ids.tofile(tmp)
+    os.replace(tmp, path)
+    meta = {"text_sha256": fp, "dtype": np.dtype(dtype).name, "n_tokens": int(ids.size), "vocab_size": len(tok)}
+    tmp = meta_path.with_name(meta_path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, meta_path)
+    return np.memmap(path, dtype=dtype, mode="r")

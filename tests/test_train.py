@@ -1,0 +1,170 @@
+"""Fast tests of gptref.train: schedule, config, token files, checkpoints, NaN detection, SFT masking."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gptref.train import TrainingError, load_config, train
+from gptref.train.checkpoint import load_checkpoint, previous_path, save_checkpoint
+from gptref.train.config import read_config_file
+from gptref.train.schedule import lr_at
+from gptref.train.sft import IGNORE, encode_example
+
+TINY = dict(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4, max_iters=6, warmup_iters=2,
+            eval_interval=3, eval_iters=2, log_interval=2, progress=False)
+
+
+def test_schedule_matches_closed_form_and_torch_cosine():
+    lr, lo, warm, decay = 1e-3, 1e-4, 10, 100
+    for step in range(0, 120):
+        if step < warm:
+            want = lr * (step + 1) / warm
+        elif step >= decay:
+            want = lo
+        else:
+            want = lo + (lr - lo) * (1 + math.cos(math.pi * (step - warm) / (decay - warm))) / 2
+        assert lr_at(step, lr, lo, warm, decay) == pytest.approx(want, rel=1e-12)
+    # the cosine part against torch's own (recursive) CosineAnnealingLR
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=decay - warm, eta_min=lo)
+    for step in range(warm, decay):
+        assert lr_at(step, lr, lo, warm, decay) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
+        opt.step()
+        sched.step()
+
+
+def test_config_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("learning_rat = 1e-3\n")
+    with pytest.raises(ValueError, match="unknown option 'learning_rat'.*did you mean 'learning_rate'"):
+        read_config_file(bad)
+    bad.write_text("n_layer = 'four'\n")
+    with pytest.raises(ValueError, match="n_layer.*must be a int"):
+        read_config_file(bad)
+    with pytest.raises(ValueError, match="option n_head must be > 0, got 0"):
+        load_config(n_head=0)
+    with pytest.raises(ValueError, match="option dataset must be one of"):
+        load_config(dataset="hamlet")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+    good = tmp_path / "good.json"
+    good.write_text('{"n_layer": 2, "learning_rate": 1}')
+    cfg = load_config(good, n_head=2)
+    assert (cfg.n_layer, cfg.learning_rate, cfg.n_head) == (2, 1.0, 2)
+
+
+def test_cli_rejects_unknown_and_bad_options(capsys):
+    from gptref.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--lr=3", "--max_iters=1", "--save_checkpoints=false", "--progress=false"])
+    assert e.value.code == 2 and "unrecognized arguments: --lr=3" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--n_layer=x", "--max_iters=1"])
+    assert "argument --n_layer: invalid int value" in capsys.readouterr().err
+    assert main(["train", "--dropout=1.5", "--max_iters=1", "--save_checkpoints=false", "--progress=false"]) == 2
+    assert "option dropout must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_token_files_are_uint16_memmaps_written_once(tmp_path):
+    from gptref import data
+    from gptref.train.prepare import get_tokenizer, token_file
+
+    tokens = token_file("milton", "val", cache=tmp_path)
+    assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16
+    text = data.corpus("milton", "val")
+    assert get_tokenizer("char").decode(tokens[:2000]) == text[:2000] and len(tokens) == len(text)
+    path = tmp_path / "tokens" / "char" / "milton-val.bin"
+    before = path.stat().st_mtime_ns
+    os.utime(path, ns=(before - 10**9, before - 10**9))  # an older mtime: a rewrite would change it
+    before = path.stat().st_mtime_ns
+    again = token_file("milton", "val", cache=tmp_path)
+    assert path.stat().st_mtime_ns == before
+    assert np.array_equal(again, tokens)
+
+
+def test_kill_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint({"step": 1, "w": torch.arange(4.0)}, path)
+    save_checkpoint({"step": 2, "w": torch.arange(4.0) * 2}, path)
+    assert load_checkpoint(previous_path(path))["step"] == 1
+
+    real_replace = os.replace
+
+    def crash(src, dst):  # the process dies just before the new file takes the checkpoint's name
+        if os.fspath(dst) == os.fspath(path):
+            raise KeyboardInterrupt("killed")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"step": 3, "w": torch.zeros(4)}, path)
+    monkeypatch.setattr(os, "replace", real_replace)
+    state = load_checkpoint(path)
+    assert state["step"] == 2 and torch.equal(state["w"], torch.arange(4.0) * 2)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] in ([], [".ckpt.pt.prev-tmp-%d" % os.getpid()])
+
+    def die_mid_write(obj, f, *a, **k):  # a kill half-way through writing the temp file
+        f.write(b"partial")
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(torch, "save", die_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"step": 4}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 2
+
+
+def test_refuses_to_overwrite_a_checkpoint(tmp_path):
+    (tmp_path / "ckpt.pt").write_bytes(b"the user's model")
+    with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
+        train(load_config(out_dir=str(tmp_path), **TINY))
+    assert (tmp_path / "ckpt.pt").read_bytes() == b"the user's model"
+
+
+def test_nan_loss_names_step_and_last_checkpoint(tmp_path, monkeypatch):
+    real_ce = F.cross_entropy
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        out = real_ce(*args, **kwargs)
+        if not torch.is_grad_enabled():  # evaluation
+            return out
+        calls["n"] += 1
+        return out * float("nan") if calls["n"] > 25 else out  # training steps 0..24 are fine
+
+    monkeypatch.setattr(F, "cross_entropy", poisoned)
+    cfg = load_config(out_dir=str(tmp_path), **dict(TINY, max_iters=40, eval_interval=10))
+    with pytest.raises(TrainingError) as e:
+        train(cfg)
+    msg = str(e.value)
+    assert "loss is nan at step" in msg and str(tmp_path / "ckpt.pt") in msg
+    step = int(msg.split("at step ")[1].split(";")[0])
+    assert step == 25
+
+    
+def test_sft_loss_counts_only_response_tokens():
+    from gptref.gpt import GPT, GPTConfig
+
+    g = torch.Generator().manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=12, n_layer=1, n_head=2, n_embd=16))
+    xs, ys, refs = [], [], []
+    for prompt_len, resp_len in [(5, 3), (20, 4), (2, 2)]:
+        prompt = torch.randint(1, 20, (prompt_len,), generator=g).tolist()
+        resp = torch.randint(1, 20, (resp_len,), generator=g).tolist()
+        x, y = encode_example(prompt, resp, block_size=12)
+        seq = (prompt + resp)[-13:]
+        assert x == (seq[:-1] + [0] * 12)[:12]
+        xs.append(x)
+        ys.append(y)
+        refs.append((len(seq) - resp_len - 1, resp))  # response tokens are predicted from these positions on
+    x, y = torch.tensor(xs), torch.tensor(ys)
+    logits, loss = model(x, y)
+    picked_logits = torch.cat([logits[b, start : start + len(r)] for b, (start, r) in enumerate(refs)])
+    picked_targets = torch.tensor([t for _, r in refs for t in r])
+    assert torch.allclose(loss, F.cross_entropy(picked_logits, picked_targets), atol=1e-6)
+    assert (y != IGNORE).sum() == sum(len(r) for _, r in refs)
