@@ -1,9 +1,10 @@
-"""Shared test set-up: one torch thread per process, test groups for pytest-xdist, CUDA skips.
+"""Shared test set-up: one torch thread per process, and CUDA tests skipped without a GPU.
 
 `./run test` runs pytest with two xdist workers on a 2-core machine; each process (and every
 Jupyter kernel it starts, which inherits the environment) then uses one thread, since two
-processes with two threads each fight over the cores and run many times slower. Tests that
-start Jupyter kernels over TCP run in one xdist group, so no two of them race for a port.
+processes with two threads each fight over the cores and run many times slower. `--dist loadfile`
+keeps each file on one worker: the notebook kernels (TCP ports) and the autograder's sandbox
+uids are then never used by two workers at once.
 """
 
 import os
@@ -14,19 +15,8 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 
 import pytest  # noqa: E402
 
-# module -> xdist group (tests in one group run one after another on the same worker)
-GROUPS = {
-    "test_notebooks": "kernels",
-    "test_autograder": "autograder",
-    "test_autograder_hostile": "autograder",
-}
-
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = GROUPS.get(item.module.__name__.rsplit(".", 1)[-1])
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
     try:
         import torch
 
