@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+from gptref.hf_weights import read_hf_source
 
 
 @dataclass
@@ -195,17 +195,7 @@ class Bert(nn.Module):
         Shapes come from the weights; n_head from config.json/the model's config or the argument
         (a bare state dict defaults to n_embd // 64, BERT's head size). nn.Linear weights need no transpose.
         """
-        hf_config: dict[str, Any] = {}
-        if isinstance(source, (str, os.PathLike)):
-            hf_config, state = _read_hf_dir(source)
-        elif isinstance(source, nn.Module):
-            state = source.state_dict()
-            if getattr(source, "config", None) is not None:
-                hf_config = source.config.to_dict()
-        elif isinstance(source, Mapping):
-            state = dict(source)
-        else:
-            raise ValueError(f"source must be a path, a state dict or a model, got {type(source).__name__}")
+        hf_config, state = read_hf_source(source)
         key = "bert.embeddings.word_embeddings.weight"
         if key not in state:
             raise ValueError(f"source is not a BertForMaskedLM state dict: no {key!r}")
@@ -277,24 +267,6 @@ def _hf_name(name: str) -> str:
     _, index, rest = name.split(".", 2)  # layers.{i}.{module}.{weight|bias}
     module, param = rest.rsplit(".", 1)
     return f"bert.encoder.layer.{index}.{_LAYER_NAMES[module]}.{param}"
-
-
-def _read_hf_dir(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """config.json (if any) and the weights of a save_pretrained directory."""
-    path = os.fspath(path)
-    if not os.path.isdir(path):
-        raise ValueError(f"path {path!r} is not a directory")
-    config: dict[str, Any] = {}
-    if os.path.exists(os.path.join(path, "config.json")):
-        with open(os.path.join(path, "config.json")) as f:
-            config = json.load(f)
-    if os.path.exists(os.path.join(path, "model.safetensors")):
-        from safetensors.torch import load_file
-
-        return config, load_file(os.path.join(path, "model.safetensors"))
-    if os.path.exists(os.path.join(path, "pytorch_model.bin")):
-        return config, torch.load(os.path.join(path, "pytorch_model.bin"), map_location="cpu", weights_only=True)
-    raise ValueError(f"path {path!r} holds neither model.safetensors nor pytorch_model.bin")
 
 
 def mask_tokens(

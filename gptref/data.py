@@ -21,7 +21,6 @@ the works in `VAL_WORKS` are the validation set, the rest are training, both in 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import subprocess

@@ -16,15 +16,15 @@ full forward over the whole sequence.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+
+from gptref.hf_weights import read_hf_source
 
 POSITIONS = ("learned", "rope")
 NORMS = ("layernorm", "rmsnorm")
@@ -363,17 +363,7 @@ class GPT(nn.Module):
         the argument (default for a bare state dict: n_embd // 64, as in every GPT-2 size). HF's Conv1D
         stores weights as (in, out), so c_attn, c_proj and c_fc are transposed into nn.Linear's (out, in).
         """
-        hf_config: dict[str, Any] = {}
-        if isinstance(source, (str, os.PathLike)):
-            hf_config, state = _read_hf_dir(source)
-        elif isinstance(source, nn.Module):
-            state = source.state_dict()
-            if getattr(source, "config", None) is not None:
-                hf_config = source.config.to_dict()
-        elif isinstance(source, Mapping):
-            state = dict(source)
-        else:
-            raise ValueError(f"source must be a path, a state dict or a model, got {type(source).__name__}")
+        hf_config, state = read_hf_source(source)
         state = {k.removeprefix("transformer."): v for k, v in state.items()}
         for key in ("wte.weight", "wpe.weight"):
             if key not in state:
@@ -413,26 +403,6 @@ class GPT(nn.Module):
                     raise ValueError(f"weight {name!r} has shape {tuple(w.shape)}, expected {tuple(target.shape)}")
                 target.copy_(w)
         return model
-
-
-def _read_hf_dir(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """config.json (if any) and the weights of a save_pretrained directory."""
-    path = os.fspath(path)
-    if not os.path.isdir(path):
-        raise ValueError(f"path {path!r} is not a directory")
-    config: dict[str, Any] = {}
-    if os.path.exists(os.path.join(path, "config.json")):
-        with open(os.path.join(path, "config.json")) as f:
-            config = json.load(f)
-    st = os.path.join(path, "model.safetensors")
-    if os.path.exists(st):
-        from safetensors.torch import load_file
-
-        return config, load_file(st)
-    bin_path = os.path.join(path, "pytorch_model.bin")
-    if os.path.exists(bin_path):
-        return config, torch.load(bin_path, map_location="cpu", weights_only=True)
-    raise ValueError(f"path {path!r} holds neither model.safetensors nor pytorch_model.bin")
 
 
 __all__ = ["GPTConfig", "GPT", "KVCache", "CausalSelfAttention", "MLP", "Block"]

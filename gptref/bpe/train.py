@@ -8,7 +8,7 @@ whose stale entries are fixed when popped, and a merge only visits the words tha
 from __future__ import annotations
 
 import heapq
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 
 from tqdm.auto import tqdm

@@ -9,7 +9,6 @@ the report's reasons for that student) and `state`.
 from __future__ import annotations
 
 import copy
-import json
 import os
 from dataclasses import dataclass
 
