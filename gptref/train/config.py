@@ -54,7 +54,7 @@ class TrainConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
     dtype: str = "auto"  # "auto" (bfloat16 autocast on CUDA, float32 on CPU), "float32", "bfloat16"
     compile: str = "auto"  # "auto" (on CUDA only), "true", "false"
-    threads: int = 1  # CPU threads for torch (a baby GPT is fastest with 1; oversubscribed cores slow it 10x+); 0 = torch's default
+    threads: int = 0  # CPU threads for torch; 0 = torch's default (all cores, or $OMP_NUM_THREADS). Use 1 on a busy machine: oversubscribed cores slow a baby GPT 10x+
     progress: bool = True  # tqdm progress bar
 
     def __post_init__(self) -> None:
