@@ -14,7 +14,7 @@ from gptref.bpe.pretokenize import (
     special_splitter,
     split_on_specials,
 )
-from gptref.bpe.train import train_bpe
+from gptref.bpe.train import merge_pair, train_bpe
 
 _FORMAT = "gptref-bpe"
 _CACHE_LIMIT = 1 << 16  # pre-token encodings remembered; cleared when full, so memory stays bounded
@@ -144,18 +144,7 @@ class Tokenizer:
                     best, best_pair = found, pair
             if best is None:
                 break
-            a, b = best_pair
-            new_id = best[1]
-            merged: list[int] = []
-            i, n = 0, len(ids)
-            while i < n:
-                if i + 1 < n and ids[i] == a and ids[i + 1] == b:
-                    merged.append(new_id)
-                    i += 2
-                else:
-                    merged.append(ids[i])
-                    i += 1
-            ids = merged
+            ids = merge_pair(ids, *best_pair, best[1])
         return ids
 
     # --- decoding -------------------------------------------------------------------------

@@ -112,6 +112,20 @@ def _pop_best(heap: list, pair_counts: dict[Pair, int]) -> Pair | None:
     return None
 
 
+def merge_pair(ids: list[int], a: int, b: int, new_id: int) -> list[int]:
+    """ids with every adjacent (a, b) replaced by new_id, left to right (so "aaa" merges as "(aa)a")."""
+    merged: list[int] = []
+    i, n = 0, len(ids)
+    while i < n:
+        if i + 1 < n and ids[i] == a and ids[i + 1] == b:
+            merged.append(new_id)
+            i += 2
+        else:
+            merged.append(ids[i])
+            i += 1
+    return merged
+
+
 def _merge_word(
     index: int,
     words: list[list[int]],
@@ -128,16 +142,8 @@ def _merge_word(
     `where` is kept lazily: a word stays listed under pairs it lost, and is skipped here.
     """
     word = words[index]
-    merged: list[int] = []
-    i, n = 0, len(word)
-    while i < n:
-        if i + 1 < n and word[i] == a and word[i + 1] == b:
-            merged.append(new_id)
-            i += 2
-        else:
-            merged.append(word[i])
-            i += 1
-    if len(merged) == n:  # a stale listing: the word no longer holds (a, b)
+    merged = merge_pair(word, a, b, new_id)
+    if len(merged) == len(word):  # a stale listing: the word no longer holds (a, b)
         return
     words[index] = merged
     for pair in zip(word, word[1:]):
