@@ -1,95 +1,247 @@
-"""Speed and quality of gptref's training loop against nanoGPT's model, on the same data, shape and machine.
+"""gptref's training loop against nanoGPT's own train.py: same data, model shape, settings and machine, one run.
 
-    python benchmarks/nanogpt_compare.py --nanogpt-dir PATH/TO/nanoGPT [--iters 2000]
+    python benchmarks/nanogpt_compare.py --nanogpt-dir PATH/TO/nanoGPT [--preset cpu|gpu] [--repeats N]
 
-nanoGPT is not vendored here (and cannot be downloaded from this project): clone it yourself, e.g.
-`git clone https://github.com/karpathy/nanoGPT`, and pass the folder that holds its model.py. Both runs use
-the CPU settings of nanoGPT's shakespeare_char README (4 layers, 4 heads, 128 wide, block 64, batch 12, no
-dropout), our character-level Shakespeare token file, the same seed, schedule and clipping. The nanoGPT side
-is a plain loop written here around nanoGPT's GPT and its configure_optimizers (nanoGPT's train.py is not run).
-Target: our ms/iter <= nanoGPT's, and our val loss at the end no worse by more than 0.02.
+nanoGPT is not vendored here: clone it yourself (`git clone https://github.com/karpathy/nanoGPT`) and pass the
+folder holding its train.py, model.py and configurator.py. Nothing in that folder is changed.
+
+What runs, per repeat (alternating, each in a fresh process, nothing else of ours in it):
+  1. nanoGPT: `python <nanoGPT>/train.py --key=value ...` in a work folder whose data/gptref_shakespeare_char/ holds
+     our character-level Shakespeare split in nanoGPT's format (train.bin, val.bin as uint16, meta.pkl);
+  2. gptref: `python -m gptref train --key value ...` with the same settings on the same split.
+Presets (the issue's): cpu = nanoGPT's README CPU run (4 layers, 4 heads, 128 wide, block 64, batch 12,
+2000 iterations, no dropout, eval_iters 20, no compile); gpu = config/train_shakespeare_char.py (6/6/384, block 256,
+batch 64, 5000 iterations, dropout 0.2, bf16 autocast, torch.compile).
+
+Measured: ms per iteration in steady state (mean over the logged iterations after the first five, leaving out
+those that ran an evaluation), wall time of each process, each side's own printed val loss at the last
+iteration, and both final models' val loss on one common set of fixed val windows (the fair comparison: the
+printed ones use 20 random batches and differ by noise). Target: our ms/iter <= nanoGPT's and our common val loss
+<= nanoGPT's + 0.02. Results: results.json, compare.png (val loss curves) and the two logs in --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
+import os
+import pickle
+import re
+import shutil
+import statistics
+import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
+DATASET = "gptref_shakespeare_char"
+COMMON = dict(learning_rate=1e-3, min_lr=1e-4, beta2=0.99, warmup_iters=100, weight_decay=0.1, grad_clip=1.0,
+              eval_interval=250)
+PRESETS = {
+    "cpu": dict(COMMON, device="cpu", compile=False, n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12,
+                max_iters=2000, dropout=0.0, eval_iters=20),
+    "gpu": dict(COMMON, device="cuda", compile=True, n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64,
+                max_iters=5000, dropout=0.2, eval_iters=200),
+}
+SPEED_WARMUP = 5  # iterations left out of ms/iter on both sides (torch.compile, allocator warm-up)
+ITER_LINE = re.compile(r"^iter (\d+): loss ([\d.naninf]+), time ([\d.]+)ms", re.M)
+STEP_LINE = re.compile(r"^step (\d+): train loss ([\d.]+), val loss ([\d.]+)", re.M)
+OURS_FINAL = re.compile(r"final train loss ([\d.]+), val loss ([\d.]+), ([\d.]+) it/s")
 
-def load_nanogpt(folder: Path):
-    path = folder / "model.py"
-    if not path.exists():
-        sys.exit(f"error: {path} not found. Clone nanoGPT (git clone https://github.com/karpathy/nanoGPT) "
-                 "and pass its folder with --nanogpt-dir.")
-    spec = importlib.util.spec_from_file_location("nanogpt_model", path)
+
+def export_dataset(work: Path) -> tuple[Path, int]:
+    """Write our character-level Shakespeare split as nanoGPT's data/<name>/{train,val}.bin + meta.pkl."""
+    from gptref.train.prepare import get_tokenizer, token_file
+
+    tok = get_tokenizer("char")
+    folder = work / "data" / DATASET
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val"):
+        np.asarray(token_file("shakespeare", split, tok), dtype=np.uint16).tofile(folder / f"{split}.bin")
+    meta = {"vocab_size": len(tok), "itos": dict(enumerate(tok.chars)), "stoi": dict(tok.stoi)}
+    with open(folder / "meta.pkl", "wb") as f:
+        pickle.dump(meta, f)
+    return folder, len(tok)
+
+
+def nanogpt_command(nanogpt: Path, settings: dict, out_dir: Path) -> list[str]:
+    opts = dict(settings, dataset=DATASET, out_dir=str(out_dir), gradient_accumulation_steps=1,
+                lr_decay_iters=settings["max_iters"], bias=False, beta1=0.9, decay_lr=True,
+                always_save_checkpoint=True, log_interval=1 if settings["device"] == "cpu" else 10,
+                wandb_log=False, init_from="scratch")
+    return [sys.executable, str(nanogpt / "train.py"), *(f"--{k}={v}" for k, v in opts.items())]
+
+
+def gptref_command(settings: dict, out_dir: Path) -> list[str]:
+    opts = dict(settings, lr_decay_iters=settings["max_iters"], bias=False, beta1=0.9, out_dir=str(out_dir),
+                overwrite=True, progress=False, log_interval=10, dataset="shakespeare", tokenizer="char",
+                compile="true" if settings["compile"] else "false")
+    return [sys.executable, "-m", "gptref", "train", *(f"--{k}={v}" for k, v in opts.items())]
+
+
+def run_logged(cmd: list[str], cwd: Path, log: Path) -> tuple[str, float]:
+    """Run cmd, tee its output to log; return (output, wall seconds). Exit with the log's tail if it fails."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd[:3])} ... failed (exit {proc.returncode}); see {log}\n"
+                 + (proc.stdout + proc.stderr)[-3000:])
+    return proc.stdout, wall
+
+
+def nanogpt_ms_per_iter(output: str, eval_interval: int) -> float:
+    times = [(int(i), float(ms)) for i, _, ms in ITER_LINE.findall(output)]
+    steady = [ms for i, ms in times if i >= SPEED_WARMUP and i % eval_interval != 0]
+    if not steady:
+        sys.exit("error: no 'iter N: loss X, time Yms' lines in nanoGPT's output; is --nanogpt-dir nanoGPT?")
+    return statistics.fmean(steady)
+
+
+def load_nanogpt_model(nanogpt: Path, ckpt: Path):
+    spec = importlib.util.spec_from_file_location("nanogpt_model", nanogpt / "model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)  # written by the run we just made
+    model = module.GPT(module.GPTConfig(**state["model_args"]))
+    model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in state["model"].items()})
+    return model, state["iter_num"]
 
 
-def run_nanogpt(module, cfg, vocab_size: int) -> tuple[float, float]:
-    """(ms per iteration, final val loss) of nanoGPT's model in a loop with our sampler and schedule."""
-    from gptref.train.loop import estimate_loss
-    from gptref.train.prepare import token_file
-    from gptref.train.schedule import lr_at
-    from gptref.train.sft import LMBatches
-    import contextlib
+def load_gptref_model(ckpt: Path):
+    from gptref.gpt import GPT, GPTConfig
+    from gptref.train.checkpoint import load_checkpoint
 
-    torch.manual_seed(cfg.seed)
-    model = module.GPT(module.GPTConfig(block_size=cfg.block_size, vocab_size=vocab_size, n_layer=cfg.n_layer,
-                                        n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=0.0, bias=cfg.bias))
-    opt = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), "cpu")
-    train_src = LMBatches(token_file(cfg.dataset, "train"), cfg.block_size)
-    val_src = LMBatches(token_file(cfg.dataset, "val"), cfg.block_size)
-    rng = np.random.default_rng(cfg.seed)
-    t0 = time.perf_counter()
-    for it in range(cfg.max_iters):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(it, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.decay_iters)
-        x, y = train_src.sample(rng, cfg.batch_size)
-        _, loss = model(x, y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if it % cfg.log_interval == 0:
-            loss.item()  # nanoGPT's loop syncs here too
-    ms = (time.perf_counter() - t0) / cfg.max_iters * 1000
-    val = estimate_loss(model, {"val": val_src}, cfg, "cpu", contextlib.nullcontext())["val"]
-    return ms, val
+    state = load_checkpoint(ckpt)
+    model = GPT(GPTConfig(**state["model_args"]))
+    model.load_state_dict(state["model"])
+    return model, state["iter"], state["history"]
+
+
+@torch.no_grad()
+def common_val_loss(model, val: np.ndarray, block_size: int, device: str, batches: int, rows: int = 64) -> float:
+    """Mean next-token loss over the same fixed val windows for every model (seeded, independent of training)."""
+    model.to(device).eval()
+    rng = np.random.default_rng(0)
+    offsets = np.arange(block_size + 1)
+    losses = []
+    for _ in range(batches):
+        ix = rng.integers(0, len(val) - block_size - 1, size=rows)
+        xy = torch.from_numpy(val[ix[:, None] + offsets].astype(np.int64)).to(device)  # (rows, T+1)
+        _, loss = model(xy[:, :-1].contiguous(), xy[:, 1:].contiguous())
+        losses.append(loss.float().item())
+    model.to("cpu")
+    return float(np.mean(losses))
+
+
+def plot(curves: dict[str, list[tuple[int, float]]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, points in curves.items():
+        ax.plot([s for s, _ in points], [v for _, v in points], marker="o", ms=3, label=label)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("val loss (nats/char)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--nanogpt-dir", type=Path, default=None)
-    p.add_argument("--iters", type=int, default=2000)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--nanogpt-dir", type=Path, required=True, help="a nanoGPT checkout (holds train.py, model.py)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    p.add_argument("--iters", type=int, default=None, help="override the preset's max_iters (a quick look)")
+    p.add_argument("--repeats", type=int, default=1, help="alternating runs of each; medians are reported")
+    p.add_argument("--eval-batches", type=int, default=100, help="64-row batches in the common val set")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default runs/nanogpt-compare-<time>)")
     args = p.parse_args()
-    if args.nanogpt_dir is None:
-        print(__doc__)
-        print("error: pass --nanogpt-dir PATH (a nanoGPT checkout holding model.py)", file=sys.stderr)
-        return 2
-    module = load_nanogpt(args.nanogpt_dir)
-    from gptref.train import load_config, train
 
-    torch.set_num_threads(args.threads)
-    cfg = load_config(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, max_iters=args.iters,
-                      dropout=0.0, eval_interval=args.iters, eval_iters=20, progress=False,
-                      save_checkpoints=False, threads=args.threads, out_dir="/tmp/gptref-bench")
-    ours = train(cfg)
-    ours_ms = 1000 / ours.iters_per_s
-    theirs_ms, theirs_val = run_nanogpt(module, cfg, len(ours.tokenizer))
-    print(f"gptref : {ours_ms:.2f} ms/iter, val loss {ours.final_val_loss:.4f}")
-    print(f"nanoGPT: {theirs_ms:.2f} ms/iter, val loss {theirs_val:.4f}")
-    ok = ours_ms <= theirs_ms * 1.0 and ours.final_val_loss <= theirs_val + 0.02
-    print("PASS" if ok else "FAIL", f"(speed ratio {theirs_ms / ours_ms:.2f}x)")
-    return 0 if ok else 1
+    nanogpt = args.nanogpt_dir.resolve()
+    missing = [f for f in ("train.py", "model.py", "configurator.py") if not (nanogpt / f).exists()]
+    if missing:
+        print(f"error: {nanogpt} lacks {', '.join(missing)}; pass a nanoGPT checkout "
+              "(git clone https://github.com/karpathy/nanoGPT) with --nanogpt-dir", file=sys.stderr)
+        return 2
+    settings = dict(PRESETS[args.preset])
+    if args.iters:
+        if args.iters % settings["eval_interval"]:
+            print(f"error: --iters must be a multiple of eval_interval={settings['eval_interval']} (nanoGPT only "
+                  "evaluates and saves there)", file=sys.stderr)
+            return 2
+        settings["max_iters"] = args.iters
+    if settings["device"] == "cuda" and not torch.cuda.is_available():
+        print("error: the gpu preset needs CUDA; this machine has none", file=sys.stderr)
+        return 2
+    out = (args.out or Path(f"runs/nanogpt-compare-{datetime.now():%Y%m%d-%H%M%S}")).resolve()
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copy(nanogpt / "configurator.py", work / "configurator.py")  # train.py exec's it from the cwd
+    folder, vocab = export_dataset(work)
+    val = np.memmap(folder / "val.bin", dtype=np.uint16, mode="r")
+    print(f"[compare] preset {args.preset}: {settings}")
+    print(f"[compare] data: our Shakespeare split, vocab {vocab}, train {os.path.getsize(folder / 'train.bin') // 2:,} "
+          f"tokens, val {len(val):,} tokens -> {folder}")
+
+    runs: dict[str, list[dict]] = {"nanoGPT": [], "gptref": []}
+    curves = {}
+    for r in range(args.repeats):
+        for name in ("nanoGPT", "gptref"):
+            run_dir = out / f"{name}-{r}"
+            if name == "nanoGPT":
+                cmd = nanogpt_command(nanogpt, settings, run_dir)
+            else:
+                cmd = gptref_command(settings, run_dir)
+            print(f"[compare] repeat {r + 1}/{args.repeats}: {name} ...", flush=True)
+            text, wall = run_logged(cmd, work, out / f"{name}-{r}.log")
+            if name == "nanoGPT":
+                model, steps = load_nanogpt_model(nanogpt, run_dir / "ckpt.pt")
+                ms = nanogpt_ms_per_iter(text, settings["eval_interval"])
+                evals = [(int(s), float(v)) for s, _, v in STEP_LINE.findall(text)]
+            else:
+                model, steps, history = load_gptref_model(run_dir / "ckpt.pt")
+                final = OURS_FINAL.search(text)
+                ms = 1000 / float(final.group(3))
+                evals = [(int(s), float(v)) for s, _, v in history["eval"]]
+            common = common_val_loss(model, val, settings["block_size"], settings["device"], args.eval_batches)
+            runs[name].append({"ms_per_iter": ms, "wall_s": wall, "updates": steps, "printed_val": evals[-1][1],
+                               "common_val": common})
+            curves.setdefault(name, evals)
+            print(f"[compare]   {ms:.2f} ms/iter, wall {wall:.0f} s, printed val {evals[-1][1]:.4f} "
+                  f"(iter {evals[-1][0]}), common val {common:.4f} after {steps} updates", flush=True)
+
+    med = {name: {k: statistics.median(run[k] for run in rs) for k in rs[0]} for name, rs in runs.items()}
+    ours, theirs = med["gptref"], med["nanoGPT"]
+    speed_ok = ours["ms_per_iter"] <= theirs["ms_per_iter"]
+    loss_ok = ours["common_val"] <= theirs["common_val"] + 0.02
+    tokens_per_iter = settings["batch_size"] * settings["block_size"]
+    print(f"\n{'':10}{'ms/iter':>10}{'tokens/s':>12}{'wall s':>9}{'printed val':>13}{'common val':>12}")
+    for name, m in med.items():
+        print(f"{name:10}{m['ms_per_iter']:10.2f}{tokens_per_iter / m['ms_per_iter'] * 1000:12,.0f}{m['wall_s']:9.0f}"
+              f"{m['printed_val']:13.4f}{m['common_val']:12.4f}")
+    print(f"speed: gptref/nanoGPT time per iteration {ours['ms_per_iter'] / theirs['ms_per_iter']:.3f}x "
+          f"({'PASS' if speed_ok else 'FAIL'}: <= 1)")
+    print(f"quality: common val loss gptref - nanoGPT = {ours['common_val'] - theirs['common_val']:+.4f} "
+          f"({'PASS' if loss_ok else 'FAIL'}: <= +0.02)")
+    device_name = torch.cuda.get_device_name() if settings["device"] == "cuda" else f"CPU x{os.cpu_count()}"
+    (out / "results.json").write_text(json.dumps({
+        "preset": args.preset, "settings": settings, "device": device_name, "torch": torch.__version__,
+        "runs": runs, "median": med, "speed_ok": speed_ok, "loss_ok": loss_ok}, indent=2))
+    plot(curves, out / "compare.png", f"{args.preset} preset, {device_name}: val loss (each side's own eval)")
+    print(f"results: {out / 'results.json'}, plot: {out / 'compare.png'}")
+    return 0 if speed_ok and loss_ok else 1
 
 
 if __name__ == "__main__":

@@ -78,7 +78,9 @@ def test_token_files_are_uint16_memmaps_written_once(tmp_path):
     assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16
     text = data.corpus("milton", "val")
     assert get_tokenizer("char").decode(tokens[:2000]) == text[:2000] and len(tokens) == len(text)
-    path = tmp_path / "tokens" / "char" / "milton-val.bin"
+    from gptref.train.prepare import tokens_dir
+
+    path = tokens_dir(get_tokenizer("char"), tmp_path) / "milton-val.bin"
     before = path.stat().st_mtime_ns
     os.utime(path, ns=(before - 10**9, before - 10**9))  # an older mtime: a rewrite would change it
     before = path.stat().st_mtime_ns
@@ -168,3 +170,44 @@ def test_sft_loss_counts_only_response_tokens():
     picked_targets = torch.tensor([t for _, r in refs for t in r])
     assert torch.allclose(loss, F.cross_entropy(picked_logits, picked_targets), atol=1e-6)
     assert (y != IGNORE).sum() == sum(len(r) for _, r in refs)
+
+
+def test_bpe_option_trains_and_fine_tuning_keeps_the_checkpoints_tokenizer(tmp_path):
+    """--tokenizer bpe end to end: the token files round-trip, and fine-tuning reuses the checkpoint's BPE."""
+    import shutil
+
+    from gptref import data
+    from gptref.train.prepare import get_tokenizer, token_file
+
+    cache = tmp_path / "cache"
+    tok = get_tokenizer("bpe", 300, cache)
+    assert len(tok) == 300
+    ids = token_file("milton", "val", tok, cache)
+    text = data.corpus("milton", "val")
+    assert tok.decode(ids) == text and len(ids) < 0.8 * len(text)  # a lossless round trip that compresses
+    opts = dict(n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4, max_iters=6, warmup_iters=1,
+                eval_interval=3, eval_iters=2, log_interval=3, progress=False)
+    pre = train(load_config(out_dir=str(tmp_path / "pre"), tokenizer="bpe", bpe_vocab_size=300, **opts), cache=cache)
+    assert pre.model.lm_head.weight.shape[0] == 300
+    shutil.rmtree(cache / "tokens")  # the checkpoint must carry its tokenizer (portable to another machine)
+    with pytest.raises(ValueError, match="checkpoint was trained with a 'bpe' tokenizer"):
+        train(load_config(out_dir=str(tmp_path / "bad"), init_from=str(pre.checkpoint), dataset="milton",
+                          tokenizer="char", **opts), cache=cache)
+    fine = train(load_config(out_dir=str(tmp_path / "fine"), init_from=str(pre.checkpoint), dataset="milton",
+                             **opts), cache=cache)
+    assert fine.tokenizer.spec() == tok.spec()
+    milton = token_file("milton", "train", fine.tokenizer, cache)
+    assert data.corpus("milton", "train").startswith(fine.tokenizer.decode(milton[:500]))
+    assert int(np.max(milton)) >= 256  # merged tokens, not the byte-level or character alphabet
+
+
+def test_shipped_configs_are_valid_and_the_gpu_one_is_nanogpts_shakespeare_char():
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parents[1] / "gptref" / "train" / "configs"
+    for path in configs.glob("*.toml"):
+        load_config(path)  # every key known, every value of the right type and range
+    gpu = load_config(configs / "homework_gpu.toml")
+    # the issue's GPU comparison: nanoGPT's config/train_shakespeare_char.py
+    assert (gpu.n_layer, gpu.n_head, gpu.n_embd, gpu.block_size, gpu.batch_size, gpu.max_iters) == (6, 6, 384, 256, 64, 5000)
+    assert (gpu.dropout, gpu.learning_rate, gpu.min_lr, gpu.beta2, gpu.warmup_iters) == (0.2, 1e-3, 1e-4, 0.99, 100)

@@ -62,3 +62,16 @@ def test_tiny_homework_writes_the_report(tmp_path):
     assert pre["final_val_loss"] < metrics["chance_loss"]  # even 20 steps beat the uniform guess
     assert metrics["milton_val_after"] < metrics["milton_val_before"]
     assert (out / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_compiled_bf16_path_tracks_eager_float32(tmp_path):
+    """The --device cuda recipe (torch.compile + bf16 autocast), run on the CPU: same losses within bf16 noise."""
+    opts = dict(TINY, max_iters=8, eval_interval=4)
+    eager = train(load_config(out_dir=str(tmp_path / "eager"), compile="false", dtype="float32", **opts))
+    fast = train(load_config(out_dir=str(tmp_path / "fast"), compile="true", dtype="bfloat16", **opts))
+    assert not any(k.startswith("_orig_mod.") for k in load_checkpoint(fast.checkpoint)["model"])
+    for (s1, t1, v1), (s2, t2, v2) in zip(eager.history["eval"], fast.history["eval"]):
+        assert s1 == s2 and t2 == pytest.approx(t1, abs=0.05) and v2 == pytest.approx(v1, abs=0.05)
+    assert fast.history["eval"][-1][2] < fast.history["eval"][0][2]
+    assert fast.history["train"] != eager.history["train"]  # bf16 rounding shows: autocast really ran

@@ -79,26 +79,33 @@ class Tokenizer:
         vocab, merges = train_bpe(text, vocab_size, special_tokens, **kwargs)
         return cls(vocab, merges, list(special_tokens))
 
-    def save(self, path: str | PathLike) -> None:
-        """Write a JSON file; every token's bytes are hex, with a readable copy beside it."""
-        data = {
+    def to_dict(self) -> dict:
+        """Everything needed to rebuild this tokenizer, as JSON-ready data; every token's bytes are hex."""
+        return {
             "format": _FORMAT,
             "version": 1,
-            "special_tokens": self.special_tokens,
+            "special_tokens": list(self.special_tokens),
             "vocab": [[i, b.hex(), b.decode("utf-8", errors="replace")] for i, b in sorted(self.vocab.items())],
             "merges": [[left.hex(), right.hex()] for left, right in self.merges],
         }
-        Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=0), encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "data") -> Tokenizer:
+        """Rebuild a tokenizer from to_dict's output (`where` names the source in errors)."""
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise ValueError(f"{where} is not a {_FORMAT} tokenizer")
+        vocab = {int(i): bytes.fromhex(h) for i, h, *_ in data["vocab"]}
+        merges = [(bytes.fromhex(left), bytes.fromhex(right)) for left, right in data["merges"]]
+        return cls(vocab, merges, data["special_tokens"])
+
+    def save(self, path: str | PathLike) -> None:
+        """Write to_dict() as a JSON file (a readable copy of each token beside its hex bytes)."""
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=0), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | PathLike) -> Tokenizer:
         """Read a file written by save."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise ValueError(f"path {str(path)!r} is not a {_FORMAT} file")
-        vocab = {int(i): bytes.fromhex(h) for i, h, *_ in data["vocab"]}
-        merges = [(bytes.fromhex(left), bytes.fromhex(right)) for left, right in data["merges"]]
-        return cls(vocab, merges, data["special_tokens"])
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")), where=f"path {str(path)!r}")
 
     # --- encoding -------------------------------------------------------------------------
 

@@ -16,6 +16,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default=None, help="report folder (default runs/homework-<timestamp>)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda: bf16 autocast, torch.compile)")
     parser.add_argument("--finetune_mode", "--finetune-mode", choices=("continue", "sft"), default="continue")
+    parser.add_argument("--tokenizer", choices=("char", "bpe"), default="char",
+                        help="char (default) or bpe: gptref's own byte-level BPE, trained on Shakespeare's train split")
+    parser.add_argument("--bpe_vocab_size", type=int, default=None, help="vocabulary of the BPE tokenizer (512)")
     parser.add_argument("--pretrain_iters", type=int, default=None)
     parser.add_argument("--finetune_iters", type=int, default=None)
     parser.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tiny model, few steps)")
@@ -37,18 +40,26 @@ def run(args) -> int:
         print(f"error: {out} already holds a report; choose another --out", file=sys.stderr)
         return 2
     common = dict(device=args.device, progress=not args.no_progress, overwrite=True)
-    pre_file = CONFIGS / ("tiny.toml" if args.tiny else "homework.toml")
-    fine_file = CONFIGS / ("tiny.toml" if args.tiny else "homework_finetune.toml")
+    import torch
+
+    on_gpu = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
+    size = "tiny" if args.tiny else ("gpu" if on_gpu else "cpu")  # the GPU run uses nanoGPT's shakespeare_char shape
+    pre_file = CONFIGS / {"tiny": "tiny.toml", "cpu": "homework.toml", "gpu": "homework_gpu.toml"}[size]
+    fine_file = CONFIGS / {"tiny": "tiny.toml", "cpu": "homework_finetune.toml",
+                           "gpu": "homework_finetune_gpu.toml"}[size]
     t_start = time.perf_counter()
     try:
-        pre_cfg = load_config(pre_file, out_dir=str(out / "pretrain"), **common,
-                              **({"max_iters": args.pretrain_iters} if args.pretrain_iters else {}))
+        if args.bpe_vocab_size is not None and args.tokenizer != "bpe":
+            raise ValueError("--bpe_vocab_size needs --tokenizer bpe")
+        pre_cfg = load_config(pre_file, out_dir=str(out / "pretrain"), tokenizer=args.tokenizer, **common,
+                              **({"max_iters": args.pretrain_iters} if args.pretrain_iters else {}),
+                              **({"bpe_vocab_size": args.bpe_vocab_size} if args.bpe_vocab_size else {}))
         print(f"[homework] 1/3 pretraining on Shakespeare ({pre_cfg.max_iters} iterations) -> {out}")
         t0 = time.perf_counter()
         pre = train(pre_cfg)
         pre_s = time.perf_counter() - t0
         device = "cuda" if args.device in ("cuda", "auto") and pre.model.lm_head.weight.is_cuda else "cpu"
-        milton_val = LMBatches(token_file("milton", "val", pre_cfg.tokenizer), min(pre_cfg.block_size, 64))
+        milton_val = LMBatches(token_file("milton", "val", pre.tokenizer), min(pre_cfg.block_size, 64))
         before = estimate_loss(pre.model, {"val": milton_val}, pre_cfg, device, contextlib.nullcontext())["val"]
         samples = {"before fine-tuning (pretrained on Shakespeare)":
                    sample_text(pre.model, pre.tokenizer, PROMPT, 300, seed=0, device=device)}
@@ -68,7 +79,7 @@ def run(args) -> int:
         return 2
     vocab = len(pre.tokenizer)
     metrics = {
-        "vocab_size": vocab, "chance_loss": math.log(vocab), "device": device,
+        "tokenizer": args.tokenizer, "vocab_size": vocab, "chance_loss": math.log(vocab), "device": device,
         "milton_val_before": before, "milton_val_after": after,
         "phases": {
             "pretrain (Shakespeare)": {"final_train_loss": pre.final_train_loss, "final_val_loss": pre.final_val_loss,

@@ -24,6 +24,9 @@ from gptref.train.schedule import lr_at
 from gptref.train.sft import LMBatches, SFTBatches, next_line_examples
 
 
+WARMUP_STEPS = 5  # the first steps (torch.compile, first allocations) are not counted in tokens/s
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN/inf)."""
 
@@ -87,7 +90,7 @@ def _batches(cfg: TrainConfig, tokenizer, split: str, cache=None):
         from gptref import data
 
         return SFTBatches(next_line_examples(data.corpus(cfg.dataset, split)), tokenizer, cfg.block_size)
-    return LMBatches(token_file(cfg.dataset, split, cfg.tokenizer, cfg.bpe_vocab_size, cache), cfg.block_size)
+    return LMBatches(token_file(cfg.dataset, split, tokenizer, cache), cfg.block_size)
 
 
 @torch.no_grad()
@@ -136,12 +139,16 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
     init = load_checkpoint(cfg.init_from) if (state is None and cfg.init_from != "scratch") else None
     source = state or init
     if source is not None:
-        tokenizer = tokenizer_from_spec(source["tokenizer"])
+        tokenizer = tokenizer_from_spec(source["tokenizer"])  # a checkpoint keeps its own tokenizer
+        kind = source["tokenizer"]["kind"]
+        if cfg.tokenizer not in ("auto", kind):
+            raise ValueError(f"option tokenizer={cfg.tokenizer!r} but the checkpoint was trained with a {kind!r} "
+                             "tokenizer; leave tokenizer at 'auto' when starting from a checkpoint")
         model_args = dict(source["model_args"], dropout=cfg.dropout)
         if cfg.block_size > model_args["block_size"]:
             raise ValueError(f"option block_size={cfg.block_size} exceeds the checkpoint's {model_args['block_size']}")
     else:
-        tokenizer = get_tokenizer(cfg.tokenizer, cfg.bpe_vocab_size, cache)
+        tokenizer = get_tokenizer("char" if cfg.tokenizer == "auto" else cfg.tokenizer, cfg.bpe_vocab_size, cache)
         model_args = dict(vocab_size=len(tokenizer), block_size=cfg.block_size, n_layer=cfg.n_layer,
                           n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias)
     model = GPT(GPTConfig(**model_args))
@@ -225,6 +232,8 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
         x_all, y_all = train_src.sample(sampler, rows_per_step)  # (accum*world*B, T), the same on every rank
         x_all = x_all.view(cfg.grad_accum, dist.world_size, cfg.batch_size, -1)[:, dist.rank]  # (accum, B, T)
         y_all = y_all.view(cfg.grad_accum, dist.world_size, cfg.batch_size, -1)[:, dist.rank]
+        if is_cuda:  # page-locked host memory: the copies below do not stall the host until the GPU is idle
+            x_all, y_all = x_all.pin_memory(), y_all.pin_memory()
         step_loss = torch.zeros((), device=device)
         for micro in range(cfg.grad_accum):
             sync = (not dist.enabled) or micro == cfg.grad_accum - 1
@@ -246,8 +255,9 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
             if is_cuda:
                 torch.cuda.synchronize()
             bar.set_postfix(loss=f"{history['train'][-1][1]:.4f}", lr=f"{lr:.2e}")
-        train_time += time.perf_counter() - t0
-        steps_timed += 1
+        if it - start > WARMUP_STEPS or end - start <= WARMUP_STEPS:  # leave out torch.compile and allocator warm-up
+            train_time += time.perf_counter() - t0
+            steps_timed += 1
         bar.update(1)
     bar.close()
     flush()

@@ -1,4 +1,5 @@
-"""Token files: a corpus split encoded once into <cache>/tokens/<tokenizer>/<corpus>-<split>.bin, then memory-mapped."""
+"""Tokenizers of the homework and token files: a corpus split encoded once into
+<cache>/tokens/<tokenizer>/<corpus>-<split>.bin, then memory-mapped."""
 
 from __future__ import annotations
 
@@ -41,10 +42,13 @@ class CharTokenizer:
 
 
 class BPETokenizer:
-    """gptref.bpe.Tokenizer trained on (the start of) Shakespeare's training split."""
+    """gptref.bpe.Tokenizer trained on (the start of) Shakespeare's training split.
 
-    def __init__(self, tok, path: Path):
-        self.tok, self.path = tok, path
+    Its spec holds the whole merge table, so a checkpoint carries its tokenizer to any machine.
+    """
+
+    def __init__(self, tok):
+        self.tok = tok
 
     def __len__(self) -> int:
         return len(self.tok)
@@ -56,12 +60,12 @@ class BPETokenizer:
         return self.tok.decode([int(i) for i in ids])
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": "bpe", "path": str(self.path)}
+        return {"kind": "bpe", "model": self.tok.to_dict()}
 
 
-def tokens_dir(kind: str = "char", bpe_vocab_size: int = 512, cache: str | os.PathLike | None = None) -> Path:
+def _bpe_path(bpe_vocab_size: int, cache) -> Path:
     root = Path(cache) if cache is not None else data.cache_dir()
-    return root / "tokens" / (kind if kind == "char" else f"bpe{bpe_vocab_size}")
+    return root / "tokens" / f"bpe{bpe_vocab_size}" / "tokenizer.json"
 
 
 def get_tokenizer(kind: str = "char", bpe_vocab_size: int = 512, cache=None):
@@ -72,44 +76,62 @@ def get_tokenizer(kind: str = "char", bpe_vocab_size: int = 512, cache=None):
         raise ValueError(f"tokenizer must be 'char' or 'bpe', got {kind!r}")
     from gptref.bpe import Tokenizer
 
-    path = tokens_dir(kind, bpe_vocab_size, cache) / "tokenizer.json"
+    path = _bpe_path(bpe_vocab_size, cache)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tok = Tokenizer.train(data.corpus("shakespeare", "train")[:1_000_000], bpe_vocab_size)
         tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
         tok.save(tmp)
         os.replace(tmp, path)
-    return BPETokenizer(Tokenizer.load(path), path)
+    return BPETokenizer(Tokenizer.load(path))
 
 
 def tokenizer_from_spec(spec: dict[str, Any]):
     """Rebuild the tokenizer stored in a checkpoint."""
-    if spec["kind"] == "char":
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    if kind == "char":
         return CharTokenizer(spec["chars"])
-    from gptref.bpe import Tokenizer
+    if kind == "bpe":
+        from gptref.bpe import Tokenizer
 
-    return BPETokenizer(Tokenizer.load(spec["path"]), Path(spec["path"]))
+        if "model" in spec:
+            return BPETokenizer(Tokenizer.from_dict(spec["model"], where="the checkpoint's tokenizer"))
+        return BPETokenizer(Tokenizer.load(spec["path"]))  # checkpoints of gptref <= 0.1 pointed at the cache
+    raise ValueError(f"unknown tokenizer spec in checkpoint: kind={kind!r}")
 
 
-def token_file(corpus: str, split: str, kind: str = "char", bpe_vocab_size: int = 512, cache=None) -> np.memmap:
-    """The tokens of corpus/split as a read-only memmap (uint16 when the vocab fits); written on first use only."""
-    folder = tokens_dir(kind, bpe_vocab_size, cache)
+def tokens_dir(tokenizer, cache: str | os.PathLike | None = None) -> Path:
+    """<cache>/tokens/<kind><vocab>-<hash of the spec>: two different tokenizers never share token files."""
+    root = Path(cache) if cache is not None else data.cache_dir()
+    spec = tokenizer.spec()
+    return root / "tokens" / f"{spec['kind']}{len(tokenizer)}-{_digest(spec)}"
+
+
+def _digest(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+
+
+def token_file(corpus: str, split: str, tokenizer="char", cache=None) -> np.memmap:
+    """The tokens of corpus/split under `tokenizer` (an object from get_tokenizer, or "char"/"bpe") as a
+    read-only memmap, uint16 when the vocab fits; written on first use only."""
+    if isinstance(tokenizer, str):
+        tokenizer = get_tokenizer(tokenizer, cache=cache)
+    folder = tokens_dir(tokenizer, cache)
     path = folder / f"{corpus}-{split}.bin"
     meta_path = folder / f"{corpus}-{split}.json"
     text = data.corpus(corpus, split)
     fp = hashlib.sha256(text.encode("utf-8")).hexdigest()
     if meta_path.exists() and path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta.get("text_sha256") == fp:
+        if meta.get("text_sha256") == fp and meta.get("vocab_size") == len(tokenizer):
             return np.memmap(path, dtype=meta["dtype"], mode="r")
-    tok = get_tokenizer(kind, bpe_vocab_size, cache)
-    dtype = np.uint16 if len(tok) <= 65535 else np.uint32
-    ids = np.asarray(tok.encode(text), dtype=dtype)
+    dtype = np.uint16 if len(tokenizer) <= 65535 else np.uint32
+    ids = np.asarray(tokenizer.encode(text), dtype=dtype)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     ids.tofile(tmp)
     os.replace(tmp, path)
-    meta = {"text_sha256": fp, "dtype": np.dtype(dtype).name, "n_tokens": int(ids.size), "vocab_size": len(tok)}
+    meta = {"text_sha256": fp, "dtype": np.dtype(dtype).name, "n_tokens": int(ids.size), "vocab_size": len(tokenizer)}
     tmp = meta_path.with_name(meta_path.name + f".tmp-{os.getpid()}")
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, meta_path)

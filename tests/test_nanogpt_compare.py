@@ -1,0 +1,54 @@
+"""The nanoGPT comparison script's own pieces: the data it hands nanoGPT, and how it reads nanoGPT's log."""
+
+import importlib.util
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "nanogpt_compare.py"
+
+
+@pytest.fixture(scope="module")
+def compare():
+    spec = importlib.util.spec_from_file_location("nanogpt_compare", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_exported_data_decodes_to_our_split_in_nanogpts_format(compare, tmp_path):
+    from gptref import data
+
+    folder, vocab = compare.export_dataset(tmp_path)
+    meta = pickle.loads((folder / "meta.pkl").read_bytes())
+    assert meta["vocab_size"] == vocab == len(meta["itos"]) == len(meta["stoi"])
+    assert all(meta["stoi"][meta["itos"][i]] == i for i in range(vocab))
+    for split in ("train", "val"):
+        ids = np.fromfile(folder / f"{split}.bin", dtype=np.uint16)  # what nanoGPT's get_batch memory-maps
+        text = data.corpus("shakespeare", split)
+        assert len(ids) == len(text) and "".join(meta["itos"][int(i)] for i in ids[:5000]) == text[:5000]
+
+
+def test_ms_per_iter_leaves_out_warmup_and_eval_iterations(compare):
+    steady = {i: 10.0 + (i % 3) for i in range(40) if i >= 5 and i % 4}  # 10, 11, 12 ms
+    log = "\n".join(f"iter {i}: loss 2.0000, time {steady.get(i, 1000.0):.2f}ms, mfu 1.00%" for i in range(40))
+    assert compare.nanogpt_ms_per_iter(log, eval_interval=4) == pytest.approx(np.mean(list(steady.values())))
+    with pytest.raises(SystemExit, match="no 'iter N"):
+        compare.nanogpt_ms_per_iter("step 0: train loss 4.0, val loss 4.0", eval_interval=4)
+
+
+def test_both_sides_get_the_same_settings(compare, tmp_path):
+    settings = compare.PRESETS["cpu"]
+    theirs = dict(a.removeprefix("--").split("=", 1) for a in compare.nanogpt_command(tmp_path, settings, tmp_path)[2:])
+    ours = dict(a.removeprefix("--").split("=", 1) for a in compare.gptref_command(settings, tmp_path)[4:])
+    from gptref.train.config import TrainConfig
+
+    known = TrainConfig.__dataclass_fields__
+    for key in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "lr_decay_iters", "dropout",
+                "learning_rate", "min_lr", "beta1", "beta2", "weight_decay", "grad_clip", "warmup_iters",
+                "eval_interval", "eval_iters", "bias", "device"):
+        assert key in known and theirs[key] == ours[key], key
+    assert theirs["gradient_accumulation_steps"] == "1" and ours.get("grad_accum", "1") == "1"
+    assert (theirs["compile"], ours["compile"]) == ("False", "false")
