@@ -196,6 +196,11 @@ def test_bpe_option_trains_and_fine_tuning_keeps_the_checkpoints_tokenizer(tmp_p
     fine = train(load_config(out_dir=str(tmp_path / "fine"), init_from=str(pre.checkpoint), dataset="milton",
                              **opts), cache=cache)
     assert fine.tokenizer.spec() == tok.spec()
+    from gptref.train.prepare import tokens_dir
+
+    # fine-tuning encoded Milton with the checkpoint's BPE, and nothing with characters
+    assert sorted(d.name for d in (cache / "tokens").iterdir()) == [tokens_dir(tok, cache).name]
+    assert (tokens_dir(tok, cache) / "milton-train.bin").exists()
     milton = token_file("milton", "train", fine.tokenizer, cache)
     assert data.corpus("milton", "train").startswith(fine.tokenizer.decode(milton[:500]))
     assert int(np.max(milton)) >= 256  # merged tokens, not the byte-level or character alphabet
@@ -211,3 +216,23 @@ def test_shipped_configs_are_valid_and_the_gpu_one_is_nanogpts_shakespeare_char(
     # the issue's GPU comparison: nanoGPT's config/train_shakespeare_char.py
     assert (gpu.n_layer, gpu.n_head, gpu.n_embd, gpu.block_size, gpu.batch_size, gpu.max_iters) == (6, 6, 384, 256, 64, 5000)
     assert (gpu.dropout, gpu.learning_rate, gpu.min_lr, gpu.beta2, gpu.warmup_iters) == (0.2, 1e-3, 1e-4, 0.99, 100)
+
+
+def test_speed_leaves_out_the_warmup_steps(tmp_path, monkeypatch):
+    """A slow first step (torch.compile, first allocations) must not count in it/s and tokens/s."""
+    import time
+
+    from gptref.gpt import GPT
+
+    real_forward, calls = GPT.forward, []
+
+    def forward(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1 + 2 * TINY["eval_iters"]:  # the first training step, after the step-0 evaluation
+            time.sleep(1.0)
+        return real_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(GPT, "forward", forward)
+    result = train(load_config(out_dir=str(tmp_path / "run"), **dict(TINY, max_iters=12, eval_interval=12)))
+    assert result.iters_per_s > 20, result.iters_per_s  # with the 1 s step counted it would be under 12
+    assert result.tokens_per_s == pytest.approx(result.iters_per_s * TINY["batch_size"] * TINY["block_size"])

@@ -65,13 +65,31 @@ def test_tiny_homework_writes_the_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_compiled_bf16_path_tracks_eager_float32(tmp_path):
+def test_compiled_bf16_path_tracks_eager_float32(tmp_path, monkeypatch):
     """The --device cuda recipe (torch.compile + bf16 autocast), run on the CPU: same losses within bf16 noise."""
+    entered = []
+
+    class RecordingAutocast(torch.autocast):
+        def __enter__(self):
+            entered.append(self.fast_dtype)
+            return super().__enter__()
+
     opts = dict(TINY, max_iters=8, eval_interval=4)
     eager = train(load_config(out_dir=str(tmp_path / "eager"), compile="false", dtype="float32", **opts))
+    compiled = []
+    real_compile = torch.compile
+
+    def recording_compile(model, *args, **kwargs):
+        compiled.append(type(model).__name__)
+        return real_compile(model, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", RecordingAutocast)
+    monkeypatch.setattr(torch, "compile", recording_compile)
     fast = train(load_config(out_dir=str(tmp_path / "fast"), compile="true", dtype="bfloat16", **opts))
+    monkeypatch.undo()
+    assert len(entered) >= 8 and set(entered) == {torch.bfloat16}  # every step ran under bf16 autocast
+    assert compiled == ["GPT"]  # the model went through torch.compile
     assert not any(k.startswith("_orig_mod.") for k in load_checkpoint(fast.checkpoint)["model"])
     for (s1, t1, v1), (s2, t2, v2) in zip(eager.history["eval"], fast.history["eval"]):
         assert s1 == s2 and t2 == pytest.approx(t1, abs=0.05) and v2 == pytest.approx(v1, abs=0.05)
     assert fast.history["eval"][-1][2] < fast.history["eval"][0][2]
-    assert fast.history["train"] != eager.history["train"]  # bf16 rounding shows: autocast really ran

@@ -58,7 +58,7 @@ def run(args) -> int:
         t0 = time.perf_counter()
         pre = train(pre_cfg)
         pre_s = time.perf_counter() - t0
-        device = "cuda" if args.device in ("cuda", "auto") and pre.model.lm_head.weight.is_cuda else "cpu"
+        device = str(pre.model.lm_head.weight.device)  # where training put the model: cpu, cuda, cuda:N
         milton_val = LMBatches(token_file("milton", "val", pre.tokenizer), min(pre_cfg.block_size, 64))
         before = estimate_loss(pre.model, {"val": milton_val}, pre_cfg, device, contextlib.nullcontext())["val"]
         samples = {"before fine-tuning (pretrained on Shakespeare)":
