@@ -181,3 +181,17 @@ def test_collect_layouts_take_only_expected_notebooks(tmp_path):
     assert "alice/numpy.py" in report and "sitecustomize.py" in report and "toy_v2.ipynb" in report
     assert os.path.isdir(os.path.join(course.submitted, "dave", "toy"))  # graded as missing, with the reason
     assert not (tmp_path / "evil").exists()
+
+
+def test_kernel_seed_code_seeds_like_the_verdict_and_leaves_no_names():
+    import random
+
+    from autograder.inside.seeding import kernel_code, seed_everything
+
+    seed_everything(123)
+    want = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(0), np.random.seed(0), torch.manual_seed(0)
+    namespace = {}
+    exec(kernel_code(123), namespace)  # what the notebook runner sends to the student's kernel
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == want
+    assert set(namespace) == {"__builtins__"}

@@ -17,21 +17,8 @@ import os
 import sys
 import time
 
-SEED_CODE = """
-def _autograder_seed(s):
-    import os, random
-    random.seed(s)
-    try:
-        import numpy
-        numpy.random.seed(s % 2**32)
-    except Exception:
-        pass
-    import sys
-    if "torch" in sys.modules:  # otherwise torch starts from its fixed default seed
-        sys.modules["torch"].manual_seed(s)
-_autograder_seed({seed})
-del _autograder_seed
-"""
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from seeding import kernel_code  # noqa: E402
 
 
 def _no_dump() -> None:
@@ -125,7 +112,7 @@ async def _execute(nb, job) -> dict:
     t0 = time.monotonic()
     async with client.async_setup_kernel():
         try:
-            await _run_extra(client, SEED_CODE.format(seed=int(job["seed"])))
+            await _run_extra(client, kernel_code(int(job["seed"])))
         except Exception as e:  # the seed preamble never fails on a healthy kernel
             events.append({"cell": None, "event": "seed-failed", "detail": repr(e)[:200]})
         for i, cell in enumerate(nb.cells):

@@ -19,6 +19,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plaindata  # noqa: E402
+from seeding import seed_everything  # noqa: E402
 
 
 class CallTimeout(BaseException):
@@ -27,20 +28,6 @@ class CallTimeout(BaseException):
 
 def _alarm(signum, frame):
     raise CallTimeout()
-
-
-def _seed(s: int) -> None:
-    import random
-
-    random.seed(s)
-    try:
-        import numpy
-
-        numpy.random.seed(s % 2**32)
-    except Exception:
-        pass
-    if "torch" in sys.modules:  # otherwise torch starts from its fixed default seed
-        sys.modules["torch"].manual_seed(s)
 
 
 def main() -> int:
@@ -70,7 +57,7 @@ def main() -> int:
     shell = InteractiveShell.instance()
     signal.signal(signal.SIGALRM, _alarm)
     log = []
-    _seed(int(job["seed"]))
+    seed_everything(int(job["seed"]))
     for kind, src in job["cells"]:
         signal.alarm(int(job["cell_timeout"]))
         try:
@@ -91,7 +78,7 @@ def main() -> int:
             continue
         outs = []
         for i, args in enumerate(calls):
-            _seed(int(job["seed"]) + i)
+            seed_everything(int(job["seed"]) + i)
             signal.signal(signal.SIGALRM, _alarm)
             signal.alarm(int(job["call_timeout"]))
             try:
