@@ -10,6 +10,11 @@ from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parents[1] / "train" / "configs"
 PROMPT = "Of Man's first disobedience, and the fruit\n"
+CONFIG_FILES = {  # (pretraining, fine-tuning) config for each size of run
+    "tiny": ("tiny.toml", "tiny.toml"),
+    "cpu": ("homework.toml", "homework_finetune.toml"),
+    "gpu": ("homework_gpu.toml", "homework_finetune_gpu.toml"),
+}
 
 
 def add_arguments(parser) -> None:
@@ -44,9 +49,7 @@ def run(args) -> int:
 
     on_gpu = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
     size = "tiny" if args.tiny else ("gpu" if on_gpu else "cpu")  # the GPU run uses nanoGPT's shakespeare_char shape
-    pre_file = CONFIGS / {"tiny": "tiny.toml", "cpu": "homework.toml", "gpu": "homework_gpu.toml"}[size]
-    fine_file = CONFIGS / {"tiny": "tiny.toml", "cpu": "homework_finetune.toml",
-                           "gpu": "homework_finetune_gpu.toml"}[size]
+    pre_file, fine_file = (CONFIGS / name for name in CONFIG_FILES[size])
     t_start = time.perf_counter()
     try:
         if args.bpe_vocab_size is not None and args.tokenizer != "bpe":

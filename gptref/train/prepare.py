@@ -63,9 +63,12 @@ class BPETokenizer:
         return {"kind": "bpe", "model": self.tok.to_dict()}
 
 
+def _tokens_root(cache) -> Path:
+    return (Path(cache) if cache is not None else data.cache_dir()) / "tokens"
+
+
 def _bpe_path(bpe_vocab_size: int, cache) -> Path:
-    root = Path(cache) if cache is not None else data.cache_dir()
-    return root / "tokens" / f"bpe{bpe_vocab_size}" / "tokenizer.json"
+    return _tokens_root(cache) / f"bpe{bpe_vocab_size}" / "tokenizer.json"
 
 
 def get_tokenizer(kind: str = "char", bpe_vocab_size: int = 512, cache=None):
@@ -102,9 +105,8 @@ def tokenizer_from_spec(spec: dict[str, Any]):
 
 def tokens_dir(tokenizer, cache: str | os.PathLike | None = None) -> Path:
     """<cache>/tokens/<kind><vocab>-<hash of the spec>: two different tokenizers never share token files."""
-    root = Path(cache) if cache is not None else data.cache_dir()
     spec = tokenizer.spec()
-    return root / "tokens" / f"{spec['kind']}{len(tokenizer)}-{_digest(spec)}"
+    return _tokens_root(cache) / f"{spec['kind']}{len(tokenizer)}-{_digest(spec)}"
 
 
 def _digest(spec: dict[str, Any]) -> str:
