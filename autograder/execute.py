@@ -93,7 +93,7 @@ class SandboxedExecute(NbGraderPreprocessor):
             given = {c.source for c in nbformat.read(release_nb, as_version=4).cells if c.cell_type == "code"}
         student_sources = [c.source for c in nb.cells if c.cell_type == "code"
                            and not c.metadata.get("nbgrader", {}).get("locked") and c.source not in given]
-        for finding in scan(student_sources, forbidden):
+        for finding in scan(student_sources, forbidden, exercises, self.config):
             status["flags"].append(f"static scan: {finding}")
 
         seeds = {ex.name: derive_seed(secret, assignment, student, notebook, ex.name) for ex in exercises}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import re
 
+from .similarity import official_solutions, reference_matches
+
 # (pattern, reason); matched against the source of the student's cells
 PATTERNS: list[tuple[str, str]] = [
     (r"\btorch\._C\b", "uses torch._C (internals)"),
@@ -26,11 +28,14 @@ PATTERNS: list[tuple[str, str]] = [
 PATCHED_MODULES = {"torch", "np", "numpy", "math", "builtins", "F", "nn", "gptref", "random", "unittest", "sys", "os"}
 
 
-def scan(sources: list[str], forbidden_names: dict[str, str] | None = None) -> list[str]:
+def scan(sources: list[str], forbidden_names: dict[str, str] | None = None, exercises=None, config=None) -> list[str]:
     """Reasons to review, one per finding (deduplicated, in order of first appearance).
 
     forbidden_names: {"module.name": reason}: references to the reference implementations an
-    exercise replaces (e.g. "gptref.attention.scaled_dot_product_attention")."""
+    exercise replaces (e.g. "gptref.attention.scaled_dot_product_attention").
+    exercises: the notebook's `Exercise`s: a student function whose normalised code is nearly the
+    reference's is flagged "matches the reference" (autograder.similarity); config: the nbgrader
+    config, to find the official solutions (how close they are to the reference is no evidence)."""
     found: list[str] = []
 
     def add(msg: str) -> None:
@@ -63,6 +68,11 @@ def scan(sources: list[str], forbidden_names: dict[str, str] | None = None) -> l
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr"):
                 if node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in PATCHED_MODULES:
                     add(f"monkeypatches {node.args[0].id} via {node.func.id}")
+    if exercises:
+        notebooks = {ex.day for ex in exercises}
+        official = [src for nb in sorted(notebooks) for src in official_solutions(config, nb)] if config is not None else []
+        for name, ref, score in reference_matches(sources, exercises, official):
+            add(f"`{name}` matches the reference (similarity {score:.2f} to {ref})")
     return found
 
 
