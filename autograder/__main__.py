@@ -1,4 +1,4 @@
-"""`python -m autograder COMMAND`: release, collect, grade, report (instructor) and check (student)."""
+"""`python -m autograder COMMAND`: release, collect, grade, report, similarity (instructor) and check (student)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--regrade", action="store_true", help="grade again even unchanged, already graded submissions")
     g.add_argument("--unsafe-no-sandbox", action="store_true", help="run student code WITHOUT bubblewrap (flagged)")
     sub.add_parser("report", help="what needs manual grading or review, and why")
+    # -- similarity (cross-student report; autograder/similarity_report.py) --
+    m = sub.add_parser("similarity", help="pairs of students whose solution functions are near-identical (MOSS-like)")
+    m.add_argument("--assignment", help="one assignment (default: all)")
+    m.add_argument("--threshold", type=float, default=None, help="similarity from which a pair is listed (default 0.9)")
+    m.add_argument("--out", help="CSV file (default: the work folder's similarity.csv)")
+    # -- end similarity --
     k = sub.add_parser("check", help="student side: run a notebook and its visible tests")
     k.add_argument("notebook")
     k.add_argument("--cell-timeout", type=int, default=300)
@@ -44,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         from .grade import grade
 
         return grade(course, a.assignment, a.workers, a.unsafe_no_sandbox, a.regrade, students=a.students)
+    if a.command == "similarity":
+        from .similarity import MATCH_STUDENT
+        from .similarity_report import similarity_report
+
+        return similarity_report(course, a.assignment, MATCH_STUDENT if a.threshold is None else a.threshold, a.out)
     from .report import report
 
     return report(course)
