@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     # -- similarity (cross-student report; autograder/similarity_report.py) --
     m = sub.add_parser("similarity", help="pairs of students whose solution functions are near-identical (MOSS-like)")
     m.add_argument("--assignment", help="one assignment (default: all)")
-    m.add_argument("--threshold", type=float, default=None, help="similarity from which a pair is listed (default 0.9)")
+    m.add_argument("--threshold", type=float, default=None, help="similarity from which a pair is listed (default 0.6)")
     m.add_argument("--out", help="CSV file (default: the work folder's similarity.csv)")
     # -- end similarity --
     k = sub.add_parser("check", help="student side: run a notebook and its visible tests")

@@ -26,7 +26,7 @@ from typing import Any, Iterable
 BUILTINS = frozenset(dir(builtins))
 MATCH_REFERENCE = 0.85  # a function this close to a reference is flagged "matches the reference"
 OFFICIAL_MARGIN = 0.05  # ... and closer to it than the official solution is, by this much
-MATCH_STUDENT = 0.90  # default threshold of the cross-student report
+MATCH_STUDENT = 0.60  # default threshold of the cross-student report (share of uncommon fingerprints)
 MIN_TOKENS = 40  # shorter bodies (one or two lines) are too short to tell copying from coincidence
 KGRAM = 8  # tokens per fingerprint of the cross-student index
 

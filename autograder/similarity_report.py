@@ -2,9 +2,9 @@
 
 As MOSS and JPlag do: every function of every student's solution cells is normalised
 (autograder.similarity), code the release gives (the stub's own statements, the signature) is left
-out, and an index of k-gram fingerprints finds the pairs of functions that share rare passages;
-only those pairs are compared in full (difflib ratio of the normalised bodies). Passages that more
-than `max_common` of the class share are common knowledge and lead to no comparison (MOSS's -m).
+out, and an index of k-gram fingerprints counts, for the pairs of functions that share any, how
+many they share. Passages that more than `max_common` of the class wrote are common knowledge
+and count for nothing (MOSS's -m), so a class converging on the canonical answer is not flagged.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import nbformat
 
-from .similarity import KGRAM, MATCH_STUDENT, MIN_TOKENS, Function, functions, given_statements, kgrams, similarity
+from .similarity import KGRAM, MATCH_STUDENT, MIN_TOKENS, Function, functions, given_statements, kgrams
+
+MIN_FINGERPRINTS = 10  # a function with fewer uncommon fingerprints has nothing distinctive to compare
 
 
 @dataclass(frozen=True)
@@ -50,36 +52,37 @@ def student_functions(submitted_nb, stubs: dict[str, str], prefix: str = "") -> 
     return found
 
 
-def compare_class(work: dict[str, list[Function]], threshold: float = MATCH_STUDENT, max_common: float = 0.2,
+def compare_class(work: dict[str, list[Function]], threshold: float = MATCH_STUDENT, max_common: float = 0.05,
                   min_tokens: int = MIN_TOKENS) -> list[tuple[str, str, str, str, float]]:
     """(student a, function a, student b, function b, score) for every pair of functions of two
-    different students scoring at least `threshold`, best first. Only pairs that share a passage
-    held by at most max(5, max_common * students) students are compared in full."""
+    different students scoring at least `threshold`, best first.
+
+    score: the share of fingerprints two functions have in common (2|A & B| / (|A| + |B|)), leaving
+    out passages more than max(5, max_common * students) students wrote (common knowledge: the
+    canonical way to write a loop is no evidence that two students worked together)."""
     entries = [(s, fn) for s, fns in sorted(work.items()) for fn in fns if len(fn.tokens) >= min_tokens]
     holders: dict[int, set[str]] = defaultdict(set)
     for s, fn in entries:
         for g in fn.grams:
             holders[g].add(s)
     limit = max(5, int(max_common * len(work)))
+    rare = [frozenset(g for g in fn.grams if len(holders[g]) <= limit) for _, fn in entries]
     postings: dict[int, list[int]] = defaultdict(list)
-    for i, (s, fn) in enumerate(entries):
-        for g in fn.grams:
-            if len(holders[g]) <= limit:
+    for i, grams in enumerate(rare):
+        if len(grams) >= MIN_FINGERPRINTS:
+            for g in grams:
                 postings[g].append(i)
-    candidates: set[tuple[int, int]] = set()
-    for ids in postings.values():
+    shared: dict[tuple[int, int], int] = defaultdict(int)
+    for ids in postings.values():  # each list holds at most `limit` students' functions
         for x in range(len(ids)):
             for y in range(x + 1, len(ids)):
                 if entries[ids[x]][0] != entries[ids[y]][0]:
-                    candidates.add((ids[x], ids[y]))
+                    shared[ids[x], ids[y]] += 1
     found = []
-    for i, j in candidates:
-        (sa, fa), (sb, fb) = entries[i], entries[j]
-        dice = 2 * len(fa.grams & fb.grams) / (len(fa.grams) + len(fb.grams))
-        if dice < threshold / 2:  # the ratio of such a pair is far below the threshold
-            continue
-        score = similarity(fa.tokens, fb.tokens)
+    for (i, j), n in shared.items():
+        score = 2 * n / (len(rare[i]) + len(rare[j]))
         if score >= threshold:
+            (sa, fa), (sb, fb) = entries[i], entries[j]
             found.append((sa, fa.name, sb, fb.name, score))
     return sorted(found, key=lambda m: (-m[4], m[0], m[2], m[1]))
 
