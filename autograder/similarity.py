@@ -15,8 +15,8 @@ from __future__ import annotations
 import ast
 import builtins
 import difflib
+import functools
 import glob
-import hashlib
 import inspect
 import os
 import textwrap
@@ -153,11 +153,13 @@ def given_statements(stub_source: str) -> dict[str, set[tuple[str, ...]]]:
     return {name: {_stmt(s) for s in node.body} for name, node in function_nodes(stub_source).items()}
 
 
-def similarity(a: list[str], b: list[str]) -> float:
-    """difflib's ratio of two token streams: 2 * matched / (len(a) + len(b)); 0 for empty ones."""
-    if not a or not b:
+def similarity(a: list[str], b: list[str], at_least: float = 0.0) -> float:
+    """difflib's ratio of two token streams: 2 * matched / (len(a) + len(b)); 0 for empty ones,
+    and 0 where difflib's cheap upper bounds show the ratio is below `at_least`."""
+    if not a or not b or 2 * min(len(a), len(b)) / (len(a) + len(b)) < at_least:
         return 0.0
-    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    m = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    return 0.0 if m.quick_ratio() < at_least else m.ratio()
 
 
 def kgrams(tokens: list[str], k: int = KGRAM) -> frozenset[int]:
@@ -188,10 +190,12 @@ def _gptref_function(obj: Any) -> bool:
     return inspect.isfunction(obj) and (obj.__module__ or "").split(".")[0] == "gptref"
 
 
+@functools.lru_cache(maxsize=256)
 def reference_functions(exercise, depth: int = 2) -> dict[str, Function]:
     """{qualified name: normalised body} of the gptref code an exercise's student must not copy:
     its `reference`, the gptref functions in `forbidden`, and, for references that are thin
-    wrappers, the gptref functions they call (followed `depth` levels). Read on the trusted side."""
+    wrappers, the gptref functions they call (followed `depth` levels). Read on the trusted side;
+    cached (a worker grades many notebooks of the same exercises), so callers must not modify it."""
     todo = [(f, 0) for f in (exercise.reference, *exercise.forbidden) if _gptref_function(f)]
     found: dict[str, Function] = {}
     nodes: dict[str, ast.FunctionDef] = {}
@@ -246,20 +250,19 @@ def reference_matches(sources: Iterable[str], exercises: Iterable, official: Ite
     refs = {q: f for q, f in refs.items() if len(f.tokens) >= min_tokens}
     if not refs:
         return []
-    bar = {(name, q): similarity(fn.tokens, r.tokens) + margin
-           for src in official for name, fn in ((f.name, f) for f in functions(src)) for q, r in refs.items()}
+    students = [fn for src in sources for fn in functions(src) if len(fn.tokens) >= min_tokens]
+    names = {fn.name for fn in students}
+    bar = {(fn.name, q): similarity(fn.tokens, r.tokens, threshold - margin) + margin
+           for src in official for fn in functions(src) if fn.name in names for q, r in refs.items()}
     hits = []
-    for src in sources:
-        for fn in functions(src):
-            if len(fn.tokens) < min_tokens:
-                continue
-            best = None
-            for q, r in refs.items():
-                s = similarity(fn.tokens, r.tokens)
-                if s >= max(threshold, bar.get((fn.name, q), 0.0)) and (best is None or s > best[2]):
-                    best = (fn.name, q, s)
-            if best:
-                hits.append(best)
+    for fn in students:
+        best = None
+        for q, r in refs.items():
+            s = similarity(fn.tokens, r.tokens, threshold)
+            if s >= max(threshold, bar.get((fn.name, q), 0.0)) and (best is None or s > best[2]):
+                best = (fn.name, q, s)
+        if best:
+            hits.append(best)
     return hits
 
 
@@ -280,8 +283,3 @@ def official_solutions(config, notebook: str) -> list[str]:
     except Exception:  # noqa: BLE001 (no official notebook: plain thresholds)
         return []
     return [c.source for c in nb.cells if c.cell_type == "code"]
-
-
-def fingerprint_digest(tokens: list[str]) -> str:
-    """A short, stable id of a normalised body (equal for code that differs only in names etc.)."""
-    return hashlib.sha1("\x00".join(tokens).encode()).hexdigest()[:12]

@@ -22,8 +22,8 @@ import pytest
 
 from autograder.scan import scan
 from autograder.settings import load_config
-from autograder.similarity import (MATCH_REFERENCE, MATCH_STUDENT, MIN_TOKENS, function_nodes, functions,
-                                   official_solutions, reference_functions, reference_matches)
+from autograder.similarity import (MATCH_REFERENCE, MATCH_STUDENT, MIN_TOKENS, function_nodes, functions, kgrams,
+                                   reference_functions, reference_matches)
 from autograder.similarity_report import compare_class, solution_cells, student_functions
 from gptref.grading import check, exercises
 
@@ -151,8 +151,6 @@ def class_functions(sources_by_student: dict[str, list[str]]) -> dict[str, list]
         fns = []
         for src in sources:
             for fn in functions(src):
-                from autograder.similarity import kgrams
-
                 fn.grams = kgrams(fn.tokens)
                 fns.append(fn)
         work[student] = fns
@@ -264,3 +262,16 @@ def test_report_on_a_class_of_200_is_fast_and_finds_the_planted_copies():
     print(f"200 students, {sum(len(v) for v in work.values())} functions: {seconds:.1f} s, {len(pairs)} pairs flagged")
     assert pairs == planted, f"missed {planted - pairs}, honest pairs flagged {pairs - planted}"
     assert seconds < 60, f"the report took {seconds:.0f} s for 200 students"
+
+
+def test_code_the_release_gives_is_not_compared():
+    """Statements the stub already holds (day 9's given lines) are not the student's work."""
+    release = nbformat.read(os.path.join(ROOT, "course", "09_nanogpt_finetune", "09_nanogpt_finetune.ipynb"), as_version=4)
+    stubs = solution_cells(release)
+    solution = nbformat.read(os.path.join(ROOT, "solutions", "09_nanogpt_finetune", "09_nanogpt_finetune.ipynb"), as_version=4)
+    full = {f.name: len(f.tokens) for c in solution.cells if c.metadata.get("nbgrader", {}).get("grade_id") in stubs
+            for f in functions(c.source)}
+    mine = {f.name: len(f.tokens) for f in student_functions(solution, stubs)}
+    assert mine["block_forward"] == 0 < full["block_forward"], (mine, full)  # its body is all given
+    assert mine["cosine_lr"] == full["cosine_lr"] > 0
+    assert student_functions(release, stubs) == []  # the untouched release: nothing written
