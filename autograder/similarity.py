@@ -19,6 +19,7 @@ import functools
 import glob
 import inspect
 import os
+import sysconfig
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -185,18 +186,29 @@ def _resolve(expr: ast.expr, namespace: dict) -> Any:
     return obj
 
 
-def _gptref_function(obj: Any) -> bool:
+_INSTALLED = tuple(os.path.realpath(p) + os.sep for k, p in sysconfig.get_paths().items()
+                   if k in ("stdlib", "platstdlib", "purelib", "platlib"))
+
+
+def _course_function(obj: Any) -> bool:
+    """A Python function of the course's own code (gptref or the course's reference modules), not
+    of the standard library or an installed package (torch's internals are nobody's to copy)."""
     obj = inspect.unwrap(obj) if callable(obj) else obj
-    return inspect.isfunction(obj) and (obj.__module__ or "").split(".")[0] == "gptref"
+    if not inspect.isfunction(obj):
+        return False
+    if (obj.__module__ or "").split(".")[0] == "gptref":
+        return True
+    path = os.path.realpath(inspect.getsourcefile(obj) or "")
+    return bool(path) and not path.startswith(_INSTALLED) and "site-packages" not in path
 
 
 @functools.lru_cache(maxsize=256)
 def reference_functions(exercise, depth: int = 2) -> dict[str, Function]:
-    """{qualified name: normalised body} of the gptref code an exercise's student must not copy:
-    its `reference`, the gptref functions in `forbidden`, and, for references that are thin
-    wrappers, the gptref functions they call (followed `depth` levels). Read on the trusted side;
+    """{qualified name: normalised body} of the code an exercise's student must not copy: its
+    `reference`, the course's functions in `forbidden` (gptref's, not torch's), and, for references
+    that are thin wrappers, the course's functions they call (followed `depth` levels). Read on the trusted side;
     cached (a worker grades many notebooks of the same exercises), so callers must not modify it."""
-    todo = [(f, 0) for f in (exercise.reference, *exercise.forbidden) if _gptref_function(f)]
+    todo = [(f, 0) for f in (exercise.reference, *exercise.forbidden) if _course_function(f)]
     found: dict[str, Function] = {}
     nodes: dict[str, ast.FunctionDef] = {}
     callees: dict[str, list[str]] = {}
@@ -221,7 +233,7 @@ def reference_functions(exercise, depth: int = 2) -> dict[str, Function]:
             for call in ast.walk(node):
                 if isinstance(call, ast.Call):
                     target = _resolve(call.func, namespace)
-                    if target is not None and _gptref_function(target):
+                    if target is not None and _course_function(target):
                         todo.append((target, level + 1))
                         callees[qual].append(f"{target.__module__}.{inspect.unwrap(target).__qualname__}")
     for qual, called in callees.items():  # a copy may paste the helpers it calls into one function
@@ -229,7 +241,7 @@ def reference_functions(exercise, depth: int = 2) -> dict[str, Function]:
         if len(inlined) > 1:
             merged = ast.FunctionDef(name="_", args=nodes[qual].args, body=[s for n in inlined for s in n.body],
                                      decorator_list=[], returns=None, type_params=[])
-            found[f"{qual} (with {', '.join(c.rsplit('.', 1)[-1] for c in called if c in nodes)} inlined)"] = \
+            found[f"{qual} (with {', '.join(c.rsplit('.', 1)[-1] for c in dict.fromkeys(called) if c in nodes)} inlined)"] = \
                 Function(qual, body_tokens(merged), found[qual].source)
     return found
 

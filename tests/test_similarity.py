@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import builtins
 import csv
+import json
 import importlib.util
 import os
 import random
@@ -275,3 +276,51 @@ def test_code_the_release_gives_is_not_compared():
     assert mine["block_forward"] == 0 < full["block_forward"], (mine, full)  # its body is all given
     assert mine["cosine_lr"] == full["cosine_lr"] > 0
     assert student_functions(release, stubs) == []  # the untouched release: nothing written
+
+
+@pytest.mark.slow
+def test_grading_flags_a_copied_reference_and_not_the_official_solution(tmp_path):
+    """Through `python -m autograder grade` (sandbox, trusted verdicts): the status of a student
+    who pasted gptref's layer_norm carries the flag; the official solution's does not."""
+    from autograder.grade import all_flags
+
+    day = "03_layernorm"
+    root = tmp_path / "course"
+    import shutil
+
+    shutil.copytree(os.path.join(ROOT, "solutions", day), root / "solutions" / day)
+    shutil.copytree(os.path.join(ROOT, "course", day), root / "course" / day)
+    work = root / "work"
+    cfg = root / "nbgrader_config.py"
+    cfg.write_text("c = get_config()\n"
+                   f"c.CourseDirectory.root = {str(root)!r}\n"
+                   "c.CourseDirectory.course_id = 'simcourse'\n"
+                   "c.CourseDirectory.source_directory = 'solutions'\n"
+                   "c.CourseDirectory.release_directory = 'course'\n"
+                   f"c.CourseDirectory.submitted_directory = {str(work / 'submitted')!r}\n"
+                   f"c.CourseDirectory.autograded_directory = {str(work / 'autograded')!r}\n"
+                   f"c.CourseDirectory.feedback_directory = {str(work / 'feedback')!r}\n"
+                   f"c.CourseDirectory.db_url = 'sqlite:///{work}/gradebook.db'\n"
+                   "c.CourseDirectory.ignore = ['.ipynb_checkpoints', '*.pyc', '__pycache__', '*.db', 'work']\n"
+                   "c.ClearOutput.enabled = True\n"
+                   "c.ClearSolutions.code_stub = {'python': '# YOUR CODE HERE\\nraise NotImplementedError()'}\n"
+                   f"c.Exchange.root = {str(work / 'exchange')!r}\n"
+                   "c.Autograder.sandbox_uid_base = 62500\n")
+    release = nbformat.read(root / "course" / day / f"{day}.ipynb", as_version=4)
+    incoming = tmp_path / "incoming"
+    for student, nb in {"copier": _submission(release, day, fixture("cheat", day)),
+                        "official": nbformat.read(os.path.join(ROOT, "solutions", day, f"{day}.ipynb"), as_version=4)}.items():
+        (incoming / student).mkdir(parents=True)
+        nbformat.write(nb, incoming / student / f"{day}.ipynb")
+
+    def cli(*args):
+        r = subprocess.run([sys.executable, "-m", "autograder", "--config", str(cfg), *args], cwd=ROOT,
+                           capture_output=True, text=True, timeout=1500)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+    cli("release", day)
+    cli("collect", str(incoming))
+    cli("grade", "--assignment", day, "--workers", "1")
+    flags = {s: all_flags(json.load(open(work / "status" / day / f"{s}.json"))) for s in ("copier", "official")}
+    assert any("`layer_norm` matches the reference" in f and "gptref.norms.layer_norm" in f for f in flags["copier"]), flags
+    assert not any("matches the reference" in f for f in flags["official"]), flags
