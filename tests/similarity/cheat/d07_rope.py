@@ -1,4 +1,6 @@
-"""Cheat: gptref.positions.rope and rope_angles pasted together (interleaved branch only), renamed."""
+"""Cheat (a known miss, kept to measure): gptref.positions.rope and rope_angles pasted together,
+the non-interleaved branch dropped, renamed. Similarity 0.74 to the reference with rope_angles
+inlined, under the 0.85 threshold: dropping whole branches is beyond what the check catches."""
 import torch
 
 
