@@ -272,3 +272,19 @@ def test_from_hf_gpt2_rejects_what_it_cannot_load(tmp_path):
         GPT.from_hf_gpt2({"foo": torch.zeros(1)})
     with pytest.raises(ValueError, match="path"):
         GPT.from_hf_gpt2(tmp_path)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (and triton)")
+def test_triton_kernel_trains_the_same_model_on_cuda():
+    """kernel="triton" (gptref.flash's Triton kernel) against "sdpa" in bfloat16 on the GPU: loss and logits."""
+    pytest.importorskip("triton")
+    idx = torch.randint(0, TINY["vocab_size"], (2, 16), generator=torch.Generator().manual_seed(13)).cuda()
+    outs = []
+    for kernel in ("sdpa", "triton"):
+        model = GPT(GPTConfig(**{**TINY, "n_embd": 64, "kernel": kernel})).cuda()
+        torch.manual_seed(0)
+        model.load_state_dict(GPT(GPTConfig(**{**TINY, "n_embd": 64})).state_dict())
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            outs.append(model(idx, idx))
+    torch.testing.assert_close(outs[1][0].float(), outs[0][0].float(), atol=3e-2, rtol=3e-2)
+    torch.testing.assert_close(outs[1][1].float(), outs[0][1].float(), atol=1e-2, rtol=1e-2)
