@@ -37,28 +37,19 @@ __all__ = [
 KERNELS = ("math", "sdpa", "flash", "triton")
 
 
-def _check_mask(mask: Tensor, scores_shape: torch.Size) -> None:
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
-        kind = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
-        raise ValueError(f"mask must be a bool tensor (True = may attend), got {kind}")
+def _check_scores_operand(name: str, t: Tensor, scores_shape: torch.Size) -> None:
+    """mask (bool, True = may attend) or bias (float, added): the right dtype, broadcasting to the scores."""
+    is_mask = name == "mask"
+    ok = isinstance(t, Tensor) and (t.dtype == torch.bool if is_mask else t.dtype.is_floating_point)
+    if not ok:
+        kind = t.dtype if isinstance(t, Tensor) else type(t).__name__
+        want = "a bool tensor (True = may attend)" if is_mask else "a float tensor added to the scores"
+        raise ValueError(f"{name} must be {want}, got {kind}")
     try:
-        torch.broadcast_shapes(mask.shape, scores_shape)
+        torch.broadcast_shapes(t.shape, scores_shape)
     except RuntimeError:
         raise ValueError(
-            f"mask of shape {tuple(mask.shape)} does not broadcast to the scores' shape "
-            f"{tuple(scores_shape)} (..., T_q, T_k)"
-        ) from None
-
-
-def _check_bias(bias: Tensor, scores_shape: torch.Size) -> None:
-    if not isinstance(bias, Tensor) or not bias.dtype.is_floating_point:
-        kind = bias.dtype if isinstance(bias, Tensor) else type(bias).__name__
-        raise ValueError(f"bias must be a float tensor added to the scores, got {kind}")
-    try:
-        torch.broadcast_shapes(bias.shape, scores_shape)
-    except RuntimeError:
-        raise ValueError(
-            f"bias of shape {tuple(bias.shape)} does not broadcast to the scores' shape "
+            f"{name} of shape {tuple(t.shape)} does not broadcast to the scores' shape "
             f"{tuple(scores_shape)} (..., T_q, T_k)"
         ) from None
 
@@ -85,12 +76,12 @@ def scaled_dot_product_attention(
 
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T_q, T_k)
     if bias is not None:
-        _check_bias(bias, scores.shape)
+        _check_scores_operand("bias", bias, scores.shape)
         scores = scores + bias
     if mask is None:
         weights = scores.softmax(dim=-1)
     else:
-        _check_mask(mask, scores.shape)
+        _check_scores_operand("mask", mask, scores.shape)
         row_has_key = mask.any(dim=-1, keepdim=True)  # (..., T_q, 1)
         scores = scores.masked_fill(~mask, float("-inf"))
         # A fully masked row would be softmax([-inf, ...]) = NaN: give it finite scores, then zero it.
