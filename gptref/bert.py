@@ -1,6 +1,8 @@
 """BERT: a bidirectional post-LN transformer encoder with a masked-language-model head, and BERT's masking rule.
 
-`Bert.from_hf_bert` loads a Hugging Face BertForMaskedLM (directory, state dict or model) with the same logits.
+Built from the course's pieces: gptref.attention.MultiHeadAttention (padding mask, kernel "math" or "sdpa")
+and gptref.norms.LayerNorm. `Bert.from_hf_bert` loads a Hugging Face BertForMaskedLM (directory, state dict
+or model) with the same logits.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from gptref.attention import KERNELS, MultiHeadAttention, padding_mask
 from gptref.hf_weights import read_hf_source
+from gptref.norms import LayerNorm
 
 
 @dataclass
@@ -28,6 +32,7 @@ class BertConfig:
     type_vocab_size: int = 2
     dropout: float = 0.0
     norm_eps: float = 1e-12
+    kernel: str = "sdpa"  # attention kernel: "math" (also writes the norms out) or "sdpa" (padding masks)
 
     def __post_init__(self) -> None:
         if self.n_inner is None:
@@ -42,8 +47,14 @@ class BertConfig:
             )
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"BertConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.kernel not in KERNELS[:2]:
+            raise ValueError(f"BertConfig.kernel must be 'math' or 'sdpa' (padding needs a mask), got {self.kernel!r}")
         if not self.norm_eps > 0:
             raise ValueError(f"BertConfig.norm_eps must be > 0, got {self.norm_eps!r}")
+
+
+def _norm(config: BertConfig) -> LayerNorm:
+    return LayerNorm(config.n_embd, eps=config.norm_eps, kernel="math" if config.kernel == "math" else "torch")
 
 
 class BertEmbeddings(nn.Module):
@@ -54,37 +65,13 @@ class BertEmbeddings(nn.Module):
         self.tok = nn.Embedding(config.vocab_size, config.n_embd)
         self.pos = nn.Embedding(config.block_size, config.n_embd)
         self.typ = nn.Embedding(config.type_vocab_size, config.n_embd)
-        self.ln = nn.LayerNorm(config.n_embd, eps=config.norm_eps)
+        self.ln = _norm(config)
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         pos = torch.arange(ids.shape[1], device=ids.device)  # (T,)
         x = self.tok(ids) + self.pos(pos) + self.typ(token_type_ids)  # (B, T, C)
         return self.drop(self.ln(x))
-
-
-class BertSelfAttention(nn.Module):
-    """Bidirectional multi-head self-attention; padding keys are masked out."""
-
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.n_head = config.n_head
-        self.dropout = config.dropout
-        self.query = nn.Linear(config.n_embd, config.n_embd)
-        self.key = nn.Linear(config.n_embd, config.n_embd)
-        self.value = nn.Linear(config.n_embd, config.n_embd)
-        self.proj = nn.Linear(config.n_embd, config.n_embd)
-        self.resid_dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        B, T, C = x.shape
-        q = self.query(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
-        k = self.key(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
-        v = self.value(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
-        dropout_p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)  # (B, H, T, D)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
-        return self.resid_dropout(self.proj(y))
 
 
 class BertMLP(nn.Module):
@@ -105,13 +92,15 @@ class BertLayer(nn.Module):
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.attn = BertSelfAttention(config)
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.norm_eps)
+        self.attn = MultiHeadAttention(config.n_embd, config.n_head, dropout=config.dropout, kernel=config.kernel)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.ln_1 = _norm(config)
         self.mlp = BertMLP(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.norm_eps)
+        self.ln_2 = _norm(config)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.ln_1(x + self.attn(x, mask))
+        """x (B, T, C); mask (B, 1, 1, T) bool, True where a key is a real token (bidirectional otherwise)."""
+        x = self.ln_1(x + self.attn_dropout(self.attn(x, mask=mask)))
         return self.ln_2(x + self.mlp(x))
 
 
@@ -121,7 +110,7 @@ class MLMHead(nn.Module):
     def __init__(self, config: BertConfig, token_embedding: nn.Embedding):
         super().__init__()
         self.dense = nn.Linear(config.n_embd, config.n_embd)
-        self.ln = nn.LayerNorm(config.n_embd, eps=config.norm_eps)
+        self.ln = _norm(config)
         self.token_embedding = [token_embedding]  # a list so the tied weight is not registered twice
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
@@ -176,7 +165,7 @@ class Bert(nn.Module):
                 raise ValueError(
                     f"attention_mask must have shape {tuple(ids.shape)}, got {tuple(attention_mask.shape)}"
                 )
-            mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): True where a key may be attended
+            mask = padding_mask(attention_mask.bool())  # (B, 1, 1, T): True where a key may be attended
         x = self.embeddings(ids, token_type_ids)  # (B, T, C)
         for layer in self.layers:
             x = layer(x, mask)
@@ -249,10 +238,10 @@ _EMBEDDING_NAMES = {
     "head.bias": "cls.predictions.bias",
 }
 _LAYER_NAMES = {
-    "attn.query": "attention.self.query",
-    "attn.key": "attention.self.key",
-    "attn.value": "attention.self.value",
-    "attn.proj": "attention.output.dense",
+    "attn.q_proj": "attention.self.query",
+    "attn.k_proj": "attention.self.key",
+    "attn.v_proj": "attention.self.value",
+    "attn.out_proj": "attention.output.dense",
     "ln_1": "attention.output.LayerNorm",
     "mlp.fc": "intermediate.dense",
     "mlp.proj": "output.dense",
@@ -308,4 +297,4 @@ def mask_tokens(
     return inputs, labels
 
 
-__all__ = ["BertConfig", "Bert", "mask_tokens", "BertEmbeddings", "BertSelfAttention", "BertMLP", "BertLayer", "MLMHead"]
+__all__ = ["BertConfig", "Bert", "mask_tokens", "BertEmbeddings", "BertMLP", "BertLayer", "MLMHead"]

@@ -3,7 +3,8 @@
 A model is any callable mapping (B, T) token ids to (B, T, V) logits; it may also return a tuple whose
 first element is the logits (as `gptref.gpt.GPT` returns (logits, loss)).
 
-KV-cache protocol. A model that has a method `new_cache()` is used through its cache:
+KV-cache protocol (gptref.gpt.GPT.new_cache returns a gptref.attention.LayerCaches). A model that has a
+method `new_cache()` is used through its cache:
     cache = model.new_cache()           # empty; cache.length == 0, capacity cache.max_len
     model(new_ids, cache=cache)         # logits of the new tokens only; their keys/values are stored
     cache.length                        # number of tokens stored (the absolute position of the next one)

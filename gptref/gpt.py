@@ -1,8 +1,10 @@
-"""A GPT decoder in the style of nanoGPT's model.py, with a KV cache, RoPE/RMSNorm options and a GPT-2 loader.
+"""A GPT decoder in the style of nanoGPT's model.py, assembled from the course's pieces, with a GPT-2 loader.
 
-KV-cache API (used by `GPT.generate` and by `gptref.decoding`):
+Each block is gptref.norms (LayerNorm/RMSNorm) + gptref.attention.MultiHeadAttention (kernel "math",
+"sdpa", "flash" or "triton"; RoPE through gptref.positions.rope) + an MLP. Positions: learned (GPT-2's wpe),
+sinusoidal (gptref.positions) or rotary. KV-cache API (used by `GPT.generate` and by `gptref.decoding`):
 
-    cache = model.new_cache()                    # empty KVCache holding up to config.block_size tokens
+    cache = model.new_cache()                    # gptref.attention.LayerCaches: one KVCache per layer
     logits, _ = model(prompt, cache=cache)       # (B, T0, V); keys/values of the prompt are stored
     logits, _ = model(next_ids, cache=cache)     # (B, T1, V); next_ids sit at absolute positions T0..T0+T1-1
     cache.length                                 # tokens held so far (the position of the next token)
@@ -10,23 +12,26 @@ KV-cache API (used by `GPT.generate` and by `gptref.decoding`):
     cache.reorder(index)                         # keep/duplicate batch rows, e.g. the surviving beams
 
 With a cache, `forward` attends to the cached tokens plus the new ones (causally among the new ones), and
-learned or rotary positions use the absolute position `cache.length + t`; the logits equal those of one
-full forward over the whole sequence.
+positions are the absolute ones `cache.length + t`; the logits equal those of one full forward over the
+whole sequence. The public contract is docs/api.md.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from gptref.attention import KERNELS, KVCache, LayerCaches, MultiHeadAttention
 from gptref.hf_weights import read_hf_source
+from gptref.norms import LayerNorm, RMSNorm
+from gptref.positions import sinusoidal_positions
 
-POSITIONS = ("learned", "rope")
+POSITIONS = ("learned", "sinusoidal", "rope")  # ALiBi: add "alibi" and GPT._attention_bias
 NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu", "gelu_tanh")
 
@@ -42,11 +47,12 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True  # biases in Linear layers and LayerNorms, like GPT-2
-    positions: str = "learned"  # "learned" (GPT-2's wpe table) or "rope" (rotary, applied to q and k)
+    positions: str = "learned"  # "learned" (GPT-2's wpe table), "sinusoidal" (fixed) or "rope" (rotary, on q and k)
     norm: str = "layernorm"  # "layernorm" or "rmsnorm"
     activation: str = "gelu"  # "gelu" (exact erf) or "gelu_tanh" (GPT-2's "gelu_new")
     norm_eps: float = 1e-5
     rope_base: float = 10000.0
+    kernel: str = "sdpa"  # attention kernel, one of gptref.attention.KERNELS; "math" also writes the norms out
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -63,6 +69,8 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.positions must be one of {POSITIONS}, got {self.positions!r}")
         if self.norm not in NORMS:
             raise ValueError(f"GPTConfig.norm must be one of {NORMS}, got {self.norm!r}")
+        if self.kernel not in KERNELS:
+            raise ValueError(f"GPTConfig.kernel must be one of {KERNELS}, got {self.kernel!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"GPTConfig.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.positions == "rope" and (self.n_embd // self.n_head) % 2 != 0:
@@ -76,96 +84,28 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.rope_base must be > 0, got {self.rope_base!r}")
 
 
-class KVCache:
-    """Keys and values of the tokens seen so far, one preallocated (B, H, max_len, D) buffer pair per layer.
-
-    Buffers are created on the first write with that write's batch size, dtype and device, so the cache
-    also works under autocast. `GPT.forward` writes every layer, then advances `length`.
-    """
-
-    def __init__(self, n_layer: int, max_len: int):
-        self.n_layer = n_layer
-        self.max_len = max_len
-        self.length = 0
-        self.k: list[torch.Tensor | None] = [None] * n_layer
-        self.v: list[torch.Tensor | None] = [None] * n_layer
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v (B, H, T, D) at positions length..length+T; return all keys/values (B, H, length+T, D)."""
-        B, H, T, D = k.shape
-        start, end = self.length, self.length + T
-        if self.k[layer] is None:
-            self.k[layer] = k.new_zeros(B, H, self.max_len, D)
-            self.v[layer] = v.new_zeros(B, H, self.max_len, D)
-        self.k[layer][:, :, start:end] = k
-        self.v[layer][:, :, start:end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
-
-    def reorder(self, index: torch.Tensor) -> None:
-        """Select batch rows (index is a 1-D LongTensor into the batch; repeats duplicate rows)."""
-        for layer in range(self.n_layer):
-            if self.k[layer] is not None:
-                self.k[layer] = self.k[layer].index_select(0, index.to(self.k[layer].device))
-                self.v[layer] = self.v[layer].index_select(0, index.to(self.v[layer].device))
+def _norm(config: GPTConfig) -> nn.Module:
+    """gptref.norms' LayerNorm or RMSNorm; the "math" kernel runs the course's written-out norm too."""
+    kernel = "math" if config.kernel == "math" else "torch"
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.n_embd, eps=config.norm_eps, kernel=kernel)
+    return LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias, kernel=kernel)
 
 
-def _rope_tables(block_size: int, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin (block_size, head_dim/2) of angle pos * base^(-2i/head_dim)."""
-    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
-    angles = torch.outer(torch.arange(block_size, dtype=torch.float64), inv_freq)
-    return angles.cos().float(), angles.sin().float()
+def _attention_args(config: GPTConfig) -> dict[str, Any]:
+    """MultiHeadAttention's arguments for a GPT block: GPT-2's fused layout (attn.c_attn, attn.c_proj)."""
+    return dict(d_model=config.n_embd, n_heads=config.n_head, bias=config.bias, dropout=config.dropout,
+                kernel=config.kernel, fused_qkv=True, rope=config.positions == "rope", rope_base=config.rope_base)
 
 
-def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs (2i, 2i+1) of x (B, H, T, D) by the angles in cos/sin (T, D/2)."""
-    x_pairs = x.float().unflatten(-1, (-1, 2))  # (B, H, T, D/2, 2)
-    x_even, x_odd = x_pairs.unbind(-1)  # each (B, H, T, D/2)
-    rotated = torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1)
-    return rotated.flatten(-2).type_as(x)  # (B, H, T, D)
-
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention with one fused qkv projection (GPT-2's c_attn)."""
+class CausalSelfAttention(MultiHeadAttention):
+    """GPT's attention built from a config, causal without asking: kept for day 9's notebook (`attn(x)`)."""
 
     def __init__(self, config: GPTConfig):
-        super().__init__()
-        self.n_head = config.n_head
-        self.n_embd = config.n_embd
-        self.dropout = config.dropout
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.resid_dropout = nn.Dropout(config.dropout)
+        super().__init__(**_attention_args(config))
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-        cache: KVCache | None = None,
-        layer: int = 0,
-    ) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # each (B, T, C)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
-        if rope is not None:
-            q, k = _apply_rope(q, *rope), _apply_rope(k, *rope)
-        past = 0
-        if cache is not None:
-            past = cache.length
-            k, v = cache.update(layer, k, v)  # (B, H, past + T, D)
-        dropout_p = self.dropout if self.training else 0.0
-        if past == 0:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-        elif T == 1:  # one new token attends to every cached key
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-        else:  # new query t (absolute position past + t) may attend to keys 0..past + t
-            key_pos = torch.arange(past + T, device=x.device)
-            query_pos = torch.arange(past, past + T, device=x.device)
-            mask = key_pos[None, :] <= query_pos[:, None]  # (T, past + T)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, H, T, D) -> (B, T, C)
-        return self.resid_dropout(self.c_proj(y))
+    def forward(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return super().forward(x, causal=True, **kwargs)
 
 
 class MLP(nn.Module):
@@ -182,10 +122,7 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
 
 
-def _norm(config: GPTConfig) -> nn.Module:
-    if config.norm == "rmsnorm":
-        return nn.RMSNorm(config.n_embd, eps=config.norm_eps)
-    return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
+MLPS: dict[str, Callable[[GPTConfig], nn.Module]] = {"gelu": MLP}  # the feed-forward choices a Block builds
 
 
 class Block(nn.Module):
@@ -194,12 +131,14 @@ class Block(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.ln_1 = _norm(config)
-        self.attn = CausalSelfAttention(config)
+        self.attn = MultiHeadAttention(**_attention_args(config))
+        self.resid_dropout = nn.Dropout(config.dropout)
         self.ln_2 = _norm(config)
-        self.mlp = MLP(config)
+        self.mlp = MLPS["gelu"](config)
 
-    def forward(self, x, rope=None, cache=None, layer=0):
-        x = x + self.attn(self.ln_1(x), rope=rope, cache=cache, layer=layer)
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C); `cache` is this layer's KVCache, `bias` an additive attention bias."""
+        x = x + self.resid_dropout(self.attn(self.ln_1(x), cache=cache, causal=True, bias=bias))
         return x + self.mlp(self.ln_2(x))
 
 
@@ -222,10 +161,9 @@ class GPT(nn.Module):
         self.transformer = nn.ModuleDict(modules)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # weight tying (Press & Wolf, 2017)
-        if config.positions == "rope":
-            cos, sin = _rope_tables(config.block_size, config.n_embd // config.n_head, config.rope_base)
-            self.register_buffer("rope_cos", cos, persistent=False)  # (block_size, D/2)
-            self.register_buffer("rope_sin", sin, persistent=False)  # (block_size, D/2)
+        if config.positions == "sinusoidal":
+            table = sinusoidal_positions(config.block_size, config.n_embd)  # (block_size, C), not learned
+            self.register_buffer("pos_table", table, persistent=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: residual projections scaled by 1/sqrt(2 n_layer)
             if name.endswith("c_proj.weight"):
@@ -252,15 +190,19 @@ class GPT(nn.Module):
             n -= self.transformer.wpe.weight.numel()
         return n
 
-    def new_cache(self) -> KVCache:
-        """An empty KV cache for `forward(..., cache=...)`, holding up to block_size tokens."""
-        return KVCache(self.config.n_layer, self.config.block_size)
+    def new_cache(self) -> LayerCaches:
+        """An empty KV cache for `forward(..., cache=...)`: one KVCache per layer, up to block_size tokens."""
+        return LayerCaches(self.config.n_layer, self.config.block_size)
+
+    def _attention_bias(self, start: int, T: int) -> torch.Tensor | None:
+        """Additive attention bias (1, H, T, start + T) shared by every layer: None, or ALiBi's when it lands."""
+        return None
 
     def forward(
         self,
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
-        cache: KVCache | None = None,
+        cache: LayerCaches | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx (B, T) -> (logits (B, T, V), loss or None).
 
@@ -279,17 +221,16 @@ class GPT(nn.Module):
         if T == 0:
             raise ValueError(f"idx must hold at least one token, got shape {tuple(idx.shape)}")
         x = self.transformer.wte(idx)  # (B, T, C)
-        rope = None
         if self.config.positions == "learned":
             pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)  # (T,)
             x = x + self.transformer.wpe(pos)  # (B, T, C) + (T, C)
-        else:
-            rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])  # each (T, D/2)
+        elif self.config.positions == "sinusoidal":
+            x = x + self.pos_table[start : start + T]  # (B, T, C) + (T, C)
+        # "rope": each attention rotates q and k by their absolute positions (cache.length + t)
         x = self.transformer.drop(x)
+        bias = self._attention_bias(start, T)
         for layer, block in enumerate(self.transformer.h):
-            x = block(x, rope=rope, cache=cache, layer=layer)
-        if cache is not None:
-            cache.length += T
+            x = block(x, cache=None if cache is None else cache[layer], bias=bias)
         x = self.transformer.ln_f(x)
         logits = self.lm_head(x)  # (B, T, V)
         loss = None
@@ -329,30 +270,6 @@ class GPT(nn.Module):
             )
         finally:
             self.train(was_training)
-
-    def configure_optimizers(
-        self, weight_decay: float, learning_rate: float, betas: tuple[float, float] = (0.9, 0.95),
-        device_type: str = "cpu",
-    ) -> torch.optim.AdamW:
-        """AdamW with weight decay on matrices (dim >= 2) only, as nanoGPT; fused on CUDA."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        extra = {"fused": True} if device_type == "cuda" else {}
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **extra)
-
-    def crop_block_size(self, block_size: int) -> None:
-        """Shrink the context length (e.g. to fine-tune GPT-2 with a smaller block)."""
-        if not 0 < block_size <= self.config.block_size:
-            raise ValueError(f"block_size must be in 1..{self.config.block_size}, got {block_size}")
-        self.config.block_size = block_size
-        if "wpe" in self.transformer:
-            self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
-        else:
-            self.rope_cos = self.rope_cos[:block_size]
-            self.rope_sin = self.rope_sin[:block_size]
 
     @classmethod
     def from_hf_gpt2(cls, source: Any, n_head: int | None = None, **overrides: Any) -> "GPT":
@@ -405,4 +322,4 @@ class GPT(nn.Module):
         return model
 
 
-__all__ = ["GPTConfig", "GPT", "KVCache", "CausalSelfAttention", "MLP", "Block"]
+__all__ = ["GPTConfig", "GPT", "Block", "MLP", "MLPS", "CausalSelfAttention"]

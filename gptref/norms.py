@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["layer_norm", "rms_norm", "layer_norm_backward", "LayerNorm", "RMSNorm"]
+__all__ = ["layer_norm", "rms_norm", "layer_norm_backward", "LayerNorm", "RMSNorm", "KERNELS"]
 
 
 def _check(x: Tensor, weight: Tensor | None, bias: Tensor | None = None) -> None:
@@ -65,26 +66,43 @@ def layer_norm_backward(
     return dx, dweight, dbias
 
 
-class LayerNorm(nn.Module):
-    """nn.LayerNorm(d) written out: learnable weight (ones) and optional bias (zeros)."""
+KERNELS = ("math", "torch")
 
-    def __init__(self, d: int, eps: float = 1e-5, bias: bool = True):
+
+def _check_kernel(kernel: str) -> str:
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    return kernel
+
+
+class LayerNorm(nn.Module):
+    """nn.LayerNorm(d) written out: learnable weight (ones) and optional bias (zeros).
+
+    kernel="math" runs layer_norm above; "torch" runs torch's fused F.layer_norm (same result, fewer
+    kernels: what a model trains with on a CPU, where a baby GPT's time goes into small ops).
+    """
+
+    def __init__(self, d: int, eps: float = 1e-5, bias: bool = True, kernel: str = "math"):
         super().__init__()
-        self.eps = eps
+        self.eps, self.kernel = eps, _check_kernel(kernel)
         self.weight = nn.Parameter(torch.ones(d))
         self.bias = nn.Parameter(torch.zeros(d)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.kernel == "torch":
+            return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
         return layer_norm(x, self.weight, self.bias, self.eps)
 
 
 class RMSNorm(nn.Module):
-    """RMSNorm(d) (Zhang & Sennrich, 2019): learnable weight (ones), no bias."""
+    """RMSNorm(d) (Zhang & Sennrich, 2019): learnable weight (ones), no bias; kernel as for LayerNorm."""
 
-    def __init__(self, d: int, eps: float = 1e-6):
+    def __init__(self, d: int, eps: float = 1e-6, kernel: str = "math"):
         super().__init__()
-        self.eps = eps
+        self.eps, self.kernel = eps, _check_kernel(kernel)
         self.weight = nn.Parameter(torch.ones(d))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.kernel == "torch":
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         return rms_norm(x, self.weight, self.eps)

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 
 from gptref.attention import (
     KVCache,
+    LayerCaches,
+    attend,
     MultiHeadAttention,
     causal_mask,
     merge_heads,
@@ -174,3 +176,78 @@ def test_bad_arguments_raise_value_error():
         MultiHeadAttention(8, 2)(torch.randn(2, 3, 6))
     with pytest.raises(ValueError, match="key_is_token"):
         padding_mask(torch.ones(2, 3))
+
+
+# ---------------------------------------------------------------- kernels, additive bias, GPT-2's fused layout
+
+
+def _softmax_reference(q, k, v, mask=None, bias=None):
+    """softmax(q k^T / sqrt(D) + bias, masked) v written with einsum, in float64."""
+    scores = torch.einsum("bhqd,bhkd->bhqk", q, k) / q.shape[-1] ** 0.5
+    if bias is not None:
+        scores = scores + bias
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.einsum("bhqk,bhkd->bhqd", scores.softmax(-1), v)
+
+
+@pytest.mark.parametrize("kernel", ["math", "sdpa", "flash"])
+@pytest.mark.parametrize("tq,tk", [(5, 5), (1, 7), (3, 7)])
+def test_attend_kernels_agree_on_causal_attention_with_a_cache_offset(kernel, tq, tk):
+    """causal=True is causal_mask(T_q, T_k): the queries are the last T_q positions, for every kernel."""
+    q, k, v = _qkv(tq=tq, tk=tk, seed=20)
+    expected = _softmax_reference(q, k, v, mask=causal_mask(tq, tk))
+    torch.testing.assert_close(attend(q, k, v, causal=True, kernel=kernel), expected)
+
+
+@pytest.mark.parametrize("kernel", ["math", "sdpa"])
+def test_attend_adds_the_bias_and_masks(kernel):
+    q, k, v = _qkv(seed=21)
+    bias = torch.randn(1, 3, 5, 7, generator=torch.Generator().manual_seed(22), **F64) * 3  # (1, H, T_q, T_k)
+    mask = padding_mask(_pad(2, 7))  # (B, 1, 1, T_k)
+    expected = _softmax_reference(q, k, v, mask=mask & causal_mask(5, 7), bias=bias)
+    torch.testing.assert_close(attend(q, k, v, mask, bias, causal=True, kernel=kernel), expected)
+    mha = MultiHeadAttention(12, 3, kernel=kernel).double()
+    x = torch.randn(2, 5, 12, **F64)
+    torch.testing.assert_close(mha(x, bias=bias[..., :5]), mha(x, bias=bias[..., :5], need_weights=True)[0])
+
+
+def test_attend_refuses_what_a_kernel_cannot_do():
+    q, k, v = _qkv()
+    with pytest.raises(ValueError, match="flash"):
+        attend(q, k, v, mask=torch.ones(5, 7, dtype=torch.bool), kernel="flash")
+    with pytest.raises(ValueError, match="kernel"):
+        attend(q, k, v, kernel="cudnn")
+    with pytest.raises(ValueError, match="bias"):
+        scaled_dot_product_attention(q, k, v, bias=torch.ones(5, 7, dtype=torch.long))
+    with pytest.raises(ValueError, match="kernel"):
+        MultiHeadAttention(8, 2, kernel="fast")
+    with pytest.raises(ValueError, match="fused_qkv"):
+        MultiHeadAttention(8, 2, fused_qkv=True)(torch.randn(1, 3, 8), context=torch.randn(1, 4, 8))
+
+
+@pytest.mark.parametrize("n_kv", [4, 2])
+def test_fused_qkv_is_the_same_attention_in_gpt2_layout(n_kv):
+    """fused_qkv=True: c_attn holds [q; k; v] stacked, c_proj the output projection; same function."""
+    torch.manual_seed(23)
+    plain = MultiHeadAttention(16, 4, n_kv_heads=n_kv).double()
+    fused = MultiHeadAttention(16, 4, n_kv_heads=n_kv, fused_qkv=True, kernel="sdpa").double()
+    assert sorted(n for n, _ in fused.named_parameters()) == ["c_attn.bias", "c_attn.weight", "c_proj.bias", "c_proj.weight"]
+    with torch.no_grad():
+        fused.c_attn.weight.copy_(torch.cat([plain.q_proj.weight, plain.k_proj.weight, plain.v_proj.weight]))
+        fused.c_attn.bias.copy_(torch.cat([plain.q_proj.bias, plain.k_proj.bias, plain.v_proj.bias]))
+        fused.c_proj.load_state_dict(plain.out_proj.state_dict())
+    x = torch.randn(2, 6, 16, **F64)
+    torch.testing.assert_close(fused(x, causal=True), plain(x, causal=True))
+
+
+def test_layer_caches_and_kv_cache_capacity_and_reorder():
+    caches = LayerCaches(3, max_len=4)
+    assert len(caches) == 3 and caches.length == 0 and caches.max_len == 4
+    k = torch.arange(2 * 3, dtype=torch.float64).view(2, 1, 3, 1)  # (B=2, H=1, T=3, D=1)
+    for cache in caches:
+        cache.append(k, -k)
+    caches.reorder(torch.tensor([1, 1]))
+    assert caches.length == 3 and all(torch.equal(c.k, k[[1, 1]]) and torch.equal(c.v, -k[[1, 1]]) for c in caches)
+    with pytest.raises(ValueError, match="max_len"):
+        caches[0].append(k[:, :, :2], k[:, :, :2])

@@ -36,11 +36,13 @@ def hf_bert(tmp_path_factory):
     return model, path
 
 
-@pytest.mark.parametrize("source", ["path", "state_dict", "model"])
-def test_from_hf_bert_gives_the_same_logits(hf_bert, source):
+@pytest.mark.parametrize("source,kernel", [("path", "sdpa"), ("state_dict", "sdpa"), ("model", "sdpa"), ("model", "math")])
+def test_from_hf_bert_gives_the_same_logits(hf_bert, source, kernel):
+    """With torch's fused attention and norms ("sdpa") and with the course's written-out ones ("math")."""
     hf, path = hf_bert
-    model = {"path": lambda: Bert.from_hf_bert(path), "state_dict": lambda: Bert.from_hf_bert(hf.state_dict(), n_head=2),
-             "model": lambda: Bert.from_hf_bert(hf)}[source]().eval()
+    model = {"path": lambda: Bert.from_hf_bert(path, kernel=kernel),
+             "state_dict": lambda: Bert.from_hf_bert(hf.state_dict(), n_head=2, kernel=kernel),
+             "model": lambda: Bert.from_hf_bert(hf, kernel=kernel)}[source]().eval()
     assert (model.config.n_layer, model.config.n_head, model.config.n_inner) == (2, 2, 37)
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, 99, (3, 40), generator=g)

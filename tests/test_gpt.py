@@ -1,4 +1,5 @@
-"""gptref.gpt: the loss, the KV cache, RoPE, the GPT-2 loader (against transformers) and argument checks."""
+"""gptref.gpt: the loss, the KV cache, RoPE and the other pieces against an independent forward, the kernels,
+the GPT-2 loader (against transformers) and argument checks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from gptref.gpt import GPT, GPTConfig, _apply_rope
+from gptref.gpt import GPT, GPTConfig
+from gptref.positions import rope
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -39,6 +41,7 @@ def tiny_gpt(seed: int = 0, **options) -> GPT:
         ("positions", "alibi"),
         ("norm", "batchnorm"),
         ("activation", "relu"),
+        ("kernel", "cudnn"),
     ],
 )
 def test_config_rejects_bad_fields(field, value):
@@ -115,13 +118,11 @@ def test_kv_cache_reorder_selects_rows():
 
 
 def test_rope_is_a_rotation_of_channel_pairs_by_position_times_frequency():
-    """Compare with complex multiplication: pair (x_2i, x_2i+1) * exp(1j * pos * base^(-2i/D))."""
-    from gptref.gpt import _rope_tables
-
+    """GPT's RoPE is gptref.positions.rope (interleaved pairs): compare with complex multiplication,
+    pair (x_2i, x_2i+1) * exp(1j * pos * base^(-2i/D))."""
     D, T = 8, 6
     x = torch.randn(2, 3, T, D, generator=torch.Generator().manual_seed(4))
-    cos, sin = _rope_tables(T, D, 10000.0)
-    ours = _apply_rope(x, cos, sin)
+    ours = rope(x, torch.arange(T), 10000.0)
     freq = 10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)  # (D/2,)
     angle = torch.arange(T, dtype=torch.float64)[:, None] * freq  # (T, D/2)
     z = torch.view_as_complex(x.double().reshape(2, 3, T, D // 2, 2).contiguous())  # (2, 3, T, D/2)
@@ -129,13 +130,82 @@ def test_rope_is_a_rotation_of_channel_pairs_by_position_times_frequency():
     torch.testing.assert_close(ours, expected.float(), atol=1e-6, rtol=1e-5)
 
 
-def test_rope_matches_gptref_positions_when_available():
-    positions = pytest.importorskip("gptref.positions")
-    from gptref.gpt import _rope_tables
+# ---------------------------------------------------------------- the assembled model against torch ops alone
 
-    x = torch.randn(2, 2, 7, 16, generator=torch.Generator().manual_seed(5))
-    cos, sin = _rope_tables(7, 16, 10000.0)
-    torch.testing.assert_close(_apply_rope(x, cos, sin), positions.rope(x), atol=1e-5, rtol=1e-5)
+
+def _rotate_complex(x: torch.Tensor, base: float) -> torch.Tensor:
+    """RoPE written independently: channel pairs (2i, 2i+1) times exp(1j * t * base^(-2i/D)); x (B, H, T, D)."""
+    T, D = x.shape[-2:]
+    angle = torch.arange(T, dtype=torch.float64)[:, None] * base ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)
+    z = torch.view_as_complex(x.double().unflatten(-1, (D // 2, 2)).contiguous())  # (B, H, T, D/2)
+    return torch.view_as_real(z * torch.polar(torch.ones_like(angle), angle)).flatten(-2).to(x.dtype)
+
+
+def _sinusoid_table(T: int, C: int) -> torch.Tensor:
+    pos = torch.arange(T, dtype=torch.float64)[:, None]
+    div = torch.exp(torch.arange(0, C, 2, dtype=torch.float64) * (-math.log(10000.0) / C))
+    table = torch.zeros(T, C, dtype=torch.float64)
+    table[:, 0::2], table[:, 1::2] = torch.sin(pos * div), torch.cos(pos * div)
+    return table.float()
+
+
+def _independent_logits(model: GPT, idx: torch.Tensor) -> torch.Tensor:
+    """The logits of `model` recomputed from its weights with torch ops only (no gptref module runs)."""
+    cfg, w = model.config, model.state_dict()
+    B, T = idx.shape
+    C, H = cfg.n_embd, cfg.n_head
+    x = F.embedding(idx, w["transformer.wte.weight"])  # (B, T, C)
+    if cfg.positions == "learned":
+        x = x + w["transformer.wpe.weight"][:T]
+    elif cfg.positions == "sinusoidal":
+        x = x + _sinusoid_table(T, C)
+
+    def norm(h, prefix):
+        if cfg.norm == "rmsnorm":
+            return F.rms_norm(h, (C,), w[prefix + ".weight"], cfg.norm_eps)
+        return F.layer_norm(h, (C,), w[prefix + ".weight"], w.get(prefix + ".bias"), cfg.norm_eps)
+
+    for i in range(cfg.n_layer):
+        p = f"transformer.h.{i}."
+        qkv = F.linear(norm(x, p + "ln_1"), w[p + "attn.c_attn.weight"], w.get(p + "attn.c_attn.bias"))
+        q, k, v = (t.reshape(B, T, H, C // H).transpose(1, 2) for t in qkv.split(C, dim=-1))  # (B, H, T, D)
+        if cfg.positions == "rope":
+            q, k = _rotate_complex(q, cfg.rope_base), _rotate_complex(k, cfg.rope_base)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
+        x = x + F.linear(y, w[p + "attn.c_proj.weight"], w.get(p + "attn.c_proj.bias"))
+        h = F.gelu(F.linear(norm(x, p + "ln_2"), w[p + "mlp.c_fc.weight"], w.get(p + "mlp.c_fc.bias")))
+        x = x + F.linear(h, w[p + "mlp.c_proj.weight"], w.get(p + "mlp.c_proj.bias"))
+    return F.linear(norm(x, "transformer.ln_f"), w["lm_head.weight"])
+
+
+@pytest.mark.parametrize("positions,norm,kernel", [
+    ("learned", "layernorm", "sdpa"), ("rope", "layernorm", "sdpa"), ("rope", "rmsnorm", "math"),
+    ("sinusoidal", "layernorm", "math"), ("rope", "layernorm", "flash"),
+])
+def test_logits_equal_an_independent_forward(positions, norm, kernel):
+    """A planted bug in gptref.positions.rope, norms or attention changes the GPT's logits."""
+    model = tiny_gpt(positions=positions, norm=norm, kernel=kernel, rope_base=50.0)
+    with torch.no_grad():
+        for p in model.parameters():  # large weights, so every piece matters
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.2)
+    idx = torch.randint(0, TINY["vocab_size"], (2, TINY["block_size"]), generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx)[0], _independent_logits(model, idx), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", ["math", "flash"])
+def test_kernels_give_the_same_loss_and_gradients(kernel):
+    """Each attention kernel trains the same model: loss and every gradient equal the sdpa kernel's."""
+    idx = torch.randint(0, TINY["vocab_size"], (2, 16), generator=torch.Generator().manual_seed(12))
+    results = []
+    for k in ("sdpa", kernel):
+        model = tiny_gpt(positions="rope", kernel=k).double()
+        _, loss = model(idx, idx)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    torch.testing.assert_close(results[1][0], results[0][0])
+    for name, grad in results[0][1].items():
+        torch.testing.assert_close(results[1][1][name], grad, msg=lambda m: f"{name}: {m}")
 
 
 def test_generate_temperature_zero_is_an_argmax_loop():
@@ -202,3 +272,19 @@ def test_from_hf_gpt2_rejects_what_it_cannot_load(tmp_path):
         GPT.from_hf_gpt2({"foo": torch.zeros(1)})
     with pytest.raises(ValueError, match="path"):
         GPT.from_hf_gpt2(tmp_path)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (and triton)")
+def test_triton_kernel_trains_the_same_model_on_cuda():
+    """kernel="triton" (gptref.flash's Triton kernel) against "sdpa" in bfloat16 on the GPU: loss and logits."""
+    pytest.importorskip("triton")
+    idx = torch.randint(0, TINY["vocab_size"], (2, 16), generator=torch.Generator().manual_seed(13)).cuda()
+    outs = []
+    for kernel in ("sdpa", "triton"):
+        model = GPT(GPTConfig(**{**TINY, "n_embd": 64, "kernel": kernel})).cuda()
+        torch.manual_seed(0)
+        model.load_state_dict(GPT(GPTConfig(**{**TINY, "n_embd": 64})).state_dict())
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            outs.append(model(idx, idx))
+    torch.testing.assert_close(outs[1][0].float(), outs[0][0].float(), atol=3e-2, rtol=3e-2)
+    torch.testing.assert_close(outs[1][1].float(), outs[0][1].float(), atol=1e-2, rtol=1e-2)

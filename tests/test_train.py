@@ -236,3 +236,25 @@ def test_speed_leaves_out_the_warmup_steps(tmp_path, monkeypatch):
     result = train(load_config(out_dir=str(tmp_path / "run"), **dict(TINY, max_iters=12, eval_interval=12)))
     assert result.iters_per_s > 20, result.iters_per_s  # with the 1 s step counted it would be under 12
     assert result.tokens_per_s == pytest.approx(result.iters_per_s * TINY["batch_size"] * TINY["block_size"])
+
+
+def test_make_optimizer_decays_matrices_only_and_steps_like_adamw():
+    """One step of make_optimizer equals torch's plain AdamW with decay on the 2-D weights and none on the rest."""
+    from gptref.gpt import GPT, GPTConfig
+    from gptref.train.optim import make_optimizer
+
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)))
+    idx = torch.randint(0, 11, (2, 8), generator=torch.Generator().manual_seed(1))
+    ours = make_optimizer(models[0], 1e-2, 0.5, (0.9, 0.95), "cpu")
+    params = list(models[1].parameters())
+    ref = torch.optim.AdamW([{"params": [p for p in params if p.dim() == 2], "weight_decay": 0.5},
+                             {"params": [p for p in params if p.dim() != 2], "weight_decay": 0.0}],
+                            lr=1e-2, betas=(0.9, 0.95), foreach=False)
+    for model, opt in zip(models, (ours, ref)):
+        model(idx, idx)[1].backward()
+        opt.step()
+    for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b, msg=lambda m: f"{name}: {m}")

@@ -19,6 +19,7 @@ from gptref.gpt import GPT, GPTConfig
 from gptref.train import ddp
 from gptref.train.checkpoint import load_checkpoint, save_checkpoint
 from gptref.train.config import TrainConfig
+from gptref.train.optim import make_optimizer
 from gptref.train.prepare import get_tokenizer, token_file, tokenizer_from_spec
 from gptref.train.schedule import lr_at
 from gptref.train.sft import LMBatches, SFTBatches, next_line_examples
@@ -51,16 +52,6 @@ def _resolve_device(name: str) -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"option device={name!r} but CUDA is not available on this machine")
     return name
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
-    """AdamW; 2-D weights (matmuls, embeddings) decay, biases and norm gains do not. Fused kernel on CPU and CUDA."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), fused=True)
 
 
 def _rng_state(sampler: np.random.Generator) -> dict[str, Any]:
@@ -112,9 +103,8 @@ def estimate_loss(model, batches: dict[str, Any], cfg: TrainConfig, device: str,
     return out
 
 
-def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
-    """Train (or fine-tune, or resume) as cfg says; returns the history and where the checkpoint is."""
-    cfg.validate()
+def _setup_run(cfg: TrainConfig) -> tuple[str, Any, Path, Path]:
+    """Device, DDP, threads and the checkpoint path, refusing to overwrite or to resume nothing."""
     device = _resolve_device(cfg.device)
     dist = ddp.setup(device)
     if dist.enabled and device.startswith("cuda"):
@@ -129,17 +119,21 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
             "or choose another --out_dir")
     if cfg.resume and not ckpt_path.exists():
         raise FileNotFoundError(f"--resume given but there is no checkpoint at {ckpt_path}")
+    return device, dist, out_dir, ckpt_path
 
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    random.seed(cfg.seed)
-    sampler = np.random.default_rng(cfg.seed)
 
-    state = load_checkpoint(ckpt_path) if cfg.resume else None
-    init = load_checkpoint(cfg.init_from) if (state is None and cfg.init_from != "scratch") else None
-    source = state or init
+def _seed_everything(seed: int) -> np.random.Generator:
+    """Seed torch, numpy and random; return the batch sampler's own generator."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+    return np.random.default_rng(seed)
+
+
+def _model_and_tokenizer(cfg: TrainConfig, source: dict | None, cache) -> tuple[GPT, Any, dict[str, Any]]:
+    """A fresh GPT and tokenizer from cfg, or the checkpoint's (which keeps its own tokenizer)."""
     if source is not None:
-        tokenizer = tokenizer_from_spec(source["tokenizer"])  # a checkpoint keeps its own tokenizer
+        tokenizer = tokenizer_from_spec(source["tokenizer"])
         kind = source["tokenizer"]["kind"]
         if cfg.tokenizer not in ("auto", kind):
             raise ValueError(f"option tokenizer={cfg.tokenizer!r} but the checkpoint was trained with a {kind!r} "
@@ -154,59 +148,114 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
     model = GPT(GPTConfig(**model_args))
     if source is not None:
         model.load_state_dict(source["model"])
-    model.to(device)
-    optimizer = make_optimizer(model, cfg, device)
-    history: dict[str, list] = {"train": [], "eval": [], "lr": []}
-    start = 0
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(state["rng"], sampler)
-        history = state["history"]
-        start = state["iter"]
+    return model, tokenizer, model_args
 
+
+def _autocast(cfg: TrainConfig, device: str):
+    """bfloat16 autocast where cfg.dtype asks for it (auto: on CUDA), with TF32 matmuls on CUDA; else a no-op."""
     is_cuda = device.startswith("cuda")
-    use_bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and is_cuda)
-    autocast = (torch.autocast(device_type="cuda" if is_cuda else "cpu", dtype=torch.bfloat16)
-                if use_bf16 else contextlib.nullcontext())
     if is_cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    raw_model = model
+    if cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and is_cuda):
+        return torch.autocast(device_type="cuda" if is_cuda else "cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _wrap(model: GPT, cfg: TrainConfig, dist, device: str) -> torch.nn.Module:
+    """torch.compile (cfg.compile; auto: on CUDA) and DistributedDataParallel around the model."""
+    is_cuda = device.startswith("cuda")
     if cfg.compile == "true" or (cfg.compile == "auto" and is_cuda):
         model = torch.compile(model)
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(model, device_ids=[dist.local_rank] if is_cuda else None)
+    return model
+
+
+class _Record:
+    """The run's history, its losses still on the device, and its checkpoint (saved by the main process)."""
+
+    def __init__(self, cfg: TrainConfig, dist, ckpt_path: Path, state: dict | None, sampler: np.random.Generator):
+        self.cfg, self.dist, self.ckpt_path, self.sampler = cfg, dist, ckpt_path, sampler
+        self.history: dict[str, list] = state["history"] if state is not None else {"train": [], "eval": [], "lr": []}
+        self.last_good: Path | None = ckpt_path if state is not None else None
+        self.pending: list[tuple[int, torch.Tensor]] = []
+
+    def flush(self) -> None:
+        """Move the per-step losses to the host (one sync) and stop on the first NaN/inf."""
+        if not self.pending:
+            return
+        values = torch.stack([t for _, t in self.pending]).tolist()
+        for (step, _), value in zip(self.pending, values):
+            if not math.isfinite(value):
+                where = self.last_good or "none saved yet"
+                raise TrainingError(f"loss is {value} at step {step}; last good checkpoint: {where}")
+            self.history["train"].append([step, value])
+        self.pending.clear()
+
+    def save(self, it: int, model, optimizer, model_args: dict, tokenizer) -> None:
+        self.flush()
+        if not (self.cfg.save_checkpoints and self.dist.is_main):
+            return
+        save_checkpoint({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": model_args,
+            "config": self.cfg.to_dict(), "tokenizer": tokenizer.spec(), "iter": it, "history": self.history,
+            "rng": _rng_state(self.sampler),
+        }, self.ckpt_path)
+        self.last_good = self.ckpt_path
+
+
+def _train_step(model, optimizer, batch: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig, dist, device: str,
+                autocast) -> torch.Tensor:
+    """One optimizer step over grad_accum micro-batches of this rank's rows; returns the loss on the device."""
+    x_all, y_all = batch  # (accum*world*B, T), the same on every rank
+    x_all = x_all.view(cfg.grad_accum, dist.world_size, cfg.batch_size, -1)[:, dist.rank]  # (accum, B, T)
+    y_all = y_all.view(cfg.grad_accum, dist.world_size, cfg.batch_size, -1)[:, dist.rank]
+    if device.startswith("cuda"):  # page-locked host memory: the copies below do not stall the host
+        x_all, y_all = x_all.pin_memory(), y_all.pin_memory()
+    step_loss = torch.zeros((), device=device)
+    for micro in range(cfg.grad_accum):
+        sync = (not dist.enabled) or micro == cfg.grad_accum - 1
+        with (contextlib.nullcontext() if sync else model.no_sync()):
+            with autocast:
+                _, loss = model(x_all[micro].to(device, non_blocking=True), y_all[micro].to(device, non_blocking=True))
+                loss = loss / cfg.grad_accum
+            loss.backward()
+        step_loss += loss.detach()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return step_loss
+
+
+def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
+    """Train (or fine-tune, or resume) as cfg says; returns the history and where the checkpoint is."""
+    cfg.validate()
+    device, dist, out_dir, ckpt_path = _setup_run(cfg)
+    sampler = _seed_everything(cfg.seed)
+    state = load_checkpoint(ckpt_path) if cfg.resume else None
+    init = load_checkpoint(cfg.init_from) if (state is None and cfg.init_from != "scratch") else None
+    raw_model, tokenizer, model_args = _model_and_tokenizer(cfg, state or init, cache)
+    raw_model.to(device)
+    optimizer = make_optimizer(raw_model, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2), device)
+    start = 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"], sampler)
+        start = state["iter"]
+    record = _Record(cfg, dist, ckpt_path, state, sampler)
+    history = record.history
+    autocast = _autocast(cfg, device)
+    model = _wrap(raw_model, cfg, dist, device)
+
+    def save(it: int) -> None:
+        record.save(it, raw_model, optimizer, model_args, tokenizer)
 
     train_src, val_src = _batches(cfg, tokenizer, "train", cache), _batches(cfg, tokenizer, "val", cache)
     rows_per_step = cfg.batch_size * cfg.grad_accum * dist.world_size  # the global batch
-    last_good: list[Path | None] = [ckpt_path if state is not None else None]
-    pending: list[tuple[int, torch.Tensor]] = []
-
-    def flush() -> None:
-        """Move the per-step losses to the host (one sync) and stop on the first NaN/inf."""
-        if not pending:
-            return
-        values = torch.stack([t for _, t in pending]).tolist()
-        for (step, _), value in zip(pending, values):
-            if not math.isfinite(value):
-                where = last_good[0] or "none saved yet"
-                raise TrainingError(f"loss is {value} at step {step}; last good checkpoint: {where}")
-            history["train"].append([step, value])
-        pending.clear()
-
-    def save(it: int) -> None:
-        flush()
-        if not (cfg.save_checkpoints and dist.is_main):
-            return
-        save_checkpoint({
-            "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": model_args,
-            "config": cfg.to_dict(), "tokenizer": tokenizer.spec(), "iter": it, "history": history,
-            "rng": _rng_state(sampler),
-        }, ckpt_path)
-        last_good[0] = ckpt_path
-
     end = min(cfg.max_iters, cfg.stop_at) if cfg.stop_at else cfg.max_iters
     bar = tqdm(total=end, initial=start, desc=f"{cfg.task} {cfg.dataset}", unit="it",
                disable=not (cfg.progress and dist.is_main), dynamic_ncols=True)
@@ -216,7 +265,7 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
     while True:
         evaluated = any(e[0] == it for e in history["eval"])
         if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and not evaluated and dist.is_main:
-            flush()
+            record.flush()
             losses = estimate_loss(raw_model, {"train": train_src, "val": val_src}, cfg, device, autocast,
                                    rows=cfg.batch_size * dist.world_size)  # DDP: as many rows as 1 process
             history["eval"].append([it, losses["train"], losses["val"]])
@@ -229,30 +278,13 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
         lr = lr_at(it, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.decay_iters)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x_all, y_all = train_src.sample(sampler, rows_per_step)  # (accum*world*B, T), the same on every rank
-        x_all = x_all.view(cfg.grad_accum, dist.world_size, cfg.batch_size, -1)[:, dist.rank]  # (accum, B, T)
-        y_all = y_all.view(cfg.grad_accum, dist.world_size, cfg.batch_size, -1)[:, dist.rank]
-        if is_cuda:  # page-locked host memory: the copies below do not stall the host until the GPU is idle
-            x_all, y_all = x_all.pin_memory(), y_all.pin_memory()
-        step_loss = torch.zeros((), device=device)
-        for micro in range(cfg.grad_accum):
-            sync = (not dist.enabled) or micro == cfg.grad_accum - 1
-            with (contextlib.nullcontext() if sync else model.no_sync()):
-                with autocast:
-                    _, loss = model(x_all[micro].to(device, non_blocking=True), y_all[micro].to(device, non_blocking=True))
-                    loss = loss / cfg.grad_accum
-                loss.backward()
-            step_loss += loss.detach()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        pending.append((it, step_loss))
+        step_loss = _train_step(model, optimizer, train_src.sample(sampler, rows_per_step), cfg, dist, device, autocast)
+        record.pending.append((it, step_loss))
         history["lr"].append([it, lr])
         it += 1
         if it % cfg.log_interval == 0 or it == end:
-            flush()
-            if is_cuda:
+            record.flush()
+            if device.startswith("cuda"):
                 torch.cuda.synchronize()
             bar.set_postfix(loss=f"{history['train'][-1][1]:.4f}", lr=f"{lr:.2e}")
         if it - start > WARMUP_STEPS or end - start <= WARMUP_STEPS:  # leave out torch.compile and allocator warm-up
@@ -260,10 +292,10 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
             steps_timed += 1
         bar.update(1)
     bar.close()
-    flush()
+    record.flush()
     if cfg.save_checkpoints and (not history["eval"] or history["eval"][-1][0] != it or it == start):
         save(it)
-    elif cfg.save_checkpoints and last_good[0] is None:
+    elif cfg.save_checkpoints and record.last_good is None:
         save(it)
     ddp.cleanup(dist)
     iters_per_s = steps_timed / train_time if train_time > 0 else 0.0

@@ -12,7 +12,6 @@ def sample_text(model, tokenizer, prompt: str = "\n", max_new_tokens: int = 300,
     ids = ids[-model.config.block_size :]
     idx = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
     gen = torch.Generator(device=device).manual_seed(seed)
-    n = min(max_new_tokens, model.config.block_size - idx.shape[1])
     out = idx
     while max_new_tokens > 0:  # generate in windows of at most block_size tokens
         ctx = out[:, -(model.config.block_size // 2):] if out.shape[1] >= model.config.block_size else out

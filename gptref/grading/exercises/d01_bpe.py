@@ -27,16 +27,8 @@ def reference_pair_counts(ids: list[int]) -> dict[tuple[int, int], int]:
 
 
 def reference_merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """ids with every occurrence of pair replaced by new_id, scanning left to right."""
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
+    """The exercise's signature over gptref.bpe.train.merge_pair (the merge training and encoding use)."""
+    return bpe_train.merge_pair(ids, pair[0], pair[1], new_id)
 
 
 def reference_encode(text: str, vocab: dict[int, bytes], merges: list[tuple[bytes, bytes]]) -> list[int]:

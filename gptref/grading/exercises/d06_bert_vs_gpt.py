@@ -23,19 +23,10 @@ DAY = "06_bert_vs_gpt"
 
 
 def reference_mask_tokens(ids, mask_id, vocab_size, p=0.15, special_ids=(), generator=None):
-    """BERT's rule: select each non-special token with probability p; of those 80% -> mask_id,
-    10% -> a uniformly random id in [0, vocab_size), 10% unchanged. labels: the id where selected, else -100."""
-    u = torch.rand(ids.shape, generator=generator)
-    special = torch.zeros(ids.shape, dtype=torch.bool)
-    for s in special_ids:
-        special |= ids == s
-    selected = (u < p) & ~special
-    labels = torch.where(selected, ids, torch.full_like(ids, -100))
-    r = torch.rand(ids.shape, generator=generator)
-    random_ids = torch.randint(0, vocab_size, ids.shape, generator=generator)
-    inputs = torch.where(selected & (r < 0.8), torch.full_like(ids, mask_id), ids)
-    inputs = torch.where(selected & (r >= 0.8) & (r < 0.9), random_ids, inputs)
-    return inputs, labels
+    """BERT's 80/10/10 rule: gptref.bert.mask_tokens (the same random draws in the same order)."""
+    import gptref.bert as bert
+
+    return bert.mask_tokens(ids, mask_id, vocab_size, p=p, special_ids=special_ids, generator=generator)
 
 
 def _mask_cases(seed: int) -> list[dict]:

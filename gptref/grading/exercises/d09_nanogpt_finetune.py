@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 import gptref.gpt as gpt
 from gptref.grading.spec import Exercise
+from gptref.train.schedule import lr_at
 
 DAY = "09_nanogpt_finetune"
 
@@ -66,13 +67,8 @@ def _compare_block(got, expected, case) -> str | None:
 
 
 def reference_cosine_lr(step, max_lr, min_lr, warmup_steps, max_steps):
-    """Linear warmup to max_lr over warmup_steps, cosine decay to min_lr at max_steps, min_lr after."""
-    if step < warmup_steps:
-        return max_lr * (step + 1) / warmup_steps
-    if step > max_steps:
-        return min_lr
-    ratio = (step - warmup_steps) / (max_steps - warmup_steps)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)
+    """The exercise's signature over gptref.train.schedule.lr_at, the schedule the homework trains with."""
+    return lr_at(step, max_lr, min_lr, warmup_steps, max_steps)
 
 
 def _lr_cases(seed: int) -> list[dict]:
