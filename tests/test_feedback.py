@@ -365,3 +365,142 @@ def test_honest_feedback_is_not_cut(tmp_path):
     nb = _graded_notebook("loss 0.25\n" + _png()[:3000] + "\n")
     p, problems = write_locked(tmp_path, nb)
     assert problems == [] and LEAK_MARK not in p.read_text()
+
+
+# ------------------------------------------------------------------ big notebooks (item 6)
+
+def _random_notebook(rng, n_cells=6) -> dict:
+    """A notebook JSON with nasty strings: escaped quotes, backslashes, "outputs" as a value and as a
+    key elsewhere, unicode, nested output data."""
+    import random
+
+    words = ['"outputs"', "\\\"", "\\", "outputs", "}", "]", "{\"a\": [1]}", "é✓", "\n", " ", "x" * rng.randint(1, 50)]
+
+    def text():
+        return "".join(rng.choice(words) for _ in range(rng.randint(0, 12)))
+
+    cells = []
+    for _ in range(n_cells):
+        if rng.random() < 0.3:
+            cells.append({"cell_type": "markdown", "metadata": {"outputs": [text()]}, "source": text()})
+        else:
+            outs = [{"output_type": "display_data", "metadata": {"outputs": 1},
+                     "data": {"image/png": base64.b64encode(random.Random(rng.random()).randbytes(rng.randint(0, 300))).decode(),
+                              "text/plain": [text(), text()]}} for _ in range(rng.randint(0, 3))]
+            cells.append({"cell_type": "code", "execution_count": rng.choice([None, 3]), "metadata": {"nbgrader": {"outputs": text()}},
+                          "outputs": outs, "source": [text(), text()]})
+    return {"cells": cells, "metadata": {"outputs": {"cells": [text()]}}, "nbformat": 4, "nbformat_minor": 5}
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_strip_outputs_equals_a_json_round_trip(seed):
+    import random
+
+    from autograder.slim import strip_outputs
+
+    rng = random.Random(seed)
+    nb = _random_notebook(rng)
+    raw = json.dumps(nb, indent=rng.choice([None, 1]), ensure_ascii=rng.random() < 0.5).encode()
+    want = json.loads(raw)
+    for c in want["cells"]:
+        if "outputs" in c:
+            c["outputs"] = []
+    assert json.loads(strip_outputs(raw, 10**9)) == want
+
+
+def test_strip_outputs_refuses_what_is_not_json():
+    from autograder.slim import TooBig, strip_outputs
+
+    for bad in (b'{"cells": [{"outputs": [1, 2', b'{"cells": "unterminated', b"{]", b"\x89PNG"):
+        with pytest.raises(ValueError):
+            strip_outputs(bad, 10**6)
+    with pytest.raises(TooBig):
+        strip_outputs(json.dumps({"cells": [{"source": "x" * 5000}]}).encode(), 1000)
+
+
+def _big_notebook(release_nb, mb_images=0, mb_source=0) -> bytes:
+    """The release with honest work: `mb_images` MB of PNG outputs, or `mb_source` MB of code."""
+    import random
+
+    nb = nbformat.from_dict(json.loads(json.dumps(release_nb)))
+    rnd = random.Random(0)
+    per = 2 * 2**20  # 2 MB images
+    for k in range(-(-mb_images * 2**20 // per) if mb_images else 0):
+        cell = nbformat.v4.new_code_cell(f"plot({k})")
+        cell.outputs = [nbformat.v4.new_output("display_data", {"image/png": base64.b64encode(rnd.randbytes(per * 3 // 4)).decode()})]
+        nb.cells.append(cell)
+    if mb_source:
+        line = "x = [" + ", ".join(str(i) for i in range(30)) + "]\n"
+        nb.cells.append(nbformat.v4.new_code_cell(line * (mb_source * 2**20 // len(line))))
+    return nbformat.writes(nb).encode()
+
+
+@pytest.fixture
+def toy(tmp_path):
+    from autograder.course import Course
+
+    root = tmp_path / "course"
+    cfg = agfix_course.build(str(root))
+    os.makedirs(root / "course" / "toy")
+    release = agfix_course.source_notebook()
+    nbformat.write(release, str(root / "course" / "toy" / "toy.ipynb"))
+    return Course(cfg), release
+
+
+@pytest.mark.slow
+def test_big_honest_notebook_is_collected_and_big_source_is_refused_with_a_row(toy, tmp_path):
+    import csv
+
+    from autograder.collect import MAX_NOTEBOOK, collect
+    from autograder.grade import export_csv
+    from autograder.report import report
+
+    course, release = toy
+    src = tmp_path / "src"
+    (src / "alice").mkdir(parents=True)
+    big = _big_notebook(release, mb_images=56)
+    assert len(big) > 56 * 2**20
+    (src / "alice" / "toy.ipynb").write_bytes(big)
+    with zipfile.ZipFile(src / "bob.zip", "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("bob/toy.ipynb", big)
+    (src / "carol__toy.ipynb").write_bytes(_big_notebook(release, mb_source=60))
+    lines: list[str] = []
+    assert collect(course, str(src), out=lines.append) == 0
+    for student in ("alice", "bob"):
+        got = open(os.path.join(course.submitted, student, "toy", "toy.ipynb"), "rb").read()
+        assert len(got) <= MAX_NOTEBOOK
+        nb = nbformat.reads(got.decode(), as_version=4)
+        want = nbformat.reads(big.decode(), as_version=4)
+        assert [c.source for c in nb.cells] == [c.source for c in want.cells], "stripping changed the student's work"
+        assert all(c.get("outputs", []) == [] for c in nb.cells)
+    assert not os.path.exists(os.path.join(course.submitted, "carol", "toy", "toy.ipynb"))
+    assert any("carol/toy" in line and "without outputs" in line for line in lines), lines
+    export_csv(course)
+    rows = {r["student_id"]: r for r in csv.DictReader(open(os.path.join(course.work, "grades.csv")))}
+    assert rows["carol"]["state"] == "refused" and "without outputs" in rows["carol"]["flags"], rows
+    rep: list[str] = []
+    report(course, out=rep.append)
+    assert any("carol" in line and "refused" in line for line in rep), rep
+    assert any("without outputs" in line for line in rep), rep
+    # collected cleanly later: the refusal is forgotten
+    (src / "carol__toy.ipynb").write_bytes(nbformat.writes(release).encode())
+    assert collect(course, str(src), out=lines.append) == 0
+    export_csv(course)
+    rows = {r["student_id"]: r for r in csv.DictReader(open(os.path.join(course.work, "grades.csv")))}
+    assert "carol" not in rows or rows["carol"]["state"] != "refused"
+
+
+@pytest.mark.slow
+def test_stripping_never_holds_the_whole_file(tmp_path):
+    import tracemalloc
+
+    from autograder.slim import strip_file
+
+    p = tmp_path / "huge.ipynb"
+    release = agfix_course.source_notebook()
+    p.write_bytes(_big_notebook(release, mb_images=200))
+    tracemalloc.start()
+    out = strip_file(str(p), 50 * 2**20)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 5 * 2**20 + 3 * len(out), f"peak {peak >> 20} MB of Python memory for a {p.stat().st_size >> 20} MB file"
