@@ -504,3 +504,95 @@ def test_stripping_never_holds_the_whole_file(tmp_path):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 5 * 2**20 + 3 * len(out), f"peak {peak >> 20} MB of Python memory for a {p.stat().st_size >> 20} MB file"
+
+
+# ------------------------------------------------------------------ end to end: `python -m autograder grade`
+
+XSS_MD = (f"<script>{js('e2e-md')}</script>\n\n<img src=x onerror=\"{js('e2e-onerror')}\">\n\n"
+          f"<svg onload=\"{js('e2e-svg')}\"></svg>\n\n[x](javascript:{js('e2e-link')})")
+_SVG_OUT = '<svg xmlns="http://www.w3.org/2000/svg" onload="' + js("e2e-svgout") + '"><circle r="3"/></svg>'
+_MD_OUT = '<img src=x onerror="' + js("e2e-mdout") + '">'
+XSS_CODE = "\n".join([
+    "from IPython.display import HTML, SVG, Javascript, Markdown, display",
+    f"display(HTML({'<script>' + js('e2e-html') + '</script><b>bold</b>'!r}))",
+    f"display(Javascript({js('e2e-js')!r}))",
+    f"display(SVG({_SVG_OUT!r}))",
+    f"display(Markdown({_MD_OUT!r}))",
+])
+
+
+def _leak_code() -> str:
+    """A student who got the hidden tests (the kernel-side hiding is tested elsewhere) and prints them
+    encoded; the source carries them only zlib-compressed, which the feedback may show."""
+    import zlib
+
+    packed = base64.b64encode(zlib.compress(agfix_course.TEST_SUM.encode())).decode()
+    return ("import base64, codecs, zlib\n"
+            f"s = zlib.decompress(base64.b64decode({packed!r})).decode()\n"
+            "print(base64.b64encode(s.encode()).decode())\n"
+            "print(s.encode().hex())\n"
+            "print(codecs.encode(s, 'rot13'))\n"
+            "print(s[::-1])\n")
+
+
+def _has_bwrap() -> bool:
+    return shutil.which("bwrap") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_bwrap(), reason="needs bubblewrap (the grading sandbox)")
+def test_grade_end_to_end_feedback_is_inert_and_hides_encoded_tests(tmp_path):
+    import csv
+    import subprocess
+    import tempfile
+
+    import agfix_cases
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = tempfile.mkdtemp(prefix="agfeedback-")
+    try:
+        cfg = agfix_course.build(root)
+        with open(cfg, "a") as f:
+            f.write("c.Autograder.sandbox_uid_base = 64000\n")
+
+        def cli(*args):
+            r = subprocess.run([sys.executable, "-m", "autograder", "--config", cfg, *args], cwd=repo,
+                               capture_output=True, text=True, timeout=900)
+            assert r.returncode == 0, r.stdout + r.stderr
+            return r.stdout
+
+        cli("release")
+        release = nbformat.read(os.path.join(root, "course", "toy", "toy.ipynb"), as_version=4)
+        incoming = os.path.join(root, "incoming")
+        os.makedirs(incoming)
+        xss = agfix_cases.notebook(release, extra_after_sum=XSS_CODE)
+        xss.cells.insert(1, nbformat.v4.new_markdown_cell(XSS_MD))
+        students = {"honest": agfix_cases.notebook(release), "xss": xss,
+                    "leaker": agfix_cases.notebook(release, extra_after_sum=_leak_code())}
+        for name, nb in students.items():
+            nbformat.write(nb, os.path.join(incoming, f"{name}__toy.ipynb"))
+        # and one too big even without outputs: refused, with a row
+        with open(os.path.join(incoming, "huge__toy.ipynb"), "wb") as f:
+            f.write(_big_notebook(release, mb_source=55))
+        cli("collect", incoming)
+        cli("grade", "--workers", "2")
+        rows = {r["student_id"]: r for r in csv.DictReader(open(os.path.join(root, "work", "grades.csv")))}
+        for name in students:
+            assert float(rows[name]["score"]) == float(rows[name]["max_score"]) - 1, rows[name]  # 1 point manual
+        assert rows["honest"]["flags"] == "" and rows["xss"]["flags"] == "", rows
+        assert "cut because they showed hidden test code" in rows["leaker"]["flags"], rows["leaker"]
+        assert rows["huge"]["state"] == "refused" and "without outputs" in rows["huge"]["flags"]
+        assert "huge" in cli("report")
+        secret = agfix_course.TEST_SUM
+        for name in students:
+            page = open(os.path.join(root, "work", "feedback", name, "toy", "toy.html"), encoding="utf-8").read()
+            assert inert.audit(page) == [] and "<script" not in page.lower(), name
+            assert inert.CSP_META in page
+            for how, text in encodings(secret).items():
+                if how in ("plain", "base64", "hex", "rot13", "reversed"):
+                    for line in text.splitlines():
+                        assert len(line.strip()) < 12 or line.strip() not in page, f"{name}: {how} leak {line[:40]!r}"
+            for marker in agfix_course.HIDDEN_MARKERS:
+                assert marker not in page and marker[::-1] not in page
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
