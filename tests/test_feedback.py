@@ -240,26 +240,24 @@ def open_page(browser, path):
     seen["images"] = page.evaluate("[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
     seen["tables"] = page.evaluate("document.querySelectorAll('table').length")
     seen["text"] = page.evaluate("document.body.innerText")
-    # handlers that need a user: toggle, click (plain http links may leave the page: not clicked);
+    # handlers that need a user: toggle, click (http and #fragment links only move: not clicked);
     # what they run shows in the console, the title, the requests
+    clicks = """sel => { let n = 0;
+        for (const el of document.querySelectorAll(sel)) { try { el.click(); n++; } catch (e) {} }
+        return n; }"""
     clicked = 0
-    for sel in ("details", "summary", "a:not([href^='http'])", "button"):
-        for i in range(20):
-            try:
-                els = page.query_selector_all(sel)
-                if i >= len(els):
-                    break
-                els[i].click(timeout=200, no_wait_after=True)
-                clicked += 1
-                page.wait_for_timeout(50)
-                if page.url.split("#")[0] != path.as_uri():
-                    seen["requests"].append(page.url)
-                    page.goto(path.as_uri())
-            except Exception:  # noqa: BLE001 - hidden, detached, or the click navigated
-                pass
+    for sel in ('a[href]:not([href^="http"]):not([href^="#"])', "details, summary, [onclick], button"):
+        try:  # links first: a later form submit would cancel their navigation
+            clicked += page.evaluate(clicks, sel)
+            page.wait_for_timeout(200)
+        except Exception:  # noqa: BLE001 - a click navigated away mid-way
+            clicked = -1
+            break
     page.wait_for_timeout(300)
     seen["clicked"] = clicked
-    if page.url.split("#")[0] == path.as_uri():
+    if page.url.split("#")[0] != path.as_uri():
+        seen["requests"].append(page.url)  # navigated away: the network check reports it
+    else:
         seen["title_after_clicks"] = page.title()
         seen["pwned_after_clicks"] = page.evaluate("window.__pwned || null")
     page.close()
@@ -273,6 +271,7 @@ def test_browser_runs_the_payloads_of_a_plain_export(browser, tmp_path):
     seen = open_page(browser, p)
     assert seen["pwned"], f"the payloads should run in an unsanitised page: {seen}"
     assert any("PWNED" in c for c in seen["console"])
+    assert any("PWNED md-ahref" in c for c in seen["console"]), f"the click-through must run javascript: links: {seen}"
 
 
 @pytest.mark.slow
@@ -282,7 +281,7 @@ def test_browser_runs_nothing_of_the_student(browser, tmp_path):
     seen = open_page(browser, p)
     assert seen["pwned"] is None, f"student script ran: {seen['pwned']}"
     assert seen.get("pwned_after_clicks") is None and seen.get("title_after_clicks") == "toy", "a click ran student script"
-    assert seen["clicked"] >= 3, "the click-through should reach the links and details"
+    assert seen["clicked"] >= 2, "the click-through should reach the details and summary"
     assert seen["title"] == "toy", f"the title was changed to {seen['title']!r}"
     assert not [c for c in seen["console"] if "PWNED" in c], seen["console"]
     assert seen["dialogs"] == []
