@@ -5,22 +5,79 @@ Accepted layouts (student ids: letters, digits, '_', '-', '.'; not starting with
   SRC/alice/02_attention.ipynb   (also nested deeper, e.g. alice/02_attention/02_attention.ipynb)
   SRC/alice__02_attention.ipynb
 Only the expected notebooks (the released <id>.ipynb names) are taken, byte for byte; nothing
-else is copied beside them, and every other file is reported. Zip members are read in memory
-(never extracted), with a size cap.
+else is copied beside them, and every other file is reported. Zip members are never extracted
+beside the notebooks.
+
+Size: a notebook over MAX_NOTEBOOK has its code cells' outputs stripped (grading regenerates them),
+streamed (autograder.slim), so an honest notebook with big images is taken; one still over the cap
+without outputs, over MAX_RAW, or not readable is refused: recorded with the reason in
+work/refused.json and collect_notes.json, so grades.csv and the report show it (score 0).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import zipfile
 
+from . import refused as refusals
 from .course import STUDENT_ID, Course
+from .slim import TooBig, strip_file
 
-MAX_NOTEBOOK = 50 * 1024 * 1024
+MAX_NOTEBOOK = 50 * 1024 * 1024  # the cap, after outputs are stripped
+MAX_RAW = 1024 * 1024 * 1024  # never looked at beyond this
 
 
-def _store(course: Course, student: str, assignment: str, nb: str, data: bytes, taken: dict) -> None:
+class Refused(ValueError):
+    """A notebook that cannot be taken, with the reason."""
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.0f} MB"
+
+
+def read_capped(path: str, notes: list) -> bytes:
+    """The notebook's bytes: as they are under the cap, else without outputs (streamed), else Refused."""
+    size = os.path.getsize(path)
+    if size <= MAX_NOTEBOOK:
+        with open(path, "rb") as f:
+            return f.read(MAX_NOTEBOOK + 1)
+    if size > MAX_RAW:
+        raise Refused(f"{_mb(size)}, over the {_mb(MAX_RAW)} collect reads at all")
+    try:
+        data = strip_file(path, MAX_NOTEBOOK)
+    except TooBig:
+        raise Refused(f"{_mb(size)}, and still over {_mb(MAX_NOTEBOOK)} without outputs (too much source)") from None
+    except ValueError as e:
+        raise Refused(f"{_mb(size)}, over {_mb(MAX_NOTEBOOK)} and not notebook JSON ({e})") from None
+    notes.append(f"outputs stripped at collect ({_mb(size)} -> {_mb(len(data))}; grading regenerates them)")
+    return data
+
+
+def read_zip_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, notes: list) -> bytes:
+    """read_capped for a zip member, copied in chunks to a private temp file (never past MAX_RAW)."""
+    if info.file_size <= MAX_NOTEBOOK:
+        data = z.open(info).read(MAX_NOTEBOOK + 1)
+        if len(data) <= MAX_NOTEBOOK:
+            return data
+    if info.file_size > MAX_RAW:
+        raise Refused(f"{_mb(info.file_size)}, over the {_mb(MAX_RAW)} collect reads at all")
+    fd, tmp = tempfile.mkstemp(suffix=".ipynb")
+    try:
+        with os.fdopen(fd, "wb") as out, z.open(info) as src:
+            total = 0
+            while chunk := src.read(1 << 20):
+                total += len(chunk)
+                if total > MAX_RAW:
+                    raise Refused(f"over the {_mb(MAX_RAW)} collect reads at all")
+                out.write(chunk)
+        return read_capped(tmp, notes)
+    finally:
+        os.unlink(tmp)
+
+
+def _store(course: Course, student: str, assignment: str, nb: str, data: bytes, taken: dict, notes=()) -> None:
     key = (student, assignment, nb)
     if key in taken:
         taken[key].append("duplicate ignored")
@@ -31,7 +88,7 @@ def _store(course: Course, student: str, assignment: str, nb: str, data: bytes, 
     with open(p + ".tmp", "wb") as f:
         f.write(data)
     os.replace(p + ".tmp", p)
-    taken[key] = []
+    taken[key] = list(notes)
 
 
 def collect(course: Course, src: str, out=print) -> int:
@@ -42,17 +99,22 @@ def collect(course: Course, src: str, out=print) -> int:
     taken: dict = {}
     ignored: list[str] = []
     renamed: dict = {}
+    refused: dict = {}  # (student, assignment) -> reasons
 
     def take(student: str, name: str, data_fn, where: str) -> None:
         base = os.path.basename(name)
         nb = base[:-6] if base.endswith(".ipynb") else None
         if nb in expected:
+            notes: list[str] = []
             try:
-                data = data_fn()
-            except ValueError as e:
+                data = data_fn(notes)
+            except Refused as e:
+                refused.setdefault((student, expected[nb]), []).append(f"{nb}.ipynb ({where}): {e}")
+                return
+            except (OSError, ValueError) as e:
                 ignored.append(f"{where}: {e}")
                 return
-            _store(course, student, expected[nb], nb, data, taken)
+            _store(course, student, expected[nb], nb, data, taken, notes)
         else:
             ignored.append(where)
             stem = base[:-6] if base.endswith(".ipynb") else ""
@@ -75,13 +137,8 @@ def collect(course: Course, src: str, out=print) -> int:
                         if info.is_dir() or "__MACOSX" in info.filename:
                             continue
 
-                        def read(info=info, z=z):
-                            if info.file_size > MAX_NOTEBOOK:
-                                raise ValueError(f"larger than {MAX_NOTEBOOK >> 20} MB")
-                            data = z.open(info).read(MAX_NOTEBOOK + 1)
-                            if len(data) > MAX_NOTEBOOK:
-                                raise ValueError(f"larger than {MAX_NOTEBOOK >> 20} MB")
-                            return data
+                        def read(notes, info=info, z=z):
+                            return read_zip_member(z, info, notes)
 
                         take(student, info.filename, read, f"{entry}:{info.filename}")
             except zipfile.BadZipFile:
@@ -99,10 +156,8 @@ def collect(course: Course, src: str, out=print) -> int:
                         ignored.append(rel)
                         continue
 
-                    def read(p=p):
-                        if os.path.getsize(p) > MAX_NOTEBOOK:
-                            raise ValueError(f"larger than {MAX_NOTEBOOK >> 20} MB")
-                        return open(p, "rb").read()
+                    def read(notes, p=p):
+                        return read_capped(p, notes)
 
                     take(entry, f, read, rel)
         elif "__" in entry and entry.endswith(".ipynb"):
@@ -110,7 +165,7 @@ def collect(course: Course, src: str, out=print) -> int:
             if not STUDENT_ID.match(student):
                 ignored.append(f"{entry} (not a valid student id)")
                 continue
-            take(student, name, lambda p=path: open(p, "rb").read(), entry)
+            take(student, name, lambda notes, p=path: read_capped(p, notes), entry)
         else:
             ignored.append(entry)
     notes_path = os.path.join(course.work, "collect_notes.json")
@@ -121,18 +176,26 @@ def collect(course: Course, src: str, out=print) -> int:
     for (student, a), msgs in renamed.items():
         os.makedirs(os.path.join(course.submitted, student, a), exist_ok=True)  # graded as missing, with the reason
         notes.setdefault(student, {})[a] = msgs
+    for (student, a), reasons in refused.items():
+        os.makedirs(os.path.join(course.submitted, student, a), exist_ok=True)  # graded as missing, with the reason
+        notes.setdefault(student, {})[a] = [f"refused at collect: {r}" for r in reasons] + renamed.get((student, a), [])
     for (student, a, _nb) in taken:
-        if (student, a) not in renamed:
+        if (student, a) not in renamed and (student, a) not in refused:
             notes.get(student, {}).pop(a, None)
     os.makedirs(course.work, exist_ok=True)
     with open(notes_path + ".tmp", "w") as f:
         json.dump(notes, f, indent=1)
     os.replace(notes_path + ".tmp", notes_path)
+    refusals.update(course, refused, {(s, a) for s, a, _ in taken})
     students = sorted({s for s, _, _ in taken})
     out(f"collected {len(taken)} notebooks from {len(students)} students into {course.submitted}")
     for (s, a, nb), notes in sorted(taken.items()):
         if notes:
             out(f"  {s}/{a}/{nb}.ipynb: {', '.join(notes)}")
+    if refused:
+        out(f"REFUSED ({len(refused)}; in grades.csv and the report as state 'refused'):")
+        for (s, a), reasons in sorted(refused.items()):
+            out(f"  {s}/{a}: {'; '.join(reasons)}")
     if ignored:
         out(f"not taken ({len(ignored)}):")
         for i in ignored:

@@ -187,12 +187,15 @@ def statuses(course: Course) -> list[dict]:
 
 
 def export_csv(course: Course) -> int:
-    """grades.csv: one row per graded submission (scores from the gradebook, manual grades included)."""
+    """grades.csv: one row per graded submission (scores from the gradebook, manual grades included),
+    and one per submission refused at collect (state "refused", the reason in flags)."""
     from nbgrader.api import Gradebook, MissingEntry
+
+    from .refused import merge
 
     rows = []
     with Gradebook(course.db_url.split("?")[0] + "?timeout=60") as gb:
-        for st in statuses(course):
+        for st in merge(course, statuses(course)):
             a, s = st["assignment"], st["student"]
             try:
                 sub = gb.find_submission(a, s)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .course import Course
 from .grade import all_flags, statuses
+from .refused import merge
 
 
 def report(course: Course, out=print) -> int:
-    sts = statuses(course)
+    sts = merge(course, statuses(course))
     if not sts:
         out("nothing graded yet (run `python -m autograder grade`)")
         return 0

@@ -1,5 +1,7 @@
-"""Feedback without hidden tests: a GenerateFeedback preprocessor that removes them from test
-cells' source AND from every traceback, stream and error message."""
+"""Feedback without hidden tests and without live student HTML: a GenerateFeedback preprocessor that
+removes hidden tests from test cells' source AND from every traceback, stream and error message (an
+output that shows one encoded, e.g. base64 or hex, is cut whole and marked), then makes the notebook
+inert (autograder.inert) for the HTML export."""
 
 from __future__ import annotations
 
@@ -7,8 +9,12 @@ import re
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from .inert import make_inert
+from .leak import Detector
+
 HIDDEN = re.compile(r"^[ \t]*#+[ \t]*BEGIN HIDDEN TESTS.*?^[ \t]*#+[ \t]*END HIDDEN TESTS[^\n]*\n?", re.MULTILINE | re.DOTALL | re.IGNORECASE)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+LEAK_MARK = "[hidden: this output showed hidden test code]"
 
 
 def hidden_lines(source: str) -> list[str]:
@@ -28,6 +34,13 @@ def scrub_text(text: str, secret_lines: list[str]) -> str:
                      for line in plain.split("\n"))
 
 
+def _output_text(out) -> str:
+    parts = [str(out.get(k, "")) for k in ("text", "ename", "evalue")]
+    parts += [str(t) for t in out.get("traceback", []) or []]
+    parts += [v if isinstance(v, str) else str(v) for v in (out.get("data") or {}).values()]
+    return ANSI.sub("", "\n".join(parts))
+
+
 class ScrubHiddenTests(NbGraderPreprocessor):
     """Runs before the HTML export of feedback."""
 
@@ -38,12 +51,17 @@ class ScrubHiddenTests(NbGraderPreprocessor):
             if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
                 secret += hidden_lines(cell.source)
                 cell.source = HIDDEN.sub("# (hidden tests)\n", cell.source)
+        # lines also shown elsewhere (visible tests, the student's own code) are not secrets to look for encoded
+        detector = Detector(secret, "\n".join(str(c.source) for c in nb.cells))
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
             meta = cell.metadata.get("nbgrader", {})
             test = meta.get("grade") and not meta.get("solution")
-            for out in cell.get("outputs", []):
+            for k, out in enumerate(cell.get("outputs", [])):
+                if detector.find(_output_text(out)):
+                    cell.outputs[k] = type(out)({"output_type": "stream", "name": "stdout", "text": LEAK_MARK + "\n"})
+                    continue
                 if out.output_type == "error":
                     out["evalue"] = scrub_text(str(out.get("evalue", "")), secret)
                     if test:  # a test cell's traceback is all test code: keep only the message
@@ -53,7 +71,8 @@ class ScrubHiddenTests(NbGraderPreprocessor):
                 elif out.output_type == "stream":
                     out["text"] = scrub_text(out.get("text", ""), secret)
                 elif "data" in out:
-                    for k, v in list(out["data"].items()):
-                        if isinstance(v, str) and k.startswith("text/"):
-                            out["data"][k] = scrub_text(v, secret)
+                    for k2, v in list(out["data"].items()):
+                        if isinstance(v, str) and k2.startswith("text/"):
+                            out["data"][k2] = scrub_text(v, secret)
+        make_inert(nb)
         return nb, resources

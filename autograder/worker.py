@@ -191,27 +191,41 @@ def _last_error(r: dict) -> str:
 
 
 def _check_feedback(course: Course, assignment: str, student: str, status: dict, staged: str) -> None:
-    """Belt and braces: a feedback file that still shows a hidden-test line is withheld
-    (lines the student wrote themselves do not count)."""
+    """After the export, belt and braces: every feedback file is audited and locked (autograder.inert: no
+    script, CSP first in <head>); one that could run something, or that shows a hidden-test line (plain or
+    encoded: autograder.leak), is withheld. Lines public in the release or the student's own do not count."""
+    import html
+
+    from .inert import finalize
+    from .leak import Detector
+    from .scrub import LEAK_MARK
+
     secret = []
     for nb_id in course.notebooks(assignment):
         src = os.path.join(course.source, assignment, f"{nb_id}.ipynb")
         if os.path.exists(src):
             for cell in nbformat.read(src, as_version=4).cells:
                 secret += hidden_lines(cell.source)
-    own = ""
-    for p in glob.glob(os.path.join(staged, "*.ipynb")):
-        own += "\n".join(c.source for c in nbformat.read(p, as_version=4).cells
-                         if not (c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.get("nbgrader", {}).get("solution")))
-    secret = [s for s in secret if s not in own]
-    import html
-
-    for p in glob.glob(os.path.join(course.feedback, student, assignment, "*.html")):
-        text = html.unescape(re.sub(r"<[^>]+>", "", open(p, encoding="utf-8", errors="replace").read()))
-        leaked = [s for s in secret if len(s) >= 12 and s in text]
-        if leaked:
+    public = []
+    for p in glob.glob(os.path.join(staged, "*.ipynb")) + glob.glob(os.path.join(course.release, assignment, "*.ipynb")):
+        try:
+            public += [str(c.source) for c in nbformat.read(p, as_version=4).cells]
+        except Exception:  # noqa: BLE001 - an unreadable copy hides nothing
+            pass
+    detector = Detector(secret, "\n".join(public))
+    for p in sorted(glob.glob(os.path.join(course.feedback, student, assignment, "*.html"))):
+        name = os.path.basename(p)
+        problems = finalize(p)
+        page = open(p, encoding="utf-8", errors="replace").read()
+        found = detector.find(page + "\n" + html.unescape(re.sub(r"<[^>]+>", "", page)))
+        if problems or found:
             os.replace(p, p + ".withheld")
-            status["flags"].append(f"feedback {os.path.basename(p)} withheld: it showed hidden test code ({leaked[0][:60]!r})")
+            why = (f"it could run code in a browser ({'; '.join(problems)[:200]})" if problems else
+                   f"it showed hidden test code ({found[1]}: {found[0][:60]!r})")
+            status["flags"].append(f"feedback {name} withheld: {why}")
+        elif LEAK_MARK in page:
+            status["flags"].append(f"feedback {name}: {page.count(LEAK_MARK)} output(s) cut because they showed "
+                                   "hidden test code (the student's code printed it)")
 
 
 def main(argv=None) -> int:
