@@ -1,14 +1,17 @@
-"""`python -m autograder COMMAND`: release, collect, grade, report, similarity (instructor) and check (student)."""
+"""`python -m autograder COMMAND`: release, collect, grade, report, similarity, feedback, formgrader (instructor) and check (student)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autograder", description="The course's sandboxed nbgrader autograder.")
     p.add_argument("--config", help="nbgrader config file (default: autograder/nbgrader_config.py)")
+    p.add_argument("--db", metavar="URL", help="gradebook URL overriding the config's db_url "
+                   "(sqlite:///PATH or postgresql://USER@HOST:PORT/DB)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     r = sub.add_parser("release", help="generate course/ from solutions/ (nbgrader generate_assignment --force)")
     r.add_argument("assignments", nargs="*")
@@ -20,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--student", action="append", dest="students", help="only this student (repeatable)")
     g.add_argument("--regrade", action="store_true", help="grade again even unchanged, already graded submissions")
     g.add_argument("--unsafe-no-sandbox", action="store_true", help="run student code WITHOUT bubblewrap (flagged)")
+    g.add_argument("--shard", metavar="K/N", help="grade only shard K of N (several machines, one PostgreSQL gradebook)")
     sub.add_parser("report", help="what needs manual grading or review, and why")
     # -- similarity (cross-student report; autograder/similarity_report.py) --
     m = sub.add_parser("similarity", help="pairs of students whose solution functions are near-identical (MOSS-like)")
@@ -27,6 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--threshold", type=float, default=None, help="similarity from which a pair is listed (default 0.6)")
     m.add_argument("--out", help="CSV file (default: the work folder's similarity.csv)")
     # -- end similarity --
+    f = sub.add_parser("feedback", help="regenerate the students' feedback (after manual grading)")
+    f.add_argument("--assignment")
+    f.add_argument("--student", action="append", dest="students", help="only this student (repeatable)")
+    fg = sub.add_parser("formgrader", help="JupyterLab with nbgrader's formgrader on this course (manual grading)")
+    fg.add_argument("--port", type=int, default=8888)
+    fg.add_argument("--ip", default="127.0.0.1")
+    fg.add_argument("--no-browser", action="store_true")
     k = sub.add_parser("check", help="student side: run a notebook and its visible tests")
     k.add_argument("notebook")
     k.add_argument("--cell-timeout", type=int, default=300)
@@ -37,6 +48,20 @@ def main(argv: list[str] | None = None) -> int:
         return check(a.notebook, a.cell_timeout)
     from .course import Course
 
+    if a.db:  # workers started by `grade` read it from the environment
+        from .gradebook import ENV, check_url
+
+        try:
+            os.environ[ENV] = check_url(a.db)
+        except ValueError as e:
+            p.error(str(e))
+    if getattr(a, "shard", None):
+        from .shard import parse
+
+        try:
+            parse(a.shard)
+        except ValueError as e:
+            p.error(str(e))
     course = Course(a.config)
     if a.command == "release":
         from .release import release
@@ -49,12 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     if a.command == "grade":
         from .grade import grade
 
-        return grade(course, a.assignment, a.workers, a.unsafe_no_sandbox, a.regrade, students=a.students)
     if a.command == "similarity":
         from .similarity import MATCH_STUDENT
         from .similarity_report import similarity_report
 
         return similarity_report(course, a.assignment, MATCH_STUDENT if a.threshold is None else a.threshold, a.out)
+        return grade(course, a.assignment, a.workers, a.unsafe_no_sandbox, a.regrade, students=a.students, shard=a.shard)
+    if a.command == "feedback":
+        from .feedback import feedback
+
+        return feedback(course, a.assignment, a.students)
+    if a.command == "formgrader":
+        from .formgrader import formgrader
+
+        return formgrader(course, a.port, a.ip, a.no_browser)
     from .report import report
 
     return report(course)

@@ -8,13 +8,14 @@ import sys
 
 from traitlets.config import Config
 
+from . import gradebook
 from .settings import Autograder, load_config
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class Course:
-    def __init__(self, config_path: str | None = None):
+    def __init__(self, config_path: str | None = None, db_url: str | None = None):
         bindir = os.path.dirname(sys.executable)  # nbgrader runs `alembic` from the environment's bin
         if bindir not in os.environ.get("PATH", "").split(os.pathsep):
             os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
@@ -32,16 +33,23 @@ class Course:
         self.submitted = at(cd.get("submitted_directory"), "submitted")
         self.autograded = at(cd.get("autograded_directory"), "autograded")
         self.feedback = at(cd.get("feedback_directory"), "feedback")
-        self.db_url = cd.get("db_url", "sqlite:///" + os.path.join(self.root, "gradebook.db"))
-        if not self.db_url.startswith("sqlite:///"):
-            raise ValueError(f"db_url must be a sqlite:/// URL, got {self.db_url!r}")
-        self.db_path = self.db_url[len("sqlite:///"):].split("?")[0]
-        self.work = os.path.dirname(self.db_path)
+        # the gradebook: --db (passed on to workers through the environment), else the config's db_url
+        self.db_url = gradebook.check_url(db_url or os.environ.get(gradebook.ENV)
+                                          or cd.get("db_url", "sqlite:///" + os.path.join(self.root, "gradebook.db")))
+        self.db_path = gradebook.sqlite_path(self.db_url)  # None for PostgreSQL
+        # this machine's own files (status, staging, backups, grades.csv): next to a SQLite gradebook,
+        # else the folder holding submitted/ (each machine of a sharded run has its own)
+        self.work = os.path.dirname(self.db_path) if self.db_path else os.path.dirname(self.submitted.rstrip(os.sep))
         self.status = os.path.join(self.work, "status")
         self.staging = os.path.join(self.work, "staging")
         self.backups = os.path.join(self.work, "backups")
         self.settings = Autograder(config=self.config)
         self.secret_file = self.settings.secret_file or os.path.join(self.work, "secret")
+
+    @property
+    def gradebook_url(self) -> str:
+        """The URL to open the gradebook with (SQLite lock timeout; PostgreSQL through psycopg 3)."""
+        return gradebook.sqlalchemy_url(self.db_url)
 
     def assignments(self) -> list[str]:
         """Every folder of the source directory holding a notebook."""
@@ -66,6 +74,7 @@ class Course:
         from nbgrader.apps.api import NbGraderAPI
 
         cfg = Config(self.config)
+        cfg.CourseDirectory.db_url = self.gradebook_url
         if extra is not None:
             cfg.merge(extra)
         return NbGraderAPI(config=cfg)

@@ -15,30 +15,21 @@ import json
 import os
 import queue
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from . import gradebook
 from .course import Course
 from .sandbox import bwrap_problem
+from .shard import select as select_shard
 from .worker import status_path, submission_hash
 
 
 def backup_gradebook(course: Course) -> str | None:
-    if not os.path.exists(course.db_path):
-        return None
-    os.makedirs(course.backups, exist_ok=True)
-    dest = os.path.join(course.backups, time.strftime("gradebook-%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}.db")
-    src = sqlite3.connect(course.db_path, timeout=60)
-    dst = sqlite3.connect(dest)
-    with dst:
-        src.backup(dst)
-    src.close()
-    dst.close()
-    return dest
+    return gradebook.backup(course)  # SQLite copy, pg_dump, or a JSON export (autograder/gradebook.py)
 
 
 def submissions(course: Course, assignment: str | None = None) -> list[tuple[str, str]]:
@@ -57,8 +48,8 @@ def _ensure_in_gradebook(course: Course, assignments: set[str]) -> None:
     from nbgrader.api import Gradebook, MissingEntry
 
     missing = []
-    if os.path.exists(course.db_path):
-        with Gradebook(course.db_url) as gb:
+    if gradebook.exists(course):
+        with Gradebook(course.gradebook_url) as gb:
             for a in assignments:
                 try:
                     gb.find_assignment(a)
@@ -82,7 +73,8 @@ def _is_done(course: Course, a: str, s: str) -> bool:
 
 
 def grade(course: Course, assignment: str | None = None, workers: int = 1, unsafe: bool = False,
-          regrade: bool = False, quiet: bool = False, students: list[str] | None = None) -> int:
+          regrade: bool = False, quiet: bool = False, students: list[str] | None = None,
+          shard: str | None = None) -> int:
     problem = None if unsafe else bwrap_problem()
     if problem:
         print(f"error: the sandbox cannot start: {problem}.\nRefusing to run student code unsandboxed; "
@@ -102,7 +94,9 @@ def grade(course: Course, assignment: str | None = None, workers: int = 1, unsaf
     shutil.rmtree(scratch_base, ignore_errors=True)  # leftovers of a killed run (we hold the lock)
     os.makedirs(scratch_base, mode=0o711)
     todo = [(a, s) for a, s in submissions(course, assignment) if not students or s in students]
+    todo = select_shard(todo, shard)  # --shard K/N: this machine's share (autograder/shard.py)
     _ensure_in_gradebook(course, {a for a, _ in todo})
+    gradebook.ensure_students(course, {s for _, s in todo})
     backup = backup_gradebook(course)
     if backup and not quiet:
         print(f"gradebook backed up to {backup}")
@@ -194,7 +188,7 @@ def export_csv(course: Course) -> int:
     from .refused import merge
 
     rows = []
-    with Gradebook(course.db_url.split("?")[0] + "?timeout=60") as gb:
+    with Gradebook(course.gradebook_url) as gb:
         for st in merge(course, statuses(course)):
             a, s = st["assignment"], st["student"]
             try:
@@ -205,11 +199,11 @@ def export_csv(course: Course) -> int:
             flags = all_flags(st)
             rows.append({"assignment": a, "student_id": s, "score": score, "max_score": mx,
                          "needs_manual_grade": manual, "state": st.get("state"), "sandboxed": st.get("sandboxed", True),
-                         "n_flags": len(flags), "flags": " | ".join(flags)})
+                         "n_flags": len(flags), "flags": " | ".join(flags), **gradebook.manual_columns(gb, a, s)})
     path = os.path.join(course.work, "grades.csv")
     with open(path + ".tmp", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["assignment", "student_id", "score", "max_score", "needs_manual_grade",
-                                          "state", "sandboxed", "n_flags", "flags"])
+                                          "state", "sandboxed", "n_flags", "flags"] + gradebook.MANUAL_FIELDS)
         w.writeheader()
         w.writerows(rows)
     os.replace(path + ".tmp", path)

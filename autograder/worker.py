@@ -51,7 +51,7 @@ def _overrides(course: Course, staging: str, status_tmp: str, assignment: str, s
 
     c = Config()
     c.CourseDirectory.submitted_directory = staging
-    c.CourseDirectory.db_url = course.db_url.split("?")[0] + "?timeout=60"
+    c.CourseDirectory.db_url = course.gradebook_url
     c.Autograde.autograde_preprocessors = [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                            SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     c.OverwriteCells.add_missing_cells = True
@@ -71,7 +71,7 @@ def _zero_all(course: Course, assignment: str, student: str) -> None:
     """Every autograded cell of the submission scores 0 (manual grades untouched)."""
     from nbgrader.api import Gradebook
 
-    with Gradebook(course.db_url.split("?")[0] + "?timeout=60") as gb:
+    with Gradebook(course.gradebook_url) as gb:
         gb.update_or_create_student(student)
         sub = gb.update_or_create_submission(assignment, student)
         for nb in sub.notebooks:
@@ -85,7 +85,7 @@ def _zero_all(course: Course, assignment: str, student: str) -> None:
 def _scores(course: Course, assignment: str, student: str) -> dict:
     from nbgrader.api import Gradebook
 
-    with Gradebook(course.db_url.split("?")[0] + "?timeout=60") as gb:
+    with Gradebook(course.gradebook_url) as gb:
         sub = gb.find_submission(assignment, student)
         cells = {}
         for nb in sub.notebooks:

@@ -1,0 +1,86 @@
+"""A small class on the fixture course for the instructor-side tests (PostgreSQL, shards, formgrader).
+
+Two assignments (toy, and toy2, a copy of it under another name) so that one student's work can
+land on two shards at once, a few students with different outcomes, and config files that give
+each grading run its own work folder, its own sandbox uids and the one shared instructor secret.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import nbformat
+
+import agfix_cases
+import agfix_course
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+UID_BASE = 63500  # this suite's sandbox uids: UID_BASE .. UID_BASE+49
+
+RUN_CONFIG = '''
+c = get_config()
+load_subconfig({base!r})
+W = {work!r}
+c.CourseDirectory.submitted_directory = W + "/submitted"
+c.CourseDirectory.autograded_directory = W + "/autograded"
+c.CourseDirectory.feedback_directory = W + "/feedback"
+c.CourseDirectory.db_url = "sqlite:///" + W + "/gradebook.db"
+c.Exchange.root = W + "/exchange"
+c.Autograder.sandbox_uid_base = {uid_base}
+c.Autograder.secret_file = {secret!r}
+'''
+
+# student -> (what, scaled_sum source, softmax_rows source)
+STUDENTS = {
+    "ada": ("honest", agfix_cases.GOOD_SUM, agfix_cases.GOOD_SOFTMAX),
+    "bo": ("wrong scaled_sum", agfix_cases.BAD_SUM, agfix_cases.GOOD_SOFTMAX),
+    "cy": ("softmax_rows missing", agfix_cases.GOOD_SUM, "def softmax_rows(x):\n    raise NotImplementedError()\n"),
+}
+
+
+def build(root: str, assignments=("toy", "toy2")) -> str:
+    """The fixture course under root with the given assignments released; returns its base config."""
+    cfg = agfix_course.build(root)
+    for a in assignments:
+        if a != "toy":
+            os.makedirs(os.path.join(root, "solutions", a), exist_ok=True)
+            shutil.copy(os.path.join(root, "solutions", "toy", "toy.ipynb"), os.path.join(root, "solutions", a, f"{a}.ipynb"))
+    if "toy" not in assignments:
+        shutil.rmtree(os.path.join(root, "solutions", "toy"))
+    with open(os.path.join(root, "secret"), "wb") as f:
+        f.write(b"agfix-class-secret-0123456789abcdef")
+    return cfg
+
+
+def run_config(root: str, name: str, uid_offset: int) -> tuple[str, str]:
+    """A config for one grading run with its own work folder root/<name>; returns (config, work)."""
+    work = os.path.join(root, name)
+    os.makedirs(work, exist_ok=True)
+    path = os.path.join(root, f"nbgrader_config_{name}.py")
+    with open(path, "w") as f:
+        f.write(RUN_CONFIG.format(base=os.path.join(root, "nbgrader_config.py"), work=work,
+                                  uid_base=UID_BASE + uid_offset, secret=os.path.join(root, "secret")))
+    return path, work
+
+
+def write_submissions(root: str, dest: str, assignments=("toy", "toy2"), students=STUDENTS) -> None:
+    """dest/<student>/<assignment>.ipynb for every student and assignment (collect's layout)."""
+    for a in assignments:
+        rel = nbformat.read(os.path.join(root, "course", a, f"{a}.ipynb"), as_version=4)
+        for s, (_, sum_src, softmax_src) in students.items():
+            os.makedirs(os.path.join(dest, s), exist_ok=True)
+            nbformat.write(agfix_cases.notebook(rel, sum_src, softmax_src), os.path.join(dest, s, f"{a}.ipynb"))
+
+
+def cli(cfg: str, *args, db: str | None = None, timeout: int = 900, **kw) -> subprocess.CompletedProcess:
+    pre = ["--db", db] if db else []
+    return subprocess.run([sys.executable, "-m", "autograder", "--config", cfg, *pre, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+    return r

@@ -1,0 +1,206 @@
+"""A PostgreSQL gradebook shared by several graders, and `grade --shard K/N`.
+
+Against a real server the tests start themselves (Debian's postgresql, run as the `postgres`
+user when we are root): concurrent writers lose nothing, and two shard processes with their own
+work folders on one PostgreSQL gradebook give exactly the grades.csv of one process on SQLite,
+survive being killed midway, and change nothing when run again.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
+
+import agfix_class  # noqa: E402
+import pgserver  # noqa: E402
+from autograder import gradebook, shard  # noqa: E402
+
+PG_PROBLEM = pgserver.problem()
+needs_pg = pytest.mark.skipif(PG_PROBLEM is not None, reason=f"needs a PostgreSQL server: {PG_PROBLEM}")
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (apt-get install bubblewrap)")
+
+
+@pytest.fixture(scope="module")
+def pg():
+    # nbgrader's Gradebook runs `alembic` from the environment's bin when it creates a database
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    server = pgserver.Server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_db_urls_are_checked_and_routed_through_psycopg():
+    assert gradebook.sqlalchemy_url("postgresql://u:p@h:5/gb") == "postgresql+psycopg://u:p@h:5/gb"
+    assert gradebook.sqlalchemy_url("postgres://h/gb?sslmode=require") == "postgresql+psycopg://h/gb?sslmode=require"
+    assert gradebook.sqlalchemy_url("sqlite:////w/gradebook.db?x=1") == "sqlite:////w/gradebook.db?timeout=60"
+    assert gradebook.libpq_url("postgresql+psycopg://h/gb") == "postgresql://h/gb"
+    assert gradebook.display("postgresql://u:secret@h/gb") == "postgresql://u:***@h/gb"
+    for bad, why in [("mysql://h/gb", "must be sqlite"), ("postgresql://h:5/", "names no database"),
+                     ("sqlite:///", "names no file"), ("", "empty")]:
+        with pytest.raises(ValueError, match=why):
+            gradebook.check_url(bad)
+
+
+def test_db_option_reaches_every_command(tmp_path):
+    """--db overrides the config's db_url (also in worker processes, through the environment), and
+    a PostgreSQL course keeps its own files next to submitted/."""
+    import agfix_course
+    from autograder.course import Course
+
+    cfg = agfix_course.build(str(tmp_path))
+    old = os.environ.pop(gradebook.ENV, None)
+    try:
+        assert Course(cfg).db_url.endswith("/work/gradebook.db")
+        os.environ[gradebook.ENV] = "postgresql://me@db.example:5432/course"
+        c = Course(cfg)
+        assert c.db_path is None and c.gradebook_url == "postgresql+psycopg://me@db.example:5432/course"
+        assert c.work == str(tmp_path / "work") and c.api().coursedir.db_url == c.gradebook_url
+        r = agfix_class.cli(cfg, "report", db="mysql://nope/x")
+        assert r.returncode == 2 and "must be sqlite" in r.stderr
+        r = agfix_class.cli(cfg, "grade", "--shard", "3/2")
+        assert r.returncode == 2 and "K must be between 1 and N" in r.stderr
+    finally:
+        os.environ.pop(gradebook.ENV, None)
+        if old is not None:
+            os.environ[gradebook.ENV] = old
+
+
+def test_shards_partition_the_pairs():
+    pairs = [(a, f"s{i:03d}") for a in ("01_x", "02_y", "03_z") for i in range(200)]
+    for n in (1, 2, 3, 7):
+        parts = [shard.select(pairs, f"{k}/{n}") for k in range(1, n + 1)]
+        assert sorted(p for part in parts for p in part) == sorted(pairs)  # every pair exactly once
+        assert all(len(part) > len(pairs) / n / 2 for part in parts)  # no shard starves
+        assert parts == [shard.select(list(reversed(pairs)), f"{k}/{n}")[::-1] for k in range(1, n + 1)]  # order-free
+    for bad in ("0/2", "3/2", "2", "a/b", "1/0"):
+        with pytest.raises(ValueError, match="--shard"):
+            shard.parse(bad)
+
+
+WRITER = r'''
+import sys, types
+from traitlets.config import Config
+from autograder import gradebook
+from nbgrader.api import Gradebook
+url, assignment, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+course = types.SimpleNamespace(db_url=url, config=Config())
+students = [f"st{i:03d}" for i in range(n)]
+gradebook.ensure_students(course, students)
+with Gradebook(gradebook.sqlalchemy_url(url)) as gb:
+    for s in students:
+        gb.update_or_create_submission(assignment, s)
+print("ok")
+'''
+
+
+@needs_pg
+def test_two_graders_writing_at_once_lose_nothing(pg):
+    """Two processes create the same students and their own submissions at the same moment."""
+    url = pg.create_db("writers")
+    from nbgrader.api import Gradebook
+
+    with Gradebook(gradebook.sqlalchemy_url(url)) as gb:
+        for a in ("a1", "a2"):
+            gb.add_assignment(a)
+    n = 60
+    env = {**os.environ, "PYTHONPATH": agfix_class.REPO}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, a, str(n)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for a in ("a1", "a2")]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    with Gradebook(gradebook.sqlalchemy_url(url)) as gb:
+        assert len(gb.students) == n
+        for a in ("a1", "a2"):
+            assert sorted(s.student.id for s in gb.assignment_submissions(a)) == [f"st{i:03d}" for i in range(n)]
+
+
+def _rows(path):
+    return sorted(tuple(sorted(r.items())) for r in csv.DictReader(open(path)))
+
+
+def _cell_scores(db_url):
+    from nbgrader.api import Gradebook
+
+    out = {}
+    with Gradebook(gradebook.sqlalchemy_url(db_url)) as gb:
+        for a in gb.assignments:
+            for sub in gb.assignment_submissions(a.name):
+                for nb in sub.notebooks:
+                    for g in nb.grades:
+                        out[a.name, sub.student.id, nb.name, g.name] = (g.auto_score, g.manual_score, g.needs_manual_grade)
+    return out
+
+
+@pytest.mark.slow
+@needs_pg
+@needs_bwrap
+def test_shards_on_postgres_give_the_grades_of_one_machine_on_sqlite(pg):
+    root = tempfile.mkdtemp(prefix="agshard-")
+    try:
+        _shard_run(root, pg)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _shard_run(root, pg):
+    K, ok = agfix_class, agfix_class.ok
+    K.build(root)
+    incoming = os.path.join(root, "incoming")
+    # one machine, SQLite: the reference
+    one, one_work = K.run_config(root, "one", 0)
+    ok(K.cli(one, "release"))
+    K.write_submissions(root, incoming, students={s: K.STUDENTS[s] for s in ("ada", "bo")})
+    ok(K.cli(one, "collect", incoming))
+    ok(K.cli(one, "grade", "--workers", "2"))
+    reference = _rows(os.path.join(one_work, "grades.csv"))
+    pairs = {(r["assignment"], r["student_id"]) for r in csv.DictReader(open(os.path.join(one_work, "grades.csv")))}
+    assert len(pairs) == 4
+    # two machines, one PostgreSQL gradebook; each its own work folder and sandbox uids
+    db = pg.create_db("shards")
+    (m1, w1), (m2, w2) = K.run_config(root, "m1", 10), K.run_config(root, "m2", 20)
+    ok(K.cli(m1, "release", db=db))
+    for m in (m1, m2):
+        ok(K.cli(m, "collect", incoming, db=db))
+    share = {k: shard.select(sorted(pairs), f"{k}/2") for k in (1, 2)}
+    assert share[1] and share[2] and {s for _, s in share[1]} & {s for _, s in share[2]}, share  # a student on both
+    pre = ["--config", m2, "--db", db, "grade", "--shard", "2/2"]
+    killed = subprocess.Popen([sys.executable, "-m", "autograder", *pre], cwd=K.REPO, stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    first = subprocess.Popen([sys.executable, "-m", "autograder", "--config", m1, "--db", db, "grade", "--shard", "1/2"],
+                             cwd=K.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in killed.stdout:  # kill shard 2 (the job: every process of it) once its first submission is graded
+        if line.startswith("{"):
+            break
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    out1 = first.communicate(timeout=1200)
+    assert first.returncode == 0, out1
+    rerun = ok(K.cli(m2, "grade", "--shard", "2/2", db=db))  # redoes exactly what the killed run had left
+    assert f"{len(share[2])} submissions, {len(share[2]) - 1} to grade" in rerun.stdout, rerun.stdout
+    merged = sorted(_rows(os.path.join(w1, "grades.csv")) + _rows(os.path.join(w2, "grades.csv")))
+    assert merged == reference
+    assert _cell_scores(db) == _cell_scores("sqlite:///" + os.path.join(one_work, "gradebook.db"))
+    # a shard run twice changes nothing
+    before = _cell_scores(db)
+    again = ok(K.cli(m1, "grade", "--shard", "1/2", db=db))
+    assert f"{len(share[1])} submissions, 0 to grade" in again.stdout, again.stdout
+    assert _cell_scores(db) == before
+    # the other commands work on PostgreSQL too, and the gradebook was backed up
+    assert "need manual grading" in ok(K.cli(m1, "report", db=db)).stdout
+    ok(K.cli(m1, "feedback", db=db))
+    assert [f for f in os.listdir(os.path.join(w1, "backups")) if f.endswith((".pgdump", ".json"))]
+    st = json.load(open(os.path.join(w1, "status", share[1][0][0], share[1][0][1] + ".json")))
+    assert st["state"] == "ok", st
