@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from gptref.grading.compare import policy
+
 
 @dataclass(frozen=True)
 class Exercise:
@@ -21,7 +23,7 @@ class Exercise:
     grade_ids: tuple[str, ...]  # nbgrader grade_id of the test cell(s) whose points this governs
     make_cases: Callable[[int], list[dict[str, Any]]]  # seed -> keyword-argument dicts (plain data)
     reference: Callable[..., Any]  # the gptref implementation: reference(**wrap(case))
-    compare: Callable[[Any, Any, dict], str | None] | None = None  # (got, expected, case) -> None or a message
+    compare: Callable[[Any, Any, dict], str | None] = policy  # (got, expected, case) -> None or a message
     wrap: Callable[[dict], dict] | None = None  # plain-data case -> the keyword arguments actually passed
     forbidden: tuple[Any, ...] = field(default=())  # callables the student's code may not call
     description: str = ""  # one line for reports
@@ -33,3 +35,7 @@ class Exercise:
     def arguments(self, case: dict) -> dict:
         """The keyword arguments for one call (cases are plain data; `wrap` adds objects)."""
         return dict(self.wrap(case) if self.wrap else case)
+
+    def check_answer(self, got: Any, expected: Any, case: dict) -> str | None:
+        """The one comparison policy (hidden tests and trusted verdict): None or what is wrong."""
+        return (self.compare or policy)(got, expected, case)
