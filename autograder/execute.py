@@ -185,10 +185,10 @@ class SandboxedExecute(NbGraderPreprocessor):
                 status["flags"].append(f"{gid}: trusted check of {name} passed but the in-notebook test failed; the trusted verdict counts (credit given)")
             else:
                 status["flags"].append(f"{gid}: trusted check of {name} passed but the in-notebook test failed (review)")
-        elif v["status"] == "fail" and passed:
+        elif v["status"] in ("fail", "error") and passed:  # error: it raised on the grader's cases in the clean run
             cell.outputs.append(error_output("TrustedCheckFailed", f"{name}: {v['detail']}"))
             status["flags"].append(f"{gid}: in-notebook test passed but the trusted check of {name} failed ({v['detail']}); the trusted verdict counts (0 points)")
         elif v["status"] == "fail" and v.get("forbidden"):
             status["flags"].append(f"{gid}: the trusted check of {name} caught a forbidden call ({v['detail']}); 0 points")
-        elif v["status"] in ("error", "missing", "unavailable") and passed:
+        elif v["status"] in ("missing", "unavailable") and passed:
             status["flags"].append(f"{gid}: the trusted check of {name} could not confirm the pass ({v['status']}: {v['detail']}); review")

@@ -54,10 +54,25 @@ def load_registry(spec: str, day: str) -> tuple[dict, str | None]:
 KEEP = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
 
 
+def _used(node) -> set[str]:
+    """Every name the code reads (an over-approximation: locals included)."""
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _bound(stmt) -> set[str]:
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in stmt.names}
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
 def verdict_cells(nb) -> list[list[str]]:
-    """What the verdict run executes: solution cells whole; of the other non-test code cells,
-    only imports, definitions and assignments (experiments and plots are skipped)."""
-    out = []
+    """What the verdict run executes: solution cells whole; of the other non-test code cells, the
+    imports, definitions and assignments the solution cells need (directly or through each other),
+    one statement at a time. Experiments, plots and demo training runs are skipped."""
+    entries: list[tuple] = []  # (kind, source, bound names, used names)
+    needed: set[str] | None = set()
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -65,7 +80,11 @@ def verdict_cells(nb) -> list[list[str]]:
         if meta.get("grade") and not meta.get("solution"):
             continue  # a test cell
         if meta.get("solution"):
-            out.append(["solution", cell.source])
+            entries.append(("solution", cell.source, set(), set()))
+            try:
+                needed = None if needed is None else needed | _used(ast.parse(cell.source))
+            except SyntaxError:  # magics or broken code: keep every setup statement
+                needed = None
             continue
         src = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.source.splitlines())
         try:
@@ -74,8 +93,16 @@ def verdict_cells(nb) -> list[list[str]]:
             continue
         for n in tree.body:  # one statement at a time: a failing import does not skip the definitions after it
             if isinstance(n, KEEP):
-                out.append(["setup", ast.get_source_segment(src, n) or ast.unparse(n)])
-    return out
+                entries.append(("setup", ast.get_source_segment(src, n) or ast.unparse(n), _bound(n), _used(n)))
+    keep = [e[0] == "solution" or needed is None for e in entries]
+    changed = needed is not None
+    while changed:
+        changed = False
+        for i, (kind, _, bound, used) in enumerate(entries):
+            if not keep[i] and bound & needed:
+                keep[i], changed = True, True
+                needed |= used
+    return [[kind, src] for (kind, src, _, _), k in zip(entries, keep) if k]
 
 
 def _calls(ex, cases: list) -> list:
