@@ -147,12 +147,16 @@ def test_scrub_removes_hidden_tests_from_source_and_outputs():
 
 
 def test_verdict_cells_skip_tests_and_experiments():
-    nb = agfix_cases.notebook(_release_nb(), extra_after_sum="x = 1\nfor i in range(10**9):\n    pass\ndef helper():\n    return 2")
+    """Solution cells whole; of the rest only the statements the solutions need (here `helper` and its `scale`)."""
+    nb = agfix_cases.notebook(_release_nb(), sum_src="def scaled_sum(x, y, alpha):\n    return x + helper() * alpha * y\n",
+                              extra_after_sum="scale = 1\nunused_value = 7\nfor i in range(10**9):\n    pass\n"
+                                              "def helper():\n    return scale\nbig = sorted(range(10**8))")
     cells = verdict_cells(nb)
     kinds = [k for k, _ in cells]
     text = "\n".join(s for _, s in cells)
     assert kinds.count("solution") == 2 and "HIDDEN" not in text and "assert" not in text
-    assert "range(10**9)" not in text and "def helper" in text and "x = 1" in text
+    assert "range(10**9)" not in text and "def helper" in text and "scale = 1" in text
+    assert "unused_value" not in text and "big =" not in text
 
 
 def test_collect_layouts_take_only_expected_notebooks(tmp_path):

@@ -221,3 +221,42 @@ def importlib_cache(path: str) -> str:
     import importlib.util
 
     return importlib.util.cache_from_source(path)
+
+
+def _test_cell(ename: str | None):
+    cell = nbformat.v4.new_code_cell("check(...)")
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "test_x", "points": 1}
+    if ename:
+        cell.outputs = [nbformat.v4.new_output("error", ename=ename, evalue="boom", traceback=[])]
+    return cell
+
+
+def test_verdict_credit_never_restores_a_forbidden_call():
+    from autograder.execute import SandboxedExecute, has_error
+    from autograder.settings import Autograder
+
+    s = Autograder()
+    assert s.verdict_can_award
+    status = {"flags": []}
+    forbidden = _test_cell("ForbiddenCallError")
+    SandboxedExecute._apply(None, forbidden, "test_x", "f", {"status": "pass", "detail": ""}, s, status)
+    assert has_error(forbidden) and "forbidden" in status["flags"][0]
+    other = _test_cell("AssertionError")  # a flaky in-notebook failure: the trusted verdict may give the points back
+    SandboxedExecute._apply(None, other, "test_x", "f", {"status": "pass", "detail": ""}, s, status)
+    assert not has_error(other)
+    for verdict in ({"status": "fail", "forbidden": True, "detail": "calls torch.softmax"}, {"status": "error", "detail": "raised"}):
+        passed = _test_cell(None)  # passed in the notebook, but the trusted run says otherwise: 0 points
+        SandboxedExecute._apply(None, passed, "test_x", "f", verdict, s, status)
+        assert has_error(passed)
+
+
+def test_judge_fails_a_forbidden_call_even_when_other_cases_agree():
+    from autograder.verdict import judge
+
+    ex = exercises.get("02_attention", "causal_mask")
+    cases = ex.make_cases(0)
+    good = [{"ok": True, "value": plaindata.encode(ex.reference(**ex.arguments(c)))} for c in cases]
+    assert judge(ex, cases, {"status": "ran", "outputs": good})["status"] == "pass"
+    bad = good[:-1] + [{"ok": False, "forbidden": "your code calls gptref.attention.causal_mask"}]
+    v = judge(ex, cases, {"status": "ran", "outputs": bad})
+    assert v["status"] == "fail" and v["forbidden"] and "causal_mask" in v["detail"]

@@ -2,10 +2,13 @@
 gptref reference it must agree with.
 
 The same `Exercise` drives the notebook's hidden tests (`gptref.grading.check`) and the
-autograder's trusted verdict, which calls the student's function in a separate sandboxed
-process and compares outside it. So cases are plain data (torch tensors, numbers, strings,
-bytes, and lists/tuples/dicts of those) that can cross a process boundary without pickle;
-`wrap` rebuilds richer arguments (a model callable from a logits table, say) on either side.
+autograder's trusted verdict, which makes the arguments here, sends them as plain data to the
+student's function in a separate sandboxed process (where this registry and the references are
+hidden) and compares outside it with the same `check_answer`. So cases are plain data (torch
+tensors, numbers, strings, bytes, and lists/tuples/dicts of those), and `wrap` may add only
+objects the sandbox can rebuild from plain data: a torch.Generator or a class of
+gptref.grading.models (see autograder/inside/plaindata.REBUILDABLE). `compare` defaults to
+`gptref.grading.compare.policy`, the one comparison policy.
 """
 
 from __future__ import annotations
