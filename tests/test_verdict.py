@@ -156,10 +156,11 @@ ROUTES = {
                  "    return importlib.import_module('gptref.' + 'attention').causal_mask(t_q, t_k)\n",
     "exec": "def {name}(t_q, t_k=None):\n    g = {{}}\n    exec('from gptref.attention import causal_mask as f', g)\n"
             "    return g['f'](t_q, t_k)\n",
-    "file_loader": "import importlib.util, gptref, os\ndef {name}(t_q, t_k=None):\n"
+    "file_loader": "import importlib.util, gptref, os, sys\ndef {name}(t_q, t_k=None):\n"
                    "    p = os.path.join(os.path.dirname(gptref.__file__), 'attention.py')\n"
                    "    s = importlib.util.spec_from_file_location('private_attention', p)\n"
-                   "    m = importlib.util.module_from_spec(s); s.loader.exec_module(m)\n    return m.causal_mask(t_q, t_k)\n",
+                   "    m = importlib.util.module_from_spec(s); sys.modules['private_attention'] = m\n"
+                   "    s.loader.exec_module(m)\n    return m.causal_mask(t_q, t_k)\n",
     "runpy": "import runpy, gptref, os\ndef {name}(t_q, t_k=None):\n"
              "    g = runpy.run_path(os.path.join(os.path.dirname(gptref.__file__), 'attention.py'))\n"
              "    return g['causal_mask'](t_q, t_k)\n",
