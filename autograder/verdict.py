@@ -13,9 +13,10 @@ import os
 import secrets
 import shutil
 
+from gptref.grading.guard import locate
+
 from .hidden import hidden_sources
 from .inside import plaindata
-from gptref.grading.guard import locate
 
 
 def load_secret(path: str) -> bytes:
