@@ -32,6 +32,11 @@ def has_error(cell) -> bool:
     return any(o.output_type == "error" or (o.output_type == "stream" and o.get("name") == "stderr") for o in cell.get("outputs", []))
 
 
+def called_forbidden(cell) -> bool:
+    """The cell's test failed on a call the exercise forbids (gptref.grading.guard.ForbiddenCallError)."""
+    return any(o.output_type == "error" and o.get("ename") == "ForbiddenCallError" for o in cell.get("outputs", []))
+
+
 def error_output(ename: str, evalue: str):
     return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
@@ -167,7 +172,10 @@ class SandboxedExecute(NbGraderPreprocessor):
 
     def _apply(self, cell, gid, name, v, settings, status) -> None:
         passed = not has_error(cell)
-        if v["status"] == "pass" and not passed:
+        if v["status"] == "pass" and not passed and called_forbidden(cell):
+            status["flags"].append(f"{gid}: the in-notebook test caught a forbidden call in {name}; "
+                                   "the trusted verdict does not restore these points")
+        elif v["status"] == "pass" and not passed:
             if settings.verdict_can_award:
                 errs = [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.outputs if o.output_type == "error"]
                 cell.outputs = [o for o in cell.outputs if o.output_type != "error"]
@@ -177,8 +185,10 @@ class SandboxedExecute(NbGraderPreprocessor):
                 status["flags"].append(f"{gid}: trusted check of {name} passed but the in-notebook test failed; the trusted verdict counts (credit given)")
             else:
                 status["flags"].append(f"{gid}: trusted check of {name} passed but the in-notebook test failed (review)")
-        elif v["status"] == "fail" and passed:
+        elif v["status"] in ("fail", "error") and passed:  # error: it raised on the grader's cases in the clean run
             cell.outputs.append(error_output("TrustedCheckFailed", f"{name}: {v['detail']}"))
             status["flags"].append(f"{gid}: in-notebook test passed but the trusted check of {name} failed ({v['detail']}); the trusted verdict counts (0 points)")
-        elif v["status"] in ("error", "missing", "unavailable") and passed:
+        elif v["status"] == "fail" and v.get("forbidden"):
+            status["flags"].append(f"{gid}: the trusted check of {name} caught a forbidden call ({v['detail']}); 0 points")
+        elif v["status"] in ("missing", "unavailable") and passed:
             status["flags"].append(f"{gid}: the trusted check of {name} could not confirm the pass ({v['status']}: {v['detail']}); review")

@@ -29,3 +29,9 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = 120
 c.Exchange.root = os.path.join(WORK, "exchange")
+
+# The course corpus, read-only in the sandbox (which has no network to download it).
+_cache = os.environ.get("GPTREF_CACHE") or os.path.expanduser("~/.cache/gptref")
+if os.path.isdir(_cache):
+    c.Autograder.env = {"GPTREF_CACHE": _cache}
+    c.Autograder.extra_ro_binds = [_cache]

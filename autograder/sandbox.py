@@ -153,7 +153,7 @@ class Sandbox:
         env.update(self.s.env)
         return env
 
-    def _bwrap(self, scratch: str, argv: list[str]) -> list[str]:
+    def _bwrap(self, scratch: str, argv: list[str], masked: list[str] = ()) -> list[str]:
         cmd = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net",
                "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
         if not self.root_mode:
@@ -193,6 +193,9 @@ class Sandbox:
             if any(p == b or p.startswith(b + "/") for b in _bound(cmd)):
                 continue
             ro(p, try_=True)
+        for p in masked:  # files hidden from this run (the trusted verdict's references): unreadable
+            if os.path.isfile(p):
+                cmd += ["--ro-bind", "/dev/null", p]
         ro(INSIDE, MOUNT_INSIDE)
         cmd += ["--proc", "/proc", "--dev", "/dev"]
         parents(SCRATCH_MOUNT + "/x")
@@ -225,8 +228,9 @@ class Sandbox:
             mine = 512
         return mine + self.s.max_processes
 
-    def run(self, script: str, args: list[str], scratch: str, stdin: bytes | None, timeout: float) -> SandboxResult:
-        """Run /opt/autograder/<script> with `args`; fd 3 carries its answer back."""
+    def run(self, script: str, args: list[str], scratch: str, stdin: bytes | None, timeout: float,
+            masked: list[str] = ()) -> SandboxResult:
+        """Run /opt/autograder/<script> with `args`; fd 3 carries its answer back; `masked` files read as nothing."""
         t0 = time.monotonic()
         self.hand_over(scratch)
         python = os.path.join(sys.prefix, "bin", "python")
@@ -236,7 +240,7 @@ class Sandbox:
             env["PYTHONPATH"] = ":".join([INSIDE] + list(self.s.python_paths))
             cwd = os.path.join(scratch, "work")
         else:
-            argv = self._bwrap(scratch, [python, f"{MOUNT_INSIDE}/{script}"] + args)
+            argv = self._bwrap(scratch, [python, f"{MOUNT_INSIDE}/{script}"] + args, masked)
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
             cwd = "/"
         r_fd, w_fd = os.pipe()

@@ -4,6 +4,7 @@ chooses, compared OUTSIDE the sandbox with the gptref reference."""
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 import hmac
 import importlib
@@ -12,7 +13,9 @@ import os
 import secrets
 import shutil
 
-from .compare import default_compare
+from gptref.grading.guard import locate
+
+from .hidden import hidden_sources
 from .inside import plaindata
 
 
@@ -52,10 +55,25 @@ def load_registry(spec: str, day: str) -> tuple[dict, str | None]:
 KEEP = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
 
 
+def _used(node) -> set[str]:
+    """Every name the code reads (an over-approximation: locals included)."""
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _bound(stmt) -> set[str]:
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in stmt.names}
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
 def verdict_cells(nb) -> list[list[str]]:
-    """What the verdict run executes: solution cells whole; of the other non-test code cells,
-    only imports, definitions and assignments (experiments and plots are skipped)."""
-    out = []
+    """What the verdict run executes: solution cells whole; of the other non-test code cells, the
+    imports, definitions and assignments the solution cells need (directly or through each other),
+    one statement at a time. Experiments, plots and demo training runs are skipped."""
+    entries: list[tuple] = []  # (kind, source, bound names, used names)
+    needed: set[str] | None = set()
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -63,17 +81,39 @@ def verdict_cells(nb) -> list[list[str]]:
         if meta.get("grade") and not meta.get("solution"):
             continue  # a test cell
         if meta.get("solution"):
-            out.append(["solution", cell.source])
+            entries.append(("solution", cell.source, set(), set()))
+            try:
+                needed = None if needed is None else needed | _used(ast.parse(cell.source))
+            except SyntaxError:  # magics or broken code: keep every setup statement
+                needed = None
             continue
         src = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.source.splitlines())
         try:
             tree = ast.parse(src)
         except SyntaxError:
             continue
-        kept = [n for n in tree.body if isinstance(n, KEEP)]
-        if kept:
-            out.append(["setup", "\n".join(ast.get_source_segment(src, n) or ast.unparse(n) for n in kept)])
-    return out
+        for n in tree.body:  # one statement at a time: a failing import does not skip the definitions after it
+            if isinstance(n, KEEP):
+                entries.append(("setup", ast.get_source_segment(src, n) or ast.unparse(n), _bound(n), _used(n)))
+    keep = [e[0] == "solution" or needed is None for e in entries]
+    changed = needed is not None
+    while changed:
+        changed = False
+        for i, (kind, _, bound, used) in enumerate(entries):
+            if not keep[i] and bound & needed:
+                keep[i], changed = True, True
+                needed |= used
+    return [[kind, src] for (kind, src, _, _), k in zip(entries, keep) if k]
+
+
+def _calls(ex, cases: list) -> list:
+    """The keyword arguments of every call, made here and sent as plain data (wrap objects included)."""
+    return [plaindata.encode(ex.arguments(copy.deepcopy(c)), objects=True) for c in cases]
+
+
+def forbidden_names(ex) -> list[str]:
+    """The exercise's forbidden callables by "module:qualname" (rebuilt inside the sandbox)."""
+    return sorted({p for p in (locate(f) for f in ex.forbidden) if p})
 
 
 def trusted_verdict(nb, exercises: list, seeds: dict, sandbox, settings) -> dict:
@@ -84,12 +124,13 @@ def trusted_verdict(nb, exercises: list, seeds: dict, sandbox, settings) -> dict
     for ex in exercises:
         cases = list(ex.make_cases(seeds[ex.name]))
         cases_by_name[ex.name] = cases
-        job_ex.append({"name": ex.name, "day": ex.day, "cases": [plaindata.encode(c) for c in cases]})
-    job = {"cells": verdict_cells(nb), "exercises": job_ex, "registry": settings.registry,
+        job_ex.append({"name": ex.name, "calls": _calls(ex, cases), "forbidden": forbidden_names(ex)})
+    modules, masked = hidden_sources(exercises)
+    job = {"cells": verdict_cells(nb), "exercises": job_ex, "modules": modules,
            "seed": seeds["__run__"], "cell_timeout": settings.cell_timeout, "call_timeout": settings.call_timeout}
     scratch = sandbox.new_scratch()
     try:
-        r = sandbox.run("run_verdict.py", [], scratch, json.dumps(job).encode(), settings.verdict_timeout)
+        r = sandbox.run("run_verdict.py", [], scratch, json.dumps(job).encode(), settings.verdict_timeout, masked=masked)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     try:
@@ -99,40 +140,42 @@ def trusted_verdict(nb, exercises: list, seeds: dict, sandbox, settings) -> dict
         why = "timed out" if r.timed_out else f"exited with {r.rc}"
         tail = r.log.strip().splitlines()[-1:] or [""]
         return {ex.name: {"status": "unavailable", "detail": f"the verdict run {why} without an answer {tail[0][:200]}"} for ex in exercises}
-    out = {}
-    for ex in exercises:
-        res = results.get(ex.name) if isinstance(results, dict) else None
-        if not isinstance(res, dict) or res.get("status") != "ran":
-            out[ex.name] = {"status": "missing", "detail": (res or {}).get("detail", "no answer")}
+    return {ex.name: judge(ex, cases_by_name[ex.name], results.get(ex.name) if isinstance(results, dict) else None)
+            for ex in exercises}
+
+
+def judge(ex, cases: list, res) -> dict:
+    """The verdict of one exercise from the sandbox's raw answers (compared here, outside)."""
+    if not isinstance(res, dict) or res.get("status") != "ran":
+        return {"status": "missing", "detail": str((res or {}).get("detail", "no answer"))[:300]}
+    outs = res.get("outputs", [])
+    if not isinstance(outs, list) or len(outs) != len(cases):
+        return {"status": "unavailable", "detail": "answer has the wrong number of results"}
+    verdict = {"status": "pass", "detail": f"{len(cases)} cases agree with the reference"}
+    for i, (case, o) in enumerate(zip(cases, outs)):
+        if not isinstance(o, dict):
+            return {"status": "fail", "detail": f"case {i}: malformed answer"}
+        if o.get("forbidden"):  # a forbidden call costs the exercise, whatever the other cases say
+            return {"status": "fail", "forbidden": True, "detail": f"case {i}: {str(o['forbidden'])[:300]}"}
+        if o.get("bad_answer"):
+            verdict = {"status": "fail", "detail": f"case {i}: the answer is not plain data ({str(o.get('error'))[:200]})"}
             continue
-        outs = res.get("outputs", [])
-        cases = cases_by_name[ex.name]
-        if len(outs) != len(cases):
-            out[ex.name] = {"status": "unavailable", "detail": "answer has the wrong number of results"}
+        if not o.get("ok"):
+            if verdict["status"] == "pass":
+                verdict = {"status": "error", "detail": f"case {i} raised {str(o.get('error', 'error'))[:300]}"}
             continue
-        verdict = {"status": "pass", "detail": f"{len(cases)} cases agree with the reference"}
-        for i, (case, o) in enumerate(zip(cases, outs)):
-            if o.get("bad_answer"):
-                verdict = {"status": "fail", "detail": f"case {i}: the answer is not plain data ({str(o.get('error'))[:200]})"}
-                break
-            if not o.get("ok"):
-                err = str(o.get("error", "error"))[:300]
-                if verdict["status"] == "pass":
-                    verdict = {"status": "error", "detail": f"case {i} raised {err}"}
-                continue
-            try:
-                got = plaindata.decode(o["value"])
-            except Exception as e:  # noqa: BLE001
-                verdict = {"status": "fail", "detail": f"case {i}: unreadable answer ({e})"}
-                break
-            expected = ex.reference(**ex.arguments(case))
-            compare = ex.compare or (lambda g, e, c: default_compare(g, e, c))
-            try:
-                msg = compare(got, expected, case)
-            except Exception as e:  # noqa: BLE001 (a malformed answer can break a comparison)
-                msg = f"comparison failed: {type(e).__name__}: {e}"
-            if msg:
-                verdict = {"status": "fail", "detail": f"case {i}: {str(msg)[:300]}"}
-                break
-        out[ex.name] = verdict
-    return out
+        if verdict["status"] != "pass":
+            continue
+        try:
+            got = plaindata.decode(o["value"])
+        except Exception as e:  # noqa: BLE001
+            verdict = {"status": "fail", "detail": f"case {i}: unreadable answer ({e})"}
+            continue
+        expected = ex.reference(**ex.arguments(copy.deepcopy(case)))
+        try:
+            msg = ex.check_answer(got, expected, case)
+        except Exception as e:  # noqa: BLE001 (a malformed answer can break a comparison)
+            msg = f"comparison failed: {type(e).__name__}: {e}"
+        if msg:
+            verdict = {"status": "fail", "detail": f"case {i}: {str(msg)[:300]}"}
+    return verdict

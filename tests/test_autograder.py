@@ -17,12 +17,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 
 import agfix_cases  # noqa: E402
 import agfix_course  # noqa: E402
-from autograder.compare import default_compare  # noqa: E402
 from autograder.inside import plaindata  # noqa: E402
 from autograder.precheck import precheck  # noqa: E402
 from autograder.scan import scan  # noqa: E402
 from autograder.scrub import ScrubHiddenTests, hidden_lines  # noqa: E402
 from autograder.verdict import derive_seed, verdict_cells  # noqa: E402
+from gptref.grading.compare import policy  # noqa: E402
 
 
 def test_plaindata_round_trip_keeps_values_and_dtypes():
@@ -44,7 +44,8 @@ class AlwaysEqual:
         return True
 
 
-@pytest.mark.parametrize("bad", [AlwaysEqual(), np.array([AlwaysEqual()], dtype=object), {1: 2}, np.zeros(2).view(type("Sub", (np.ndarray,), {}))])
+@pytest.mark.parametrize("bad", [AlwaysEqual(), np.array([AlwaysEqual()], dtype=object), {object(): 2}, {frozenset(): 1},
+                                 np.zeros(2).view(type("Sub", (np.ndarray,), {})), torch.Generator()])
 def test_plaindata_refuses_objects(bad):
     with pytest.raises(TypeError):
         plaindata.encode(bad)
@@ -59,17 +60,18 @@ def test_plaindata_never_unpickles():
         plaindata.decode({"__np__": base64.b64encode(buf.getvalue()).decode()})
 
 
-def test_default_compare_against_numpy_isclose():
+def test_the_one_policy_on_numpy_and_python_answers():
+    """The toy course's answers (numpy) go through the policy the hidden tests use: torch.isclose at the dtype's tolerance."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3, 4))
-    assert default_compare(torch.from_numpy(x), x) is None
-    assert default_compare(x + 1e-9, x) is None
-    assert "values differ" in default_compare(x + 1e-2, x)
-    assert "shape" in default_compare(x.T, x)
-    assert default_compare((1, [2.0, x]), (1, [2.0, x])) is None
-    assert default_compare(AlwaysEqual(), x) is not None
-    assert default_compare(3, 3) is None and default_compare(3, 4) is not None
-    assert default_compare(np.array([1, 2]), np.array([1, 3])) is not None
+    assert policy(x.copy(), x) is None
+    assert policy(x + 1e-9, x) is None
+    assert "wrong at" in policy(x + 1e-2, x)
+    assert "shape" in policy(x.T, x)
+    assert policy((1, [2.0, x]), (1, [2.0, x])) is None
+    assert policy(AlwaysEqual(), x) is not None
+    assert policy(3, 3) is None and policy(3, 4) is not None
+    assert policy(np.array([1, 2]), np.array([1, 3])) is not None
 
 
 def test_seed_is_stable_and_secret_dependent():
@@ -145,12 +147,16 @@ def test_scrub_removes_hidden_tests_from_source_and_outputs():
 
 
 def test_verdict_cells_skip_tests_and_experiments():
-    nb = agfix_cases.notebook(_release_nb(), extra_after_sum="x = 1\nfor i in range(10**9):\n    pass\ndef helper():\n    return 2")
+    """Solution cells whole; of the rest only the statements the solutions need (here `helper` and its `scale`)."""
+    nb = agfix_cases.notebook(_release_nb(), sum_src="def scaled_sum(x, y, alpha):\n    return x + helper() * alpha * y\n",
+                              extra_after_sum="scale = 1\nunused_value = 7\nfor i in range(10**9):\n    pass\n"
+                                              "def helper():\n    return scale\nbig = sorted(range(10**8))")
     cells = verdict_cells(nb)
     kinds = [k for k, _ in cells]
     text = "\n".join(s for _, s in cells)
     assert kinds.count("solution") == 2 and "HIDDEN" not in text and "assert" not in text
-    assert "range(10**9)" not in text and "def helper" in text and "x = 1" in text
+    assert "range(10**9)" not in text and "def helper" in text and "scale = 1" in text
+    assert "unused_value" not in text and "big =" not in text
 
 
 def test_collect_layouts_take_only_expected_notebooks(tmp_path):

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 from gptref.grading import exercises
-from gptref.grading.compare import describe, difference
+from gptref.grading.compare import describe
 from gptref.grading.guard import ForbiddenCallError, forbid
 
 
@@ -72,7 +72,7 @@ def check(day: str, name: str, fn: Callable, seed: int = 0) -> None:
             raise AssertionError(f"{e}\n  in {call}") from None
         except Exception as e:
             raise AssertionError(f"{name} raised {type(e).__name__}: {e}\n  in {call} (case {i + 1} of {len(cases)})") from e
-        message = exercise.compare(got, expected, case) if exercise.compare else difference(got, expected)
+        message = exercise.check_answer(got, expected, case)
         if message:
             raise AssertionError(f"{message}\n  in {call} (case {i + 1} of {len(cases)})")
     return None

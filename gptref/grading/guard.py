@@ -158,8 +158,49 @@ def forbid(*callables: Any) -> Iterator[None]:
         raise ForbiddenCallError(message(violations[0])) from error
 
 
+_SEARCH = ("torch", "torch.nn.functional", "torch.nn", "torch.autograd", "torch.linalg", "torch.special", "torch.fft")
+
+
+def resolve(path: str) -> Any:
+    """The object at "module:qualname" (None if it does not exist), e.g. "torch:Tensor.softmax"."""
+    import importlib
+
+    module, _, qualname = path.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except Exception:  # noqa: BLE001 (a module that cannot be imported here holds nothing to call)
+        return None
+    return obj
+
+
+def locate(fn: Any) -> str | None:
+    """A "module:qualname" that `resolve` turns back into this very object, or None.
+
+    Forbidden callables travel by this name into the trusted-verdict sandbox, which rebuilds
+    the guard there without the registry (and without the exercise modules).
+    """
+    names = []
+    for n in (getattr(fn, "__qualname__", None), getattr(fn, "__name__", None)):
+        if isinstance(n, str) and n:
+            names.append(n)
+            if "." in n:
+                names.append("Tensor." + n.rsplit(".", 1)[1])  # TensorBase.softmax is torch.Tensor.softmax
+            else:
+                names.append("Tensor." + n)
+    modules = [getattr(fn, "__module__", None), getattr(getattr(fn, "__objclass__", None), "__module__", None), *_SEARCH]
+    for module in dict.fromkeys(m for m in modules if isinstance(m, str) and m):
+        for name in dict.fromkeys(names):
+            path = f"{module}:{name}"
+            got = resolve(path)
+            if got is fn or (isinstance(fn, types.MethodType) and got == fn):  # a classmethod: a new bound method each time
+                return path
+    return None
+
+
 def is_forbidden_error(e: BaseException) -> bool:
     return isinstance(e, ForbiddenCallError)
 
 
-__all__ = ["ForbiddenCallError", "forbid", "callable_name", "message"]
+__all__ = ["ForbiddenCallError", "forbid", "callable_name", "message", "locate", "resolve"]

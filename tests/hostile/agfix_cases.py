@@ -138,7 +138,7 @@ def cases(release_nb, root: str) -> dict[str, tuple[Case, object]]:
     add(Case("frame_reader", "returns the test's `expected` read from the caller's frame", score=1, flag="trusted check"), notebook(R, sum_src=(
         "import sys, gc\ndef scaled_sum(x, y, alpha):\n    f = sys._getframe(1)\n    if 'expected' in f.f_locals:\n"
         "        return f.f_locals['expected']\n    if alpha == 2.0:\n        return x + 2.0 * y\n    return x\n")))
-    add(Case("calls_reference", "calls the trusted reference", score=3, flag="must not call"), notebook(R, sum_src=(
+    add(Case("calls_reference", "calls the trusted reference (a forbidden call: the exercise scores 0)", score=1, flag="must not call"), notebook(R, sum_src=(
         "from agfix_ref import scaled_sum_ref\ndef scaled_sum(x, y, alpha):\n    return scaled_sum_ref(x, y, alpha)\n")))
     add(Case("nbgrader_env", "branches on NBGRADER_EXECUTION", score=1, flag="NBGRADER"), notebook(R, sum_src=(
         "import os\ndef scaled_sum(x, y, alpha):\n    if os.environ.get('NBGRADER_EXECUTION'):\n"

@@ -11,23 +11,10 @@ from __future__ import annotations
 import torch
 
 import gptref.decoding as decoding
+from gptref.grading.models import TableModel
 from gptref.grading.spec import Exercise
 
 DAY = "04_decoding"
-
-
-class TableModel:
-    """(B, T) ids -> (B, T, V) logits read from a (L, V, V) table: row [position, previous token]."""
-
-    def __init__(self, table: torch.Tensor):
-        if table.dim() == 2:
-            table = table[None]  # a plain bigram table: the same at every position
-        self.table = table
-
-    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        T = idx.shape[1]
-        pos = torch.arange(T).clamp(max=self.table.shape[0] - 1)  # (T,)
-        return self.table[pos[None, :], idx]  # (B, T, V)
 
 
 def _wrap_model(case: dict) -> dict:

@@ -1,0 +1,212 @@
+"""The real course through the real pipeline: all nine notebooks graded by `python -m autograder`.
+
+One batch (module fixture): the repository's solutions/ as the source, a copy of course/ as the
+release, and as students: "solution" (every day's solution cells filled in, as a student would
+hand them in), "untouched" (the nine released notebooks as they are), and the planted mistakes
+of tests/mutants/d<day>.py applied to the solution (several per student when they change
+different cells and fail disjoint tests). Graded with the sandbox and trusted verdicts on, two
+workers. Then: the solution gets every autograded point with no flag, the untouched release 0
+without a crash, and each mutant student loses exactly the points of its mutants' `fails` cells.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import nbformat
+import pytest
+
+from autograder.sandbox import bwrap_problem
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UID_BASE = int(os.environ.get("REAL_COURSE_UID_BASE", "62000"))  # two runs at once need two bases
+ONLY_MUTANTS = os.environ.get("REAL_COURSE_ONLY_MUTANTS") == "1"  # debugging: the mutant students alone
+_PROBLEM = bwrap_problem()
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(_PROBLEM is not None, reason=f"needs bubblewrap: {_PROBLEM}")]
+
+CONFIG = '''
+import os
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORK = os.path.join(HERE, "work")
+c = get_config()
+c.CourseDirectory.root = HERE
+c.CourseDirectory.course_id = "realcourse"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "course"
+c.CourseDirectory.submitted_directory = os.path.join(WORK, "submitted")
+c.CourseDirectory.autograded_directory = os.path.join(WORK, "autograded")
+c.CourseDirectory.feedback_directory = os.path.join(WORK, "feedback")
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(WORK, "gradebook.db")
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.db", "work", "*.png", "*.model", "*.vocab"]
+c.ClearOutput.enabled = True
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+c.Exchange.root = os.path.join(WORK, "exchange")
+c.Autograder.sandbox_uid_base = %d
+_cache = os.environ.get("GPTREF_CACHE") or os.path.expanduser("~/.cache/gptref")
+c.Autograder.env = {"GPTREF_CACHE": _cache}  # the corpus, read-only (the sandbox has no network)
+c.Autograder.extra_ro_binds = [_cache]
+'''
+
+
+def days() -> list[str]:
+    """Every day of solutions/ (REAL_COURSE_DAYS=01_bpe,02_attention narrows it while debugging)."""
+    only = [d for d in os.environ.get("REAL_COURSE_DAYS", "").split(",") if d]
+    return sorted(d for d in os.listdir(os.path.join(REPO, "solutions"))
+                  if os.path.isdir(os.path.join(REPO, "solutions", d)) and (not only or d in only))
+
+
+def mutants(day: str) -> list:
+    if os.environ.get("REAL_COURSE_MUTANTS") == "0":  # debugging: solutions and releases only
+        return []
+    return importlib.import_module(f"tests.mutants.d{day}").MUTANTS
+
+
+def strip_markers(src: str) -> str:
+    return "\n".join(line for line in src.splitlines() if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+
+
+def as_student(release_nb, solution_nb, changes: list = ()):
+    """The release with the solution's answers filled in, then each mutant's `old` -> `new` applied."""
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution_nb.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = nbformat.from_dict(json.loads(nbformat.writes(release_nb)))
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution") and gid in answers:
+            cell.source = strip_markers(answers[gid])
+    for m in changes:
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == m.cell)
+        assert cell.source.count(m.old) == 1, f"mutant {m.why!r}: {m.old!r} must occur once in {m.cell}"
+        cell.source = cell.source.replace(m.old, m.new)
+    return nb
+
+
+def pack(ms: list) -> list[list]:
+    """Mutants grouped so that no two in a group change the same cell or fail the same test."""
+    groups: list[list] = []
+    for m in ms:
+        for g in groups:
+            if all(o.cell != m.cell and not (o.fails & m.fails) for o in g):
+                g.append(m)
+                break
+        else:
+            groups.append([m])
+    return groups
+
+
+def cli(cfg: str, *args, timeout=None):
+    return subprocess.run([sys.executable, "-m", "autograder", "--config", cfg, *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    root = tempfile.mkdtemp(prefix="agreal-")
+    try:
+        yield _grade(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _grade(root: str) -> dict:
+    os.symlink(os.path.join(REPO, "solutions"), os.path.join(root, "solutions"))
+    shutil.copytree(os.path.join(REPO, "course"), os.path.join(root, "course"))
+    cfg = os.path.join(root, "nbgrader_config.py")
+    with open(cfg, "w") as f:
+        f.write(CONFIG % UID_BASE)
+    r = cli(cfg, "release", timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    incoming = os.path.join(root, "incoming")
+    expect: dict[tuple[str, str], dict] = {}  # (student, day) -> {"fails": set, "why": [...]}
+    for day in days():
+        release = nbformat.read(os.path.join(root, "course", day, f"{day}.ipynb"), as_version=4)
+        solution = nbformat.read(os.path.join(REPO, "solutions", day, f"{day}.ipynb"), as_version=4)
+        students = {} if ONLY_MUTANTS else {"solution": [], "untouched": None}
+        for k, group in enumerate(pack(mutants(day))):
+            students[f"mut{day[:2]}_{k}"] = group
+        for student, group in students.items():
+            nb = release if group is None else as_student(release, solution, group)
+            os.makedirs(os.path.join(incoming, student), exist_ok=True)
+            nbformat.write(nb, os.path.join(incoming, student, f"{day}.ipynb"))
+            expect[(student, day)] = {"fails": set().union(*(m.fails for m in group)) if group else set(),
+                                      "why": [m.why for m in group or []], "untouched": group is None}
+    r = cli(cfg, "collect", incoming, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    t0 = time.monotonic()
+    r = cli(cfg, "grade", "--workers", "2", timeout=3600)
+    seconds = time.monotonic() - t0
+    assert r.returncode == 0, r.stdout + r.stderr
+    status = {}
+    for student, day in expect:
+        path = os.path.join(root, "work", "status", day, f"{student}.json")
+        status[(student, day)] = json.load(open(path)) if os.path.exists(path) else None
+    lines = [f"real course: {len(expect)} submissions graded in {seconds:.0f} s with 2 workers"]
+    for (student, day), st in sorted(status.items()):
+        if student == "solution" and st:
+            lines.append(f"  {day}: solution graded in {st.get('seconds')} s")
+    print("\n".join(lines))
+    with open(os.path.join(tempfile.gettempdir(), "real_course_times.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return {"root": root, "expect": expect, "status": status, "seconds": seconds}
+
+
+def _auto(st: dict) -> dict[str, tuple[float, float]]:
+    """grade_id -> (auto score, max) of the autograded cells."""
+    out = {}
+    for key, c in st.get("cells", {}).items():
+        if c.get("auto") is not None or not c.get("needs_manual_grade"):
+            out[key.split(":", 1)[1]] = (c.get("auto") or 0.0, c.get("max") or 0.0)
+    return out
+
+
+def _flags(st: dict) -> list[str]:
+    from autograder.grade import all_flags
+
+    return all_flags(st)
+
+
+@pytest.mark.parametrize("day", days())
+def test_solution_gets_full_marks_and_no_flags(batch, day):
+    if ONLY_MUTANTS:
+        pytest.skip("REAL_COURSE_ONLY_MUTANTS=1")
+    st = batch["status"][("solution", day)]
+    assert st is not None, f"{day}: the solution was not graded"
+    lost = {g: s for g, s in _auto(st).items() if s[0] != s[1]}
+    assert not lost, f"{day}: the official solution lost points in {lost}; flags: {_flags(st)}; verdict: {st.get('notebooks')}"
+    assert not _flags(st), f"{day}: the official solution was flagged: {_flags(st)}"
+
+
+@pytest.mark.parametrize("day", days())
+def test_untouched_release_scores_zero_without_crash(batch, day):
+    if ONLY_MUTANTS:
+        pytest.skip("REAL_COURSE_ONLY_MUTANTS=1")
+    st = batch["status"][("untouched", day)]
+    assert st is not None and st.get("state") != "failed", f"{day}: grading the untouched release crashed: {st and _flags(st)}"
+    assert all(a == 0 for a, _ in _auto(st).values()), f"{day}: the untouched release scored {_auto(st)}"
+
+
+def _mutant_students():
+    out = []
+    for day in days():
+        for k, group in enumerate(pack(mutants(day))):
+            out.append((f"mut{day[:2]}_{k}", day))
+    return out
+
+
+@pytest.mark.parametrize("student,day", _mutant_students())
+def test_mutants_lose_exactly_their_cells(batch, student, day):
+    st = batch["status"][(student, day)]
+    exp = batch["expect"][(student, day)]
+    assert st is not None and st.get("state") != "failed", f"{student}/{day}: grading crashed"
+    auto = _auto(st)
+    wrong = {g: s for g, s in auto.items() if s[0] != (0 if g in exp["fails"] else s[1])}
+    assert not wrong, (f"{day} mutants {exp['why']}: should fail exactly {sorted(exp['fails'])}; "
+                       f"cells scored otherwise (auto, max): {wrong}; flags: {_flags(st)}")

@@ -1,0 +1,263 @@
+"""The trusted verdict's transport and rules: plain data, one comparison policy, forbidden calls,
+and no reference through the back door (the sandboxed part needs bubblewrap)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autograder.inside import plaindata
+from gptref.grading import exercises
+
+# ------------------------------------------------------------------ plain data, property-tested
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int8,
+          torch.uint8, torch.bool, torch.complex64]
+
+
+@st.composite
+def tensors(draw):
+    dtype = draw(st.sampled_from(DTYPES))
+    shape = tuple(draw(st.lists(st.integers(0, 3), max_size=3)))  # () included: a 0-d scalar
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    if dtype == torch.bool:
+        return torch.randint(0, 2, shape, generator=g).bool()
+    if dtype.is_floating_point or dtype.is_complex:
+        return (torch.randn(shape, generator=g, dtype=torch.float64) * 100).to(dtype)
+    info = torch.iinfo(dtype)
+    return torch.randint(max(info.min, -1000), min(info.max, 1000), shape, generator=g, dtype=dtype)
+
+
+keys = st.one_of(st.text(max_size=5), st.integers(-10**12, 10**12), st.binary(max_size=4),
+                 st.tuples(st.integers(0, 300), st.integers(0, 300)), st.tuples(st.binary(max_size=3), st.binary(max_size=3)))
+leaves = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True), st.text(max_size=8),
+                   st.binary(max_size=8), tensors())
+values = st.recursive(leaves, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.tuples(inner, inner), st.dictionaries(keys, inner, max_size=4)), max_leaves=12)
+
+
+def same(a, b) -> bool:
+    """Structural equality with exact types: tensors by dtype, shape and bits; floats NaN-aware."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, torch.Tensor):
+        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.view(-1).view(torch.uint8) if a.numel() else a,
+                                                                           b.view(-1).view(torch.uint8) if b.numel() else b)
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    return a == b
+
+
+@settings(max_examples=300, deadline=None)
+@given(values)
+def test_plaindata_round_trip_is_exact(obj):
+    back = plaindata.decode(json.loads(json.dumps(plaindata.encode(obj))))
+    assert same(obj, back), (obj, back)
+
+
+def test_scalar_tensor_keeps_shape_and_numpy_scalars_stay_scalars():
+    back = plaindata.loads(plaindata.dumps({"loss": torch.tensor(2.5), "n": np.int64(3), "x": np.float32(0.5)}))
+    assert back["loss"].shape == () and back["loss"].item() == 2.5
+    assert back["n"] == 3 and back["x"].dtype == np.float32 and np.ndim(back["x"]) == 0
+
+
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+    __hash__ = object.__hash__
+
+
+@pytest.mark.parametrize("bad", [AlwaysEqual(), [1, AlwaysEqual()], {AlwaysEqual(): 1}, {"k": AlwaysEqual()},
+                                 type("MyList", (list,), {})([1]), type("MyInt", (int,), {})(3), torch.Generator()])
+def test_plaindata_refuses_objects_in_answers(bad):
+    with pytest.raises(TypeError):
+        plaindata.encode(bad)
+
+
+def test_argument_objects_cross_only_when_asked():
+    from gptref.grading.models import TableModel
+
+    g = torch.Generator().manual_seed(5)
+    args = {"model": TableModel(torch.randn(2, 4, 4, generator=g)), "generator": torch.Generator().manual_seed(9)}
+    with pytest.raises(TypeError):
+        plaindata.encode(args)  # an answer may not be an object
+    back = plaindata.decode(json.loads(json.dumps(plaindata.encode(args, objects=True))), objects=True)
+    idx = torch.tensor([[0, 3, 1]])
+    assert torch.equal(back["model"](idx), args["model"](idx))
+    assert torch.equal(torch.rand(5, generator=back["generator"]), torch.rand(5, generator=torch.Generator().manual_seed(9)))
+    with pytest.raises(ValueError):
+        plaindata.decode(json.loads(json.dumps(plaindata.encode(args, objects=True))))  # answers never decode to objects
+
+
+# ------------------------------------------------------------------ every exercise, every day
+
+ALL = [pytest.param(ex, id=ex.key) for ex in exercises.all_exercises()]
+
+
+@pytest.mark.parametrize("ex", ALL)
+def test_reference_answers_and_arguments_survive_the_round_trip(ex):
+    """What the trusted verdict does: arguments made here cross in, answers cross out, one policy compares."""
+    for i, case in enumerate(ex.make_cases(1234)):
+        args = ex.arguments(copy.deepcopy(case))
+        sent = plaindata.decode(json.loads(json.dumps(plaindata.encode(args, objects=True))), objects=True)
+        torch.manual_seed(i)
+        expected = ex.reference(**ex.arguments(copy.deepcopy(case)))
+        torch.manual_seed(i)
+        got = ex.reference(**sent)
+        back = plaindata.decode(json.loads(json.dumps(plaindata.encode(got))))
+        assert ex.check_answer(back, expected, case) is None, f"{ex.key} case {i}: {ex.check_answer(back, expected, case)}"
+
+
+def test_every_exercise_has_the_one_policy():
+    from gptref.grading.compare import policy
+
+    defaults = [ex for ex in exercises.all_exercises() if ex.compare is policy]
+    assert defaults, "some exercises use the default policy"
+    ex = defaults[0]
+    case = ex.make_cases(0)[0]
+    expected = ex.reference(**ex.arguments(copy.deepcopy(case)))
+    assert ex.check_answer(expected, expected, case) is None
+    wrong = expected + 1 if isinstance(expected, torch.Tensor) and not expected.dtype == torch.bool else ~expected
+    assert ex.check_answer(wrong, expected, case) is not None
+
+
+def test_forbidden_callables_travel_by_name():
+    from gptref.grading.guard import locate, resolve
+
+    for ex in exercises.all_exercises():
+        for f in ex.forbidden:
+            path = locate(f)
+            assert path is not None, f"{ex.key}: {f!r} has no importable name"
+            got = resolve(path)
+            assert got is f or got == f
+
+
+# ------------------------------------------------------------------ the sandboxed run: forbidden calls and back doors
+
+ROUTES = {
+    "honest": "def {name}(t_q, t_k=None):\n    t_k = t_q if t_k is None else t_k\n"
+              "    return torch.ones(t_q, t_k, dtype=torch.bool).tril(t_k - t_q)\n",
+    "alias": "from gptref.attention import causal_mask as _cm\ndef {name}(t_q, t_k=None):\n    return _cm(t_q, t_k)\n",
+    "getattr": "import gptref.attention as _A\ndef {name}(t_q, t_k=None):\n    return getattr(_A, 'causal' + '_mask')(t_q, t_k)\n",
+    "importlib": "import importlib\ndef {name}(t_q, t_k=None):\n"
+                 "    return importlib.import_module('gptref.' + 'attention').causal_mask(t_q, t_k)\n",
+    "exec": "def {name}(t_q, t_k=None):\n    g = {{}}\n    exec('from gptref.attention import causal_mask as f', g)\n"
+            "    return g['f'](t_q, t_k)\n",
+    "file_loader": "import importlib.util, gptref, os, sys\ndef {name}(t_q, t_k=None):\n"
+                   "    p = os.path.join(os.path.dirname(gptref.__file__), 'attention.py')\n"
+                   "    s = importlib.util.spec_from_file_location('private_attention', p)\n"
+                   "    m = importlib.util.module_from_spec(s); sys.modules['private_attention'] = m\n"
+                   "    s.loader.exec_module(m)\n    return m.causal_mask(t_q, t_k)\n",
+    "runpy": "import runpy, gptref, os\ndef {name}(t_q, t_k=None):\n"
+             "    g = runpy.run_path(os.path.join(os.path.dirname(gptref.__file__), 'attention.py'))\n"
+             "    return g['causal_mask'](t_q, t_k)\n",
+    "read_source": "import gptref, os\ndef {name}(t_q, t_k=None):\n"
+                   "    g = {{}}\n    exec(open(os.path.join(os.path.dirname(gptref.__file__), 'attention.py')).read(), g)\n"
+                   "    return g['causal_mask'](t_q, t_k)\n",
+    "read_exercise": "import gptref, os\ndef {name}(t_q, t_k=None):\n"
+                     "    p = os.path.join(os.path.dirname(gptref.__file__), 'grading', 'exercises', 'd02_attention.py')\n"
+                     "    g = {{}}\n    exec(open(p).read(), g)\n    return g['A'].causal_mask(t_q, t_k)\n",
+    "pyc": "import gptref, os, glob, marshal\ndef {name}(t_q, t_k=None):\n"
+           "    d = os.path.join(os.path.dirname(gptref.__file__), '__pycache__')\n"
+           "    p = sorted(glob.glob(os.path.join(d, 'attention.*.pyc')))[0]\n"
+           "    g = {{}}\n    exec(marshal.loads(open(p, 'rb').read()[16:]), g)\n    return g['causal_mask'](t_q, t_k)\n",
+}
+
+
+@pytest.mark.slow
+def test_verdict_sandbox_catches_every_route_to_the_reference(tmp_path):
+    import dataclasses
+    import os
+    import py_compile
+
+    from autograder.sandbox import Sandbox, bwrap_problem
+    from autograder.settings import Autograder
+    from autograder.verdict import trusted_verdict
+    from traitlets.config import Config
+
+    problem = bwrap_problem()
+    if problem:
+        pytest.skip(f"needs bubblewrap: {problem}")
+    import gptref.attention as A
+
+    py_compile.compile(A.__file__, cfile=importlib_cache(A.__file__))  # a .pyc to steal, as a grader's run leaves one
+    base = exercises.get("02_attention", "causal_mask")
+    exs = [dataclasses.replace(base, name=f"cm_{route}") for route in ROUTES]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import torch")]
+    for route, src in ROUTES.items():
+        cell = nbformat.v4.new_code_cell(src.format(name=f"cm_{route}"))
+        cell.metadata["nbgrader"] = {"solution": True, "grade": False, "grade_id": f"cm_{route}", "locked": False}
+        nb.cells.append(cell)
+    c = Config()
+    c.Autograder.sandbox_uid_base = 62040
+    c.Autograder.memory_mb = 3072
+    s = Autograder(config=c)
+    seeds = {ex.name: 7 for ex in exs} | {"__run__": 1}
+    verdicts = trusted_verdict(nb, exs, seeds, Sandbox(s, slot=0), s)
+    assert verdicts["cm_honest"]["status"] == "pass", verdicts["cm_honest"]
+    for route in ROUTES:
+        if route == "honest":
+            continue
+        v = verdicts[f"cm_{route}"]
+        assert v["status"] in ("fail", "error"), f"route {route}: {v}"
+        if route in ("alias", "getattr", "importlib", "exec"):
+            assert v["status"] == "fail" and v.get("forbidden"), f"route {route} should be caught as a forbidden call: {v}"
+
+
+def importlib_cache(path: str) -> str:
+    import importlib.util
+
+    return importlib.util.cache_from_source(path)
+
+
+def _test_cell(ename: str | None):
+    cell = nbformat.v4.new_code_cell("check(...)")
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "grade_id": "test_x", "points": 1}
+    if ename:
+        cell.outputs = [nbformat.v4.new_output("error", ename=ename, evalue="boom", traceback=[])]
+    return cell
+
+
+def test_verdict_credit_never_restores_a_forbidden_call():
+    from autograder.execute import SandboxedExecute, has_error
+    from autograder.settings import Autograder
+
+    s = Autograder()
+    assert s.verdict_can_award
+    status = {"flags": []}
+    forbidden = _test_cell("ForbiddenCallError")
+    SandboxedExecute._apply(None, forbidden, "test_x", "f", {"status": "pass", "detail": ""}, s, status)
+    assert has_error(forbidden) and "forbidden" in status["flags"][0]
+    other = _test_cell("AssertionError")  # a flaky in-notebook failure: the trusted verdict may give the points back
+    SandboxedExecute._apply(None, other, "test_x", "f", {"status": "pass", "detail": ""}, s, status)
+    assert not has_error(other)
+    for verdict in ({"status": "fail", "forbidden": True, "detail": "calls torch.softmax"}, {"status": "error", "detail": "raised"}):
+        passed = _test_cell(None)  # passed in the notebook, but the trusted run says otherwise: 0 points
+        SandboxedExecute._apply(None, passed, "test_x", "f", verdict, s, status)
+        assert has_error(passed)
+
+
+def test_judge_fails_a_forbidden_call_even_when_other_cases_agree():
+    from autograder.verdict import judge
+
+    ex = exercises.get("02_attention", "causal_mask")
+    cases = ex.make_cases(0)
+    good = [{"ok": True, "value": plaindata.encode(ex.reference(**ex.arguments(c)))} for c in cases]
+    assert judge(ex, cases, {"status": "ran", "outputs": good})["status"] == "pass"
+    bad = good[:-1] + [{"ok": False, "forbidden": "your code calls gptref.attention.causal_mask"}]
+    v = judge(ex, cases, {"status": "ran", "outputs": bad})
+    assert v["status"] == "fail" and v["forbidden"] and "causal_mask" in v["detail"]
