@@ -164,7 +164,8 @@ def make_course(root: str, students: dict, disk_mb: int = DISK_MB, uid_base: int
     """The toy course under `root` with `students` (name -> notebook-making function) collected."""
     cfg = agfix_course.build(root)
     with open(cfg, "a") as f:
-        f.write(f"c.Autograder.sandbox_uid_base = {uid_base}\nc.Autograder.disk_mb = {disk_mb}\n")
+        f.write(f"c.Autograder.sandbox_uid_base = {uid_base}\nc.Autograder.sandbox_uid_count = 16\n"
+                f"c.Autograder.disk_mb = {disk_mb}\n")
     r = cli(cfg, "release")
     assert r.returncode == 0, r.stdout + r.stderr
     release_nb = nbformat.read(os.path.join(root, "course", "toy", "toy.ipynb"), as_version=4)
@@ -220,7 +221,7 @@ def batch():
         "honest_b": lambda R: _notebook(R),
         "honest_c": lambda R: _notebook(R),
         "filler": lambda R: _notebook(R, extra_first=FILLER),
-        "forger": lambda R: _notebook(R, sum_src=agfix_cases.BAD_SUM, extra_first=FORGER),
+        "forger": lambda R: _notebook(R, sum_src=FORGER + agfix_cases.BAD_SUM),
         "searcher": lambda R: _notebook(R, last=SEARCHER),
     }
     try:
@@ -248,13 +249,49 @@ def test_filler_is_stopped_by_its_quota_and_harms_nobody(batch):
 
 @pytest.mark.slow
 @needs_bwrap
-def test_forged_results_never_reach_the_grader(batch):
+def test_forgery_from_student_code_changes_nothing(batch):
+    """The forger writes a forged answer to every fd and /proc path it can reach, in the kernel and in
+    the verdict run (where it then exits): what reaches the grader is at most its own answer."""
     root = batch["root"]
     st = status(root, "forger")
-    assert "FORGED_MARKER" not in json.dumps(st), st.get("verdict")
     assert auto(st) == 1, flags(st)  # softmax_rows right, scaled_sum wrong: the forgery changes nothing
+    assert st["notebooks"]["toy"]["verdict"]["scaled_sum"]["status"] in ("fail", "missing"), st["notebooks"]["toy"]["verdict"]
     printed = "".join(outputs_text(root, "forger"))
     assert "FORGER refused /proc/" in printed, printed[-2000:]
+    assert not any("notebook run failed" in f for f in flags(st)), flags(st)
+
+
+EVIL = "import os\nos.write(3, b'{\"results\": {}, \"log\": []}')\n"
+SIGNED = ("import os, sys\nsys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\nimport channel\n"
+          "channel.take().send(b'{\"results\": {}, \"log\": []}')\n")
+WRONG_KEY = ("import os, sys\nsys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\nimport channel\n"
+             "os.write(3, channel.seal(b'k' * 32, b'{\"results\": {}, \"log\": []}'))\n")
+
+
+@needs_bwrap
+def test_sandbox_rejects_unsigned_and_wrongly_signed_answers(tmp_path, monkeypatch):
+    from autograder import sandbox as sb
+    from autograder.settings import Autograder
+
+    inside = tmp_path / "inside"
+    shutil.copytree(sb.INSIDE, inside)
+    for name, src in (("evil.py", EVIL), ("signed.py", SIGNED), ("wrong_key.py", WRONG_KEY)):
+        (inside / name).write_text(src)
+    os.chmod(tmp_path, 0o755)
+    monkeypatch.setattr(sb, "INSIDE", str(inside))
+    box = sb.Sandbox(Autograder(sandbox_uid_base=UID_BASE, sandbox_uid_count=16, memory_mb=2048))
+    got = {}
+    for script in ("signed.py", "evil.py", "wrong_key.py"):
+        scratch = box.new_scratch()
+        try:
+            got[script] = box.run(script, [], scratch, None, 60)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    assert got["signed.py"].payload == b'{"results": {}, "log": []}' and not got["signed.py"].forged, got["signed.py"]
+    for script in ("evil.py", "wrong_key.py"):
+        r = got[script]
+        assert r.forged and r.payload == b"" and any("forged" in n for n in r.notes), (script, r)
+    assert len(sb.FORGERIES) >= 2  # the worker turns these into a flag on the student
 
 
 @pytest.mark.slow
@@ -319,7 +356,7 @@ def _grade_procs(root: str) -> list[int]:
         elif cmd.startswith("bwrap") and root in cmd:
             out.append(p.pid)
     for p in psutil.process_iter(["uids"]):
-        if p.info["uids"] and UID_BASE <= p.info["uids"].real < UID_BASE + 64:
+        if p.info["uids"] and UID_BASE <= p.info["uids"].real < UID_BASE + 16:
             out.append(p.pid)
     return out
 
@@ -350,7 +387,7 @@ def test_kill_minus_9_leaves_no_worker_and_a_rerun_finishes_the_job():
             else:
                 args_i = args
             p = subprocess.Popen(args_i, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.5, 12.0))
+            time.sleep(rng.uniform(0.5, 8.0))
             p.send_signal(signal.SIGKILL)
             p.wait()
             time.sleep(1.0)

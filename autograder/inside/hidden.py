@@ -53,5 +53,8 @@ AFTER_TEST = textwrap.dedent('''
             if hasattr(sys, name):
                 setattr(sys, name, None)
         ip.last_execution_result = None
+        for tb_holder, attr in ((ip.InteractiveTB, "tb"), (ip.SyntaxTB, "last_syntax_error")):
+            if getattr(tb_holder, attr, None) is not None:
+                setattr(tb_holder, attr, None)
     _autograder_wipe()
 ''')
