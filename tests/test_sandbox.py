@@ -90,20 +90,30 @@ def take(where, obj):
         return
     found.append((where, text))
 ns = dict(globals())
-for name in ("In", "_ih", "Out", "_oh", "_", "__", "___", "_i", "_ii", "_iii"):
+for name in ("In", "_ih"):
+    for i, cell in enumerate(ns.get(name) or []):
+        take(f"{name}[{i}]", cell)
+for name in ("Out", "_oh"):
+    for k, v in dict(ns.get(name) or {}).items():
+        take(f"{name}[{k}]", v)
+for name in ("_", "__", "___", "_i", "_ii", "_iii"):
     take(name, ns.get(name))
 for name, value in ns.items():
     if re.match(r"_i\\d+$", name) or re.match(r"_\\d+$", name):
         take(name, value)
     take("globals:" + name, name)
-    if isinstance(value, (types.FunctionType, types.CodeType)):
+    if isinstance(value, (types.FunctionType, types.CodeType)) and getattr(value, "__module__", "__main__") == "__main__":
         code = getattr(value, "__code__", value)
         take("code:" + name, code.co_consts)
         take("code-names:" + name, code.co_names)
 ip = get_ipython()
 try:
-    take("history", list(ip.history_manager.get_range(raw=True, output=True)))
-    take("history-session", ip.history_manager.input_hist_raw)
+    for row in ip.history_manager.get_range(raw=True, output=True):
+        take("history", row)
+    for row in ip.history_manager.get_range_by_str("~10/1-1000", raw=True):
+        take("history-old", row)
+    for cell in ip.history_manager.input_hist_raw:
+        take("history-session", cell)
 except Exception as e:
     take("history-error", e)
 try:
@@ -126,7 +136,7 @@ for attr in ("last_traceback", "last_value", "last_exc"):
             take("frame-locals", t.tb_frame.f_locals)
             t = t.tb_next
 for obj in gc.get_objects():
-    if isinstance(obj, types.FunctionType):
+    if isinstance(obj, types.FunctionType) and obj.__module__ in ("__main__", None):
         take("gc-func", obj.__code__.co_consts)
 for root in ("/sandbox", os.environ.get("HOME", "."), os.environ.get("TMPDIR", "/tmp"), "."):
     for dirpath, _, files in os.walk(root):
@@ -135,7 +145,17 @@ for root in ("/sandbox", os.environ.get("HOME", "."), os.environ.get("TMPDIR", "
                 take("file:" + f, open(os.path.join(dirpath, f), "rb").read(1 << 20).decode("utf-8", "replace"))
             except OSError:
                 pass
-blob = "\\n".join(f"{w}: {t}" for w, t in found)
+WORDS = ("assert", "_ref", "rng", "HIDDEN", "expected", "allclose")
+hits = []
+for w, t in found:
+    if "SEARCHER" in t:  # our own cell
+        continue
+    for word in WORDS:
+        at = t.find(word)
+        if at >= 0:
+            hits.append(f"{w}: {t[max(0, at - 150):at + 150]}")
+            break
+blob = "\\n".join(hits)[:3000]
 print("SEARCHER found", len(found), "items")
 print("PLAIN", blob)
 print("B64", base64.b64encode(blob.encode()).decode())
@@ -206,7 +226,7 @@ def test_channel_accepts_signed_and_rejects_unsigned_or_forged():
     payload = json.dumps({"results": {"a": [1, 2, 3]}}).encode()
     framed = channel.seal(key, payload)
     assert channel.unseal(key, framed) == payload
-    for bad in (payload, framed[:-1], framed[:10] + b"0" + framed[11:], channel.seal(os.urandom(32), payload),
+    for bad in (payload, framed[:-1], framed[:10] + bytes([framed[10] ^ 1]) + framed[11:], channel.seal(os.urandom(32), payload),
                 framed + b"{}", b"", b"\n" + payload):
         with pytest.raises(channel.Forged):
             channel.unseal(key, bad)
@@ -219,7 +239,6 @@ def batch():
     students = {
         "honest_a": lambda R: _notebook(R),
         "honest_b": lambda R: _notebook(R),
-        "honest_c": lambda R: _notebook(R),
         "filler": lambda R: _notebook(R, extra_first=FILLER),
         "forger": lambda R: _notebook(R, sum_src=FORGER + agfix_cases.BAD_SUM),
         "searcher": lambda R: _notebook(R, last=SEARCHER),
@@ -242,9 +261,10 @@ def test_filler_is_stopped_by_its_quota_and_harms_nobody(batch):
     assert m, text[-2000:]
     assert int(m.group(1)) <= DISK_MB and m.group(3) == "OSError", m.group(0)  # ENOSPC at the quota, not the cap
     assert auto(status(root, "filler")) == 3, flags(status(root, "filler"))
-    for s in ("honest_a", "honest_b", "honest_c", "searcher"):
+    for s in ("honest_a", "honest_b"):
         st = status(root, s)
         assert auto(st) == 3 and not flags(st), (s, flags(st))
+    assert auto(status(root, "searcher")) == 3
 
 
 @pytest.mark.slow
