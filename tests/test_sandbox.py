@@ -391,11 +391,10 @@ def _rows(root):
 def test_kill_minus_9_leaves_no_worker_and_a_rerun_finishes_the_job():
     rng = random.Random(11)
     ref_root, root = tempfile.mkdtemp(prefix="agsbxref-"), tempfile.mkdtemp(prefix="agsbxkill-")
-    students = {"honest0": lambda R: _notebook(R), "wrong": lambda R: _notebook(R, sum_src=agfix_cases.BAD_SUM),
-                "honest1": lambda R: _notebook(R)}
+    students = {"honest0": lambda R: _notebook(R), "wrong": lambda R: _notebook(R, sum_src=agfix_cases.BAD_SUM)}
     try:
         ref_cfg = make_course(ref_root, students)
-        r = cli(ref_cfg, "grade", "--workers", "2", timeout=600)
+        r = cli(ref_cfg, "grade", "--workers", "2", timeout=1200)
         assert r.returncode == 0, r.stdout + r.stderr
         cfg = make_course(root, students)
         shutil.copy(os.path.join(ref_root, "work", "secret"), os.path.join(root, "work", "secret"))
@@ -413,7 +412,7 @@ def test_kill_minus_9_leaves_no_worker_and_a_rerun_finishes_the_job():
             time.sleep(1.0)
             orphans += [(i, pid) for pid in _grade_procs(root)]
         assert not orphans, orphans
-        r = cli(cfg, "grade", "--workers", "2", timeout=600)
+        r = cli(cfg, "grade", "--workers", "2", timeout=1200)
         assert r.returncode == 0, r.stdout + r.stderr
         a, b = _rows(ref_root), _rows(root)
         diff = [(x, y) for x, y in zip(a, b) if x != y] + ([("rows", len(a), len(b))] if len(a) != len(b) else [])
