@@ -1,9 +1,9 @@
 """Run a command of the autograder's inside/ scripts under bubblewrap, with limits.
 
 The sandbox sees, read-only: the system (/usr, /lib*, a few /etc files), the Python install,
-the .venv, the gptref package, /opt/autograder (autograder/inside) and its input folder at
-/sandbox-in; its only writable space is a tmpfs of `disk_mb` at /tmp (a filler gets ENOSPC
-there and nowhere else), where the input is copied to /sandbox before the runner starts. It has
+the .venv, the gptref package and /opt/autograder (autograder/inside); its only writable space
+is a tmpfs of `disk_mb` at /tmp (a filler gets ENOSPC there and nowhere else), where its input
+folder, sent as a tar stream on fd 5, is unpacked to /sandbox before the runner starts. It has
 no network, its own pid/ipc/uts namespaces, and dies with the grader. As root the payload runs
 as a uid leased from a machine-wide pool (`uidpool`), so no two sandboxes on the machine ever
 share one and RLIMIT_NPROC counts only its own processes; otherwise bwrap maps it to uid 65534
@@ -34,7 +34,7 @@ from .inside import channel
 INSIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inside")
 MOUNT_INSIDE = "/opt/autograder"
 SCRATCH_MOUNT = "/sandbox"
-INPUT_MOUNT = "/sandbox-in"
+INPUT_FD = 5  # the input folder arrives as a tar stream on this fd
 WRITABLE = "/tmp"  # the one size-limited tmpfs; /sandbox is a symlink into it
 FORGERIES: list[str] = []  # every forged answer this process saw (the worker flags them)
 RESULT_CAP = 512 * 1024 * 1024
@@ -210,7 +210,6 @@ class Sandbox:
             ro(p, try_=True)
         ro(INSIDE, MOUNT_INSIDE)
         cmd += ["--proc", "/proc", "--dev", "/dev"]  # bwrap's /dev/shm is root's 0755: not writable inside
-        ro(scratch, INPUT_MOUNT)
         cmd += ["--symlink", f"{WRITABLE}/sandbox", SCRATCH_MOUNT, "--chdir", "/", "--clearenv"]
         for k, v in self._env(SCRATCH_MOUNT).items():
             cmd += ["--setenv", k, v]
@@ -218,8 +217,10 @@ class Sandbox:
             cmd += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
         # the input is copied into the quota'd tmpfs by the sandbox user itself, then the runner starts
-        stage = (f"mkdir -p {WRITABLE}/sandbox && cp -R --preserve=mode,timestamps {INPUT_MOUNT}/. "
-                 f"{WRITABLE}/sandbox/ && cd {SCRATCH_MOUNT}/work && exec \"$@\"")
+        # (a tar stream on fd 5, not a bind: nothing of the input stays reachable but the copy, which the
+        # runner may delete, e.g. the notebook with its hidden tests)
+        stage = (f"mkdir -p {WRITABLE}/sandbox && tar -x -f - -C {WRITABLE}/sandbox <&{INPUT_FD} && exec {INPUT_FD}<&- "
+                 f"&& cd {SCRATCH_MOUNT}/work && exec \"$@\"")
         return cmd + ["/bin/sh", "-c", stage, "sh"] + argv
 
     def _limits(self, nproc: int) -> None:
@@ -264,18 +265,21 @@ class Sandbox:
         os.close(k_w)
         nproc = self._nproc_limit()
 
-        def pre() -> None:  # fd 3: the answer; fd 4: the key (moved high first, so neither clobbers the other)
-            hi_w, hi_k = fcntl.fcntl(w_fd, fcntl.F_DUPFD, 10), fcntl.fcntl(k_r, fcntl.F_DUPFD, 10)
-            os.dup2(hi_w, channel.CHANNEL_FD)
-            os.dup2(hi_k, channel.KEY_FD)
+        in_r, in_w = os.pipe()
+
+        def pre() -> None:  # fd 3: the answer; fd 4: the key; fd 5: the input (moved high first: none clobbers another)
+            hi = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (w_fd, k_r, in_r)]
+            for fd, target in zip(hi, (channel.CHANNEL_FD, channel.KEY_FD, INPUT_FD)):
+                os.dup2(fd, target)
             self._limits(nproc)
 
         logf = tempfile.TemporaryFile()
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=logf, stderr=subprocess.STDOUT, cwd=cwd,
-                                env=env, pass_fds=(channel.CHANNEL_FD, channel.KEY_FD), preexec_fn=pre,
+                                env=env, pass_fds=(channel.CHANNEL_FD, channel.KEY_FD, INPUT_FD), preexec_fn=pre,
                                 start_new_session=True)
         os.close(w_fd)
         os.close(k_r)
+        os.close(in_r)
         chunks: list[bytes] = []
         size = [0]
 
@@ -297,7 +301,19 @@ class Sandbox:
             except (BrokenPipeError, OSError):
                 pass
 
-        threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
+        def feed() -> None:  # the scratch folder as a tar stream (in unsafe mode nobody reads it)
+            import tarfile
+
+            try:
+                with os.fdopen(in_w, "wb") as f, tarfile.open(fileobj=f, mode="w|") as tar:
+                    if not self.unsafe:
+                        for name in sorted(os.listdir(scratch)):
+                            tar.add(os.path.join(scratch, name), arcname=name)
+            except (BrokenPipeError, OSError):
+                pass
+
+        threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True),
+                   threading.Thread(target=feed, daemon=True)]
         for t in threads:
             t.start()
         timed_out = False

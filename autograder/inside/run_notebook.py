@@ -172,6 +172,8 @@ def main() -> int:
     import nbformat
 
     nb = nbformat.read(job["notebook"], as_version=4)
+    if CHANNEL is not None:  # grading: the file holds the hidden tests; the kernel must not find it on disk
+        os.unlink(job["notebook"])
     os.chdir(job["workdir"])
     info = asyncio.run(_execute(nb, job))
     payload = json.dumps({"notebook": nbformat.writes(nb), "info": info})
