@@ -90,6 +90,9 @@ def grade(course: Course, assignment: str | None = None, workers: int = 1, unsaf
     except BlockingIOError:
         print("error: another grading run is in progress", file=sys.stderr)
         return 2
+    if not _no_workers_left(course):
+        print("error: workers of an earlier grading run of this course are still running", file=sys.stderr)
+        return 2
     scratch_base = os.path.join(tempfile.gettempdir(), "autograder-" + hashlib.sha256(course.work.encode()).hexdigest()[:10])
     shutil.rmtree(scratch_base, ignore_errors=True)  # leftovers of a killed run (we hold the lock)
     os.makedirs(scratch_base, mode=0o711)
@@ -120,7 +123,8 @@ def grade(course: Course, assignment: str | None = None, workers: int = 1, unsaf
                 cmd.append("--unsafe")
             for attempt in range(course.settings.retries + 1):
                 r = subprocess.run(cmd, capture_output=True, text=True, cwd=course.root,
-                                   env={**os.environ, "PYTHONPATH": _pythonpath(), "AUTOGRADER_SCRATCH": scratch_base})
+                                   env={**os.environ, "PYTHONPATH": _pythonpath(), "AUTOGRADER_SCRATCH": scratch_base,
+                                        "AUTOGRADER_PARENT": str(os.getpid())})
                 if r.returncode == 0:
                     break
             if r.returncode != 0:
@@ -139,6 +143,22 @@ def grade(course: Course, assignment: str | None = None, workers: int = 1, unsaf
         print(f"graded {len(jobs)} in {time.monotonic() - t0:.1f} s; {n} rows in {os.path.join(course.work, 'grades.csv')}")
         print("run `python -m autograder report` for what needs manual grading or review")
     return 0
+
+
+def _no_workers_left(course: Course, wait: float = 30.0) -> bool:
+    """True once no worker of an earlier run holds WORK/.workers.lock (they die with their run;
+    this waits out the last second of their dying)."""
+    with open(os.path.join(course.work, ".workers.lock"), "a") as f:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f, fcntl.LOCK_UN)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.1)
 
 
 def _pythonpath() -> str:

@@ -1,18 +1,23 @@
 """Run a command of the autograder's inside/ scripts under bubblewrap, with limits.
 
 The sandbox sees, read-only: the system (/usr, /lib*, a few /etc files), the Python install,
-the .venv, the gptref package and /opt/autograder (autograder/inside); read-write: only its
-scratch folder (a fresh copy outside the repository) at /sandbox. It has no network, its own
-pid/ipc/uts namespaces, and dies with the grader. As root the payload runs as a dedicated
-uid per worker (setpriv, no capabilities, no_new_privs), so RLIMIT_NPROC counts only its own
-processes; otherwise bwrap maps it to uid 65534 in a user namespace. Limits: RLIMIT_AS, CPU,
-NPROC, NOFILE, FSIZE, a wall clock, and the whole process group killed at the end.
+the .venv, the gptref package and /opt/autograder (autograder/inside); its only writable space
+is a tmpfs of `disk_mb` at /tmp (a filler gets ENOSPC there and nowhere else), where its input
+folder, sent as a tar stream on fd 5, is unpacked to /sandbox before the runner starts. It has
+no network, its own pid/ipc/uts namespaces, and dies with the grader. As root the payload runs
+as a uid leased from a machine-wide pool (`uidpool`), so no two sandboxes on the machine ever
+share one and RLIMIT_NPROC counts only its own processes; otherwise bwrap maps it to uid 65534
+in a user namespace. The answer comes back on fd 3, signed with a per-run key given on fd 4
+(`inside/channel.py`); anything unsigned is reported as forged. Limits: RLIMIT_AS, CPU, NPROC,
+NOFILE, FSIZE, a wall clock, and the whole process group killed at the end.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
+import secrets
 import resource
 import shutil
 import signal
@@ -23,9 +28,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from . import uidpool
+from .inside import channel
+
 INSIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inside")
 MOUNT_INSIDE = "/opt/autograder"
 SCRATCH_MOUNT = "/sandbox"
+INPUT_FD = 5  # the input folder arrives as a tar stream on this fd
+WRITABLE = "/tmp"  # the one size-limited tmpfs; /sandbox is a symlink into it
+FORGERIES: list[str] = []  # every forged answer this process saw (the worker flags them)
 RESULT_CAP = 512 * 1024 * 1024
 
 
@@ -42,6 +53,7 @@ class SandboxResult:
     seconds: float
     sandboxed: bool
     notes: list[str] = field(default_factory=list)
+    forged: bool = False
 
 
 def _python_roots() -> list[str]:
@@ -101,11 +113,14 @@ class Sandbox:
         self.slot = slot
         self.unsafe = unsafe
         self.root_mode = os.geteuid() == 0
-        self.uid = settings.sandbox_uid_base + slot if self.root_mode else os.getuid()
         if not unsafe:
             problem = bwrap_problem()
             if problem:
                 raise SandboxUnavailable(problem + " (grading refuses to run unsandboxed without --unsafe-no-sandbox)")
+        if self.root_mode and not unsafe:  # held until this process exits: no other grader gets this uid
+            self.uid = uidpool.lease(settings.uid_lease_dir, settings.sandbox_uid_base, settings.sandbox_uid_count)
+        else:
+            self.uid = os.getuid()
 
     # -- scratch -----------------------------------------------------------------------
     def new_scratch(self) -> str:
@@ -187,8 +202,8 @@ class Sandbox:
         for p in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
                   "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/alternatives", "/etc/ssl/certs", "/etc/fonts"):
             ro(p, try_=True)
-        cmd += ["--bind", os.path.join(scratch, "tmp"), "/tmp"]  # before the binds that may live under /tmp
-        made.add("/tmp")
+        cmd += ["--perms", "1777", "--size", str(self.s.disk_mb << 20), "--tmpfs", WRITABLE]  # before binds under /tmp
+        made.add(WRITABLE)
         for p in _python_roots() + [os.path.abspath(p) for p in self.s.python_paths] + list(self.s.extra_ro_binds):
             if any(p == b or p.startswith(b + "/") for b in _bound(cmd)):
                 continue
@@ -197,15 +212,19 @@ class Sandbox:
             if os.path.isfile(p):
                 cmd += ["--ro-bind", "/dev/null", p]
         ro(INSIDE, MOUNT_INSIDE)
-        cmd += ["--proc", "/proc", "--dev", "/dev"]
-        parents(SCRATCH_MOUNT + "/x")
-        cmd += ["--bind", scratch, SCRATCH_MOUNT, "--chdir", f"{SCRATCH_MOUNT}/work", "--clearenv"]
+        cmd += ["--proc", "/proc", "--dev", "/dev"]  # bwrap's /dev/shm is root's 0755: not writable inside
+        cmd += ["--symlink", f"{WRITABLE}/sandbox", SCRATCH_MOUNT, "--chdir", "/", "--clearenv"]
         for k, v in self._env(SCRATCH_MOUNT).items():
             cmd += ["--setenv", k, v]
         if self.root_mode:
             cmd += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-        return cmd + argv
+        # the input is copied into the quota'd tmpfs by the sandbox user itself, then the runner starts
+        # (a tar stream on fd 5, not a bind: nothing of the input stays reachable but the copy, which the
+        # runner may delete, e.g. the notebook with its hidden tests)
+        stage = (f"mkdir -p {WRITABLE}/sandbox && tar -x -f - -C {WRITABLE}/sandbox <&{INPUT_FD} && exec {INPUT_FD}<&- "
+                 f"&& cd {SCRATCH_MOUNT}/work && exec \"$@\"")
+        return cmd + ["/bin/sh", "-c", stage, "sh"] + argv
 
     def _limits(self, nproc: int) -> None:
         """Runs in the child between fork and exec: new session and resource limits."""
@@ -244,16 +263,27 @@ class Sandbox:
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
             cwd = "/"
         r_fd, w_fd = os.pipe()
+        key = secrets.token_bytes(channel.KEY_BYTES)
+        k_r, k_w = os.pipe()
+        os.write(k_w, key)
+        os.close(k_w)
         nproc = self._nproc_limit()
 
-        def pre() -> None:
-            os.dup2(w_fd, 3)
+        in_r, in_w = os.pipe()
+
+        def pre() -> None:  # fd 3: the answer; fd 4: the key; fd 5: the input (moved high first: none clobbers another)
+            hi = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (w_fd, k_r, in_r)]
+            for fd, target in zip(hi, (channel.CHANNEL_FD, channel.KEY_FD, INPUT_FD)):
+                os.dup2(fd, target)
             self._limits(nproc)
 
         logf = tempfile.TemporaryFile()
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=logf, stderr=subprocess.STDOUT, cwd=cwd,
-                                env=env, pass_fds=(3,), preexec_fn=pre, start_new_session=True)
+                                env=env, pass_fds=(channel.CHANNEL_FD, channel.KEY_FD, INPUT_FD), preexec_fn=pre,
+                                start_new_session=True)
         os.close(w_fd)
+        os.close(k_r)
+        os.close(in_r)
         chunks: list[bytes] = []
         size = [0]
 
@@ -275,7 +305,19 @@ class Sandbox:
             except (BrokenPipeError, OSError):
                 pass
 
-        threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True)]
+        def feed() -> None:  # the scratch folder as a tar stream (in unsafe mode nobody reads it)
+            import tarfile
+
+            try:
+                with os.fdopen(in_w, "wb") as f, tarfile.open(fileobj=f, mode="w|") as tar:
+                    if not self.unsafe:
+                        for name in sorted(os.listdir(scratch)):
+                            tar.add(os.path.join(scratch, name), arcname=name)
+            except (BrokenPipeError, OSError):
+                pass
+
+        threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True),
+                   threading.Thread(target=feed, daemon=True)]
         for t in threads:
             t.start()
         timed_out = False
@@ -296,7 +338,15 @@ class Sandbox:
         logf.seek(max(0, n - 20000))
         log = logf.read().decode(errors="replace")
         logf.close()
-        return SandboxResult(rc, timed_out, b"".join(chunks), log, round(time.monotonic() - t0, 2), not self.unsafe, notes)
+        payload, forged = b"".join(chunks), False
+        if payload:
+            try:
+                payload = channel.unseal(key, payload)
+            except channel.Forged as e:
+                payload, forged = b"", True
+                notes.append(f"forged answer rejected ({script}): {e}")
+                FORGERIES.append(f"{script}: {e}")
+        return SandboxResult(rc, timed_out, payload, log, round(time.monotonic() - t0, 2), not self.unsafe, notes, forged)
 
     def _kill(self, proc: subprocess.Popen) -> None:
         """No process of the run survives: its process group, and (as root) every process of its uid."""
@@ -304,16 +354,8 @@ class Sandbox:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        if self.root_mode and not self.unsafe:
-            pid = os.fork()
-            if pid == 0:  # a child becomes the sandbox uid and kills everything that uid owns
-                try:
-                    os.setgid(self.uid)
-                    os.setuid(self.uid)
-                    os.kill(-1, signal.SIGKILL)
-                finally:
-                    os._exit(0)
-            os.waitpid(pid, 0)
+        if self.root_mode and not self.unsafe:  # the uid is ours alone (leased): all of it goes
+            uidpool.kill_all_of(self.uid)
 
 
 def _bound(cmd: list[str]) -> set[str]:

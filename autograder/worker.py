@@ -8,6 +8,14 @@ status/<A>/<S>.json last: that file is the "done" marker.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first thing, before any import: die with the grading run that started us
+    import ctypes as _ctypes
+    import os as _os
+
+    _ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG = SIGKILL
+    if _os.environ.get("AUTOGRADER_PARENT") and _os.getppid() != int(_os.environ["AUTOGRADER_PARENT"]):
+        _os._exit(3)  # the grading run died before the signal was armed: orphaned already
+
 import argparse
 import glob
 import hashlib
@@ -168,6 +176,11 @@ def grade_one(course: Course, assignment: str, student: str, slot: int = 0, unsa
         entry["flags"] += detail.pop("flags", [])
         entry["notes"] += detail.pop("notes", [])
         entry.update(detail)
+    from .sandbox import FORGERIES
+
+    for what in FORGERIES:
+        status["flags"].append(f"forged result channel: an answer not signed by the trusted runner was rejected, "
+                               f"no points from it ({what})")
     status.setdefault("state", "ok" if all(e["state"] == "ok" for e in status["notebooks"].values()) else "partial")
     try:
         status.update(_scores(course, assignment, student))
@@ -228,6 +241,17 @@ def _check_feedback(course: Course, assignment: str, student: str, status: dict,
                                    "hidden test code (the student's code printed it)")
 
 
+def hold_worker_lock(course: Course) -> None:
+    """A shared lock on WORK/.workers.lock for this process's life: `grade` takes it exclusively
+    before starting, so it never runs beside workers of a killed run that are still dying."""
+    import fcntl
+
+    os.makedirs(course.work, exist_ok=True)
+    f = open(os.path.join(course.work, ".workers.lock"), "a")
+    fcntl.flock(f, fcntl.LOCK_SH)
+    globals()["_worker_lock"] = f
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m autograder.worker")
     p.add_argument("--config")
@@ -239,13 +263,8 @@ def main(argv=None) -> int:
     import warnings
 
     warnings.filterwarnings("ignore")  # SQLAlchemy chatter from nbgrader
-    try:  # die with the grading run that started us (PR_SET_PDEATHSIG = SIGKILL)
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)
-    except Exception:  # noqa: BLE001
-        pass
     course = Course(a.config)
+    hold_worker_lock(course)
     st = grade_one(course, a.assignment, a.student, a.slot, a.unsafe)
     print(json.dumps({k: st.get(k) for k in ("student", "assignment", "state", "score", "max_score", "seconds")}))
     return 0

@@ -1,11 +1,13 @@
-"""Execute one notebook cell by cell with nbclient, inside the sandbox; send it back on fd 3.
+"""Execute one notebook cell by cell with nbclient, inside the sandbox; send it back signed.
 
 Usage: python run_notebook.py JOB.json  (JOB: notebook, workdir, ipc_dir, cell_timeout, seed,
-max_output_chars). The kernel is a child of this process; it cannot write to fd 3 (never
-inherited) and cannot ptrace us (we make ourselves non-dumpable). Per cell: a timeout that
+max_output_chars). The result channel (fd 3, key on fd 4, see channel.py) is moved to private
+non-inheritable fds before anything else; the kernel is a child of this process that inherits
+neither and cannot read our /proc entries (we are non-dumpable). Per cell: a timeout that
 interrupts the kernel and, if the kernel ignores the interrupt, kills it; a dead kernel marks
 every cell that did not run with an error, so unexecuted tests never count as passed.
-Without a fd 3 (the student-side `check`), the result goes to the path in JOB["out"].
+Test cells run without history, and `hidden.py` wipes what they left in the kernel.
+Without a channel (the student-side `check`), the result goes to the path in JOB["out"].
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import channel  # noqa: E402
+
+CHANNEL = channel.take()  # first thing: fd 3/4 leave their well-known numbers before any kernel exists
+from hidden import AFTER_TEST, BEFORE_TEST, is_test_cell  # noqa: E402
 from seeding import kernel_code  # noqa: E402
 
 
@@ -70,6 +76,7 @@ def _make_client(nb, job):
         startup_timeout=120,
         iopub_timeout=5,
         record_timing=False,
+        extra_arguments=["--HistoryManager.enabled=False", "--HistoryManager.hist_file=:memory:"],
         resources={"metadata": {"path": job["workdir"]}},
     )
     client.used, client.truncated = {}, set()
@@ -77,14 +84,14 @@ def _make_client(nb, job):
 
 
 async def _run_extra(client, source: str) -> None:
-    """Run code that is not a notebook cell (nbclient stores a cell back at its index, so the
-    helper cell is appended for the call and removed after)."""
+    """Run code that is not a notebook cell, outside the history (nbclient stores a cell back
+    at its index, so the helper cell is appended for the call and removed after)."""
     import nbformat
 
     cells = client.nb.cells
     cells.append(nbformat.v4.new_code_cell(source))
     try:
-        await client.async_execute_cell(cells[-1], len(cells) - 1)
+        await client.async_execute_cell(cells[-1], len(cells) - 1, store_history=False)
     finally:
         cells.pop()
 
@@ -122,8 +129,11 @@ async def _execute(nb, job) -> dict:
                 cell.outputs = [_error("KernelDied", f"not run: {dead_reason}")]
                 continue
             cell.outputs = []
+            test = is_test_cell(cell)
             try:
-                await client.async_execute_cell(cell, i)
+                if test:
+                    await _run_extra(client, BEFORE_TEST)
+                await client.async_execute_cell(cell, i, store_history=not test)
             except CellTimeoutError:
                 cell.outputs.append(_error("CellTimeoutError", f"cell ran longer than {job['cell_timeout']} s and was interrupted"))
                 events.append({"cell": i, "event": "timeout"})
@@ -145,6 +155,11 @@ async def _execute(nb, job) -> dict:
             except Exception as e:
                 cell.outputs.append(_error("ExecutionError", repr(e)[:500]))
                 events.append({"cell": i, "event": "error", "detail": repr(e)[:200]})
+            if test and not dead_reason:
+                try:
+                    await _run_extra(client, AFTER_TEST)
+                except Exception as e:
+                    events.append({"cell": i, "event": "error", "detail": "cleanup after the test: " + repr(e)[:200]})
             if i in client.truncated:
                 cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text="\n[output truncated by the autograder]\n"))
                 events.append({"cell": i, "event": "output-truncated"})
@@ -152,20 +167,21 @@ async def _execute(nb, job) -> dict:
 
 
 def main() -> int:
-    job = json.load(open(sys.argv[1]))
     _no_dump()
+    job = json.load(open(sys.argv[1]))
     import nbformat
 
     nb = nbformat.read(job["notebook"], as_version=4)
+    if CHANNEL is not None:  # grading: the file holds the hidden tests; the kernel must not find it on disk
+        os.unlink(job["notebook"])
     os.chdir(job["workdir"])
     info = asyncio.run(_execute(nb, job))
     payload = json.dumps({"notebook": nbformat.writes(nb), "info": info})
-    if job.get("out"):
+    if job.get("out"):  # the student-side check
         with open(job["out"], "w") as f:
             f.write(payload)
-    else:
-        with os.fdopen(3, "w") as f:
-            f.write(payload)
+    elif CHANNEL is not None:
+        CHANNEL.send(payload.encode())
     return 0
 
 
