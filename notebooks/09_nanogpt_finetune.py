@@ -402,6 +402,7 @@ def _ddp_worker(rank, world_size, folder, state, x, y, lr, max_norm):
 def run_ddp(state, x, y, lr, max_norm, world_size=2):
     """One SGD step of mlp_from_state(state) on (x, y) split over world_size processes: rank 0's new parameters."""
     import multiprocessing, tempfile, time
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # its first use imports modules: once, here
     with tempfile.TemporaryDirectory() as folder:
         ctx = multiprocessing.get_context("fork")    # fork: the workers see the functions of this notebook
         workers = [ctx.Process(target=_ddp_worker, args=(r, world_size, folder, state, x, y, lr, max_norm))
@@ -423,7 +424,7 @@ def run_ddp(state, x, y, lr, max_norm, world_size=2):
         if not os.path.exists(f"{folder}/rank0.pt"):
             raise RuntimeError("the workers did not finish within 60 s (does every rank call all_reduce the same "
                                "number of times?)")
-        return torch.load(f"{folder}/rank0.pt")
+        return dict(torch.load(f"{folder}/rank0.pt"))   # {parameter name: tensor}
 ''')
 
 # Mistakes these visible tests name (tests/mutants/d09_nanogpt_finetune.py plants each): summing instead of
