@@ -181,6 +181,8 @@ def pair_counts(ids):
 nb.tests("test_pair_counts", 1, r'''
 _c = pair_counts([1, 2, 3, 1, 2])
 assert isinstance(_c, dict), f"return a dict, got {type(_c).__name__}"
+assert _c != {(1, 2): 1, (3, 1): 1}, "you counted only the pairs at even positions (ids[0::2] with ids[1::2]): every neighbouring pair counts, zip(ids, ids[1:])"
+assert (2, 3) in _c and (3, 1) in _c, "overlapping pairs all count: every neighbouring pair (ids[i], ids[i + 1]), zip(ids, ids[1:])"
 assert _c == {(1, 2): 2, (2, 3): 1, (3, 1): 1}, f"pair_counts([1, 2, 3, 1, 2]) should be {{(1, 2): 2, (2, 3): 1, (3, 1): 1}}, got {_c}"
 assert pair_counts([7, 7, 7]) == {(7, 7): 2}, "overlapping pairs all count: [7, 7, 7] holds (7, 7) twice"
 assert pair_counts([]) == {} and pair_counts([5]) == {}, "fewer than two ids hold no pair"
@@ -218,7 +220,9 @@ def merge(ids, pair, new_id):
 nb.tests("test_merge", 1, r'''
 _m = merge([1, 2, 3, 1, 2], (1, 2), 256)
 assert isinstance(_m, list), f"return a list, got {type(_m).__name__}"
+assert _m != [256, 2, 3, 256, 2], "after replacing a pair by new_id, skip BOTH of its ids (i += 2): you kept the second one"
 assert _m == [256, 3, 256], f"merge([1, 2, 3, 1, 2], (1, 2), 256) should be [256, 3, 256], got {_m}"
+assert merge([1, 2, 5], (1, 2), 9) == [9, 5], "the last id went missing: keep every id that is not part of a merge, the last one too"
 assert merge([7, 7, 7], (7, 7), 300) == [300, 7], "scan left to right: [7, 7, 7] with (7, 7) gives [300, 7]"
 assert merge([7, 7, 7, 7], (7, 7), 300) == [300, 300], "after a merge, continue after the merged pair"
 assert merge([1, 2], (2, 1), 9) == [1, 2], "the order inside the pair matters"
@@ -335,6 +339,8 @@ assert len(_vocab) == 260, f"vocab must hold 256 bytes + 4 merged tokens, got {l
 assert _merges[0] != (b"e", b"s"), "(e, s) and (s, t) both occur 9 times: ties go to the greatest pair, (b's', b't')"
 assert _merges[0] == (b"s", b"t"), f"the first merge of the toy corpus is (b's', b't'), got {_merges[0]}"
 assert _merges[1] == (b"e", b"st"), f"the second merge is (b'e', b'st'): merged tokens take part in later pairs; got {_merges[1]}"
+assert all(b" " not in _a + _b or (_a + _b).startswith(b" ") and b" " not in (_a + _b)[1:] for _a, _b in _merges), \
+    f"a merge crosses a word boundary ({_merges}): split the text into GPT2_SPLIT_PATTERN pre-tokens first and count pairs inside each"
 assert _merges[2:] == [(b"o", b"w"), (b"l", b"ow")], f"merges 3 and 4 should be (o, w) then (l, ow), got {_merges[2:]}"
 assert _vocab[256] == b"st" and _vocab[257] == b"est", "vocab[256 + r] holds the bytes made by merge r"
 _v2, _m2 = train_bpe("a b", 300)

@@ -1,4 +1,4 @@
-"""Builds solutions/02_attention/02_attention.ipynb: attention, its masks, its three uses, and heads."""
+"""Builds solutions/02_attention/02_attention.ipynb: attention, its masks, its three uses, heads, the layer."""
 
 from tools.nbbuild import Notebook
 
@@ -18,7 +18,9 @@ in **which** tokens may look at which. That "which" is a boolean mask.
 3. say what a query whose keys are all masked must produce, and make your code produce it;
 4. use one attention function for encoder self-attention, decoder (causal) self-attention and
    encoder-decoder cross-attention;
-5. split a model dimension into heads and merge it back.
+5. split a model dimension into heads and merge it back;
+6. build the multi-head attention layer (projections, heads, masks, output projection) for
+   self- and cross-attention, with grouped key/value heads, and match `torch.nn.MultiheadAttention`.
 
 Convention used all course long (and by `torch.nn.functional.scaled_dot_product_attention`):
 a boolean mask is **True where a query may attend to a key**.
@@ -179,7 +181,11 @@ w = masked_softmax(s, m)
 assert w.shape == (2, 3), f"the weights keep the scores' shape (2, 3), got {tuple(w.shape)}"
 assert not torch.isnan(w).any(), "a fully masked row gave NaN: it must give all zeros"
 assert torch.equal(w[1], torch.zeros(3)), f"the fully masked row should be all zeros, got {w[1].tolist()}"
-assert w[0, 2] == 0, "a masked key must get weight exactly 0"
+assert not torch.allclose(w[0], torch.softmax(s[0].masked_fill(~m[0], 0.0), -1)), \
+    "you filled the masked scores with 0: exp(0) = 1 still gives those keys weight; fill them with -inf"
+assert w[0, 2] == 0, "a masked key must get weight exactly 0: fill its score with -inf before the softmax"
+assert torch.allclose(w[0].sum(), torch.tensor(1.0)), \
+    "the weights of a query that sees some key must sum to 1 over the keys: take the softmax over the LAST dim"
 assert torch.allclose(w[0, :2], torch.softmax(torch.tensor([1.0, 2.0]), -1)), \
     "the unmasked keys' weights should be the softmax over those keys only"
 ### BEGIN HIDDEN TESTS
@@ -223,6 +229,8 @@ assert torch.allclose(w.sum(-1), torch.ones(2, 3), atol=1e-5), \
 by_hand = torch.softmax(q @ k.transpose(1, 2) / 2.0, dim=-1)  # sqrt(D) = sqrt(4) = 2
 unscaled = torch.softmax(q @ k.transpose(1, 2), dim=-1)
 assert not torch.allclose(w, unscaled, atol=1e-4) or torch.allclose(w, by_hand), "divide the scores by sqrt(D)"
+assert not torch.allclose(w, torch.softmax(q @ k.transpose(1, 2) / 4.0, dim=-1), atol=1e-4), \
+    "you divided the scores by D: divide by sqrt(D) (scores of variance D become variance 1)"
 assert torch.allclose(w, by_hand, atol=1e-5), "weights differ from softmax(q k^T / sqrt(D))"
 assert torch.allclose(out, by_hand @ v, atol=1e-5), "output should be weights @ v"
 mask = torch.tensor([[False] * 5, [True, True, False, False, False], [True] * 5])  # (T_q, T_k)
@@ -331,6 +339,11 @@ nb.tests("test_cross_attention", 1, r"""
 torch.manual_seed(4)
 y, x, W = torch.randn(2, 3, 6), torch.randn(2, 5, 6), [torch.randn(6, 4) for _ in range(3)]
 is_token = torch.tensor([[True] * 5, [True, True, False, False, False]])
+y5 = torch.randn(2, 5, 6)  # a decoder input as long as the encoder's: a mix-up of x and y still runs
+_, w5 = cross_attention(y5, x, is_token, *W)
+_, from_y = ref.scaled_dot_product_attention(y5 @ W[0], y5 @ W[1], y5 @ W[2], is_token[:, None, :])
+assert not torch.allclose(w5, from_y, atol=1e-5), \
+    "the keys and values must come from the encoder's x (queries from the decoder's y), not from y"
 out, w = cross_attention(y, x, is_token, *W)
 assert w.shape == (2, 3, 5), f"weights should be (B, T_decoder, T_encoder) = (2, 3, 5), got {tuple(w.shape)}"
 assert out.shape == (2, 3, 4), f"output should be (B, T_decoder, D) = (2, 3, 4), got {tuple(out.shape)}"
@@ -428,6 +441,155 @@ check("02_attention", "merge_heads", merge_heads)
 """)
 
 nb.md(r"""
+## 7. Multi-head attention, the layer
+
+Now the whole layer, the one every transformer block calls. From an input `x` of shape `(B, T, C)`
+(`C = d_model`) and, for cross-attention, a `context` of shape `(B, S, C)`:
+
+1. **project**: $Q = xW_Q + b_Q$ from `x`; $K = cW_K + b_K$ and $V = cW_V + b_V$ from the source
+   $c$ of the keys, which is `x` itself for self-attention and `context` for cross-attention;
+2. **split** each into heads, `(B, H, T, D)` with $D = C/H$;
+3. **attend** in every head at once, with the mask (True = may attend, broadcasting to `(B, H, T, S)`);
+4. **merge** the heads back to `(B, T, C)`;
+5. **mix** them with an output projection $W_O$: without it each output channel would come from
+   one head only.
+
+**Grouped key/value heads.** Keys and values take memory in the cache at generation time, so
+recent models (Llama 2 70B, Mistral) give them fewer heads: with `n_kv_heads` $= H_{kv}$ dividing
+$H$, the key and value projections produce $H_{kv} \cdot D$ channels, and query head $h$ reads
+key/value head $\lfloor h / (H/H_{kv}) \rfloor$ — consecutive query heads share one, which is
+`repeat_interleave(H // H_kv, dim=1)` on the `(B, H_kv, S, D)` keys and values. $H_{kv} = H$ is ordinary
+multi-head attention; $H_{kv} = 1$ is multi-query attention.
+
+**Exercise 6.** Complete `MultiHeadAttention(d_model, n_heads, n_kv_heads=None, bias=True)`: four
+`nn.Linear` layers named `q_proj` ($C \to C$), `k_proj` and `v_proj` ($C \to H_{kv} D$), `out_proj`
+($C \to C$), and `forward(x, context=None, mask=None)` returning `(B, T, C)`. Use `ref.split_heads`,
+`ref.merge_heads` and `ref.scaled_dot_product_attention` (so this exercise is graded on its own);
+do not use `torch.nn.MultiheadAttention`. The same names and layout are those of
+`gptref.attention.MultiHeadAttention`, the layer that day 9's GPT block is built from.
+`mha_forward` below loads given weights into your layer and runs it: the tests call it.
+""")
+
+nb.solution("multi_head_attention", r'''
+import torch.nn as nn
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention (context=None) or cross-attention; n_kv_heads < n_heads shares key/value heads."""
+
+    def __init__(self, d_model, n_heads, n_kv_heads=None, bias=True):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.n_heads = n_heads
+        self.n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        head_dim = d_model // n_heads
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, self.n_kv_heads * head_dim, bias=bias)
+        self.v_proj = nn.Linear(d_model, self.n_kv_heads * head_dim, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        ### END SOLUTION
+
+    def forward(self, x, context=None, mask=None):
+        ### BEGIN SOLUTION
+        source = x if context is None else context                # keys and values come from here
+        q = ref.split_heads(self.q_proj(x), self.n_heads)         # (B, H, T, D)
+        k = ref.split_heads(self.k_proj(source), self.n_kv_heads)  # (B, H_kv, S, D)
+        v = ref.split_heads(self.v_proj(source), self.n_kv_heads)  # (B, H_kv, S, D)
+        group = self.n_heads // self.n_kv_heads
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, S, D)
+        out, _ = ref.scaled_dot_product_attention(q, k, v, mask)  # (B, H, T, D)
+        return self.out_proj(ref.merge_heads(out))                # (B, T, H*D) -> (B, T, C)
+        ### END SOLUTION
+
+
+def mha_forward(x, state, n_heads, n_kv_heads=None, context=None, mask=None):
+    """Run your MultiHeadAttention with the weights in `state`: what the tests call."""
+    layer = MultiHeadAttention(x.shape[-1], n_heads, n_kv_heads, bias="q_proj.bias" in state)
+    layer.load_state_dict(state)
+    with torch.no_grad():
+        return layer.eval()(x, context=context, mask=mask)
+''')
+
+# Mistakes these visible tests name (tests/mutants/d02_attention.py plants each):
+#   no output projection; keys/values from x in cross-attention; the mask not passed on;
+#   grouped heads shared with `repeat` (h % H_kv) instead of `repeat_interleave` (h // group).
+nb.tests("test_multi_head_attention", 2, r'''
+import torch.nn as nn
+torch.manual_seed(6)
+_B, _T, _C, _H = 2, 5, 16, 4
+_tm = nn.MultiheadAttention(_C, _H, batch_first=True).eval()   # torch's layer, its q/k/v weights in one matrix
+with torch.no_grad():
+    _tm.in_proj_bias.normal_(); _tm.out_proj.bias.normal_()
+_W, _b = _tm.in_proj_weight.detach(), _tm.in_proj_bias.detach()
+_st = {"q_proj.weight": _W[:_C], "k_proj.weight": _W[_C:2 * _C], "v_proj.weight": _W[2 * _C:],
+       "q_proj.bias": _b[:_C], "k_proj.bias": _b[_C:2 * _C], "v_proj.bias": _b[2 * _C:],
+       "out_proj.weight": _tm.out_proj.weight.detach(), "out_proj.bias": _tm.out_proj.bias.detach()}
+_names = set(MultiHeadAttention(_C, _H).state_dict())
+assert _names == set(_st), f"name the four nn.Linear layers q_proj, k_proj, v_proj, out_proj; got {sorted(_names)}"
+
+
+def _common_mistakes(x, ctx, mask, st, H, H_kv):
+    """What the layer gives when built with each common mistake (the tests name the one you made)."""
+    lin = lambda name, t: t @ st[name + ".weight"].T + st[name + ".bias"]
+    def attend(kv_src, m, repeat_kv):
+        q = ref.split_heads(lin("q_proj", x), H)
+        k, v = ref.split_heads(lin("k_proj", kv_src), H_kv), ref.split_heads(lin("v_proj", kv_src), H_kv)
+        k, v = repeat_kv(k), repeat_kv(v)
+        return ref.merge_heads(ref.scaled_dot_product_attention(q, k, v, m)[0])
+    src = x if ctx is None else ctx
+    good = lambda t: t.repeat_interleave(H // H_kv, dim=1)
+    wrong = {"apply out_proj to the merged heads: without it every output channel comes from one head only":
+                 attend(src, mask, good),
+             "the mask is not used: pass it on to the attention": lin("out_proj", attend(src, None, good))}
+    if ctx is not None and ctx.shape[1] == x.shape[1]:   # (with another length that mistake raises an error)
+        wrong["in cross-attention the keys and values come from `context`, not from x"] = \
+            lin("out_proj", attend(x, mask, good))
+    if H_kv != H:
+        wrong["query head h must read key/value head h // (n_heads // n_kv_heads): use repeat_interleave on "
+              "the head axis, not repeat"] = lin("out_proj", attend(src, mask, lambda t: t.repeat(1, H // H_kv, 1, 1)))
+    return wrong
+
+
+def _check(got, expected, x, ctx, mask, st, H, H_kv, what):
+    assert got.shape == expected.shape, f"{what}: output should be (B, T, C) = {tuple(expected.shape)}, got {tuple(got.shape)}"
+    for message, w in _common_mistakes(x, ctx, mask, st, H, H_kv).items():
+        if w.shape == got.shape and not torch.allclose(w, expected, atol=1e-4):
+            assert not torch.allclose(got, w, atol=1e-5), f"{what}: {message}"
+    err = (got - expected).abs().max().item()
+    assert torch.allclose(got, expected, atol=1e-5), f"{what}: max abs error {err:.3g}"
+
+
+# self-attention with a causal mask, against torch.nn.MultiheadAttention (its bool mask is True where NOT allowed)
+_x = torch.randn(_B, _T, _C)
+_causal = ref.causal_mask(_T)
+with torch.no_grad():
+    _expected = _tm(_x, _x, _x, attn_mask=~_causal, need_weights=False)[0]
+_check(mha_forward(_x, _st, _H, mask=_causal), _expected, _x, None, _causal, _st, _H, _H,
+       "causal self-attention vs torch.nn.MultiheadAttention")
+# cross-attention: keys and values from a context with padding
+for _S in (_T, 7):
+    _ctx = torch.randn(_B, _S, _C)
+    _real = torch.arange(_S)[None, :] < torch.tensor([[_S], [3]])          # (B, S): sequence 1 has 3 real tokens
+    with torch.no_grad():
+        _expected = _tm(_x, _ctx, _ctx, key_padding_mask=~_real, need_weights=False)[0]
+    _check(mha_forward(_x, _st, _H, context=_ctx, mask=ref.padding_mask(_real)), _expected, _x, _ctx,
+           ref.padding_mask(_real), _st, _H, _H, f"cross-attention to a context of length {_S}")
+# grouped key/value heads, against gptref's layer
+import gptref.attention as _A
+_g = _A.MultiHeadAttention(_C, _H, n_kv_heads=2)
+_gst = {k: torch.randn_like(v) / 4 for k, v in _g.state_dict().items()}
+_g.load_state_dict(_gst)
+with torch.no_grad():
+    _expected = _g.eval()(_x, mask=_causal)
+_check(mha_forward(_x, _gst, _H, n_kv_heads=2, mask=_causal), _expected, _x, None, _causal, _gst, _H, 2,
+       "4 query heads sharing 2 key/value heads")
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("02_attention", "mha_forward", mha_forward)
+### END HIDDEN TESTS
+''')
+
+nb.md(r"""
 ## Summary
 
 * Attention is $\operatorname{softmax}(QK^\top/\sqrt d)\,V$: the softmax runs over the keys, and
@@ -437,7 +599,8 @@ nb.md(r"""
 * Encoder, decoder and encoder-decoder models use the same attention with different sources
   of keys and different masks: padding; causal and padding; the encoder's padding.
 * Heads are a reshape and a transpose of the channel dimension, undone before the output
-  projection. Day 9 assembles all of this, through `gptref.attention.MultiHeadAttention`, into a GPT block.
+  projection that mixes them. Your `MultiHeadAttention` is the layer of every transformer block; day 9
+  builds a GPT block from the same layer, `gptref.attention.MultiHeadAttention` (same names, same layout).
 """)
 
 nb.save()

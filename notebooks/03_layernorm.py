@@ -111,12 +111,15 @@ assert not torch.allclose(_out, _unbiased, atol=1e-7), \
     "your variance is unbiased: use unbiased=False / divide by N (the size of the last dimension)"
 _no_eps = (_x - _mu) / _x.var(-1, unbiased=False, keepdim=True).sqrt()
 assert not torch.allclose(_out, _no_eps, atol=1e-9, rtol=0), "you forgot eps: add it to the variance before the square root"
-assert torch.allclose(_out, F.layer_norm(_x, (12,)), atol=1e-7), \
+_eps_outside = (_x - _mu) / (_x.var(-1, unbiased=False, keepdim=True).sqrt() + 1e-5)
+assert not torch.allclose(_out, _eps_outside, atol=1e-10, rtol=0), \
+    "eps goes inside the square root: divide by sqrt(var + eps), not by sqrt(var) + eps"
+assert torch.allclose(_out, F.layer_norm(_x, (12,)), atol=1e-10, rtol=0), \
     f"max abs error {(_out - F.layer_norm(_x, (12,))).abs().max():.3g} against F.layer_norm"
 _c = layer_norm(torch.full((2, 6), 3.0))
 assert torch.isfinite(_c).all(), "a constant row gives NaN or inf: you forgot eps (add it to the variance before the square root)"
 _w, _b = torch.randn(12, dtype=torch.float64), torch.randn(12, dtype=torch.float64)
-assert torch.allclose(layer_norm(_x, _w, _b), F.layer_norm(_x, (12,), _w, _b), atol=1e-7), \
+assert torch.allclose(layer_norm(_x, _w, _b), F.layer_norm(_x, (12,), _w, _b), atol=1e-10, rtol=0), \
     "with weight and bias: y = x_hat * weight + bias (multiply first, then add)"
 _x3 = torch.randn(2, 3, 8)
 assert torch.allclose(layer_norm(_x3, eps=1e-2), F.layer_norm(_x3, (8,), eps=1e-2), atol=1e-5), \
@@ -193,6 +196,9 @@ assert _gw.shape == (10,) and _gb.shape == (10,), \
 assert torch.allclose(_gb, _db), "grad_bias is wrong: it is grad_out summed over every leading dimension"
 assert torch.allclose(_gw, _dw), "grad_weight is wrong: it is (grad_out * x_hat) summed over every leading dimension"
 assert _gx.shape == _x.shape, f"grad_x must have x's shape {tuple(_x.shape)}, got {tuple(_gx.shape)}"
+_dx_no_gamma = torch.autograd.grad(F.layer_norm(_x, (10,)), _x, _g)[0]
+assert not torch.allclose(_gx, _dx_no_gamma, atol=1e-9), \
+    "grad_x ignores weight: the gradient reaching x_hat is h = grad_out * weight (gamma), use h in the formula"
 assert torch.allclose(_gx.sum(-1), torch.zeros(4, 3, dtype=torch.float64), atol=1e-9), \
     "each row of grad_x should sum to 0: did you forget the term that comes through the mean?"
 assert torch.allclose(_gx, _dx, atol=1e-9), \

@@ -110,6 +110,9 @@ _q = smoothed_targets(_t, 4, 0.1)
 assert isinstance(_q, torch.Tensor), f"return a tensor, got {type(_q).__name__}"
 assert _q.shape == (3, 4), f"expected shape (3, 4) = target.shape + (n_classes,), got {tuple(_q.shape)}"
 assert _q.dtype == torch.float32, f"return float32 (class ids are int64; convert), got {_q.dtype}"
+assert abs(_q[0, 0].item() - 0.1 / 3) > 1e-7, \
+    "you spread eps over the C - 1 wrong classes (eps / (C - 1) each); torch's convention spreads it over all C " \
+    "classes, the target included: eps / C each"
 assert torch.allclose(_q.sum(-1), torch.ones(3)), "each row must sum to 1"
 assert abs(_q[0, 0].item() - 0.1 / 4) < 1e-7, \
     f"a wrong class gets eps / C = 0.025 (torch spreads eps over all C classes, the target included), got {_q[0, 0].item():.4f}"
@@ -162,6 +165,12 @@ _want = F.cross_entropy(_z, _y, label_smoothing=0.1)
 _q = 0.9 * F.one_hot(_y, 5).double() + 0.1 / 5
 _wrong_dim = -(_q * _z.log_softmax(dim=0)).sum(-1).mean()
 assert not torch.allclose(_got, _wrong_dim), "your softmax is over the wrong dimension: the classes are dim=-1"
+_lp = _z.log_softmax(-1)
+_nll = -_lp.gather(-1, _y[:, None]).squeeze(-1)
+_others = 0.9 * _nll + 0.1 * (-_lp.sum(-1) - _nll) / 4      # eps spread over the C - 1 other classes
+assert not torch.allclose(_got, _others.mean()), \
+    "you spread eps over the C - 1 other classes (eps / (C - 1)); torch's label_smoothing spreads it over all C " \
+    "classes, the target included: (1 - eps) * (-log p_y) + eps * mean over ALL classes of -log p_c"
 assert torch.allclose(_got, _want), f"got {_got.item():.6f}, F.cross_entropy(label_smoothing=0.1) gives {_want.item():.6f}"
 assert torch.allclose(smoothed_cross_entropy(_z, _y, 0.0), F.cross_entropy(_z, _y)), "smoothing=0 must give the ordinary cross-entropy"
 _y_ign = torch.tensor([0, -100, 2, -100, 1, 3])
@@ -211,6 +220,8 @@ assert isinstance(_got, torch.Tensor) and _got.dim() == 0, "return a scalar tens
 _reverse = (_z.softmax(-1) * (_z.log_softmax(-1) - _q.log())).sum(-1).mean()
 assert not torch.allclose(_got, _reverse), "you computed KL(p || q): the target distribution q comes first, KL(q || p) = sum q log(q / p)"
 _want = F.kl_div(_z.log_softmax(-1), _q, reduction="batchmean")
+assert not torch.allclose(_got, _want / 5), \
+    "you averaged over the classes too: sum q log(q / p) over the classes, then average over the N rows (batchmean)"
 assert torch.allclose(_got, _want), f"got {_got.item():.6f}, F.kl_div(..., reduction='batchmean') gives {_want.item():.6f}"
 _entropy = -(_q * _q.log()).sum(-1).mean()
 assert torch.allclose(_got, F.cross_entropy(_z, _y, label_smoothing=0.1) - _entropy), "KL must equal the smoothed cross-entropy minus H(q)"

@@ -55,6 +55,10 @@ over heads), True where query $i$ may attend to key $j$:
 $$\text{allowed}_{b,i,j} = \text{key\_is\_token}_{b,j} \;\wedge\; (\text{not causal} \;\vee\; j \le i).$$
 
 (Padded *queries* still get a row; their outputs are ignored by the loss.)
+
+**Exercise.** Write `attention_mask(key_is_token, causal)`: from the `(B, T)` bool `key_is_token` return the
+`(B, 1, T, T)` bool mask of the formula above, bidirectional when `causal` is False (BERT) and also
+lower-triangular when it is True (GPT).
 """)
 
 nb.solution("attention_mask", r'''

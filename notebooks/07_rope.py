@@ -165,6 +165,10 @@ _x = torch.randn(2, 6, 8, dtype=torch.float64)
 _y = rope(_x)
 assert isinstance(_y, torch.Tensor) and _y.shape == _x.shape, f"output shape must equal the input shape {tuple(_x.shape)}"
 assert _y.dtype == _x.dtype, f"keep the input dtype {_x.dtype}, got {_y.dtype}"
+_reordered = torch.stack([_x[..., :4], _x[..., 4:]], dim=-1).reshape(_x.shape)   # halves read, pairs written
+assert not torch.allclose(_y[:, 0], _reordered[:, 0]), \
+    "position 0 comes out with its channels reordered: you read the pairs as (i, i + D/2) but wrote them back as " \
+    "(2i, 2i+1); read and write the same pairs, (2i, 2i+1)"
 assert torch.allclose(_y[:, 0], _x[:, 0]), "position 0 must not move (angle 0)"
 assert torch.allclose(_y.norm(dim=-1), _x.norm(dim=-1)), "a rotation keeps every vector's length: check the signs of the sin terms"
 # the rotation, written out for one vector at position 3 with D = 4
@@ -237,6 +241,11 @@ def _rotated_score(m, n):
 _want = _rotated_score(12, 5)
 _got = rope_score(_q, _k, 7)
 assert not torch.allclose(_got, _rotated_score(5, 12)), "the sign of the distance is reversed: distance = m - n, the query's position minus the key's"
+_theta = 10000.0 ** (-torch.arange(0, 8, 2, dtype=torch.float64) / 8)
+_cos_only = ((_q[:, 0::2] * _k[:, 0::2] + _q[:, 1::2] * _k[:, 1::2]) * torch.cos(7 * _theta)).sum(-1)
+assert not torch.allclose(_got, _cos_only), \
+    "you kept only the cosine terms: each pair also contributes -Im(q_i conj(k_i)) sin(distance * theta_i), " \
+    "with Im(q_i conj(k_i)) = q_odd k_even - q_even k_odd"
 assert torch.allclose(_got, _want), f"distance 7: got {_got.tolist()}, expected {_want.tolist()}"
 assert torch.allclose(rope_score(_q, _k, -4), _rotated_score(3, 7)), "negative distances (the key after the query) must work too"
 assert torch.allclose(rope_score(_q, _k, 3, base=100.0),

@@ -87,14 +87,14 @@ assert isinstance(_res, tuple) and len(_res) == 2, "return a tuple (m, l)"
 _m, _l = _res
 assert _m.shape == (1,) and _l.shape == (1,), f"m and l have one value per row: expected shape (1,), got {tuple(_m.shape)}, {tuple(_l.shape)}"
 assert _m.item() == 9.0, f"m should be the row max 9.0, got {_m.item()}"
+_big = torch.tensor([[800.0, 790.0, 810.0, 805.0]])
+_mb, _lb = online_softmax_stats(list(_big.split(2, dim=-1)))
+assert torch.isfinite(_lb).all(), "l overflowed on large scores: subtract the running max inside exp, exp(block - m_new)"
 _expected_l = torch.exp(_x - 9.0).sum().item()
 assert abs(_l.item() - torch.exp(_x).sum().item()) > 1e-3, \
     "l must be the sum of exp(x - m), relative to the max: subtract the running max inside exp"
 assert abs(_l.item() - _expected_l) < 1e-9, \
     f"l should be sum(exp(x - m)) = {_expected_l:.6f}, got {_l.item():.6f}: your running sum was not rescaled when the max changed (multiply it by exp(m_old - m_new))"
-_big = torch.tensor([[800.0, 790.0, 810.0, 805.0]])
-_m, _l = online_softmax_stats(list(_big.split(2, dim=-1)))
-assert torch.isfinite(_l).all(), "l overflowed: subtract the running max inside exp"
 _y = torch.randn(2, 3, 50, dtype=torch.float64)
 _m, _l = online_softmax_stats(list(_y.split(16, dim=-1)))             # 16 + 16 + 16 + 2
 assert torch.allclose(torch.exp(_y - _m[..., None]) / _l[..., None], torch.softmax(_y, dim=-1)), \

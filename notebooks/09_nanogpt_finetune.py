@@ -1,5 +1,6 @@
 """Builds solutions/09_nanogpt_finetune/09_nanogpt_finetune.ipynb: a GPT block, the training loop's
-schedule and clipping, the SFT loss, and a tiny pretrain-then-fine-tune run."""
+schedule and clipping, the SFT loss, one data-parallel step on two processes, a tiny pretrain-then-fine-tune
+run, and the homework (its shape and expected results read from the files the homework itself uses)."""
 
 from tools.nbbuild import Notebook
 
@@ -21,19 +22,24 @@ fine-tune it on Milton.
 2. write the cosine learning-rate schedule with linear warmup and say why each part is there;
 3. clip gradients by their global norm;
 4. write the supervised fine-tuning (SFT) loss that only counts the response tokens;
-5. read loss curves of pretraining and fine-tuning, and run the full homework with `./run homework`.
+5. average gradients across processes with `all_reduce` (distributed data parallel) and show that it is one
+   step on the whole batch;
+6. read loss curves of pretraining and fine-tuning, run the full homework with `./run homework`, and hand it in.
 """)
 
 nb.code(r"""
 import math
+import os
 import time
 
 import matplotlib.pyplot as plt
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gptref.gpt import GPT, GPTConfig, CausalSelfAttention
+from gptref.attention import MultiHeadAttention   # the layer you built on day 2 (same names, same layout)
+from gptref.gpt import GPT, GPTConfig
 
 torch.manual_seed(0)
 torch.set_num_threads(1)   # tiny tensors: one thread is fastest, and steady on a shared machine
@@ -53,10 +59,11 @@ stream $x$ is never normalized itself: each sub-layer reads a normalized copy an
 keeps a clean path for gradients from the loss to the first layer (Day 3's experiment showed why GPT-2
 moved the norm before the sub-layer).
 
-**Exercise.** Complete `MLP` and `Block`. Use `CausalSelfAttention(config)` from `gptref.gpt` (Day 2's
-multi-head attention with its projections) and `nn.LayerNorm(config.n_embd)`. Name the parts exactly
-`ln_1`, `attn`, `ln_2`, `mlp`, and inside the MLP `c_fc`, `c_proj` (GPT-2's names), so that GPT-2
-checkpoints load into them. `block_forward` below runs your block with given weights; the tests call it.
+**Exercise.** Complete `MLP` and `Block`. For the attention use `MultiHeadAttention(config.n_embd,
+config.n_head)` from `gptref.attention`: the layer you wrote on day 2 (`q_proj`, `k_proj`, `v_proj`, `out_proj`),
+called as `self.attn(h, causal=True)` so that no token sees a later one. Use `nn.LayerNorm(config.n_embd)` for
+the norms. Name the parts exactly `ln_1`, `attn`, `ln_2`, `mlp`, and inside the MLP `c_fc`, `c_proj` (GPT-2's
+names). `block_forward` below runs your block with given weights; the tests call it.
 """)
 
 nb.solution("block", r'''
@@ -84,14 +91,14 @@ class Block(nn.Module):
         super().__init__()
         ### BEGIN SOLUTION
         self.ln_1 = nn.LayerNorm(config.n_embd)
-        self.attn = CausalSelfAttention(config)
+        self.attn = MultiHeadAttention(config.n_embd, config.n_head)
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
         ### END SOLUTION
 
     def forward(self, x):
         ### BEGIN SOLUTION
-        x = x + self.attn(self.ln_1(x))
+        x = x + self.attn(self.ln_1(x), causal=True)
         x = x + self.mlp(self.ln_2(x))
         return x
         ### END SOLUTION
@@ -106,29 +113,43 @@ def block_forward(x, state, n_head):
         return block.eval()(x)
 ''')
 
+# Mistakes these visible tests name (tests/mutants/d09_nanogpt_finetune.py plants each): post-norm instead of
+# pre-norm, a missing residual connection, an MLP without GELU, attention that is not causal.
 nb.tests("test_block", 3, r'''
-from gptref.gpt import Block as _RefBlock
+from gptref.grading.exercises.d09_nanogpt_finetune import ReferenceBlock as _RefBlock
 torch.manual_seed(9)
 _cfg = GPTConfig(vocab_size=1, block_size=6, n_layer=1, n_head=2, n_embd=16)
-_ref = _RefBlock(_cfg)
+_ref = _RefBlock(_cfg).eval()
 with torch.no_grad():
     for _p in _ref.parameters():
         _p.copy_(torch.randn_like(_p) * 0.3 + (1.0 if _p.dim() == 1 and _p.shape[0] == 16 else 0.0))
 _mine = Block(_cfg)
 _names, _ref_names = set(_mine.state_dict()), set(_ref.state_dict())
 assert _names == _ref_names, \
-    f"name the parts ln_1, attn, ln_2, mlp (and mlp.c_fc, mlp.c_proj): missing {sorted(_ref_names - _names)}, unexpected {sorted(_names - _ref_names)}"
+    f"name the parts ln_1, attn (a MultiHeadAttention), ln_2, mlp (with c_fc, c_proj): missing {sorted(_ref_names - _names)}, unexpected {sorted(_names - _ref_names)}"
 _x = torch.randn(2, 6, 16) * 2 + 1
 _out = block_forward(_x, _ref.state_dict(), 2)
 assert _out.shape == _x.shape, f"the block must keep the shape (B, T, C) = {tuple(_x.shape)}, got {tuple(_out.shape)}"
-with torch.no_grad():
-    _expected = _ref.eval()(_x)
-    _post = _ref.ln_1(_x + _ref.attn(_x)); _post = _ref.ln_2(_post + _ref.mlp(_post))
-assert not torch.allclose(_out, _post, atol=1e-5), "that is a post-norm block: normalize the INPUT of each sub-layer, x + attn(ln_1(x))"
-assert not torch.allclose(_out, _ref.mlp(_ref.ln_2(_ref.attn(_ref.ln_1(_x)))), atol=1e-5), "add each sub-layer's output to x (the residual connection)"
+with torch.no_grad():   # what the block gives when built with each common mistake
+    _A = lambda h, causal=True: _ref.attn(h, causal=causal)
+    _M, _M_no_gelu = _ref.mlp, lambda h: _ref.mlp.c_proj(_ref.mlp.c_fc(h))
+    _then_mlp = lambda h: h + _M(_ref.ln_2(h))
+    _expected = _ref(_x)
+    _h = _x + _A(_ref.ln_1(_x))
+    _post = _ref.ln_1(_x + _A(_x))
+    _mistakes = [
+        ("post-norm: normalize the INPUT of each sub-layer, x + attn(ln_1(x)), not ln_1(x + attn(x))",
+         [_then_mlp(_post), _ref.ln_2(_post + _M(_post))]),
+        ("add each sub-layer's output to x (the residual connection): x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x))",
+         [_M(_ref.ln_2(_h)), _then_mlp(_A(_ref.ln_1(_x)))]),
+        ("the MLP needs its GELU between c_fc and c_proj: c_proj(gelu(c_fc(h)))", [_h + _M_no_gelu(_ref.ln_2(_h))]),
+        ("the attention must be causal: call self.attn(ln_1(x), causal=True)",
+         [_then_mlp(_x + _A(_ref.ln_1(_x), causal=False))]),
+    ]
+for _msg, _wrongs in _mistakes:
+    for _w in _wrongs:
+        assert not torch.allclose(_out, _w, atol=1e-5), _msg
 assert torch.allclose(_out, _expected, atol=1e-5), f"max abs error {(_out - _expected).abs().max():.3g} against x + attn(ln_1(x)), then x + mlp(ln_2(x))"
-_x2 = _x.clone(); _x2[:, 4:] += 10.0
-assert torch.allclose(block_forward(_x2, _ref.state_dict(), 2)[:, :4], _out[:, :4], atol=1e-5), "changing later tokens changed earlier outputs: the attention must be causal"
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "block_forward", block_forward)
@@ -136,7 +157,7 @@ check("09_nanogpt_finetune", "block_forward", block_forward)
 ''')
 
 nb.md(r"""
-`gptref.gpt.GPT` is exactly this: `wte` (token embedding) + `wpe` (position embedding), `n_layer` blocks,
+`gptref.gpt.GPT` is built the same way: `wte` (token embedding) + `wpe` (position embedding), `n_layer` blocks,
 `ln_f`, and `lm_head` sharing its weight with `wte`. Its forward returns `(logits, loss)`.
 
 ## 2. The learning-rate schedule
@@ -284,7 +305,167 @@ check("09_nanogpt_finetune", "sft_loss", sft_loss)
 ''')
 
 nb.md(r"""
-## 5. A miniature of the homework: pretrain on Shakespeare, fine-tune on Milton
+## 5. Training on several processes: distributed data parallel
+
+One process can only go as fast as its device. **Data parallelism** runs $W$ copies of the model (the *ranks*,
+one per GPU or per CPU process), gives each a different slice of the batch, and keeps the copies identical:
+
+1. every rank starts from the same parameters (rank 0's are broadcast at the start);
+2. every rank computes the loss and the gradients on its own micro-batch of $B/W$ examples;
+3. the ranks **average their gradients**: `all_reduce` adds a tensor over all ranks in place, so every rank ends
+   up holding $\sum_r g_r$; dividing by $W$ gives the mean;
+4. every rank takes the same optimizer step with the same averaged gradient, so the copies stay identical.
+
+Why is that the same as one step on the whole batch? The loss of the batch is the mean over its examples. With
+$W$ equal micro-batches $\mathcal B_r$ of size $B/W$,
+
+$$\nabla \frac{1}{B}\sum_{i \in \mathcal B} \ell_i = \frac{1}{W}\sum_{r=1}^{W} \nabla \frac{1}{B/W}\sum_{i\in \mathcal B_r}\ell_i
+= \frac{1}{W}\sum_r g_r ,$$
+
+so the averaged gradient *is* the whole batch's gradient (up to rounding), and the step is the same. (With micro-batches
+of unequal sizes a plain average would weight them wrongly; samplers pad the data so that every rank gets the same number.)
+
+**Clipping comes after the reduction.** Gradient clipping (section 3) looks at the norm of the gradient. Each rank's
+own $g_r$ is noisier than the average and has a larger norm, and each would be scaled by a different factor:
+the ranks would take different steps and drift apart, and the step would not be the whole batch's. So:
+reduce first, then clip the averaged gradient, then step.
+
+`torch.distributed` does the communication. Processes join a *process group* through a rendez-vous (here a file
+both can see; across machines a TCP address) and a *backend* that moves the data: `gloo` on CPUs, `nccl` between
+GPUs. In real training, `torch.nn.parallel.DistributedDataParallel` does step 3 for you, overlapping the
+all-reduce of one layer's gradients with the backward pass of the layers below, and `torchrun` starts the
+processes: `torchrun --nproc_per_node=2 -m gptref train ...` starts two copies of the training script, gives each
+its `RANK`, `WORLD_SIZE` and the rendez-vous address in environment variables, and the script calls
+`dist.init_process_group` with them. The homework's trainer works this way (`gptref/train/ddp.py`): each rank
+reads its own batches, `DistributedDataParallel` averages the gradients, and clipping and the optimizer step
+follow. Here we do the averaging by hand, on two CPU processes started from this notebook.
+
+**Exercise.** Write `ddp_train_step(model, optimizer, x, y, max_norm)`, run on every rank with that rank's
+micro-batch `(x, y)`: compute `F.cross_entropy(model(x), y)`, back-propagate, average every parameter's gradient
+over the ranks with `dist.all_reduce` and `dist.get_world_size()`, clip the averaged gradients to `max_norm`
+(here you may use `torch.nn.utils.clip_grad_norm_`), take the optimizer step, and return the loss.
+`run_ddp` below starts two processes (gloo, a rendez-vous file in a temporary folder), runs your step on each half
+of the batch, and returns rank 0's parameters; the tests compare them with one step on the whole batch.
+""")
+
+nb.solution("ddp_train_step", r'''
+def ddp_train_step(model, optimizer, x, y, max_norm):
+    """One data-parallel step on this rank's micro-batch: backward, average the gradients, clip, step."""
+    ### BEGIN SOLUTION
+    loss = F.cross_entropy(model(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    world_size = dist.get_world_size()
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)  # every rank now holds the sum over the ranks
+            p.grad /= world_size                           # ... and the mean
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)  # after the reduction: the same on every rank
+    optimizer.step()
+    return loss
+    ### END SOLUTION
+
+
+def mlp_from_state(state):
+    """A small classifier, Linear -> Tanh -> Linear, with the weights in `state`."""
+    n_hidden, n_in = state["0.weight"].shape
+    model = nn.Sequential(nn.Linear(n_in, n_hidden), nn.Tanh(), nn.Linear(n_hidden, state["2.weight"].shape[0]))
+    model = model.to(state["0.weight"].dtype)
+    model.load_state_dict(state)
+    return model
+
+
+def _ddp_worker(rank, world_size, folder, state, x, y, lr, max_norm):
+    """One rank: join the group, run ddp_train_step on its slice of the batch, rank 0 saves the parameters."""
+    import os, traceback
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1); os.dup2(quiet, 2)     # the notebook shows nothing from the workers; errors go to a file
+    try:
+        import datetime
+        torch.set_num_threads(1)
+        dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank,
+                                world_size=world_size, timeout=datetime.timedelta(seconds=30))
+        model = mlp_from_state(state)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        n = x.shape[0] // world_size
+        ddp_train_step(model, optimizer, x[rank * n:(rank + 1) * n], y[rank * n:(rank + 1) * n], max_norm)
+        if rank == 0:
+            torch.save(model.state_dict(), f"{folder}/rank0.pt")
+        dist.destroy_process_group()
+    except BaseException:
+        with open(f"{folder}/error{rank}.txt", "w") as f:
+            f.write(traceback.format_exc())
+        os._exit(1)
+    os._exit(0)
+
+
+def run_ddp(state, x, y, lr, max_norm, world_size=2):
+    """One SGD step of mlp_from_state(state) on (x, y) split over world_size processes: rank 0's new parameters."""
+    import multiprocessing, tempfile, time
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # its first use imports modules: once, here
+    with tempfile.TemporaryDirectory() as folder:
+        ctx = multiprocessing.get_context("fork")    # fork: the workers see the functions of this notebook
+        workers = [ctx.Process(target=_ddp_worker, args=(r, world_size, folder, state, x, y, lr, max_norm))
+                   for r in range(world_size)]
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 60
+        while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+            if any(w.exitcode not in (None, 0) for w in workers):
+                break                                # one rank failed: the others would wait for it
+            time.sleep(0.02)
+        for w in workers:
+            if w.is_alive():
+                w.kill()
+            w.join()
+        for r in range(world_size):
+            if os.path.exists(f"{folder}/error{r}.txt"):
+                raise RuntimeError(f"rank {r} failed:\n" + open(f"{folder}/error{r}.txt").read()[-1500:])
+        if not os.path.exists(f"{folder}/rank0.pt"):
+            raise RuntimeError("the workers did not finish within 60 s (does every rank call all_reduce the same "
+                               "number of times?)")
+        return dict(torch.load(f"{folder}/rank0.pt"))   # {parameter name: tensor}
+''')
+
+# Mistakes these visible tests name (tests/mutants/d09_nanogpt_finetune.py plants each): summing instead of
+# averaging, no all_reduce at all, clipping before the reduction.
+nb.tests("test_ddp_train_step", 2, r'''
+from gptref.grading.exercises.d09_nanogpt_finetune import ddp_mistakes as _ddp_mistakes
+_g = torch.Generator().manual_seed(11)
+_state = {"0.weight": torch.randn(16, 6, generator=_g, dtype=torch.float64) / 2.5,
+          "0.bias": torch.randn(16, generator=_g, dtype=torch.float64) / 4,
+          "2.weight": torch.randn(4, 16, generator=_g, dtype=torch.float64) / 4,
+          "2.bias": torch.randn(4, generator=_g, dtype=torch.float64) / 2}
+_x, _y = torch.randn(8, 6, generator=_g, dtype=torch.float64), torch.randint(0, 4, (8,), generator=_g)
+
+
+def _one_step_whole_batch(max_norm):
+    _m = mlp_from_state(_state)
+    _opt = torch.optim.SGD(_m.parameters(), lr=0.5)
+    F.cross_entropy(_m(_x), _y).backward()
+    torch.nn.utils.clip_grad_norm_(_m.parameters(), max_norm)
+    _opt.step()
+    return _m.state_dict()
+
+
+for _max_norm in (100.0, 0.05):   # clipping inactive, then active
+    _got = run_ddp(_state, _x, _y, 0.5, _max_norm)
+    _want = _one_step_whole_batch(_max_norm)
+    _close = lambda a: all(torch.allclose(a[k], _want[k], rtol=0, atol=1e-10) for k in _want)
+    if not _close(_got):
+        for _msg, _params in _ddp_mistakes(_state, _x, _y, 0.5, _max_norm).items():
+            assert _close(_params) or not all(torch.allclose(_got[k], _params[k], rtol=0, atol=1e-10) for k in _params), \
+                f"max_norm={_max_norm}: {_msg}"
+    _err = max((_got[k] - _want[k]).abs().max().item() for k in _want)
+    assert _close(_got), f"max_norm={_max_norm}: after one step on two half-batches the parameters differ by up to {_err:.3g} from one step on the whole batch"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("09_nanogpt_finetune", "run_ddp", run_ddp)
+### END HIDDEN TESTS
+''')
+
+nb.md(r"""
+## 6. A miniature of the homework: pretrain on Shakespeare, fine-tune on Milton
 
 A tiny character-level GPT (2 layers, 4 heads, 64 channels, context 64) is pretrained on Shakespeare for
 a couple of hundred steps, then fine-tuned on Milton's poetry with a smaller learning rate. Both phases use
@@ -413,18 +594,78 @@ print(f"loss on the response: {sft_loss(logits, y, loss_mask).item():.3f}   "
 """)
 
 nb.md(r"""
-## 6. The full homework
+## 7. The full homework
 
-The homework does the same at a real scale with `gptref.train`: BPE tokens instead of characters, a
-6-layer model, thousands of steps, evaluation on held-out plays, checkpoints, and then fine-tuning on
-Milton. From the repository root:
+The homework does the same at a real scale with `gptref.train`: a bigger model, thousands of steps, evaluation
+on held-out text, checkpoints, then fine-tuning on Milton and a report. You run it from a terminal at the
+repository root, not in this notebook:
 
 ```bash
-./run homework            # pretrain on Shakespeare, fine-tune on Milton, write loss curves and samples
-./run homework --help     # its options (model size, steps, device)
+./run homework            # pretrain on Shakespeare, fine-tune on Milton, write the report folder
+./run homework --help     # its options
 ```
 
-It runs on the CPU by default (slowly); on a GPU it takes minutes.
+Everything the homework does is set by two files, `gptref/train/configs/homework.toml` (pretraining) and
+`homework_finetune.toml` (fine-tuning), and what a run should give is measured in
+`gptref/train/configs/homework_expected.toml` (the homework's own test checks that table). The cell below reads
+the three files and the command's options, so what it prints is what `./run homework` does.
+""")
+
+nb.code(r"""
+import argparse
+import importlib.resources
+
+from gptref.commands import homework as homework_command
+from gptref.train.config import load_config
+
+
+def read_toml(path):
+    try:
+        import tomllib
+    except ModuleNotFoundError:   # Python 3.10
+        import tomli as tomllib
+    return tomllib.loads(path.read_text())
+
+
+configs = importlib.resources.files("gptref.train") / "configs"
+pre = load_config(configs / "homework.toml")
+fine = load_config(configs / "homework_finetune.toml")
+expected = read_toml(configs / "homework_expected.toml")["cpu"]
+
+parser = argparse.ArgumentParser(prog="./run homework", add_help=False)
+homework_command.add_arguments(parser)
+defaults = parser.parse_args([])
+print(f"tokenizer: {defaults.tokenizer} by default (--tokenizer bpe switches to gptref's byte-level BPE)")
+print(f"model: {pre.n_layer} layers, {pre.n_head} heads, {pre.n_embd} channels, context {pre.block_size} tokens, "
+      f"dropout {pre.dropout}")
+print(f"pretraining on Shakespeare: {pre.max_iters} iterations of {pre.batch_size} x {pre.block_size} tokens, "
+      f"lr {pre.learning_rate} -> {pre.min_lr}, warmup {pre.warmup_iters}")
+print(f"fine-tuning on Milton ({defaults.finetune_mode} by default): {fine.max_iters} iterations, "
+      f"lr {fine.learning_rate} -> {fine.min_lr}, warmup {fine.warmup_iters}")
+print(f"expected on a quiet 2-core CPU: about {expected['seconds'] / 60:.1f} minutes in all; "
+      f"Shakespeare val loss {expected['pretrain_val_loss']:.2f} nats/char (chance ln {expected['vocab_size']} = "
+      f"{math.log(expected['vocab_size']):.2f}); Milton val loss {expected['milton_val_before']:.2f} before "
+      f"fine-tuning -> {expected['milton_val_after']:.2f} after (runs agree within +-{expected['loss_tolerance']})")
+print("options:", ", ".join(a.option_strings[0] for a in parser._actions))
+""")
+
+nb.md(r"""
+On a GPU, `./run homework --device cuda` trains the larger shape of `homework_gpu.toml` instead (nanoGPT's
+Shakespeare character model); the report says which one ran.
+
+## 8. What to hand in
+
+* **This notebook**, `09_nanogpt_finetune.ipynb`, with your exercise cells completed and your answers written in
+  the answer cells of the two written questions below. Before handing it in, run it top to bottom once
+  (*Kernel → Restart Kernel and Run All Cells*) so that every cell has run in order and the visible tests pass;
+  the grader runs it again in its own sandbox, so outputs are not what is graded, your code and answers are.
+* **Your homework run goes into the notebook, not beside it.** The instructor's `collect` takes only the course's
+  notebooks from each submission (any other file, `report.md`, `metrics.json` or a picture, is listed and left
+  out), and the grader never sees your `runs/` folder. So copy from your report folder
+  (`runs/homework-<timestamp>/`: `report.md`, `metrics.json`, `loss_curves.png`, `samples.txt`) the numbers and
+  samples that the second written question asks for into its answer cell.
+* The first written question is about fine-tuning in general; the second is about **your own run**: your loss
+  curves, your numbers and your samples before and after fine-tuning.
 """)
 
 nb.written("q_finetune", 2, r"""
@@ -446,6 +687,28 @@ weight. (Some setups average per sequence first, giving each example equal weigh
 should be deliberate.)
 """)
 
+nb.written("q_homework_run", 3, r"""
+**Written question — your homework run.** Run `./run homework` and answer from your report folder.
+(a) Copy your numbers from `metrics.json`: the final Shakespeare train and val loss, the Milton val loss before and
+after fine-tuning, the total time and the tokens per second. How do they compare with the expected values printed in
+section 7, and if they differ, why might they (machine, threads, options you changed)?
+(b) Describe your `loss_curves.png`: where does the training loss fall fastest, does the validation loss stop
+improving before the end, and how large is the gap between training and validation loss? What would you change
+(iterations, model size, dropout) given what you see?
+(c) Paste the two samples from `samples.txt`, before and after fine-tuning on Milton, and name two concrete
+differences (vocabulary, line layout, speaker names, spelling) and what in the training data explains each.
+""", answer=r"""
+(An example from the reference run; each student's numbers and samples are their own.) (a) Shakespeare val loss
+close to the table's value, Milton val loss falling by about 0.1 nats/char after fine-tuning; a slower or busier
+machine changes the time and tokens/s but not the losses much, while changing iterations or model size changes
+both. (b) The loss falls fastest in the first few hundred iterations (warmup and the first cosine phase: the model
+learns character frequencies, then common words); the val loss flattens towards the end as the learning rate
+decays; the train/val gap stays small (no dropout is needed at this size and length, a longer run would show it
+growing). (c) Before fine-tuning the sample is a play: speaker names in capitals followed by a colon, short lines;
+after, it is verse without speaker names, longer lines starting with capitals, Miltonic words; the first comes from
+Shakespeare's plays being dialogue, the second from Paradise Lost being continuous blank verse.
+""")
+
 nb.md(r"""
 ## Summary
 
@@ -456,8 +719,12 @@ nb.md(r"""
 * Gradient clipping scales **all** gradients by $\min(1, c/\|g\|)$: the step's size is capped, its direction
   kept.
 * SFT averages the next-token loss over the response tokens only.
+* Data parallelism averages the ranks' gradients with an all-reduce (then clips, then steps): one step on $W$
+  micro-batches is one step on the whole batch. `torchrun` starts the ranks; `DistributedDataParallel` overlaps
+  the reduction with the backward pass.
 * Pretraining learns the language; fine-tuning, with a smaller learning rate, moves the model towards a
-  style or a task. `./run homework` does both at a real scale.
+  style or a task. `./run homework` does both at a real scale; hand in this notebook with your run's numbers,
+  curves and samples described in the written answer.
 """)
 
 nb.save()

@@ -3,7 +3,8 @@
 Per day: solutions/ is what notebooks/<day>.py builds; course/ is byte-identical to a fresh
 `nbgrader generate_assignment`; the solution, submitted as a student, autogrades to full marks
 and the untouched release to zero on every test cell (without failing the run); every planted
-mistake in tests/mutants/d<day>.py fails exactly the test cells it names. Each notebook runs
+mistake in tests/mutants/d<day>.py fails exactly the test cells it names, with a message that
+contains the mutant's `hint` (the visible tests name the mistake). Each notebook runs
 twice in all: once under nbgrader's autograde, once in a live kernel shared by all its mutants
 (the untouched release is quick: every exercise raises NotImplementedError).
 """
@@ -239,6 +240,10 @@ def test_mutants_fail_exactly_their_tests(day, tmp_path, monkeypatch):
                 continue
             for gid in sorted(set(m.fails) - set(failed)):
                 problems.append(f"mutant {m.why!r} in cell {m.cell} was not caught by {gid}")
+            for gid in sorted(set(m.fails) & set(failed)):
+                if m.hint not in failed[gid]:
+                    problems.append(f"mutant {m.why!r} in cell {m.cell}: {gid} fails without naming the mistake; "
+                                    f"expected {m.hint!r} in its message, got: {failed[gid][:400]!r}")
             for gid in sorted(set(failed) - set(m.fails)):
                 problems.append(f"mutant {m.why!r} in cell {m.cell} also fails {gid} (tests must be independent, "
                                 f"or add it to `fails`): {failed[gid][:300]}")

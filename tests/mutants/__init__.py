@@ -2,7 +2,8 @@
 
 tests/test_notebooks.py executes each solution notebook once in a live kernel, then for every
 mutant swaps `old` for `new` in the solution cell `cell`, re-runs that cell and every test cell,
-and checks that exactly the test cells in `fails` fail (then restores the cell).
+and checks that exactly the test cells in `fails` fail, each with a message that contains
+`hint` (the words that name the mistake for the student), then restores the cell.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ class Mutant:
     new: str  # what a plausible student writes instead
     fails: frozenset[str] | set[str]  # grade_ids of the test cells that must fail (all others must pass)
     why: str  # the mistake, in words ("forgot the 1/sqrt(d) scale")
+    hint: str  # text the failing test cells' messages must contain: the visible test names the mistake
 
     def __post_init__(self):
         object.__setattr__(self, "fails", frozenset(self.fails))
@@ -24,3 +26,5 @@ class Mutant:
             raise ValueError(f"mutant {self.why!r} must name the test cells it fails")
         if self.old == self.new:
             raise ValueError(f"mutant {self.why!r} changes nothing")
+        if len(self.hint.strip()) < 8:
+            raise ValueError(f"mutant {self.why!r}: give the words of the message that names the mistake as `hint`")

@@ -1,4 +1,4 @@
-"""Day 2, attention: masks, masked softmax, scaled dot-product attention, its three uses, heads.
+"""Day 2, attention: masks, masked softmax, scaled dot-product attention, its three uses, heads, the layer.
 
 References come from gptref.attention; the masked softmax and the three single-head variants
 (encoder self-, decoder self-, encoder-decoder cross-attention) are composed here from it.
@@ -48,6 +48,14 @@ def decoder_self_attention(y, y_is_token, w_q, w_k, w_v):
 def cross_attention(y, x, x_is_token, w_q, w_k, w_v):
     """Decoder tokens (queries) attend to the encoder's real tokens (keys and values)."""
     return A.scaled_dot_product_attention(y @ w_q, x @ w_k, x @ w_v, _keys(x_is_token))
+
+
+def mha_forward(x, state, n_heads, n_kv_heads=None, context=None, mask=None):
+    """gptref's MultiHeadAttention with the weights in `state` (self- or cross-attention)."""
+    layer = A.MultiHeadAttention(x.shape[-1], n_heads, n_kv_heads, bias="q_proj.bias" in state)
+    layer.load_state_dict(state)
+    with torch.no_grad():
+        return layer.eval()(x, context=context, mask=mask)
 
 
 # -- messages -------------------------------------------------------------------------------------
@@ -170,6 +178,35 @@ def _merge_cases(seed):
     return [{"x": _randn(g, b, h, t, d)} for b, h, t, d in ((2, 4, 3, 2), (1, 1, 5, 6), (3, 3, 2, 5))]
 
 
+def _mha_cases(seed):
+    """Self (no mask, causal, causal & padding), cross (padding, S != T), grouped and multi-query heads, no bias."""
+    g = _gen(seed, 10)
+    cases = []
+    for b, t, s, c, h, h_kv, kind, bias in ((2, 5, 5, 16, 4, 4, "none", True), (2, 6, 6, 24, 3, 3, "causal", True),
+                                            (3, 4, 4, 16, 2, 2, "causal+pad", True), (2, 4, 7, 16, 4, 4, "cross", True),
+                                            (2, 6, 6, 32, 8, 2, "causal", True), (2, 3, 5, 16, 4, 1, "cross", True),
+                                            (1, 5, 5, 12, 2, 1, "causal", False)):
+        d = c // h
+        shapes = {"q_proj": (c, c), "k_proj": (h_kv * d, c), "v_proj": (h_kv * d, c), "out_proj": (c, c)}
+        state = {}
+        for name, (rows, cols) in shapes.items():
+            state[f"{name}.weight"] = _randn(g, rows, cols) / math.sqrt(cols)
+            if bias:
+                state[f"{name}.bias"] = _randn(g, rows) * 0.5
+        case = {"x": _randn(g, b, t, c), "state": state, "n_heads": h}
+        if h_kv != h:
+            case["n_kv_heads"] = h_kv
+        if kind == "cross":
+            case["context"] = _randn(g, b, s, c)
+            case["mask"] = A.padding_mask(_is_token(g, b, s))
+        elif kind == "causal":
+            case["mask"] = A.causal_mask(t)
+        elif kind == "causal+pad":
+            case["mask"] = A.causal_mask(t) & A.padding_mask(_is_token(g, b, t))
+        cases.append(case)
+    return cases
+
+
 EXERCISES = [
     Exercise(DAY, "causal_mask", ("test_causal_mask",), _causal_cases, A.causal_mask,
              forbidden=(A.causal_mask,), description="(t_q, t_k) bool mask, bottom-right aligned"),
@@ -196,4 +233,6 @@ EXERCISES = [
              forbidden=(A.split_heads,), description="(B, T, H*D) -> (B, H, T, D)"),
     Exercise(DAY, "merge_heads", ("test_merge_heads",), _merge_cases, A.merge_heads,
              forbidden=(A.merge_heads,), description="(B, H, T, D) -> (B, T, H*D)"),
+    Exercise(DAY, "mha_forward", ("test_multi_head_attention",), _mha_cases, mha_forward,
+             forbidden=_MHA, description="the multi-head attention layer (q/k/v/out projections, grouped k/v heads)"),
 ]

@@ -1,7 +1,10 @@
-"""Day 9, nanoGPT: a transformer block, the cosine learning-rate schedule, gradient clipping, the SFT loss.
+"""Day 9, nanoGPT: a transformer block, the cosine learning-rate schedule, gradient clipping, the SFT loss,
+and one data-parallel training step.
 
-References: gptref.gpt.Block for the block; torch.nn.utils.clip_grad_norm_ for clipping; F.cross_entropy on
-the selected positions for the SFT loss; the schedule is written out below (nanoGPT's get_lr).
+References: ReferenceBlock (gptref.attention.MultiHeadAttention, causal, with gptref.gpt.MLP and LayerNorms)
+for the block; torch.nn.utils.clip_grad_norm_ for clipping; F.cross_entropy on the selected positions for the
+SFT loss; the schedule is written out below (nanoGPT's get_lr); one single-process SGD step on the whole batch
+for the data-parallel step.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
+import gptref.attention as A
 import gptref.gpt as gpt
 from gptref.grading.spec import Exercise
 from gptref.train.schedule import lr_at
@@ -25,9 +30,24 @@ def _block_config(x: torch.Tensor, n_head: int) -> gpt.GPTConfig:
     return gpt.GPTConfig(vocab_size=1, block_size=x.shape[1], n_layer=1, n_head=n_head, n_embd=x.shape[-1])
 
 
+class ReferenceBlock(nn.Module):
+    """The day-9 block: x + attn(ln_1(x)) with gptref.attention.MultiHeadAttention (causal), then x + mlp(ln_2(x))."""
+
+    def __init__(self, config: gpt.GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = A.MultiHeadAttention(config.n_embd, config.n_head)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = gpt.MLP(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), causal=True)
+        return x + self.mlp(self.ln_2(x))
+
+
 def reference_block_forward(x, state, n_head):
-    """gptref's pre-norm Block with the given weights, on x (B, T, C)."""
-    block = gpt.Block(_block_config(x, n_head))
+    """The reference pre-norm block with the given weights, on x (B, T, C)."""
+    block = ReferenceBlock(_block_config(x, n_head))
     block.load_state_dict(state)
     with torch.no_grad():
         return block.eval()(x)
@@ -37,7 +57,7 @@ def _block_cases(seed: int) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
     cases = []
     for B, T, C, H in [(2, 5, 16, 2), (1, 9, 24, 4), (3, 1, 8, 1), (2, 12, 32, 8)]:
-        shapes = gpt.Block(_block_config(torch.zeros(1, T, C), H)).state_dict()
+        shapes = ReferenceBlock(_block_config(torch.zeros(1, T, C), H)).state_dict()
         state = {}
         for name, t in shapes.items():
             if name.startswith(("ln_1", "ln_2")):  # norms near (1, 0) but not exactly, so their place matters
@@ -187,11 +207,100 @@ def _clip_forbidden() -> tuple:
     return tuple(getattr(utils, n) for n in names if getattr(utils, n, None) is not None)
 
 
+# ---------------------------------------------------------------- one data-parallel step
+
+
+def mlp_from_state(state: dict) -> nn.Module:
+    """The small classifier of the data-parallel exercise: Linear -> Tanh -> Linear, shaped by `state`."""
+    n_hidden, n_in = state["0.weight"].shape
+    n_out = state["2.weight"].shape[0]
+    model = nn.Sequential(nn.Linear(n_in, n_hidden), nn.Tanh(), nn.Linear(n_hidden, n_out)).to(state["0.weight"].dtype)
+    model.load_state_dict(state)
+    return model
+
+
+def reference_run_ddp(state, x, y, lr, max_norm, world_size=2):
+    """What `world_size` data-parallel ranks must agree on: one SGD step on the WHOLE batch, clipped."""
+    model = mlp_from_state(state)
+    F.cross_entropy(model(x), y).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= lr * p.grad
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _ddp_cases(seed: int) -> list[dict]:
+    g = torch.Generator().manual_seed(seed + 5)
+    cases = []
+    for n_in, hidden, n_out, batch, max_norm in [(6, 16, 4, 8, 0.05), (5, 8, 3, 12, 100.0), (4, 12, 5, 6, 0.5)]:
+        shapes = {"0.weight": (hidden, n_in), "0.bias": (hidden,), "2.weight": (n_out, hidden), "2.bias": (n_out,)}
+        state = {k: torch.randn(*shape, generator=g, dtype=torch.float64) / math.sqrt(shape[-1]) for k, shape in shapes.items()}
+        cases.append({"state": state, "x": torch.randn(batch, n_in, generator=g, dtype=torch.float64),
+                      "y": torch.randint(0, n_out, (batch,), generator=g), "lr": 0.5, "max_norm": max_norm})
+    return cases
+
+
+def _one_step(state, xs, ys, lr, max_norm, *, reduce: str, clip_first: bool = False):
+    """A wrong data-parallel step simulated in one process: the common mistakes, to name them."""
+    grads = []
+    for x, y in zip(xs, ys):
+        model = mlp_from_state(state)
+        F.cross_entropy(model(x), y).backward()
+        if clip_first:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        grads.append([p.grad for p in model.parameters()])
+    if reduce == "sum":
+        total = [sum(gs) for gs in zip(*grads)]
+    elif reduce == "none":
+        total = grads[0]
+    else:
+        total = [sum(gs) / len(grads) for gs in zip(*grads)]
+    model = mlp_from_state(state)
+    for p, g in zip(model.parameters(), total):
+        p.grad = g.clone()
+    if not clip_first:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= lr * p.grad
+    return model.state_dict()
+
+
+def ddp_mistakes(state, x, y, lr, max_norm, world_size=2) -> dict[str, dict]:
+    """{message: the parameters that mistake gives} for the common data-parallel mistakes."""
+    xs, ys = x.chunk(world_size), y.chunk(world_size)
+    return {
+        "you summed the gradients over the ranks: divide by world_size to average them (dist.all_reduce sums)":
+            _one_step(state, xs, ys, lr, max_norm, reduce="sum"),
+        "the gradients were not averaged across ranks: rank 0 stepped on its own half-batch only; "
+        "dist.all_reduce every p.grad, then divide by world_size":
+            _one_step(state, xs, ys, lr, max_norm, reduce="none"),
+        "you clipped before averaging: clip after the all_reduce, so that every rank clips the same averaged "
+        "gradient and the norm is that of the whole batch's gradient":
+            _one_step(state, xs, ys, lr, max_norm, reduce="mean", clip_first=True),
+    }
+
+
+def _compare_ddp(got, expected, case) -> str | None:
+    if not isinstance(got, dict) or set(got) != set(expected):
+        return f"return the model's state_dict after the step (keys {sorted(expected)}), got {type(got).__name__}"
+    close = lambda a, b: all(torch.allclose(a[k].to(b[k].dtype), b[k], rtol=0, atol=1e-9) for k in b)
+    if close(got, expected):
+        return None
+    for message, params in ddp_mistakes(**case).items():
+        if not close(params, expected) and close(got, params):
+            return message
+    err = max((got[k].to(expected[k].dtype) - expected[k]).abs().max().item() for k in expected)
+    return f"the parameters after one data-parallel step differ from one step on the whole batch by up to {err:.3g}"
+
+
 EXERCISES = [
     Exercise(
         day=DAY, name="block_forward", grade_ids=("test_block",),
         make_cases=_block_cases, reference=reference_block_forward, compare=_compare_block,
-        forbidden=(gpt.Block.__init__, gpt.Block.forward, gpt.MLP.__init__, gpt.MLP.forward),
+        forbidden=(ReferenceBlock.__init__, ReferenceBlock.forward, gpt.Block.__init__, gpt.Block.forward,
+                   gpt.MLP.__init__, gpt.MLP.forward),
         description="a pre-norm transformer block assembled from attention, MLP and LayerNorm",
     ),
     Exercise(
@@ -209,5 +318,11 @@ EXERCISES = [
         day=DAY, name="sft_loss", grade_ids=("test_sft_loss",),
         make_cases=_sft_cases, reference=reference_sft_loss, compare=_compare_sft,
         description="cross-entropy averaged over the response tokens only",
+    ),
+    Exercise(
+        day=DAY, name="run_ddp", grade_ids=("test_ddp_train_step",),
+        make_cases=_ddp_cases, reference=reference_run_ddp, compare=_compare_ddp,
+        forbidden=(reference_run_ddp, torch.nn.parallel.DistributedDataParallel),
+        description="one data-parallel SGD step on 2 processes (gloo all_reduce) equals one step on the whole batch",
     ),
 ]
