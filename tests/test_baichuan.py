@@ -196,3 +196,28 @@ def test_sentencepiece_bad_input_names_it():
         SentencePieceTokenizer.train(TEXT, 10)
     with pytest.raises(ValueError, match="spm"):
         SentencePieceTokenizer.from_spec({"kind": "bpe"})
+
+
+# -- the Baichuan-style model (gptref.baichuan_gpt) -----------------------------------------------
+def test_baichuan_gpt_cache_matches_full_forward_beyond_block_size():
+    from gptref.baichuan_gpt import Baichuan2Config, Baichuan2GPT
+
+    torch.manual_seed(4)
+    model = Baichuan2GPT(Baichuan2Config(vocab_size=23, block_size=8, n_layer=2, n_head=6, n_embd=48)).eval()
+    idx = torch.randint(0, 23, (2, 13))  # longer than block_size: ALiBi has no position table
+    full, _ = model(idx)
+    cache = model.new_cache()
+    parts = [model(idx[:, :5], cache=cache)[0]] + [model(idx[:, t:t + 1], cache=cache)[0] for t in range(5, 13)]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_baichuan_gpt_loss_is_cross_entropy_plus_max_z():
+    from gptref.baichuan_gpt import Baichuan2Config, Baichuan2GPT
+
+    torch.manual_seed(5)
+    model = Baichuan2GPT(Baichuan2Config(vocab_size=17, n_layer=1, n_head=2, n_embd=16, z_loss=0.5))
+    idx, tgt = torch.randint(0, 17, (3, 6)), torch.randint(0, 17, (3, 6))
+    logits, loss = model(idx, tgt)
+    want = F.cross_entropy(logits.flatten(0, 1), tgt.flatten()) + 0.5 * logits.max(-1).values.pow(2).mean()
+    torch.testing.assert_close(loss, want)
+    assert isinstance(model.lm_head, NormHead)
