@@ -221,3 +221,16 @@ def test_baichuan_gpt_loss_is_cross_entropy_plus_max_z():
     want = F.cross_entropy(logits.flatten(0, 1), tgt.flatten()) + 0.5 * logits.max(-1).values.pow(2).mean()
     torch.testing.assert_close(loss, want)
     assert isinstance(model.lm_head, NormHead)
+
+
+def test_spm_tokenizer_travels_in_a_checkpoint(tmp_path):
+    """The homework's tokenizer spec for "spm" rebuilds the same model after a weights_only checkpoint load."""
+    from gptref.train.checkpoint import load_checkpoint, save_checkpoint
+    from gptref.train.prepare import tokenizer_from_spec
+    from gptref.tokenizers import SentencePieceTokenizer
+
+    tok = SentencePieceTokenizer.train(TEXT, 300)
+    save_checkpoint({"tokenizer": tok.spec()}, tmp_path / "ckpt.pt")
+    again = tokenizer_from_spec(load_checkpoint(tmp_path / "ckpt.pt")["tokenizer"])
+    probe = "Whether 'tis nobler 4567 ☃"
+    assert again.encode(probe) == tok.encode(probe) and again.decode(again.encode(probe)) == probe
