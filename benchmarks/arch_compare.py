@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gptref.baichuan_gpt import Baichuan2Config, Baichuan2GPT  # noqa: E402
+from gptref.commands.homework import ARCH_OPTIONS  # noqa: E402
 from gptref.gpt import GPT, GPTConfig  # noqa: E402
 from gptref.train.prepare import get_tokenizer, token_file  # noqa: E402
 
@@ -109,7 +110,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    gpt2_cfg, bc_cfg = load("homework.toml"), {**load("homework.toml"), **load("homework_baichuan2.toml")}
+    gpt2_cfg = load("homework.toml")
+    bc_cfg = {**gpt2_cfg, **load("homework_baichuan2.toml"), **ARCH_OPTIONS["baichuan2"]}
     iters = args.iters or gpt2_cfg["max_iters"]
     for c in (gpt2_cfg, bc_cfg):
         c["eval_interval"] = min(c["eval_interval"], max(1, iters // 5))

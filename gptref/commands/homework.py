@@ -16,7 +16,11 @@ CONFIG_FILES = {  # (pretraining, fine-tuning) config for each size of run
     "gpu": ("homework_gpu.toml", "homework_finetune_gpu.toml"),
 }
 ARCH_CONFIG_FILES = {"gpt2": {}, "baichuan2": {"cpu": "homework_baichuan2.toml"}}  # pretraining config per architecture
-ARCH_KEYS = ("positions", "norm", "mlp", "mlp_multiple_of", "head", "z_loss")  # model options the arch files set
+ARCH_OPTIONS = {  # model options of each architecture, given to load_config on top of its config file
+    "gpt2": {},
+    "baichuan2": dict(positions="alibi", norm="rmsnorm", mlp="swiglu", mlp_multiple_of=16, head="normhead", z_loss=2e-4),
+}
+ARCH_KEYS = tuple(ARCH_OPTIONS["baichuan2"])
 
 
 def arch_pretrain_file(arch: str, size: str) -> Path:
@@ -88,6 +92,7 @@ def run(args) -> int:
         if args.bpe_vocab_size is not None and args.tokenizer not in ("bpe", "spm"):
             raise ValueError("--bpe_vocab_size needs --tokenizer bpe or spm")
         pre_cfg = load_config(pre_file, out_dir=str(out / "pretrain"), tokenizer=args.tokenizer, **common,
+                              **ARCH_OPTIONS[arch],
                               **({"max_iters": args.pretrain_iters} if args.pretrain_iters else {}),
                               **({"bpe_vocab_size": args.bpe_vocab_size} if args.bpe_vocab_size else {}))
         print(f"[homework] 1/3 pretraining on Shakespeare ({pre_cfg.max_iters} iterations) -> {out}")
