@@ -103,7 +103,8 @@ _TOK_TEXT = ("Shall I compare thee to a summer's day? Thou art more lovely and m
 
 
 def _tokenizer_cases(seed: int) -> list[dict]:
-    return [{"text": _TOK_TEXT * 30, "vocab_size": 400}]
+    code = "def add(a, b):\n    return a + b  # 3.14159 and 2.71828\n\tindented with a tab\n"
+    return [{"text": _TOK_TEXT * 30, "vocab_size": 400}, {"text": (code + _TOK_TEXT) * 20, "vocab_size": 330}]
 
 
 EXERCISES = [
