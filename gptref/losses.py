@@ -1,11 +1,11 @@
-"""Label-smoothed cross-entropy, written out, and its KL-divergence form."""
+"""Label-smoothed cross-entropy, written out, its KL-divergence form, and Baichuan 2's max-z loss."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-__all__ = ["smoothed_targets", "label_smoothing_cross_entropy", "label_smoothing_kl"]
+__all__ = ["smoothed_targets", "label_smoothing_cross_entropy", "label_smoothing_kl", "max_z_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -77,3 +77,23 @@ def label_smoothing_kl(
     logp = x.log_softmax(dim=-1)
     q = smoothed_targets(t.masked_fill(~keep, 0), x.shape[-1], smoothing, dtype=logp.dtype)
     return _reduce(torch.special.xlogy(q, q).sum(dim=-1) - (q * logp).sum(dim=-1), keep, shape, reduction)
+
+
+def max_z_loss(logits: Tensor, weight: float = 2e-4, ignore_mask: Tensor | None = None) -> Tensor:
+    """weight * mean over positions of z^2, z the LARGEST logit of each position (Baichuan 2, sec. 2.6).
+
+    Baichuan 2's report writes L_max-z = 2e-4 * z^2 with z the maximum logit; its released
+    modeling_baichuan.py computes `logits.max(-1).values ** 2`, averaged over all positions. (PaLM's
+    z-loss squares log Z, the logsumexp, instead.) logits: (..., V); ignore_mask (...) bool, True
+    where a position is left out of the mean (padding, prompt tokens).
+    """
+    if not isinstance(logits, Tensor) or logits.dim() < 1:
+        raise ValueError(f"logits must be a tensor (..., V), got {getattr(logits, 'shape', type(logits).__name__)}")
+    z2 = logits.max(dim=-1).values.pow(2)  # (...,)
+    if ignore_mask is None:
+        return weight * z2.mean()
+    if tuple(ignore_mask.shape) != tuple(z2.shape) or ignore_mask.dtype != torch.bool:
+        raise ValueError(f"ignore_mask must be a bool tensor of shape {tuple(z2.shape)} (logits without the vocab dim), "
+                         f"got {ignore_mask.dtype} {tuple(ignore_mask.shape)}")
+    keep = ~ignore_mask
+    return weight * z2.masked_fill(ignore_mask, 0.0).sum() / keep.sum()

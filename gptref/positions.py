@@ -1,11 +1,13 @@
-"""Position information: sinusoidal absolute embeddings and rotary position embeddings (RoPE)."""
+"""Position information: sinusoidal absolute embeddings, rotary position embeddings (RoPE) and ALiBi biases."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-__all__ = ["sinusoidal_positions", "rope_angles", "rope"]
+import math
+
+__all__ = ["sinusoidal_positions", "rope_angles", "rope", "alibi_slopes", "alibi_bias"]
 
 
 def sinusoidal_positions(n_positions: int, d_model: int, dtype: torch.dtype = torch.float32, device=None) -> Tensor:
@@ -54,3 +56,46 @@ def rope(x: Tensor, positions: Tensor | None = None, base: float = 10000.0, inte
     if interleaved:
         return torch.stack([r1, r2], dim=-1).flatten(-2)  # (..., T, D/2, 2) -> (..., T, D)
     return torch.cat([r1, r2], dim=-1)  # (..., T, D)
+
+
+def _geometric_slopes(n: int) -> list[float]:
+    """ALiBi's slopes for a power of two n: 2^(-8/n), 2^(-16/n), ..., 2^(-8)."""
+    start = 2.0 ** (-8.0 / n)
+    return [start ** (i + 1) for i in range(n)]
+
+
+def alibi_slopes(n_heads: int) -> Tensor:
+    """(H,) float32 head slopes of ALiBi (Press et al., 2022), as in the 13B Baichuan 2 model.
+
+    For H a power of two the slopes are the geometric sequence 2^(-8i/H), i = 1..H. Otherwise
+    the paper's rule: the H' = 2^floor(log2 H) slopes of H', then every other slope of 2H'
+    (the ones that fall between them) until there are H.
+    """
+    if not isinstance(n_heads, int) or isinstance(n_heads, bool) or n_heads < 1:
+        raise ValueError(f"n_heads must be a positive int, got {n_heads!r}")
+    p = 2 ** int(math.floor(math.log2(n_heads)))
+    slopes = _geometric_slopes(p)
+    if p < n_heads:
+        slopes += _geometric_slopes(2 * p)[0::2][: n_heads - p]
+    return torch.tensor(slopes, dtype=torch.float32)
+
+
+def alibi_bias(n_heads: int, t_q: int, t_k: int | None = None, device=None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """(H, t_q, t_k) additive attention bias -slope_h * (i - j) for query i and key j <= i.
+
+    With t_k > t_q (a KV cache) the queries are the LAST t_q of the t_k positions, so query row r
+    sits at position t_k - t_q + r. Future keys (j > i) get 0 here: combine with a causal mask.
+    BLOOM and Baichuan add +slope * j instead, which differs from this by a per-row constant
+    (slope * i) that the softmax ignores.
+    """
+    t_k = t_q if t_k is None else t_k
+    for name, n in (("t_q", t_q), ("t_k", t_k)):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"{name} must be a positive int, got {n!r}")
+    if t_k < t_q:
+        raise ValueError(f"t_k (keys, {t_k}) must be at least t_q (queries, {t_q}): the queries are the last positions")
+    q_pos = torch.arange(t_k - t_q, t_k, device=device)[:, None]  # (t_q, 1)
+    k_pos = torch.arange(t_k, device=device)[None, :]  # (1, t_k)
+    distance = (q_pos - k_pos).clamp(min=0).to(torch.float32)  # (t_q, t_k), 0 on and above the diagonal
+    slopes = alibi_slopes(n_heads).to(device)  # (H,)
+    return (-slopes[:, None, None] * distance).to(dtype)  # (H, t_q, t_k)

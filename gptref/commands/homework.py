@@ -15,14 +15,49 @@ CONFIG_FILES = {  # (pretraining, fine-tuning) config for each size of run
     "cpu": ("homework.toml", "homework_finetune.toml"),
     "gpu": ("homework_gpu.toml", "homework_finetune_gpu.toml"),
 }
+ARCH_CONFIG_FILES = {"gpt2": {}, "baichuan2": {"cpu": "homework_baichuan2.toml"}}  # pretraining config per architecture
+ARCH_OPTIONS = {  # model options of each architecture, given to load_config on top of its config file
+    "gpt2": {},
+    "baichuan2": dict(positions="alibi", norm="rmsnorm", mlp="swiglu", mlp_multiple_of=16, head="normhead", z_loss=2e-4),
+}
+ARCH_KEYS = tuple(ARCH_OPTIONS["baichuan2"])
+
+
+def arch_pretrain_file(arch: str, size: str) -> Path:
+    """The pretraining config of `arch` for this size of run; ValueError when that pairing has none."""
+    if arch not in ARCH_CONFIG_FILES:
+        raise ValueError(f"--arch must be one of {', '.join(ARCH_CONFIG_FILES)}, got {arch!r}")
+    if arch == "gpt2":
+        return CONFIGS / CONFIG_FILES[size][0]
+    if size not in ARCH_CONFIG_FILES[arch]:
+        raise ValueError(f"--arch {arch} has a config for {', '.join(ARCH_CONFIG_FILES[arch])} runs only, not {size}")
+    return CONFIGS / ARCH_CONFIG_FILES[arch][size]
+
+
+def check_arch_supported(arch: str) -> None:
+    """--arch baichuan2 needs TrainConfig/GPTConfig to carry the Baichuan options (WIRING.md); say so plainly."""
+    if arch == "gpt2":
+        return
+    from dataclasses import fields
+
+    from gptref.train.config import TrainConfig
+
+    missing = [k for k in ARCH_KEYS if k not in {f.name for f in fields(TrainConfig)}]
+    if missing:
+        raise ValueError(f"--arch {arch} needs the training config options {', '.join(missing)}, which this gptref "
+                         "does not have yet (see WIRING.md); meanwhile `python benchmarks/arch_compare.py` trains "
+                         "both architectures side by side")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default=None, help="report folder (default runs/homework-<timestamp>)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda: bf16 autocast, torch.compile)")
     parser.add_argument("--finetune_mode", "--finetune-mode", choices=("continue", "sft"), default="continue")
-    parser.add_argument("--tokenizer", choices=("char", "bpe"), default="char",
-                        help="char (default) or bpe: gptref's own byte-level BPE, trained on Shakespeare's train split")
+    parser.add_argument("--arch", choices=tuple(ARCH_CONFIG_FILES), default="gpt2",
+                        help="gpt2 (default) or baichuan2: ALiBi, RMSNorm, SwiGLU, NormHead, max-z loss, same budget")
+    parser.add_argument("--tokenizer", choices=("char", "bpe", "spm"), default="char",
+                        help="char (default), bpe (gptref's byte-level BPE) or spm (SentencePiece with Baichuan 2's "
+                             "options); both trained on Shakespeare's train split")
     parser.add_argument("--bpe_vocab_size", type=int, default=None, help="vocabulary of the BPE tokenizer (512)")
     parser.add_argument("--pretrain_iters", type=int, default=None)
     parser.add_argument("--finetune_iters", type=int, default=None)
@@ -49,12 +84,15 @@ def run(args) -> int:
 
     on_gpu = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
     size = "tiny" if args.tiny else ("gpu" if on_gpu else "cpu")  # the GPU run uses nanoGPT's shakespeare_char shape
-    pre_file, fine_file = (CONFIGS / name for name in CONFIG_FILES[size])
+    arch = getattr(args, "arch", "gpt2")
     t_start = time.perf_counter()
     try:
-        if args.bpe_vocab_size is not None and args.tokenizer != "bpe":
-            raise ValueError("--bpe_vocab_size needs --tokenizer bpe")
+        check_arch_supported(arch)
+        pre_file, fine_file = arch_pretrain_file(arch, size), CONFIGS / CONFIG_FILES[size][1]
+        if args.bpe_vocab_size is not None and args.tokenizer not in ("bpe", "spm"):
+            raise ValueError("--bpe_vocab_size needs --tokenizer bpe or spm")
         pre_cfg = load_config(pre_file, out_dir=str(out / "pretrain"), tokenizer=args.tokenizer, **common,
+                              **ARCH_OPTIONS[arch],
                               **({"max_iters": args.pretrain_iters} if args.pretrain_iters else {}),
                               **({"bpe_vocab_size": args.bpe_vocab_size} if args.bpe_vocab_size else {}))
         print(f"[homework] 1/3 pretraining on Shakespeare ({pre_cfg.max_iters} iterations) -> {out}")
@@ -82,7 +120,7 @@ def run(args) -> int:
         return 2
     vocab = len(pre.tokenizer)
     metrics = {
-        "tokenizer": args.tokenizer, "vocab_size": vocab, "chance_loss": math.log(vocab), "device": device,
+        "arch": arch, "tokenizer": args.tokenizer, "vocab_size": vocab, "chance_loss": math.log(vocab), "device": device,
         "milton_val_before": before, "milton_val_after": after,
         "phases": {
             "pretrain (Shakespeare)": {"final_train_loss": pre.final_train_loss, "final_val_loss": pre.final_val_loss,

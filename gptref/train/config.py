@@ -21,8 +21,8 @@ class TrainConfig:
     resume: bool = False  # continue the checkpoint in out_dir exactly where it stopped
     overwrite: bool = False  # allow replacing a checkpoint already in out_dir
     dataset: str = "shakespeare"  # "shakespeare" or "milton"
-    tokenizer: str = "auto"  # "char" or "bpe" (gptref's own BPE); "auto": char, or the checkpoint's when fine-tuning
-    bpe_vocab_size: int = 512  # for tokenizer="bpe": trained once on Shakespeare's training split and cached
+    tokenizer: str = "auto"  # "char", "bpe" (gptref's own BPE) or "spm" (SentencePiece, Baichuan 2 options); "auto": char, or the checkpoint's when fine-tuning
+    bpe_vocab_size: int = 512  # for tokenizer="bpe" or "spm": trained once on Shakespeare's training split and cached
     task: str = "lm"  # "lm" (next-token prediction on the corpus) or "sft" (next line of verse, loss on the response)
     # model
     n_layer: int = 4
@@ -63,7 +63,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first bad option and its value."""
         choices = {
-            "dataset": ("shakespeare", "milton"), "tokenizer": ("auto", "char", "bpe"), "task": ("lm", "sft"),
+            "dataset": ("shakespeare", "milton"), "tokenizer": ("auto", "char", "bpe", "spm"), "task": ("lm", "sft"),
             "dtype": ("auto", "float32", "bfloat16"), "compile": ("auto", "true", "false"),
         }
         for name, allowed in choices.items():

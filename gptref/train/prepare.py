@@ -72,11 +72,15 @@ def _bpe_path(bpe_vocab_size: int, cache) -> Path:
 
 
 def get_tokenizer(kind: str = "char", bpe_vocab_size: int = 512, cache=None):
-    """The tokenizer for kind ("char" or "bpe"); a BPE tokenizer is trained once and saved in the cache."""
+    """The tokenizer for kind ("char", "bpe" or "spm"); BPE and SentencePiece are trained once and cached."""
     if kind == "char":
         return CharTokenizer.from_corpora()
+    if kind == "spm":  # SentencePiece BPE with Baichuan 2's options (gptref.tokenizers)
+        from gptref.tokenizers import get_spm_tokenizer
+
+        return get_spm_tokenizer(bpe_vocab_size, cache)
     if kind != "bpe":
-        raise ValueError(f"tokenizer must be 'char' or 'bpe', got {kind!r}")
+        raise ValueError(f"tokenizer must be 'char', 'bpe' or 'spm', got {kind!r}")
     from gptref.bpe import Tokenizer
 
     path = _bpe_path(bpe_vocab_size, cache)
@@ -100,6 +104,10 @@ def tokenizer_from_spec(spec: dict[str, Any]):
         if "model" in spec:
             return BPETokenizer(Tokenizer.from_dict(spec["model"], where="the checkpoint's tokenizer"))
         return BPETokenizer(Tokenizer.load(spec["path"]))  # checkpoints of gptref <= 0.1 pointed at the cache
+    if kind == "spm":  # the SentencePiece model proto travels in the checkpoint (base64)
+        from gptref.tokenizers import SentencePieceTokenizer
+
+        return SentencePieceTokenizer.from_spec(spec)
     raise ValueError(f"unknown tokenizer spec in checkpoint: kind={kind!r}")
 
 
