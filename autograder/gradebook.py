@@ -92,7 +92,7 @@ def exists(course) -> bool:
 def ensure_students(course, students) -> None:
     """Create the students' gradebook rows before parallel graders do (on PostgreSQL two graders
     creating the same student at once would make one fail a unique constraint)."""
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook, InvalidEntry
     from sqlalchemy.exc import IntegrityError
 
     if not students:
@@ -105,7 +105,7 @@ def ensure_students(course, students) -> None:
                 for s in sorted(set(students)):
                     gb.update_or_create_student(s)
             return
-        except IntegrityError:  # another machine created one of them first: try again
+        except (IntegrityError, InvalidEntry):  # another machine created one first (nbgrader wraps it): again
             time.sleep(0.2 * (attempt + 1))
     raise RuntimeError("could not create the students in the gradebook (unique-constraint conflicts kept recurring)")
 
