@@ -74,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.command == "grade":
         from .grade import grade
 
+        return grade(course, a.assignment, a.workers, a.unsafe_no_sandbox, a.regrade, students=a.students, shard=a.shard)
     if a.command == "similarity":
         from .similarity import MATCH_STUDENT
         from .similarity_report import similarity_report
 
         return similarity_report(course, a.assignment, MATCH_STUDENT if a.threshold is None else a.threshold, a.out)
-        return grade(course, a.assignment, a.workers, a.unsafe_no_sandbox, a.regrade, students=a.students, shard=a.shard)
     if a.command == "feedback":
         from .feedback import feedback
 
