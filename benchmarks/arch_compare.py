@@ -26,7 +26,6 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gptref.baichuan_gpt import Baichuan2Config, Baichuan2GPT  # noqa: E402
 from gptref.commands.homework import ARCH_OPTIONS  # noqa: E402
 from gptref.gpt import GPT, GPTConfig  # noqa: E402
 from gptref.train.prepare import get_tokenizer, token_file  # noqa: E402
@@ -38,13 +37,11 @@ def load(name: str) -> dict:
     return tomllib.loads((CONFIGS / name).read_text())
 
 
-def build(arch: str, cfg: dict, vocab: int):
-    if arch == "gpt2":
-        return GPT(GPTConfig(vocab_size=vocab, block_size=cfg["block_size"], n_layer=cfg["n_layer"], n_head=cfg["n_head"],
-                             n_embd=cfg["n_embd"], dropout=cfg["dropout"], bias=cfg.get("bias", False)))
-    return Baichuan2GPT(Baichuan2Config(vocab_size=vocab, block_size=cfg["block_size"], n_layer=cfg["n_layer"],
-                                        n_head=cfg["n_head"], n_embd=cfg["n_embd"], dropout=cfg["dropout"],
-                                        multiple_of=cfg.get("mlp_multiple_of", 128), z_loss=cfg.get("z_loss", 0.0)))
+def build(arch: str, cfg: dict, vocab: int) -> GPT:
+    """gptref's one GPT; for baichuan2 cfg carries ARCH_OPTIONS["baichuan2"] (alibi, rmsnorm, swiglu, normhead, z)."""
+    options = {k: cfg[k] for k in ARCH_OPTIONS["baichuan2"] if k in cfg}
+    return GPT(GPTConfig(vocab_size=vocab, block_size=cfg["block_size"], n_layer=cfg["n_layer"], n_head=cfg["n_head"],
+                         n_embd=cfg["n_embd"], dropout=cfg["dropout"], bias=cfg.get("bias", False), **options))
 
 
 def lr_at(it: int, cfg: dict, iters: int) -> float:
@@ -98,7 +95,7 @@ def run(arch: str, cfg: dict, iters: int, train_tokens, windows, vocab: int, dev
             torch.cuda.synchronize()
         if it >= 5:  # leave the warm-up steps out of tokens/s
             train_s += time.perf_counter() - t0
-    return {"arch": arch, "params": n_params, "curve": curve, "tokens_per_s": (iters - 5) * B * T / max(train_s, 1e-9),
+    return {"arch": arch, "params": n_params, "curve": curve, "tokens_per_s": max(0, iters - 5) * B * T / max(train_s, 1e-9),
             "final_val_ce": curve[-1][2]}
 
 

@@ -1,14 +1,16 @@
 """A GPT decoder in the style of nanoGPT's model.py, assembled from the course's pieces, with a GPT-2 loader.
 
 Each block is gptref.norms (LayerNorm/RMSNorm) + gptref.attention.MultiHeadAttention (kernel "math",
-"sdpa", "flash" or "triton"; RoPE through gptref.positions.rope) + an MLP. Positions: learned (GPT-2's wpe),
-sinusoidal (gptref.positions) or rotary. KV-cache API (used by `GPT.generate` and by `gptref.decoding`):
+"sdpa", "flash" or "triton"; RoPE through gptref.positions.rope) + an MLP (GPT-2's GELU or SwiGLU). Positions:
+learned (GPT-2's wpe), sinusoidal (gptref.positions), rotary, or ALiBi (a distance penalty added to the attention
+scores, no table). Head: a tied linear layer or Baichuan 2's NormHead; `z_loss` adds Baichuan 2's max-z loss.
+KV-cache API (used by `GPT.generate` and by `gptref.decoding`):
 
     cache = model.new_cache()                    # gptref.attention.LayerCaches: one KVCache per layer
     logits, _ = model(prompt, cache=cache)       # (B, T0, V); keys/values of the prompt are stored
     logits, _ = model(next_ids, cache=cache)     # (B, T1, V); next_ids sit at absolute positions T0..T0+T1-1
     cache.length                                 # tokens held so far (the position of the next token)
-    cache.max_len                                # capacity: config.block_size
+    cache.max_len                                # capacity: config.block_size (ALiBi: new_cache(max_len=N))
     cache.reorder(index)                         # keep/duplicate batch rows, e.g. the surviving beams
 
 With a cache, `forward` attends to the cached tokens plus the new ones (causally among the new ones), and
@@ -27,13 +29,17 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from gptref.attention import KERNELS, KVCache, LayerCaches, MultiHeadAttention
+from gptref.heads import NormHead
 from gptref.hf_weights import read_hf_source
+from gptref.losses import max_z_loss
+from gptref.mlp import SwiGLU
 from gptref.norms import LayerNorm, RMSNorm
-from gptref.positions import sinusoidal_positions
+from gptref.positions import alibi_bias, sinusoidal_positions
 
-POSITIONS = ("learned", "sinusoidal", "rope")  # ALiBi: add "alibi" and GPT._attention_bias
+POSITIONS = ("learned", "sinusoidal", "rope", "alibi")
 NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu", "gelu_tanh")
+HEADS = ("linear", "normhead")
 
 
 @dataclass
@@ -47,12 +53,16 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True  # biases in Linear layers and LayerNorms, like GPT-2
-    positions: str = "learned"  # "learned" (GPT-2's wpe table), "sinusoidal" (fixed) or "rope" (rotary, on q and k)
+    positions: str = "learned"  # "learned" (GPT-2's wpe), "sinusoidal" (fixed), "rope" (rotary) or "alibi" (score bias)
     norm: str = "layernorm"  # "layernorm" or "rmsnorm"
     activation: str = "gelu"  # "gelu" (exact erf) or "gelu_tanh" (GPT-2's "gelu_new")
     norm_eps: float = 1e-5
     rope_base: float = 10000.0
     kernel: str = "sdpa"  # attention kernel, one of gptref.attention.KERNELS; "math" also writes the norms out
+    mlp: str = "gelu"  # "gelu" (GPT-2's 4x MLP) or "swiglu" (gptref.mlp.SwiGLU, 8/3 wide, Llama/Baichuan 2)
+    mlp_multiple_of: int = 128  # SwiGLU's width: 8/3 n_embd rounded up to a multiple of this
+    head: str = "linear"  # "linear" (tied to wte) or "normhead" (gptref.heads.NormHead: unit-norm rows, untied)
+    z_loss: float = 0.0  # weight of Baichuan 2's max-z loss (gptref.losses.max_z_loss) added to the loss; 2e-4 there
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -82,6 +92,18 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.norm_eps must be > 0, got {self.norm_eps!r}")
         if not self.rope_base > 0:
             raise ValueError(f"GPTConfig.rope_base must be > 0, got {self.rope_base!r}")
+        if self.mlp not in MLPS:
+            raise ValueError(f"GPTConfig.mlp must be one of {tuple(MLPS)}, got {self.mlp!r}")
+        value = self.mlp_multiple_of
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"GPTConfig.mlp_multiple_of must be a positive int, got {value!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"GPTConfig.head must be one of {HEADS}, got {self.head!r}")
+        if isinstance(self.z_loss, bool) or not isinstance(self.z_loss, (int, float)) or not self.z_loss >= 0:
+            raise ValueError(f"GPTConfig.z_loss must be a number >= 0, got {self.z_loss!r}")
+        if self.positions == "alibi" and self.kernel not in ("math", "sdpa"):
+            raise ValueError(f"GPTConfig.positions='alibi' adds a bias to the scores: kernel must be 'math' or "
+                             f"'sdpa', got {self.kernel!r}")
 
 
 def _norm(config: GPTConfig) -> nn.Module:
@@ -122,7 +144,12 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
 
 
-MLPS: dict[str, Callable[[GPTConfig], nn.Module]] = {"gelu": MLP}  # the feed-forward choices a Block builds
+def _swiglu(config: GPTConfig) -> SwiGLU:
+    """Llama's/Baichuan 2's gated MLP (gate_proj, up_proj, down_proj), 8/3 n_embd rounded up to mlp_multiple_of."""
+    return SwiGLU(config.n_embd, bias=config.bias, multiple_of=config.mlp_multiple_of, dropout=config.dropout)
+
+
+MLPS: dict[str, Callable[[GPTConfig], nn.Module]] = {"gelu": MLP, "swiglu": _swiglu}  # GPTConfig.mlp -> builder
 
 
 class Block(nn.Module):
@@ -134,7 +161,7 @@ class Block(nn.Module):
         self.attn = MultiHeadAttention(**_attention_args(config))
         self.resid_dropout = nn.Dropout(config.dropout)
         self.ln_2 = _norm(config)
-        self.mlp = MLPS["gelu"](config)
+        self.mlp = MLPS[config.mlp](config)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, bias: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, C) -> (B, T, C); `cache` is this layer's KVCache, `bias` an additive attention bias."""
@@ -159,14 +186,17 @@ class GPT(nn.Module):
         if config.positions == "learned":
             modules["wpe"] = nn.Embedding(config.block_size, config.n_embd)
         self.transformer = nn.ModuleDict(modules)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.transformer.wte.weight = self.lm_head.weight  # weight tying (Press & Wolf, 2017)
+        if config.head == "normhead":  # not tied: tying would make every embedding row unit-norm too
+            self.lm_head = NormHead(config.n_embd, config.vocab_size)
+        else:
+            self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+            self.transformer.wte.weight = self.lm_head.weight  # weight tying (Press & Wolf, 2017)
         if config.positions == "sinusoidal":
             table = sinusoidal_positions(config.block_size, config.n_embd)  # (block_size, C), not learned
             self.register_buffer("pos_table", table, persistent=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: residual projections scaled by 1/sqrt(2 n_layer)
-            if name.endswith("c_proj.weight"):
+            if name.endswith(("c_proj.weight", "down_proj.weight")):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     @staticmethod
@@ -184,19 +214,29 @@ class GPT(nn.Module):
         return self.config.block_size
 
     def num_params(self, non_embedding: bool = False) -> int:
-        """Number of parameters (the tied wte/lm_head counted once); non_embedding drops wpe, as nanoGPT does."""
+        """Number of parameters (a tied wte/lm_head counted once); non_embedding drops wpe, as nanoGPT does."""
         n = sum(p.numel() for p in self.parameters())
         if non_embedding and "wpe" in self.transformer:
             n -= self.transformer.wpe.weight.numel()
         return n
 
-    def new_cache(self) -> LayerCaches:
-        """An empty KV cache for `forward(..., cache=...)`: one KVCache per layer, up to block_size tokens."""
-        return LayerCaches(self.config.n_layer, self.config.block_size)
+    def new_cache(self, max_len: int | None = None) -> LayerCaches:
+        """An empty KV cache for `forward(..., cache=...)`: one KVCache per layer, up to max_len tokens.
 
-    def _attention_bias(self, start: int, T: int) -> torch.Tensor | None:
-        """Additive attention bias (1, H, T, start + T) shared by every layer: None, or ALiBi's when it lands."""
-        return None
+        max_len defaults to block_size; only ALiBi, which indexes nothing by position, may go beyond it.
+        """
+        max_len = self.config.block_size if max_len is None else max_len
+        if max_len > self.config.block_size and self.config.positions != "alibi":
+            raise ValueError(f"max_len={max_len} exceeds block_size={self.config.block_size}: only "
+                             f"positions='alibi' runs past it, this model has {self.config.positions!r}")
+        return LayerCaches(self.config.n_layer, max_len)
+
+    def _attention_bias(self, start: int, T: int, device, dtype: torch.dtype) -> torch.Tensor | None:
+        """Additive attention bias (1, H, T, start + T) shared by every layer: ALiBi's, or None."""
+        if self.config.positions != "alibi":
+            return None
+        bias = alibi_bias(self.config.n_head, T, start + T, device=device, dtype=dtype)  # (H, T, start+T)
+        return bias.unsqueeze(0)  # (1, H, T, start + T); the causal mask is added by attention
 
     def forward(
         self,
@@ -213,7 +253,7 @@ class GPT(nn.Module):
             raise ValueError(f"idx must be a (B, T) integer tensor, got shape {tuple(idx.shape)} {idx.dtype}")
         B, T = idx.shape
         start = cache.length if cache is not None else 0
-        if start + T > self.config.block_size:
+        if start + T > self.config.block_size and self.config.positions != "alibi":
             raise ValueError(
                 f"idx has shape {tuple(idx.shape)}: {start} cached + {T} new tokens exceed "
                 f"block_size={self.config.block_size}"
@@ -228,7 +268,7 @@ class GPT(nn.Module):
             x = x + self.pos_table[start : start + T]  # (B, T, C) + (T, C)
         # "rope": each attention rotates q and k by their absolute positions (cache.length + t)
         x = self.transformer.drop(x)
-        bias = self._attention_bias(start, T)
+        bias = self._attention_bias(start, T, x.device, x.dtype)
         for layer, block in enumerate(self.transformer.h):
             x = block(x, cache=None if cache is None else cache[layer], bias=bias)
         x = self.transformer.ln_f(x)
@@ -242,6 +282,8 @@ class GPT(nn.Module):
             loss = F.cross_entropy(
                 logits.view(B * T, -1), targets.reshape(B * T), ignore_index=-100
             )  # (B*T, V) against (B*T,)
+            if self.config.z_loss:
+                loss = loss + max_z_loss(logits, self.config.z_loss, ignore_mask=targets == -100)
         return logits, loss
 
     @torch.no_grad()
@@ -322,4 +364,4 @@ class GPT(nn.Module):
         return model
 
 
-__all__ = ["GPTConfig", "GPT", "Block", "MLP", "MLPS", "CausalSelfAttention"]
+__all__ = ["GPTConfig", "GPT", "Block", "MLP", "MLPS", "POSITIONS", "NORMS", "HEADS", "CausalSelfAttention"]

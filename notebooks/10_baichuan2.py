@@ -83,6 +83,7 @@ assert isinstance(_got, torch.Tensor) and _got.shape == (2, 5, 8), f"expected sh
 _a, _b = _x @ _wg.T, _x @ _wu.T
 assert not torch.allclose(_got, (F.silu(_b) * _a) @ _wd.T), "silu goes on the GATE projection, not on the up projection"
 assert not torch.allclose(_got, F.silu(_a) @ _wd.T), "multiply by the up projection: that product is the gate"
+assert not torch.allclose(_got, (F.gelu(_a) * _b) @ _wd.T), "that is GEGLU: use silu (Swish, g * sigmoid(g)), not GELU"
 assert torch.allclose(_got, (_a * torch.sigmoid(_a) * _b) @ _wd.T), "expected down((g * sigmoid(g)) * up) with g = x @ w_gate.T"
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
@@ -138,11 +139,15 @@ nb.tests("test_alibi_bias", 2, r'''
 _b = alibi_bias(8, 4)
 assert isinstance(_b, torch.Tensor) and _b.shape == (8, 4, 4), f"expected (n_heads, t_q, t_k) = (8, 4, 4), got {getattr(_b, 'shape', _b)}"
 assert _b.dtype == torch.float32, f"return float32, got {_b.dtype}"
+assert not torch.allclose(-_b[:, 1, 0], torch.tensor([2 ** (-k) for k in range(0, 8)])), \
+    "your first slope is 1: h counts from 1 (m_h = 2^(-8h/H), h = 1..H), so 8 heads start at 1/2"
 assert torch.allclose(-_b[:, 1, 0], torch.tensor([2 ** (-k) for k in range(1, 9)])), \
     "for 8 heads the slopes are 1/2, 1/4, ..., 1/256 (2^(-8h/H)); the bias one step back is -slope"
 assert (_b.triu(1) == 0).all(), "keys after the query (j > i) get 0 here; the causal mask handles them"
 assert torch.allclose(_b[0, 3, 0], torch.tensor(-1.5)), "three steps back in head 1 (slope 1/2) the bias is -1.5"
 _six = -alibi_bias(6, 2)[:, 1, 0]
+assert not torch.allclose(_six[4:], torch.tensor([1/4, 1/16])), \
+    "6 heads: you took slopes that 4 heads already have; take every other slope of 8 heads starting at the first (1/2, 1/8)"
 assert torch.allclose(_six, torch.tensor([1/4, 1/16, 1/64, 1/256, 1/2, 1/8])), \
     f"6 heads: the 4 slopes of 4 heads, then every other slope of 8 heads (1/2, 1/8); got {_six.tolist()}"
 assert torch.allclose(alibi_bias(4, 2, 5), alibi_bias(4, 5)[:, -2:, :]), \
@@ -214,6 +219,7 @@ _got = norm_head_logits(_x, _w)
 assert isinstance(_got, torch.Tensor) and _got.shape == (2, 3, 5), f"expected (..., V) = (2, 3, 5), got {getattr(_got, 'shape', _got)}"
 assert torch.equal(_w, _w0), "do not normalise weight in place: compute a new tensor"
 assert not torch.allclose(_got, _x @ (_w / _w.norm(dim=0, keepdim=True)).T), "normalise each ROW (one token's vector, dim=1), not each column"
+assert not torch.allclose(_got, _x @ _w.T), "you used the raw weight: divide each row by its norm first"
 assert torch.allclose(_got, F.linear(_x, F.normalize(_w, dim=1))), "expected x @ (weight / ||row||).T, as F.linear(x, F.normalize(weight))"
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
@@ -254,9 +260,10 @@ nb.tests("test_max_z_loss", 1, r'''
 _l = torch.tensor([[1.0, 3.0, -2.0], [-5.0, -1.0, -4.0]], dtype=torch.float64)
 _got = max_z_loss(_l)
 assert isinstance(_got, torch.Tensor) and _got.dim() == 0, "return a 0-dim tensor (a mean over positions)"
-assert not torch.isclose(_got, torch.tensor(2e-4 * 25 / 2, dtype=torch.float64)), \
+assert not torch.isclose(_got, torch.tensor(2e-4 * (9 + 25) / 2, dtype=torch.float64)), \
     "z is the largest logit (-1 in row 2), not the largest absolute value (-5)"
 assert not torch.isclose(_got, 2e-4 * _l.logsumexp(-1).pow(2).mean()), "z is the maximum logit, not the logsumexp (that is PaLM's z-loss)"
+assert not torch.isclose(_got, torch.tensor(2e-4 * (9 + 1), dtype=torch.float64)), "average z^2 over positions (mean), do not sum"
 assert torch.isclose(_got, torch.tensor(2e-4 * (9 + 1) / 2, dtype=torch.float64)), f"expected 2e-4 * (3^2 + (-1)^2) / 2 = 0.001, got {_got.item()}"
 assert torch.isclose(max_z_loss(_l, weight=1.0), torch.tensor(5.0, dtype=torch.float64)), "use the weight argument"
 ### BEGIN HIDDEN TESTS
@@ -310,13 +317,17 @@ def train_baichuan_tokenizer(text, vocab_size):
 nb.tests("test_train_baichuan_tokenizer", 2, r'''
 _text = ("Shall I compare thee to a summer's day? Thou art more lovely and more temperate.\n"
          "    if total > 1000:\n        total = total - 2024\n") * 40
-_proto = train_baichuan_tokenizer(_text, 350)
+try:
+    _proto = train_baichuan_tokenizer(_text, 350)
+except RuntimeError as _e:
+    raise AssertionError(f"training failed: {_e}. 'Vocabulary size too high' means the 256 byte pieces are missing: "
+                         "turn on byte_fallback") from None
 assert isinstance(_proto, bytes), f"return the model as bytes, got {type(_proto).__name__}"
 _sp = spm.SentencePieceProcessor()
 _sp.LoadFromSerializedProto(_proto)
 assert _sp.get_piece_size() == 350, f"the vocabulary should have 350 pieces, got {_sp.get_piece_size()}"
-assert _sp.encode_as_pieces("2024")[:4] == ["2", "0", "2", "4"], f"digits must be split one by one: {_sp.encode_as_pieces('2024')}"
 assert not _sp.encode_as_pieces("Shall")[0].startswith("\u2581"), "no dummy prefix: the first word must not get a leading space"
+assert _sp.encode_as_pieces("2024")[:4] == ["2", "0", "2", "4"], f"digits must be split one by one: {_sp.encode_as_pieces('2024')}"
 for _s in ("naïve ☃ 世界", "ＦＵＬＬ  width", "a   b\ttab"):
     _ids = _sp.encode_as_ids(_s)
     assert _sp.unk_id() not in _ids, f"{_s!r} has unknown tokens: turn on byte_fallback"

@@ -198,29 +198,94 @@ def test_sentencepiece_bad_input_names_it():
         SentencePieceTokenizer.from_spec({"kind": "bpe"})
 
 
-# -- the Baichuan-style model (gptref.baichuan_gpt) -----------------------------------------------
-def test_baichuan_gpt_cache_matches_full_forward_beyond_block_size():
-    from gptref.baichuan_gpt import Baichuan2Config, Baichuan2GPT
+# -- Baichuan 2's options in gptref's GPT ---------------------------------------------------------
+BAICHUAN = dict(positions="alibi", norm="rmsnorm", mlp="swiglu", mlp_multiple_of=16, head="normhead", z_loss=2e-4,
+                bias=False)
 
-    torch.manual_seed(4)
-    model = Baichuan2GPT(Baichuan2Config(vocab_size=23, block_size=8, n_layer=2, n_head=6, n_embd=48)).eval()
+
+def baichuan_gpt(seed: int, **shape):
+    from gptref.gpt import GPT, GPTConfig
+
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(**{**BAICHUAN, **shape}))
+
+
+def test_gpt_alibi_cache_matches_full_forward_beyond_block_size():
+    model = baichuan_gpt(4, vocab_size=23, block_size=8, n_layer=2, n_head=6, n_embd=48).eval()
     idx = torch.randint(0, 23, (2, 13))  # longer than block_size: ALiBi has no position table
     full, _ = model(idx)
-    cache = model.new_cache()
+    cache = model.new_cache(max_len=13)
     parts = [model(idx[:, :5], cache=cache)[0]] + [model(idx[:, t:t + 1], cache=cache)[0] for t in range(5, 13)]
     torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=1e-5, atol=1e-5)
+    assert cache.length == 13
+    with pytest.raises(ValueError, match="max_len"):
+        model(idx[:, :1], cache=cache)  # the cache is full
+    from gptref.gpt import GPT, GPTConfig
+
+    with pytest.raises(ValueError, match="alibi"):
+        GPT(GPTConfig(vocab_size=23, block_size=8, n_layer=1, n_head=2, n_embd=8)).new_cache(max_len=9)
 
 
-def test_baichuan_gpt_loss_is_cross_entropy_plus_max_z():
-    from gptref.baichuan_gpt import Baichuan2Config, Baichuan2GPT
+def _reference_baichuan_forward(sd: dict, idx: torch.Tensor, targets: torch.Tensor, n_layer: int, n_head: int,
+                                eps: float):
+    """Baichuan 2's decoder written out with torch ops from a GPT state dict: (logits, CE + 2e-4 * max-logit^2)."""
+    B, T = idx.shape
+    x = sd["transformer.wte.weight"][idx]  # (B, T, C)
+    C = x.shape[-1]
+    D = C // n_head
 
-    torch.manual_seed(5)
-    model = Baichuan2GPT(Baichuan2Config(vocab_size=17, n_layer=1, n_head=2, n_embd=16, z_loss=0.5))
-    idx, tgt = torch.randint(0, 17, (3, 6)), torch.randint(0, 17, (3, 6))
+    def rms(x, w):
+        return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+    # slopes, written for 6 heads from the paper: the 4 of 4 heads, then slopes 1 and 3 of 8 heads
+    assert n_head == 6
+    slopes = torch.tensor([2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8, 2 ** -1, 2 ** -3], dtype=x.dtype)
+    pos = torch.arange(T, dtype=x.dtype)
+    scores_bias = -slopes[:, None, None] * (pos[:, None] - pos[None, :])  # (H, T, T), j <= i matters
+    future = torch.ones(T, T, dtype=torch.bool).triu(1)
+    for layer in range(n_layer):
+        p = f"transformer.h.{layer}."
+        h = rms(x, sd[p + "ln_1.weight"])
+        q, k, v = (h @ sd[p + "attn.c_attn.weight"].T).split(C, dim=-1)
+        q, k, v = (t.view(B, T, n_head, D).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
+        att = q @ k.transpose(-1, -2) / math.sqrt(D) + scores_bias  # (B, H, T, T)
+        att = att.masked_fill(future, float("-inf")).softmax(-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        x = x + y @ sd[p + "attn.c_proj.weight"].T
+        h = rms(x, sd[p + "ln_2.weight"])
+        gate, up = h @ sd[p + "mlp.gate_proj.weight"].T, h @ sd[p + "mlp.up_proj.weight"].T
+        x = x + (gate * torch.sigmoid(gate) * up) @ sd[p + "mlp.down_proj.weight"].T
+    x = rms(x, sd["transformer.ln_f.weight"])
+    w = sd["lm_head.weight"]
+    logits = x @ (w / w.pow(2).sum(1, keepdim=True).sqrt()).T  # (B, T, V), unit-norm token rows
+    ce = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1))
+    return logits, ce + 2e-4 * logits.max(-1).values.pow(2).mean()
+
+
+def test_gpt_with_baichuan_options_matches_a_forward_written_out():
+    """GPT(mlp="swiglu", positions="alibi", head="normhead", norm="rmsnorm", z_loss=2e-4) == the formulas."""
+    model = baichuan_gpt(5, vocab_size=29, block_size=16, n_layer=2, n_head=6, n_embd=48).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():  # norms start at ones: make every weight matter
+            p.copy_(torch.randn_like(p) * 0.3)
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    assert "lm_head.weight" in sd and sd["lm_head.weight"].data_ptr() != sd["transformer.wte.weight"].data_ptr()
+    idx, tgt = torch.randint(0, 29, (3, 11)), torch.randint(0, 29, (3, 11))
     logits, loss = model(idx, tgt)
-    want = F.cross_entropy(logits.flatten(0, 1), tgt.flatten()) + 0.5 * logits.max(-1).values.pow(2).mean()
-    torch.testing.assert_close(loss, want)
+    want_logits, want_loss = _reference_baichuan_forward(sd, idx, tgt, 2, 6, model.config.norm_eps)
+    torch.testing.assert_close(logits, want_logits, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(loss, want_loss, rtol=1e-10, atol=1e-10)
     assert isinstance(model.lm_head, NormHead)
+
+
+def test_gpt_z_loss_leaves_out_ignored_targets():
+    model = baichuan_gpt(6, vocab_size=17, block_size=8, n_layer=1, n_head=2, n_embd=16, z_loss=0.5)
+    idx, tgt = torch.randint(0, 17, (3, 6)), torch.randint(0, 17, (3, 6))
+    tgt[0, :4] = -100
+    logits, loss = model(idx, tgt)
+    keep = tgt != -100
+    want = F.cross_entropy(logits[keep], tgt[keep]) + 0.5 * logits[keep].max(-1).values.pow(2).mean()
+    torch.testing.assert_close(loss, want)
 
 
 def test_spm_tokenizer_travels_in_a_checkpoint(tmp_path):

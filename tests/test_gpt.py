@@ -38,7 +38,11 @@ def tiny_gpt(seed: int = 0, **options) -> GPT:
         ("n_layer", 1.5),
         ("n_head", 5),  # 32 not divisible by 5
         ("dropout", 1.0),
-        ("positions", "alibi"),
+        ("positions", "xpos"),
+        ("mlp", "relu"),
+        ("mlp_multiple_of", 0),
+        ("head", "tied"),
+        ("z_loss", -1e-4),
         ("norm", "batchnorm"),
         ("activation", "relu"),
         ("kernel", "cudnn"),

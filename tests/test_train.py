@@ -260,3 +260,32 @@ def test_make_optimizer_decays_matrices_only_and_steps_like_adamw():
         opt.step()
     for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
         torch.testing.assert_close(a, b, msg=lambda m: f"{name}: {m}")
+
+
+def test_validation_loss_is_cross_entropy_without_the_max_z_term():
+    """estimate_loss reports cross-entropy alone, so a z_loss run's val loss compares with a GPT-2 run's."""
+    import contextlib
+
+    from gptref.gpt import GPT, GPTConfig
+    from gptref.train.config import TrainConfig
+    from gptref.train.loop import estimate_loss
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=13, block_size=8, n_layer=1, n_head=2, n_embd=16, head="normhead", z_loss=0.5))
+    batches = [(torch.randint(0, 13, (3, 8)), torch.randint(0, 13, (3, 8))) for _ in range(2)]
+
+    class Fixed:  # the two batches above, in order, whatever the generator
+        def __init__(self):
+            self.k = 0
+
+        def sample(self, rng, rows):
+            self.k += 1
+            return batches[self.k - 1]
+
+    cfg = TrainConfig(eval_iters=2, batch_size=3)
+    got = estimate_loss(model, {"val": Fixed()}, cfg, "cpu", contextlib.nullcontext())["val"]
+    with torch.no_grad():
+        ce = [F.cross_entropy(model(x)[0].flatten(0, 1), y.flatten()).item() for x, y in batches]
+        with_z = [model(x, y)[1].item() for x, y in batches]
+    assert got == pytest.approx(sum(ce) / 2, abs=1e-6)
+    assert abs(sum(with_z) / 2 - got) > 1e-4  # the z term is visible at this weight: the test can tell them apart

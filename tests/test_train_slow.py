@@ -50,10 +50,11 @@ def test_ddp_two_processes_match_one(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_homework_writes_the_report(tmp_path):
+@pytest.mark.parametrize("arch", ["gpt2", "baichuan2"])
+def test_tiny_homework_writes_the_report(tmp_path, arch):
     out = tmp_path / "hw"
-    proc = subprocess.run([sys.executable, "-m", "gptref", "homework", "--tiny", "--no_progress", "--out", str(out)],
-                          capture_output=True, text=True, timeout=240)
+    proc = subprocess.run([sys.executable, "-m", "gptref", "homework", "--tiny", "--no_progress", "--out", str(out),
+                           "--arch", arch], capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("report.md", "metrics.json", "samples.txt", "config.json", "loss_curves.png"):
         assert (out / name).stat().st_size > 0, name
@@ -62,6 +63,13 @@ def test_tiny_homework_writes_the_report(tmp_path):
     assert pre["final_val_loss"] < metrics["chance_loss"]  # even 20 steps beat the uniform guess
     assert metrics["milton_val_after"] < metrics["milton_val_before"]
     assert (out / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert metrics["arch"] == arch
+    model_args = torch.load(out / "finetune" / "ckpt.pt", weights_only=False)["model_args"]
+    if arch == "baichuan2":  # the fine-tuned checkpoint rebuilds Baichuan 2's architecture
+        assert {k: model_args[k] for k in ("positions", "norm", "mlp", "head", "z_loss")} == dict(
+            positions="alibi", norm="rmsnorm", mlp="swiglu", head="normhead", z_loss=2e-4)
+    else:
+        assert model_args.get("positions", "learned") == "learned" and model_args.get("head", "linear") == "linear"
 
 
 @pytest.mark.slow

@@ -31,6 +31,12 @@ class TrainConfig:
     block_size: int = 64
     dropout: float = 0.0
     bias: bool = False
+    positions: str = "learned"  # GPTConfig.positions: "learned", "sinusoidal", "rope" or "alibi"
+    norm: str = "layernorm"  # "layernorm" or "rmsnorm"
+    mlp: str = "gelu"  # "gelu" or "swiglu"
+    mlp_multiple_of: int = 128  # SwiGLU width: 8/3 n_embd rounded up to a multiple of this
+    head: str = "linear"  # "linear" (tied to the embedding) or "normhead" (Baichuan 2)
+    z_loss: float = 0.0  # weight of Baichuan 2's max-z loss (2e-4 there); val loss reports cross-entropy alone
     # optimisation
     batch_size: int = 12  # per process and micro-step
     grad_accum: int = 1
@@ -66,13 +72,16 @@ class TrainConfig:
             "dataset": ("shakespeare", "milton"), "tokenizer": ("auto", "char", "bpe", "spm"), "task": ("lm", "sft"),
             "dtype": ("auto", "float32", "bfloat16"), "compile": ("auto", "true", "false"),
         }
+        from gptref.gpt import HEADS, MLPS, NORMS, POSITIONS
+
+        choices.update(positions=POSITIONS, norm=NORMS, mlp=tuple(MLPS), head=HEADS)
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"option {name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
             raise ValueError(f"option device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
         for name in ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum", "max_iters",
-                     "eval_interval", "eval_iters", "log_interval", "bpe_vocab_size"):
+                     "eval_interval", "eval_iters", "log_interval", "bpe_vocab_size", "mlp_multiple_of"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"option {name} must be > 0, got {getattr(self, name)!r}")
         for name in ("stop_at", "warmup_iters", "lr_decay_iters", "threads"):
@@ -82,7 +91,7 @@ class TrainConfig:
             raise ValueError(f"option n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"option dropout must be in [0, 1), got {self.dropout!r}")
-        for name in ("learning_rate", "min_lr", "weight_decay", "grad_clip"):
+        for name in ("learning_rate", "min_lr", "weight_decay", "grad_clip", "z_loss"):
             if not getattr(self, name) >= 0:  # also catches NaN
                 raise ValueError(f"option {name} must be >= 0, got {getattr(self, name)!r}")
         if self.min_lr > self.learning_rate:

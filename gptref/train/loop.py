@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from gptref.gpt import GPT, GPTConfig
@@ -87,7 +88,10 @@ def _batches(cfg: TrainConfig, tokenizer, split: str, cache=None):
 @torch.no_grad()
 def estimate_loss(model, batches: dict[str, Any], cfg: TrainConfig, device: str, autocast,
                   rows: int | None = None) -> dict[str, float]:
-    """Mean loss over eval_iters fixed batches of `rows` (default batch_size) per split, the same every time."""
+    """Mean cross-entropy over eval_iters fixed batches of `rows` (default batch_size) per split, the same every time.
+
+    Cross-entropy alone, without an auxiliary loss such as max-z, so runs with and without one compare.
+    """
     model.eval()
     out = {}
     for split, source in batches.items():
@@ -96,8 +100,10 @@ def estimate_loss(model, batches: dict[str, Any], cfg: TrainConfig, device: str,
         for k in range(cfg.eval_iters):
             x, y = source.sample(rng, rows or cfg.batch_size)
             with autocast:
-                _, loss = model(x.to(device), y.to(device))
-            losses[k] = loss.float().cpu()
+                logits, _ = model(x.to(device))
+            y = y.to(device)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+            losses[k] = loss.cpu()
         out[split] = losses.mean().item()
     model.train()
     return out
@@ -144,7 +150,9 @@ def _model_and_tokenizer(cfg: TrainConfig, source: dict | None, cache) -> tuple[
     else:
         tokenizer = get_tokenizer("char" if cfg.tokenizer == "auto" else cfg.tokenizer, cfg.bpe_vocab_size, cache)
         model_args = dict(vocab_size=len(tokenizer), block_size=cfg.block_size, n_layer=cfg.n_layer,
-                          n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias)
+                          n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
+                          positions=cfg.positions, norm=cfg.norm, mlp=cfg.mlp, mlp_multiple_of=cfg.mlp_multiple_of,
+                          head=cfg.head, z_loss=cfg.z_loss)
     model = GPT(GPTConfig(**model_args))
     if source is not None:
         model.load_state_dict(source["model"])
