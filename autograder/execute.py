@@ -17,15 +17,11 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Int, Unicode
 
+from .inside.cells import is_test_cell
 from .sandbox import Sandbox, SandboxUnavailable
 from .scan import scan
 from .settings import Autograder
 from .verdict import derive_seed, load_registry, load_secret, trusted_verdict
-
-
-def is_test_cell(cell) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def has_error(cell) -> bool:

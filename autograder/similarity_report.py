@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import nbformat
 
+from .inside.cells import is_solution_cell
 from .similarity import KGRAM, MATCH_STUDENT, MIN_TOKENS, Function, functions, given_statements, kgrams
 
 MIN_FINGERPRINTS = 10  # a function with fewer uncommon fingerprints has nothing distinctive to compare
@@ -35,7 +36,7 @@ class Match:
 def solution_cells(release_nb) -> dict[str, str]:
     """{grade_id: stub source} of the code cells students write (nbgrader solution cells)."""
     return {c.metadata["nbgrader"]["grade_id"]: c.source for c in release_nb.cells
-            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution") and c.metadata["nbgrader"].get("grade_id")}
+            if is_solution_cell(c) and c.metadata["nbgrader"].get("grade_id")}
 
 
 def student_functions(submitted_nb, stubs: dict[str, str], prefix: str = "") -> list[Function]:

@@ -17,6 +17,7 @@ from gptref.grading.guard import locate
 
 from .hidden import hidden_sources
 from .inside import plaindata
+from .inside.cells import is_solution_cell, is_test_cell
 
 
 def load_secret(path: str) -> bytes:
@@ -77,10 +78,9 @@ def verdict_cells(nb) -> list[list[str]]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution"):
-            continue  # a test cell
-        if meta.get("solution"):
+        if is_test_cell(cell):
+            continue
+        if is_solution_cell(cell):
             entries.append(("solution", cell.source, set(), set()))
             try:
                 needed = None if needed is None else needed | _used(ast.parse(cell.source))
