@@ -21,6 +21,7 @@ import os
 import tempfile
 import zipfile
 
+from .atomic import write_atomic, write_json
 from . import refused as refusals
 from .course import STUDENT_ID, Course
 from .slim import TooBig, strip_file
@@ -83,11 +84,7 @@ def _store(course: Course, student: str, assignment: str, nb: str, data: bytes, 
         taken[key].append("duplicate ignored")
         return
     d = os.path.join(course.submitted, student, assignment)
-    os.makedirs(d, exist_ok=True)
-    p = os.path.join(d, f"{nb}.ipynb")
-    with open(p + ".tmp", "wb") as f:
-        f.write(data)
-    os.replace(p + ".tmp", p)
+    write_atomic(os.path.join(d, f"{nb}.ipynb"), data, "wb")
     taken[key] = list(notes)
 
 
@@ -182,10 +179,7 @@ def collect(course: Course, src: str, out=print) -> int:
     for (student, a, _nb) in taken:
         if (student, a) not in renamed and (student, a) not in refused:
             notes.get(student, {}).pop(a, None)
-    os.makedirs(course.work, exist_ok=True)
-    with open(notes_path + ".tmp", "w") as f:
-        json.dump(notes, f, indent=1)
-    os.replace(notes_path + ".tmp", notes_path)
+    write_json(notes_path, notes)
     refusals.update(course, refused, {(s, a) for s, a, _ in taken})
     students = sorted({s for s, _, _ in taken})
     out(f"collected {len(taken)} notebooks from {len(students)} students into {course.submitted}")

@@ -17,6 +17,7 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Int, Unicode
 
+from .atomic import write_json
 from .inside.cells import is_test_cell
 from .sandbox import Sandbox, SandboxUnavailable
 from .scan import scan
@@ -111,10 +112,7 @@ class SandboxedExecute(NbGraderPreprocessor):
                 if cell is not None:
                     self._apply(cell, gid, ex.name, v, settings, status)
         path = os.path.join(self.status_dir, f"{notebook}.json")
-        os.makedirs(self.status_dir, exist_ok=True)
-        with open(path + ".tmp", "w") as f:
-            json.dump(status, f, indent=1)
-        os.replace(path + ".tmp", path)
+        write_json(path, status)
         return nb, resources
 
     def _run(self, nb, notebook, sandbox, settings, seed, status) -> None:

@@ -7,11 +7,11 @@ which withholds a feedback file that still shows a hidden-test line. No student 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 
+from .atomic import write_json
 from .course import Course
 from .grade import export_csv, statuses
 from .worker import _check_feedback, _last_error, _overrides, status_path
@@ -45,6 +45,4 @@ def feedback(course: Course, assignment: str | None = None, students: list[str] 
 
 def _rewrite_status(course: Course, st: dict) -> None:
     p = status_path(course, st["assignment"], st["student"])
-    with open(p + ".tmp", "w") as f:
-        json.dump(st, f, indent=1)
-    os.replace(p + ".tmp", p)
+    write_json(p, st)

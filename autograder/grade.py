@@ -21,6 +21,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from .atomic import write_atomic, write_json
 from . import gradebook
 from .course import Course
 from .sandbox import bwrap_problem
@@ -168,13 +169,10 @@ def _pythonpath() -> str:
 
 def _write_failed(course: Course, a: str, s: str, stderr: str, unsafe: bool) -> None:
     p = status_path(course, a, s)
-    os.makedirs(os.path.dirname(p), exist_ok=True)
     tail = (stderr or "").strip().splitlines()[-3:]
     st = {"student": s, "assignment": a, "state": "failed", "hash": None, "sandboxed": not unsafe, "notebooks": {},
           "flags": ["the grading worker crashed (not counted as graded; rerun grade): " + " / ".join(tail)[:500]], "notes": []}
-    with open(p + ".tmp", "w") as f:
-        json.dump(st, f, indent=1)
-    os.replace(p + ".tmp", p)
+    write_json(p, st)
 
 
 def all_flags(st: dict) -> list[str]:
@@ -221,10 +219,11 @@ def export_csv(course: Course) -> int:
                          "needs_manual_grade": manual, "state": st.get("state"), "sandboxed": st.get("sandboxed", True),
                          "n_flags": len(flags), "flags": " | ".join(flags), **gradebook.manual_columns(gb, a, s)})
     path = os.path.join(course.work, "grades.csv")
-    with open(path + ".tmp", "w", newline="") as f:
+
+    def write(f) -> None:
         w = csv.DictWriter(f, fieldnames=["assignment", "student_id", "score", "max_score", "needs_manual_grade",
                                           "state", "sandboxed", "n_flags", "flags"] + gradebook.MANUAL_FIELDS)
         w.writeheader()
         w.writerows(rows)
-    os.replace(path + ".tmp", path)
+    write_atomic(path, write, newline="")
     return len(rows)

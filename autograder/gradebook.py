@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import time
 from urllib.parse import urlsplit, urlunsplit
+
+from .atomic import write_json
 
 SQLITE = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
@@ -160,9 +161,7 @@ def export_json(course, dest: str) -> str:
                 out[name] = [{k: plain(v) for k, v in row._mapping.items()} for row in conn.execute(select(table))]
     finally:
         engine.dispose()
-    with open(dest + ".tmp", "w") as f:
-        json.dump(out, f, indent=0, sort_keys=True)
-    os.replace(dest + ".tmp", dest)
+    write_json(dest, out, indent=0, sort_keys=True)
     return dest
 
 

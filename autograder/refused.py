@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+from .atomic import write_json
 from .course import Course
 
 
@@ -31,10 +32,7 @@ def update(course: Course, refused: dict[tuple[str, str], list[str]], collected:
     out: dict = {}
     for (s, a), reasons in sorted(cur.items()):
         out.setdefault(s, {})[a] = reasons
-    os.makedirs(course.work, exist_ok=True)
-    with open(_path(course) + ".tmp", "w") as f:
-        json.dump(out, f, indent=1)
-    os.replace(_path(course) + ".tmp", _path(course))
+    write_json(_path(course), out)
 
 
 def merge(course: Course, sts: list[dict]) -> list[dict]:

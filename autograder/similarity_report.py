@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import nbformat
 
+from .atomic import write_atomic
 from .inside.cells import is_solution_cell
 from .similarity import KGRAM, MATCH_STUDENT, MIN_TOKENS, Function, functions, given_statements, kgrams
 
@@ -129,13 +130,13 @@ def similarity_report(course, assignment: str | None = None, threshold: float = 
             print(f"note: {note}")
         rows += [Match(a, *m) for m in compare_class(work, threshold)]
         print(f"{a}: {len(work)} students, {sum(len(f) for f in work.values())} functions compared")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out + ".tmp", "w", newline="") as f:
+
+    def write(f) -> None:
         w = csv.writer(f)
         w.writerow(["assignment", "student_a", "function_a", "student_b", "function_b", "similarity"])
         for m in rows:
             w.writerow([m.assignment, m.student_a, m.function_a, m.student_b, m.function_b, f"{m.score:.3f}"])
-    os.replace(out + ".tmp", out)
+    write_atomic(out, write, newline="")
     pairs: dict[tuple[str, str, str], list[Match]] = defaultdict(list)
     for m in rows:
         pairs[(m.assignment, m.student_a, m.student_b)].append(m)

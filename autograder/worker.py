@@ -29,6 +29,7 @@ import time
 import nbformat
 from traitlets.config import Config
 
+from .atomic import write_json
 from .course import Course
 from .precheck import precheck
 from .scrub import hidden_lines
@@ -190,10 +191,7 @@ def grade_one(course: Course, assignment: str, student: str, slot: int = 0, unsa
     shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(status_tmp, ignore_errors=True)
     path = status_path(course, assignment, student)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(status, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json(path, status)
     return status
 
 
