@@ -64,10 +64,6 @@ def libpq_url(db_url: str) -> str:
     return urlunsplit(("postgresql",) + tuple(parts[1:]))
 
 
-def url(course) -> str:
-    return sqlalchemy_url(course.db_url)
-
-
 def display(db_url: str) -> str:
     """The URL without its password, for messages."""
     parts = urlsplit(db_url)
@@ -101,8 +97,8 @@ def ensure_students(course, students) -> None:
     course_id = course.config.CourseDirectory.get("course_id", "default_course")
     for attempt in range(5):
         try:
-            Gradebook(url(course)).close()  # the course rows the workers' Gradebook() calls look up
-            with Gradebook(url(course), course_id) as gb:
+            Gradebook(course.gradebook_url).close()  # the course rows the workers' Gradebook() calls look up
+            with Gradebook(course.gradebook_url, course_id) as gb:
                 for s in sorted(set(students)):
                     gb.update_or_create_student(s)
             return
