@@ -1,6 +1,6 @@
 """The gradebook's address in one place: SQLite (one machine) or PostgreSQL (several graders).
 
-Every part of the autograder opens the gradebook through `url(course)`: SQLite gets a lock
+Every part of the autograder opens the gradebook through `course.gradebook_url`: SQLite gets a lock
 timeout, a `postgresql://` URL is sent through psycopg 3 (SQLAlchemy would pick psycopg2).
 `backup(course)` copies the gradebook before grading: SQLite's online backup, `pg_dump` for
 PostgreSQL, or, without pg_dump, a JSON export of every table.
@@ -79,7 +79,7 @@ def exists(course) -> bool:
         return os.path.exists(sqlite_path(course.db_url))
     from sqlalchemy import create_engine, inspect
 
-    engine = create_engine(url(course))
+    engine = create_engine(course.gradebook_url)
     try:
         return "assignment" in inspect(engine).get_table_names()
     finally:
@@ -147,7 +147,7 @@ def export_json(course, dest: str) -> str:
             return float(v)
         return v
 
-    engine = create_engine(url(course))
+    engine = create_engine(course.gradebook_url)
     try:
         meta = MetaData()
         meta.reflect(bind=engine)
