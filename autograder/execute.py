@@ -17,7 +17,7 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Int, Unicode
 
-from .atomic import write_json
+from .status import NotebookStatus, save as save_status
 from .inside.cells import is_test_cell
 from .sandbox import Sandbox, SandboxUnavailable
 from .scan import scan
@@ -62,7 +62,7 @@ class SandboxedExecute(NbGraderPreprocessor):
         settings = Autograder(config=self.config)
         info = resources["nbgrader"]
         student, assignment, notebook = info["student"], info["assignment"], info["notebook"]
-        status = {"notebook": notebook, "flags": [], "notes": [], "sandboxed": not self.unsafe}
+        status = NotebookStatus(notebook=notebook, flags=[], notes=[], sandboxed=not self.unsafe)
         secret = load_secret(self.secret_file)
         run_seed = derive_seed(secret, assignment, student, notebook, "run")
         try:
@@ -112,7 +112,7 @@ class SandboxedExecute(NbGraderPreprocessor):
                 if cell is not None:
                     self._apply(cell, gid, ex.name, v, settings, status)
         path = os.path.join(self.status_dir, f"{notebook}.json")
-        write_json(path, status)
+        save_status(path, status)
         return nb, resources
 
     def _run(self, nb, notebook, sandbox, settings, seed, status) -> None:

@@ -11,14 +11,14 @@ import os
 import sys
 import tempfile
 
-from .atomic import write_json
+from . import status
 from .course import Course
 from .grade import export_csv, statuses
-from .worker import _check_feedback, _last_error, _overrides, status_path
+from .worker import _check_feedback, _last_error, _overrides
 
 
 def feedback(course: Course, assignment: str | None = None, students: list[str] | None = None, quiet: bool = False) -> int:
-    todo = [st for st in statuses(course) if st.get("state") in ("ok", "partial")
+    todo = [st for st in statuses(course) if st.get("state") in status.DONE
             and (not assignment or st["assignment"] == assignment) and (not students or st["student"] in students)]
     if not todo:
         print("no graded submissions to give feedback on (run `python -m autograder grade` first)", file=sys.stderr)
@@ -44,5 +44,4 @@ def feedback(course: Course, assignment: str | None = None, students: list[str] 
 
 
 def _rewrite_status(course: Course, st: dict) -> None:
-    p = status_path(course, st["assignment"], st["student"])
-    write_json(p, st)
+    status.save(status.path(course, st["assignment"], st["student"]), st)

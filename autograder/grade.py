@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import fcntl
 import hashlib
-import json
 import os
 import queue
 import shutil
@@ -21,12 +20,14 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .atomic import write_atomic, write_json
+from .atomic import write_atomic
 from . import gradebook
 from .course import Course
 from .sandbox import bwrap_problem
 from .shard import select as select_shard
-from .worker import status_path, submission_hash
+from . import status
+from .status import all_flags  # noqa: F401 (part of grade's interface)
+from .worker import submission_hash
 
 
 def backup_gradebook(course: Course) -> str | None:
@@ -65,12 +66,11 @@ def _ensure_in_gradebook(course: Course, assignments: set[str]) -> None:
 
 
 def _is_done(course: Course, a: str, s: str) -> bool:
-    p = status_path(course, a, s)
     try:
-        st = json.load(open(p))
+        st = status.load(status.path(course, a, s))
     except (OSError, ValueError):
         return False
-    return st.get("hash") == submission_hash(course, a, s) and st.get("state") in ("ok", "partial") and "score" in st
+    return st.get("hash") == submission_hash(course, a, s) and st.get("state") in status.DONE and "score" in st
 
 
 def grade(course: Course, assignment: str | None = None, workers: int = 1, unsafe: bool = False,
@@ -168,34 +168,14 @@ def _pythonpath() -> str:
 
 
 def _write_failed(course: Course, a: str, s: str, stderr: str, unsafe: bool) -> None:
-    p = status_path(course, a, s)
     tail = (stderr or "").strip().splitlines()[-3:]
-    st = {"student": s, "assignment": a, "state": "failed", "hash": None, "sandboxed": not unsafe, "notebooks": {},
-          "flags": ["the grading worker crashed (not counted as graded; rerun grade): " + " / ".join(tail)[:500]], "notes": []}
-    write_json(p, st)
+    st = status.new(s, a, hash=None, sandboxed=not unsafe, state="failed")
+    st["flags"].append("the grading worker crashed (not counted as graded; rerun grade): " + " / ".join(tail)[:500])
+    status.save(status.path(course, a, s), st)
 
 
-def all_flags(st: dict) -> list[str]:
-    out = list(st.get("flags", []))
-    for nb, e in st.get("notebooks", {}).items():
-        out += [f"{nb}: {f}" for f in e.get("flags", [])]
-    if not st.get("sandboxed", True):
-        out.insert(0, "graded WITHOUT the sandbox")
-    return list(dict.fromkeys(out))
-
-
-def statuses(course: Course) -> list[dict]:
-    out = []
-    if os.path.isdir(course.status):
-        for a in sorted(os.listdir(course.status)):
-            d = os.path.join(course.status, a)
-            for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-                if f.endswith(".json"):
-                    try:
-                        out.append(json.load(open(os.path.join(d, f))))
-                    except ValueError:
-                        pass
-    return out
+def statuses(course: Course) -> list[status.Status]:
+    return status.load_all(course)
 
 
 def export_csv(course: Course) -> int:

@@ -10,7 +10,8 @@ import os
 
 from . import gradebook
 from .course import Course
-from .grade import all_flags, export_csv, statuses
+from .grade import export_csv, statuses
+from .status import all_flags
 from .refused import merge
 
 
