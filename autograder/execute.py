@@ -17,11 +17,11 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Int, Unicode
 
-from .status import NotebookStatus, save as save_status
 from .inside.cells import is_test_cell
 from .sandbox import Sandbox, SandboxUnavailable
 from .scan import scan
 from .settings import Autograder
+from .status import NotebookStatus, save as save_status
 from .verdict import derive_seed, load_registry, load_secret, trusted_verdict
 
 

@@ -20,12 +20,11 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from . import gradebook, status
 from .atomic import write_atomic
-from . import gradebook
 from .course import Course
 from .sandbox import bwrap_problem
 from .shard import select as select_shard
-from . import status
 from .status import all_flags  # noqa: F401 (part of grade's interface)
 from .worker import submission_hash
 

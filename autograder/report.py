@@ -11,8 +11,8 @@ import os
 from . import gradebook
 from .course import Course
 from .grade import export_csv, statuses
-from .status import all_flags
 from .refused import merge
+from .status import all_flags
 
 
 def _current(course: Course, sts: list[dict]) -> dict:
