@@ -1,7 +1,8 @@
 """The gradebook's address in one place: SQLite (one machine) or PostgreSQL (several graders).
 
-Every part of the autograder opens the gradebook through `course.gradebook_url`: SQLite gets a lock
-timeout, a `postgresql://` URL is sent through psycopg 3 (SQLAlchemy would pick psycopg2).
+Every part of the autograder opens the gradebook through `course.gradebook_url`, which is
+`sqlalchemy_url(course.db_url)` (used directly here, so these functions take anything with a
+`db_url`): SQLite gets a lock timeout, a `postgresql://` URL is sent through psycopg 3 (SQLAlchemy would pick psycopg2).
 `backup(course)` copies the gradebook before grading: SQLite's online backup, `pg_dump` for
 PostgreSQL, or, without pg_dump, a JSON export of every table.
 """
@@ -79,7 +80,7 @@ def exists(course) -> bool:
         return os.path.exists(sqlite_path(course.db_url))
     from sqlalchemy import create_engine, inspect
 
-    engine = create_engine(course.gradebook_url)
+    engine = create_engine(sqlalchemy_url(course.db_url))
     try:
         return "assignment" in inspect(engine).get_table_names()
     finally:
@@ -97,8 +98,8 @@ def ensure_students(course, students) -> None:
     course_id = course.config.CourseDirectory.get("course_id", "default_course")
     for attempt in range(5):
         try:
-            Gradebook(course.gradebook_url).close()  # the course rows the workers' Gradebook() calls look up
-            with Gradebook(course.gradebook_url, course_id) as gb:
+            Gradebook(sqlalchemy_url(course.db_url)).close()  # the course rows the workers' Gradebook() calls look up
+            with Gradebook(sqlalchemy_url(course.db_url), course_id) as gb:
                 for s in sorted(set(students)):
                     gb.update_or_create_student(s)
             return
@@ -147,7 +148,7 @@ def export_json(course, dest: str) -> str:
             return float(v)
         return v
 
-    engine = create_engine(course.gradebook_url)
+    engine = create_engine(sqlalchemy_url(course.db_url))
     try:
         meta = MetaData()
         meta.reflect(bind=engine)
