@@ -2,7 +2,8 @@
 
 Every part of the autograder opens the gradebook through `course.gradebook_url`, which is
 `sqlalchemy_url(course.db_url)` (used directly here, so these functions take anything with a
-`db_url`): SQLite gets a lock timeout, a `postgresql://` URL is sent through psycopg 3 (SQLAlchemy would pick psycopg2).
+`db_url`): SQLite gets a lock timeout, a `postgresql://` URL is sent through psycopg 3
+(SQLAlchemy would pick psycopg2).
 `backup(course)` copies the gradebook before grading: SQLite's online backup, `pg_dump` for
 PostgreSQL, or, without pg_dump, a JSON export of every table.
 """
