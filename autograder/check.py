@@ -14,6 +14,8 @@ import tempfile
 
 import nbformat
 
+from .inside.cells import is_test_cell
+
 INSIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inside")
 
 
@@ -39,7 +41,7 @@ def check(path: str, cell_timeout: int = 300, out=print) -> int:
     failed, passed = [], []
     for i, cell in enumerate(nb.cells):
         meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+        if not is_test_cell(cell):
             continue
         name = meta.get("grade_id", f"cell {i}")
         errors = [o for o in cell.outputs if o.output_type == "error"]

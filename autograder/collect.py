@@ -21,6 +21,7 @@ import os
 import tempfile
 import zipfile
 
+from .atomic import write_atomic, write_json
 from . import refused as refusals
 from .course import STUDENT_ID, Course
 from .slim import TooBig, strip_file
@@ -83,121 +84,143 @@ def _store(course: Course, student: str, assignment: str, nb: str, data: bytes, 
         taken[key].append("duplicate ignored")
         return
     d = os.path.join(course.submitted, student, assignment)
-    os.makedirs(d, exist_ok=True)
-    p = os.path.join(d, f"{nb}.ipynb")
-    with open(p + ".tmp", "wb") as f:
-        f.write(data)
-    os.replace(p + ".tmp", p)
+    write_atomic(os.path.join(d, f"{nb}.ipynb"), data, "wb")
     taken[key] = list(notes)
 
 
-def collect(course: Course, src: str, out=print) -> int:
-    expected = course.all_notebooks()  # notebook id -> assignment
-    if not expected:
-        out(f"error: no released notebooks under {course.release}; run `python -m autograder release` first")
-        return 2
-    taken: dict = {}
-    ignored: list[str] = []
-    renamed: dict = {}
-    refused: dict = {}  # (student, assignment) -> reasons
+class _Haul:
+    """What one collect found: notebooks taken, files not taken, likely renames and refusals."""
 
-    def take(student: str, name: str, data_fn, where: str) -> None:
+    def __init__(self, course: Course, expected: dict[str, str]):
+        self.course, self.expected = course, expected  # notebook id -> assignment
+        self.taken: dict = {}  # (student, assignment, notebook) -> notes
+        self.ignored: list[str] = []
+        self.renamed: dict = {}  # (student, assignment) -> messages
+        self.refused: dict = {}  # (student, assignment) -> reasons
+
+    def take(self, student: str, name: str, data_fn, where: str) -> None:
+        """Store `name` if it is an expected notebook (data_fn(notes) reads it), else note why not."""
         base = os.path.basename(name)
         nb = base[:-6] if base.endswith(".ipynb") else None
-        if nb in expected:
+        if nb in self.expected:
             notes: list[str] = []
             try:
                 data = data_fn(notes)
             except Refused as e:
-                refused.setdefault((student, expected[nb]), []).append(f"{nb}.ipynb ({where}): {e}")
+                self.refused.setdefault((student, self.expected[nb]), []).append(f"{nb}.ipynb ({where}): {e}")
                 return
             except (OSError, ValueError) as e:
-                ignored.append(f"{where}: {e}")
+                self.ignored.append(f"{where}: {e}")
                 return
-            _store(course, student, expected[nb], nb, data, taken, notes)
+            _store(self.course, student, self.expected[nb], nb, data, self.taken, notes)
         else:
-            ignored.append(where)
+            self.ignored.append(where)
             stem = base[:-6] if base.endswith(".ipynb") else ""
-            for nb_id, a in expected.items():
+            for nb_id, a in self.expected.items():
                 if stem and nb_id in stem:
-                    renamed.setdefault((student, a), []).append(f"found {base!r} instead of {nb_id}.ipynb (renamed?)")
+                    self.renamed.setdefault((student, a), []).append(f"found {base!r} instead of {nb_id}.ipynb (renamed?)")
 
+    def from_zip(self, entry: str, path: str) -> None:
+        """SRC/<student>.zip: its members, read in place."""
+        student = entry[:-4]
+        if not STUDENT_ID.match(student):
+            self.ignored.append(f"{entry} (not a valid student id)")
+            return
+        try:
+            with zipfile.ZipFile(path) as z:
+                for info in z.infolist():
+                    if info.is_dir() or "__MACOSX" in info.filename:
+                        continue
+
+                    def read(notes, info=info, z=z):
+                        return read_zip_member(z, info, notes)
+
+                    self.take(student, info.filename, read, f"{entry}:{info.filename}")
+        except zipfile.BadZipFile:
+            self.ignored.append(f"{entry} (not a readable zip)")
+
+    def from_folder(self, src: str, entry: str, path: str) -> None:
+        """SRC/<student>/...: every file below, symlinks and checkpoints not followed."""
+        if not STUDENT_ID.match(entry):
+            self.ignored.append(f"{entry}/ (not a valid student id)")
+            return
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
+            for f in sorted(filenames):
+                p = os.path.join(dirpath, f)
+                rel = os.path.relpath(p, src)
+                if os.path.islink(p) or ".ipynb_checkpoints" in p:
+                    self.ignored.append(rel)
+                    continue
+
+                def read(notes, p=p):
+                    return read_capped(p, notes)
+
+                self.take(entry, f, read, rel)
+
+    def from_flat(self, entry: str, path: str) -> None:
+        """SRC/<student>__<notebook>.ipynb."""
+        student, _, name = entry.partition("__")
+        if not STUDENT_ID.match(student):
+            self.ignored.append(f"{entry} (not a valid student id)")
+            return
+        self.take(student, name, lambda notes, p=path: read_capped(p, notes), entry)
+
+    def record(self) -> None:
+        """collect_notes.json (why a submission is graded as missing) and refused.json, for grading."""
+        course = self.course
+        notes_path = os.path.join(course.work, "collect_notes.json")
+        try:
+            notes = json.load(open(notes_path))
+        except (OSError, ValueError):
+            notes = {}
+        for (student, a), msgs in self.renamed.items():
+            os.makedirs(os.path.join(course.submitted, student, a), exist_ok=True)  # graded as missing, with the reason
+            notes.setdefault(student, {})[a] = msgs
+        for (student, a), reasons in self.refused.items():
+            os.makedirs(os.path.join(course.submitted, student, a), exist_ok=True)  # graded as missing, with the reason
+            notes.setdefault(student, {})[a] = [f"refused at collect: {r}" for r in reasons] + self.renamed.get((student, a), [])
+        for (student, a, _nb) in self.taken:
+            if (student, a) not in self.renamed and (student, a) not in self.refused:
+                notes.get(student, {}).pop(a, None)
+        write_json(notes_path, notes)
+        refusals.update(course, self.refused, {(s, a) for s, a, _ in self.taken})
+
+    def summary(self, out) -> None:
+        students = sorted({s for s, _, _ in self.taken})
+        out(f"collected {len(self.taken)} notebooks from {len(students)} students into {self.course.submitted}")
+        for (s, a, nb), notes in sorted(self.taken.items()):
+            if notes:
+                out(f"  {s}/{a}/{nb}.ipynb: {', '.join(notes)}")
+        if self.refused:
+            out(f"REFUSED ({len(self.refused)}; in grades.csv and the report as state 'refused'):")
+            for (s, a), reasons in sorted(self.refused.items()):
+                out(f"  {s}/{a}: {'; '.join(reasons)}")
+        if self.ignored:
+            out(f"not taken ({len(self.ignored)}):")
+            for i in self.ignored:
+                out(f"  {i}")
+
+
+def collect(course: Course, src: str, out=print) -> int:
+    """Take the expected notebooks from SRC (the layouts above), record refusals and notes, report."""
+    expected = course.all_notebooks()  # notebook id -> assignment
+    if not expected:
+        out(f"error: no released notebooks under {course.release}; run `python -m autograder release` first")
+        return 2
+    haul = _Haul(course, expected)
     for entry in sorted(os.listdir(src)):
         path = os.path.join(src, entry)
         if os.path.islink(path):
-            ignored.append(f"{entry} (symlink)")
+            haul.ignored.append(f"{entry} (symlink)")
         elif entry.endswith(".zip") and os.path.isfile(path):
-            student = entry[:-4]
-            if not STUDENT_ID.match(student):
-                ignored.append(f"{entry} (not a valid student id)")
-                continue
-            try:
-                with zipfile.ZipFile(path) as z:
-                    for info in z.infolist():
-                        if info.is_dir() or "__MACOSX" in info.filename:
-                            continue
-
-                        def read(notes, info=info, z=z):
-                            return read_zip_member(z, info, notes)
-
-                        take(student, info.filename, read, f"{entry}:{info.filename}")
-            except zipfile.BadZipFile:
-                ignored.append(f"{entry} (not a readable zip)")
+            haul.from_zip(entry, path)
         elif os.path.isdir(path):
-            if not STUDENT_ID.match(entry):
-                ignored.append(f"{entry}/ (not a valid student id)")
-                continue
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
-                for f in sorted(filenames):
-                    p = os.path.join(dirpath, f)
-                    rel = os.path.relpath(p, src)
-                    if os.path.islink(p) or ".ipynb_checkpoints" in p:
-                        ignored.append(rel)
-                        continue
-
-                    def read(notes, p=p):
-                        return read_capped(p, notes)
-
-                    take(entry, f, read, rel)
+            haul.from_folder(src, entry, path)
         elif "__" in entry and entry.endswith(".ipynb"):
-            student, _, name = entry.partition("__")
-            if not STUDENT_ID.match(student):
-                ignored.append(f"{entry} (not a valid student id)")
-                continue
-            take(student, name, lambda notes, p=path: read_capped(p, notes), entry)
+            haul.from_flat(entry, path)
         else:
-            ignored.append(entry)
-    notes_path = os.path.join(course.work, "collect_notes.json")
-    try:
-        notes = json.load(open(notes_path))
-    except (OSError, ValueError):
-        notes = {}
-    for (student, a), msgs in renamed.items():
-        os.makedirs(os.path.join(course.submitted, student, a), exist_ok=True)  # graded as missing, with the reason
-        notes.setdefault(student, {})[a] = msgs
-    for (student, a), reasons in refused.items():
-        os.makedirs(os.path.join(course.submitted, student, a), exist_ok=True)  # graded as missing, with the reason
-        notes.setdefault(student, {})[a] = [f"refused at collect: {r}" for r in reasons] + renamed.get((student, a), [])
-    for (student, a, _nb) in taken:
-        if (student, a) not in renamed and (student, a) not in refused:
-            notes.get(student, {}).pop(a, None)
-    os.makedirs(course.work, exist_ok=True)
-    with open(notes_path + ".tmp", "w") as f:
-        json.dump(notes, f, indent=1)
-    os.replace(notes_path + ".tmp", notes_path)
-    refusals.update(course, refused, {(s, a) for s, a, _ in taken})
-    students = sorted({s for s, _, _ in taken})
-    out(f"collected {len(taken)} notebooks from {len(students)} students into {course.submitted}")
-    for (s, a, nb), notes in sorted(taken.items()):
-        if notes:
-            out(f"  {s}/{a}/{nb}.ipynb: {', '.join(notes)}")
-    if refused:
-        out(f"REFUSED ({len(refused)}; in grades.csv and the report as state 'refused'):")
-        for (s, a), reasons in sorted(refused.items()):
-            out(f"  {s}/{a}: {'; '.join(reasons)}")
-    if ignored:
-        out(f"not taken ({len(ignored)}):")
-        for i in ignored:
-            out(f"  {i}")
+            haul.ignored.append(entry)
+    haul.record()
+    haul.summary(out)
     return 0

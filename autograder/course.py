@@ -14,11 +14,16 @@ from .settings import Autograder, load_config
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def put_scripts_on_path() -> None:
+    """nbgrader runs `alembic` by name: make this interpreter's scripts (its bin folder) findable."""
+    bindir = os.path.dirname(sys.executable)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
 class Course:
     def __init__(self, config_path: str | None = None, db_url: str | None = None):
-        bindir = os.path.dirname(sys.executable)  # nbgrader runs `alembic` from the environment's bin
-        if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-            os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+        put_scripts_on_path()
         self.config = load_config(config_path)
         self.config_path = config_path
         cd = self.config.CourseDirectory

@@ -17,15 +17,12 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Int, Unicode
 
+from .inside.cells import is_test_cell
 from .sandbox import Sandbox, SandboxUnavailable
 from .scan import scan
 from .settings import Autograder
+from .status import NotebookStatus, save as save_status
 from .verdict import derive_seed, load_registry, load_secret, trusted_verdict
-
-
-def is_test_cell(cell) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def has_error(cell) -> bool:
@@ -65,7 +62,7 @@ class SandboxedExecute(NbGraderPreprocessor):
         settings = Autograder(config=self.config)
         info = resources["nbgrader"]
         student, assignment, notebook = info["student"], info["assignment"], info["notebook"]
-        status = {"notebook": notebook, "flags": [], "notes": [], "sandboxed": not self.unsafe}
+        status = NotebookStatus(notebook=notebook, flags=[], notes=[], sandboxed=not self.unsafe)
         secret = load_secret(self.secret_file)
         run_seed = derive_seed(secret, assignment, student, notebook, "run")
         try:
@@ -115,10 +112,7 @@ class SandboxedExecute(NbGraderPreprocessor):
                 if cell is not None:
                     self._apply(cell, gid, ex.name, v, settings, status)
         path = os.path.join(self.status_dir, f"{notebook}.json")
-        os.makedirs(self.status_dir, exist_ok=True)
-        with open(path + ".tmp", "w") as f:
-            json.dump(status, f, indent=1)
-        os.replace(path + ".tmp", path)
+        save_status(path, status)
         return nb, resources
 
     def _run(self, nb, notebook, sandbox, settings, seed, status) -> None:

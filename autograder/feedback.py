@@ -7,18 +7,18 @@ which withholds a feedback file that still shows a hidden-test line. No student 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 
+from . import status
 from .course import Course
 from .grade import export_csv, statuses
-from .worker import _check_feedback, _last_error, _overrides, status_path
+from .worker import _check_feedback, _last_error, _overrides
 
 
 def feedback(course: Course, assignment: str | None = None, students: list[str] | None = None, quiet: bool = False) -> int:
-    todo = [st for st in statuses(course) if st.get("state") in ("ok", "partial")
+    todo = [st for st in statuses(course) if st.get("state") in status.DONE
             and (not assignment or st["assignment"] == assignment) and (not students or st["student"] in students)]
     if not todo:
         print("no graded submissions to give feedback on (run `python -m autograder grade` first)", file=sys.stderr)
@@ -44,7 +44,4 @@ def feedback(course: Course, assignment: str | None = None, students: list[str] 
 
 
 def _rewrite_status(course: Course, st: dict) -> None:
-    p = status_path(course, st["assignment"], st["student"])
-    with open(p + ".tmp", "w") as f:
-        json.dump(st, f, indent=1)
-    os.replace(p + ".tmp", p)
+    status.save(status.path(course, st["assignment"], st["student"]), st)

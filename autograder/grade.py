@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import fcntl
 import hashlib
-import json
 import os
 import queue
 import shutil
@@ -21,11 +20,13 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import gradebook
+from . import gradebook, status
+from .atomic import write_atomic
 from .course import Course
 from .sandbox import bwrap_problem
 from .shard import select as select_shard
-from .worker import status_path, submission_hash
+from .status import all_flags  # noqa: F401 (part of grade's interface)
+from .worker import submission_hash
 
 
 def backup_gradebook(course: Course) -> str | None:
@@ -64,12 +65,11 @@ def _ensure_in_gradebook(course: Course, assignments: set[str]) -> None:
 
 
 def _is_done(course: Course, a: str, s: str) -> bool:
-    p = status_path(course, a, s)
     try:
-        st = json.load(open(p))
+        st = status.load(status.path(course, a, s))
     except (OSError, ValueError):
         return False
-    return st.get("hash") == submission_hash(course, a, s) and st.get("state") in ("ok", "partial") and "score" in st
+    return st.get("hash") == submission_hash(course, a, s) and st.get("state") in status.DONE and "score" in st
 
 
 def grade(course: Course, assignment: str | None = None, workers: int = 1, unsafe: bool = False,
@@ -167,37 +167,14 @@ def _pythonpath() -> str:
 
 
 def _write_failed(course: Course, a: str, s: str, stderr: str, unsafe: bool) -> None:
-    p = status_path(course, a, s)
-    os.makedirs(os.path.dirname(p), exist_ok=True)
     tail = (stderr or "").strip().splitlines()[-3:]
-    st = {"student": s, "assignment": a, "state": "failed", "hash": None, "sandboxed": not unsafe, "notebooks": {},
-          "flags": ["the grading worker crashed (not counted as graded; rerun grade): " + " / ".join(tail)[:500]], "notes": []}
-    with open(p + ".tmp", "w") as f:
-        json.dump(st, f, indent=1)
-    os.replace(p + ".tmp", p)
+    st = status.new(s, a, hash=None, sandboxed=not unsafe, state="failed")
+    st["flags"].append("the grading worker crashed (not counted as graded; rerun grade): " + " / ".join(tail)[:500])
+    status.save(status.path(course, a, s), st)
 
 
-def all_flags(st: dict) -> list[str]:
-    out = list(st.get("flags", []))
-    for nb, e in st.get("notebooks", {}).items():
-        out += [f"{nb}: {f}" for f in e.get("flags", [])]
-    if not st.get("sandboxed", True):
-        out.insert(0, "graded WITHOUT the sandbox")
-    return list(dict.fromkeys(out))
-
-
-def statuses(course: Course) -> list[dict]:
-    out = []
-    if os.path.isdir(course.status):
-        for a in sorted(os.listdir(course.status)):
-            d = os.path.join(course.status, a)
-            for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-                if f.endswith(".json"):
-                    try:
-                        out.append(json.load(open(os.path.join(d, f))))
-                    except ValueError:
-                        pass
-    return out
+def statuses(course: Course) -> list[status.Status]:
+    return status.load_all(course)
 
 
 def export_csv(course: Course) -> int:
@@ -221,10 +198,11 @@ def export_csv(course: Course) -> int:
                          "needs_manual_grade": manual, "state": st.get("state"), "sandboxed": st.get("sandboxed", True),
                          "n_flags": len(flags), "flags": " | ".join(flags), **gradebook.manual_columns(gb, a, s)})
     path = os.path.join(course.work, "grades.csv")
-    with open(path + ".tmp", "w", newline="") as f:
+
+    def write(f) -> None:
         w = csv.DictWriter(f, fieldnames=["assignment", "student_id", "score", "max_score", "needs_manual_grade",
                                           "state", "sandboxed", "n_flags", "flags"] + gradebook.MANUAL_FIELDS)
         w.writeheader()
         w.writerows(rows)
-    os.replace(path + ".tmp", path)
+    write_atomic(path, write, newline="")
     return len(rows)

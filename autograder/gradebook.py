@@ -1,7 +1,9 @@
 """The gradebook's address in one place: SQLite (one machine) or PostgreSQL (several graders).
 
-Every part of the autograder opens the gradebook through `url(course)`: SQLite gets a lock
-timeout, a `postgresql://` URL is sent through psycopg 3 (SQLAlchemy would pick psycopg2).
+Every part of the autograder opens the gradebook through `course.gradebook_url`, which is
+`sqlalchemy_url(course.db_url)` (used directly here, so these functions take anything with a
+`db_url`): SQLite gets a lock timeout, a `postgresql://` URL is sent through psycopg 3
+(SQLAlchemy would pick psycopg2).
 `backup(course)` copies the gradebook before grading: SQLite's online backup, `pg_dump` for
 PostgreSQL, or, without pg_dump, a JSON export of every table.
 """
@@ -10,13 +12,14 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import time
 from urllib.parse import urlsplit, urlunsplit
+
+from .atomic import write_json
 
 SQLITE = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
@@ -63,10 +66,6 @@ def libpq_url(db_url: str) -> str:
     return urlunsplit(("postgresql",) + tuple(parts[1:]))
 
 
-def url(course) -> str:
-    return sqlalchemy_url(course.db_url)
-
-
 def display(db_url: str) -> str:
     """The URL without its password, for messages."""
     parts = urlsplit(db_url)
@@ -82,7 +81,7 @@ def exists(course) -> bool:
         return os.path.exists(sqlite_path(course.db_url))
     from sqlalchemy import create_engine, inspect
 
-    engine = create_engine(url(course))
+    engine = create_engine(sqlalchemy_url(course.db_url))
     try:
         return "assignment" in inspect(engine).get_table_names()
     finally:
@@ -100,8 +99,8 @@ def ensure_students(course, students) -> None:
     course_id = course.config.CourseDirectory.get("course_id", "default_course")
     for attempt in range(5):
         try:
-            Gradebook(url(course)).close()  # the course rows the workers' Gradebook() calls look up
-            with Gradebook(url(course), course_id) as gb:
+            Gradebook(sqlalchemy_url(course.db_url)).close()  # the course rows the workers' Gradebook() calls look up
+            with Gradebook(sqlalchemy_url(course.db_url), course_id) as gb:
                 for s in sorted(set(students)):
                     gb.update_or_create_student(s)
             return
@@ -150,7 +149,7 @@ def export_json(course, dest: str) -> str:
             return float(v)
         return v
 
-    engine = create_engine(url(course))
+    engine = create_engine(sqlalchemy_url(course.db_url))
     try:
         meta = MetaData()
         meta.reflect(bind=engine)
@@ -160,9 +159,7 @@ def export_json(course, dest: str) -> str:
                 out[name] = [{k: plain(v) for k, v in row._mapping.items()} for row in conn.execute(select(table))]
     finally:
         engine.dispose()
-    with open(dest + ".tmp", "w") as f:
-        json.dump(out, f, indent=0, sort_keys=True)
-    os.replace(dest + ".tmp", dest)
+    write_json(dest, out, indent=0, sort_keys=True)
     return dest
 
 

@@ -15,6 +15,8 @@ from html.parser import HTMLParser
 import nh3
 from nbconvert.preprocessors import Preprocessor
 
+from .atomic import write_atomic
+
 # No script at all, no network: inline CSS and data: images only.
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
        "base-uri 'none'; form-action 'none'; frame-src 'none'; object-src 'none'")
@@ -217,9 +219,5 @@ def finalize(path: str) -> list[str]:
         return problems + [str(e)]
     if re.search(r"<script\b", page, re.IGNORECASE):
         problems.append("a <script> element is left")
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(page)
-    import os
-
-    os.replace(path + ".tmp", path)
+    write_atomic(path, page, encoding="utf-8")
     return problems

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 
+from .atomic import write_json
 from .course import Course
+from .status import Status
 
 
 def _path(course: Course) -> str:
@@ -31,13 +33,10 @@ def update(course: Course, refused: dict[tuple[str, str], list[str]], collected:
     out: dict = {}
     for (s, a), reasons in sorted(cur.items()):
         out.setdefault(s, {})[a] = reasons
-    os.makedirs(course.work, exist_ok=True)
-    with open(_path(course) + ".tmp", "w") as f:
-        json.dump(out, f, indent=1)
-    os.replace(_path(course) + ".tmp", _path(course))
+    write_json(_path(course), out)
 
 
-def merge(course: Course, sts: list[dict]) -> list[dict]:
+def merge(course: Course, sts: list[Status]) -> list[Status]:
     """Grading statuses with refusals applied: state "refused" and the reasons as flags; a refused
     submission that was never graded gets a status of its own."""
     ref = load(course)
@@ -50,6 +49,6 @@ def merge(course: Course, sts: list[dict]) -> list[dict]:
             st = {**st, "state": "refused", "flags": new + list(st.get("flags", []))}
         out.append(st)
     for (s, a), reasons in sorted(ref.items()):
-        out.append({"student": s, "assignment": a, "state": "refused", "notebooks": {}, "notes": [],
-                    "flags": [f"refused at collect: {r}" for r in reasons]})
+        out.append(Status(student=s, assignment=a, state="refused", notebooks={}, notes=[],
+                          flags=[f"refused at collect: {r}" for r in reasons]))
     return out

@@ -10,8 +10,9 @@ import os
 
 from . import gradebook
 from .course import Course
-from .grade import all_flags, export_csv, statuses
+from .grade import export_csv, statuses
 from .refused import merge
+from .status import all_flags
 
 
 def _current(course: Course, sts: list[dict]) -> dict:

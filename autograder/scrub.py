@@ -10,6 +10,7 @@ import re
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from .inert import make_inert
+from .inside.cells import is_test_cell
 from .leak import Detector
 
 HIDDEN = re.compile(r"^[ \t]*#+[ \t]*BEGIN HIDDEN TESTS.*?^[ \t]*#+[ \t]*END HIDDEN TESTS[^\n]*\n?", re.MULTILINE | re.DOTALL | re.IGNORECASE)
@@ -47,8 +48,7 @@ class ScrubHiddenTests(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         secret = []
         for cell in nb.cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            if is_test_cell(cell):
                 secret += hidden_lines(cell.source)
                 cell.source = HIDDEN.sub("# (hidden tests)\n", cell.source)
         # lines also shown elsewhere (visible tests, the student's own code) are not secrets to look for encoded
@@ -56,8 +56,7 @@ class ScrubHiddenTests(NbGraderPreprocessor):
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
-            meta = cell.metadata.get("nbgrader", {})
-            test = meta.get("grade") and not meta.get("solution")
+            test = is_test_cell(cell)
             for k, out in enumerate(cell.get("outputs", [])):
                 if detector.find(_output_text(out)):
                     cell.outputs[k] = type(out)({"output_type": "stream", "name": "stdout", "text": LEAK_MARK + "\n"})

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import nbformat
 
+from .atomic import write_atomic
+from .inside.cells import is_solution_cell
 from .similarity import KGRAM, MATCH_STUDENT, MIN_TOKENS, Function, functions, given_statements, kgrams
 
 MIN_FINGERPRINTS = 10  # a function with fewer uncommon fingerprints has nothing distinctive to compare
@@ -35,7 +37,7 @@ class Match:
 def solution_cells(release_nb) -> dict[str, str]:
     """{grade_id: stub source} of the code cells students write (nbgrader solution cells)."""
     return {c.metadata["nbgrader"]["grade_id"]: c.source for c in release_nb.cells
-            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution") and c.metadata["nbgrader"].get("grade_id")}
+            if is_solution_cell(c) and c.metadata["nbgrader"].get("grade_id")}
 
 
 def student_functions(submitted_nb, stubs: dict[str, str], prefix: str = "") -> list[Function]:
@@ -128,13 +130,13 @@ def similarity_report(course, assignment: str | None = None, threshold: float = 
             print(f"note: {note}")
         rows += [Match(a, *m) for m in compare_class(work, threshold)]
         print(f"{a}: {len(work)} students, {sum(len(f) for f in work.values())} functions compared")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out + ".tmp", "w", newline="") as f:
+
+    def write(f) -> None:
         w = csv.writer(f)
         w.writerow(["assignment", "student_a", "function_a", "student_b", "function_b", "similarity"])
         for m in rows:
             w.writerow([m.assignment, m.student_a, m.function_a, m.student_b, m.function_b, f"{m.score:.3f}"])
-    os.replace(out + ".tmp", out)
+    write_atomic(out, write, newline="")
     pairs: dict[tuple[str, str, str], list[Match]] = defaultdict(list)
     for m in rows:
         pairs[(m.assignment, m.student_a, m.student_b)].append(m)

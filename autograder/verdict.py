@@ -15,23 +15,16 @@ import shutil
 
 from gptref.grading.guard import locate
 
+from .atomic import write_atomic
 from .hidden import hidden_sources
 from .inside import plaindata
+from .inside.cells import is_solution_cell, is_test_cell
 
 
 def load_secret(path: str) -> bytes:
     """The instructor secret behind case seeds (created once, kept out of git under work/)."""
     if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(secrets.token_hex(32))
-        os.chmod(tmp, 0o600)
-        try:
-            os.link(tmp, path)  # atomic: two workers never make two secrets
-        except FileExistsError:
-            pass
-        os.unlink(tmp)
+        write_atomic(path, secrets.token_hex(32), perm=0o600, replace=False)  # two workers never make two secrets
     return open(path).read().strip().encode()
 
 
@@ -77,10 +70,9 @@ def verdict_cells(nb) -> list[list[str]]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and not meta.get("solution"):
-            continue  # a test cell
-        if meta.get("solution"):
+        if is_test_cell(cell):
+            continue
+        if is_solution_cell(cell):
             entries.append(("solution", cell.source, set(), set()))
             try:
                 needed = None if needed is None else needed | _used(ast.parse(cell.source))

@@ -29,6 +29,7 @@ import time
 import nbformat
 from traitlets.config import Config
 
+from . import status as status_record
 from .course import Course
 from .precheck import precheck
 from .scrub import hidden_lines
@@ -46,8 +47,7 @@ def submission_hash(course: Course, assignment: str, student: str) -> str:
     return h.hexdigest()
 
 
-def status_path(course: Course, assignment: str, student: str) -> str:
-    return os.path.join(course.status, assignment, f"{student}.json")
+status_path = status_record.path  # where grade_one writes its record
 
 
 def _overrides(course: Course, staging: str, status_tmp: str, assignment: str, slot: int, unsafe: bool) -> Config:
@@ -104,11 +104,13 @@ def _scores(course: Course, assignment: str, student: str) -> dict:
 
 
 def grade_one(course: Course, assignment: str, student: str, slot: int = 0, unsafe: bool = False) -> dict:
+    """Grade one submission: stage its repaired notebooks, autograde them in the sandbox (with
+    feedback), gather what each step found, and write the status record last."""
     t0 = time.monotonic()
-    status = {"student": student, "assignment": assignment, "hash": submission_hash(course, assignment, student),
-              "notebooks": {}, "flags": [], "notes": [], "sandboxed": not unsafe}
+    path = status_record.path(course, assignment, student)
+    status = status_record.new(student, assignment, hash=submission_hash(course, assignment, student), sandboxed=not unsafe)
     try:  # not "done" until this run writes it again: a killed run is redone, never skipped
-        os.unlink(status_path(course, assignment, student))
+        os.unlink(path)
     except FileNotFoundError:
         pass
     tag = f"{student}__{assignment}"
@@ -117,12 +119,27 @@ def grade_one(course: Course, assignment: str, student: str, slot: int = 0, unsa
     for d in (staging, status_tmp):
         shutil.rmtree(d, ignore_errors=True)
     dest = os.path.join(staging, student, assignment)
+    good = _stage(course, assignment, student, status, dest)
+    if good:
+        _autograde(course, assignment, student, status, staging, status_tmp, slot, unsafe)
+    else:
+        _nothing_to_grade(course, assignment, student)
+    _gather(course, assignment, student, status, status_tmp)
+    status["seconds"] = round(time.monotonic() - t0, 2)
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(status_tmp, ignore_errors=True)
+    status_record.save(path, status)
+    return status
+
+
+def _stage(course: Course, assignment: str, student: str, status: status_record.Status, dest: str) -> int:
+    """Precheck each notebook of the submission and stage the gradable ones (and the timestamp) in
+    `dest`; missing and broken ones get their entry's state and flags. Returns how many were staged."""
     os.makedirs(dest)
     src_dir = os.path.join(course.submitted, student, assignment)
     good = 0
     for nb_id in course.notebooks(assignment):
-        entry = {"state": "ok", "flags": [], "notes": []}
-        status["notebooks"][nb_id] = entry
+        entry = status["notebooks"][nb_id] = status_record.new_notebook()
         path = os.path.join(src_dir, f"{nb_id}.ipynb")
         if not os.path.exists(path):
             entry["state"] = "missing"
@@ -145,34 +162,47 @@ def grade_one(course: Course, assignment: str, student: str, slot: int = 0, unsa
     ts = os.path.join(src_dir, "timestamp.txt")
     if os.path.exists(ts):
         shutil.copy(ts, os.path.join(dest, "timestamp.txt"))
-    out_dir = os.path.join(course.autograded, student, assignment)
-    if good:
-        api = course.api(_overrides(course, staging, status_tmp, assignment, slot, unsafe))
-        for attempt in range(course.settings.retries + 1):
-            r = api.autograde(assignment, student, force=True)
-            if r.get("success"):
-                break
-            log = (r.get("log") or "") + str(r.get("error") or "")
-            if "database is locked" not in log and "Address already in use" not in log:
-                break
-            time.sleep(1 + attempt)
-        if not r.get("success"):
-            status["state"] = "failed"
-            status["flags"].append("autograde failed: " + _last_error(r))
-            shutil.rmtree(out_dir, ignore_errors=True)
-        else:
-            fb = api.generate_feedback(assignment, student, force=True)
-            if not fb.get("success"):
-                status["notes"].append("feedback failed: " + _last_error(fb))
-            _check_feedback(course, assignment, student, status, dest)
-    else:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        shutil.rmtree(os.path.join(course.feedback, student, assignment), ignore_errors=True)
-        _zero_all(course, assignment, student)
+    return good
+
+
+def _autograde(course: Course, assignment: str, student: str, status: status_record.Status, staging: str,
+               status_tmp: str, slot: int, unsafe: bool) -> None:
+    """nbgrader autograde of the staged notebooks (retried while the gradebook is locked or a port is
+    taken), then the feedback export and its check; a failure marks the record "failed"."""
+    api = course.api(_overrides(course, staging, status_tmp, assignment, slot, unsafe))
+    for attempt in range(course.settings.retries + 1):
+        r = api.autograde(assignment, student, force=True)
+        if r.get("success"):
+            break
+        log = (r.get("log") or "") + str(r.get("error") or "")
+        if "database is locked" not in log and "Address already in use" not in log:
+            break
+        time.sleep(1 + attempt)
+    if not r.get("success"):
+        status["state"] = "failed"
+        status["flags"].append("autograde failed: " + _last_error(r))
+        shutil.rmtree(os.path.join(course.autograded, student, assignment), ignore_errors=True)
+        return
+    fb = api.generate_feedback(assignment, student, force=True)
+    if not fb.get("success"):
+        status["notes"].append("feedback failed: " + _last_error(fb))
+    _check_feedback(course, assignment, student, status, os.path.join(staging, student, assignment))
+
+
+def _nothing_to_grade(course: Course, assignment: str, student: str) -> None:
+    """No notebook could be graded: no autograded copy, no feedback, every autograded cell 0."""
+    shutil.rmtree(os.path.join(course.autograded, student, assignment), ignore_errors=True)
+    shutil.rmtree(os.path.join(course.feedback, student, assignment), ignore_errors=True)
+    _zero_all(course, assignment, student)
+
+
+def _gather(course: Course, assignment: str, student: str, status: status_record.Status, status_tmp: str) -> None:
+    """Fold in what the sandboxed runs wrote per notebook and any forged answers, settle the state,
+    and copy the scores from the gradebook."""
     for p in glob.glob(os.path.join(status_tmp, "*.json")):
         nb_id = os.path.basename(p)[:-5]
-        detail = json.load(open(p))
-        entry = status["notebooks"].setdefault(nb_id, {"state": "ok", "flags": [], "notes": []})
+        detail = status_record.load(p)
+        entry = status["notebooks"].setdefault(nb_id, status_record.new_notebook())
         entry["flags"] += detail.pop("flags", [])
         entry["notes"] += detail.pop("notes", [])
         entry.update(detail)
@@ -186,15 +216,6 @@ def grade_one(course: Course, assignment: str, student: str, slot: int = 0, unsa
         status.update(_scores(course, assignment, student))
     except Exception as e:  # noqa: BLE001
         status["flags"].append(f"no gradebook entry: {e}")
-    status["seconds"] = round(time.monotonic() - t0, 2)
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(status_tmp, ignore_errors=True)
-    path = status_path(course, assignment, student)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(status, f, indent=1)
-    os.replace(path + ".tmp", path)
-    return status
 
 
 def _last_error(r: dict) -> str:

@@ -228,10 +228,9 @@ def nbgrader_api(cfg, log_level: int = logging.WARNING):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    # nbgrader runs the `alembic` script by name: make this interpreter's scripts findable.
-    bindir = os.path.dirname(sys.executable)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    from autograder.course import put_scripts_on_path
+
+    put_scripts_on_path()
     coursedir = CourseDirectory(config=cfg)
     api = NbGraderAPI(coursedir=coursedir, config=cfg)
     api.log.setLevel(log_level)
@@ -244,13 +243,15 @@ def release(day: str, course_root: str | os.PathLike | None = None) -> Path:
     Uses a throwaway gradebook: the release depends on the source notebook only, and never on
     (or touches) the instructors' gradebook of submissions.
     """
+    from autograder.release import generate
+
     root = Path(course_root) if course_root is not None else ROOT
     with tempfile.TemporaryDirectory(prefix="nbbuild-") as work:
         os.mkdir(os.path.join(work, "exchange"))  # nbgrader logs an error when it is missing
         cfg = load_config(root, work)
-        result = nbgrader_api(cfg).generate_assignment(day, force=True)
-    if not result.get("success"):
-        raise RuntimeError(f"nbgrader generate_assignment {day} failed:\n{result.get('error')}\n{result.get('log')}")
+        problem = generate(nbgrader_api(cfg), day)
+    if problem is not None:
+        raise RuntimeError(f"nbgrader generate_assignment {day} failed:\n{problem.get('error')}\n{problem.get('log')}")
     released = root / "course" / day / f"{day}.ipynb"
     _check_release(released)
     return released

@@ -14,11 +14,6 @@ from __future__ import annotations
 import textwrap
 
 
-def is_test_cell(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
-
-
 BEFORE_TEST = textwrap.dedent('''
     def _autograder_snapshot():
         import linecache, sys

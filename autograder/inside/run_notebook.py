@@ -23,7 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import channel  # noqa: E402
 
 CHANNEL = channel.take()  # first thing: fd 3/4 leave their well-known numbers before any kernel exists
-from hidden import AFTER_TEST, BEFORE_TEST, is_test_cell  # noqa: E402
+from cells import is_test_cell  # noqa: E402
+from hidden import AFTER_TEST, BEFORE_TEST  # noqa: E402
 from seeding import kernel_code  # noqa: E402
 
 
