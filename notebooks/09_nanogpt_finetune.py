@@ -364,8 +364,14 @@ def ddp_train_step(model, optimizer, x, y, max_norm):
     optimizer.step()
     return loss
     ### END SOLUTION
+''')
 
+nb.md(r"""
+The cell below is given: it builds the small model from a state dict and starts the two processes that call your
+`ddp_train_step`. Read it to see how a rank joins the group; you do not need to change it.
+""")
 
+nb.code(r'''
 def mlp_from_state(state):
     """A small classifier, Linear -> Tanh -> Linear, with the weights in `state`."""
     n_hidden, n_in = state["0.weight"].shape
