@@ -61,12 +61,13 @@ def _bound(stmt) -> set[str]:
     return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
-def verdict_cells(nb) -> list[list[str]]:
+def verdict_cells(nb, wanted=()) -> list[list[str]]:
     """What the verdict run executes: solution cells whole; of the other non-test code cells, the
     imports, definitions and assignments the solution cells need (directly or through each other),
+    and the definitions of `wanted` (graded functions the notebook gives, e.g. day 9's run_ddp),
     one statement at a time. Experiments, plots and demo training runs are skipped."""
     entries: list[tuple] = []  # (kind, source, bound names, used names)
-    needed: set[str] | None = set()
+    needed: set[str] | None = set(wanted)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -118,7 +119,7 @@ def trusted_verdict(nb, exercises: list, seeds: dict, sandbox, settings) -> dict
         cases_by_name[ex.name] = cases
         job_ex.append({"name": ex.name, "calls": _calls(ex, cases), "forbidden": forbidden_names(ex)})
     modules, masked = hidden_sources(exercises)
-    job = {"cells": verdict_cells(nb), "exercises": job_ex, "modules": modules,
+    job = {"cells": verdict_cells(nb, [ex.name for ex in exercises]), "exercises": job_ex, "modules": modules,
            "seed": seeds["__run__"], "cell_timeout": settings.cell_timeout, "call_timeout": settings.call_timeout}
     scratch = sandbox.new_scratch()
     try:

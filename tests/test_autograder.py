@@ -201,3 +201,13 @@ def test_kernel_seed_code_seeds_like_the_verdict_and_leaves_no_names():
     exec(kernel_code(123), namespace)  # what the notebook runner sends to the student's kernel
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == want
     assert set(namespace) == {"__builtins__"}
+
+
+def test_verdict_cells_keep_a_graded_function_the_notebook_gives():
+    """A graded function defined in a given (non-solution) cell, like day 9's run_ddp, runs in the verdict with what
+    it uses; without being asked for, it is skipped like any experiment."""
+    nb = agfix_cases.notebook(_release_nb(), extra_after_sum="def given_runner(x):\n    return runner_scale * x\n"
+                                                             "runner_scale = 3\nother = 5\n")
+    asked = "\n".join(s for _, s in verdict_cells(nb, ["given_runner"]))
+    assert "def given_runner" in asked and "runner_scale = 3" in asked and "other = 5" not in asked
+    assert "def given_runner" not in "\n".join(s for _, s in verdict_cells(nb))
