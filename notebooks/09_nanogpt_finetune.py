@@ -386,51 +386,64 @@ def _ddp_worker(rank, world_size, folder, state, x, y, lr, max_norm):
     import os, traceback
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1); os.dup2(quiet, 2)     # the notebook shows nothing from the workers; errors go to a file
+    stage = "join"
     try:
         import datetime
         torch.set_num_threads(1)
         dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank,
                                 world_size=world_size, timeout=datetime.timedelta(seconds=30))
+        stage = "step"
         model = mlp_from_state(state)
         optimizer = torch.optim.SGD(model.parameters(), lr=lr)
         n = x.shape[0] // world_size
         ddp_train_step(model, optimizer, x[rank * n:(rank + 1) * n], y[rank * n:(rank + 1) * n], max_norm)
         if rank == 0:
             torch.save(model.state_dict(), f"{folder}/rank0.pt")
+        dist.barrier()                       # no rank leaves while another still talks to it
         dist.destroy_process_group()
     except BaseException:
         with open(f"{folder}/error{rank}.txt", "w") as f:
-            f.write(traceback.format_exc())
+            f.write(stage + "\n" + traceback.format_exc())
         os._exit(1)
     os._exit(0)
 
 
+def _start_ranks(folder, world_size, args, seconds=60):
+    """Fork one _ddp_worker per rank and wait until they exit, one fails, or `seconds` pass: {rank: error}."""
+    import multiprocessing, time
+    ctx = multiprocessing.get_context("fork")        # fork: the workers see the functions of this notebook
+    workers = [ctx.Process(target=_ddp_worker, args=(r, world_size, folder, *args)) for r in range(world_size)]
+    for w in workers:
+        w.start()
+    deadline = time.monotonic() + seconds
+    while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+        if any(w.exitcode not in (None, 0) for w in workers):
+            break                                    # one rank failed: the others would wait for it
+        time.sleep(0.02)
+    for w in workers:
+        if w.is_alive():
+            w.kill()
+        w.join()
+    return {r: open(f"{folder}/error{r}.txt").read() for r in range(world_size) if os.path.exists(f"{folder}/error{r}.txt")}
+
+
 def run_ddp(state, x, y, lr, max_norm, world_size=2):
     """One SGD step of mlp_from_state(state) on (x, y) split over world_size processes: rank 0's new parameters."""
-    import multiprocessing, tempfile, time
+    import tempfile
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # its first use imports modules: once, here
-    with tempfile.TemporaryDirectory() as folder:
-        ctx = multiprocessing.get_context("fork")    # fork: the workers see the functions of this notebook
-        workers = [ctx.Process(target=_ddp_worker, args=(r, world_size, folder, state, x, y, lr, max_norm))
-                   for r in range(world_size)]
-        for w in workers:
-            w.start()
-        deadline = time.monotonic() + 60
-        while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
-            if any(w.exitcode not in (None, 0) for w in workers):
-                break                                # one rank failed: the others would wait for it
-            time.sleep(0.02)
-        for w in workers:
-            if w.is_alive():
-                w.kill()
-            w.join()
-        for r in range(world_size):
-            if os.path.exists(f"{folder}/error{r}.txt"):
-                raise RuntimeError(f"rank {r} failed:\n" + open(f"{folder}/error{r}.txt").read()[-1500:])
-        if not os.path.exists(f"{folder}/rank0.pt"):
-            raise RuntimeError("the workers did not finish within 60 s (does every rank call all_reduce the same "
-                               "number of times?)")
-        return dict(torch.load(f"{folder}/rank0.pt"))   # {parameter name: tensor}
+    for attempt in (1, 2):
+        with tempfile.TemporaryDirectory() as folder:
+            errors = _start_ranks(folder, world_size, (state, x, y, lr, max_norm))
+            if errors and attempt == 1 and all(e.startswith("join") for e in errors.values()):
+                continue                             # the group did not form (a busy machine?): once more
+            for r, error in sorted(errors.items()):
+                stage, _, trace = error.partition("\n")
+                last = trace.strip().splitlines()[-1] if trace.strip() else "(no traceback)"
+                raise RuntimeError(f"rank {r} failed: {last}\n{trace[-1500:]}")
+            if not os.path.exists(f"{folder}/rank0.pt"):
+                raise RuntimeError("the workers did not finish within 60 s (does every rank call all_reduce the same "
+                                   "number of times?)")
+            return dict(torch.load(f"{folder}/rank0.pt"))   # {parameter name: tensor}
 ''')
 
 # Mistakes these visible tests name (tests/mutants/d09_nanogpt_finetune.py plants each): summing instead of
