@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import sys
 import zipfile
 
@@ -211,3 +212,26 @@ def test_verdict_cells_keep_a_graded_function_the_notebook_gives():
     asked = "\n".join(s for _, s in verdict_cells(nb, ["given_runner"]))
     assert "def given_runner" in asked and "runner_scale = 3" in asked and "other = 5" not in asked
     assert "def given_runner" not in "\n".join(s for _, s in verdict_cells(nb))
+
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_grading_processes_skip_the_slow_optional_import_and_still_validate_notebooks():
+    """autograder/inside/startup.py: importing nbformat under the autograder leaves out rfc3987_syntax (2 s of
+    Lark grammar per process) and nbformat still validates; without the autograder it would be imported."""
+    code = ("import sys, time; {pre}import nbformat, nbformat.v4 as v4; "
+            "nb = v4.new_notebook(cells=[v4.new_code_cell('1')]); nbformat.validate(nb); "
+            "print(sys.modules.get('rfc3987_syntax') is not None)")
+    ours = subprocess.run([sys.executable, "-c", code.format(pre="import autograder; ")], capture_output=True,
+                          text=True, cwd=_REPO)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.strip() == "False", "the autograder's processes still import rfc3987_syntax"
+    try:
+        import importlib.util
+        installed = importlib.util.find_spec("rfc3987_syntax") is not None
+    except ValueError:
+        installed = False
+    if installed:  # the skip is what keeps it out (the test can fail)
+        plain = subprocess.run([sys.executable, "-c", code.format(pre="")], capture_output=True, text=True, cwd=_REPO)
+        assert plain.returncode == 0 and plain.stdout.strip() == "True", plain.stderr

@@ -23,6 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import channel  # noqa: E402
 
 CHANNEL = channel.take()  # first thing: fd 3/4 leave their well-known numbers before any kernel exists
+from startup import skip_slow_optional_imports  # noqa: E402
+
+skip_slow_optional_imports()  # before nbclient imports nbformat: 2 s less per run
 from cells import is_test_cell  # noqa: E402
 from hidden import AFTER_TEST, BEFORE_TEST  # noqa: E402
 from seeding import kernel_code  # noqa: E402
