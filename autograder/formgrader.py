@@ -8,7 +8,6 @@ gradebook (--db included) and the exchange; JupyterLab's root is the course root
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 from .course import Course
@@ -51,9 +50,11 @@ def command(course: Course, port: int, ip: str = "127.0.0.1", no_browser: bool =
     return cmd
 
 
-def formgrader(course: Course, port: int = 8888, ip: str = "127.0.0.1", no_browser: bool = False) -> int:
+def formgrader(course: Course, port: int = 8888, ip: str = "127.0.0.1", no_browser: bool = False) -> None:
     here = write_config(course)
     print(f"formgrader: http://{ip}:{port}/formgrader (JupyterLab root {course.root}; gradebook "
           f"{course.db_url if course.db_path else 'PostgreSQL'})\nafter grading by hand: `python -m autograder report` "
           "(grades.csv with manual scores) and `python -m autograder feedback`", flush=True)
-    return subprocess.call(command(course, port, ip, no_browser), cwd=here)
+    cmd = command(course, port, ip, no_browser)
+    os.chdir(here)
+    os.execv(cmd[0], cmd)  # this process becomes JupyterLab: a stop signal reaches the server, none is left behind

@@ -67,6 +67,14 @@ def _wait_http(url: str, proc, timeout: float = 300) -> None:
     raise TimeoutError(f"no answer from {url} in {timeout} s")
 
 
+def _listening(port: int) -> bool:
+    """Does a server still accept connections on this port (a second later)?"""
+    time.sleep(1)
+    with socket.socket() as s:
+        s.settimeout(5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _stop(proc) -> None:
     proc.terminate()
     try:
@@ -140,6 +148,7 @@ def test_instructor_grades_a_written_answer_in_formgrader(graded, browser):
             page.keyboard.press("Tab")
     finally:
         _stop(server)
+    assert not _listening(port), "stopping `python -m autograder formgrader` left its JupyterLab server running"
     agfix_class.ok(agfix_class.cli(cfg, "report"))
     after = _csv(work)
     bo = after["bo"]
