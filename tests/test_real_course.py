@@ -36,23 +36,14 @@ import os
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = os.path.join(HERE, "work")
 c = get_config()
+load_subconfig(%r)  # the course's own config: only the folders and the sandbox uids are this test's
 c.CourseDirectory.root = HERE
-c.CourseDirectory.course_id = "realcourse"
-c.CourseDirectory.source_directory = "solutions"
-c.CourseDirectory.release_directory = "course"
 c.CourseDirectory.submitted_directory = os.path.join(WORK, "submitted")
 c.CourseDirectory.autograded_directory = os.path.join(WORK, "autograded")
 c.CourseDirectory.feedback_directory = os.path.join(WORK, "feedback")
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(WORK, "gradebook.db")
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.db", "work", "*.png", "*.model", "*.vocab"]
-c.ClearOutput.enabled = True
-c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}
-c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Exchange.root = os.path.join(WORK, "exchange")
 c.Autograder.sandbox_uid_base = %d
-_cache = os.environ.get("GPTREF_CACHE") or os.path.expanduser("~/.cache/gptref")
-c.Autograder.env = {"GPTREF_CACHE": _cache}  # the corpus, read-only (the sandbox has no network)
-c.Autograder.extra_ro_binds = [_cache]
 '''
 
 
@@ -121,7 +112,7 @@ def _grade(root: str) -> dict:
     shutil.copytree(os.path.join(REPO, "course"), os.path.join(root, "course"))
     cfg = os.path.join(root, "nbgrader_config.py")
     with open(cfg, "w") as f:
-        f.write(CONFIG % UID_BASE)
+        f.write(CONFIG % (os.path.join(REPO, "autograder", "nbgrader_config.py"), UID_BASE))
     r = cli(cfg, "release", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     incoming = os.path.join(root, "incoming")
