@@ -219,19 +219,16 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_grading_processes_skip_the_slow_optional_import_and_still_validate_notebooks():
     """autograder/inside/startup.py: importing nbformat under the autograder leaves out rfc3987_syntax (2 s of
-    Lark grammar per process) and nbformat still validates; without the autograder it would be imported."""
-    code = ("import sys, time; {pre}import nbformat, nbformat.v4 as v4; "
-            "nb = v4.new_notebook(cells=[v4.new_code_cell('1')]); nbformat.validate(nb); "
-            "print(sys.modules.get('rfc3987_syntax') is not None)")
-    ours = subprocess.run([sys.executable, "-c", code.format(pre="import autograder; ")], capture_output=True,
-                          text=True, cwd=_REPO)
-    assert ours.returncode == 0, ours.stderr
-    assert ours.stdout.strip() == "False", "the autograder's processes still import rfc3987_syntax"
-    try:
-        import importlib.util
-        installed = importlib.util.find_spec("rfc3987_syntax") is not None
-    except ValueError:
-        installed = False
-    if installed:  # the skip is what keeps it out (the test can fail)
-        plain = subprocess.run([sys.executable, "-c", code.format(pre="")], capture_output=True, text=True, cwd=_REPO)
-        assert plain.returncode == 0 and plain.stdout.strip() == "True", plain.stderr
+    Lark grammar per process) and nbformat still validates; without the autograder it is imported where installed."""
+    code = ("import sys, importlib.util; installed = importlib.util.find_spec('rfc3987_syntax') is not None; {pre}"
+            "import nbformat, nbformat.v4 as v4; nbformat.validate(v4.new_notebook(cells=[v4.new_code_cell('1')])); "
+            "print(sys.modules.get('rfc3987_syntax') is not None, installed)")
+
+    def imported_installed(pre: str) -> list[str]:  # in a fresh process: this one has imported autograder already
+        r = subprocess.run([sys.executable, "-c", code.format(pre=pre)], capture_output=True, text=True, cwd=_REPO)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+
+    assert imported_installed("import autograder; ")[0] == "False", "the autograder's processes still import rfc3987_syntax"
+    imported, installed = imported_installed("")
+    assert imported == installed, "without the autograder, nbformat's jsonschema should import rfc3987_syntax where installed"
