@@ -166,7 +166,7 @@ def judge(ex, cases: list, res) -> dict:
             continue
         expected = ex.reference(**ex.arguments(copy.deepcopy(case)))
         try:
-            msg = ex.check_answer(got, expected, case)
+            msg = ex.explain(got, expected, case)
         except Exception as e:  # noqa: BLE001 (a malformed answer can break a comparison)
             msg = f"comparison failed: {type(e).__name__}: {e}"
         if msg:

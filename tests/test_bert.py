@@ -13,12 +13,9 @@ from gptref.bert import Bert, BertConfig, mask_tokens
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster, and avoids threads spinning on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _tiny_tensors_one_thread(one_thread):
+    """Tiny tensors: one thread is faster (the shared fixture in conftest.py)."""
+
 
 
 @pytest.fixture(scope="module")

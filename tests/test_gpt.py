@@ -15,12 +15,9 @@ from gptref.positions import rope
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster, and avoids threads spinning on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _tiny_tensors_one_thread(one_thread):
+    """Tiny tensors: one thread is faster (the shared fixture in conftest.py)."""
+
 
 TINY = dict(vocab_size=37, block_size=24, n_layer=2, n_head=2, n_embd=32)
 

@@ -4,7 +4,8 @@ Per day: solutions/ is what notebooks/<day>.py builds; course/ is byte-identical
 `nbgrader generate_assignment`; the solution, submitted as a student, autogrades to full marks
 and the untouched release to zero on every test cell (without failing the run); every planted
 mistake in tests/mutants/d<day>.py fails exactly the test cells it names, with a message that
-contains the mutant's `hint` (the visible tests name the mistake). Each notebook runs once here,
+contains the mutant's `hint` (the visible tests name the mistake) and no other mutant's hint (no
+message blames a cause the mistake does not have). Each notebook runs once here,
 in a live kernel shared by all its mutants; the autograde of the solution and the untouched release
 is tests/test_real_course.py's (the whole autograder, sandbox included), and runs here with plain
 nbgrader only where that test cannot (no bubblewrap) or with GPTREF_PLAIN_AUTOGRADE=1.
@@ -255,6 +256,13 @@ def test_mutants_fail_exactly_their_tests(day, tmp_path, monkeypatch):
                 if m.hint not in failed[gid]:
                     problems.append(f"mutant {m.why!r} in cell {m.cell}: {gid} fails without naming the mistake; "
                                     f"expected {m.hint!r} in its message, got: {failed[gid][:400]!r}")
+            # no message may name a cause this mutant lacks: another mistake's words in it are a wrong diagnosis
+            other_hints = {o.hint for o in mutants if o.hint not in m.hint and m.hint not in o.hint}
+            for gid in sorted(set(m.fails) & set(failed)):
+                blamed = sorted(h for h in other_hints if h in failed[gid])
+                if blamed:
+                    problems.append(f"mutant {m.why!r} in cell {m.cell}: {gid}'s message names another mistake "
+                                    f"({blamed[0]!r}), a cause this mutant does not have: {failed[gid][:400]!r}")
             for gid in sorted(set(failed) - set(m.fails)):
                 problems.append(f"mutant {m.why!r} in cell {m.cell} also fails {gid} (tests must be independent, "
                                 f"or add it to `fails`): {failed[gid][:300]}")

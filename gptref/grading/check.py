@@ -18,6 +18,7 @@ import torch
 
 from gptref.grading import exercises
 from gptref.grading.compare import describe
+from gptref.grading.explain import explain_error
 from gptref.grading.guard import ForbiddenCallError, forbid
 
 
@@ -70,9 +71,9 @@ def check(day: str, name: str, fn: Callable, seed: int = 0) -> None:
             raise ForbiddenCallError(f"{e} (in {call})") from None
         except AssertionError as e:
             raise AssertionError(f"{e}\n  in {call}") from None
-        except Exception as e:
-            raise AssertionError(f"{name} raised {type(e).__name__}: {e}\n  in {call} (case {i + 1} of {len(cases)})") from e
-        message = exercise.check_answer(got, expected, case)
+        except Exception as e:  # noqa: BLE001 (explained: where in the student's code, and why where known)
+            raise AssertionError(f"{explain_error(e, name)}\n  in {call} (case {i + 1} of {len(cases)})") from None
+        message = exercise.explain(got, expected, case)
         if message:
             raise AssertionError(f"{message}\n  in {call} (case {i + 1} of {len(cases)})")
     return None

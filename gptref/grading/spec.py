@@ -9,6 +9,13 @@ tensors, numbers, strings, bytes, and lists/tuples/dicts of those), and `wrap` m
 objects the sandbox can rebuild from plain data: a torch.Generator or a class of
 gptref.grading.models (see autograder/inside/plaindata.REBUILDABLE). `compare` defaults to
 `gptref.grading.compare.policy`, the one comparison policy.
+
+A wrong answer is judged in two steps, the same everywhere: `properties` first, in order (the
+ladder: what every correct answer has, such as "each row sums to 1" or "masked keys get exactly 0"),
+each a function (got, case) -> None or a message in the notebook's words; then `compare` against the
+reference. `explain` adds which of the exercise's known `mistakes` the answer equals, if any.
+`edge_cases` names, in words, the edge cases of the concept that `make_cases` constructs on every
+seed (tests/test_verdict_seeds.py holds them to it: every planted mistake fails under every seed).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from gptref.grading.compare import policy
+from gptref.grading.explain import Mistake, which_mistake
+from gptref.grading.mistakes import for_exercise
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,9 @@ class Exercise:
     wrap: Callable[[dict], dict] | None = None  # plain-data case -> the keyword arguments actually passed
     forbidden: tuple[Any, ...] = field(default=())  # callables the student's code may not call
     description: str = ""  # one line for reports
+    properties: tuple[Callable[[Any, dict], str | None], ...] = field(default=())  # the ladder, checked in order
+    mistakes: tuple[Mistake, ...] = field(default=())  # known wrong answers (default: gptref.grading.mistakes)
+    edge_cases: tuple[str, ...] = field(default=())  # the concept's edge cases make_cases builds on every seed
 
     @property
     def key(self) -> str:
@@ -40,5 +52,18 @@ class Exercise:
         return dict(self.wrap(case) if self.wrap else case)
 
     def check_answer(self, got: Any, expected: Any, case: dict) -> str | None:
-        """The one comparison policy (hidden tests and trusted verdict): None or what is wrong."""
+        """The ladder of properties, then the one comparison policy (hidden tests and trusted verdict alike)."""
+        for prop in self.properties:
+            message = prop(got, case)
+            if message:
+                return message
         return (self.compare or policy)(got, expected, case)
+
+    def explain(self, got: Any, expected: Any, case: dict) -> str | None:
+        """check_answer, plus which known mistake the answer equals (None when the answer is right)."""
+        message = self.check_answer(got, expected, case)
+        mistakes = self.mistakes or for_exercise(self.day, self.name)
+        if message and mistakes:
+            compare = self.compare or policy
+            message += which_mistake(got, mistakes, self.arguments(case), expected, lambda a, b: compare(a, b, case))
+        return message

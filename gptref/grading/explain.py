@@ -1,0 +1,196 @@
+"""What a student reads when their function is wrong: torch's errors translated, known mistakes recognised.
+
+Two tools, used by the notebooks' visible tests, the hidden `check` and the autograder's verdict alike:
+
+- `call(fn, *args, **kwargs)` runs the student's function; an exception raised inside it becomes an
+  AssertionError that names the line of the student's code it came from and, where the cause can be
+  told from the error and that line, what to change (`.T` on a batched tensor, `if tensor:`, float32
+  mixed with float64, ...). Test code therefore explains first; the raw torch message comes after.
+- `Mistake(says, answer)` is a common wrong answer written as a small function with the exercise's
+  signature; `which_mistake(got, mistakes, ...)` says which of them a wrong answer equals on the same
+  inputs ("your loss equals eps * sum over classes instead of eps / C * sum"), and nothing when none
+  does, so a mistake nobody wrote down is never given somebody else's cause.
+
+Mistakes live in `gptref.grading.mistakes` (wrong answers only: no cases, no references), so a
+visible test may import them without seeing anything hidden.
+"""
+
+from __future__ import annotations
+
+import copy
+import linecache
+import os
+import re
+import traceback
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from gptref.grading.compare import difference
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A common wrong answer: `answer` has the exercise's signature; `says` names the mistake in the notebook's words."""
+
+    says: str
+    answer: Callable[..., Any]
+
+
+# ---------------------------------------------------------------- where in the student's code
+
+
+_STDLIB_DIR = os.path.dirname(os.path.abspath(os.__file__))
+_GPTREF_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGE_DIRS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+
+
+def _is_student_frame(filename: str) -> bool:
+    """Code the student wrote: notebook cells (ipykernel's temp files, <string>), not torch, gptref or the stdlib."""
+    if filename.startswith("<"):
+        return not filename.startswith("<frozen")
+    path = os.path.abspath(filename)
+    if any(d in path for d in _PACKAGE_DIRS):
+        return False
+    return not path.startswith((_GPTREF_DIR + os.sep, _STDLIB_DIR + os.sep))
+
+
+def student_line(exc: BaseException) -> tuple[str, int, str] | None:
+    """(function name, line number, source line) of the innermost frame of the student's own code."""
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if _is_student_frame(frame.filename):
+            line = frame.line or linecache.getline(frame.filename, frame.lineno or 0).strip()
+            found = (frame.name, frame.lineno or 0, (line or "").strip())
+    return found
+
+
+# ---------------------------------------------------------------- known errors and their causes
+
+
+def _reduction_without_keepdim(line: str) -> bool:
+    return bool(re.search(r"\.(sum|mean|max|min|amax|logsumexp|std|var|norm)\(", line)) and "keepdim" not in line
+
+
+def _shape_cause(line: str) -> str:
+    if re.search(r"\.T\b", line):
+        return ("`.T` reverses EVERY dimension of a tensor with more than two (a (B, H, T, d) tensor becomes "
+                "(d, T, H, B)): to swap the last two dimensions use `.transpose(-2, -1)`")
+    if _reduction_without_keepdim(line):
+        return ("a sum/mean/max without `keepdim=True` drops the reduced dimension, so the result no longer lines up "
+                "with the tensor it is combined with: add `keepdim=True`")
+    if re.search(r"\.view\(|\.reshape\(", line):
+        return "check the sizes you pass to view/reshape against the tensor's .shape"
+    return "two tensors whose shapes do not fit together meet on this line: print their .shape to see which"
+
+
+_KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
+    (re.compile(r"must match the size of tensor b|shapes cannot be multiplied|mat1 and mat2 shapes|"
+                r"size mismatch|Expected size .* but got size|The size of tensor a"), _shape_cause),
+    (re.compile(r"Boolean value of Tensor with more than one (value|element)"),
+     lambda line: ("a tensor was used as a True/False value (`if t:`, `t and u`, `not t`): for an optional argument "
+                   "test `if t is not None:`; to test every entry use `.any()`/`.all()`, or `torch.where` to choose per entry")),
+    (re.compile(r"Float did not match Double|Double did not match Float|expected scalar type (Float|Double) but found "
+                r"(Float|Double)|expected m1 and m2 to have the same dtype|to have the same dtype|"
+                r"result type Float can't be cast|found dtype Double but expected Float|"
+                r"found dtype Float but expected Double|expected both vectors to have same dtype"),
+     lambda line: ("float32 and float64 tensors were mixed: make new tensors in the input's dtype "
+                   "(`dtype=x.dtype`, `torch.zeros_like(x)`, `x.new_tensor(...)`), and do not call .float()/.double() "
+                   "on an input unless the notebook asks for it")),
+    (re.compile(r"Sizes of tensors must match except in dimension|expects each tensor to be equal size"),
+     lambda line: ("torch.cat/torch.stack was given tensors whose other dimensions differ: print the .shape of "
+                   "each piece you join")),
+    (re.compile(r"Dimension out of range"),
+     lambda line: ("a dimension index is larger than the tensor has dimensions: count from the end (dim=-1 is the "
+                   "last) so the code works for any number of leading dimensions")),
+    (re.compile(r"not implemented for '(Long|Int|Bool|Byte)'|\"\w+\" not implemented for '(Long|Int|Bool)'"),
+     lambda line: "an integer or bool tensor reached an operation that needs floating point: convert it with .to(x.dtype)"),
+    (re.compile(r"does not require grad and does not have a grad_fn"),
+     lambda line: ("the result was computed without autograd (under torch.no_grad(), after .detach(), or through "
+                   ".item()/numpy), so backward() has nothing to follow")),
+    (re.compile(r"modified by an inplace operation|a leaf Variable that requires grad"),
+     lambda line: "an in-place operation (`+=`, `x[...] = `, a method ending in `_`) changed a tensor autograd needs: write `x = x + ...` instead"),
+    (re.compile(r"out of bounds|index out of range|IndexError"),
+     lambda line: "an index reached past the end of a tensor or list: check the loop bounds and the sizes you index with"),
+    (re.compile(r"can't convert|Can't call numpy\(\) on Tensor that requires grad"),
+     lambda line: "keep the computation in torch (no numpy or .item() inside it), so shapes, dtype and gradients follow"),
+]
+
+
+def cause_of(exc: BaseException, line: str = "") -> str | None:
+    """What to change, where the error and the line it came from say it; None when the cause is not known."""
+    text = f"{type(exc).__name__}: {exc}"
+    for pattern, explain in _KNOWN:
+        if pattern.search(text):
+            return explain(line)
+    return None
+
+
+def explain_error(exc: BaseException, name: str) -> str:
+    """The message a student reads for an exception raised inside their function `name`."""
+    where = student_line(exc)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    raw = f"{type(exc).__name__}: {first[:300]}"
+    cause = cause_of(exc, where[2] if where else "")
+    head = f"{name} raised {raw}"
+    if where:
+        head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"
+    return head + (f"\n  What to change: {cause}" if cause else "")
+
+
+def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """fn(*args, **kwargs); an exception inside it becomes an AssertionError that explains it.
+
+    AssertionError (a test's own), NotImplementedError (an exercise not written yet) and KeyboardInterrupt
+    pass through unchanged.
+    """
+    name = getattr(fn, "__name__", "your function")
+    try:
+        return fn(*args, **kwargs)
+    except (AssertionError, NotImplementedError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 (every error of student code is explained, none is hidden)
+        raise AssertionError(explain_error(exc, name)) from None
+
+
+# ---------------------------------------------------------------- which known mistake it is
+
+
+def _quiet(answer: Callable, kwargs: dict) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return answer(**copy.deepcopy(kwargs))
+
+
+def which_mistake(got: Any, mistakes: tuple[Mistake, ...] | list[Mistake], kwargs: dict,
+                  expected: Any = None, compare: Callable[[Any, Any], str | None] | None = None) -> str:
+    """' (this is what happens when <says>)' for the first mistake whose answer on `kwargs` equals `got`
+    and differs from `expected`; '' when none does (then no cause is named)."""
+    same = compare or (lambda a, b: difference(a, b))
+    for mistake in mistakes:
+        try:
+            theirs = _quiet(mistake.answer, kwargs)
+        except Exception:  # noqa: BLE001 (a mistake that cannot run on these inputs says nothing)
+            continue
+        try:
+            if expected is not None and same(theirs, expected) is None:
+                continue  # on these inputs the mistake gives the right answer: it explains nothing
+            if same(got, theirs) is None:
+                return f"\n  Your answer is exactly what you get when you {mistake.says}"
+        except Exception:  # noqa: BLE001
+            continue
+    return ""
+
+
+def expect(got: Any, expected: Any, what: str = "output", *, mistakes: tuple[Mistake, ...] = (),
+           kwargs: dict | None = None, rtol: float | None = None, atol: float | None = None) -> None:
+    """Raise an AssertionError saying what is wrong (and which known mistake it is) unless got matches expected."""
+    message = difference(got, expected, what, rtol, atol)
+    if message:
+        if mistakes and kwargs is not None:
+            message += which_mistake(got, mistakes, kwargs, expected,
+                                     lambda a, b: difference(a, b, what, rtol, atol))
+        raise AssertionError(message)
+
+
+__all__ = ["Mistake", "call", "cause_of", "explain_error", "expect", "student_line", "which_mistake"]

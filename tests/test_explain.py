@@ -1,0 +1,107 @@
+"""gptref.grading.explain: student errors are explained from the error and the student's line; known
+mistakes are named only when the answer really equals them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gptref.grading import exercises
+from gptref.grading.explain import Mistake, call, expect, which_mistake
+
+
+def _message(fn, *args, **kwargs) -> str:
+    with pytest.raises(AssertionError) as info:
+        call(fn, *args, **kwargs)
+    return str(info.value)
+
+
+def test_transpose_of_a_batched_tensor_is_named():
+    def scores(q, k):
+        return q @ k.T
+
+    msg = _message(scores, torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5))
+    assert "scores raised RuntimeError" in msg and "q @ k.T" in msg
+    assert ".transpose(-2, -1)" in msg
+
+
+def test_a_shape_error_without_a_known_cause_names_no_cause():
+    def add(a, b):
+        return a + b
+
+    msg = _message(add, torch.randn(3), torch.randn(4))
+    assert "a + b" in msg and ".T" not in msg and "keepdim" not in msg
+
+
+def test_reduction_without_keepdim_is_named():
+    def centre(x):
+        return x - x.mean(-1)
+
+    msg = _message(centre, torch.randn(3, 4))
+    assert "keepdim=True" in msg
+
+
+def test_tensor_truthiness_is_named():
+    def masked(x, mask=None):
+        if mask:
+            return x.masked_fill(mask, 0)
+        return x
+
+    assert "is not None" in _message(masked, torch.randn(3), torch.tensor([True, False, True]))
+
+
+def test_float32_and_float64_mixed_is_named():
+    def project(x):
+        return x @ torch.ones(3, 3, dtype=torch.float32)
+
+    assert "float32 and float64" in _message(project, torch.randn(2, 3, dtype=torch.float64))
+
+
+def test_assertions_and_not_implemented_pass_through():
+    def todo(x):
+        raise NotImplementedError
+
+    with pytest.raises(NotImplementedError):
+        call(todo, 1)
+
+
+def test_which_mistake_names_the_matching_mistake_only():
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+    mistakes = (Mistake("take the softmax over the first dimension", lambda x: x.softmax(0)),
+                Mistake("forget the softmax", lambda x: x))
+    assert "first dimension" in which_mistake(x.softmax(0), mistakes, {"x": x}, x.softmax(-1))
+    assert "forget the softmax" in which_mistake(x.clone(), mistakes, {"x": x}, x.softmax(-1))
+    assert which_mistake(x.exp(), mistakes, {"x": x}, x.softmax(-1)) == ""
+
+
+def test_a_mistake_that_is_right_on_these_inputs_is_not_blamed():
+    x = torch.randn(1, 5)  # one row: a softmax over dim 0 gives all ones, not the right answer, but...
+    same = Mistake("use dim=1 instead of dim=-1", lambda x: x.softmax(1))  # ...this one IS right on 2-D input
+    assert which_mistake(x.softmax(-1), (same,), {"x": x}, x.softmax(-1)) == ""
+
+
+def test_expect_adds_the_diagnosis():
+    x = torch.randn(3, 4)
+    with pytest.raises(AssertionError, match="first dimension"):
+        expect(x.softmax(0), x.softmax(-1), "weights",
+               mistakes=(Mistake("take the softmax over the first dimension", lambda x: x.softmax(0)),), kwargs={"x": x})
+
+
+def test_every_exercise_lists_known_mistakes_that_really_are_wrong():
+    """Each Mistake attached to an exercise disagrees with the reference on some case of seed 0."""
+    for ex in exercises.all_exercises():
+        from gptref.grading.mistakes import for_exercise
+
+        for mistake in ex.mistakes or for_exercise(ex.day, ex.name):
+            wrong = False
+            for case in ex.make_cases(0):
+                expected = ex.reference(**ex.arguments(case))
+                try:
+                    theirs = mistake.answer(**ex.arguments(case))
+                except Exception:  # noqa: BLE001 (an error is a wrong answer too)
+                    wrong = True
+                    break
+                if ex.check_answer(theirs, expected, case):
+                    wrong = True
+                    break
+            assert wrong, f"{ex.key}: the mistake {mistake.says!r} agrees with the reference on every case"
