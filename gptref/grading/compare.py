@@ -1,6 +1,7 @@
 """Compare a student's result with the reference's, and say in words what is wrong.
 
-`difference(got, expected)` returns None when they agree and otherwise one sentence a student
+`form_difference(got, expected)` checks only the form (a tensor of the right shape, dtype, device): the
+first rung of every exercise's ladder. `difference(got, expected)` returns None when they agree and otherwise one sentence a student
 can act on: a wrong type, a wrong shape (with a hint when it is a transpose), a wrong dtype,
 NaN where a number was expected, or the largest error with where it happens (with a hint when
 every value is off by the same factor). `assert_close` raises that sentence as an AssertionError.
@@ -61,7 +62,17 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _tensor_difference(got: torch.Tensor, expected: torch.Tensor, what: str, rtol, atol) -> str | None:
+def form_difference(got: Any, expected: torch.Tensor, what: str = "output") -> str | None:
+    """The first rung of every ladder: None if `got` is a tensor of the expected shape, dtype and device."""
+    if not isinstance(got, torch.Tensor):
+        extra = ""
+        if isinstance(got, tuple) and got and isinstance(got[0], torch.Tensor):
+            extra = f" (you returned a tuple of {len(got)}; return just the tensor)"
+        return f"{what} should be a torch.Tensor, got {type(got).__name__}{extra}"
+    return _form(got, expected, what)
+
+
+def _form(got: torch.Tensor, expected: torch.Tensor, what: str) -> str | None:
     if got.shape != expected.shape:
         msg = f"{what} has shape {tuple(got.shape)} but should have shape {tuple(expected.shape)}"
         if sorted(got.shape) == sorted(expected.shape):
@@ -77,6 +88,13 @@ def _tensor_difference(got: torch.Tensor, expected: torch.Tensor, what: str, rto
         return f"{what} has dtype {got.dtype} but should have dtype {expected.dtype}"
     if got.device != expected.device:
         return f"{what} is on device {got.device} but should be on {expected.device} (where the inputs are)"
+    return None
+
+
+def _tensor_difference(got: torch.Tensor, expected: torch.Tensor, what: str, rtol, atol) -> str | None:
+    wrong_form = _form(got, expected, what)
+    if wrong_form:
+        return wrong_form
     got, expected = got.detach(), expected.detach()
     if not expected.dtype.is_floating_point and not expected.is_complex():
         wrong = got != expected
@@ -128,12 +146,7 @@ def _ratio_hint(g: torch.Tensor, e: torch.Tensor) -> str:
 def difference(got: Any, expected: Any, what: str = "output", rtol: float | None = None, atol: float | None = None) -> str | None:
     """None if `got` matches `expected` (recursively, tensors to dtype tolerance), else why not."""
     if isinstance(expected, torch.Tensor):
-        if not isinstance(got, torch.Tensor):
-            extra = ""
-            if isinstance(got, tuple) and got and isinstance(got[0], torch.Tensor):
-                extra = f" (you returned a tuple of {len(got)}; return just the tensor)"
-            return f"{what} should be a torch.Tensor, got {type(got).__name__}{extra}"
-        return _tensor_difference(got, expected, what, rtol, atol)
+        return form_difference(got, expected, what) or _tensor_difference(got, expected, what, rtol, atol)
     if isinstance(expected, np.ndarray) and expected.dtype.kind in "biufc":
         if not isinstance(got, np.ndarray) or got.dtype.kind not in "biufc":
             return f"{what} should be a numpy array, got {type(got).__name__}"
