@@ -29,6 +29,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from gptref.bench import record  # noqa: E402
+
 CONFIG = '''
 c = get_config()
 load_subconfig({base!r})
@@ -179,8 +181,9 @@ def main(argv=None) -> int:
     results["load_after"] = os.getloadavg()
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
-    print(f"results in {os.path.join(out, 'results.json')} (load average before {results['load_before'][0]:.1f}, "
-          f"after {results['load_after'][0]:.1f})")
+    kept = record.save("grading", results)
+    print(f"results in {os.path.join(out, 'results.json')} and {kept} (load average before "
+          f"{results['load_before'][0]:.1f}, after {results['load_after'][0]:.1f})")
     return 0
 
 

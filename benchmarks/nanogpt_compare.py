@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gptref.bench import record
+
 DATASET = "gptref_shakespeare_char"
 COMMON = dict(learning_rate=1e-3, min_lr=1e-4, beta2=0.99, warmup_iters=100, weight_decay=0.1, grad_clip=1.0,
               eval_interval=250)
@@ -236,11 +238,12 @@ def main() -> int:
     print(f"quality: common val loss gptref - nanoGPT = {ours['common_val'] - theirs['common_val']:+.4f} "
           f"({'PASS' if loss_ok else 'FAIL'}: <= +0.02)")
     device_name = torch.cuda.get_device_name() if settings["device"] == "cuda" else f"CPU x{os.cpu_count()}"
-    (out / "results.json").write_text(json.dumps({
-        "preset": args.preset, "settings": settings, "device": device_name, "torch": torch.__version__,
-        "runs": runs, "median": med, "speed_ok": speed_ok, "loss_ok": loss_ok}, indent=2))
+    results = {"preset": args.preset, "settings": settings, "device": device_name, "torch": torch.__version__,
+               "runs": runs, "median": med, "speed_ok": speed_ok, "loss_ok": loss_ok}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    kept = record.save(f"nanogpt_compare-{args.preset}", results)
     plot(curves, out / "compare.png", f"{args.preset} preset, {device_name}: val loss (each side's own eval)")
-    print(f"results: {out / 'results.json'}, plot: {out / 'compare.png'}")
+    print(f"results: {out / 'results.json'} and {kept}, plot: {out / 'compare.png'}")
     return 0 if speed_ok and loss_ok else 1
 
 
