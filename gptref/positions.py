@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
-
-import math
 
 __all__ = ["sinusoidal_positions", "rope_angles", "rope", "alibi_slopes", "alibi_bias"]
 

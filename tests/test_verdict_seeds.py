@@ -12,6 +12,7 @@ Honest alternatives (tests/similarity/{plain,terse}, tests/alternatives) must pa
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import sys
@@ -49,7 +50,7 @@ def _planted(day: str, mutant, wanted: list[str]) -> dict:
     if mutant is not None:
         for cell in nb.cells:
             if cell.metadata.get("nbgrader", {}).get("grade_id") == mutant.cell:
-                assert cell.source.count(mutant.old) == 1, f"mutant {mutant.why!r}: `old` not found once in {mutant.cell}"
+                assert cell.source.count(mutant.old) == 1, f"mutant {mutant.why!r}: `old` is not once in {mutant.cell}"
                 cell.source = cell.source.replace(mutant.old, mutant.new)
     namespace: dict = {"__name__": "__verdict__"}
     with warnings.catch_warnings():
@@ -63,12 +64,27 @@ def _planted(day: str, mutant, wanted: list[str]) -> dict:
     return namespace
 
 
-def _passes(ex, fn, seed: int) -> str | None:
+class Cases:
+    """Each exercise's cases and reference answers per seed, made once and shared by every function judged."""
+
+    def __init__(self):
+        self._made: dict[tuple[str, int], list] = {}
+
+    def __call__(self, ex, seed: int) -> list[tuple[dict, object]]:
+        key = (ex.key, seed)
+        if key not in self._made:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._made[key] = [(case, ex.reference(**ex.arguments(copy.deepcopy(case))))
+                                   for case in ex.make_cases(seed)]
+        return self._made[key]
+
+
+def _passes(ex, fn, seed: int, cases: Cases) -> str | None:
     """None when fn agrees with the reference on every case of this seed; otherwise the first reason it does not."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for i, case in enumerate(ex.make_cases(seed)):
-            expected = ex.reference(**ex.arguments(case))
+        for i, (case, expected) in enumerate(cases(ex, seed)):
             try:
                 got = run_case(ex, fn, case)
             except Exception as e:  # noqa: BLE001 (the verdict counts an error as a failure)
@@ -79,30 +95,23 @@ def _passes(ex, fn, seed: int) -> str | None:
     return None
 
 
-def _mutant_params():
-    params = []
-    for day in exercises.days():
-        for k, m in enumerate(_mutants(day)):
-            if _governing(day, m.fails):
-                params.append(pytest.param(day, k, id=f"{day}-{k}"))
-    return params
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("day,index", _mutant_params())
-def test_every_mutant_fails_the_verdict_under_every_seed(day, index, one_thread):
-    mutant = _mutants(day)[index]
-    governing = _governing(day, mutant.fails)
-    namespace = _planted(day, mutant, [ex.name for ex in governing])
-    lucky = {}
-    for ex in governing:
-        fn = namespace.get(ex.name)
-        assert callable(fn), f"{day}: the verdict cells define no function {ex.name}"
-        lucky[ex.name] = [seed for seed in SEEDS if _passes(ex, fn, seed) is None]
-    # the mutant must be caught by every exercise that governs a cell it fails, under every seed
-    bad = {name: seeds for name, seeds in lucky.items() if seeds}
-    assert not bad, (f"{day}: mutant {mutant.why!r} passes the verdict of {sorted(bad)} under seeds "
-                     f"{ {n: s[:10] for n, s in bad.items()} } of {len(SEEDS)}: add a constructed case that separates it")
+@pytest.mark.parametrize("day", [d for d in exercises.days() if any(_governing(d, m.fails) for m in _mutants(d))])
+def test_every_mutant_fails_the_verdict_under_every_seed(day, one_thread):
+    cases, lucky = Cases(), []
+    for mutant in _mutants(day):
+        governing = _governing(day, mutant.fails)
+        if not governing:
+            continue
+        namespace = _planted(day, mutant, [ex.name for ex in governing])
+        for ex in governing:  # caught by every exercise that governs a cell it fails, under every seed
+            fn = namespace.get(ex.name)
+            assert callable(fn), f"{day}: the verdict cells define no function {ex.name}"
+            seeds = [seed for seed in SEEDS if _passes(ex, fn, seed, cases) is None]
+            if seeds:
+                lucky.append(f"{mutant.why!r} passes the verdict of {ex.name} under seeds {seeds[:10]}"
+                             f"{' ...' if len(seeds) > 10 else ''} of {len(SEEDS)}")
+    assert not lucky, f"{day}: add constructed cases that separate these mistakes:\n  " + "\n  ".join(lucky)
 
 
 def _alternatives() -> list:
@@ -126,10 +135,10 @@ def test_honest_alternatives_pass_the_verdict_under_every_seed(day, path, one_th
         sys.path.remove(str(path.parent))
     written = [ex for name, ex in exercises.load(day).items() if callable(namespace.get(name))]
     assert written, f"{path} defines none of {day}'s exercises"
-    failures = []
+    cases, failures = Cases(), []
     for ex in written:
         for seed in SEEDS:
-            why = _passes(ex, namespace[ex.name], seed)
+            why = _passes(ex, namespace[ex.name], seed, cases)
             if why:
                 failures.append(f"{ex.name} under seed {seed}: {why[:300]}")
                 break

@@ -115,9 +115,8 @@ def run(args: argparse.Namespace) -> int:
     Ts = [int(t) for t in args.memory_ts.split(",")]
     rows = []
     for T in tqdm(Ts, desc="peak memory", unit="T"):
-        q, k, v = (torch.randn(B, H, T, D) for _ in range(3))
-        rows.append((T, _peak_bytes(lambda: naive(q, k, v)), _peak_bytes(lambda: flash(q, k, v))))
-        del q, k, v
+        qkv = [torch.randn(B, H, T, D) for _ in range(3)]
+        rows.append((T, _peak_bytes(lambda: naive(*qkv)), _peak_bytes(lambda: flash(*qkv))))
     print(f"{'T':>6} {'naive MiB':>10} {'flash MiB':>10} {'naive/flash':>12}")
     for T, mn, mf in rows:
         print(f"{T:>6} {mn / 2**20:>10.2f} {mf / 2**20:>10.2f} {mn / mf:>12.1f}")
