@@ -1,7 +1,8 @@
 """`grade`: every collected submission, N worker processes, one CSV at the end.
 
-Crash-safe: the gradebook is backed up first; each (student, assignment) is graded by its own
-process with --force and is "done" only when its status file is written, so a killed run
+Crash-safe: the gradebook is backed up first; each (student, assignment) is graded by a worker
+process (one long-lived worker per slot, autograder/worker_pool.py) with --force and is "done"
+only when its status file is written, so a killed run
 re-run picks up exactly what is missing. Unchanged, already graded submissions are skipped
 unless --regrade; seeds come from the instructor secret, so a regrade gives identical grades.
 """
@@ -14,7 +15,6 @@ import hashlib
 import os
 import queue
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +27,7 @@ from .sandbox import bwrap_problem
 from .shard import select as select_shard
 from .status import all_flags  # noqa: F401 (part of grade's interface)
 from .worker import submission_hash
+from .worker_pool import ServedWorker
 
 
 def backup_gradebook(course: Course) -> str | None:
@@ -107,36 +108,34 @@ def grade(course: Course, assignment: str | None = None, workers: int = 1, unsaf
     if not quiet:
         print(f"{len(todo)} submissions, {len(jobs)} to grade with {workers} worker(s)"
               + (" WITHOUT SANDBOX" if unsafe else ""))
+    env = {**os.environ, "PYTHONPATH": _pythonpath(), "AUTOGRADER_SCRATCH": scratch_base,
+           "AUTOGRADER_PARENT": str(os.getpid())}
     slots: queue.Queue = queue.Queue()
     for k in range(max(1, workers)):
-        slots.put(k)
+        slots.put(ServedWorker(k, course.config_path, unsafe, course.root, env))
     t0 = time.monotonic()
 
     def run(job):
-        a, s = job
-        slot = slots.get()
+        assignment_id, student_id = job
+        worker = slots.get()
         try:
-            cmd = [sys.executable, "-m", "autograder.worker", "--assignment", a, "--student", s, "--slot", str(slot)]
-            if course.config_path:
-                cmd += ["--config", os.path.abspath(course.config_path)]
-            if unsafe:
-                cmd.append("--unsafe")
-            for attempt in range(course.settings.retries + 1):
-                r = subprocess.run(cmd, capture_output=True, text=True, cwd=course.root,
-                                   env={**os.environ, "PYTHONPATH": _pythonpath(), "AUTOGRADER_SCRATCH": scratch_base,
-                                        "AUTOGRADER_PARENT": str(os.getpid())})
-                if r.returncode == 0:
+            for _attempt in range(course.settings.retries + 1):
+                ok, summary, error = worker.grade(assignment_id, student_id)
+                if ok:
                     break
-            if r.returncode != 0:
-                _write_failed(course, a, s, r.stderr, unsafe)
+            if not ok:
+                _write_failed(course, assignment_id, student_id, error, unsafe)
             if not quiet:
-                line = r.stdout.strip().splitlines()[-1:] or [f"{s} {a}: worker failed"]
-                print(line[0], flush=True)
+                print(summary or f"{student_id} {assignment_id}: worker failed", flush=True)
         finally:
-            slots.put(slot)
+            slots.put(worker)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        list(pool.map(run, jobs))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            list(pool.map(run, jobs))
+    finally:
+        while not slots.empty():
+            slots.get().close()
     n = export_csv(course)
     shutil.rmtree(scratch_base, ignore_errors=True)
     if not quiet:

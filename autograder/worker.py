@@ -1,6 +1,7 @@
-"""Grade ONE student's ONE assignment, in its own process (the unit of parallelism and retry).
+"""Grade ONE student's ONE assignment at a time, in a worker process (the unit of parallelism and retry).
 
-`python -m autograder.worker --config C --assignment A --student S --slot K [--unsafe]`
+`python -m autograder.worker --config C --assignment A --student S --slot K [--unsafe]` grades one;
+`--serve` grades the jobs read from stdin one after another (`grade` keeps one per slot: worker_pool.py).
 stages the repaired notebooks, runs nbgrader autograde (--force, so a half-written folder from
 a killed run is replaced) with `SandboxedExecute`, generates scrubbed feedback, and writes
 status/<A>/<S>.json last: that file is the "done" marker.
@@ -273,21 +274,49 @@ def hold_worker_lock(course: Course) -> None:
     globals()["_worker_lock"] = f
 
 
+def _summary(status: status_record.Status) -> str:
+    return json.dumps({k: status.get(k) for k in ("student", "assignment", "state", "score", "max_score", "seconds")})
+
+
+def serve(course: Course, slot: int, unsafe: bool) -> int:
+    """Grade the jobs read from stdin, one JSON line each, answering one RESULT line per job (worker_pool.py)."""
+    import traceback
+
+    from .worker_pool import RESULT
+
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        try:
+            status = grade_one(course, job["assignment"], job["student"], slot, unsafe)
+            answer = {"ok": True, "summary": _summary(status)}
+        except Exception as e:  # noqa: BLE001 (reported to grade, which retries and then records the failure)
+            traceback.print_exc()
+            answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        print(RESULT + json.dumps(answer), flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m autograder.worker")
-    p.add_argument("--config")
-    p.add_argument("--assignment", required=True)
-    p.add_argument("--student", required=True)
-    p.add_argument("--slot", type=int, default=0)
-    p.add_argument("--unsafe", action="store_true")
-    a = p.parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m autograder.worker")
+    parser.add_argument("--config")
+    parser.add_argument("--serve", action="store_true", help="grade jobs read from stdin, one JSON line each")
+    parser.add_argument("--assignment")
+    parser.add_argument("--student")
+    parser.add_argument("--slot", type=int, default=0)
+    parser.add_argument("--unsafe", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.serve and not (args.assignment and args.student):
+        parser.error("give --assignment and --student, or --serve")
     import warnings
 
     warnings.filterwarnings("ignore")  # SQLAlchemy chatter from nbgrader
-    course = Course(a.config)
+    course = Course(args.config)
     hold_worker_lock(course)
-    st = grade_one(course, a.assignment, a.student, a.slot, a.unsafe)
-    print(json.dumps({k: st.get(k) for k in ("student", "assignment", "state", "score", "max_score", "seconds")}))
+    if args.serve:
+        return serve(course, args.slot, args.unsafe)
+    print(_summary(grade_one(course, args.assignment, args.student, args.slot, args.unsafe)))
     return 0
 
 
