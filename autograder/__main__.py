@@ -1,4 +1,5 @@
-"""`python -m autograder COMMAND`: release, collect, grade, report, similarity, feedback, formgrader (instructor) and check (student)."""
+"""`python -m autograder COMMAND`: release, collect, grade, report, similarity, feedback, formgrader, leaderboard
+(instructor) and check (student)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     fg.add_argument("--port", type=int, default=8888)
     fg.add_argument("--ip", default="127.0.0.1")
     fg.add_argument("--no-browser", action="store_true")
+    lb = sub.add_parser("leaderboard", help="re-run every student's homework config in the sandbox on a fixed budget, "
+                        "ranked by validation loss")
+    lb.add_argument("src", help="a folder of <student>.toml (or .json) homework configs")
+    lb.add_argument("--budget", type=float, default=60.0, help="wall-clock seconds of training per student")
+    lb.add_argument("--threads", type=int, default=1, help="CPU threads per run (the same for everyone)")
+    lb.add_argument("--out", help="folder for leaderboard.csv and reports/ (default: the work folder's leaderboard/)")
+    lb.add_argument("--unsafe-no-sandbox", action="store_true", help="train WITHOUT bubblewrap")
     k = sub.add_parser("check", help="student side: run a notebook and its visible tests")
     k.add_argument("notebook")
     k.add_argument("--cell-timeout", type=int, default=300)
@@ -75,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         from .grade import grade
 
         return grade(course, a.assignment, a.workers, a.unsafe_no_sandbox, a.regrade, students=a.students, shard=a.shard)
+    if a.command == "leaderboard":
+        from .leaderboard import leaderboard
+
+        return leaderboard(course, a.src, a.budget, a.threads, a.out, a.unsafe_no_sandbox)
     if a.command == "similarity":
         from .similarity import MATCH_STUDENT
         from .similarity_report import similarity_report
