@@ -1,4 +1,4 @@
-"""Every performance figure in README and docs cites a results file, and every cited file exists and says how it was made.
+"""Every performance figure in README and docs cites a results file; every cited file says how it was made.
 
 A section (the text under one markdown heading) that quotes a speed or memory figure (ms/iter, tokens/s, s per student,
 MiB, a ratio such as 1.07x) must name a `benchmarks/results/*.json`; each named file must exist and hold the date,

@@ -83,8 +83,8 @@ def test_a_mistake_that_is_right_on_these_inputs_is_not_blamed():
 def test_expect_adds_the_diagnosis():
     x = torch.randn(3, 4)
     with pytest.raises(AssertionError, match="first dimension"):
-        expect(x.softmax(0), x.softmax(-1), "weights",
-               mistakes=(Mistake("take the softmax over the first dimension", lambda x: x.softmax(0)),), kwargs={"x": x})
+        first = Mistake("take the softmax over the first dimension", lambda x: x.softmax(0))
+        expect(x.softmax(0), x.softmax(-1), "weights", mistakes=(first,), kwargs={"x": x})
 
 
 def test_every_exercise_lists_known_mistakes_that_really_are_wrong():

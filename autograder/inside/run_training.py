@@ -2,8 +2,8 @@
 
 Job on stdin (JSON): {"config": TrainConfig options, "budget_s", "start_up_s", "eval_windows", "eval_seed"}.
 Training runs as a child process (`python -m gptref train`) that is killed when the wall-clock budget, counted
-from its first evaluation, is spent; the score is then the loss of the last checkpoint (written at each evaluation) on fixed validation
-windows, the same for every student. The answer (JSON) goes back signed on the channel.
+from its first evaluation, is spent; the score is then the loss of the last checkpoint (written at each
+evaluation) on fixed validation windows, the same for every student. The answer (JSON) goes back signed on the channel.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ def _score(out_dir: str, windows: int, seed: int) -> dict:
     import torch
     import torch.nn.functional as F
 
+    from gptref.gpt import GPT, GPTConfig
     from gptref.train.checkpoint import load_checkpoint
     from gptref.train.prepare import token_file, tokenizer_from_spec
-    from gptref.gpt import GPT, GPTConfig
 
     path = os.path.join(out_dir, "ckpt.pt")
     if not os.path.exists(path):

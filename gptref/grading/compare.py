@@ -1,10 +1,10 @@
 """Compare a student's result with the reference's, and say in words what is wrong.
 
 `form_difference(got, expected)` checks only the form (a tensor of the right shape, dtype, device): the
-first rung of every exercise's ladder. `difference(got, expected)` returns None when they agree and otherwise one sentence a student
-can act on: a wrong type, a wrong shape (with a hint when it is a transpose), a wrong dtype,
-NaN where a number was expected, or the largest error with where it happens (with a hint when
-every value is off by the same factor). `assert_close` raises that sentence as an AssertionError.
+first rung of every exercise's ladder. `difference(got, expected)` returns None when they agree and
+otherwise one sentence a student can act on: a wrong type, a wrong shape (with a hint when it is a
+transpose), a wrong dtype, NaN where a number was expected, or the largest error with where it happens
+(with a hint when every value is off by the same factor). `assert_close` raises that sentence as an AssertionError.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def _form(got: torch.Tensor, expected: torch.Tensor, what: str) -> str | None:
         elif got.numel() == expected.numel():
             msg += " (the same number of elements: reshaped into the wrong shape?)"
         elif got.dim() != expected.dim():
-            msg += f" ({got.dim()} dimensions instead of {expected.dim()}: a missing or extra dimension, or a sum/mean over the wrong one?)"
+            msg += (f" ({got.dim()} dimensions instead of {expected.dim()}: a missing or extra dimension, "
+                    "or a sum/mean over the wrong one?)")
         return msg
     if expected.dtype == torch.bool and got.dtype != torch.bool:
         return f"{what} should be a bool tensor (True/False), got dtype {got.dtype}"
@@ -143,14 +144,16 @@ def _ratio_hint(g: torch.Tensor, e: torch.Tensor) -> str:
     return ""
 
 
-def difference(got: Any, expected: Any, what: str = "output", rtol: float | None = None, atol: float | None = None) -> str | None:
+def difference(got: Any, expected: Any, what: str = "output", rtol: float | None = None,
+               atol: float | None = None) -> str | None:
     """None if `got` matches `expected` (recursively, tensors to dtype tolerance), else why not."""
     if isinstance(expected, torch.Tensor):
         return form_difference(got, expected, what) or _tensor_difference(got, expected, what, rtol, atol)
     if isinstance(expected, np.ndarray) and expected.dtype.kind in "biufc":
         if not isinstance(got, np.ndarray) or got.dtype.kind not in "biufc":
             return f"{what} should be a numpy array, got {type(got).__name__}"
-        return _tensor_difference(torch.from_numpy(np.array(got)), torch.from_numpy(np.array(expected)), what, rtol, atol)
+        return _tensor_difference(torch.from_numpy(np.array(got)), torch.from_numpy(np.array(expected)), what,
+                                  rtol, atol)
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)):
             return f"{what} should be a {type(expected).__name__} of {len(expected)} values, got {type(got).__name__}"
@@ -193,7 +196,9 @@ def difference(got: Any, expected: Any, what: str = "output", rtol: float | None
     if isinstance(expected, int):
         if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.dtype.is_floating_point:
             got = got.item()
-        return None if (isinstance(got, int) and got == expected) else f"{what} should be {expected}, got {describe(got)}"
+        if isinstance(got, int) and got == expected:
+            return None
+        return f"{what} should be {expected}, got {describe(got)}"
     if isinstance(expected, (str, bytes)):
         if type(got) is not type(expected):
             return f"{what} should be {type(expected).__name__}, got {type(got).__name__}"
@@ -205,7 +210,8 @@ def difference(got: Any, expected: Any, what: str = "output", rtol: float | None
     return None if got == expected else f"{what} should be {describe(expected)}, got {describe(got)}"
 
 
-def assert_close(got: Any, expected: Any, what: str = "output", rtol: float | None = None, atol: float | None = None) -> None:
+def assert_close(got: Any, expected: Any, what: str = "output", rtol: float | None = None,
+                 atol: float | None = None) -> None:
     """Raise AssertionError with a readable reason unless `got` matches `expected`."""
     m = difference(got, expected, what, rtol, atol)
     if m:
@@ -213,7 +219,7 @@ def assert_close(got: Any, expected: Any, what: str = "output", rtol: float | No
 
 
 def policy(got: Any, expected: Any, case: dict | None = None) -> str | None:
-    """The default `Exercise.compare`: `difference` at the dtype's tolerance (hidden tests and trusted verdict alike)."""
+    """The default `Exercise.compare`: `difference` at the dtype's tolerance (hidden tests and verdict alike)."""
     return difference(got, expected)
 
 

@@ -31,7 +31,8 @@ from gptref.grading.compare import difference
 
 @dataclass(frozen=True)
 class Mistake:
-    """A common wrong answer: `answer` has the exercise's signature; `says` names the mistake in the notebook's words."""
+    """A common wrong answer: `answer` has the exercise's signature; `says` names the mistake in the notebook's
+    words."""
 
     says: str
     answer: Callable[..., Any]
@@ -88,8 +89,9 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"must match the size of tensor b|shapes cannot be multiplied|mat1 and mat2 shapes|"
                 r"size mismatch|Expected size .* but got size|The size of tensor a"), _shape_cause),
     (re.compile(r"Boolean value of Tensor with more than one (value|element)"),
-     lambda line: ("a tensor was used as a True/False value (`if t:`, `t and u`, `not t`): for an optional argument "
-                   "test `if t is not None:`; to test every entry use `.any()`/`.all()`, or `torch.where` to choose per entry")),
+     lambda line: ("a tensor was used as a True/False value (`if t:`, `t and u`, `not t`): for an optional "
+                   "argument test `if t is not None:`; to test every entry use `.any()`/`.all()`, or `torch.where` "
+                   "to choose per entry")),
     (re.compile(r"Float did not match Double|Double did not match Float|expected scalar type (Float|Double) but found "
                 r"(Float|Double)|expected m1 and m2 to have the same dtype|to have the same dtype|"
                 r"result type Float can't be cast|found dtype Double but expected Float|"
@@ -104,16 +106,20 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
      lambda line: ("a dimension index is larger than the tensor has dimensions: count from the end (dim=-1 is the "
                    "last) so the code works for any number of leading dimensions")),
     (re.compile(r"not implemented for '(Long|Int|Bool|Byte)'|\"\w+\" not implemented for '(Long|Int|Bool)'"),
-     lambda line: "an integer or bool tensor reached an operation that needs floating point: convert it with .to(x.dtype)"),
+     lambda line: ("an integer or bool tensor reached an operation that needs floating point: convert it with "
+                   ".to(x.dtype)")),
     (re.compile(r"does not require grad and does not have a grad_fn"),
      lambda line: ("the result was computed without autograd (under torch.no_grad(), after .detach(), or through "
                    ".item()/numpy), so backward() has nothing to follow")),
     (re.compile(r"modified by an inplace operation|a leaf Variable that requires grad"),
-     lambda line: "an in-place operation (`+=`, `x[...] = `, a method ending in `_`) changed a tensor autograd needs: write `x = x + ...` instead"),
+     lambda line: ("an in-place operation (`+=`, `x[...] = `, a method ending in `_`) changed a tensor autograd "
+                   "needs: write `x = x + ...` instead")),
     (re.compile(r"out of bounds|index out of range|IndexError"),
-     lambda line: "an index reached past the end of a tensor or list: check the loop bounds and the sizes you index with"),
+     lambda line: ("an index reached past the end of a tensor or list: check the loop bounds and the sizes you "
+                   "index with")),
     (re.compile(r"can't convert|Can't call numpy\(\) on Tensor that requires grad"),
-     lambda line: "keep the computation in torch (no numpy or .item() inside it), so shapes, dtype and gradients follow"),
+     lambda line: ("keep the computation in torch (no numpy or .item() inside it), so shapes, dtype and gradients "
+                   "follow")),
 ]
 
 
