@@ -32,7 +32,8 @@ c.CourseDirectory.feedback_directory = W + "/feedback"
 c.CourseDirectory.db_url = "sqlite:///" + W + "/gradebook.db"
 '''
 
-MESSAGES = ["AssertionError: wrong shape: expected {k} rows", "AssertionError: values differ from the reference (cell {k})",
+MESSAGES = ["AssertionError: wrong shape: expected {k} rows",
+            "AssertionError: values differ from the reference (cell {k})",
             "NotImplementedError"]
 
 
@@ -114,6 +115,7 @@ def build(root: str, n_students: int = 10, seed: int = 0, only_days: list[str] |
                 out = os.path.join(course.autograded, s, day)
                 os.makedirs(out, exist_ok=True)
                 nbformat.write(nbformat.v4.new_notebook(cells=test_cells), os.path.join(out, f"{day}.ipynb"))
-                status.save(status.path(course, day, s), status.new(s, day, hash="synthetic", sandboxed=True, state="ok"))
+                record = status.new(s, day, hash="synthetic", sandboxed=True, state="ok")
+                status.save(status.path(course, day, s), record)
     grade.export_csv(course)
     return config, planted
