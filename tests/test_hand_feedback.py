@@ -43,8 +43,8 @@ def graded_notebook() -> nbformat.NotebookNode:
     test = nbformat.v4.new_code_cell(f"assert True\n### BEGIN HIDDEN TESTS\n{HIDDEN}\n### END HIDDEN TESTS\n")
     test.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "grade_id": "test_toy",
                                  "points": 1, "schema_version": 3}
-    test.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="hidden check",
-                                           traceback=["Traceback", f"----> 2 {HIDDEN}", "AssertionError: hidden check"])]
+    shown = ["Traceback", f"----> 2 {HIDDEN}", "AssertionError: hidden check"]
+    test.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="hidden check", traceback=shown)]
     printed = nbformat.v4.new_code_cell("print(open_source())")
     printed.outputs = [nbformat.v4.new_output("stream", name="stdout", text=HIDDEN + "\n")]
     nb.cells += [test, printed]
