@@ -1,5 +1,5 @@
-"""`python -m autograder COMMAND`: release, collect, grade, report, similarity, feedback, formgrader, leaderboard
-(instructor) and check (student)."""
+"""`python -m autograder COMMAND`: release, collect, grade, report, similarity, feedback, formgrader, stats, export,
+leaderboard (instructor) and check (student)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     lb.add_argument("--threads", type=int, default=1, help="CPU threads per run (the same for everyone)")
     lb.add_argument("--out", help="folder for leaderboard.csv and reports/ (default: the work folder's leaderboard/)")
     lb.add_argument("--unsafe-no-sandbox", action="store_true", help="train WITHOUT bubblewrap")
+    # -- stats and export (autograder/stats.py, autograder/export.py) --
+    st = sub.add_parser("stats", help="per day and exercise: scores, difficulty, discrimination, failure messages")
+    st.add_argument("--out", help="folder for stats.csv and stats.html (default: the work folder)")
+    ex = sub.add_parser("export", help="the gradebook as a Canvas or Moodle grade import CSV, or plain CSV")
+    ex.add_argument("--format", choices=["canvas", "moodle", "csv"], required=True)
+    ex.add_argument("--mapping", help="CSV mapping our student ids to the LMS's (needed for canvas and moodle)")
+    ex.add_argument("--columns", help="CSV mapping our assignments to the LMS's column names (optional)")
+    ex.add_argument("--out", help="output file (default: the work folder's export-FORMAT.csv)")
+    # -- end stats and export --
     k = sub.add_parser("check", help="student side: run a notebook and its visible tests")
     k.add_argument("notebook")
     k.add_argument("--cell-timeout", type=int, default=300)
@@ -100,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         from .formgrader import formgrader
 
         return formgrader(course, a.port, a.ip, a.no_browser)
+    if a.command == "stats":
+        from .stats import stats
+
+        return stats(course, a.out)
+    if a.command == "export":
+        from .export import export
+
+        return export(course, a.format, a.mapping, a.columns, a.out)
     from .report import report
 
     return report(course)

@@ -199,12 +199,13 @@ HEAD_SCRIPT = re.compile(r"<script\b.*?</script\s*>", re.IGNORECASE | re.DOTALL)
 
 
 def lock(page: str) -> str:
-    """The page with the template's own head scripts (MathJax) removed and the CSP first in <head>."""
+    """The page with the template's own head scripts (MathJax) removed and the CSP first in <head> (once: locking
+    a locked page changes nothing, so the exporter of hand-run feedback and the worker's check can both lock)."""
     m = re.search(r"<head[^>]*>", page, re.IGNORECASE)
     end = re.search(r"</head\s*>", page, re.IGNORECASE)
     if not m or not end:
         raise ValueError("no <head> in the exported page")
-    head = HEAD_SCRIPT.sub("", page[m.end():end.start()])
+    head = HEAD_SCRIPT.sub("", page[m.end():end.start()]).replace("\n" + CSP_META, "").replace(CSP_META, "")
     return page[:m.end()] + "\n" + CSP_META + head + page[end.start():]
 
 

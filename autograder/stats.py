@@ -1,0 +1,216 @@
+"""`stats`: where the class struggles, per day and per exercise, from the gradebook and the autograded notebooks.
+
+Per day: submissions, mean and median score, share of full marks. Per exercise (an nbgrader graded cell,
+written answers included): the same, difficulty (mean / max: 1 is easy, 0 nobody scored) and discrimination
+(Pearson correlation of the exercise's score with the rest of the day's total, over the students who handed
+the day in). The failure messages of graded test cells are counted from the autograded notebooks.
+Scores come from the gradebook (manual grades included), so every machine of a sharded run sees the class.
+`stats_html.py` draws the page; this module only computes.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import nbformat
+
+from .atomic import write_atomic
+from .course import Course
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+MESSAGE_CHARS = 200  # a failure message is its first line, cut here
+TOP_FAILURES = 5  # messages listed per exercise
+FIELDS = ["level", "assignment", "notebook", "exercise", "n", "max_score", "mean", "median", "full_marks_share",
+          "difficulty", "discrimination", "count", "message"]
+
+
+@dataclass
+class Exercise:
+    """One graded cell of one day: every submitted student's score on it."""
+
+    assignment: str
+    notebook: str
+    name: str
+    max_score: float
+    scores: dict[str, float] = field(default_factory=dict)  # student -> points
+    failures: Counter = field(default_factory=Counter)  # failure message -> students who got it
+
+
+@dataclass
+class Day:
+    """One assignment: its students' totals and its exercises in notebook order."""
+
+    name: str
+    max_score: float = 0.0
+    totals: dict[str, float] = field(default_factory=dict)  # student -> total points (manual included)
+    exercises: dict[tuple[str, str], Exercise] = field(default_factory=dict)  # (notebook, grade id) -> exercise
+
+
+def mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def full_share(values: list[float], max_score: float) -> float | None:
+    """Share of the values at full marks (within 1e-9; a 0-point item counts everyone as full)."""
+    return sum(v >= max_score - 1e-9 for v in values) / len(values) if values else None
+
+
+def pearson(xs: list[float], ys: list[float]) -> float | None:
+    """Correlation of two equally long lists; None when either is constant or there are fewer than 3 pairs."""
+    if len(xs) != len(ys) or len(xs) < 3:
+        return None
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    if sxx <= 1e-12 or syy <= 1e-12:
+        return None
+    return sxy / math.sqrt(sxx * syy)
+
+
+def discrimination(day: Day, exercise: Exercise) -> float | None:
+    """Correlation of the exercise's score with the rest of the day's total (the total without it)."""
+    students = sorted(s for s in exercise.scores if s in day.totals)
+    own = [exercise.scores[s] for s in students]
+    rest = [day.totals[s] - exercise.scores[s] for s in students]
+    return pearson(own, rest)
+
+
+def read_gradebook(course: Course) -> dict[str, Day]:
+    """assignment -> Day, from the gradebook: every submission's total and every graded cell's score."""
+    from nbgrader.api import Gradebook
+
+    days: dict[str, Day] = {}
+    with Gradebook(course.gradebook_url) as gb:
+        for assignment in sorted(gb.assignments, key=lambda a: a.name):
+            day = days[assignment.name] = Day(assignment.name, float(assignment.max_score or 0))
+            for notebook in assignment.notebooks:
+                for cell in notebook.grade_cells:
+                    key = (notebook.name, cell.name)
+                    day.exercises[key] = Exercise(assignment.name, notebook.name, cell.name, float(cell.max_score))
+            for submission in gb.assignment_submissions(assignment.name):
+                student = submission.student.id
+                day.totals[student] = float(submission.score or 0)
+                for nb in submission.notebooks:
+                    for grade in nb.grades:
+                        exercise = day.exercises.get((nb.name, grade.name))
+                        if exercise is not None:
+                            exercise.scores[student] = float(grade.score or 0)
+    return days
+
+
+def failure_message(output: dict) -> str:
+    """'ErrorName: first line of the message' of an error output, without colours, cut to MESSAGE_CHARS."""
+    value = ANSI.sub("", str(output.get("evalue", ""))).strip()
+    first = value.splitlines()[0].strip() if value else ""
+    message = f"{output.get('ename', 'Error')}: {first}" if first else str(output.get("ename", "Error"))
+    return message[:MESSAGE_CHARS]
+
+
+def read_failures(course: Course, days: dict[str, Day]) -> None:
+    """Count, per exercise, the students whose autograded graded test cell ended in an error, by message."""
+    for day in days.values():
+        for student in day.totals:
+            folder = os.path.join(course.autograded, student, day.name)
+            for notebook in {nb for nb, _ in day.exercises}:
+                path = os.path.join(folder, notebook + ".ipynb")
+                if not os.path.exists(path):
+                    continue
+                try:
+                    nb = nbformat.read(path, as_version=4)
+                except Exception:  # noqa: BLE001 - an unreadable autograded copy has no messages to count
+                    continue
+                for cell in nb.cells:
+                    meta = cell.get("metadata", {}).get("nbgrader", {})
+                    if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+                        continue
+                    exercise = day.exercises.get((notebook, meta.get("grade_id")))
+                    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+                    if exercise is not None and errors:
+                        exercise.failures[failure_message(errors[-1])] += 1
+
+
+def collect(course: Course) -> dict[str, Day]:
+    """The class: gradebook scores and failure messages."""
+    days = read_gradebook(course)
+    read_failures(course, days)
+    return days
+
+
+def day_row(day: Day) -> dict:
+    values = list(day.totals.values())
+    return {"level": "day", "assignment": day.name, "n": len(values), "max_score": day.max_score,
+            "mean": mean(values), "median": median(values), "full_marks_share": full_share(values, day.max_score)}
+
+
+def exercise_row(day: Day, exercise: Exercise) -> dict:
+    values = list(exercise.scores.values())
+    average = mean(values)
+    difficulty = average / exercise.max_score if average is not None and exercise.max_score > 0 else None
+    return {"level": "exercise", "assignment": day.name, "notebook": exercise.notebook, "exercise": exercise.name,
+            "n": len(values), "max_score": exercise.max_score, "mean": average, "median": median(values),
+            "full_marks_share": full_share(values, exercise.max_score), "difficulty": difficulty,
+            "discrimination": discrimination(day, exercise)}
+
+
+def failure_rows(exercise: Exercise) -> list[dict]:
+    """The most frequent messages, most frequent first (ties by message, so the order is stable)."""
+    top = sorted(exercise.failures.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_FAILURES]
+    return [{"level": "failure", "assignment": exercise.assignment, "notebook": exercise.notebook,
+             "exercise": exercise.name, "count": count, "message": message} for message, count in top]
+
+
+def rows(days: dict[str, Day]) -> list[dict]:
+    """stats.csv's rows: each day, then its exercises, then their top failure messages."""
+    out = []
+    for day in days.values():
+        out.append(day_row(day))
+        out += [exercise_row(day, ex) for ex in day.exercises.values()]
+        for ex in day.exercises.values():
+            out += failure_rows(ex)
+    return out
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(round(value, 6))
+    return str(value)
+
+
+def write_csv(path: str, table: list[dict]) -> None:
+    def write(f) -> None:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        for row in table:
+            w.writerow({k: _cell(row.get(k)) for k in FIELDS})
+    write_atomic(path, write, newline="")
+
+
+def stats(course: Course, out_dir: str | None = None, say=print) -> int:
+    """Write stats.csv and stats.html (the work folder by default)."""
+    from .stats_html import write_html
+
+    days = {name: day for name, day in collect(course).items() if day.totals}
+    if not days:
+        say("nothing graded yet (run `python -m autograder grade`)")
+        return 1
+    out_dir = out_dir or course.work
+    os.makedirs(out_dir, exist_ok=True)
+    table = rows(days)
+    write_csv(os.path.join(out_dir, "stats.csv"), table)
+    write_html(os.path.join(out_dir, "stats.html"), days, table)
+    say(f"{len(days)} days, {sum(len(d.exercises) for d in days.values())} exercises: "
+        f"{os.path.join(out_dir, 'stats.csv')}, {os.path.join(out_dir, 'stats.html')}")
+    return 0
