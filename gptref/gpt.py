@@ -107,6 +107,13 @@ class GPTConfig:
                              f"'sdpa', got {self.kernel!r}")
 
 
+ARCH_OPTIONS: dict[str, dict[str, Any]] = {  # model presets: GPTConfig/TrainConfig options of each architecture
+    "gpt2": {},  # GPTConfig's defaults: learned positions, LayerNorm, GELU MLP, tied head
+    "baichuan2": dict(positions="alibi", norm="rmsnorm", mlp="swiglu", mlp_multiple_of=16, head="normhead",
+                      z_loss=2e-4),  # SwiGLU width rounded to 16 at the homework's size (128 at Baichuan 2's)
+}
+
+
 def _norm(config: GPTConfig) -> nn.Module:
     """gptref.norms' LayerNorm or RMSNorm; the "math" kernel runs the course's written-out norm too."""
     kernel = "math" if config.kernel == "math" else "torch"
@@ -348,4 +355,4 @@ class GPT(nn.Module):
         return model
 
 
-__all__ = ["GPTConfig", "GPT", "Block", "MLP", "MLPS", "POSITIONS", "NORMS", "HEADS"]
+__all__ = ["GPTConfig", "ARCH_OPTIONS", "GPT", "Block", "MLP", "MLPS", "POSITIONS", "NORMS", "HEADS"]
