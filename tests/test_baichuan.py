@@ -302,9 +302,8 @@ def test_gpt_z_loss_leaves_out_ignored_targets():
 
 def test_spm_tokenizer_travels_in_a_checkpoint(tmp_path):
     """The homework's tokenizer spec for "spm" rebuilds the same model after a weights_only checkpoint load."""
+    from gptref.tokenizers import SentencePieceTokenizer, tokenizer_from_spec
     from gptref.train.checkpoint import load_checkpoint, save_checkpoint
-    from gptref.train.prepare import tokenizer_from_spec
-    from gptref.tokenizers import SentencePieceTokenizer
 
     tok = SentencePieceTokenizer.train(TEXT, 300)
     save_checkpoint({"tokenizer": tok.spec()}, tmp_path / "ckpt.pt")
