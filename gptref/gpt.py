@@ -3,7 +3,8 @@
 Each block is gptref.norms (LayerNorm/RMSNorm) + gptref.attention.MultiHeadAttention (kernel "math",
 "sdpa", "flash" or "triton"; RoPE through gptref.positions.rope) + gptref.mlp.MLP (GPT-2's GELU or SwiGLU).
 Positions: learned (GPT-2's wpe), sinusoidal (gptref.positions), rotary, or ALiBi (a distance penalty added to
-the attention scores, no table). Head: a tied linear layer or Baichuan 2's NormHead; `z_loss` adds Baichuan 2's max-z loss.
+the attention scores, no table). Head: a tied linear layer or Baichuan 2's NormHead; `z_loss` adds Baichuan 2's
+max-z loss.
 KV-cache API (used by `GPT.generate` and by `gptref.decoding`):
 
     cache = model.new_cache()                    # gptref.attention.LayerCaches: one KVCache per layer

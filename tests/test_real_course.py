@@ -92,7 +92,8 @@ def _grade(root: str) -> dict:
     cfg = os.path.join(root, "nbgrader_config.py")
     with open(cfg, "w") as f:
         # the course's own config: only the folders and the sandbox uids are this test's
-        f.write(config_text(os.path.join(root, "work"), CourseDirectory__root=root, Autograder__sandbox_uid_base=UID_BASE))
+        f.write(config_text(os.path.join(root, "work"), CourseDirectory__root=root,
+                            Autograder__sandbox_uid_base=UID_BASE))
     r = cli(cfg, "release", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     incoming = os.path.join(root, "incoming")

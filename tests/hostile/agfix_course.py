@@ -135,7 +135,8 @@ def build(root: str) -> str:
     with open(os.path.join(root, "fixlib", "agfix_registry.py"), "w") as f:
         f.write(textwrap.dedent(REGISTRY))
     with open(os.path.join(root, "nbgrader_config.py"), "w") as f:
-        f.write(config_text(os.path.join(root, "work"), CourseDirectory__root=root, CourseDirectory__course_id="toycourse",
+        f.write(config_text(os.path.join(root, "work"), CourseDirectory__root=root,
+                            CourseDirectory__course_id="toycourse",
                             Autograder__python_paths=[os.path.join(root, "fixlib")], **LIMITS))
     nbformat.write(source_notebook(), os.path.join(root, "solutions", "toy", "toy.ipynb"))
     return os.path.join(root, "nbgrader_config.py")
