@@ -21,39 +21,26 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+sys.path[:0] = [REPO, os.path.join(REPO, "tests")]
+
+from autograder_run import cli, config_text  # noqa: E402  (the tests' autograder command line and configs)
 
 from gptref.bench import record  # noqa: E402
-
-CONFIG = '''
-c = get_config()
-load_subconfig({base!r})
-W = {work!r}
-c.CourseDirectory.release_directory = {release!r}
-c.CourseDirectory.submitted_directory = W + "/submitted"
-c.CourseDirectory.autograded_directory = W + "/autograded"
-c.CourseDirectory.feedback_directory = W + "/feedback"
-c.CourseDirectory.db_url = "sqlite:///" + W + "/gradebook.db"
-c.Exchange.root = W + "/exchange"
-c.Autograder.secret_file = W + "/secret"
-'''
 
 
 def setup(out: str, days: list[str], students: int, uid_base: int | None) -> str:
     work = os.path.join(out, "work")
     os.makedirs(work, exist_ok=True)
     cfg = os.path.join(out, "nbgrader_config.py")
-    with open(cfg, "w") as f:
-        f.write(CONFIG.format(base=os.path.join(REPO, "autograder", "nbgrader_config.py"), work=work,
-                              release=os.path.join(out, "release")))
-        if uid_base is not None:
-            f.write(f"c.Autograder.sandbox_uid_base = {uid_base}\n")
+    uids = {} if uid_base is None else {"Autograder__sandbox_uid_base": uid_base}
+    with open(cfg, "w") as f:  # the course's own config; only folders (and uids) are the benchmark's
+        f.write(config_text(work, CourseDirectory__release_directory=os.path.join(out, "release"),
+                            Autograder__secret_file=os.path.join(work, "secret"), **uids))
     r = cli(cfg, "release", *days)
     if r.returncode != 0:
         sys.exit(f"release failed:\n{r.stdout}\n{r.stderr}")
@@ -69,13 +56,9 @@ def setup(out: str, days: list[str], students: int, uid_base: int | None) -> str
     return cfg
 
 
-def cli(cfg: str, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autograder", "--config", cfg, *args], cwd=REPO, capture_output=True, text=True)
-
-
 def throughput(cfg: str, workers: int, students: int) -> dict:
     t0 = time.monotonic()
-    r = cli(cfg, "grade", "--regrade", "--workers", str(workers))
+    r = cli(cfg, "grade", "--regrade", "--workers", str(workers), timeout=None)
     wall = time.monotonic() - t0
     if r.returncode != 0:
         sys.exit(f"grade failed:\n{r.stdout}\n{r.stderr}")

@@ -58,7 +58,8 @@ OURS_FINAL = re.compile(r"final train loss ([\d.]+), val loss ([\d.]+), ([\d.]+)
 
 def export_dataset(work: Path) -> tuple[Path, int]:
     """Write our character-level Shakespeare split as nanoGPT's data/<name>/{train,val}.bin + meta.pkl."""
-    from gptref.train.prepare import get_tokenizer, token_file
+    from gptref.tokenizers import get_tokenizer
+    from gptref.train.prepare import token_file
 
     tok = get_tokenizer("char")
     folder = work / "data" / DATASET

@@ -1,8 +1,8 @@
 """BERT: a bidirectional post-LN transformer encoder with a masked-language-model head, and BERT's masking rule.
 
-Built from the course's pieces: gptref.attention.MultiHeadAttention (padding mask, kernel "math" or "sdpa")
-and gptref.norms.LayerNorm. `Bert.from_hf_bert` loads a Hugging Face BertForMaskedLM (directory, state dict
-or model) with the same logits.
+Built from the course's pieces: gptref.attention.MultiHeadAttention (padding mask, kernel "math" or "sdpa"),
+gptref.norms.LayerNorm and gptref.mlp.MLP (exact GELU). `Bert.from_hf_bert` loads a Hugging Face
+BertForMaskedLM (directory, state dict or model) with the same logits.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from gptref.attention import KERNELS, MultiHeadAttention, padding_mask
 from gptref.hf_weights import read_hf_source
+from gptref.mlp import MLP
 from gptref.norms import LayerNorm
 
 
@@ -74,19 +75,6 @@ class BertEmbeddings(nn.Module):
         return self.drop(self.ln(x))
 
 
-class BertMLP(nn.Module):
-    """n_embd -> n_inner -> GELU (exact) -> n_embd."""
-
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.fc = nn.Linear(config.n_embd, config.n_inner)
-        self.proj = nn.Linear(config.n_inner, config.n_embd)
-        self.drop = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.proj(F.gelu(self.fc(x))))
-
-
 class BertLayer(nn.Module):
     """Post-LN block, as in the original BERT: x = LN(x + attn(x)), then x = LN(x + mlp(x))."""
 
@@ -95,7 +83,7 @@ class BertLayer(nn.Module):
         self.attn = MultiHeadAttention(config.n_embd, config.n_head, dropout=config.dropout, kernel=config.kernel)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.ln_1 = _norm(config)
-        self.mlp = BertMLP(config)
+        self.mlp = MLP(config.n_embd, hidden=config.n_inner, activation="gelu", dropout=config.dropout)
         self.ln_2 = _norm(config)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -243,8 +231,8 @@ _LAYER_NAMES = {
     "attn.v_proj": "attention.self.value",
     "attn.out_proj": "attention.output.dense",
     "ln_1": "attention.output.LayerNorm",
-    "mlp.fc": "intermediate.dense",
-    "mlp.proj": "output.dense",
+    "mlp.c_fc": "intermediate.dense",
+    "mlp.c_proj": "output.dense",
     "ln_2": "output.LayerNorm",
 }
 
@@ -297,4 +285,4 @@ def mask_tokens(
     return inputs, labels
 
 
-__all__ = ["BertConfig", "Bert", "mask_tokens", "BertEmbeddings", "BertMLP", "BertLayer", "MLMHead"]
+__all__ = ["BertConfig", "Bert", "mask_tokens", "BertEmbeddings", "BertLayer", "MLMHead"]

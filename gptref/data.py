@@ -64,6 +64,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GPTREF_CACHE") or Path.home() / ".cache" / "gptref").expanduser()
 
 
+def tokens_cache(cache: str | os.PathLike | None = None) -> Path:
+    """<cache>/tokens: trained tokenizers and token files (cache defaults to cache_dir())."""
+    return (Path(cache) if cache is not None else cache_dir()) / "tokens"
+
+
 def sdist_path() -> Path:
     return cache_dir() / SDIST
 

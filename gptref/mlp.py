@@ -1,4 +1,5 @@
-"""Feed-forward blocks: GPT-2's GELU MLP and the SwiGLU of Llama and Baichuan 2."""
+"""The feed-forward block of every model here, its activation an option: GELU (GPT-2, BERT) or SwiGLU (Llama,
+Baichuan 2). Parameter names follow the checkpoints each comes from, so weights load 1:1."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MLP", "SwiGLU", "swiglu_hidden"]
+__all__ = ["MLP", "SwiGLU", "swiglu_hidden", "ACTIVATIONS"]
+
+ACTIVATIONS = ("gelu", "gelu_tanh", "swiglu")  # exact GELU (BERT), tanh GELU (GPT-2's gelu_new), gated SiLU
 
 
 def swiglu_hidden(n_embd: int, multiple_of: int = 128) -> int:
@@ -24,30 +27,39 @@ def swiglu_hidden(n_embd: int, multiple_of: int = 128) -> int:
 
 
 class MLP(nn.Module):
-    """GPT-2's feed-forward: c_proj(GELU(c_fc(x))), 4x wide (tanh GELU, as GPT-2)."""
+    """Position-wise feed-forward n_embd -> hidden -> n_embd.
 
-    def __init__(self, n_embd: int, hidden: int | None = None, bias: bool = True, dropout: float = 0.0):
+    activation "gelu"/"gelu_tanh": c_proj(GELU(c_fc(x))), hidden 4 n_embd (GPT-2's and BERT's names).
+    activation "swiglu": down_proj(silu(gate_proj(x)) * up_proj(x)) (Shazeer 2020), hidden 8/3 n_embd rounded
+    up to `multiple_of` (Llama's names).
+    """
+
+    def __init__(self, n_embd: int, hidden: int | None = None, activation: str = "gelu_tanh", bias: bool = True,
+                 dropout: float = 0.0, multiple_of: int = 128):
         super().__init__()
-        hidden = 4 * n_embd if hidden is None else hidden
-        self.c_fc = nn.Linear(n_embd, hidden, bias=bias)
-        self.c_proj = nn.Linear(hidden, n_embd, bias=bias)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        self.activation = activation
+        if activation == "swiglu":
+            hidden = swiglu_hidden(n_embd, multiple_of) if hidden is None else hidden
+            self.gate_proj = nn.Linear(n_embd, hidden, bias=bias)
+            self.up_proj = nn.Linear(n_embd, hidden, bias=bias)
+            self.down_proj = nn.Linear(hidden, n_embd, bias=bias)
+        else:
+            hidden = 4 * n_embd if hidden is None else hidden
+            self.c_fc = nn.Linear(n_embd, hidden, bias=bias)
+            self.c_proj = nn.Linear(hidden, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+        """x (..., n_embd) -> (..., n_embd)."""
+        if self.activation == "swiglu":
+            return self.dropout(self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x)))
+        approximate = "tanh" if self.activation == "gelu_tanh" else "none"
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate=approximate)))
 
 
-class SwiGLU(nn.Module):
-    """Shazeer's (2020) gated feed-forward: down(silu(gate(x)) * up(x)), Llama's names, no biases."""
-
-    def __init__(self, n_embd: int, hidden: int | None = None, bias: bool = False, multiple_of: int = 128,
-                 dropout: float = 0.0):
-        super().__init__()
-        hidden = swiglu_hidden(n_embd, multiple_of) if hidden is None else hidden
-        self.gate_proj = nn.Linear(n_embd, hidden, bias=bias)
-        self.up_proj = nn.Linear(n_embd, hidden, bias=bias)
-        self.down_proj = nn.Linear(hidden, n_embd, bias=bias)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x)))
+def SwiGLU(n_embd: int, hidden: int | None = None, bias: bool = False, multiple_of: int = 128,
+           dropout: float = 0.0) -> MLP:
+    """The SwiGLU MLP as Llama and Baichuan 2 build it (no biases): MLP(activation="swiglu")."""
+    return MLP(n_embd, hidden=hidden, activation="swiglu", bias=bias, dropout=dropout, multiple_of=multiple_of)

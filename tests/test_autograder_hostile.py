@@ -22,16 +22,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 
 import agfix_cases  # noqa: E402
 import agfix_course  # noqa: E402
+from autograder_run import cli  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap") and not any(
     os.path.exists(os.path.join(p, "bwrap")) for p in os.environ.get("PATH", "").split(os.pathsep)), reason="needs bubblewrap")]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = sorted(agfix_cases.cases(agfix_course.source_notebook(), "/x")) + ["shadower", "renamer"]
-
-
-def cli(cfg, *args, env=None, **kw):
-    return subprocess.run([sys.executable, "-m", "autograder", "--config", cfg, *args], cwd=REPO, capture_output=True,
-                          text=True, env=env, **kw)
 
 
 def load_status(root, student):

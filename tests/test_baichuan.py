@@ -50,6 +50,18 @@ def test_gelu_mlp_matches_formula_and_swiglu_matches_params():
     assert abs(swiglu_params - gelu_params) / gelu_params < 0.01
 
 
+def test_mlp_activation_option_exact_gelu_and_rejects_unknown():
+    """MLP(activation="gelu") is BERT's exact erf GELU, not GPT-2's tanh one; an unknown activation is refused."""
+    torch.manual_seed(2)
+    m = MLP(16, hidden=40, activation="gelu").double()
+    x = 3 * torch.randn(4, 16, dtype=torch.float64)  # large enough that tanh and erf GELU differ
+    h = x @ m.c_fc.weight.T + m.c_fc.bias
+    gelu = 0.5 * h * (1 + torch.erf(h / math.sqrt(2)))
+    torch.testing.assert_close(m(x), gelu @ m.c_proj.weight.T + m.c_proj.bias, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="activation"):
+        MLP(16, activation="relu")
+
+
 # -- ALiBi ----------------------------------------------------------------------------------------
 def _slopes_by_the_paper(n: int) -> list[float]:
     """Press et al.: geometric 2^(-8/n)...; for non powers of two, the closest power's slopes then every
@@ -290,9 +302,8 @@ def test_gpt_z_loss_leaves_out_ignored_targets():
 
 def test_spm_tokenizer_travels_in_a_checkpoint(tmp_path):
     """The homework's tokenizer spec for "spm" rebuilds the same model after a weights_only checkpoint load."""
+    from gptref.tokenizers import SentencePieceTokenizer, tokenizer_from_spec
     from gptref.train.checkpoint import load_checkpoint, save_checkpoint
-    from gptref.train.prepare import tokenizer_from_spec
-    from gptref.tokenizers import SentencePieceTokenizer
 
     tok = SentencePieceTokenizer.train(TEXT, 300)
     save_checkpoint({"tokenizer": tok.spec()}, tmp_path / "ckpt.pt")

@@ -1,4 +1,4 @@
-"""gptref.bpe against independent references: tiktoken (encoding with gptref's own merges), a
+"""gptref.tokenizers.bpe against independent references: tiktoken (encoding with gptref's own merges), a
 brute-force trainer, merges worked out by hand, and properties (round trips, bounded memory)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gptref.bpe import GPT2_SPLIT_PATTERN, Tokenizer, train_bpe
+from gptref.tokenizers.bpe import GPT2_SPLIT_PATTERN, Tokenizer, train_bpe
 
 tiktoken = pytest.importorskip("tiktoken")
 
@@ -300,7 +300,7 @@ def reference_pieces(text: str, specials: list[str]) -> list[str]:
 @given(any_text, st.integers(1, 12), st.sampled_from([[], [EOT, "<|pad|>"], ["\n\n", "'s"]]))
 def test_streaming_cuts_change_no_pre_token(text, step, specials):
     """The blocks encode_iterable encodes one by one split into the same pieces as the whole."""
-    from gptref.bpe.pretokenize import safe_cuts
+    from gptref.tokenizers.bpe.pretokenize import safe_cuts
 
     blocks = list(safe_cuts(iter(text[i : i + step] for i in range(0, len(text), step)), specials))
     assert "".join(blocks) == text

@@ -28,6 +28,7 @@ from autograder.scrub import LEAK_MARK, ScrubHiddenTests, hidden_lines
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 import agfix_course  # noqa: E402
+from autograder_run import cli as autograder_cli  # noqa: E402
 
 # ------------------------------------------------------------------ a hostile notebook
 
@@ -542,12 +543,10 @@ def _has_bwrap() -> bool:
 @pytest.mark.skipif(not _has_bwrap(), reason="needs bubblewrap (the grading sandbox)")
 def test_grade_end_to_end_feedback_is_inert_and_hides_encoded_tests(tmp_path):
     import csv
-    import subprocess
     import tempfile
 
     import agfix_cases
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     root = tempfile.mkdtemp(prefix="agfeedback-")
     try:
         cfg = agfix_course.build(root)
@@ -555,10 +554,7 @@ def test_grade_end_to_end_feedback_is_inert_and_hides_encoded_tests(tmp_path):
             f.write("c.Autograder.sandbox_uid_base = 64000\n")
 
         def cli(*args):
-            r = subprocess.run([sys.executable, "-m", "autograder", "--config", cfg, *args], cwd=repo,
-                               capture_output=True, text=True, timeout=900)
-            assert r.returncode == 0, r.stdout + r.stderr
-            return r.stdout
+            return autograder_cli(cfg, *args, check=True).stdout
 
         cli("release")
         release = nbformat.read(os.path.join(root, "course", "toy", "toy.ipynb"), as_version=4)

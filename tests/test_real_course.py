@@ -15,8 +15,6 @@ import importlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -24,27 +22,13 @@ import nbformat
 import pytest
 
 from autograder.sandbox import bwrap_problem
+from autograder_run import cli, config_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UID_BASE = int(os.environ.get("REAL_COURSE_UID_BASE", "62000"))  # two runs at once need two bases
 ONLY_MUTANTS = os.environ.get("REAL_COURSE_ONLY_MUTANTS") == "1"  # debugging: the mutant students alone
 _PROBLEM = bwrap_problem()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(_PROBLEM is not None, reason=f"needs bubblewrap: {_PROBLEM}")]
-
-CONFIG = '''
-import os
-HERE = os.path.dirname(os.path.abspath(__file__))
-WORK = os.path.join(HERE, "work")
-c = get_config()
-load_subconfig(%r)  # the course's own config: only the folders and the sandbox uids are this test's
-c.CourseDirectory.root = HERE
-c.CourseDirectory.submitted_directory = os.path.join(WORK, "submitted")
-c.CourseDirectory.autograded_directory = os.path.join(WORK, "autograded")
-c.CourseDirectory.feedback_directory = os.path.join(WORK, "feedback")
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(WORK, "gradebook.db")
-c.Exchange.root = os.path.join(WORK, "exchange")
-c.Autograder.sandbox_uid_base = %d
-'''
 
 
 def days() -> list[str]:
@@ -93,11 +77,6 @@ def pack(ms: list) -> list[list]:
     return groups
 
 
-def cli(cfg: str, *args, timeout=None):
-    return subprocess.run([sys.executable, "-m", "autograder", "--config", cfg, *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 def batch():
     root = tempfile.mkdtemp(prefix="agreal-")
@@ -112,7 +91,9 @@ def _grade(root: str) -> dict:
     shutil.copytree(os.path.join(REPO, "course"), os.path.join(root, "course"))
     cfg = os.path.join(root, "nbgrader_config.py")
     with open(cfg, "w") as f:
-        f.write(CONFIG % (os.path.join(REPO, "autograder", "nbgrader_config.py"), UID_BASE))
+        # the course's own config: only the folders and the sandbox uids are this test's
+        f.write(config_text(os.path.join(root, "work"), CourseDirectory__root=root,
+                            Autograder__sandbox_uid_base=UID_BASE))
     r = cli(cfg, "release", timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     incoming = os.path.join(root, "incoming")

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 
 import agfix_cases  # noqa: E402
 import agfix_course  # noqa: E402
+from autograder_run import cli  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UID_BASE = 63000
@@ -173,11 +174,6 @@ def _notebook(release_nb, *, last: str | None = None, **kw):
     if last:
         nb.cells.append(nbformat.v4.new_code_cell(last))
     return nb
-
-
-def cli(cfg, *args, **kw):
-    return subprocess.run([sys.executable, "-m", "autograder", "--config", cfg, *args], cwd=REPO, capture_output=True,
-                          text=True, **kw)
 
 
 def make_course(root: str, students: dict, disk_mb: int = DISK_MB, uid_base: int = UID_BASE) -> str:

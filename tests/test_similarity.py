@@ -26,6 +26,7 @@ from autograder.settings import load_config
 from autograder.similarity import (MATCH_REFERENCE, MATCH_STUDENT, MIN_TOKENS, function_nodes, functions, kgrams,
                                    reference_functions, reference_matches)
 from autograder.similarity_report import compare_class, solution_cells, student_functions
+from autograder_run import cli as autograder_cli
 from gptref.grading import check, exercises
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -314,9 +315,7 @@ def test_grading_flags_a_copied_reference_and_not_the_official_solution(tmp_path
         nbformat.write(nb, incoming / student / f"{day}.ipynb")
 
     def cli(*args):
-        r = subprocess.run([sys.executable, "-m", "autograder", "--config", str(cfg), *args], cwd=ROOT,
-                           capture_output=True, text=True, timeout=1500)
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        autograder_cli(cfg, *args, check=True, timeout=1500)
 
     cli("release", day)
     cli("collect", str(incoming))

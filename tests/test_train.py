@@ -72,7 +72,8 @@ def test_cli_rejects_unknown_and_bad_options(capsys):
 
 def test_token_files_are_uint16_memmaps_written_once(tmp_path):
     from gptref import data
-    from gptref.train.prepare import get_tokenizer, token_file
+    from gptref.tokenizers import get_tokenizer
+    from gptref.train.prepare import token_file
 
     tokens = token_file("milton", "val", cache=tmp_path)
     assert isinstance(tokens, np.memmap) and tokens.dtype == np.uint16
@@ -177,7 +178,8 @@ def test_bpe_option_trains_and_fine_tuning_keeps_the_checkpoints_tokenizer(tmp_p
     import shutil
 
     from gptref import data
-    from gptref.train.prepare import get_tokenizer, token_file
+    from gptref.tokenizers import get_tokenizer
+    from gptref.train.prepare import token_file
 
     cache = tmp_path / "cache"
     tok = get_tokenizer("bpe", 300, cache)

@@ -29,7 +29,7 @@ def _load_text(args: argparse.Namespace) -> str:
 
 
 def _time_gptref(text: str, vocab_size: int, special: list[str]):
-    from gptref.bpe import train_bpe
+    from gptref.tokenizers.bpe import train_bpe
 
     start = time.perf_counter()
     vocab, merges = train_bpe(text, vocab_size, special, progress=True)
@@ -54,7 +54,7 @@ def _time_tokenizers(text: str, vocab_size: int, special: list[str]) -> float:
 
 def _encode_speed(text: str, vocab, merges, special: list[str]) -> tuple[float, float | None]:
     """MB/s of gptref's encode from a cold cache, and tiktoken's on the same merges (None if missing)."""
-    from gptref.bpe import GPT2_SPLIT_PATTERN, Tokenizer
+    from gptref.tokenizers.bpe import GPT2_SPLIT_PATTERN, Tokenizer
 
     n_bytes = len(text.encode("utf-8"))
     tok = Tokenizer(vocab, merges, special)
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         seconds, (vocab, merges) = _time_gptref(text, args.vocab_size, args.special)
         ours = min(ours, seconds)
         theirs = min(theirs, _time_tokenizers(text, args.vocab_size, args.special))
-    print(f"train gptref.bpe.train_bpe : {ours:7.2f} s")
+    print(f"train gptref.tokenizers.bpe.train_bpe : {ours:7.2f} s")
     print(f"train tokenizers (HF, Rust): {theirs:7.2f} s")
     print(f"ratio gptref / tokenizers  : {ours / theirs:7.2f}x  (target: <= 5x)")
     mb_ours, mb_tiktoken = _encode_speed(text, vocab, merges, args.special)

@@ -16,10 +16,6 @@ CONFIG_FILES = {  # (pretraining, fine-tuning) config for each size of run
     "gpu": ("homework_gpu.toml", "homework_finetune_gpu.toml"),
 }
 ARCH_CONFIG_FILES = {"gpt2": {}, "baichuan2": {"tiny": "tiny.toml", "cpu": "homework_baichuan2.toml"}}  # pretraining config per architecture
-ARCH_OPTIONS = {  # model options of each architecture, given to load_config on top of its config file
-    "gpt2": {},
-    "baichuan2": dict(positions="alibi", norm="rmsnorm", mlp="swiglu", mlp_multiple_of=16, head="normhead", z_loss=2e-4),
-}
 
 
 def arch_pretrain_file(arch: str, size: str) -> Path:
@@ -50,6 +46,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from gptref.gpt import ARCH_OPTIONS  # each architecture's model options, given on top of its config file
     from gptref.train.config import load_config
     from gptref.train.loop import TrainingError, estimate_loss, train
     from gptref.train.prepare import token_file

@@ -21,7 +21,8 @@ from gptref.train import ddp
 from gptref.train.checkpoint import load_checkpoint, save_checkpoint
 from gptref.train.config import TrainConfig
 from gptref.train.optim import make_optimizer
-from gptref.train.prepare import get_tokenizer, token_file, tokenizer_from_spec
+from gptref.tokenizers import get_tokenizer, tokenizer_from_spec
+from gptref.train.prepare import token_file
 from gptref.train.schedule import lr_at
 from gptref.train.sft import LMBatches, SFTBatches, next_line_examples
 

@@ -10,28 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 
 import nbformat
 
 import agfix_cases
 import agfix_course
+from autograder_run import cli, config_text  # noqa: F401  (cli: this module's callers use agfix_class.cli)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UID_BASE = 63500  # this suite's sandbox uids: UID_BASE .. UID_BASE+49
 
-RUN_CONFIG = '''
-c = get_config()
-load_subconfig({base!r})
-W = {work!r}
-c.CourseDirectory.submitted_directory = W + "/submitted"
-c.CourseDirectory.autograded_directory = W + "/autograded"
-c.CourseDirectory.feedback_directory = W + "/feedback"
-c.CourseDirectory.db_url = "sqlite:///" + W + "/gradebook.db"
-c.Exchange.root = W + "/exchange"
-c.Autograder.sandbox_uid_base = {uid_base}
-c.Autograder.secret_file = {secret!r}
-'''
 
 # student -> (what, scaled_sum source, softmax_rows source)
 STUDENTS = {
@@ -61,8 +49,9 @@ def run_config(root: str, name: str, uid_offset: int) -> tuple[str, str]:
     os.makedirs(work, exist_ok=True)
     path = os.path.join(root, f"nbgrader_config_{name}.py")
     with open(path, "w") as f:
-        f.write(RUN_CONFIG.format(base=os.path.join(root, "nbgrader_config.py"), work=work,
-                                  uid_base=UID_BASE + uid_offset, secret=os.path.join(root, "secret")))
+        f.write(config_text(work, base=os.path.join(root, "nbgrader_config.py"),
+                            Autograder__sandbox_uid_base=UID_BASE + uid_offset,
+                            Autograder__secret_file=os.path.join(root, "secret")))
     return path, work
 
 
@@ -73,12 +62,6 @@ def write_submissions(root: str, dest: str, assignments=("toy", "toy2"), student
         for s, (_, sum_src, softmax_src) in students.items():
             os.makedirs(os.path.join(dest, s), exist_ok=True)
             nbformat.write(agfix_cases.notebook(rel, sum_src, softmax_src), os.path.join(dest, s, f"{a}.ipynb"))
-
-
-def cli(cfg: str, *args, db: str | None = None, timeout: int = 900, **kw) -> subprocess.CompletedProcess:
-    pre = ["--db", db] if db else []
-    return subprocess.run([sys.executable, "-m", "autograder", "--config", cfg, *pre, *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

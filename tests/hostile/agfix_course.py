@@ -2,7 +2,8 @@
 
 Two graded functions (scaled_sum: 2 points, softmax_rows: 1 point) with visible and hidden
 tests against a trusted reference (agfix_ref), a registry for the trusted verdict
-(agfix_registry) and one written answer graded by hand (1 point). Small limits keep the
+(agfix_registry) and one written answer graded by hand (1 point). Its config loads the course's
+own (autograder/nbgrader_config.py) and sets only its folders and small limits, which keep the
 hostile suite fast: 5 s per cell, 1.5 GB of address space.
 """
 
@@ -12,6 +13,8 @@ import os
 import textwrap
 
 import nbformat
+
+from autograder_run import config_text  # tests/ is on sys.path under pytest
 
 REF = '''
 """Trusted reference for the fixture course."""
@@ -57,34 +60,11 @@ def load(day):
     }
 '''
 
-CONFIG = '''
-import os
-HERE = os.path.dirname(os.path.abspath(__file__))
-WORK = os.path.join(HERE, "work")
-c = get_config()
-c.CourseDirectory.root = HERE
-c.CourseDirectory.course_id = "toycourse"
-c.CourseDirectory.source_directory = "solutions"
-c.CourseDirectory.release_directory = "course"
-c.CourseDirectory.submitted_directory = os.path.join(WORK, "submitted")
-c.CourseDirectory.autograded_directory = os.path.join(WORK, "autograded")
-c.CourseDirectory.feedback_directory = os.path.join(WORK, "feedback")
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(WORK, "gradebook.db")
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "*.db", "work"]
-c.ClearOutput.enabled = True
-c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}
-c.Exchange.root = os.path.join(WORK, "exchange")
-c.Autograder.cell_timeout = 5
-c.Autograder.notebook_timeout = 120
-c.Autograder.verdict_timeout = 60
-c.Autograder.call_timeout = 5
-c.Autograder.memory_mb = 1536
-c.Autograder.max_processes = 48
-c.Autograder.max_file_mb = 32
-c.Autograder.max_output_chars = 20000
-c.Autograder.python_paths = [os.path.join(HERE, "fixlib")]
-c.Autograder.registry = "agfix_registry:load"
-'''
+LIMITS = dict(  # small limits keep the hostile suite fast; everything else is the course's own config
+    Autograder__cell_timeout=5, Autograder__notebook_timeout=120, Autograder__verdict_timeout=60,
+    Autograder__call_timeout=5, Autograder__memory_mb=1536, Autograder__max_processes=48, Autograder__max_file_mb=32,
+    Autograder__max_output_chars=20000, Autograder__registry="agfix_registry:load",
+)
 
 SOLUTION_SUM = '''def scaled_sum(x, y, alpha):
     """x + alpha * y, elementwise."""
@@ -155,6 +135,8 @@ def build(root: str) -> str:
     with open(os.path.join(root, "fixlib", "agfix_registry.py"), "w") as f:
         f.write(textwrap.dedent(REGISTRY))
     with open(os.path.join(root, "nbgrader_config.py"), "w") as f:
-        f.write(textwrap.dedent(CONFIG))
+        f.write(config_text(os.path.join(root, "work"), CourseDirectory__root=root,
+                            CourseDirectory__course_id="toycourse",
+                            Autograder__python_paths=[os.path.join(root, "fixlib")], **LIMITS))
     nbformat.write(source_notebook(), os.path.join(root, "solutions", "toy", "toy.ipynb"))
     return os.path.join(root, "nbgrader_config.py")

@@ -55,7 +55,7 @@ def train_sentencepiece(text: str | Iterable[str], vocab_size: int, **overrides:
 
 
 class SentencePieceTokenizer:
-    """encode/decode/len/spec like gptref.train.prepare's tokenizers, over a SentencePiece model proto."""
+    """gptref.tokenizers' interface (encode, decode, vocab_size, spec/from_spec) over a SentencePiece model proto."""
 
     def __init__(self, model_proto: bytes):
         import sentencepiece as spm
@@ -74,6 +74,10 @@ class SentencePieceTokenizer:
         return cls(train_sentencepiece(text, vocab_size, **overrides))
 
     def __len__(self) -> int:
+        return self.sp.GetPieceSize()
+
+    @property
+    def vocab_size(self) -> int:
         return self.sp.GetPieceSize()
 
     def encode(self, text: str) -> list[int]:
@@ -117,9 +121,8 @@ def get_spm_tokenizer(vocab_size: int = 512, cache=None) -> SentencePieceTokeniz
     """The homework's SentencePiece tokenizer, trained once on (the start of) Shakespeare's train split."""
     from gptref import data
 
-    root = (Path(cache) if cache is not None else data.cache_dir()) / "tokens" / f"spm{vocab_size}"
-    path = root / "tokenizer.model"
+    path = data.tokens_cache(cache) / f"spm{vocab_size}" / "tokenizer.model"
     if not path.exists():
-        root.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         SentencePieceTokenizer.train(data.corpus("shakespeare", "train")[:1_000_000], vocab_size).save(path)
     return SentencePieceTokenizer.load(path)

@@ -7,14 +7,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from os import PathLike
 from pathlib import Path
 
-from gptref.bpe.pretokenize import (
+from gptref.tokenizers.bpe.pretokenize import (
     check_special_tokens,
     pretokenize,
     safe_cuts,
     special_splitter,
     split_on_specials,
 )
-from gptref.bpe.train import merge_pair, train_bpe
+from gptref.tokenizers.bpe.train import merge_pair, train_bpe
 
 _FORMAT = "gptref-bpe"
 _CACHE_LIMIT = 1 << 16  # pre-token encodings remembered; cleared when full, so memory stays bounded
@@ -98,6 +98,19 @@ class Tokenizer:
         merges = [(bytes.fromhex(left), bytes.fromhex(right)) for left, right in data["merges"]]
         return cls(vocab, merges, data["special_tokens"])
 
+    def spec(self) -> dict:
+        """What a checkpoint stores (gptref.tokenizers' interface): the whole merge table, so it travels."""
+        return {"kind": "bpe", "model": self.to_dict()}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> Tokenizer:
+        """The tokenizer a checkpoint stored with spec(); checkpoints of gptref <= 0.1 held a file path instead."""
+        if not isinstance(spec, dict) or spec.get("kind") != "bpe" or not ("model" in spec or "path" in spec):
+            raise ValueError("not a BPE tokenizer spec: expected {'kind': 'bpe', 'model': <Tokenizer.to_dict()>}")
+        if "model" in spec:
+            return cls.from_dict(spec["model"], where="the checkpoint's tokenizer")
+        return cls.load(spec["path"])
+
     def save(self, path: str | PathLike) -> None:
         """Write to_dict() as a JSON file (a readable copy of each token beside its hex bytes)."""
         Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=0), encoding="utf-8")
@@ -170,6 +183,11 @@ class Tokenizer:
         return raw.decode("utf-8", errors="replace")
 
     def __len__(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids (merges, single bytes and special tokens)."""
         return len(self.vocab)
 
     def __repr__(self) -> str:

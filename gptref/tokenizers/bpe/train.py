@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
-from gptref.bpe.pretokenize import check_special_tokens, count_pretokens
+from gptref.tokenizers.bpe.pretokenize import check_special_tokens, count_pretokens
 
 Pair = tuple[int, int]
 
