@@ -96,7 +96,8 @@ def _sandbox_settings(course: Course, budget_s: float, threads: int) -> Autograd
 
 def _prepare_data() -> None:
     """Encode the corpus once on the trusted side, so the sandbox only reads the cache."""
-    from gptref.train.prepare import get_tokenizer, token_file
+    from gptref.tokenizers import get_tokenizer
+    from gptref.train.prepare import token_file
 
     tokenizer = get_tokenizer("char")
     for split in ("train", "val"):

@@ -39,8 +39,9 @@ def _toml(options: dict) -> str:
 def _independent_score(config: dict, out_dir: str) -> float:
     """Train the config here and compute its loss on the leaderboard's windows with plain torch."""
     from gptref.gpt import GPT, GPTConfig
+    from gptref.tokenizers import get_tokenizer
     from gptref.train.checkpoint import load_checkpoint
-    from gptref.train.prepare import get_tokenizer, token_file
+    from gptref.train.prepare import token_file
 
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "cfg.json")

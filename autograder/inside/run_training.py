@@ -63,8 +63,9 @@ def _score(out_dir: str, windows: int, seed: int) -> dict:
     import torch.nn.functional as F
 
     from gptref.gpt import GPT, GPTConfig
+    from gptref.tokenizers import tokenizer_from_spec
     from gptref.train.checkpoint import load_checkpoint
-    from gptref.train.prepare import token_file, tokenizer_from_spec
+    from gptref.train.prepare import token_file
 
     path = os.path.join(out_dir, "ckpt.pt")
     if not os.path.exists(path):
