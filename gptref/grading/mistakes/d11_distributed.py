@@ -53,6 +53,8 @@ def _sgd(state, x, y, lr, *, broadcast=True, combine="mean", micro_steps=1, scal
         grads = _rank_grads(models, x[step], y[step], micro_steps, scale, last_only)
         if combine == "none":
             new = grads
+        elif combine == "halve":  # divided by the world size, never reduced
+            new = [[g / WORLD for g in gs] for gs in grads]
         else:
             total = [sum(gs) for gs in zip(*grads)]
             if combine == "mean":
@@ -74,6 +76,9 @@ MISTAKES = {
                 lambda state, x, y, lr: _sgd(state, x, y, lr, broadcast=False)),
         Mistake("add each gradient over the ranks (all_reduce sums) without dividing by world_size",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="sum")),
+        Mistake("divide each gradient by world_size without all_reduce-ing it first, so every rank steps on half "
+                "of its own gradient",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, combine="halve")),
         Mistake("never average the gradients, so every rank steps on its own half-batch",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="none")),
     ),
