@@ -263,7 +263,8 @@ check("11_distributed", "run_naive", run_naive)
 nb.md(r"""
 ## 4. Flat DDP: one `all_reduce` for all gradients
 
-Every call pays the latency $\alpha$. A GPT-2 small has about 150 parameter tensors: 150 calls. Copying all
+Every call pays the latency $\alpha$. A GPT has about a dozen parameter tensors per layer: naive DDP makes a
+dozen calls per layer and step. Copying all
 gradients into **one** buffer, reducing it once and copying the pieces back costs two memory copies and pays
 $\alpha$ once.
 
@@ -642,7 +643,8 @@ def _measure_rank(rank, steps=6):
             optimizer.step()
             if step:
                 step_s.append(time.perf_counter() - t0); comm_s.append(t2 - t1)
-        times[mode if mb is None else f"bucket {mb} MB"] = (sorted(step_s)[steps // 2], sorted(comm_s)[steps // 2])
+        name = mode if mb is None else f"bucket {mb} MB"
+        times[name] = (sorted(step_s)[steps // 2], sorted(comm_s)[steps // 2], max(len(model.buckets), 1))
     memory = {}
     for name, make in (("AdamW (every rank)", lambda ps: torch.optim.AdamW(ps)),
                        ("ShardedAdamW (ZeRO-1)", lambda ps: ShardedAdamW(ps))):
@@ -659,8 +661,13 @@ measured = launch(_measure_rank, ())
 times = measured[0]["times"]
 n_bytes = sum(p.numel() * 4 for p in wide_model().parameters())
 print(f"gradients: {n_bytes / 2**20:.2f} MB in {len(list(wide_model().parameters()))} tensors")
-for name, (step_s, comm_s) in times.items():
-    print(f"{name:>16}: {step_s * 1e3:6.2f} ms per step, {comm_s * 1e3:6.2f} ms waiting for communication")
+n_tensors = len(list(wide_model().parameters()))
+for name, (step_s, comm_s, n_buckets) in times.items():
+    calls = n_tensors if name == "naive" else n_buckets
+    print(f"{name:>16}: {step_s * 1e3:6.2f} ms per step, {comm_s * 1e3:6.2f} ms waiting for communication, "
+          f"{calls} all_reduce calls")
+per_call = (times["naive"][1] - times["flat"][1]) / (n_tensors - 1)
+print(f"latency of one more all_reduce call (naive minus flat, per extra call): {per_call * 1e3:.2f} ms")
 for name in measured[0]["memory"]:
     print(f"{name:>22}: " + ", ".join(f"rank {r} {measured[r]['memory'][name] / 2**10:.0f} KiB" for r in measured))
 
@@ -685,8 +692,8 @@ plt.show()
 
 nb.md(r"""
 **Reading the plot.** The numbers are the ones the cell above printed on this machine, and they move from run
-to run on a busy CPU. Compare the naive bar with the flat bar: the difference is what the many small calls cost
-in latency. In the bucketed bars only the *waiting* part is communication that backward did not hide; very small
+to run on a busy CPU. Compare the naive bar with the flat bar: the difference, divided by the extra calls, is the
+latency of one call that the cell prints. In the bucketed bars only the *waiting* part is communication that backward did not hide; very small
 buckets pay the latency many times, one bucket as large as the model cannot start before backward has finished.
 The right panel shows ZeRO-1: each rank holds only its shard of AdamW's moments, the printed bytes per rank
 against the whole.
@@ -694,9 +701,9 @@ against the whole.
 **On a real cluster.** Here two processes share one machine's memory, and gloo copies through it; the
 compute per step is small too. Between GPUs, NCCL moves data over NVLink or InfiniBand, while each GPU computes
 backward far faster than a CPU, so the communication is a much larger share of the step and hiding it behind
-backward (buckets, started in reverse order) matters more than it does here. The measurements above tell you the
-two quantities to redo on your own hardware: the latency of a call (naive minus flat, per call) and how much of
-the communication the buckets hide.
+backward (buckets, started in reverse order) matters more than it does here. The measurements above are the
+two quantities to redo on your own hardware: the latency of one call (printed above) and how much of the
+communication the buckets hide (the waiting part of each bucketed bar against the flat bar's).
 """)
 
 nb.written("q_bucket_size", 2, r"""
@@ -704,14 +711,14 @@ nb.written("q_bucket_size", 2, r"""
 defend it: which numbers did you compare, what would go wrong with a much smaller and with a much larger bucket,
 and would you expect the same choice to hold on 8 GPUs connected by NVLink? (4–8 sentences.)
 """, r"""
-*Sample answer (the numbers depend on the run).* Read each bucketed bar's total and its waiting part. A bucket of
-about 0.1–0.4 MB gives this model 2–10 buckets: backward still has layers to compute when the first buckets are
-sent, so part of the communication is hidden, and there are few enough calls that their latency does not add up.
-At 0.02 MB almost every tensor is its own bucket and the per-call latency (the naive bar's excess over flat) returns;
-at 2 MB there is one bucket, launched only after the last gradient, so nothing overlaps and it behaves like flat.
-On 8 GPUs with NVLink the latency per call is microseconds but backward is also far faster, so the same trade-off
-has to be measured again; PyTorch's default of 25 MB is chosen for models of hundreds of MB, where 25 MB still
-gives many buckets.
+*Sample answer (the numbers depend on the run).* Compare each bucketed bar's total and its waiting part with the
+flat bar, and read the printed number of calls. The best bucket size is the one with the lowest total: a few
+buckets, so that backward still has layers to compute when the first buckets are sent (part of the communication
+hidden), but few enough calls that the printed per-call latency does not add up. The smallest size makes almost
+every tensor its own bucket and pays that latency per tensor, like naive; the largest makes one bucket that is
+launched only after the last gradient, so nothing overlaps and it behaves like flat. On 8 GPUs with NVLink both
+the latency per call and the backward time are much smaller, so the trade-off must be measured there again;
+PyTorch's default bucket of 25 MB is meant for models of hundreds of MB, where it still gives many buckets.
 """)
 
 nb.save()
