@@ -29,12 +29,17 @@ def test_resume_is_bit_identical(tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_match_one(tmp_path):
+@pytest.mark.parametrize("impl", ["torch", "gptref"])
+def test_ddp_two_processes_match_one(tmp_path, impl):
+    """torchrun, 2 ranks x 2 rows = one process x 4 rows; with gptref's DataParallel both also accumulate 2
+    micro-steps, in small buckets (no_sync and the hooks)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     opts = dict(TINY, max_iters=6, eval_interval=3)
-    args = [f"--{k}={v}" for k, v in dict(opts, batch_size=2).items()]
+    if impl == "gptref":
+        opts["grad_accum"] = 2
+    args = [f"--{k}={v}" for k, v in dict(opts, batch_size=2, ddp_impl=impl, ddp_bucket_mb=0.01).items()]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
            "-m", "gptref", "train", f"--out_dir={tmp_path / 'ddp'}", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)

@@ -62,6 +62,8 @@ class TrainConfig:
     compile: str = "auto"  # "auto" (on CUDA only), "true", "false"
     threads: int = 0  # CPU threads for torch; 0 = torch's default (all cores, or $OMP_NUM_THREADS). Use 1 on a busy machine: oversubscribed cores slow a baby GPT 10x+
     progress: bool = True  # tqdm progress bar
+    ddp_impl: str = "torch"  # under torchrun: "torch" (DistributedDataParallel) or "gptref" (gptref.distributed, day 11)
+    ddp_bucket_mb: float = 25.0  # ddp_impl="gptref": gradient bucket size in MB (all_reduce overlapped with backward)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -71,6 +73,7 @@ class TrainConfig:
         choices = {
             "dataset": ("shakespeare", "milton"), "tokenizer": ("auto", "char", "bpe", "spm"), "task": ("lm", "sft"),
             "dtype": ("auto", "float32", "bfloat16"), "compile": ("auto", "true", "false"),
+            "ddp_impl": ("torch", "gptref"),
         }
         from gptref.gpt import HEADS, MLPS, NORMS, POSITIONS
 
@@ -91,7 +94,7 @@ class TrainConfig:
             raise ValueError(f"option n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"option dropout must be in [0, 1), got {self.dropout!r}")
-        for name in ("learning_rate", "min_lr", "weight_decay", "grad_clip", "z_loss"):
+        for name in ("learning_rate", "min_lr", "weight_decay", "grad_clip", "z_loss", "ddp_bucket_mb"):
             if not getattr(self, name) >= 0:  # also catches NaN
                 raise ValueError(f"option {name} must be >= 0, got {getattr(self, name)!r}")
         if self.min_lr > self.learning_rate:

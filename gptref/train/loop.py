@@ -172,11 +172,15 @@ def _autocast(cfg: TrainConfig, device: str):
 
 
 def _wrap(model: GPT, cfg: TrainConfig, dist, device: str) -> torch.nn.Module:
-    """torch.compile (cfg.compile; auto: on CUDA) and DistributedDataParallel around the model."""
+    """torch.compile (cfg.compile; auto: on CUDA) and data parallelism (cfg.ddp_impl) around the model."""
     is_cuda = device.startswith("cuda")
     if cfg.compile == "true" or (cfg.compile == "auto" and is_cuda):
         model = torch.compile(model)
-    if dist.enabled:
+    if dist.enabled and cfg.ddp_impl == "gptref":  # the course's own: overlapped buckets (day 11)
+        from gptref.distributed import DataParallel
+
+        model = DataParallel(model, mode="bucketed", bucket_mb=cfg.ddp_bucket_mb)
+    elif dist.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(model, device_ids=[dist.local_rank] if is_cuda else None)
@@ -233,6 +237,8 @@ def _train_step(model, optimizer, batch: tuple[torch.Tensor, torch.Tensor], cfg:
                 loss = loss / cfg.grad_accum
             loss.backward()
         step_loss += loss.detach()
+    if hasattr(model, "finish_gradient_synchronization"):  # gptref.distributed.DataParallel: wait for the buckets
+        model.finish_gradient_synchronization()
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()

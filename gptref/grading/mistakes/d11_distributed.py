@@ -1,0 +1,107 @@
+"""Day 11's common wrong answers, each simulated in one process: what rank 0 of a wrong two-rank run ends with.
+
+Every function has its exercise's signature and returns rank 0's parameters (a state dict) after the steps.
+The toy model and the starting values match the notebook's given cell (mlp_from_state, rank_start).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gptref.grading.explain import Mistake
+
+WORLD = 2
+
+
+def _model(state: dict) -> nn.Module:
+    """Linear -> Tanh -> Linear with the weights in `state` (the notebook's mlp_from_state)."""
+    n_hidden, n_in = state["0.weight"].shape
+    model = nn.Sequential(nn.Linear(n_in, n_hidden), nn.Tanh(), nn.Linear(n_hidden, state["2.weight"].shape[0]))
+    model = model.to(state["0.weight"].dtype)
+    model.load_state_dict(state)
+    return model
+
+
+def _start(state: dict, rank: int, broadcast: bool) -> dict:
+    """Where a rank starts: rank 0's values after a broadcast; without one, the notebook's rank_start."""
+    return state if (rank == 0 or broadcast) else {k: v * 0.5 + 0.1 for k, v in state.items()}
+
+
+def _rank_grads(models, x, y, micro_steps=1, scale=True, last_only=False):
+    """Each rank's gradients on its slice of x, y, accumulated over micro-batches (scaled by 1/N or not)."""
+    grads = []
+    for rank, model in enumerate(models):
+        rows = x.shape[0] // WORLD
+        xs, ys = x[rank * rows:(rank + 1) * rows], y[rank * rows:(rank + 1) * rows]
+        model.zero_grad()
+        for xm, ym in zip(xs.chunk(micro_steps), ys.chunk(micro_steps)):
+            if last_only:
+                model.zero_grad()
+            loss = F.cross_entropy(model(xm), ym)
+            (loss / micro_steps if scale else loss).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    return grads
+
+
+def _sgd(state, x, y, lr, *, broadcast=True, combine="mean", micro_steps=1, scale=True, last_only=False,
+         unflatten_first_piece=False) -> dict:
+    """SGD on WORLD simulated ranks with the given mistake; rank 0's parameters at the end."""
+    models = [_model(_start(state, r, broadcast)) for r in range(WORLD)]
+    for step in range(x.shape[0]):
+        grads = _rank_grads(models, x[step], y[step], micro_steps, scale, last_only)
+        if combine == "none":
+            new = grads
+        elif combine == "halve":  # divided by the world size, never reduced
+            new = [[g / WORLD for g in gs] for gs in grads]
+        else:
+            total = [sum(gs) for gs in zip(*grads)]
+            if combine == "mean":
+                total = [g / WORLD for g in total]
+            if unflatten_first_piece:  # every gradient gets the first elements of the flat buffer
+                flat = torch.cat([g.reshape(-1) for g in total])
+                total = [flat[:g.numel()].view_as(g) for g in total]
+            new = [total] * WORLD
+        with torch.no_grad():
+            for model, gs in zip(models, new):
+                for p, g in zip(model.parameters(), gs):
+                    p -= lr * g
+    return {k: v.detach().clone() for k, v in models[0].state_dict().items()}
+
+
+MISTAKES = {
+    "run_naive": (
+        Mistake("never broadcast rank 0's parameters, so rank 1 trains from its own starting values",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, broadcast=False)),
+        Mistake("add each gradient over the ranks (all_reduce sums) without dividing by world_size",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, combine="sum")),
+        Mistake("divide each gradient by world_size without all_reduce-ing it first, so every rank steps on half "
+                "of its own gradient",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, combine="halve")),
+        Mistake("never average the gradients, so every rank steps on its own half-batch",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, combine="none")),
+    ),
+    "run_flat": (
+        Mistake("sum the flat buffer over the ranks without dividing it by world_size",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, combine="sum")),
+        Mistake("reduce the flat buffer but never copy it back into the p.grad tensors",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, combine="none")),
+        Mistake("copy the same first piece of the flat buffer into every gradient: advance the offset by each "
+                "gradient's numel()",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, unflatten_first_piece=True)),
+    ),
+    "run_bucketed": (
+        Mistake("leave out the broadcast in BucketedDDP.__init__, so rank 1 trains from its own starting values",
+                lambda state, x, y, lr, bucket_mb: _sgd(state, x, y, lr, broadcast=False)),
+        Mistake("sum each bucket over the ranks without dividing it by world_size",
+                lambda state, x, y, lr, bucket_mb: _sgd(state, x, y, lr, combine="sum")),
+    ),
+    "run_accumulated": (
+        Mistake("do not divide each micro-batch's loss by the number of micro-batches (the gradient is N times "
+                "too large)",
+                lambda state, x, y, lr, micro_steps: _sgd(state, x, y, lr, micro_steps=micro_steps, scale=False)),
+        Mistake("zero the gradients before every micro-batch, so only the last micro-batch counts",
+                lambda state, x, y, lr, micro_steps: _sgd(state, x, y, lr, micro_steps=micro_steps, last_only=True)),
+    ),
+}

@@ -1,0 +1,62 @@
+"""Planted mistakes for 11_distributed."""
+
+from tests.mutants import Mutant
+
+MUTANTS = [
+    # naive DDP
+    Mutant(cell="naive_ddp", old="            dist.broadcast(p, src=0)\n", new="            pass\n",
+           fails={"test_naive_ddp"}, why="no broadcast of rank 0's parameters at the start",
+           hint="never broadcast rank 0's parameters"),
+    Mutant(cell="naive_ddp", old="        p.grad /= world_size        # the mean\n", new="",
+           fails={"test_naive_ddp"}, why="sums the gradients over the ranks instead of averaging",
+           hint="add each gradient over the ranks"),
+    Mutant(cell="naive_ddp", old="        dist.all_reduce(p.grad)     # the sum over the ranks, in place\n"
+                                 "        p.grad /= world_size        # the mean\n",
+           new="        p.grad /= world_size\n",
+           fails={"test_naive_ddp"}, why="divides by the world size but never calls all_reduce",
+           hint="without all_reduce-ing it first"),
+    # flat DDP
+    Mutant(cell="flat_ddp", old="    flat /= dist.get_world_size()\n", new="",
+           fails={"test_flat_ddp"}, why="sums the flat buffer instead of averaging", hint="sum the flat buffer"),
+    Mutant(cell="flat_ddp", old="        g.copy_(flat[offset:offset + g.numel()].view_as(g))   # back into the gradient's own shape\n",
+           new="        g = flat[offset:offset + g.numel()].view_as(g)\n",
+           fails={"test_flat_ddp"}, why="rebinds the name instead of copying the averaged piece into p.grad",
+           hint="never copy it back into the p.grad"),
+    Mutant(cell="flat_ddp", old="        offset += g.numel()\n", new="",
+           fails={"test_flat_ddp"}, why="forgets to advance the offset: every gradient gets the first piece",
+           hint="advance the offset"),
+    # bucketed DDP
+    Mutant(cell="bucketed_ddp", old="                dist.broadcast(p, src=0)                  # every rank starts from rank 0's copy\n",
+           new="                pass\n", fails={"test_bucketed_ddp"}, why="no broadcast in BucketedDDP.__init__",
+           hint="leave out the broadcast in BucketedDDP.__init__"),
+    Mutant(cell="bucketed_ddp", old="            flat /= dist.get_world_size()\n", new="",
+           fails={"test_bucketed_ddp"}, why="sums each bucket instead of averaging", hint="sum each bucket over the ranks"),
+    Mutant(cell="bucketed_ddp", old="        if self.waiting[index] == 0:                      # the bucket's last gradient: send it now\n",
+           new="        if self.waiting[index] == len(self.buckets[index]) - 1:   # the first gradient: send now\n",
+           fails={"test_bucketed_ddp"}, why="launches a bucket when its first gradient is ready, not its last",
+           hint="only when every gradient in it is ready"),
+    # accumulation
+    Mutant(cell="accumulation", old="loss = F.cross_entropy(model(x), y) / len(micro_batches)",
+           new="loss = F.cross_entropy(model(x), y)", fails={"test_accumulation"},
+           why="does not divide the micro-batch loss by the number of micro-batches",
+           hint="do not divide each micro-batch's loss"),
+    Mutant(cell="accumulation", old="    optimizer.zero_grad()\n    for x, y in micro_batches:\n",
+           new="    for x, y in micro_batches:\n        optimizer.zero_grad()\n", fails={"test_accumulation"},
+           why="zeroes the gradients inside the micro-batch loop", hint="zero the gradients before every micro-batch"),
+    Mutant(cell="accumulation", old="        loss.backward()                                            # p.grad adds up; no communication yet\n"
+                                    "    for p in model.parameters():                                   # once per step: the mean over the ranks\n"
+                                    "        dist.all_reduce(p.grad)\n        p.grad /= dist.get_world_size()\n    optimizer.step()\n",
+           new="        loss.backward()\n        for p in model.parameters():\n            dist.all_reduce(p.grad)\n"
+               "            p.grad /= dist.get_world_size()\n        optimizer.step()\n",
+           fails={"test_accumulation"}, why="communicates and steps after every micro-batch",
+           hint="not after each one"),
+    # ZeRO-1
+    Mutant(cell="zero1", old="            dist.broadcast(p.data, src=owner)\n", new="            pass\n",
+           fails={"test_zero1"}, why="the updated shards are not broadcast back",
+           hint="every parameter is broadcast from its owner"),
+    Mutant(cell="zero1", old="    return torch.optim.AdamW([p for p, owner in zip(params, owners) if owner == rank], lr=lr)\n",
+           new="    return torch.optim.AdamW(params, lr=lr)\n", fails={"test_zero1"},
+           why="every rank keeps AdamW state for every parameter", hint="over this rank's own parameters only"),
+    Mutant(cell="zero1", old="        loads[rank] += n\n", new="        loads[rank] += 1\n", fails={"test_zero1"},
+           why="balances the shards by number of tensors, not of elements", hint="fewest ELEMENTS"),
+]
