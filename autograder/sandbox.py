@@ -8,7 +8,7 @@ no network, its own pid/ipc/uts namespaces, and dies with the grader. As root th
 as a uid leased from a machine-wide pool (`uidpool`), so no two sandboxes on the machine ever
 share one and RLIMIT_NPROC counts only its own processes; otherwise bwrap maps it to uid 65534
 in a user namespace. The answer comes back on fd 3, signed with a per-run key given on fd 4
-(`inside/channel.py`); anything unsigned is reported as forged. Limits: RLIMIT_AS, CPU, NPROC,
+(`inside/channel.py`); anything unsigned is dropped and reported in `SandboxResult.forged`. Limits: RLIMIT_AS, CPU, NPROC,
 NOFILE, FSIZE, a wall clock, and the whole process group killed at the end.
 """
 
@@ -36,7 +36,6 @@ MOUNT_INSIDE = "/opt/autograder"
 SCRATCH_MOUNT = "/sandbox"
 INPUT_FD = 5  # the input folder arrives as a tar stream on this fd
 WRITABLE = "/tmp"  # the one size-limited tmpfs; /sandbox is a symlink into it
-FORGERIES: list[str] = []  # every forged answer this process saw (the worker flags them)
 RESULT_CAP = 512 * 1024 * 1024
 
 
@@ -345,7 +344,6 @@ class Sandbox:
             except channel.Forged as e:
                 payload, forged = b"", True
                 notes.append(f"forged answer rejected ({script}): {e}")
-                FORGERIES.append(f"{script}: {e}")
         return SandboxResult(rc, timed_out, payload, log, round(time.monotonic() - t0, 2), not self.unsafe, notes, forged)
 
     def _kill(self, proc: subprocess.Popen) -> None:
