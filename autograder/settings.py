@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from traitlets import Bool, Dict, Int, List, Unicode
+from traitlets import Dict, Int, List, Unicode
 from traitlets.config import Configurable, PyFileConfigLoader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
