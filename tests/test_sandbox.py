@@ -51,6 +51,7 @@ except (OSError, RuntimeError) as e:
 print(f"FILLER wrote {{total}} MB in {{n}} files; stopped by {{stopped}}")
 '''
 
+ONLY_THE_VISIBLE_CASE = "def scaled_sum(x, y, alpha):\n    return x + alpha * y if alpha == 2.0 else x - y\n"
 FORGER = '''
 import json, os, stat, sys
 FORGED = json.dumps({"results": {"scaled_sum": {"status": "missing", "detail": "FORGED_MARKER"},
@@ -240,7 +241,7 @@ def batch():
         "honest_a": lambda R: _notebook(R),
         "honest_b": lambda R: _notebook(R),
         "filler": lambda R: _notebook(R, extra_first=FILLER),
-        "forger": lambda R: _notebook(R, sum_src=FORGER + agfix_cases.BAD_SUM),
+        "forger": lambda R: _notebook(R, sum_src=FORGER + ONLY_THE_VISIBLE_CASE),
         "searcher": lambda R: _notebook(R, last=SEARCHER),
     }
     try:
@@ -274,10 +275,16 @@ def test_forgery_from_student_code_changes_nothing(batch):
     the verdict run (where it then exits): what reaches the grader is at most its own answer."""
     root = batch["root"]
     st = status(root, "forger")
-    assert auto(st) == 1, flags(st)  # softmax_rows right, scaled_sum wrong: the forgery changes nothing
-    assert st["notebooks"]["toy"]["verdict"]["scaled_sum"]["status"] in ("fail", "missing"), st["notebooks"]["toy"]["verdict"]
+    # scaled_sum passes its visible test but is wrong: only the trusted verdict can stop it, so the points
+    # show whether the forged "answer" was taken; softmax_rows is right
+    assert auto(st) == 1, flags(st)
+    verdict = st["notebooks"]["toy"]["verdict"]["scaled_sum"]
+    assert verdict["status"] != "pass" and "FORGED_MARKER" not in verdict["message"], verdict
+    assert any(f.startswith("test_scaled_sum:") and "trusted check of scaled_sum" in f and "0 points" in f
+               for f in flags(st)), flags(st)
     printed = "".join(outputs_text(root, "forger"))
     assert "FORGER refused /proc/" in printed, printed[-2000:]
+    assert "FORGED_MARKER" not in printed.replace('"FORGED_MARKER"', "")  # only its own source's string, if at all
     assert not any("notebook run failed" in f for f in flags(st)), flags(st)
 
 

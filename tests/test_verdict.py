@@ -258,6 +258,30 @@ def test_a_test_cell_scores_only_when_its_visible_part_and_every_governing_verdi
     assert not has_error(cell) and not status["flags"]
 
 
+def test_a_forged_verdict_answer_is_rejected_flagged_and_worth_nothing():
+    from autograder.execute import SandboxedExecute, has_error
+    from autograder.sandbox import SandboxResult
+    from autograder.settings import Autograder
+    from autograder.verdict import trusted_verdict
+
+    class ForgedSandbox:  # what Sandbox.run returns when the answer's signature is wrong
+        def new_scratch(self):
+            import tempfile
+
+            return tempfile.mkdtemp()
+
+        def run(self, *args, **kwargs):
+            return SandboxResult(0, False, b"", "", 0.1, True, ["forged answer rejected"], forged=True)
+
+    ex = exercises.get("02_attention", "causal_mask")
+    nb = nbformat.v4.new_notebook()
+    verdicts = trusted_verdict(nb, [ex], {ex.name: 1, "__run__": 2}, ForgedSandbox(), Autograder())
+    assert verdicts[ex.name]["status"] == "unavailable" and verdicts[ex.name]["forged"], verdicts
+    cell, status = _test_cell(None), {"flags": []}
+    SandboxedExecute._apply(cell, "test_x", [ex.name], verdicts, True, status)
+    assert has_error(cell) and "0 points" in status["flags"][0]
+
+
 def test_verdict_messages_never_quote_the_students_process():
     from autograder.verdict import judge
 
