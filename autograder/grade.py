@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import functools
 import hashlib
 import os
 import queue
@@ -20,7 +21,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import gradebook, status
+from . import deathsig, gradebook, status
 from .atomic import write_atomic
 from .course import Course
 from .sandbox import bwrap_problem
@@ -123,6 +124,7 @@ def grade(course: Course, assignment: str | None = None, workers: int = 1, unsaf
                 cmd.append("--unsafe")
             for attempt in range(course.settings.retries + 1):
                 r = subprocess.run(cmd, capture_output=True, text=True, cwd=course.root,
+                                   preexec_fn=functools.partial(deathsig.arm, os.getpid()),
                                    env={**os.environ, "PYTHONPATH": _pythonpath(), "AUTOGRADER_SCRATCH": scratch_base,
                                         "AUTOGRADER_PARENT": str(os.getpid())})
                 if r.returncode == 0:

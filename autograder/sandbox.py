@@ -15,6 +15,7 @@ NOFILE, FSIZE, a wall clock, and the whole process group killed at the end.
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib.util
 import os
 import secrets
@@ -28,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import uidpool
+from . import deathsig, uidpool
 from .inside import channel
 
 INSIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inside")
@@ -78,7 +79,7 @@ def _mpl_cache() -> str | None:
     try:
         os.makedirs(tmp, exist_ok=True)
         subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env={**os.environ, "MPLCONFIGDIR": tmp},
-                       capture_output=True, timeout=120)
+                       capture_output=True, timeout=120, preexec_fn=functools.partial(deathsig.arm, os.getpid()))
         os.rename(tmp, base)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -269,8 +270,10 @@ class Sandbox:
         nproc = self._nproc_limit()
 
         in_r, in_w = os.pipe()
+        worker = os.getpid()
 
         def pre() -> None:  # fd 3: the answer; fd 4: the key; fd 5: the input (moved high first: none clobbers another)
+            deathsig.arm(worker)  # bwrap dies with this worker even if it is killed before bwrap's own prctl
             hi = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (w_fd, k_r, in_r)]
             for fd, target in zip(hi, (channel.CHANNEL_FD, channel.KEY_FD, INPUT_FD)):
                 os.dup2(fd, target)
