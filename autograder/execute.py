@@ -1,9 +1,14 @@
 """`SandboxedExecute`: the nbgrader preprocessor that replaces `Execute` in autograding.
 
 nbgrader still sanitizes (restores locked cells from the gradebook) and saves the grades;
-only the execution moves into the sandbox. After the run, on the trusted side: stderr in test
-cells becomes stdout (warnings cost nothing), the static scan runs, the trusted verdict is
-applied to the test cells it governs, and a status file records every flag and its reason.
+only the execution moves into the sandbox. Hidden tests never meet student code: the sandboxed
+run (whose outputs become the feedback and the autograded notebook) gets the test cells without
+their hidden blocks, and the hidden tests' points come from the trusted verdict instead (the
+student's functions called on the grader's cases in another sandbox whose output is discarded
+except the signed answer). After the run, on the trusted side: stderr in test cells becomes
+stdout (warnings cost nothing), the static scan runs, a test cell keeps its points only if its
+visible part passed AND the verdict of every exercise governing it passed (else the verdict's
+message, written here, is its last output), and a status file records every flag and its reason.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from traitlets import Bool, Int, Unicode
 from .inside.cells import is_test_cell
 from .sandbox import Sandbox, SandboxUnavailable
 from .scan import scan
+from .scrub import has_hidden_tests, strip_hidden_tests
 from .settings import Autograder
 from .status import NotebookStatus, save as save_status
 from .verdict import derive_seed, load_registry, load_secret, trusted_verdict
@@ -29,9 +35,7 @@ def has_error(cell) -> bool:
     return any(o.output_type == "error" or (o.output_type == "stream" and o.get("name") == "stderr") for o in cell.get("outputs", []))
 
 
-def called_forbidden(cell) -> bool:
-    """The cell's test failed on a call the exercise forbids (gptref.grading.guard.ForbiddenCallError)."""
-    return any(o.output_type == "error" and o.get("ename") == "ForbiddenCallError" for o in cell.get("outputs", []))
+FORGED = "forged result channel: an answer not signed by the trusted runner was rejected, no points from it"
 
 
 def error_output(ename: str, evalue: str):
@@ -72,6 +76,7 @@ class SandboxedExecute(NbGraderPreprocessor):
         if self.unsafe:
             status["flags"].append("graded WITHOUT the sandbox (--unsafe-no-sandbox)")
 
+        hidden_in = {c.metadata.nbgrader.get("grade_id") for c in nb.cells if is_test_cell(c) and has_hidden_tests(c.source)}
         self._run(nb, notebook, sandbox, settings, run_seed, status)
         for cell in nb.cells:
             if is_test_cell(cell) and stderr_to_stdout(cell):
@@ -105,12 +110,11 @@ class SandboxedExecute(NbGraderPreprocessor):
         if registry_problem:
             status["flags" if "could not be loaded" in registry_problem else "notes"].append(
                 f"no trusted verdict: {registry_problem}")
-        for ex in exercises:
-            v = verdicts.get(ex.name, {"status": "unavailable", "detail": "no verdict"})
-            for gid in ex.grade_ids:
-                cell = tests.get(gid)
-                if cell is not None:
-                    self._apply(cell, gid, ex.name, v, settings, status)
+        if any(v.get("forged") for v in verdicts.values()):
+            status["flags"].append(f"{FORGED} (run_verdict.py)")
+        for gid, cell in tests.items():
+            governing = [ex.name for ex in exercises if gid in ex.grade_ids]
+            self._apply(cell, gid, governing, verdicts, gid in hidden_in, status)
         path = os.path.join(self.status_dir, f"{notebook}.json")
         save_status(path, status)
         return nb, resources
@@ -128,6 +132,8 @@ class SandboxedExecute(NbGraderPreprocessor):
             for cell in clean.cells:
                 if cell.cell_type == "code":
                     cell.outputs, cell.execution_count = [], None
+                if is_test_cell(cell):  # the hidden tests stay here: their points come from the trusted verdict
+                    cell.source = strip_hidden_tests(cell.source)
             mount = scratch if self.unsafe else "/sandbox"
             nbformat.write(clean, os.path.join(work, f"{notebook}.ipynb"))
             job = {"notebook": f"{mount}/work/{notebook}.ipynb", "workdir": f"{mount}/work", "ipc_dir": f"{mount}/ipc",
@@ -137,7 +143,9 @@ class SandboxedExecute(NbGraderPreprocessor):
             r = sandbox.run("run_notebook.py", [f"{mount}/job.json"], scratch, None, settings.notebook_timeout)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        status["run"] = {"seconds": r.seconds, "rc": r.rc, "timed_out": r.timed_out}
+        status["run"] = {"seconds": r.seconds, "rc": r.rc, "timed_out": r.timed_out, "forged": r.forged}
+        if r.forged:
+            status["flags"].append(f"{FORGED} (run_notebook.py)")
         try:
             answer = json.loads(r.payload.decode())
             executed = nbformat.reads(answer["notebook"], as_version=4)
@@ -164,25 +172,33 @@ class SandboxedExecute(NbGraderPreprocessor):
         if run_info.get("dead"):
             status["flags"].append(f"kernel died: {run_info['dead']} (cells before it keep their credit)")
 
-    def _apply(self, cell, gid, name, v, settings, status) -> None:
+    @staticmethod
+    def _apply(cell, gid: str, governing: list[str], verdicts: dict, had_hidden: bool, status) -> None:
+        """Points only if the visible part passed AND every governing verdict passed; a failed verdict's
+        message (trusted) becomes the cell's last output, which makes nbgrader score it 0."""
         passed = not has_error(cell)
-        if v["status"] == "pass" and not passed and called_forbidden(cell):
-            status["flags"].append(f"{gid}: the in-notebook test caught a forbidden call in {name}; "
-                                   "the trusted verdict does not restore these points")
-        elif v["status"] == "pass" and not passed:
-            if settings.verdict_can_award:
-                errs = [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.outputs if o.output_type == "error"]
-                cell.outputs = [o for o in cell.outputs if o.output_type != "error"]
-                cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=(
-                    f"[autograder] the in-notebook test failed ({'; '.join(errs)[:300]}) but the trusted check of "
-                    f"{name} passed: credit given\n")))
-                status["flags"].append(f"{gid}: trusted check of {name} passed but the in-notebook test failed; the trusted verdict counts (credit given)")
-            else:
-                status["flags"].append(f"{gid}: trusted check of {name} passed but the in-notebook test failed (review)")
-        elif v["status"] in ("fail", "error") and passed:  # error: it raised on the grader's cases in the clean run
-            cell.outputs.append(error_output("TrustedCheckFailed", f"{name}: {v['detail']}"))
-            status["flags"].append(f"{gid}: in-notebook test passed but the trusted check of {name} failed ({v['detail']}); the trusted verdict counts (0 points)")
-        elif v["status"] == "fail" and v.get("forbidden"):
-            status["flags"].append(f"{gid}: the trusted check of {name} caught a forbidden call ({v['detail']}); 0 points")
-        elif v["status"] in ("missing", "unavailable") and passed:
-            status["flags"].append(f"{gid}: the trusted check of {name} could not confirm the pass ({v['status']}: {v['detail']}); review")
+        if not governing:
+            if had_hidden:  # never run beside student code, and nothing else checks them: an instructor decides
+                cell.outputs.append(error_output("HiddenTestsNotRun", "this cell's hidden tests have no trusted check: "
+                                                 "an instructor grades it"))
+                status["flags"].append(f"{gid}: its hidden tests have no trusted check in the registry: 0 points; review")
+            return
+        for name in governing:
+            verdict = verdicts.get(name) or {"status": "unavailable", "detail": "no verdict",
+                                             "message": "the trusted check did not run"}
+            if verdict["status"] == "pass":
+                if not passed:
+                    status["flags"].append(f"{gid}: the trusted check of {name} passed but the visible test failed; "
+                                           "both must pass (0 points); review")
+                continue
+            cell.outputs.append(error_output("TrustedCheckFailed", f"{name}: {verdict.get('message') or 'failed'}"))
+            if verdict.get("forbidden"):
+                status["flags"].append(f"{gid}: the trusted check of {name} caught a forbidden call "
+                                       f"({verdict['detail']}); 0 points")
+            elif passed and verdict["status"] in ("fail", "error"):
+                status["flags"].append(f"{gid}: visible test passed but the trusted check of {name} failed "
+                                       f"({verdict['detail']}); 0 points")
+            elif passed:
+                status["flags"].append(f"{gid}: the trusted check of {name} could not confirm the pass "
+                                       f"({verdict['status']}: {verdict['detail']}); 0 points; review")
+            passed = False

@@ -8,13 +8,14 @@ no network, its own pid/ipc/uts namespaces, and dies with the grader. As root th
 as a uid leased from a machine-wide pool (`uidpool`), so no two sandboxes on the machine ever
 share one and RLIMIT_NPROC counts only its own processes; otherwise bwrap maps it to uid 65534
 in a user namespace. The answer comes back on fd 3, signed with a per-run key given on fd 4
-(`inside/channel.py`); anything unsigned is reported as forged. Limits: RLIMIT_AS, CPU, NPROC,
+(`inside/channel.py`); anything unsigned is dropped and reported in `SandboxResult.forged`. Limits: RLIMIT_AS, CPU, NPROC,
 NOFILE, FSIZE, a wall clock, and the whole process group killed at the end.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib.util
 import os
 import secrets
@@ -28,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import uidpool
+from . import deathsig, uidpool
 from .inside import channel
 
 INSIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inside")
@@ -36,7 +37,6 @@ MOUNT_INSIDE = "/opt/autograder"
 SCRATCH_MOUNT = "/sandbox"
 INPUT_FD = 5  # the input folder arrives as a tar stream on this fd
 WRITABLE = "/tmp"  # the one size-limited tmpfs; /sandbox is a symlink into it
-FORGERIES: list[str] = []  # every forged answer this process saw (the worker flags them)
 RESULT_CAP = 512 * 1024 * 1024
 
 
@@ -79,7 +79,7 @@ def _mpl_cache() -> str | None:
     try:
         os.makedirs(tmp, exist_ok=True)
         subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env={**os.environ, "MPLCONFIGDIR": tmp},
-                       capture_output=True, timeout=120)
+                       capture_output=True, timeout=120, preexec_fn=functools.partial(deathsig.arm, os.getpid()))
         os.rename(tmp, base)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -270,8 +270,10 @@ class Sandbox:
         nproc = self._nproc_limit()
 
         in_r, in_w = os.pipe()
+        worker = os.getpid()
 
         def pre() -> None:  # fd 3: the answer; fd 4: the key; fd 5: the input (moved high first: none clobbers another)
+            deathsig.arm(worker)  # bwrap dies with this worker even if it is killed before bwrap's own prctl
             hi = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (w_fd, k_r, in_r)]
             for fd, target in zip(hi, (channel.CHANNEL_FD, channel.KEY_FD, INPUT_FD)):
                 os.dup2(fd, target)
@@ -345,7 +347,6 @@ class Sandbox:
             except channel.Forged as e:
                 payload, forged = b"", True
                 notes.append(f"forged answer rejected ({script}): {e}")
-                FORGERIES.append(f"{script}: {e}")
         return SandboxResult(rc, timed_out, payload, log, round(time.monotonic() - t0, 2), not self.unsafe, notes, forged)
 
     def _kill(self, proc: subprocess.Popen) -> None:

@@ -29,6 +29,19 @@ def hidden_lines(source: str) -> list[str]:
     return lines
 
 
+def _text(source) -> str:
+    return "".join(source) if isinstance(source, list) else str(source)  # nbformat allows a list of lines
+
+
+def has_hidden_tests(source) -> bool:
+    return bool(HIDDEN.search(_text(source)))
+
+
+def strip_hidden_tests(source) -> str:
+    """The cell without its hidden-test blocks: what the sandboxed notebook run executes."""
+    return HIDDEN.sub("", _text(source))
+
+
 def scrub_text(text: str, secret_lines: list[str]) -> str:
     plain = ANSI.sub("", text)
     return "\n".join("[hidden]" if any(s in ANSI.sub("", line) for s in secret_lines) else line

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from traitlets import Bool, Dict, Int, List, Unicode
+from traitlets import Dict, Int, List, Unicode
 from traitlets.config import Configurable, PyFileConfigLoader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -26,7 +26,6 @@ class Autograder(Configurable):
     max_output_chars = Int(200_000, help="notebook output kept per cell; the rest is dropped").tag(config=True)
     registry = Unicode("gptref.grading.exercises:load", help="module:function giving day -> {name: Exercise}").tag(config=True)
     python_paths = List(Unicode(), help="extra folders bound read-only into the sandbox and put on PYTHONPATH").tag(config=True)
-    verdict_can_award = Bool(True, help="a passing trusted verdict gives the points of a failed in-notebook test").tag(config=True)
     secret_file = Unicode("", help="instructor secret for case seeds (default: WORK/secret, created on first use)").tag(config=True)
     sandbox_uid_base = Int(61000, help="when run as root: first uid/gid of the machine-wide pool sandboxes lease from").tag(config=True)
     sandbox_uid_count = Int(64, help="size of the uid pool (leases are flock'ed files, shared by every course on the machine)").tag(config=True)

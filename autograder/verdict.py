@@ -4,12 +4,14 @@ chooses, compared OUTSIDE the sandbox with the gptref reference."""
 from __future__ import annotations
 
 import ast
+import builtins
 import copy
 import hashlib
 import hmac
 import importlib
 import json
 import os
+import re
 import secrets
 import shutil
 
@@ -110,7 +112,12 @@ def forbidden_names(ex) -> list[str]:
 
 
 def trusted_verdict(nb, exercises: list, seeds: dict, sandbox, settings) -> dict:
-    """{exercise name: {"status": pass|fail|error|missing|unavailable, "detail": str}}."""
+    """{exercise name: {"status": pass|fail|error|missing|unavailable, "detail": for the instructor,
+    "message": for the student, "forged": the run's answer was rejected as forged}}.
+
+    `detail` may quote what the student's process sent (its exception text, its log); `message` is
+    written here from trusted facts only (case numbers, the exercise's own explanation of a wrong
+    answer, builtin exception names), so nothing the sandbox saw (the cases) can reach the student."""
     if not exercises:
         return {}
     job_ex, cases_by_name = [], {}
@@ -123,52 +130,75 @@ def trusted_verdict(nb, exercises: list, seeds: dict, sandbox, settings) -> dict
            "seed": seeds["__run__"], "cell_timeout": settings.cell_timeout, "call_timeout": settings.call_timeout}
     scratch = sandbox.new_scratch()
     try:
-        r = sandbox.run("run_verdict.py", [], scratch, json.dumps(job).encode(), settings.verdict_timeout, masked=masked)
+        run = sandbox.run("run_verdict.py", [], scratch, json.dumps(job).encode(), settings.verdict_timeout, masked=masked)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     try:
-        answer = json.loads(r.payload.decode())
+        answer = json.loads(run.payload.decode())
         results = answer["results"]
     except Exception:  # noqa: BLE001
-        why = "timed out" if r.timed_out else f"exited with {r.rc}"
-        tail = r.log.strip().splitlines()[-1:] or [""]
-        return {ex.name: {"status": "unavailable", "detail": f"the verdict run {why} without an answer {tail[0][:200]}"} for ex in exercises}
-    return {ex.name: judge(ex, cases_by_name[ex.name], results.get(ex.name) if isinstance(results, dict) else None)
+        why = "timed out" if run.timed_out else "answered with a forged result" if run.forged else f"exited with {run.rc}"
+        tail = run.log.strip().splitlines()[-1:] or [""]
+        return {ex.name: {"status": "unavailable", "forged": run.forged,
+                          "detail": f"the verdict run {why} without an answer {tail[0][:200]}",
+                          "message": "the trusted check's run ended without an answer (see the cells above)"}
+                for ex in exercises}
+    return {ex.name: judge(ex, cases_by_name[ex.name], results.get(ex.name) if isinstance(results, dict) else None,
+                           settings.call_timeout)
             for ex in exercises}
 
 
-def judge(ex, cases: list, res) -> dict:
+def exception_name(error: str) -> str:
+    """The exception's name when it is a builtin one (the rest of the text came from the student's process)."""
+    match = re.match(r"([A-Za-z_][A-Za-z0-9_]*)", str(error))
+    name = match.group(1) if match else ""
+    known = getattr(builtins, name, None)
+    return name if isinstance(known, type) and issubclass(known, BaseException) else "an exception"
+
+
+def judge(ex, cases: list, res, call_timeout: float = 0) -> dict:
     """The verdict of one exercise from the sandbox's raw answers (compared here, outside)."""
     if not isinstance(res, dict) or res.get("status") != "ran":
-        return {"status": "missing", "detail": str((res or {}).get("detail", "no answer"))[:300]}
+        return {"status": "missing", "detail": str((res or {}).get("detail", "no answer"))[:300],
+                "message": f"the trusted check found no function {ex.name} to call"}
     outs = res.get("outputs", [])
     if not isinstance(outs, list) or len(outs) != len(cases):
-        return {"status": "unavailable", "detail": "answer has the wrong number of results"}
-    verdict = {"status": "pass", "detail": f"{len(cases)} cases agree with the reference"}
+        return {"status": "unavailable", "detail": "answer has the wrong number of results",
+                "message": "the trusted check's answer was malformed"}
+    verdict = {"status": "pass", "detail": f"{len(cases)} cases agree with the reference", "message": ""}
     for i, (case, o) in enumerate(zip(cases, outs)):
         if not isinstance(o, dict):
-            return {"status": "fail", "detail": f"case {i}: malformed answer"}
+            return {"status": "fail", "detail": f"case {i}: malformed answer", "message": f"case {i}: malformed answer"}
         if o.get("forbidden"):  # a forbidden call costs the exercise, whatever the other cases say
-            return {"status": "fail", "forbidden": True, "detail": f"case {i}: {str(o['forbidden'])[:300]}"}
+            return {"status": "fail", "forbidden": True, "detail": f"case {i}: {str(o['forbidden'])[:300]}",
+                    "message": f"case {i}: it calls a function this exercise forbids "
+                               f"({', '.join(forbidden_names(ex)) or 'the reference'})"}
         if o.get("bad_answer"):
-            verdict = {"status": "fail", "detail": f"case {i}: the answer is not plain data ({str(o.get('error'))[:200]})"}
+            verdict = {"status": "fail", "detail": f"case {i}: the answer is not plain data ({str(o.get('error'))[:200]})",
+                       "message": f"case {i}: the answer is not plain data (tensors, arrays, numbers, strings, "
+                                  "lists, tuples, dicts)"}
             continue
         if not o.get("ok"):
             if verdict["status"] == "pass":
-                verdict = {"status": "error", "detail": f"case {i} raised {str(o.get('error', 'error'))[:300]}"}
+                error = str(o.get("error", "error"))
+                timed_out = error == f"timed out after {call_timeout} s"
+                verdict = {"status": "error", "detail": f"case {i} raised {error[:300]}",
+                           "message": f"case {i}: " + (f"it did not finish within {call_timeout} s" if timed_out else
+                                                       f"it raised {exception_name(error)}")}
             continue
         if verdict["status"] != "pass":
             continue
         try:
             got = plaindata.decode(o["value"])
         except Exception as e:  # noqa: BLE001
-            verdict = {"status": "fail", "detail": f"case {i}: unreadable answer ({e})"}
+            verdict = {"status": "fail", "detail": f"case {i}: unreadable answer ({e})",
+                       "message": f"case {i}: the answer could not be read"}
             continue
         expected = ex.reference(**ex.arguments(copy.deepcopy(case)))
         try:
             msg = ex.explain(got, expected, case)
         except Exception as e:  # noqa: BLE001 (a malformed answer can break a comparison)
-            msg = f"comparison failed: {type(e).__name__}: {e}"
+            msg = f"comparison failed: {type(e).__name__}"
         if msg:
-            verdict = {"status": "fail", "detail": f"case {i}: {str(msg)[:300]}"}
+            verdict = {"status": "fail", "detail": f"case {i}: {str(msg)[:300]}", "message": f"case {i}: {str(msg)[:300]}"}
     return verdict

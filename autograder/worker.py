@@ -48,9 +48,6 @@ def submission_hash(course: Course, assignment: str, student: str) -> str:
     return h.hexdigest()
 
 
-status_path = status_record.path  # where grade_one writes its record
-
-
 def _overrides(course: Course, staging: str, status_tmp: str, assignment: str, slot: int, unsafe: bool) -> Config:
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
@@ -198,8 +195,8 @@ def _nothing_to_grade(course: Course, assignment: str, student: str) -> None:
 
 
 def _gather(course: Course, assignment: str, student: str, status: status_record.Status, status_tmp: str) -> None:
-    """Fold in what the sandboxed runs wrote per notebook and any forged answers, settle the state,
-    and copy the scores from the gradebook."""
+    """Fold in what the sandboxed runs wrote per notebook (forged answers included: SandboxedExecute
+    flags them there), settle the state, and copy the scores from the gradebook."""
     for p in glob.glob(os.path.join(status_tmp, "*.json")):
         nb_id = os.path.basename(p)[:-5]
         detail = status_record.load(p)
@@ -207,11 +204,6 @@ def _gather(course: Course, assignment: str, student: str, status: status_record
         entry["flags"] += detail.pop("flags", [])
         entry["notes"] += detail.pop("notes", [])
         entry.update(detail)
-    from .sandbox import FORGERIES
-
-    for what in FORGERIES:
-        status["flags"].append(f"forged result channel: an answer not signed by the trusted runner was rejected, "
-                               f"no points from it ({what})")
     status.setdefault("state", "ok" if all(e["state"] == "ok" for e in status["notebooks"].values()) else "partial")
     try:
         status.update(_scores(course, assignment, student))

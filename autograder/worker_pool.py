@@ -9,11 +9,14 @@ the next try, and a job it could not finish is retried as before.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 import tempfile
+
+from . import deathsig
 
 RESULT = "AUTOGRADER-RESULT "  # the prefix of the one line a served worker prints per job
 
@@ -36,7 +39,8 @@ class ServedWorker:
             self.errors.seek(0)
             self.errors.truncate()
             self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, text=True, stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=self.errors)
+                                         stdout=subprocess.PIPE, stderr=self.errors,
+                                         preexec_fn=functools.partial(deathsig.arm, os.getpid()))
         return self.proc
 
     def _error_tail(self) -> str:

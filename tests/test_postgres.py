@@ -91,24 +91,44 @@ def test_shards_partition_the_pairs():
 
 
 WRITER = r'''
-import sys, types
+import json, os, sys, time, types
 from traitlets.config import Config
 from autograder import gradebook
 from nbgrader.api import Gradebook
-url, assignment, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+url, assignment, n, barrier = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 course = types.SimpleNamespace(db_url=url, config=Config())
 students = [f"st{i:03d}" for i in range(n)]
-gradebook.ensure_students(course, students)
 with Gradebook(gradebook.sqlalchemy_url(url)) as gb:
+    open(os.path.join(barrier, assignment), "w").close()  # ready: connected, everything imported
+    deadline = time.monotonic() + 120
+    while len(os.listdir(barrier)) < 2:  # the barrier: both writers start together
+        assert time.monotonic() < deadline, "the other writer never came"
+        time.sleep(0.001)
+    stamps = [time.time()]
+    gradebook.ensure_students(course, students)
+    stamps.append(time.time())
     for s in students:
         gb.update_or_create_submission(assignment, s)
-print("ok")
+        stamps.append(time.time())
+print("STAMPS " + json.dumps(stamps))
 '''
 
 
+def interleavings(stamps: dict[str, list[float]]) -> int:
+    """How often the merged sequence of both writers' write times switches from one writer to the other."""
+    merged = sorted((t, who) for who, times in stamps.items() for t in times)
+    return sum(1 for (_, a), (_, b) in zip(merged, merged[1:]) if a != b)
+
+
+def test_interleavings_counts_switches():
+    assert interleavings({"a": [1, 2, 3], "b": [4, 5]}) == 1  # one after the other
+    assert interleavings({"a": [1, 3, 5], "b": [2, 4]}) == 4
+
+
 @needs_pg
-def test_two_graders_writing_at_once_lose_nothing(pg):
-    """Two processes create the same students and their own submissions at the same moment."""
+def test_two_graders_writing_at_once_lose_nothing(pg, tmp_path):
+    """Two processes create the same students and their own submissions at the same moment (a barrier
+    starts them together; their write times show the writes interleaved)."""
     url = pg.create_db("writers")
     from nbgrader.api import Gradebook
 
@@ -117,10 +137,16 @@ def test_two_graders_writing_at_once_lose_nothing(pg):
             gb.add_assignment(a)
     n = 60
     env = {**os.environ, "PYTHONPATH": agfix_class.REPO}
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, a, str(n)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for a in ("a1", "a2")]
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, a, str(n), str(barrier)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in ("a1", "a2")]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
+    stamps = {a: json.loads(out.split("STAMPS ", 1)[1]) for a, (out, _) in zip(("a1", "a2"), outs)}
+    switches = interleavings(stamps)
+    print(f"\nthe two writers' {2 * (n + 2)} writes switched writer {switches} times")
+    assert switches >= 3, stamps  # not one after the other: they wrote at the same time
     with Gradebook(gradebook.sqlalchemy_url(url)) as gb:
         assert len(gb.students) == n
         for a in ("a1", "a2"):

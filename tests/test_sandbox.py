@@ -52,6 +52,7 @@ except (OSError, RuntimeError) as e:
 print(f"FILLER wrote {{total}} MB in {{n}} files; stopped by {{stopped}}")
 '''
 
+ONLY_THE_VISIBLE_CASE = "def scaled_sum(x, y, alpha):\n    return x + alpha * y if alpha == 2.0 else x - y\n"
 FORGER = '''
 import json, os, stat, sys
 FORGED = json.dumps({"results": {"scaled_sum": {"status": "missing", "detail": "FORGED_MARKER"},
@@ -236,7 +237,7 @@ def batch():
         "honest_a": lambda R: _notebook(R),
         "honest_b": lambda R: _notebook(R),
         "filler": lambda R: _notebook(R, extra_first=FILLER),
-        "forger": lambda R: _notebook(R, sum_src=FORGER + agfix_cases.BAD_SUM),
+        "forger": lambda R: _notebook(R, sum_src=FORGER + ONLY_THE_VISIBLE_CASE),
         "searcher": lambda R: _notebook(R, last=SEARCHER),
     }
     try:
@@ -270,10 +271,16 @@ def test_forgery_from_student_code_changes_nothing(batch):
     the verdict run (where it then exits): what reaches the grader is at most its own answer."""
     root = batch["root"]
     st = status(root, "forger")
-    assert auto(st) == 1, flags(st)  # softmax_rows right, scaled_sum wrong: the forgery changes nothing
-    assert st["notebooks"]["toy"]["verdict"]["scaled_sum"]["status"] in ("fail", "missing"), st["notebooks"]["toy"]["verdict"]
+    # scaled_sum passes its visible test but is wrong: only the trusted verdict can stop it, so the points
+    # show whether the forged "answer" was taken; softmax_rows is right
+    assert auto(st) == 1, flags(st)
+    verdict = st["notebooks"]["toy"]["verdict"]["scaled_sum"]
+    assert verdict["status"] != "pass" and "FORGED_MARKER" not in verdict["message"], verdict
+    assert any(f.startswith("test_scaled_sum:") and "trusted check of scaled_sum" in f and "0 points" in f
+               for f in flags(st)), flags(st)
     printed = "".join(outputs_text(root, "forger"))
     assert "FORGER refused /proc/" in printed, printed[-2000:]
+    assert "FORGED_MARKER" not in printed.replace('"FORGED_MARKER"', "")  # only its own source's string, if at all
     assert not any("notebook run failed" in f for f in flags(st)), flags(st)
 
 
@@ -307,7 +314,7 @@ def test_sandbox_rejects_unsigned_and_wrongly_signed_answers(tmp_path, monkeypat
     for script in ("evil.py", "wrong_key.py"):
         r = got[script]
         assert r.forged and r.payload == b"" and any("forged" in n for n in r.notes), (script, r)
-    assert len(sb.FORGERIES) >= 2  # the worker turns these into a flag on the student
+    assert not hasattr(sb, "FORGERIES")  # the result carries it, nothing else (SandboxedExecute flags it)
 
 
 @pytest.mark.slow
@@ -357,11 +364,16 @@ def test_two_courses_graded_at_once_keep_their_sandboxes():
 
 
 # -- kill -9 at random moments ---------------------------------------------------------------
+DYING_S = 10.0  # how long the processes of a killed run may take to exit (a loaded machine is slow to tear down)
+
 def _grade_procs(root: str) -> list[int]:
+    """Grading processes of the course at `root` still running (zombies have exited: their reaping is init's)."""
     import psutil
 
     out = []
-    for p in psutil.process_iter(["cmdline", "environ"]):
+    for p in psutil.process_iter(["cmdline", "environ", "status"]):
+        if p.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
         try:
             cmd = " ".join(p.info["cmdline"] or [])
             env = p.info["environ"] or {}
@@ -371,8 +383,8 @@ def _grade_procs(root: str) -> list[int]:
             out.append(p.pid)
         elif cmd.startswith("bwrap") and root in cmd:
             out.append(p.pid)
-    for p in psutil.process_iter(["uids"]):
-        if p.info["uids"] and UID_BASE <= p.info["uids"].real < UID_BASE + 16:
+    for p in psutil.process_iter(["uids", "status"]):
+        if p.info["status"] != psutil.STATUS_ZOMBIE and p.info["uids"] and UID_BASE <= p.info["uids"].real < UID_BASE + 16:
             out.append(p.pid)
     return out
 
@@ -395,7 +407,7 @@ def test_kill_minus_9_leaves_no_worker_and_a_rerun_finishes_the_job():
         cfg = make_course(root, students)
         shutil.copy(os.path.join(ref_root, "work", "secret"), os.path.join(root, "work", "secret"))
         args = [sys.executable, "-m", "autograder", "--config", cfg, "grade", "--workers", "2"]
-        orphans = []
+        orphans, dying = [], []
         for i in range(20):
             if i % 4 == 0:  # every few kills start over, so that kills land early as well as late
                 args_i = args + ["--regrade"]
@@ -405,9 +417,13 @@ def test_kill_minus_9_leaves_no_worker_and_a_rerun_finishes_the_job():
             time.sleep(rng.uniform(0.5, 8.0))
             p.send_signal(signal.SIGKILL)
             p.wait()
-            time.sleep(1.0)
+            killed = time.monotonic()
+            while _grade_procs(root) and time.monotonic() - killed < DYING_S:  # a killed process takes a moment to exit
+                time.sleep(0.1)
+            dying.append(round(time.monotonic() - killed, 1))
             orphans += [(i, pid) for pid in _grade_procs(root)]
-        assert not orphans, orphans
+        print(f"\nseconds until no grading process was left after each kill -9: {dying}")
+        assert not orphans, (orphans, dying)
         r = cli(cfg, "grade", "--workers", "2", timeout=1200)
         assert r.returncode == 0, r.stdout + r.stderr
         a, b = _rows(ref_root), _rows(root)

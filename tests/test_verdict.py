@@ -232,23 +232,70 @@ def _test_cell(ename: str | None):
     return cell
 
 
-def test_verdict_credit_never_restores_a_forbidden_call():
+def test_a_test_cell_scores_only_when_its_visible_part_and_every_governing_verdict_pass():
     from autograder.execute import SandboxedExecute, has_error
-    from autograder.settings import Autograder
 
-    s = Autograder()
-    assert s.verdict_can_award
-    status = {"flags": []}
-    forbidden = _test_cell("ForbiddenCallError")
-    SandboxedExecute._apply(None, forbidden, "test_x", "f", {"status": "pass", "detail": ""}, s, status)
-    assert has_error(forbidden) and "forbidden" in status["flags"][0]
-    other = _test_cell("AssertionError")  # a flaky in-notebook failure: the trusted verdict may give the points back
-    SandboxedExecute._apply(None, other, "test_x", "f", {"status": "pass", "detail": ""}, s, status)
-    assert not has_error(other)
-    for verdict in ({"status": "fail", "forbidden": True, "detail": "calls torch.softmax"}, {"status": "error", "detail": "raised"}):
-        passed = _test_cell(None)  # passed in the notebook, but the trusted run says otherwise: 0 points
-        SandboxedExecute._apply(None, passed, "test_x", "f", verdict, s, status)
-        assert has_error(passed)
+    passing = {"status": "pass", "detail": "", "message": ""}
+    failing = {"status": "fail", "detail": "case 2: raw text from the student's process", "message": "case 2: wrong sign"}
+    outcomes = {}
+    for visible in (None, "AssertionError"):
+        for name, verdict in (("pass", passing), ("fail", failing), ("forbidden", {**failing, "forbidden": True}),
+                              ("error", {**failing, "status": "error"}), ("missing", {**failing, "status": "missing"}),
+                              ("unavailable", {**failing, "status": "unavailable", "forged": True})):
+            cell, status = _test_cell(visible), {"flags": []}
+            SandboxedExecute._apply(cell, "test_x", ["f", "g"], {"f": passing, "g": verdict}, True, status)
+            outcomes[(visible, name)] = not has_error(cell)
+            if name != "pass":  # the student reads the trusted message, never the instructor's detail
+                assert cell.outputs[-1]["ename"] == "TrustedCheckFailed", cell.outputs
+                assert "wrong sign" in cell.outputs[-1]["evalue"] and "student's process" not in cell.outputs[-1]["evalue"]
+                assert visible or status["flags"], name
+    assert outcomes == {(v, n): v is None and n == "pass" for v, n in outcomes}, outcomes
+    cell, status = _test_cell(None), {"flags": []}
+    SandboxedExecute._apply(cell, "test_x", [], {}, True, status)  # hidden tests nothing checks: an instructor decides
+    assert has_error(cell) and "no trusted check" in status["flags"][0]
+    cell, status = _test_cell(None), {"flags": []}
+    SandboxedExecute._apply(cell, "test_x", [], {}, False, status)  # a visible-only test cell: its own result
+    assert not has_error(cell) and not status["flags"]
+
+
+def test_a_forged_verdict_answer_is_rejected_flagged_and_worth_nothing():
+    from autograder.execute import SandboxedExecute, has_error
+    from autograder.sandbox import SandboxResult
+    from autograder.settings import Autograder
+    from autograder.verdict import trusted_verdict
+
+    class ForgedSandbox:  # what Sandbox.run returns when the answer's signature is wrong
+        def new_scratch(self):
+            import tempfile
+
+            return tempfile.mkdtemp()
+
+        def run(self, *args, **kwargs):
+            return SandboxResult(0, False, b"", "", 0.1, True, ["forged answer rejected"], forged=True)
+
+    ex = exercises.get("02_attention", "causal_mask")
+    nb = nbformat.v4.new_notebook()
+    verdicts = trusted_verdict(nb, [ex], {ex.name: 1, "__run__": 2}, ForgedSandbox(), Autograder())
+    assert verdicts[ex.name]["status"] == "unavailable" and verdicts[ex.name]["forged"], verdicts
+    cell, status = _test_cell(None), {"flags": []}
+    SandboxedExecute._apply(cell, "test_x", [ex.name], verdicts, True, status)
+    assert has_error(cell) and "0 points" in status["flags"][0]
+
+
+def test_verdict_messages_never_quote_the_students_process():
+    from autograder.verdict import judge
+
+    ex = exercises.get("02_attention", "causal_mask")
+    cases = ex.make_cases(0)
+    leak = "SECRET_CASE_VALUES"
+    answers = [{"ok": False, "error": f"ValueError: {leak}"}, {"ok": False, "error": f"{leak}Error: x"},
+               {"ok": False, "bad_answer": True, "error": leak}, {"ok": False, "forbidden": leak}]
+    for answer in answers:
+        verdict = judge(ex, cases, {"status": "ran", "outputs": [answer] * len(cases)})
+        assert verdict["status"] != "pass" and leak in verdict["detail"] and leak not in verdict["message"], verdict
+    assert "raised ValueError" in judge(ex, cases, {"status": "ran", "outputs": [answers[0]] * len(cases)})["message"]
+    verdict = judge(ex, cases, {"status": "missing", "detail": leak})
+    assert leak not in verdict["message"]
 
 
 def test_judge_fails_a_forbidden_call_even_when_other_cases_agree():
