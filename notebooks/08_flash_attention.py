@@ -90,7 +90,8 @@ from gptref.grading.mistakes.d08_flash_attention import MISTAKES
 
 def _stats_ladder(x, block):
     """online_softmax_stats on the rows of x cut into blocks of `block` scores: the properties every correct (m, l)
-    has, in order (form; m is the row max; 1 <= l <= number of scores; l = sum exp(x - m)); fails on the first broken."""
+    has, in order (form; m is the row max; 1 <= l <= number of scores; l = sum exp(x - m)); fails on the first
+    broken."""
     blocks = list(x.split(block, dim=-1))
     true_max = x.amax(dim=-1)                                           # (...) one max per row
     expected = (true_max, torch.exp(x - true_max[..., None]).sum(dim=-1))
@@ -110,16 +111,18 @@ def _stats_ladder(x, block):
     if not torch.equal(m, true_max):
         row = tuple((m != true_max).nonzero()[0].tolist())
         fail(f"m must be each row's largest score after the last block; row {row} has m = {m[row].item():.6g}, its "
-             f"largest score is {true_max[row].item():.6g}: look at where m starts and how it is updated after each block")
+             f"largest score is {true_max[row].item():.6g}: look at where m starts and how it is updated after "
+             f"each block")
     count = torch.isfinite(x).sum(dim=-1)
     bad = ~torch.isfinite(l) | (l < 1 - 1e-6) | (l > count * (1 + 1e-6))
     if bad.any():
         row = tuple(bad.nonzero()[0].tolist())
         fail(f"l must lie between 1 (the max's own term exp(0)) and the number of scores in the row (each term "
-             f"exp(x - m) is at most 1); row {row} has l = {l[row].item():.6g} with {count[row].item()} scores: look at "
-             f"the exponent inside exp and the factor that carries the old sum over to a new max")
+             f"exp(x - m) is at most 1); row {row} has l = {l[row].item():.6g} with {count[row].item()} scores: "
+             f"look at the exponent inside exp and the factor that carries the old sum over to a new max")
     message = difference(l, expected[1], "l (the sum of exp(x - m) over the whole row)",
-                         rtol=1e-5 if x.dtype == torch.float32 else 1e-9, atol=1e-6 if x.dtype == torch.float32 else 1e-9)
+                         rtol=1e-5 if x.dtype == torch.float32 else 1e-9,
+                         atol=1e-6 if x.dtype == torch.float32 else 1e-9)
     if message:
         fail(message)
 
@@ -351,7 +354,8 @@ plt.figure(figsize=(6, 4))
 plt.loglog(Ts, peak_naive, "o", color="tab:red", label="naive: measured peak")
 plt.loglog(Ts, peak_tiled, "s", color="tab:blue", label="tiled: measured peak")
 plt.loglog(Ts, [2 * T * T * 4 for T in Ts], "--", color="tab:red", label="model: S and P, 2 T^2 floats")
-plt.loglog(Ts, [(T * D + 4 * bq * bk) * 4 for T in Ts], "--", color="tab:blue", label="model: O and 4 tiles, T d + 4 bq bk")
+plt.loglog(Ts, [(T * D + 4 * bq * bk) * 4 for T in Ts], "--", color="tab:blue",
+           label="model: O and 4 tiles, T d + 4 bq bk")
 plt.xlabel("sequence length T"); plt.ylabel("peak bytes of new tensors, per head (float32)")
 plt.title(f"attention forward memory, d = {D}, tiles {bq} x {bk}")
 plt.legend(fontsize=8)
@@ -482,8 +486,9 @@ def _backward_ladder(q, k, v, block_q, block_k, causal=False):
              "P_i sum to 1 over the keys); yours do not: look at how P is recomputed (exp(S - lse), with the mask) "
              "and at dV_j += P^T dO_i")
     if ((dk.sum(dim=-2).abs() / (dk.abs().sum(dim=-2) + 1)) > tol * 100).any():
-        fail("the rows of dK must add up to zero (each row of dS = P * (dP - D) sums to 0 when D_i = rowsum(dO_i * O_i) "
-             "= rowsum(P_i * dP_i)); yours do not: look at D, at dS = P * (dP - D) and at dK_j += dS^T Q_i")
+        fail("the rows of dK must add up to zero (each row of dS = P * (dP - D) sums to 0 when "
+             "D_i = rowsum(dO_i * O_i) = rowsum(P_i * dP_i)); yours do not: look at D, at dS = P * (dP - D) "
+             "and at dK_j += dS^T Q_i")
     if causal and not torch.allclose(dq[..., 0, :], torch.zeros_like(dq[..., 0, :]), atol=tol * 10):
         fail("with causal=True query 0 attends to key 0 with weight 1, so moving q_0 changes nothing and dQ[0] must "
              "be 0; yours is not: look at the mask when the backward recomputes the scores, and at dS")

@@ -39,7 +39,8 @@ def tiled_attention(q, k, v, block_q=64, block_k=64, causal=False):
                 scores = scores.masked_fill(cols > rows, -math.inf)
             top = scores.amax(dim=-1)
             safe = torch.where(torch.isinf(top), torch.zeros_like(top), top)
-            tile_lse = safe + torch.log(torch.exp(scores - safe[..., None]).sum(dim=-1))  # (..., bq), -inf if all hidden
+            # (..., bq) log-sum-exp of this tile's scores; -inf where a row's scores are all hidden
+            tile_lse = safe + torch.log(torch.exp(scores - safe[..., None]).sum(dim=-1))
             new_lse = torch.logaddexp(lse, tile_lse)
             keep = torch.exp(lse - new_lse).nan_to_num(0.0)
             weights = torch.exp(scores - new_lse[..., None]).nan_to_num(0.0)

@@ -111,7 +111,8 @@ def stats_max(got, case) -> str | None:
     if wrong.any():
         i = _first_bad(wrong)
         return (f"m must be each row's largest score after the last block; row {i} has m = {m[i].item():.6g} but its "
-                f"largest score is {true_max[i].item():.6g}: look at where m starts and how it is updated after each block")
+                f"largest score is {true_max[i].item():.6g}: look at where m starts and how it is updated after "
+                f"each block")
     return None
 
 
@@ -221,8 +222,8 @@ def attention_first_query(got, case) -> str | None:
 
 
 def _compare_attention(got, expected, case) -> str | None:
-    return difference(got, expected, f"the output (causal={case['causal']}, blocks {case['block_q']}x{case['block_k']})",
-                      **_tolerance(expected.dtype))
+    what = f"the output (causal={case['causal']}, blocks {case['block_q']}x{case['block_k']})"
+    return difference(got, expected, what, **_tolerance(expected.dtype))
 
 
 # ---------------------------------------------------------------- tiled attention backward
@@ -298,8 +299,9 @@ def backward_dk_sum(got, case) -> str | None:
     total, scale = dk.sum(dim=-2), dk.abs().sum(dim=-2) + 1  # (..., D)
     tol = _tolerance(dk.dtype)
     if ((total.abs() / scale) > tol["rtol"] * 100).any():
-        return ("the rows of dK must add up to zero (each row of dS = P * (dP - D) sums to 0 when D_i = rowsum(dO_i * O_i) "
-                "= rowsum(P_i * dP_i)); yours do not: look at D, at dS = P * (dP - D) and at dK_j += dS^T Q_i")
+        return ("the rows of dK must add up to zero (each row of dS = P * (dP - D) sums to 0 when "
+                "D_i = rowsum(dO_i * O_i) = rowsum(P_i * dP_i)); yours do not: look at D, at dS = P * (dP - D) "
+                "and at dK_j += dS^T Q_i")
     return None
 
 
