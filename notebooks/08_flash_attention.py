@@ -8,8 +8,8 @@ nb.md(r"""
 # Day 8 — Flash attention
 
 Attention as written on Day 2, $\mathrm{softmax}(QK^\top/\sqrt{d})\,V$, builds a $T \times T$ matrix of
-scores for every head of every sequence. At $T = 8192$ that is 67 million numbers per head, 256 MB in
-float32, written to memory and read back twice. On a GPU the arithmetic is cheap and moving those bytes is
+scores for every head of every sequence; the cell below prints how large it is at $T = 8192$. Those scores
+are written to memory and read back twice. On a GPU the arithmetic is cheap and moving those bytes is
 what costs. **Flash attention** (Dao et al., 2022) computes exactly the same output without ever holding
 the score matrix: it walks over tiles of queries and keys and keeps, per query, three small running
 quantities. The trick that makes it possible is the **online softmax** (Milakov & Gimelshein, 2018).
@@ -20,7 +20,8 @@ quantities. The trick that makes it possible is the **online softmax** (Milakov 
 2. write tiled attention that is equal to ordinary attention to float tolerance, for any sequence length
    and with a causal mask;
 3. say how much memory naive and tiled attention need as $T$ grows, and measure it;
-4. explain why flash attention is faster on a GPU although it does at least as many FLOPs.
+4. derive and write the backward pass tile by tile, recomputing the probabilities instead of storing them;
+5. explain why flash attention is faster on a GPU although it does at least as many FLOPs.
 """)
 
 nb.code(r"""
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 
 torch.manual_seed(0)
 torch.set_num_threads(1)   # tiny tensors: one thread is fastest, and steady on a shared machine
+print(f"T = 8192: {8192 ** 2 / 1e6:.1f} million scores per head, {8192 ** 2 * 4 / 2 ** 20:.0f} MiB in float32")
 """)
 
 nb.md(r"""
@@ -81,29 +83,64 @@ def online_softmax_stats(blocks):
 ''')
 
 nb.tests("test_online_softmax_stats", 2, r'''
-_x = torch.tensor([[1.0, 2.0, 5.0, 3.0, 9.0, 0.0]], dtype=torch.float64)
-_res = online_softmax_stats(list(_x.split(2, dim=-1)))
-assert isinstance(_res, tuple) and len(_res) == 2, "return a tuple (m, l)"
-_m, _l = _res
-assert _m.shape == (1,) and _l.shape == (1,), f"m and l have one value per row: expected shape (1,), got {tuple(_m.shape)}, {tuple(_l.shape)}"
-assert _m.item() == 9.0, f"m should be the row max 9.0, got {_m.item()}"
-_big = torch.tensor([[800.0, 790.0, 810.0, 805.0]])
-_mb, _lb = online_softmax_stats(list(_big.split(2, dim=-1)))
-assert torch.isfinite(_lb).all(), "l overflowed on large scores: subtract the running max inside exp, exp(block - m_new)"
-_expected_l = torch.exp(_x - 9.0).sum().item()
-assert abs(_l.item() - torch.exp(_x).sum().item()) > 1e-3, \
-    "l must be the sum of exp(x - m), relative to the max: subtract the running max inside exp"
-assert abs(_l.item() - _expected_l) < 1e-9, \
-    f"l should be sum(exp(x - m)) = {_expected_l:.6f}, got {_l.item():.6f}: your running sum was not rescaled when the max changed (multiply it by exp(m_old - m_new))"
-_y = torch.randn(2, 3, 50, dtype=torch.float64)
-_m, _l = online_softmax_stats(list(_y.split(16, dim=-1)))             # 16 + 16 + 16 + 2
-assert torch.allclose(torch.exp(_y - _m[..., None]) / _l[..., None], torch.softmax(_y, dim=-1)), \
-    "exp(x - m) / l must equal torch.softmax(x, dim=-1) (work over the last dimension, per row)"
-_z = torch.randn(2, 20, dtype=torch.float64)
-_z[0, 8:] = float("-inf")                                              # masked scores
-_m, _l = online_softmax_stats(list(_z.split(4, dim=-1)))
-assert torch.isfinite(_l).all() and torch.allclose(torch.exp(_z - _m[..., None]) / _l[..., None], torch.softmax(_z, -1)), \
-    "-inf scores (masked) must contribute 0 to the sum"
+from gptref.grading.compare import difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d08_flash_attention import MISTAKES
+
+
+def _stats_ladder(x, block):
+    """online_softmax_stats on the rows of x cut into blocks of `block` scores: the properties every correct (m, l)
+    has, in order (form; m is the row max; 1 <= l <= number of scores; l = sum exp(x - m)); fails on the first
+    broken."""
+    blocks = list(x.split(block, dim=-1))
+    true_max = x.amax(dim=-1)                                           # (...) one max per row
+    expected = (true_max, torch.exp(x - true_max[..., None]).sum(dim=-1))
+
+    def fail(message):
+        raise AssertionError(f"{message}\n  (scores of shape {tuple(x.shape)}, {x.dtype}, blocks of {block})"
+                             + which_mistake(got, MISTAKES["online_softmax_stats"], {"blocks": blocks}, expected))
+
+    got = call(online_softmax_stats, blocks)
+    if not (isinstance(got, tuple) and len(got) == 2):
+        fail(f"return a tuple (m, l), got {type(got).__name__}")
+    for name, value in zip("ml", got):
+        if not (isinstance(value, torch.Tensor) and value.shape == x.shape[:-1] and value.dtype == x.dtype):
+            fail(f"{name} must be a {x.dtype} tensor with one value per row, shape {tuple(x.shape[:-1])}; got "
+                 f"{getattr(value, 'dtype', type(value).__name__)} {tuple(getattr(value, 'shape', ()))}")
+    m, l = got
+    if not torch.equal(m, true_max):
+        row = tuple((m != true_max).nonzero()[0].tolist())
+        fail(f"m must be each row's largest score after the last block; row {row} has m = {m[row].item():.6g}, its "
+             f"largest score is {true_max[row].item():.6g}: look at where m starts and how it is updated after "
+             f"each block")
+    count = torch.isfinite(x).sum(dim=-1)
+    bad = ~torch.isfinite(l) | (l < 1 - 1e-6) | (l > count * (1 + 1e-6))
+    if bad.any():
+        row = tuple(bad.nonzero()[0].tolist())
+        fail(f"l must lie between 1 (the max's own term exp(0)) and the number of scores in the row (each term "
+             f"exp(x - m) is at most 1); row {row} has l = {l[row].item():.6g} with {count[row].item()} scores: "
+             f"look at the exponent inside exp and the factor that carries the old sum over to a new max")
+    message = difference(l, expected[1], "l (the sum of exp(x - m) over the whole row)",
+                         rtol=1e-5 if x.dtype == torch.float32 else 1e-9,
+                         atol=1e-6 if x.dtype == torch.float32 else 1e-9)
+    if message:
+        fail(message)
+
+
+torch.manual_seed(7)
+_stats_ladder(torch.tensor([[1.0, 2.0, 5.0, 3.0, 9.0, 0.0]], dtype=torch.float64), 2)   # the max grows twice
+_stats_ladder(torch.tensor([[800.0, 790.0, 810.0, 805.0]], dtype=torch.float64), 2)     # exp(800) overflows
+_negative = -5 - torch.rand(3, 12, dtype=torch.float64)                 # every score negative
+_negative[1] = -2.5                                                     # an all-equal row
+_negative[2] = _negative[2].sort(descending=True).values                # the max sits in the first block
+_stats_ladder(_negative, 4)
+_masked = torch.randn(2, 20, dtype=torch.float64)
+_masked[0, 8:] = float("-inf")                                          # whole blocks of masked scores
+_masked[1, 2:5] = float("-inf")
+_stats_ladder(_masked, 4)
+_stats_ladder(torch.randn(2, 3, 50) * 3, 16)                            # float32; blocks 16 + 16 + 16 + 2
+_stats_ladder(torch.randn(4, 9, dtype=torch.float64), 1)                # one score at a time
+_stats_ladder(torch.randn(4, 9, dtype=torch.float64), 32)               # one block holds the whole row
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("08_flash_attention", "online_softmax_stats", online_softmax_stats)
@@ -126,9 +163,8 @@ $$S = Q_i K_j^\top / \sqrt d, \quad m' = \max(m, \mathrm{rowmax}(S)), \quad P = 
 $$\ell' = e^{m - m'}\,\ell + \mathrm{rowsum}(P), \qquad \mathrm{acc}' = e^{m - m'}\,\mathrm{acc} + P V_j .$$
 
 After the last key block, $o = \mathrm{acc} / \ell$. The largest temporary is one tile $S$ of
-`block_q × block_k` scores, whatever $T$ is. This is the forward pass of FlashAttention. (The backward
-pass recomputes each tile from $Q$, $K$ and the saved $m + \log \ell$ instead of storing $P$; see
-`gptref.flash.flash_attention`.)
+`block_q × block_k` scores, whatever $T$ is. This is the forward pass of FlashAttention. (Its backward
+pass recomputes each tile from $Q$, $K$ and the saved $m + \log \ell$ instead of storing $P$: section 4.)
 
 **Causal masking** with $T_q = T_k$: query $i$ may see keys $j \le i$. Inside a tile, set $s_{ij} = -\infty$
 where $j > i$ (use absolute positions: $i$ = `i0 + row`, $j$ = `j0 + col`). Every query sees key 0, which
@@ -214,26 +250,66 @@ print(f"naive attention at T=256, D=16: largest tensor has {n} elements (256 x 2
 """)
 
 nb.tests("test_tiled_attention", 3, r'''
+from gptref.grading.compare import difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d08_flash_attention import MISTAKES
+
+
+def _attention_ladder(q, k, v, block_q, block_k, causal=False):
+    """tiled_attention on one input: the properties every correct output has, in order (form; finite; a weighted
+    average of the values the query may see; causal query 0 = v[0]; the same with one tile; equal to torch's)."""
+    kwargs = {"q": q, "k": k, "v": v, "block_q": block_q, "block_k": block_k, "causal": causal}
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    where = f"q {tuple(q.shape)} {q.dtype}, k {tuple(k.shape)}, blocks {block_q}x{block_k}, causal={causal}"
+
+    def fail(message):
+        raise AssertionError(f"{message}\n  ({where})"
+                             + which_mistake(out, MISTAKES["tiled_attention"], kwargs, expected,
+                                             lambda a, b: difference(a, b, rtol=_rtol, atol=_rtol)))
+
+    _rtol = 1e-4 if q.dtype == torch.float32 else 1e-8
+    out = call(tiled_attention, **kwargs)
+    if not (isinstance(out, torch.Tensor) and out.shape == expected.shape and out.dtype == q.dtype):
+        fail(f"the output must be a {q.dtype} tensor (..., T_q, D) of shape {tuple(expected.shape)}; got "
+             f"{getattr(out, 'dtype', type(out).__name__)} {tuple(getattr(out, 'shape', ()))}")
+    if not torch.isfinite(out).all():
+        i = tuple((~torch.isfinite(out)).nonzero()[0].tolist())
+        fail(f"the output has NaN or inf at index {i} (query {i[-2]}), where attention is finite: every query sees at "
+             f"least one key; look for exp((-inf) - (-inf)) in a tile whose scores are all hidden, and for a "
+             f"division by a sum that is 0")
+    low = v.cummin(dim=-2).values if causal else v.amin(dim=-2, keepdim=True)   # (..., T or 1, D)
+    high = v.cummax(dim=-2).values if causal else v.amax(dim=-2, keepdim=True)
+    outside = (out < low - _rtol) | (out > high + _rtol)
+    if outside.any():
+        i = tuple(outside.nonzero()[0].tolist())
+        fail(f"attention's output is a weighted average of the values (weights >= 0 that sum to 1), so each "
+             f"coordinate lies between the smallest and largest value the query may see; at index {i} it is "
+             f"{out[i].item():.4g}, outside that range: look at the division by l, the rescaling of acc and l, "
+             f"and which keys the mask hides")
+    if causal and not torch.allclose(out[..., 0, :], v[..., 0, :], atol=_rtol):
+        fail("with causal=True query 0 may see key 0 only, so its output must be v[0]; yours is not: look at "
+             "the mask in the first tile (hide keys j > i, where i and j are positions in the whole sequence)")
+    message = difference(out, expected, "the output", rtol=_rtol, atol=_rtol)
+    if message:
+        one_tile = call(tiled_attention, q, k, v, block_q=q.shape[-2], block_k=k.shape[-2], causal=causal)
+        if difference(one_tile, expected, rtol=_rtol, atol=_rtol) is None:
+            message += ("; with one tile covering the whole sequence your output is right, so look at what carries "
+                        "over from one tile to the next: the running max, the factor exp(m_old - m_new) on l and acc, "
+                        "and positions counted from the start of the sequence")
+        fail(message)
+
+
 torch.manual_seed(8)
 _q, _k, _v = torch.randn(3, 2, 40, 8, dtype=torch.float64).unbind(0)
-_out = tiled_attention(_q, _k, _v, block_q=16, block_k=16)
-assert isinstance(_out, torch.Tensor) and _out.shape == (2, 40, 8), \
-    f"expected output shape (2, 40, 8) = (..., T_q, D), got {tuple(getattr(_out, 'shape', ()))}"
-_ref = F.scaled_dot_product_attention(_q, _k, _v)
-if not torch.allclose(_out, _ref, atol=1e-8):
-    assert not torch.allclose(_out, F.scaled_dot_product_attention(_q, _k, _v, scale=1.0), atol=1e-8), \
-        "scale the scores by 1/sqrt(D)"
-    _one = tiled_attention(_q, _k, _v, block_q=16, block_k=64)
-    assert not torch.allclose(_one, _ref, atol=1e-8), \
-        "right with one key block, wrong with several: rescale acc and l by exp(m_old - m_new) when the max grows"
-    raise AssertionError(f"max abs error {(_out - _ref).abs().max():.3g} against softmax(q k^T / sqrt(D)) v "
-                         "(T = 40 is not a multiple of the block 16: handle the shorter last block)")
-_out = tiled_attention(_q, _k, _v, block_q=8, block_k=16, causal=True)
-assert torch.allclose(_out, F.scaled_dot_product_attention(_q, _k, _v, is_causal=True), atol=1e-8), \
-    "causal=True: inside each tile hide the keys j > i, using absolute positions (i0 + row, j0 + col)"
+_attention_ladder(_q * 2, _k * 2, _v, 16, 16)                          # T = 40 is not a multiple of 16
+_attention_ladder(_q, _k, _v, 8, 16, causal=True)
+_attention_ladder(_q[0, :25], _k[0, :10], _v[0, :10], 8, 4)            # no leading dims, T_q != T_k
+_attention_ladder(_q[:, :1], _k[:, :1], _v[:, :1], 4, 4, causal=True)   # T = 1, blocks larger than T
+_attention_ladder(_q * 6, _k * 6, _v, 8, 8)                            # large scores: the max jumps between tiles
+_attention_ladder(_q, _k[:, :1].expand(2, 40, 8), _v, 8, 8, causal=True)  # all keys equal: uniform weights
 _q, _k, _v = torch.randn(3, 1, 2, 256, 16).unbind(0)
 _out, _n = largest_tensor(tiled_attention, _q, _k, _v, block_q=32, block_k=32)
-assert torch.allclose(_out, F.scaled_dot_product_attention(_q, _k, _v), atol=1e-5), "float32 inputs: wrong result"
+_attention_ladder(_q, _k, _v, 32, 32)                                  # float32
 assert _n < 2 * 256 * 256 // 4, \
     f"your code built a tensor of {_n} elements; the (T_q, T_k) score matrix has {2 * 256 * 256}: work tile by tile"
 ### BEGIN HIDDEN TESTS
@@ -245,27 +321,44 @@ check("08_flash_attention", "tiled_attention", tiled_attention)
 nb.md(r"""
 ## 3. Memory as $T$ grows
 
-Per head, naive attention holds the scores $S$ and the probabilities $P$, both $T \times T$ (and autograd
-keeps $P$ for the backward pass). Tiled attention holds $Q$, $K$, $V$, $O$ ($4Td$ numbers), one tile
-($b_q b_k$) and three per-query vectors. The cell below plots both counts in bytes (float32) and also
-**measures** the largest tensor each implementation creates, with the tool above.
+Per head, naive attention holds the scores $S$ and the probabilities $P$, both $T \times T$, at the same time
+(and autograd keeps $P$ for the backward pass). Tiled attention holds, besides its inputs, the output $O$
+($Td$ numbers) and a few tiles of $b_q b_k$ numbers and per-query vectors. The cell below **measures** one
+quantity for each implementation: the peak of the memory its tensors occupy while it runs, inputs not counted
+(`gptref.flash.memory.track_allocations` follows every tensor torch allocates and frees). The dashed lines are
+the model of that same quantity: $2T^2$ floats for naive, $Td + 4 b_q b_k$ for tiled.
 """)
 
 nb.code(r"""
+from gptref.flash.memory import track_allocations
+
+
+def peak_bytes(fn, *args, **kwargs):
+    # the peak of the bytes held by tensors created while fn runs (its inputs not counted)
+    with track_allocations() as memory:
+        fn(*args, **kwargs)
+    return memory.peak
+
+
 D, bq, bk = 32, 64, 64
-Ts = [128, 256, 512, 1024, 2048]
-measured_naive, measured_tiled = [], []
+Ts = [128, 256, 512, 1024]
+peak_naive, peak_tiled = [], []
 for T in Ts:
     q, k, v = torch.randn(3, 1, T, D).unbind(0)
-    measured_naive.append(largest_tensor(naive_attention, q, k, v)[1] * 4)
-    measured_tiled.append(largest_tensor(tiled_attention, q, k, v, block_q=bq, block_k=bk)[1] * 4)
+    peak_naive.append(peak_bytes(naive_attention, q, k, v))
+    peak_tiled.append(peak_bytes(tiled_attention, q, k, v, block_q=bq, block_k=bk))
+    print(f"T = {T:5d}: naive peak {peak_naive[-1] / 2**20:8.3f} MiB, tiled peak {peak_tiled[-1] / 2**20:8.3f} MiB")
+for name, peaks in (("naive", peak_naive), ("tiled", peak_tiled)):
+    slope = math.log(peaks[-1] / peaks[-2]) / math.log(Ts[-1] / Ts[-2])
+    print(f"{name}: from T = {Ts[-2]} to {Ts[-1]} the peak grows as T^{slope:.2f}")
 plt.figure(figsize=(6, 4))
-plt.loglog(Ts, [2 * T * T * 4 for T in Ts], "--", color="tab:red", label="naive: S and P, 2 T^2 floats")
-plt.loglog(Ts, [(4 * T * D + bq * bk) * 4 for T in Ts], "--", color="tab:blue", label="tiled: 4 T d + tile")
-plt.loglog(Ts, measured_naive, "o", color="tab:red", label="naive: largest tensor (measured)")
-plt.loglog(Ts, measured_tiled, "s", color="tab:blue", label="tiled: largest tensor (measured)")
-plt.xlabel("sequence length T"); plt.ylabel("bytes per head (float32)")
-plt.title(f"attention memory, d = {D}, tiles {bq} x {bk}")
+plt.loglog(Ts, peak_naive, "o", color="tab:red", label="naive: measured peak")
+plt.loglog(Ts, peak_tiled, "s", color="tab:blue", label="tiled: measured peak")
+plt.loglog(Ts, [2 * T * T * 4 for T in Ts], "--", color="tab:red", label="model: S and P, 2 T^2 floats")
+plt.loglog(Ts, [(T * D + 4 * bq * bk) * 4 for T in Ts], "--", color="tab:blue",
+           label="model: O and 4 tiles, T d + 4 bq bk")
+plt.xlabel("sequence length T"); plt.ylabel("peak bytes of new tensors, per head (float32)")
+plt.title(f"attention forward memory, d = {D}, tiles {bq} x {bk}")
 plt.legend(fontsize=8)
 plt.tight_layout()
 plt.savefig("attention_memory.png", dpi=90)
@@ -273,14 +366,213 @@ plt.show()
 """)
 
 nb.md(r"""
-The naive curve has slope 2 on the log-log plot ($T^2$), the tiled one slope 1: doubling the context
-quadruples naive attention's memory and only doubles flash attention's. (The largest tensor of tiled
-attention at long $T$ is the output itself, $T \times d$.)
+The cell above prints the growth exponent of each measured peak between its two longest sequences: about 2 for
+naive attention (doubling the context quadruples its memory) and below 1 for tiled attention, whose peak is
+the output ($T \times d$, growing like $T$) plus tiles whose size does not depend on $T$.
+""")
 
-## 4. On a GPU: the Triton kernel
+nb.md(r"""
+## 4. The backward pass, tile by tile
+
+Training needs the gradients of a loss $L$ with respect to $Q$, $K$ and $V$, given $dO = \partial L / \partial O$.
+Write one query's row: $s_{ij} = q_i \cdot k_j / \sqrt d$, $P_{ij} = e^{s_{ij}} / \sum_k e^{s_{ik}}$,
+$o_i = \sum_j P_{ij} v_j$. The chain rule gives, with $dP_{ij} = dO_i \cdot v_j$,
+
+$$dV_j = \sum_i P_{ij}\, dO_i, \qquad dS_{ij} = P_{ij}\,\big(dP_{ij} - D_i\big), \qquad D_i = \sum_j P_{ij}\, dP_{ij},$$
+$$dQ_i = \frac{1}{\sqrt d} \sum_j dS_{ij}\, k_j, \qquad dK_j = \frac{1}{\sqrt d} \sum_i dS_{ij}\, q_i .$$
+
+The middle line is the softmax's Jacobian, $\partial P_{ij} / \partial s_{ik} = P_{ij}(\delta_{jk} - P_{ik})$, summed
+against $dP_{ij}$. Written this way $D_i$ seems to need the whole row of $P$ and $dP$, which a tile does not
+have. It does not:
+
+$$D_i = \sum_j P_{ij}\,(dO_i \cdot v_j) = dO_i \cdot \sum_j P_{ij} v_j = dO_i \cdot o_i ,$$
+
+so $D = \mathrm{rowsum}(dO \circ O)$ is computed once, before the loop, from two $T \times d$ tensors.
+
+**Recompute, do not store.** Naive attention's autograd keeps $P$ ($T^2$ numbers per head) from the forward
+for the backward. Flash attention keeps only the log-sum-exp of each row, $\mathrm{lse}_i = m_i + \log \ell_i$
+($T$ numbers, the forward's last $m$ and $\ell$), and rebuilds each tile exactly:
+$P_{ij} = e^{s_{ij} - \mathrm{lse}_i}$. That costs one more $Q_i K_j^\top$ product per tile, while storing $P$
+costs memory quadratic in $T$ and, on a GPU, moving those $T^2$ numbers through slow memory twice: recomputing
+is cheaper in memory and usually in time as well.
+
+The loop (FlashAttention-2): for each key block $j$ (keeping $dK_j$ and $dV_j$), for each query block $i$:
+recompute $S$ (with the causal mask) and $P = e^{S - \mathrm{lse}_i}$; $dV_j \mathrel{+}= P^\top dO_i$;
+$dP = dO_i V_j^\top$; $dS = P \circ (dP - D_i)$; $dQ_i \mathrel{+}= dS\,K_j / \sqrt d$;
+$dK_j \mathrel{+}= dS^\top Q_i / \sqrt d$.
+
+Two checks that any correct answer passes, used by the test below: since each row of $P$ sums to 1,
+$\sum_j dV_j = \sum_i dO_i$; since each row of $dS$ sums to $D_i - D_i = 0$, $\sum_j dK_j = 0$.
+
+**Exercise.** Write `tiled_attention_backward(q, k, v, out, lse, dout, block_q=64, block_k=64, causal=False)`
+returning `(dq, dk, dv)` shaped like `(q, k, v)`, for inputs `(..., T, D)`; `out` and `lse` are what the forward
+saved (the cell below computes them the naive way, for the tests). Causal masking is as in the forward
+($T_q = T_k$). Do not use autograd, a softmax, or build a `(T_q, T_k)` matrix.
+""")
+
+nb.code(r"""
+def attention_with_lse(q, k, v, causal=False):
+    # (softmax(q k^T / sqrt(D)) v, log-sum-exp of each query's scores): what the forward saves, computed naively
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])                 # (..., T_q, T_k)
+    if causal:
+        s = s.masked_fill(torch.ones(s.shape[-2:], dtype=torch.bool).triu(1), float("-inf"))
+    lse = s.logsumexp(dim=-1)                                            # (..., T_q)
+    return torch.exp(s - lse[..., None]) @ v, lse
+""")
+
+nb.solution("tiled_attention_backward", r'''
+def tiled_attention_backward(q, k, v, out, lse, dout, block_q=64, block_k=64, causal=False):
+    """(dq, dk, dv) of softmax(q k^T / sqrt(D)) v, recomputing each tile of P from q, k and the saved lse."""
+    ### BEGIN SOLUTION
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    T_q, T_k = q.shape[-2], k.shape[-2]
+    dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    delta = (dout * out).sum(dim=-1)                                      # (..., T_q) D = rowsum(dO * O)
+    for j0 in range(0, T_k, block_k):
+        kj, vj = k[..., j0:j0 + block_k, :], v[..., j0:j0 + block_k, :]    # (..., bk, D)
+        for i0 in range(0, T_q, block_q):
+            qi, doi = q[..., i0:i0 + block_q, :], dout[..., i0:i0 + block_q, :]   # (..., bq, D)
+            s = qi @ kj.transpose(-2, -1) * scale                          # (..., bq, bk) recomputed scores
+            if causal:
+                rows = torch.arange(i0, i0 + s.shape[-2])[:, None]
+                cols = torch.arange(j0, j0 + s.shape[-1])[None, :]
+                s = s.masked_fill(cols > rows, float("-inf"))
+            p = torch.exp(s - lse[..., i0:i0 + block_q, None])             # (..., bq, bk) the softmax weights
+            dv[..., j0:j0 + block_k, :] += p.transpose(-2, -1) @ doi       # dV_j += P^T dO_i
+            dp = doi @ vj.transpose(-2, -1)                                # (..., bq, bk) dL/dP
+            ds = p * (dp - delta[..., i0:i0 + block_q, None])             # (..., bq, bk) dL/dS
+            dq[..., i0:i0 + block_q, :] += ds @ kj * scale                 # dQ_i += dS K_j / sqrt(D)
+            dk[..., j0:j0 + block_k, :] += ds.transpose(-2, -1) @ qi * scale   # dK_j += dS^T Q_i / sqrt(D)
+    return dq, dk, dv
+    ### END SOLUTION
+''')
+
+nb.tests("test_tiled_attention_backward", 3, r'''
+from gptref.grading.compare import difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d08_flash_attention import MISTAKES
+
+
+def _backward_ladder(q, k, v, block_q, block_k, causal=False):
+    """tiled_attention_backward on one input: the properties every correct (dq, dk, dv) has, in order (form; finite;
+    sum of dV = sum of dO; sum of dK = 0; causal dQ[0] = 0; equal to autograd of naive attention)."""
+    dout = torch.randn_like(q)
+    out, lse = attention_with_lse(q, k, v, causal)
+    kwargs = {"q": q, "k": k, "v": v, "out": out, "lse": lse, "dout": dout, "block_q": block_q, "block_k": block_k,
+              "causal": causal}
+    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
+    naive_attention(*leaves, causal=causal).backward(dout)
+    expected = tuple(t.grad for t in leaves)
+    tol = 1e-4 if q.dtype == torch.float32 else 1e-8
+    where = f"q {tuple(q.shape)} {q.dtype}, k {tuple(k.shape)}, blocks {block_q}x{block_k}, causal={causal}"
+
+    def fail(message):
+        raise AssertionError(f"{message}\n  ({where})"
+                             + which_mistake(got, MISTAKES["tiled_attention_backward"], kwargs, expected,
+                                             lambda a, b: difference(a, b, rtol=tol, atol=tol)))
+
+    got = call(tiled_attention_backward, **kwargs)
+    if not (isinstance(got, tuple) and len(got) == 3):
+        fail(f"return a tuple (dq, dk, dv), got {type(got).__name__}")
+    for name, grad, like in zip(("dq", "dk", "dv"), got, (q, k, v)):
+        if not (isinstance(grad, torch.Tensor) and grad.shape == like.shape and grad.dtype == like.dtype):
+            fail(f"{name} must be a {like.dtype} tensor shaped like its input, {tuple(like.shape)}; got "
+                 f"{getattr(grad, 'dtype', type(grad).__name__)} {tuple(getattr(grad, 'shape', ()))}")
+        if not torch.isfinite(grad).all():
+            fail(f"{name} has NaN or inf: look at the recomputed P (exp(S - lse) is at most 1) and at hidden scores "
+                 f"(exp(-inf) = 0)")
+    dq, dk, dv = got
+    if not torch.allclose(dv.sum(dim=-2), dout.sum(dim=-2), rtol=tol * 10, atol=tol * 10 * q.shape[-2]):
+        fail("the rows of dV must add up to the rows of dO (sum_j dV_j = sum_i dO_i, because each query's weights "
+             "P_i sum to 1 over the keys); yours do not: look at how P is recomputed (exp(S - lse), with the mask) "
+             "and at dV_j += P^T dO_i")
+    if ((dk.sum(dim=-2).abs() / (dk.abs().sum(dim=-2) + 1)) > tol * 100).any():
+        fail("the rows of dK must add up to zero (each row of dS = P * (dP - D) sums to 0 when "
+             "D_i = rowsum(dO_i * O_i) = rowsum(P_i * dP_i)); yours do not: look at D, at dS = P * (dP - D) "
+             "and at dK_j += dS^T Q_i")
+    if causal and not torch.allclose(dq[..., 0, :], torch.zeros_like(dq[..., 0, :]), atol=tol * 10):
+        fail("with causal=True query 0 attends to key 0 with weight 1, so moving q_0 changes nothing and dQ[0] must "
+             "be 0; yours is not: look at the mask when the backward recomputes the scores, and at dS")
+    for name, grad, want in zip(("dq", "dk", "dv"), got, expected):
+        message = difference(grad, want, f"{name} (against autograd of naive attention)", rtol=tol, atol=tol)
+        if message:
+            fail(message)
+
+
+torch.manual_seed(80)
+_q, _k = torch.randn(2, 2, 40, 8, dtype=torch.float64).unbind(0)
+_q, _k, _v = _q * 2, _k * 2, torch.randn(2, 40, 8, dtype=torch.float64)
+_backward_ladder(_q, _k, _v, 16, 16)                                    # T = 40 is not a multiple of 16
+_backward_ladder(_q, _k, _v, 8, 16, causal=True)
+_backward_ladder(_q, _k, _v, 64, 64, causal=True)                       # one tile, larger than T
+_backward_ladder(_q[0, :25], _k[0, :10], _v[0, :10], 8, 4)             # no leading dims, T_q != T_k
+_backward_ladder(_q[:, :1], _k[:, :1], _v[:, :1], 4, 4, causal=True)    # T = 1
+_backward_ladder(_q.float(), _k.float(), _v.float(), 16, 8, causal=True)  # float32
+
+
+class _YourBackward(torch.autograd.Function):
+    """Naive forward, your backward: torch.autograd.gradcheck compares it with finite differences."""
+
+    @staticmethod
+    def forward(ctx, q, k, v):
+        out, lse = attention_with_lse(q, k, v, causal=True)
+        ctx.save_for_backward(q, k, v, out, lse)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        return tiled_attention_backward(*ctx.saved_tensors, dout, block_q=2, block_k=3, causal=True)
+
+
+_tiny = [torch.randn(1, 5, 4, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+assert torch.autograd.gradcheck(_YourBackward.apply, _tiny, raise_exception=False), \
+    "float64 finite differences (torch.autograd.gradcheck, T = 5, tiles 2x3, causal) disagree with your gradients"
+### BEGIN HIDDEN TESTS
+from gptref.grading import check
+check("08_flash_attention", "tiled_attention_backward", tiled_attention_backward)
+### END HIDDEN TESTS
+''')
+
+nb.md(r"""
+The backward's memory: naive attention's autograd keeps $P$ from the forward and builds $dP$ and $dS$, all
+$T \times T$; the tiled backward needs, besides $Q, K, V, O, dO$ and the $T$ numbers of lse, only its three
+gradients and a few tiles. The cell below measures the peak of the new tensors of each, as in section 3: for
+naive attention, forward and backward together (its backward needs the $P$ its forward kept); for your tiled
+backward, the backward alone (its $O$ and lse come from a tiled forward, whose peak section 3 measured).
+""")
+
+nb.code(r"""
+def naive_forward_backward(q, k, v, dout):
+    # autograd of naive attention: the forward keeps P for the backward
+    q, k, v = (t.detach().requires_grad_(True) for t in (q, k, v))
+    naive_attention(q, k, v).backward(dout)
+    return q.grad, k.grad, v.grad
+
+
+peak_naive_backward, peak_tiled_backward = [], []
+for T in Ts:
+    q, k, v, dout = torch.randn(4, 1, T, D).unbind(0)
+    out, lse = attention_with_lse(q, k, v)
+    peak_naive_backward.append(peak_bytes(naive_forward_backward, q, k, v, dout))
+    peak_tiled_backward.append(peak_bytes(tiled_attention_backward, q, k, v, out, lse, dout, block_q=bq, block_k=bk))
+    print(f"T = {T:5d}: naive forward + backward peak {peak_naive_backward[-1] / 2**20:8.3f} MiB, "
+          f"tiled backward peak {peak_tiled_backward[-1] / 2**20:8.3f} MiB")
+plt.figure(figsize=(6, 4))
+plt.loglog(Ts, peak_naive_backward, "o-", color="tab:red", label="naive: autograd, forward + backward (keeps P)")
+plt.loglog(Ts, peak_tiled_backward, "s-", color="tab:blue", label="tiled backward (recomputes P per tile)")
+plt.xlabel("sequence length T"); plt.ylabel("peak bytes of new tensors, per head (float32)")
+plt.title(f"attention backward memory, d = {D}, tiles {bq} x {bk}")
+plt.legend(fontsize=8)
+plt.tight_layout()
+plt.savefig("attention_backward_memory.png", dpi=90)
+plt.show()
+""")
+
+nb.md(r"""
+## 5. On a GPU: the Triton kernel
 
 In plain PyTorch the loops above are slow: each tile is a separate small kernel launch. The real gain comes
-when the whole loop runs inside **one** GPU kernel whose tiles live in on-chip SRAM (about 200 KB per
+when the whole loop runs inside **one** GPU kernel whose tiles live in on-chip SRAM (a few hundred KB per
 streaming multiprocessor, against tens of GB of slower HBM). `gptref.flash.flash_attention_triton` is such a
 kernel, written in Triton; `F.scaled_dot_product_attention` dispatches to a CUDA flash kernel as well. The
 cell below compares them when a CUDA GPU is present and does nothing otherwise.
@@ -336,6 +628,9 @@ nb.md(r"""
 * Attention's numerator $\sum_j e^{s_{ij} - m} v_j$ streams the same way, so attention can be computed tile by
   tile with memory $O(Td)$ instead of $O(T^2)$, equal to the naive result up to float rounding.
 * Causal masking in tiles uses absolute positions; tiles entirely above the diagonal can be skipped.
+* The backward recomputes each tile of $P$ from $Q$, $K$ and the saved log-sum-exp instead of storing it, and
+  needs only $D = \mathrm{rowsum}(dO \circ O)$ to turn $dP$ into $dS = P \circ (dP - D)$: its memory stays
+  linear in $T$ as well (section 4 measures it).
 * The speed of flash attention on GPUs comes from fusing everything into one kernel that keeps tiles on chip:
   attention is limited by memory traffic, not arithmetic. The references are `gptref.flash.flash_attention`
   (plain torch, with a tiled backward) and `gptref.flash.flash_attention_triton` (the GPU kernel).

@@ -1,0 +1,151 @@
+"""Common wrong answers of day 8 (online softmax, tiled attention and its backward), written as students write them.
+
+Each function has the exercise's signature and differs from a correct answer in one slip, named by a
+keyword flag of the small loops below; `says` completes "Your answer is exactly what you get when you ...".
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+
+from gptref.grading.explain import Mistake
+
+
+# ---------------------------------------------------------------- online softmax statistics
+
+
+def _stats(blocks, *, rescale="right", shift="running", start_max=float("-inf"), update_max=True, log_sum=False):
+    """Running (m, l) over blocks, with one slip chosen by the flags."""
+    first = blocks[0]
+    m = torch.full(first.shape[:-1], start_max, dtype=first.dtype)  # (...) running max
+    l = torch.zeros(first.shape[:-1], dtype=first.dtype)  # (...) running sum
+    for block in blocks:
+        block_max = block.amax(dim=-1)
+        m_new = torch.maximum(m, block_max)
+        factor = {"right": torch.exp(m - m_new), "none": torch.ones_like(m), "flipped": torch.exp(m_new - m)}[rescale]
+        reference_max = {"running": m_new, "block": block_max, "zero": torch.zeros_like(m_new)}[shift]
+        l = l * factor + torch.exp(block - reference_max[..., None]).sum(dim=-1)
+        if update_max:
+            m = m_new
+    return m, (torch.log(l) + m if log_sum else l)
+
+
+# ---------------------------------------------------------------- tiled attention (forward)
+
+
+def _tiled(q, k, v, block_q=64, block_k=64, causal=False, *, scale_power=0.5, rescale_acc=True, rescale_l=True,
+           normalise=True, local_mask="", fill=float("-inf"), update_max=True, hide_diagonal=False):
+    """Tiled attention with one slip chosen by the flags."""
+    t_q, d = q.shape[-2], q.shape[-1]
+    out = torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., T_q, D)
+    for i0 in range(0, t_q, block_q):
+        qi = q[..., i0:i0 + block_q, :] / d ** scale_power  # (..., bq, D)
+        bq = qi.shape[-2]
+        m = torch.full(qi.shape[:-1], float("-inf"), dtype=q.dtype)  # (..., bq)
+        l = torch.zeros(qi.shape[:-1], dtype=q.dtype)  # (..., bq)
+        acc = torch.zeros(*qi.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., bq, D)
+        for j0 in range(0, k.shape[-2], block_k):
+            s = qi @ k[..., j0:j0 + block_k, :].transpose(-2, -1)  # (..., bq, bk)
+            if causal:
+                rows = torch.arange(bq)[:, None] + (0 if "rows" in local_mask else i0)
+                cols = torch.arange(s.shape[-1])[None, :] + (0 if "cols" in local_mask else j0)
+                s = s.masked_fill(cols >= rows if hide_diagonal else cols > rows, fill)
+            m_new = torch.maximum(m, s.amax(dim=-1))
+            alpha = torch.exp(m - m_new)  # (..., bq)
+            p = torch.exp(s - m_new[..., None])  # (..., bq, bk)
+            l = (l * alpha if rescale_l else l) + p.sum(dim=-1)
+            acc = (acc * alpha[..., None] if rescale_acc else acc) + p @ v[..., j0:j0 + block_k, :]
+            if update_max:
+                m = m_new
+        out[..., i0:i0 + bq, :] = acc / l[..., None] if normalise else acc
+    return out
+
+
+# ---------------------------------------------------------------- tiled attention (backward)
+
+
+def _backward(q, k, v, out, lse, dout, block_q=64, block_k=64, causal=False, *, scale_dq=True, scale_dk=True,
+              probabilities="softmax", delta="dO.O", transpose_dv=True, mask=True):
+    """The recomputing tile loop for (dQ, dK, dV) with one slip chosen by the flags."""
+    t_q, t_k, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    scale = 1.0 / math.sqrt(d)
+    dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    row_delta = (dout * out).sum(dim=-1) if delta == "dO.O" else dout.sum(dim=-1)  # (..., T_q)
+    for j0 in range(0, t_k, block_k):
+        kj, vj = k[..., j0:j0 + block_k, :], v[..., j0:j0 + block_k, :]  # (..., bk, D)
+        for i0 in range(0, t_q, block_q):
+            qi, doi = q[..., i0:i0 + block_q, :], dout[..., i0:i0 + block_q, :]  # (..., bq, D)
+            s = qi @ kj.transpose(-2, -1) * scale  # (..., bq, bk)
+            if causal and mask:
+                rows = torch.arange(i0, i0 + s.shape[-2])[:, None]
+                cols = torch.arange(j0, j0 + s.shape[-1])[None, :]
+                s = s.masked_fill(cols > rows, float("-inf"))
+            p = torch.exp(s - lse[..., i0:i0 + block_q, None]) if probabilities == "softmax" else s
+            dv[..., j0:j0 + block_k, :] += (p.transpose(-2, -1) if transpose_dv else p) @ doi
+            dp = doi @ vj.transpose(-2, -1)  # (..., bq, bk)
+            tile_delta = dp.sum(dim=-1) if delta == "tile dP" else row_delta[..., i0:i0 + block_q]
+            ds = p * (dp - tile_delta[..., None])  # (..., bq, bk)
+            dq[..., i0:i0 + block_q, :] += ds @ kj * (scale if scale_dq else 1.0)
+            dk[..., j0:j0 + block_k, :] += ds.transpose(-2, -1) @ qi * (scale if scale_dk else 1.0)
+    return dq, dk, dv
+
+
+def _named(fn, **slip):
+    """fn with one slip switched on, keeping the exercise's signature for keyword calls."""
+    return functools.partial(fn, **slip)
+
+
+MISTAKES = {
+    "online_softmax_stats": (
+        Mistake("add each block's sum to l as it is: your running sum was not rescaled when the max changed "
+                "(multiply it by exp(m_old - m_new))",
+                _named(_stats, rescale="none")),
+        Mistake("rescale the running sum by exp(m_new - m_old), the inverse of exp(m_old - m_new)",
+                _named(_stats, rescale="flipped")),
+        Mistake("compute each block's exponentials relative to that block's own max instead of the new running max",
+                _named(_stats, shift="block")),
+        Mistake("take exp(block) as it is: subtract the running max inside exp, exp(block - m_new)",
+                _named(_stats, shift="zero")),
+        Mistake("sum exp(x) as it is: subtract the running max inside exp, exp(block - m_new)",
+                _named(_stats, shift="zero", rescale="none")),
+        Mistake("start the running max at 0 instead of -inf (wrong for rows whose scores are all negative)",
+                _named(_stats, start_max=0.0)),
+        Mistake("never store the new max (m = m_new is missing), so only the last block counts",
+                _named(_stats, update_max=False)),
+        Mistake("return the log-sum-exp m + log(l) instead of the sum l", _named(_stats, log_sum=True)),
+    ),
+    "tiled_attention": (
+        Mistake("leave out the factor 1/sqrt(D): scale the scores by 1/sqrt(D)", _named(_tiled, scale_power=0.0)),
+        Mistake("divide the scores by D instead of sqrt(D)", _named(_tiled, scale_power=1.0)),
+        Mistake("rescale the running sum l but not the running output acc: rescale acc and l by exp(m_old - m_new) "
+                "whenever the max grows",
+                _named(_tiled, rescale_acc=False)),
+        Mistake("rescale the running output acc but not the running sum l (l needs the same factor as acc)",
+                _named(_tiled, rescale_l=False)),
+        Mistake("forget to divide the running output by the running sum l at the end", _named(_tiled, normalise=False)),
+        Mistake("build the causal mask from positions inside the tile (0..b-1) instead of absolute positions "
+                "(i0 + row, j0 + col): build it using absolute positions", _named(_tiled, local_mask="rows cols")),
+        Mistake("count the key positions inside the tile (0..b-1) instead of from the start of the sequence "
+                "(j0 + col): build the mask using absolute positions", _named(_tiled, local_mask="cols")),
+        Mistake("fill the hidden scores with 0 instead of -inf, so hidden keys still get weight exp(0 - m)",
+                _named(_tiled, fill=0.0)),
+        Mistake("hide key j >= i instead of j > i, so a query cannot see its own key",
+                _named(_tiled, hide_diagonal=True)),
+        Mistake("never store the new max (m = m_new is missing), so only the last key block counts",
+                _named(_tiled, update_max=False)),
+    ),
+    "tiled_attention_backward": (
+        Mistake("forget the 1/sqrt(D) in dQ (dQ += dS K_j / sqrt(D))", _named(_backward, scale_dq=False)),
+        Mistake("forget the 1/sqrt(D) in dK (dK += dS^T Q_i / sqrt(D))", _named(_backward, scale_dk=False)),
+        Mistake("use the pre-softmax scores S where the probabilities P = exp(S - lse) belong",
+                _named(_backward, probabilities="scores")),
+        Mistake("take D = rowsum(dP) of each tile instead of D = rowsum(dO * O) over the whole row",
+                _named(_backward, delta="tile dP")),
+        Mistake("take D = rowsum(dO) instead of D = rowsum(dO * O)", _named(_backward, delta="dO")),
+        Mistake("accumulate dV with P dO instead of P^T dO", _named(_backward, transpose_dv=False)),
+        Mistake("leave out the causal mask when the backward recomputes the scores", _named(_backward, mask=False)),
+    ),
+}
