@@ -161,6 +161,8 @@ MISTAKES = {
                 _counts_presence),
         Mistake("skip the overlapping occurrence of a pair of equal ids: counting overlaps too, [7, 7, 7] holds (7, 7) "
                 "twice", _counts_non_overlapping),
+        Mistake("write each pair as (ids[i + 1], ids[i]): a pair is (left, right), (ids[i], ids[i + 1])",
+                lambda ids: dict(Counter(zip(ids[1:], ids)))),
     ),
     "merge": (
         Mistake("move on by one after a merge: skip BOTH of its ids (i += 2)", lambda ids, pair, new_id: _merge(ids, pair, new_id, step=1)),
