@@ -143,7 +143,8 @@ torch.manual_seed(1)
 _check_layer_norm(torch.randn(5, 12, dtype=torch.float64) * 3 + 2)           # rows far from 0
 _check_layer_norm(torch.full((2, 6), 3.0))                                    # constant rows: variance 0
 _check_layer_norm(torch.randn(4, 1, dtype=torch.float64))                     # d = 1: every row is constant
-_check_layer_norm(torch.randn(2, 3, 8), eps=1e-2)                             # float32, 3-D, another eps
+_check_layer_norm(torch.randn(2, 3, 8))                                       # float32, 3-D
+_check_layer_norm(torch.randn(2, 3, 8, dtype=torch.float64), eps=0.5)         # another eps, large enough to matter
 _x, _w, _b = torch.randn(5, 12, dtype=torch.float64) * 3 + 2, torch.randn(12, dtype=torch.float64), torch.randn(12, dtype=torch.float64)
 _check_layer_norm(_x, weight=_w, bias=_b)                                     # y = x_hat * weight + bias
 _check_layer_norm(-torch.rand(3, 12, dtype=torch.float64) - 2, weight=_w)     # all negative, weight only

@@ -57,6 +57,7 @@ def _forward_cases(seed: int, with_bias: bool) -> list[dict]:
         cases.append(case)
     cases.append({"x": torch.full((2, 6), 1.5, dtype=torch.float64)})  # constant rows: var = 0, needs eps
     cases.append({"x": _x(g, (3, 24), torch.float32)})  # float32 in, float32 out
+    cases.append({"x": _x(g, (3, 8)), "eps": 0.5})  # an eps large enough to matter: the argument must be used
     negative = -(torch.rand(3, 10, generator=g, dtype=torch.float64) + 2.0)  # every value, so every maximum, < 0
     cases.append({"x": negative, "weight": torch.rand(10, generator=g, dtype=torch.float64) + 0.5})  # weight only
     if with_bias:
@@ -163,7 +164,8 @@ def backward_form(got, case):
     """Rung 1: a tuple of three tensors, grad_x of x's form, grad_weight and grad_bias of weight's form."""
     if not isinstance(got, (tuple, list)) or len(got) != 3:
         return f"return a tuple (grad_x, grad_weight, grad_bias), got {type(got).__name__}"
-    for name, tensor, like in zip(("grad_x", "grad_weight", "grad_bias"), got, (case["x"], case["weight"], case["weight"])):
+    likes = (case["x"], case["weight"], case["weight"])
+    for name, tensor, like in zip(("grad_x", "grad_weight", "grad_bias"), got, likes):
         message = form_difference(tensor, like, name)
         if message:
             if name != "grad_x":
@@ -245,7 +247,8 @@ def rms_norm_mean_square(got, case):
     ms = (x ** 2).mean(-1)
     return _row_stat_message("rms_norm(x) without weight", "mean square", (got.double() ** 2).mean(-1),
                              ms / (ms + eps), _tight(got.dtype),
-                             "ms / (ms + eps), just under 1 (ms: that row's mean of x**2, around 0, not around the mean)",
+                             "ms / (ms + eps), just under 1 (ms: that row's mean of x**2, around 0, "
+                             "not around the mean)",
                              "Look at what you divide x by: the root of the mean of x**2 (plus eps).")
 
 

@@ -59,6 +59,12 @@ def _whole_tensor(x, weight=None, bias=None, eps=1e-5):
     return _affine(y, weight, bias)
 
 
+def _fixed_eps(x, weight=None, bias=None, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)  # (..., 1)
+    return _affine((x - mean) / torch.sqrt(var + 1e-5), weight, bias)
+
+
 # -- layer_norm_backward --------------------------------------------------------------------------
 def _pieces(grad_out, x, weight, eps):
     mean = x.mean(dim=-1, keepdim=True)
@@ -111,6 +117,11 @@ def _rms_no_eps(x, weight=None, eps=1e-6):
     return y if weight is None else y * weight
 
 
+def _rms_fixed_eps(x, weight=None, eps=1e-6):
+    y = x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + 1e-6)
+    return y if weight is None else y * weight
+
+
 def _rms_centred(x, weight=None, eps=1e-6):
     y = (x - x.mean(dim=-1, keepdim=True)) / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)
     return y if weight is None else y * weight
@@ -150,6 +161,7 @@ MISTAKES = {
         Mistake("add bias before multiplying by weight: y = x_hat * weight + bias, multiply first", _bias_then_weight),
         Mistake("take one mean and one variance over the whole tensor: each row (the last dimension) gets its own",
                 _whole_tensor),
+        Mistake("use eps = 1e-5 whatever eps is passed: use the eps argument", _fixed_eps),
     ),
     "layer_norm_backward": (
         Mistake("leave out the term that comes through the mean, - h.mean(dim=-1, keepdim=True)", _bw_no_mean_term),
@@ -172,6 +184,7 @@ MISTAKES = {
         Mistake("divide by the mean square itself: take its square root, sqrt(mean(x**2) + eps)", _rms_no_sqrt),
         Mistake("divide by the standard deviation (the variance around the mean): RMSNorm uses the mean of x**2 "
                 "around 0", _rms_std),
+        Mistake("use eps = 1e-6 whatever eps is passed: use the eps argument", _rms_fixed_eps),
         Mistake("divide by the root of the SUM of squares: RMS uses the mean, (x ** 2).mean(dim=-1)", _rms_sum),
     ),
 }
