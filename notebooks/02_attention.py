@@ -256,6 +256,12 @@ def _check_masked_softmax(scores, mask):
     expected = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0)
 
     def fail(problem):
+        if isinstance(w, torch.Tensor) and w.shape == scores.shape:
+            off = ~torch.isfinite(w).all(-1) | ((w.double().sum(-1) - 1).abs() > 1e-4)   # rows broken
+            big = scores.masked_fill(~allowed, 0).abs().amax(-1) > 88                      # exp overflows there
+            if (off & big & allowed.any(-1)).any():
+                problem += (" (the broken rows have scores above 88, where exp overflows float32: subtract each "
+                            "row's largest allowed score before exp, as torch.softmax does)")
         raise AssertionError("masked_softmax: " + problem
                              + which_mistake(w, MISTAKES["masked_softmax"], {"scores": scores, "mask": mask}, expected))
 

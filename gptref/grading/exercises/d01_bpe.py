@@ -380,5 +380,6 @@ EXERCISES = [
              reference=reference_decode, compare=_compare_text, forbidden=(bpe.Tokenizer.decode,),
              description="join the tokens' bytes, then decode UTF-8 once, with U+FFFD for invalid bytes",
              properties=(decode_type,),
-             edge_cases=("no ids", "a character cut short", "lone continuation bytes", "characters split across tokens")),
+             edge_cases=("no ids", "a character cut short", "lone continuation bytes",
+                         "characters split across tokens")),
 ]

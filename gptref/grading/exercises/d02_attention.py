@@ -93,11 +93,13 @@ def causal_rows(got, case):
     later = got & (keys > position)
     if bool(later.any()):
         i, j = later.nonzero()[0].tolist()
-        return f"causal_mask({t_q}, {t_k}): query {i} (position {t_k - t_q + i}) may see the later key {j}: no query sees the future"
+        return (f"causal_mask({t_q}, {t_k}): query {i} (position {t_k - t_q + i}) may see the later key {j}: "
+                f"no query sees the future")
     earlier = ~got & (keys < position)
     if bool(earlier.any()):
         i, j = earlier.nonzero()[0].tolist()
-        return f"causal_mask({t_q}, {t_k}): query {i} (position {t_k - t_q + i}) must see the earlier key {j}, but it is False"
+        return (f"causal_mask({t_q}, {t_k}): query {i} (position {t_k - t_q + i}) must see the earlier key {j}, "
+                f"but it is False")
     return None
 
 
@@ -215,11 +217,13 @@ def _variant_ladder(sources, causal: bool, what: str):
         future = (weights != 0) & ~A.causal_mask(T, S).expand(B, T, S) if causal else None
         if future is not None and bool(future.any()):
             b, i, j = future.nonzero()[0].tolist()
-            return f"{what}: query {i} of sequence {b} gives weight to the later key {j}; a decoder token may not see later tokens"
+            return (f"{what}: query {i} of sequence {b} gives weight to the later key {j}; a decoder token may not "
+                    f"see later tokens")
         padding = (weights != 0) & ~is_token[:, None, :].expand(B, T, S)
         if bool(padding.any()):
             b, i, j = padding.nonzero()[0].tolist()
-            return (f"{what}: query {i} of sequence {b} gives weight {weights[b, i, j].item():.3g} to key {j}, a padding "
+            return (f"{what}: query {i} of sequence {b} gives weight {weights[b, i, j].item():.3g} to key {j}, "
+                    f"a padding "
                     f"token of the {'encoder' if key_name == 'x' and query_name == 'y' else 'sequence'}: padding keys "
                     f"must get weight exactly 0")
         message = _weight_rungs(weights, allowed, what)
@@ -415,17 +419,20 @@ EXERCISES = [
     Exercise(DAY, "encoder_self_attention", ("test_encoder_self_attention",), lambda s: _variant_cases(s, 5),
              encoder_self_attention, compare=_compare_attention,
              properties=(_variant_ladder(("x", "x", "x_is_token"), False, "encoder_self_attention"),),
-             edge_cases=("right padding of several lengths, one sequence without padding", "B = 1"), forbidden=(F.scaled_dot_product_attention,) + _MHA,
+             edge_cases=("right padding of several lengths, one sequence without padding", "B = 1"),
+             forbidden=(F.scaled_dot_product_attention,) + _MHA,
              description="single-head self-attention with a padding mask"),
     Exercise(DAY, "decoder_self_attention", ("test_decoder_self_attention",), lambda s: _variant_cases(s, 6),
              decoder_self_attention, compare=_compare_attention,
              properties=(_variant_ladder(("y", "y", "y_is_token"), True, "decoder_self_attention"),),
-             edge_cases=("right padding of several lengths, one sequence without padding", "B = 1"), forbidden=(F.scaled_dot_product_attention,) + _MHA,
+             edge_cases=("right padding of several lengths, one sequence without padding", "B = 1"),
+             forbidden=(F.scaled_dot_product_attention,) + _MHA,
              description="single-head causal self-attention with a padding mask"),
     Exercise(DAY, "cross_attention", ("test_cross_attention",), lambda s: _variant_cases(s, 7, cross=True),
              cross_attention, compare=_compare_attention,
              properties=(_variant_ladder(("y", "x", "x_is_token"), False, "cross_attention"),),
-             edge_cases=("encoder shorter and longer than the decoder", "the encoder's padding of several lengths"), forbidden=(F.scaled_dot_product_attention,) + _MHA,
+             edge_cases=("encoder shorter and longer than the decoder", "the encoder's padding of several lengths"),
+             forbidden=(F.scaled_dot_product_attention,) + _MHA,
              description="single-head encoder-decoder attention with the encoder's padding mask"),
     Exercise(DAY, "split_heads", ("test_split_heads",), _split_cases, A.split_heads,
              forbidden=(A.split_heads,), description="(B, T, H*D) -> (B, H, T, D)", properties=(split_form,),
@@ -436,6 +443,6 @@ EXERCISES = [
     Exercise(DAY, "mha_forward", ("test_multi_head_attention",), _mha_cases, mha_forward,
              forbidden=_MHA, description="the multi-head attention layer (q/k/v/out projections, grouped k/v heads)",
              properties=(mha_form,),
-             edge_cases=("no mask, causal, causal and padding", "cross-attention with S != T", "grouped and one k/v head",
-                         "no bias")),
+             edge_cases=("no mask, causal, causal and padding", "cross-attention with S != T",
+                         "grouped and one k/v head", "no bias")),
 ]

@@ -1,4 +1,5 @@
-"""Common wrong answers of day 1 (cleaning, pair counts, merge, BPE training, encode, decode), in the exercises' signatures.
+"""Common wrong answers of day 1 (cleaning, pair counts, merge, BPE training, encode, decode),
+in the exercises' signatures.
 
 Each `says` completes "Your answer is exactly what you get when you ...". Wrong answers only: the
 notebook's visible tests import this module.
@@ -145,12 +146,13 @@ MISTAKES = {
     "clean_gutenberg": (
         Mistake("keep the spaces and tabs at the ends of lines: remove trailing spaces and tabs (line.rstrip(' \\t'))",
                 lambda raw: _clean(raw, strip=False)),
-        Mistake("keep the *** START OF ... *** line itself: the header (everything up to and including the *** START OF "
-                "... *** line) must go",
+        Mistake("keep the *** START OF ... *** line itself: the header (everything up to and including the "
+                "*** START OF ... *** line) must go",
                 lambda raw: _clean(raw, keep_start=True)),
         Mistake("leave the \\r of Windows line endings: turn \\r\\n (and lone \\r) into \\n first",
                 lambda raw: _clean(raw, newlines=False)),
-        Mistake("keep every blank line: collapse runs of blank lines into one", lambda raw: _clean(raw, collapse=False)),
+        Mistake("keep every blank line: collapse runs of blank lines into one",
+                lambda raw: _clean(raw, collapse=False)),
         Mistake("keep the *** END OF ... *** (or 'End of the Project Gutenberg') line: the footer starts at that line "
                 "and goes entirely", lambda raw: _clean(raw, keep_end=True)),
     ),
@@ -165,7 +167,8 @@ MISTAKES = {
                 lambda ids: dict(Counter(zip(ids[1:], ids)))),
     ),
     "merge": (
-        Mistake("move on by one after a merge: skip BOTH of its ids (i += 2)", lambda ids, pair, new_id: _merge(ids, pair, new_id, step=1)),
+        Mistake("move on by one after a merge: skip BOTH of its ids (i += 2)",
+                lambda ids, pair, new_id: _merge(ids, pair, new_id, step=1)),
         Mistake("stop the loop one early: the last id went missing",
                 lambda ids, pair, new_id: _merge(ids, pair, new_id, keep_last=False)),
         Mistake("scan from the right: scan left to right, so [7, 7, 7] with (7, 7) gives [new_id, 7]",
@@ -175,8 +178,10 @@ MISTAKES = {
         Mistake("break ties by the pair seen first: ties go to the greatest pair of bytes, (vocab[a], vocab[b])",
                 lambda text, vocab_size: _train(text, vocab_size, ties="first")),
         Mistake("break ties by the greatest pair of ids: ties go to the greatest pair of bytes, (vocab[a], vocab[b]), "
-                "and a merged token's id says nothing about its bytes", lambda text, vocab_size: _train(text, vocab_size, ties="ids")),
-        Mistake("count pairs over the whole text: a merge crosses a word boundary; pre-tokenize with GPT2_SPLIT_PATTERN",
+                "and a merged token's id says nothing about its bytes",
+                lambda text, vocab_size: _train(text, vocab_size, ties="ids")),
+        Mistake("count pairs over the whole text: a merge crosses a word boundary; pre-tokenize with "
+                "GPT2_SPLIT_PATTERN",
                 lambda text, vocab_size: _train(text, vocab_size, split=False)),
         Mistake("make vocab_size - 255 merges: vocab_size 260 means 4 merges (it counts the 256 bytes)",
                 lambda text, vocab_size: _train(text, vocab_size, extra=1)),
@@ -187,7 +192,8 @@ MISTAKES = {
         Mistake("apply the latest merge first: apply the merges in training order (lowest rank first)",
                 lambda text, vocab, merges: _encode(text, vocab, merges, order="latest")),
         Mistake("merge the leftmost learned pair first: apply the merges in training order (lowest rank first), "
-                "wherever the pair sits in the text", lambda text, vocab, merges: _encode(text, vocab, merges, order="left")),
+                "wherever the pair sits in the text",
+                lambda text, vocab, merges: _encode(text, vocab, merges, order="left")),
         Mistake("encode the whole text as one piece: split the text into GPT2_SPLIT_PATTERN pre-tokens first",
                 lambda text, vocab, merges: _encode(text, vocab, merges, split=False)),
     ),

@@ -1,4 +1,5 @@
-"""Common wrong answers of day 2 (masks, masked softmax, attention, its three uses, heads), in the exercises' signatures.
+"""Common wrong answers of day 2 (masks, masked softmax, attention, its three uses, heads),
+in the exercises' signatures.
 
 Each `says` completes "Your answer is exactly what you get when you ...". Wrong answers only: the
 notebook's visible tests import this module.
@@ -138,6 +139,10 @@ def _sdpa_v_dim_scale(q, k, v, mask=None):
     return _attend(q, k, v, mask, 1.0 / math.sqrt(k.shape[-2]), _masked)
 
 
+def _sdpa_value_size_scale(q, k, v, mask=None):
+    return _attend(q, k, v, mask, 1.0 / math.sqrt(v.shape[-1]), _masked)
+
+
 # -- the three uses (single head, 3-D) --------------------------------------------------------------
 def _sdpa(q, k, v, mask):
     return _attend(q, k, v, mask, 1.0 / math.sqrt(q.shape[-1]), _masked)
@@ -253,6 +258,8 @@ MISTAKES = {
                 _sdpa_query_dim),
         Mistake("scale by sqrt(T_k), the number of keys: the scale is 1/sqrt(D), D the size of a query vector",
                 _sdpa_v_dim_scale),
+        Mistake("scale by sqrt(D_v), the size of a value vector: the scale is 1/sqrt(D), D the size of a query and "
+                "key vector (q.shape[-1])", _sdpa_value_size_scale),
     ),
     "encoder_self_attention": (
         Mistake("add a causal mask: an encoder sees the whole sequence, future tokens included", _encoder_causal),
