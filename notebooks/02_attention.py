@@ -72,7 +72,7 @@ nb.md(r"""
 ## 2. A worked example
 
 Three tokens, $d = 2$. The second query points the same way as the third key, so it should
-put most of its weight there.
+put most of its weight there: row 1 of the weights the cell prints shows how much.
 """)
 
 nb.code(r"""
@@ -110,13 +110,41 @@ def causal_mask(t_q, t_k=None):
 """)
 
 nb.tests("test_causal_mask", 1, r"""
-m = causal_mask(3)
-assert isinstance(m, torch.Tensor) and m.dtype == torch.bool, f"return a bool tensor, got {getattr(m, 'dtype', type(m))}"
-assert m.shape == (3, 3), f"causal_mask(3) should have shape (3, 3), got {tuple(m.shape)}"
-assert m[2, 0] and not m[0, 2], "True must be BELOW the diagonal (query i sees keys j <= i); yours is transposed"
-assert m.diagonal().all(), "a query may attend to its own position: the diagonal must be True"
-assert causal_mask(2, 4).tolist() == [[True, True, True, False], [True, True, True, True]], \
-    "with t_k > t_q the queries are the LAST t_q positions: causal_mask(2, 4) should be [[1,1,1,0],[1,1,1,1]]"
+from gptref.grading.compare import difference, form_difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d02_attention import MISTAKES
+
+
+def _check_causal_mask(*args):
+    '''causal_mask(*args) in order: a bool (t_q, t_k) tensor; each query sees its own position, no later key and
+    every earlier key. A failure also names the known mistake it matches.'''
+    t_q, t_k = args[0], args[-1]
+    m = call(causal_mask, *args)
+    position = torch.arange(t_q)[:, None] + (t_k - t_q)   # (t_q, 1): query i sits at position t_k - t_q + i
+    expected = torch.arange(t_k)[None, :] <= position     # (t_q, t_k)
+
+    def fail(problem):
+        kwargs = dict(zip(("t_q", "t_k"), args))
+        raise AssertionError(f"causal_mask{args}: {problem}" + which_mistake(m, MISTAKES["causal_mask"], kwargs, expected))
+
+    if form_difference(m, expected, "the mask"):
+        fail(form_difference(m, expected, "the mask"))
+    for i in range(t_q):
+        p = t_k - t_q + i
+        if not m[i, p]:
+            fail(f"query {i} sits at position {p} (the queries are the last t_q of the t_k positions) and must see "
+                 f"its own key there, but that entry is False")
+        if m[i, p + 1:].any():
+            fail(f"query {i} (position {p}) may see the later key {p + 1 + int(m[i, p + 1:].nonzero()[0])}: "
+                 f"no query sees the future")
+        if not m[i, :p].all():
+            fail(f"query {i} (position {p}) must see every earlier key, but key {int((~m[i, :p]).nonzero()[0])} is False")
+
+
+_check_causal_mask(3)
+_check_causal_mask(1)        # T = 1
+_check_causal_mask(2, 4)     # t_k > t_q: the queries are positions 2 and 3
+_check_causal_mask(1, 5)     # one new query against a cache of 4 earlier keys
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "causal_mask", causal_mask)
@@ -138,11 +166,31 @@ def padding_mask(key_is_token):
 """)
 
 nb.tests("test_padding_mask", 1, r"""
-is_token = torch.tensor([[True, True, False], [True, False, False]])
-m = padding_mask(is_token)
-assert m.shape == (2, 1, 1, 3), f"expected shape (B, 1, 1, T_k) = (2, 1, 1, 3), got {tuple(m.shape)}"
-assert m.dtype == torch.bool, f"return a bool mask, got {m.dtype}"
-assert m[1, 0, 0].tolist() == [True, False, False], "sequence 1 has one real token: its mask row should be [T, F, F]"
+from gptref.grading.compare import difference, form_difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d02_attention import MISTAKES
+
+
+def _check_padding_mask(is_token):
+    '''padding_mask in order: a bool (B, 1, 1, T_k) tensor, then True exactly at the real tokens.'''
+    m = call(padding_mask, is_token)
+    B, T_k = is_token.shape
+    expected = is_token.reshape(B, 1, 1, T_k)
+
+    def fail(problem):
+        raise AssertionError(problem + which_mistake(m, MISTAKES["padding_mask"], {"key_is_token": is_token}, expected))
+
+    if form_difference(m, expected, "padding_mask(key_is_token)"):
+        fail(form_difference(m, expected, "padding_mask(key_is_token)"))
+    wrong = m[:, 0, 0] != is_token
+    if wrong.any():
+        b, j = wrong.nonzero()[0].tolist()
+        fail(f"key {j} of sequence {b} is {'a real token' if is_token[b, j] else 'padding'}, so mask[{b}, 0, 0, {j}] "
+             f"should be {bool(is_token[b, j])} (True where a query MAY attend)")
+
+
+_check_padding_mask(torch.tensor([[True, True, False], [True, False, False]]))
+_check_padding_mask(torch.tensor([[True], [False]]))     # T_k = 1, and a sequence that is all padding
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "padding_mask", padding_mask)
@@ -175,19 +223,61 @@ def masked_softmax(scores, mask):
 """)
 
 nb.tests("test_masked_softmax", 1, r"""
-s = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]])
-m = torch.tensor([[True, True, False], [False, False, False]])
-w = masked_softmax(s, m)
-assert w.shape == (2, 3), f"the weights keep the scores' shape (2, 3), got {tuple(w.shape)}"
-assert not torch.isnan(w).any(), "a fully masked row gave NaN: it must give all zeros"
-assert torch.equal(w[1], torch.zeros(3)), f"the fully masked row should be all zeros, got {w[1].tolist()}"
-assert not torch.allclose(w[0], torch.softmax(s[0].masked_fill(~m[0], 0.0), -1)), \
-    "you filled the masked scores with 0: exp(0) = 1 still gives those keys weight; fill them with -inf"
-assert w[0, 2] == 0, "a masked key must get weight exactly 0: fill its score with -inf before the softmax"
-assert torch.allclose(w[0].sum(), torch.tensor(1.0)), \
-    "the weights of a query that sees some key must sum to 1 over the keys: take the softmax over the LAST dim"
-assert torch.allclose(w[0, :2], torch.softmax(torch.tensor([1.0, 2.0]), -1)), \
-    "the unmasked keys' weights should be the softmax over those keys only"
+from gptref.grading.compare import difference, form_difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d02_attention import MISTAKES
+
+
+def _weights_problem(w, allowed):
+    '''The first property of attention weights that w breaks, in words (None when it has them all): finite; zero
+    for a query that may see no key; exactly 0 at masked keys; summing to 1 over the keys otherwise.'''
+    has_key = allowed.any(-1)
+    if not torch.isfinite(w).all():
+        if torch.isfinite(w[has_key]).all():
+            return ("a query that may see no key has NaN weights (the softmax of a row of -inf is 0/0); such a query "
+                    "must get all-zero weights")
+        return ("NaN or inf weights for a query that may see some keys: the softmax must stay finite for any "
+                "scores (torch.softmax subtracts each row's largest score before exp)")
+    if (w[~has_key] != 0).any():
+        return f"a query that may see no key must get all-zero weights; one gets {w[~has_key][0].tolist()}"
+    if (w[~allowed] != 0).any():
+        return f"a masked key must get weight exactly 0; one gets {w[~allowed & (w != 0)][0].item():.4g}"
+    sums = w.double().sum(-1)[has_key]
+    if ((sums - 1).abs() > 1e-4).any():
+        return (f"the weights of each query that may see some key must sum to 1 over the keys; one sums to "
+                f"{sums[(sums - 1).abs().argmax()].item():.4g}")
+    return None
+
+
+def _check_masked_softmax(scores, mask):
+    '''masked_softmax in order: the scores' form, the weights' properties above, then the values.'''
+    w = call(masked_softmax, scores, mask)
+    allowed = mask.expand_as(scores)
+    expected = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0)
+
+    def fail(problem):
+        if isinstance(w, torch.Tensor) and w.shape == scores.shape:
+            off = ~torch.isfinite(w).all(-1) | ((w.double().sum(-1) - 1).abs() > 1e-4)   # rows broken
+            big = scores.masked_fill(~allowed, 0).abs().amax(-1) > 88                      # exp overflows there
+            if (off & big & allowed.any(-1)).any():
+                problem += (" (the broken rows have scores above 88, where exp overflows float32: subtract each "
+                            "row's largest allowed score before exp, as torch.softmax does)")
+        raise AssertionError("masked_softmax: " + problem
+                             + which_mistake(w, MISTAKES["masked_softmax"], {"scores": scores, "mask": mask}, expected))
+
+    if form_difference(w, scores, "the weights"):
+        fail(form_difference(w, scores, "the weights"))
+    if _weights_problem(w, allowed):
+        fail(_weights_problem(w, allowed))
+    if difference(w, expected, "the weights"):
+        fail(difference(w, expected, "the weights") + " (the allowed keys' weights are the softmax over those keys only)")
+
+
+_check_masked_softmax(torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]]), torch.tensor([[True, True, False], [False, False, False]]))
+torch.manual_seed(0)
+_s = torch.stack([-60 - torch.rand(5), torch.full((5,), 2.5), 100 + 20 * torch.randn(5), torch.randn(5)])  # (4, 5)
+_check_masked_softmax(_s, torch.tensor([[True, False, True, True, False]] * 4))  # negative maxima, equal, large
+_check_masked_softmax(_s.double()[None], torch.ones(4, 5, dtype=torch.bool).tril(1))  # float64, a broadcast mask
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "masked_softmax", masked_softmax)
@@ -219,28 +309,73 @@ def scaled_dot_product_attention(q, k, v, mask=None):
 """)
 
 nb.tests("test_sdpa", 2, r"""
+from gptref.grading.compare import difference, form_difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d02_attention import MISTAKES
+
+
+def _weights_problem(w, allowed):
+    '''The first property of attention weights that w breaks, in words (None when it has them all): finite; zero
+    for a query that may see no key; exactly 0 at masked keys; summing to 1 over the keys otherwise.'''
+    has_key = allowed.any(-1)
+    if not torch.isfinite(w).all():
+        if torch.isfinite(w[has_key]).all():
+            return ("a query that may see no key has NaN weights (the softmax of a row of -inf is 0/0); such a query "
+                    "must get all-zero weights")
+        return ("NaN or inf weights for a query that may see some keys: the softmax must stay finite for any "
+                "scores (torch.softmax subtracts each row's largest score before exp)")
+    if (w[~has_key] != 0).any():
+        return f"a query that may see no key must get all-zero weights; one gets {w[~has_key][0].tolist()}"
+    if (w[~allowed] != 0).any():
+        return f"a masked key must get weight exactly 0; one gets {w[~allowed & (w != 0)][0].item():.4g}"
+    sums = w.double().sum(-1)[has_key]
+    if ((sums - 1).abs() > 1e-4).any():
+        return (f"the weights of each query that may see some key must sum to 1 over the keys; one sums to "
+                f"{sums[(sums - 1).abs().argmax()].item():.4g}")
+    return None
+
+
+def _check_sdpa(q, k, v, mask=None):
+    '''scaled_dot_product_attention in order: a tuple (output, weights) of the right shapes; the weights'
+    properties; output = weights @ v (zero for a query that sees no key); then the values by hand.'''
+    args = (q, k, v) if mask is None else (q, k, v, mask)
+    res = call(scaled_dot_product_attention, *args)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])                     # (..., T_q, T_k)
+    allowed = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.expand_as(scores)
+    w_ref = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0)
+    expected = (w_ref @ v, w_ref)
+
+    def fail(problem):
+        kwargs = dict(zip(("q", "k", "v", "mask"), args))
+        raise AssertionError("scaled_dot_product_attention: " + problem
+                             + which_mistake(res, MISTAKES["scaled_dot_product_attention"], kwargs, expected))
+
+    if not isinstance(res, tuple) or len(res) != 2:
+        fail(f"return a tuple (output, weights), got {type(res).__name__}")
+    for name, got, want in zip(("output", "weights"), res, expected):
+        if form_difference(got, want, name):
+            fail(form_difference(got, want, name) + " (output is (..., T_q, D_v), weights (..., T_q, T_k))")
+    out, w = res
+    if _weights_problem(w, allowed):
+        fail(_weights_problem(w, allowed))
+    if (out[~allowed.any(-1)] != 0).any():
+        fail("a query that may see no key must get a zero output")
+    if difference(out, w @ v, "output"):
+        fail("the output should be weights @ v for your own weights: " + difference(out, w @ v, "output"))
+    if difference(w, w_ref, "weights"):
+        fail(difference(w, w_ref, "weights") + " (compared with softmax(q k^T / sqrt(D)) over the allowed keys)")
+
+
 torch.manual_seed(1)
-q, k, v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 6)
-out, w = scaled_dot_product_attention(q, k, v)
-assert out.shape == (2, 3, 6), f"output should be (B, T_q, D_v) = (2, 3, 6), got {tuple(out.shape)}"
-assert w.shape == (2, 3, 5), f"weights should be (B, T_q, T_k) = (2, 3, 5), got {tuple(w.shape)}"
-assert torch.allclose(w.sum(-1), torch.ones(2, 3), atol=1e-5), \
-    "each row of the weights must sum to 1: take the softmax over the LAST dimension (the keys)"
-by_hand = torch.softmax(q @ k.transpose(1, 2) / 2.0, dim=-1)  # sqrt(D) = sqrt(4) = 2
-unscaled = torch.softmax(q @ k.transpose(1, 2), dim=-1)
-assert not torch.allclose(w, unscaled, atol=1e-4) or torch.allclose(w, by_hand), "divide the scores by sqrt(D)"
-assert not torch.allclose(w, torch.softmax(q @ k.transpose(1, 2) / 4.0, dim=-1), atol=1e-4), \
-    "you divided the scores by D: divide by sqrt(D) (scores of variance D become variance 1)"
-assert torch.allclose(w, by_hand, atol=1e-5), "weights differ from softmax(q k^T / sqrt(D))"
-assert torch.allclose(out, by_hand @ v, atol=1e-5), "output should be weights @ v"
-mask = torch.tensor([[False] * 5, [True, True, False, False, False], [True] * 5])  # (T_q, T_k)
-out, w = scaled_dot_product_attention(q, k, v, mask)
-assert not torch.isnan(out).any(), "a fully masked query row gave NaN; it must give zeros"
-assert torch.equal(out[:, 0], torch.zeros(2, 6)), "the fully masked query must get a zero output"
-assert (w[:, 1, 2:] == 0).all(), "masked keys must get weight exactly 0"
-q4 = torch.randn(2, 3, 4, 8)  # (B, H, T, D)
-out4, w4 = scaled_dot_product_attention(q4, q4, q4)
-assert out4.shape == (2, 3, 4, 8) and w4.shape == (2, 3, 4, 4), "4-D (B, H, T, D) inputs must work too"
+_q, _k, _v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 6)
+_check_sdpa(_q, _k, _v)                                                           # no mask, D_v != D
+_check_sdpa(_q, _k, _v, torch.tensor([[False] * 5, [True, True, False, False, False], [True] * 5]))  # a fully masked query
+_q4 = torch.randn(2, 3, 4, 8)                                                     # (B, H, T, D)
+_check_sdpa(_q4, _q4, _q4, ref.causal_mask(4))
+_check_sdpa(torch.randn(1, 1, 1, 8), torch.randn(1, 1, 6, 8), torch.randn(1, 1, 6, 8),  # one head, T_q = 1
+            ref.padding_mask(torch.tensor([[True, True, True, False, False, False]])))
+_d = torch.randn(2, 4, 16, dtype=torch.float64)                                   # float64, padding (B, 1, T_k)
+_check_sdpa(_d, _d, _d, torch.tensor([[True] * 4, [True, True, False, False]])[:, None, :])
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "scaled_dot_product_attention", scaled_dot_product_attention)
@@ -291,13 +426,58 @@ def encoder_self_attention(x, x_is_token, w_q, w_k, w_v):
 """)
 
 nb.tests("test_encoder_self_attention", 1, r"""
+from gptref.grading.compare import difference, form_difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d02_attention import MISTAKES
+
+
+def _check_use(fn, args, names, queries, keys, is_token, causal, expected):
+    '''One of the three uses, in order: a tuple (output, weights) of the right shapes; no weight on later keys
+    (causal) nor on padding keys; rows summing to 1; every allowed key weighs > 0; then the values.'''
+    res = call(fn, *args)
+    B, T, S = queries.shape[0], queries.shape[1], keys.shape[1]
+    allowed = is_token[:, None, :].expand(B, T, S)
+    if causal:
+        allowed = allowed & torch.ones(T, S, dtype=torch.bool).tril()
+
+    def fail(problem):
+        raise AssertionError(f"{fn.__name__}: " + problem
+                             + which_mistake(res, MISTAKES[fn.__name__], dict(zip(names, args)), expected))
+
+    if not isinstance(res, tuple) or len(res) != 2:
+        fail(f"return a tuple (output, weights), got {type(res).__name__}")
+    for name, got, want in zip(("output", "weights"), res, expected):
+        if form_difference(got, want, name):
+            fail(form_difference(got, want, name))
+    w = res[1]
+    if causal and (w.triu(1) != 0).any():
+        b, i, j = (w.triu(1) != 0).nonzero()[0].tolist()
+        fail(f"query {i} of sequence {b} gives weight to the later key {j}; a decoder token may not see later tokens")
+    padding = (w != 0) & ~is_token[:, None, :]
+    if padding.any():
+        b, i, j = padding.nonzero()[0].tolist()
+        fail(f"query {i} of sequence {b} gives weight {w[b, i, j]:.3g} to key {j}, a padding token: padding keys "
+             f"must get weight exactly 0")
+    sums = w.sum(-1)
+    if ((sums - 1).abs() > 1e-4).any():
+        b, i = ((sums - 1).abs() > 1e-4).nonzero()[0].tolist()
+        fail(f"the weights of query {i} of sequence {b} sum to {sums[b, i]:.4g}: each query's weights sum to 1 "
+             f"over the keys it may see")
+    if ((w == 0) & allowed).any():
+        b, i, j = ((w == 0) & allowed).nonzero()[0].tolist()
+        fail(f"query {i} of sequence {b} gives weight 0 to key {j}, a real token it is allowed to see"
+             + ("" if causal else " (there is no causal mask here)"))
+    for name, got, want in zip(("weights", "output"), res[::-1], expected[::-1]):
+        if difference(got, want, name):
+            fail(difference(got, want, name))
+
+
 torch.manual_seed(2)
 x, W = torch.randn(2, 4, 6), [torch.randn(6, 3) for _ in range(3)]
 is_token = torch.tensor([[True, True, True, True], [True, True, False, False]])
-out, w = encoder_self_attention(x, is_token, *W)
-assert out.shape == (2, 4, 3) and w.shape == (2, 4, 4), f"expected (2, 4, 3) and (2, 4, 4), got {tuple(out.shape)}, {tuple(w.shape)}"
-assert (w[1, :, 2:] == 0).all(), "no query may attend to a padding key: the padding mask is missing"
-assert (w[0, 0, 1:] > 0).all(), "an encoder sees the whole sequence, future tokens included: do not use a causal mask"
+_expected = ref.scaled_dot_product_attention(x @ W[0], x @ W[1], x @ W[2], is_token[:, None, :])
+_check_use(encoder_self_attention, (x, is_token, *W), ("x", "x_is_token", "w_q", "w_k", "w_v"), x, x, is_token,
+           False, _expected)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "encoder_self_attention", encoder_self_attention)
@@ -314,13 +494,58 @@ def decoder_self_attention(y, y_is_token, w_q, w_k, w_v):
 """)
 
 nb.tests("test_decoder_self_attention", 1, r"""
+from gptref.grading.compare import difference, form_difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d02_attention import MISTAKES
+
+
+def _check_use(fn, args, names, queries, keys, is_token, causal, expected):
+    '''One of the three uses, in order: a tuple (output, weights) of the right shapes; no weight on later keys
+    (causal) nor on padding keys; rows summing to 1; every allowed key weighs > 0; then the values.'''
+    res = call(fn, *args)
+    B, T, S = queries.shape[0], queries.shape[1], keys.shape[1]
+    allowed = is_token[:, None, :].expand(B, T, S)
+    if causal:
+        allowed = allowed & torch.ones(T, S, dtype=torch.bool).tril()
+
+    def fail(problem):
+        raise AssertionError(f"{fn.__name__}: " + problem
+                             + which_mistake(res, MISTAKES[fn.__name__], dict(zip(names, args)), expected))
+
+    if not isinstance(res, tuple) or len(res) != 2:
+        fail(f"return a tuple (output, weights), got {type(res).__name__}")
+    for name, got, want in zip(("output", "weights"), res, expected):
+        if form_difference(got, want, name):
+            fail(form_difference(got, want, name))
+    w = res[1]
+    if causal and (w.triu(1) != 0).any():
+        b, i, j = (w.triu(1) != 0).nonzero()[0].tolist()
+        fail(f"query {i} of sequence {b} gives weight to the later key {j}; a decoder token may not see later tokens")
+    padding = (w != 0) & ~is_token[:, None, :]
+    if padding.any():
+        b, i, j = padding.nonzero()[0].tolist()
+        fail(f"query {i} of sequence {b} gives weight {w[b, i, j]:.3g} to key {j}, a padding token: padding keys "
+             f"must get weight exactly 0")
+    sums = w.sum(-1)
+    if ((sums - 1).abs() > 1e-4).any():
+        b, i = ((sums - 1).abs() > 1e-4).nonzero()[0].tolist()
+        fail(f"the weights of query {i} of sequence {b} sum to {sums[b, i]:.4g}: each query's weights sum to 1 "
+             f"over the keys it may see")
+    if ((w == 0) & allowed).any():
+        b, i, j = ((w == 0) & allowed).nonzero()[0].tolist()
+        fail(f"query {i} of sequence {b} gives weight 0 to key {j}, a real token it is allowed to see"
+             + ("" if causal else " (there is no causal mask here)"))
+    for name, got, want in zip(("weights", "output"), res[::-1], expected[::-1]):
+        if difference(got, want, name):
+            fail(difference(got, want, name))
+
+
 torch.manual_seed(3)
 y, W = torch.randn(2, 4, 6), [torch.randn(6, 3) for _ in range(3)]
 is_token = torch.tensor([[True, True, True, True], [True, True, True, False]])
-out, w = decoder_self_attention(y, is_token, *W)
-assert out.shape == (2, 4, 3) and w.shape == (2, 4, 4), f"expected (2, 4, 3) and (2, 4, 4), got {tuple(out.shape)}, {tuple(w.shape)}"
-assert (w[0].triu(1) == 0).all(), "a decoder token may not see later tokens: the causal mask is missing"
-assert (w[1, :, 3] == 0).all(), "no query may attend to a padding key: the padding mask is missing"
+_expected = ref.scaled_dot_product_attention(y @ W[0], y @ W[1], y @ W[2], ref.causal_mask(4) & is_token[:, None, :])
+_check_use(decoder_self_attention, (y, is_token, *W), ("y", "y_is_token", "w_q", "w_k", "w_v"), y, y, is_token,
+           True, _expected)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "decoder_self_attention", decoder_self_attention)
@@ -336,18 +561,59 @@ def cross_attention(y, x, x_is_token, w_q, w_k, w_v):
 """)
 
 nb.tests("test_cross_attention", 1, r"""
+from gptref.grading.compare import difference, form_difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d02_attention import MISTAKES
+
+
+def _check_use(fn, args, names, queries, keys, is_token, causal, expected):
+    '''One of the three uses, in order: a tuple (output, weights) of the right shapes; no weight on later keys
+    (causal) nor on padding keys; rows summing to 1; every allowed key weighs > 0; then the values.'''
+    res = call(fn, *args)
+    B, T, S = queries.shape[0], queries.shape[1], keys.shape[1]
+    allowed = is_token[:, None, :].expand(B, T, S)
+    if causal:
+        allowed = allowed & torch.ones(T, S, dtype=torch.bool).tril()
+
+    def fail(problem):
+        raise AssertionError(f"{fn.__name__}: " + problem
+                             + which_mistake(res, MISTAKES[fn.__name__], dict(zip(names, args)), expected))
+
+    if not isinstance(res, tuple) or len(res) != 2:
+        fail(f"return a tuple (output, weights), got {type(res).__name__}")
+    for name, got, want in zip(("output", "weights"), res, expected):
+        if form_difference(got, want, name):
+            fail(form_difference(got, want, name))
+    w = res[1]
+    if causal and (w.triu(1) != 0).any():
+        b, i, j = (w.triu(1) != 0).nonzero()[0].tolist()
+        fail(f"query {i} of sequence {b} gives weight to the later key {j}; a decoder token may not see later tokens")
+    padding = (w != 0) & ~is_token[:, None, :]
+    if padding.any():
+        b, i, j = padding.nonzero()[0].tolist()
+        fail(f"query {i} of sequence {b} gives weight {w[b, i, j]:.3g} to key {j}, a padding token: padding keys "
+             f"must get weight exactly 0")
+    sums = w.sum(-1)
+    if ((sums - 1).abs() > 1e-4).any():
+        b, i = ((sums - 1).abs() > 1e-4).nonzero()[0].tolist()
+        fail(f"the weights of query {i} of sequence {b} sum to {sums[b, i]:.4g}: each query's weights sum to 1 "
+             f"over the keys it may see")
+    if ((w == 0) & allowed).any():
+        b, i, j = ((w == 0) & allowed).nonzero()[0].tolist()
+        fail(f"query {i} of sequence {b} gives weight 0 to key {j}, a real token it is allowed to see"
+             + ("" if causal else " (there is no causal mask here)"))
+    for name, got, want in zip(("weights", "output"), res[::-1], expected[::-1]):
+        if difference(got, want, name):
+            fail(difference(got, want, name))
+
+
 torch.manual_seed(4)
-y, x, W = torch.randn(2, 3, 6), torch.randn(2, 5, 6), [torch.randn(6, 4) for _ in range(3)]
-is_token = torch.tensor([[True] * 5, [True, True, False, False, False]])
-y5 = torch.randn(2, 5, 6)  # a decoder input as long as the encoder's: a mix-up of x and y still runs
-_, w5 = cross_attention(y5, x, is_token, *W)
-_, from_y = ref.scaled_dot_product_attention(y5 @ W[0], y5 @ W[1], y5 @ W[2], is_token[:, None, :])
-assert not torch.allclose(w5, from_y, atol=1e-5), \
-    "the keys and values must come from the encoder's x (queries from the decoder's y), not from y"
-out, w = cross_attention(y, x, is_token, *W)
-assert w.shape == (2, 3, 5), f"weights should be (B, T_decoder, T_encoder) = (2, 3, 5), got {tuple(w.shape)}"
-assert out.shape == (2, 3, 4), f"output should be (B, T_decoder, D) = (2, 3, 4), got {tuple(out.shape)}"
-assert (w[1, :, 2:] == 0).all(), "decoder queries must not attend to the encoder's padding"
+W, is_token = [torch.randn(6, 4) for _ in range(3)], torch.tensor([[True] * 5, [True, True, False, False, False]])
+for _T in (5, 3):  # a decoder as long as the encoder (a mix-up of x and y still runs), then a shorter one
+    y, x = torch.randn(2, _T, 6), torch.randn(2, 5, 6)
+    _expected = ref.scaled_dot_product_attention(y @ W[0], x @ W[1], x @ W[2], is_token[:, None, :])
+    _check_use(cross_attention, (y, x, is_token, *W), ("y", "x", "x_is_token", "w_q", "w_k", "w_v"), y, x, is_token,
+               False, _expected)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "cross_attention", cross_attention)
@@ -409,11 +675,30 @@ def split_heads(x, n_heads):
 """)
 
 nb.tests("test_split_heads", 1, r"""
-x = torch.arange(2 * 3 * 4.0).reshape(1, 2, 12)  # B=1, T=2, C=12
-h = split_heads(x, 3)
-assert h.shape == (1, 3, 2, 4), f"split_heads((1, 2, 12), 3) should be (B, H, T, D) = (1, 3, 2, 4), got {tuple(h.shape)}"
-assert h[0, 1, 0].tolist() == [4.0, 5.0, 6.0, 7.0], \
-    f"head 1 at time 0 should hold channels 4..7 of token 0, got {h[0, 1, 0].tolist()} (move the head axis, do not just reshape)"
+from gptref.grading.compare import difference, form_difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d02_attention import MISTAKES
+
+
+def _check_heads(fn, x, *args, expected):
+    '''split_heads / merge_heads: the form, then the values (which channel lands where).'''
+    got = call(fn, x, *args)
+    names = ("x", "n_heads")[:1 + len(args)]
+
+    def fail(problem):
+        raise AssertionError(f"{fn.__name__}: " + problem
+                             + which_mistake(got, MISTAKES[fn.__name__], dict(zip(names, (x, *args))), expected))
+
+    if form_difference(got, expected, "the result"):
+        fail(form_difference(got, expected, "the result"))
+    if difference(got, expected, "the result"):
+        fail(difference(got, expected, "the result"))
+
+
+_x = torch.arange(2 * 3 * 4.0).reshape(1, 2, 12)  # B=1, T=2, C=12: head 1 at time 0 holds channels 4..7 of token 0
+_check_heads(split_heads, _x, 3, expected=torch.stack([_x[0, :, 4 * h:4 * h + 4] for h in range(3)])[None])
+_x = torch.randn(2, 3, 6)
+_check_heads(split_heads, _x, 1, expected=_x[:, None])  # one head
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "split_heads", split_heads)
@@ -429,11 +714,30 @@ def merge_heads(x):
 """)
 
 nb.tests("test_merge_heads", 1, r"""
-h = torch.arange(24.0).reshape(1, 3, 2, 4)  # B=1, H=3, T=2, D=4
-m = merge_heads(h)
-assert m.shape == (1, 2, 12), f"merge_heads((1, 3, 2, 4)) should be (B, T, H*D) = (1, 2, 12), got {tuple(m.shape)}"
-assert m[0, 0, 4:8].tolist() == h[0, 1, 0].tolist(), \
-    "channels 4..7 of token 0 should come from head 1 at time 0 (move the head axis back before reshaping)"
+from gptref.grading.compare import difference, form_difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d02_attention import MISTAKES
+
+
+def _check_heads(fn, x, *args, expected):
+    '''split_heads / merge_heads: the form, then the values (which channel lands where).'''
+    got = call(fn, x, *args)
+    names = ("x", "n_heads")[:1 + len(args)]
+
+    def fail(problem):
+        raise AssertionError(f"{fn.__name__}: " + problem
+                             + which_mistake(got, MISTAKES[fn.__name__], dict(zip(names, (x, *args))), expected))
+
+    if form_difference(got, expected, "the result"):
+        fail(form_difference(got, expected, "the result"))
+    if difference(got, expected, "the result"):
+        fail(difference(got, expected, "the result"))
+
+
+_h = torch.arange(24.0).reshape(1, 3, 2, 4)  # B=1, H=3, T=2, D=4: channels 4..7 of token 0 come from head 1, time 0
+_check_heads(merge_heads, _h, expected=torch.cat([_h[:, h] for h in range(3)], dim=-1))
+_h = torch.randn(2, 1, 3, 5)
+_check_heads(merge_heads, _h, expected=_h[:, 0])  # one head
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "merge_heads", merge_heads)
@@ -515,6 +819,8 @@ def mha_forward(x, state, n_heads, n_kv_heads=None, context=None, mask=None):
 #   grouped heads shared with `repeat` (h % H_kv) instead of `repeat_interleave` (h // group).
 nb.tests("test_multi_head_attention", 2, r'''
 import torch.nn as nn
+from gptref.grading.compare import form_difference
+from gptref.grading.explain import call
 torch.manual_seed(6)
 _B, _T, _C, _H = 2, 5, 16, 4
 _tm = nn.MultiheadAttention(_C, _H, batch_first=True).eval()   # torch's layer, its q/k/v weights in one matrix
@@ -551,7 +857,7 @@ def _common_mistakes(x, ctx, mask, st, H, H_kv):
 
 
 def _check(got, expected, x, ctx, mask, st, H, H_kv, what):
-    assert got.shape == expected.shape, f"{what}: output should be (B, T, C) = {tuple(expected.shape)}, got {tuple(got.shape)}"
+    assert form_difference(got, expected, "the output") is None, f"{what}: {form_difference(got, expected, 'the output')}"
     for message, w in _common_mistakes(x, ctx, mask, st, H, H_kv).items():
         if w.shape == got.shape and not torch.allclose(w, expected, atol=1e-4):
             assert not torch.allclose(got, w, atol=1e-5), f"{what}: {message}"
@@ -564,7 +870,7 @@ _x = torch.randn(_B, _T, _C)
 _causal = ref.causal_mask(_T)
 with torch.no_grad():
     _expected = _tm(_x, _x, _x, attn_mask=~_causal, need_weights=False)[0]
-_check(mha_forward(_x, _st, _H, mask=_causal), _expected, _x, None, _causal, _st, _H, _H,
+_check(call(mha_forward, _x, _st, _H, mask=_causal), _expected, _x, None, _causal, _st, _H, _H,
        "causal self-attention vs torch.nn.MultiheadAttention")
 # cross-attention: keys and values from a context with padding
 for _S in (_T, 7):
@@ -572,7 +878,7 @@ for _S in (_T, 7):
     _real = torch.arange(_S)[None, :] < torch.tensor([[_S], [3]])          # (B, S): sequence 1 has 3 real tokens
     with torch.no_grad():
         _expected = _tm(_x, _ctx, _ctx, key_padding_mask=~_real, need_weights=False)[0]
-    _check(mha_forward(_x, _st, _H, context=_ctx, mask=ref.padding_mask(_real)), _expected, _x, _ctx,
+    _check(call(mha_forward, _x, _st, _H, context=_ctx, mask=ref.padding_mask(_real)), _expected, _x, _ctx,
            ref.padding_mask(_real), _st, _H, _H, f"cross-attention to a context of length {_S}")
 # grouped key/value heads, against gptref's layer
 import gptref.attention as _A
@@ -581,7 +887,7 @@ _gst = {k: torch.randn_like(v) / 4 for k, v in _g.state_dict().items()}
 _g.load_state_dict(_gst)
 with torch.no_grad():
     _expected = _g.eval()(_x, mask=_causal)
-_check(mha_forward(_x, _gst, _H, n_kv_heads=2, mask=_causal), _expected, _x, None, _causal, _gst, _H, 2,
+_check(call(mha_forward, _x, _gst, _H, n_kv_heads=2, mask=_causal), _expected, _x, None, _causal, _gst, _H, 2,
        "4 query heads sharing 2 key/value heads")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check

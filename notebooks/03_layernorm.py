@@ -50,9 +50,10 @@ standardization where it helps.
 nb.md(r"""
 ## 2. A worked example
 
-One row, $x = (1, 2, 3, 6)$: $\mu = 3$, deviations $(-2, -1, 0, 3)$, $\sigma^2 = (4+1+0+9)/4 = 3.5$,
-so $\hat x \approx (-1.069, -0.535, 0, 1.604)$. The cell below does the same with torch's built-in
-`F.layer_norm` (which you will now write yourself).
+One row, $x = (1, 2, 3, 6)$: by hand, $\mu = (1+2+3+6)/4 = 3$, the deviations are $(-2, -1, 0, 3)$ and
+$\sigma^2 = (4+1+0+9)/4 = 3.5$, so $\hat x = (-2, -1, 0, 3)/\sqrt{3.5 + \varepsilon}$. The cell below prints
+$\mu$, $\sigma^2$ and $\hat x$ computed this way, and $\hat x$ from torch's built-in `F.layer_norm` (which you
+will now write yourself): the two rows of $\hat x$ agree.
 """)
 
 nb.code(r"""
@@ -67,7 +68,8 @@ torch.manual_seed(0)
 x = torch.tensor([[1.0, 2.0, 3.0, 6.0]])
 mu = x.mean(-1, keepdim=True)
 var = ((x - mu) ** 2).mean(-1, keepdim=True)
-print("by hand   :", ((x - mu) / torch.sqrt(var + 1e-5)).tolist())
+print("mu, var     :", mu.item(), var.item())
+print("by hand     :", ((x - mu) / torch.sqrt(var + 1e-5)).tolist())
 print("F.layer_norm:", F.layer_norm(x, (4,)).tolist())
 """)
 
@@ -98,32 +100,55 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
 ''')
 
 nb.tests("test_layer_norm", 2, r'''
+from gptref.grading.compare import difference, form_difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d03_layernorm import MISTAKES
+
+
+def _check_layer_norm(x, **kwargs):
+    """layer_norm(x, **kwargs) in order: form, finite, rows of mean 0 and variance var / (var + eps) when there is
+    no weight and no bias, then the values of F.layer_norm. A failure also names the known mistake it matches."""
+    eps = kwargs.get("eps", 1e-5)
+    out = call(layer_norm, x, **kwargs)
+    ref = F.layer_norm(x, (x.shape[-1],), kwargs.get("weight"), kwargs.get("bias"), eps)
+
+    def fail(problem):
+        raise AssertionError(problem + which_mistake(out, MISTAKES["layer_norm"], {"x": x, **kwargs}, ref))
+
+    if form_difference(out, ref, "layer_norm(x)"):
+        fail(form_difference(out, ref, "layer_norm(x)"))
+    bad_rows = (~torch.isfinite(out)).any(-1)
+    if bad_rows.any():
+        fail(f"layer_norm(x) has NaN or inf in a row of x = {x[bad_rows][0].tolist()}: the denominator must stay "
+             f"above 0 for every row, a row of equal values (variance 0) too")
+    if "weight" not in kwargs and "bias" not in kwargs:
+        tol = 1e-9 if x.dtype == torch.float64 else 2e-5
+        mean = out.double().mean(-1)
+        if (mean.abs() > tol).any():
+            fail(f"each row of layer_norm(x) should have mean 0; one has mean {mean.abs().max():.6g}. "
+                 f"Subtract each row's own mean, taken over dim=-1 with keepdim=True, before dividing")
+        var_x = x.double().var(-1, correction=0)
+        want, var = var_x / (var_x + eps), out.double().var(-1, correction=0)
+        if ((var - want).abs() > tol).any():
+            i = (var - want).abs().argmax()
+            fail(f"each row of layer_norm(x) should have variance var / (var + eps), just under 1 (var: that row's "
+                 f"variance of x, dividing by d): one row has {var.flatten()[i]:.10g} instead of {want.flatten()[i]:.10g}. "
+                 f"Look at how you compute the variance and where eps enters the denominator")
+    problem = difference(out, ref, "layer_norm(x" + "".join(f", {k}" for k in kwargs) + ")")
+    if problem:
+        fail(problem + " (compared with F.layer_norm)")
+
+
 torch.manual_seed(1)
-_x = torch.randn(5, 12, dtype=torch.float64) * 3 + 2
-_out = layer_norm(_x)
-assert isinstance(_out, torch.Tensor), f"layer_norm should return a tensor, got {type(_out).__name__}"
-assert _out.shape == _x.shape, f"output shape {tuple(_out.shape)} should equal the input shape {tuple(_x.shape)}"
-assert torch.allclose(_out.mean(-1), torch.zeros(5, dtype=torch.float64), atol=1e-6), \
-    "each row of the output should have mean 0: normalize over the last dimension (dim=-1, keepdim=True)"
-_mu = _x.mean(-1, keepdim=True)
-_unbiased = (_x - _mu) / torch.sqrt(_x.var(-1, unbiased=True, keepdim=True) + 1e-5)
-assert not torch.allclose(_out, _unbiased, atol=1e-7), \
-    "your variance is unbiased: use unbiased=False / divide by N (the size of the last dimension)"
-_no_eps = (_x - _mu) / _x.var(-1, unbiased=False, keepdim=True).sqrt()
-assert not torch.allclose(_out, _no_eps, atol=1e-9, rtol=0), "you forgot eps: add it to the variance before the square root"
-_eps_outside = (_x - _mu) / (_x.var(-1, unbiased=False, keepdim=True).sqrt() + 1e-5)
-assert not torch.allclose(_out, _eps_outside, atol=1e-10, rtol=0), \
-    "eps goes inside the square root: divide by sqrt(var + eps), not by sqrt(var) + eps"
-assert torch.allclose(_out, F.layer_norm(_x, (12,)), atol=1e-10, rtol=0), \
-    f"max abs error {(_out - F.layer_norm(_x, (12,))).abs().max():.3g} against F.layer_norm"
-_c = layer_norm(torch.full((2, 6), 3.0))
-assert torch.isfinite(_c).all(), "a constant row gives NaN or inf: you forgot eps (add it to the variance before the square root)"
-_w, _b = torch.randn(12, dtype=torch.float64), torch.randn(12, dtype=torch.float64)
-assert torch.allclose(layer_norm(_x, _w, _b), F.layer_norm(_x, (12,), _w, _b), atol=1e-10, rtol=0), \
-    "with weight and bias: y = x_hat * weight + bias (multiply first, then add)"
-_x3 = torch.randn(2, 3, 8)
-assert torch.allclose(layer_norm(_x3, eps=1e-2), F.layer_norm(_x3, (8,), eps=1e-2), atol=1e-5), \
-    "use the eps argument you are given, and accept any number of leading dimensions"
+_check_layer_norm(torch.randn(5, 12, dtype=torch.float64) * 3 + 2)           # rows far from 0
+_check_layer_norm(torch.full((2, 6), 3.0))                                    # constant rows: variance 0
+_check_layer_norm(torch.randn(4, 1, dtype=torch.float64))                     # d = 1: every row is constant
+_check_layer_norm(torch.randn(2, 3, 8))                                       # float32, 3-D
+_check_layer_norm(torch.randn(2, 3, 8, dtype=torch.float64), eps=0.5)         # another eps, large enough to matter
+_x, _w, _b = torch.randn(5, 12, dtype=torch.float64) * 3 + 2, torch.randn(12, dtype=torch.float64), torch.randn(12, dtype=torch.float64)
+_check_layer_norm(_x, weight=_w, bias=_b)                                     # y = x_hat * weight + bias
+_check_layer_norm(-torch.rand(3, 12, dtype=torch.float64) - 2, weight=_w)     # all negative, weight only
+_check_layer_norm(_x, bias=_b)                                                # bias only
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("03_layernorm", "layer_norm", layer_norm)
@@ -182,27 +207,54 @@ def layer_norm_backward(grad_out, x, weight, eps=1e-5):
 ''')
 
 nb.tests("test_layer_norm_backward", 3, r'''
+from gptref.grading.compare import difference, form_difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d03_layernorm import MISTAKES
+
+
+def _check_layer_norm_backward(g, x, w, eps=1e-5):
+    """layer_norm_backward in order: three tensors of the right shapes, grad_bias, grad_weight, rows of grad_x that
+    sum to 0, then grad_x against autograd. A failure also names the known mistake it matches."""
+    xg, wg = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    bg = torch.zeros_like(w, requires_grad=True)
+    ref = torch.autograd.grad(F.layer_norm(xg, (x.shape[-1],), wg, bg, eps), (xg, wg, bg), g)
+    res = call(layer_norm_backward, g, x, w, eps=eps)
+
+    def fail(problem):
+        raise AssertionError(problem + which_mistake(res, MISTAKES["layer_norm_backward"],
+                                                     {"grad_out": g, "x": x, "weight": w, "eps": eps}, ref))
+
+    if not isinstance(res, tuple) or len(res) != 3:
+        fail(f"return a tuple (grad_x, grad_weight, grad_bias), got {type(res).__name__}")
+    for name, got, like in zip(("grad_x", "grad_weight", "grad_bias"), res, (x, w, w)):
+        if form_difference(got, like, name):
+            fail(form_difference(got, like, name) + ("" if name == "grad_x" else
+                 "; grad_weight and grad_bias hold one number per feature: sum over all leading dimensions"))
+    grad_x, grad_weight, grad_bias = res
+    if difference(grad_bias, ref[2], "grad_bias"):
+        fail("grad_bias should be grad_out added up over every row (all leading dimensions), since bias is added "
+             "to every row: " + difference(grad_bias, ref[2], "grad_bias"))
+    if difference(grad_weight, ref[1], "grad_weight"):
+        fail("grad_weight should be (grad_out * x_hat) added up over every row, x_hat = (x - mean) / sqrt(var + eps) "
+             "being what weight multiplies: " + difference(grad_weight, ref[1], "grad_weight"))
+    sums, tol = grad_x.double().sum(-1), (1e-9 if x.dtype == torch.float64 else 1e-4)
+    if (sums.abs() > tol * (grad_x.double().abs().amax(-1) + 1) * x.shape[-1]).any():
+        fail(f"each row of grad_x should sum to 0, because adding the same number to every x_i of a row does not "
+             f"change layer_norm's output; one row sums to {sums.abs().max():.4g}. In the formula, subtracting "
+             f"h.mean(-1) makes h's part sum to 0, and the x_hat part sums to 0 because x_hat does")
+    if difference(grad_x, ref[0], "grad_x"):
+        fail(difference(grad_x, ref[0], "grad_x") + " (compared with autograd)")
+
+
 torch.manual_seed(2)
-_x = (torch.randn(4, 3, 10, dtype=torch.float64) * 2 + 1).requires_grad_(True)
-_w = torch.randn(10, dtype=torch.float64, requires_grad=True)
-_b = torch.randn(10, dtype=torch.float64, requires_grad=True)
-_g = torch.randn(4, 3, 10, dtype=torch.float64)
-_dx, _dw, _db = torch.autograd.grad(F.layer_norm(_x, (10,), _w, _b), (_x, _w, _b), _g)
-_res = layer_norm_backward(_g, _x.detach(), _w.detach())
-assert isinstance(_res, tuple) and len(_res) == 3, "return a tuple (grad_x, grad_weight, grad_bias)"
-_gx, _gw, _gb = _res
-assert _gw.shape == (10,) and _gb.shape == (10,), \
-    f"grad_weight and grad_bias must have shape (d,) = (10,), got {tuple(_gw.shape)} and {tuple(_gb.shape)}: sum over all leading dimensions"
-assert torch.allclose(_gb, _db), "grad_bias is wrong: it is grad_out summed over every leading dimension"
-assert torch.allclose(_gw, _dw), "grad_weight is wrong: it is (grad_out * x_hat) summed over every leading dimension"
-assert _gx.shape == _x.shape, f"grad_x must have x's shape {tuple(_x.shape)}, got {tuple(_gx.shape)}"
-_dx_no_gamma = torch.autograd.grad(F.layer_norm(_x, (10,)), _x, _g)[0]
-assert not torch.allclose(_gx, _dx_no_gamma, atol=1e-9), \
-    "grad_x ignores weight: the gradient reaching x_hat is h = grad_out * weight (gamma), use h in the formula"
-assert torch.allclose(_gx.sum(-1), torch.zeros(4, 3, dtype=torch.float64), atol=1e-9), \
-    "each row of grad_x should sum to 0: did you forget the term that comes through the mean?"
-assert torch.allclose(_gx, _dx, atol=1e-9), \
-    f"grad_x differs from autograd by up to {(_gx - _dx).abs().max():.3g}: check the term through the variance"
+_check_layer_norm_backward(torch.randn(4, 3, 10, dtype=torch.float64), torch.randn(4, 3, 10, dtype=torch.float64) * 2 + 1,
+                           torch.randn(10, dtype=torch.float64))                  # 2 leading dimensions
+_xc = torch.randn(3, 6, dtype=torch.float64)
+_xc[1] = 2.5                                                                      # a constant row: x_hat = 0 there
+_check_layer_norm_backward(torch.randn(3, 6, dtype=torch.float64), _xc, torch.randn(6, dtype=torch.float64), eps=1e-2)
+_check_layer_norm_backward(torch.randn(5, 1, dtype=torch.float64), torch.randn(5, 1, dtype=torch.float64),
+                           torch.randn(1, dtype=torch.float64))                   # d = 1: grad_x is 0
+_check_layer_norm_backward(torch.randn(2, 7), torch.randn(2, 7) * 3 - 1, torch.randn(7))  # float32
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("03_layernorm", "layer_norm_backward", layer_norm_backward)
@@ -236,20 +288,45 @@ def rms_norm(x, weight=None, eps=1e-6):
 ''')
 
 nb.tests("test_rms_norm", 1, r'''
+from gptref.grading.compare import difference, form_difference
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d03_layernorm import MISTAKES
+
+
+def _check_rms_norm(x, **kwargs):
+    """rms_norm(x, **kwargs) in order: form, finite, rows of mean square ms / (ms + eps) when there is no weight,
+    then the values of the formula. A failure also names the known mistake it matches."""
+    eps = kwargs.get("eps", 1e-6)
+    out = call(rms_norm, x, **kwargs)
+    ms = (x.double() ** 2).mean(-1, keepdim=True)                               # (..., 1)
+    ref = (x.double() / torch.sqrt(ms + eps) * kwargs.get("weight", 1.0)).to(x.dtype)
+
+    def fail(problem):
+        raise AssertionError(problem + which_mistake(out, MISTAKES["rms_norm"], {"x": x, **kwargs}, ref))
+
+    if form_difference(out, ref, "rms_norm(x)"):
+        fail(form_difference(out, ref, "rms_norm(x)"))
+    bad_rows = (~torch.isfinite(out)).any(-1)
+    if bad_rows.any():
+        fail(f"rms_norm(x) has NaN or inf in a row of x = {x[bad_rows][0].tolist()}: the denominator must stay "
+             f"above 0 for every row, an all-zero row too")
+    if "weight" not in kwargs:
+        want, got = (ms / (ms + eps)).squeeze(-1), (out.double() ** 2).mean(-1)
+        if ((got - want).abs() > (1e-9 if x.dtype == torch.float64 else 2e-5)).any():
+            i = (got - want).abs().argmax()
+            fail(f"each row of rms_norm(x) should have mean square ms / (ms + eps), just under 1 (ms: that row's "
+                 f"mean of x**2, around 0, not around the mean): one row has {got.flatten()[i]:.10g} instead of "
+                 f"{want.flatten()[i]:.10g}. Look at what you divide x by: the root of the mean of x**2 (plus eps)")
+    problem = difference(out, ref, "rms_norm(x" + "".join(f", {k}" for k in kwargs) + ")")
+    if problem:
+        fail(problem)
+
+
 torch.manual_seed(3)
-_x = torch.randn(6, 16, dtype=torch.float64) * 2 + 1
-_out = rms_norm(_x)
-assert _out.shape == _x.shape, f"output shape {tuple(_out.shape)} should equal the input shape {tuple(_x.shape)}"
-_centred = (_x - _x.mean(-1, keepdim=True))
-_centred = _centred / torch.sqrt((_centred ** 2).mean(-1, keepdim=True) + 1e-6)
-assert not torch.allclose(_out, _centred, atol=1e-6), "RMSNorm does not subtract the mean: divide x itself by its root mean square"
-_ref = _x / torch.sqrt((_x ** 2).mean(-1, keepdim=True) + 1e-6)
-assert torch.allclose((_out ** 2).mean(-1), torch.ones(6, dtype=torch.float64), atol=1e-4), \
-    "each output row should have mean square 1: divide by sqrt(mean(x**2)) over the last dimension"
-assert torch.allclose(_out, _ref, atol=1e-9), f"max abs error {(_out - _ref).abs().max():.3g}"
-assert torch.isfinite(rms_norm(torch.zeros(2, 4))).all(), "an all-zero row gives NaN: you forgot eps"
-_w = torch.randn(16, dtype=torch.float64)
-assert torch.allclose(rms_norm(_x, _w), _ref * _w, atol=1e-9), "multiply by weight after normalizing"
+_check_rms_norm(torch.randn(6, 16, dtype=torch.float64) * 2 + 1)
+_check_rms_norm(torch.zeros(2, 4))                                              # all-zero rows: eps keeps them finite
+_check_rms_norm(-torch.rand(3, 5, dtype=torch.float64) - 1, eps=1e-3)           # all negative, another eps
+_check_rms_norm(torch.randn(2, 3, 16), weight=torch.randn(16))                  # float32, 3-D, with weight
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("03_layernorm", "rms_norm", rms_norm)
@@ -313,20 +390,24 @@ fig.tight_layout()
 plt.savefig("prenorm_vs_postnorm.png", dpi=100)
 plt.show()
 for p, (rms, grads) in stats.items():
-    print(f"{p}-norm: residual RMS layer 1 {rms[0]:.2f} -> layer 48 {rms[-1]:.2f}; "
-          f"grad norm layer 1 {grads[0]:.3g}, layer 48 {grads[-1]:.3g}")
+    print(f"{p}-norm: residual RMS at layers 1, 12, 48: {rms[0]:.2f}, {rms[11]:.2f}, {rms[47]:.2f} "
+          f"(layer 48 / layer 12: {rms[47] / rms[11]:.2f}; sqrt(48 / 12) = 2)")
+    print(f"          grad norm layer 1 {grads[0]:.3g}, layer 48 {grads[-1]:.3g} (layer 48 / layer 1: "
+          f"{grads[-1] / grads[0]:.2f}); largest / smallest over the 48 layers: {max(grads) / min(grads):.2f}")
 """)
 
 nb.md(r"""
-What to see. In **post-norm** the stream is re-standardized after every block (its RMS stays
-at 1), but a gradient on its way down passes through every norm above it, and the layers near
-the output receive gradients several times larger than the early ones. Xiong et al. (2020)
-trace the need for a learning-rate warm-up in post-norm transformers to these large gradients
-near the output. In **pre-norm** the residual path is an identity from the loss to every layer,
-so the gradient norms stay within a factor of about two across depth, while the stream itself grows with depth (roughly
-like $\sqrt{l}$: each block adds an update of about unit size and uncorrelated with the stream).
-That growth is harmless because every block reads a normalized copy — and it is why GPT-2 puts
-one more layer norm after its last block.
+What to see (the numbers are the ones the cell above prints). In **post-norm** the stream is
+re-standardized after every block, so its RMS is 1.00 at every layer, but a gradient on its way down
+passes through every norm above it: the last layer's gradient norm is several times the first
+layer's (the printed "layer 48 / layer 1" ratio), and the printed spread from the smallest to the
+largest is wider still. Xiong et al. (2020) trace the need for a learning-rate warm-up in post-norm
+transformers to such large gradients near the output. In **pre-norm** the residual path is an
+identity from the loss to every layer, so the gradient norms stay within the printed factor (close
+to two) across depth, while the stream itself grows with depth: from layer 12 to layer 48 its RMS
+grows by the printed ratio, close to $\sqrt{48/12} = 2$, as it would if each block added an update of
+about unit size, uncorrelated with the stream. That growth is harmless because every block reads a
+normalized copy — and it is why GPT-2 puts one more layer norm after its last block.
 """)
 
 nb.written("q_prenorm", 1, r"""

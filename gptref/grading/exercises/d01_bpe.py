@@ -1,5 +1,11 @@
 """Day 1, text cleaning and byte-level BPE: clean, count pairs, merge, train, encode, decode.
 
+What each verdict checks, in order (the notebook's visible tests climb the same ladder), before the values:
+clean_gutenberg: a str without \\r, BOM, trailing spaces, START or footer lines, blank runs, with one final
+newline; pair_counts: a dict whose counts add up to len(ids) - 1; merge: a list that expands back to ids and no
+longer holds the pair; train_bpe: (vocab, merges) with the 256 bytes, vocab[256 + r] = merge r, merges inside
+pre-tokens; encode: ids of the vocabulary that spell the text, none spanning two pre-tokens; decode: a str.
+
 The small helpers the notebook asks for first (pair counts, one merge) have no public
 counterpart in gptref, so their references live here; they are a few lines each.
 """
@@ -12,7 +18,10 @@ from collections import Counter
 import gptref.bpe as bpe
 import gptref.bpe.tokenizer as bpe_tokenizer
 import gptref.bpe.train as bpe_train
+import regex
+
 import gptref.data as data
+from gptref.bpe import GPT2_SPLIT_PATTERN
 from gptref.grading.spec import Exercise
 
 DAY = "01_bpe"
@@ -249,25 +258,128 @@ def _compare_training(got, expected, case) -> str | None:
     return None
 
 
+# -- the ladders: what every correct answer has, checked in order before the values --------------
+def clean_properties(got, case) -> str | None:
+    """A str; no \\r or BOM; no trailing spaces; no START or footer line; no run of blank lines; one final newline."""
+    if not isinstance(got, str):
+        return f"return a str, got {type(got).__name__}"
+    lines = got.split("\n")
+    checks = [("\r" in got, "the result still holds \\r characters: every line must end with \\n alone"),
+              ("\ufeff" in got, "drop the byte-order mark \\ufeff at the start"),
+              (any(line != line.rstrip(" \t") for line in lines), "a line ends with spaces or tabs; no line may"),
+              (any("START OF" in line.upper() and "GUTENBERG" in line.upper() for line in lines),
+               "the *** START OF ... *** line is still there"),
+              (any("END OF" in line.upper() and "GUTENBERG" in line.upper() for line in lines),
+               "a footer line (END OF / End of the Project Gutenberg) is still there"),
+              ("\n\n\n" in got, "two blank lines follow each other somewhere: at most one blank line in a row"),
+              (got != "" and (not got.endswith("\n") or got.endswith("\n\n") or got.startswith("\n")),
+               "the text must start with its first non-blank line and end with exactly one newline")]
+    return next((f"clean_gutenberg: {problem}" for broken, problem in checks if broken), None)
+
+
+def pair_counts_total(got, case) -> str | None:
+    """A dict whose counts add up to len(ids) - 1: every neighbouring pair, overlapping ones too."""
+    if not isinstance(got, dict):
+        return f"return a dict mapping (id, id) pairs to counts, got {type(got).__name__}"
+    ids = case["ids"]
+    total = sum(v for v in got.values() if isinstance(v, int))
+    if total != max(len(ids) - 1, 0):
+        return (f"the counts add up to {total}, but {len(ids)} ids hold {max(len(ids) - 1, 0)} neighbouring pairs "
+                f"(ids[i], ids[i + 1]), overlapping ones included")
+    return None
+
+
+def merge_properties(got, case) -> str | None:
+    """A list; writing each new_id back as the pair gives the input; the pair no longer occurs."""
+    if not isinstance(got, (list, tuple)):
+        return f"return a list of ints, got {type(got).__name__}"
+    pair, new_id = tuple(case["pair"]), case["new_id"]
+    expanded = [x for t in got for x in (pair if t == new_id else (t,))]
+    if expanded != list(case["ids"]):
+        return ("writing each new_id back as its pair does not give the input: every id of the input must be in the "
+                "result once, either itself or inside one new_id")
+    if any((a, b) == pair for a, b in zip(got, list(got)[1:])):
+        return f"the result still holds the pair {pair}: replace every occurrence"
+    return None
+
+
+def train_properties(got, case) -> str | None:
+    """(vocab, merges); the 256 single bytes; vocab[256 + r] made by merge r; every merge inside a pre-token."""
+    if not isinstance(got, (tuple, list)) or len(got) != 2 or not isinstance(got[0], dict) \
+            or not isinstance(got[1], list):
+        return "return a tuple (vocab, merges): a dict id -> bytes and a list of (bytes, bytes) pairs"
+    vocab, merges = got
+    if any(vocab.get(i) != bytes([i]) for i in range(256)):
+        return "ids 0..255 must be the single bytes: vocab[i] == bytes([i])"
+    for r, merged in enumerate(merges):
+        if not isinstance(merged, (tuple, list)) or len(merged) != 2 or vocab.get(256 + r) != merged[0] + merged[1]:
+            return f"vocab[{256 + r}] should hold the bytes made by merge {r}, the two parts of merges[{r}] joined"
+    pieces = {p.encode("utf-8") for p in regex.findall(GPT2_SPLIT_PATTERN, case["text"])}
+    crossing = [a + b for a, b in merges if not any(a + b in p for p in pieces)]
+    if crossing:
+        return f"the merged token {crossing[0]!r} is not inside any GPT2_SPLIT_PATTERN pre-token of the text"
+    return None
+
+
+def encode_properties(got, case) -> str | None:
+    """A list of ids of the vocabulary whose bytes spell the text, no token spanning two pre-tokens."""
+    vocab, text = case["vocab"], case["text"]
+    if not isinstance(got, (list, tuple)) or not all(isinstance(i, int) and i in vocab for i in got):
+        return "return a list of int ids, each a key of vocab"
+    if b"".join(vocab[i] for i in got) != text.encode("utf-8"):
+        return "the tokens' bytes joined do not spell the text: every byte must be in exactly one token, in order"
+    ends, n = set(), 0
+    for piece in regex.findall(GPT2_SPLIT_PATTERN, text):
+        n += len(piece.encode("utf-8"))
+        ends.add(n)
+    n = 0
+    for i in got:
+        n += len(vocab[i])
+        if any(n - len(vocab[i]) < e < n for e in ends):
+            return f"the token {vocab[i]!r} spans two GPT2_SPLIT_PATTERN pre-tokens: merge inside each pre-token only"
+    return None
+
+
+def decode_type(got, case) -> str | None:
+    """A str."""
+    return None if isinstance(got, str) else f"return a str, got {type(got).__name__}"
+
+
 EXERCISES = [
     Exercise(day=DAY, name="clean_gutenberg", grade_ids=("test_clean_gutenberg",), make_cases=_clean_cases,
              reference=data.clean_gutenberg, compare=_compare_text, forbidden=(data.clean_gutenberg,),
-             description="strip the Gutenberg header and licence, normalise newlines, trailing spaces, blank runs"),
+             description="strip the Gutenberg header and licence, normalise newlines, trailing spaces, blank runs",
+             properties=(clean_properties,),
+             edge_cases=("header and footer, each alone, neither", "\\r\\n line ends", "a byte-order mark",
+                         "three footer styles", "runs of blank lines, some holding spaces", "only blank lines")),
     Exercise(day=DAY, name="pair_counts", grade_ids=("test_pair_counts",), make_cases=_pair_counts_cases,
              reference=reference_pair_counts, compare=_compare_counts,
-             description="counts of adjacent pairs of ids"),
+             description="counts of adjacent pairs of ids", properties=(pair_counts_total,),
+             edge_cases=("no ids", "one id", "a run of equal ids (overlapping pairs)", "ids above 255")),
     Exercise(day=DAY, name="merge", grade_ids=("test_merge",), make_cases=_merge_cases,
              reference=reference_merge, compare=_compare_ids,
-             description="replace every occurrence of a pair by a new id, left to right"),
+             description="replace every occurrence of a pair by a new id, left to right",
+             properties=(merge_properties,),
+             edge_cases=("no ids", "a run of three equal ids (left to right)", "a pair that does not occur",
+                         "the pair's first id last in the list")),
     Exercise(day=DAY, name="train_bpe", grade_ids=("test_train_bpe",), make_cases=_train_cases,
              reference=bpe.train_bpe, compare=_compare_training,
              forbidden=(bpe.train_bpe, bpe.Tokenizer.train, bpe_train._merge_word, bpe_train._pop_best),
-             description="byte-level BPE training with GPT-2 pre-tokenization and greatest-pair tie-breaking"),
+             description="byte-level BPE training with GPT-2 pre-tokenization and greatest-pair tie-breaking",
+             properties=(train_properties,),
+             edge_cases=("the toy corpus (ties)", "running out of pairs, the last merge of a pair seen once",
+                         "the empty text", "multi-byte characters and whitespace runs")),
     Exercise(day=DAY, name="encode", grade_ids=("test_encode",), make_cases=_encode_cases,
              reference=reference_encode, compare=_compare_ids,
              forbidden=(bpe.Tokenizer.encode, bpe_tokenizer.Tokenizer._bpe, bpe.Tokenizer.encode_iterable),
-             description="pre-tokenize, then apply merges lowest rank first within each pre-token"),
+             description="pre-tokenize, then apply merges lowest rank first within each pre-token",
+             properties=(encode_properties,),
+             edge_cases=("the empty text", "whitespace runs", "merges that compete for a byte (rank, not position)",
+                         "characters never seen in training")),
     Exercise(day=DAY, name="decode", grade_ids=("test_decode",), make_cases=_decode_cases,
              reference=reference_decode, compare=_compare_text, forbidden=(bpe.Tokenizer.decode,),
-             description="join the tokens' bytes, then decode UTF-8 once, with U+FFFD for invalid bytes"),
+             description="join the tokens' bytes, then decode UTF-8 once, with U+FFFD for invalid bytes",
+             properties=(decode_type,),
+             edge_cases=("no ids", "a character cut short", "lone continuation bytes",
+                         "characters split across tokens")),
 ]

@@ -1,4 +1,14 @@
-"""Day 3, layer normalization: the forward pass, its backward by hand, and RMSNorm."""
+"""Day 3, layer normalization: the forward pass, its backward by hand, and RMSNorm.
+
+What each verdict checks, in order (the same ladder as the notebook's visible tests, so the verdict is at
+least as strict as the test cell it may overrule):
+- layer_norm: a tensor of x's shape/dtype/device; finite (constant rows too); without weight and bias each
+  row has mean 0 and variance var / (var + eps); then the values against gptref.norms.layer_norm.
+- layer_norm_backward: a tuple of three tensors of the right forms; grad_bias = sum of grad_out over rows;
+  grad_weight = sum of grad_out * x_hat over rows; each row of grad_x sums to 0; then all three against autograd.
+- rms_norm: a tensor of x's form; finite (all-zero rows too); without weight each row has mean square
+  ms / (ms + eps); then the values against gptref.norms.rms_norm.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +16,22 @@ import torch
 import torch.nn.functional as F
 
 import gptref.norms as norms
+from gptref.grading.compare import difference, form_difference, tolerances
 from gptref.grading.spec import Exercise
 
 DAY = "03_layernorm"
 
-# leading shapes x last dim; the (1, 1) row and the constant rows catch a forgotten eps
+# leading shapes x last dim; (5, 1) is a single feature, so every row is constant and needs eps
 _SHAPES = [(4, 16), (2, 3, 8), (5, 1), (1, 7, 33), (3, 2, 2, 5)]
+
+EDGE_CASES_FORWARD = (
+    "constant rows (variance 0: only eps keeps the output finite) and a single feature d = 1",
+    "rows far from 0 (mean up to 3 times their spread), of either sign",
+    "one, two and three leading dimensions",
+    "float64 and float32 (the output keeps x's dtype)",
+    "a non-default eps",
+    "no weight or bias, weight and bias, weight only, bias only",
+)
 
 
 def _x(g: torch.Generator, shape, dtype=torch.float64) -> torch.Tensor:
@@ -22,6 +42,7 @@ def _x(g: torch.Generator, shape, dtype=torch.float64) -> torch.Tensor:
 
 
 def _forward_cases(seed: int, with_bias: bool) -> list[dict]:
+    """Drawn rows of the shapes above, then the constructed edge cases (EDGE_CASES_FORWARD) on every seed."""
     g = torch.Generator().manual_seed(seed)
     cases = []
     for i, shape in enumerate(_SHAPES):
@@ -36,13 +57,19 @@ def _forward_cases(seed: int, with_bias: bool) -> list[dict]:
         cases.append(case)
     cases.append({"x": torch.full((2, 6), 1.5, dtype=torch.float64)})  # constant rows: var = 0, needs eps
     cases.append({"x": _x(g, (3, 24), torch.float32)})  # float32 in, float32 out
+    cases.append({"x": _x(g, (3, 8)), "eps": 0.5})  # an eps large enough to matter: the argument must be used
+    negative = -(torch.rand(3, 10, generator=g, dtype=torch.float64) + 2.0)  # every value, so every maximum, < 0
+    cases.append({"x": negative, "weight": torch.rand(10, generator=g, dtype=torch.float64) + 0.5})  # weight only
+    if with_bias:
+        cases.append({"x": _x(g, (2, 9)), "bias": torch.randn(9, generator=g, dtype=torch.float64)})  # bias only
     return cases
 
 
 def _backward_cases(seed: int) -> list[dict]:
+    """Drawn cases of several shapes, then d = 1, a constant row and float32 on every seed."""
     g = torch.Generator().manual_seed(seed + 1)
     cases = []
-    for i, shape in enumerate([(4, 16), (2, 3, 8), (6, 2), (1, 5, 31)]):
+    for i, shape in enumerate([(4, 16), (2, 3, 8), (6, 2), (1, 5, 31), (3, 1)]):
         d = shape[-1]
         cases.append({
             "grad_out": torch.randn(shape, generator=g, dtype=torch.float64),
@@ -50,10 +77,17 @@ def _backward_cases(seed: int) -> list[dict]:
             "weight": torch.randn(d, generator=g, dtype=torch.float64),
             **({"eps": 1e-2} if i == 2 else {}),
         })
+    constant = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    constant[1] = 2.5  # one constant row: x_hat = 0 there, r = 1 / sqrt(eps)
+    cases.append({"grad_out": torch.randn(4, 6, generator=g, dtype=torch.float64), "x": constant,
+                  "weight": torch.randn(6, generator=g, dtype=torch.float64)})
+    cases.append({"grad_out": torch.randn(2, 3, 12, generator=g), "x": _x(g, (2, 3, 12), torch.float32),
+                  "weight": torch.randn(12, generator=g)})
     return cases
 
 
 def _rms_cases(seed: int) -> list[dict]:
+    """The forward cases without bias, plus all-zero rows (mean square 0: only eps keeps them finite)."""
     cases = [{k: v for k, v in c.items() if k != "bias"} for c in _forward_cases(seed + 7, False)]
     cases.append({"x": torch.zeros(3, 4, dtype=torch.float64)})  # all-zero rows: needs eps
     return cases
@@ -69,20 +103,153 @@ def _autograd_layer_norm_backward(grad_out, x, weight, eps=1e-5):
     return dx, dw, db
 
 
-def _compare_grads(got, expected, case) -> str | None:
-    names = ("grad_x", "grad_weight", "grad_bias")
+# -- the ladders: what every correct answer has, checked in order before the values --------------
+def _tight(dtype: torch.dtype) -> float:
+    """How far a property may miss in this dtype (a correct answer misses by rounding only)."""
+    return 1e-9 if dtype == torch.float64 else 2e-5
+
+
+def _finite(what: str, got: torch.Tensor, x: torch.Tensor, zero_means: str) -> str | None:
+    bad = ~torch.isfinite(got.detach())
+    if not bool(bad.any()):
+        return None
+    row = tuple(int(i) for i in bad.nonzero()[0][:-1])
+    values = x[row] if row else x
+    kind = f", {zero_means}" if bool((values == values.flatten()[0]).all()) else ""
+    return (f"{what} has NaN or inf in row {row}{kind}: for every row the denominator must stay above 0, "
+            f"whatever x is")
+
+
+def _row_stat_message(what, stat, got_rows, want_rows, tol, want_words, look) -> str | None:
+    err = (got_rows - want_rows).abs()
+    if bool((err <= tol * (1 + want_rows.abs())).all()):
+        return None
+    row = tuple(int(i) for i in (err == err.max()).nonzero()[0])
+    return (f"each row of {what} should have {stat} {want_words}: row {row} has {got_rows[row].item():.10g}, "
+            f"expected {want_rows[row].item():.10g}. {look}")
+
+
+def layer_norm_form(got, case):
+    """Rung 1: a tensor of x's shape, dtype and device."""
+    return form_difference(got, case["x"], "layer_norm(x)")
+
+
+def layer_norm_finite(got, case):
+    """Rung 2: finite everywhere, constant rows included (eps keeps sqrt(var + eps) above 0)."""
+    return _finite("layer_norm(x)", got, case["x"], "a row whose values are all equal (variance 0)")
+
+
+def layer_norm_row_mean(got, case):
+    """Rung 3 (no weight, no bias): every row has mean 0."""
+    if case.get("weight") is not None or case.get("bias") is not None:
+        return None
+    return _row_stat_message("layer_norm(x) without weight and bias", "mean", got.double().mean(-1),
+                             torch.zeros(got.shape[:-1], dtype=torch.float64), _tight(got.dtype), "0",
+                             "Subtract each row's own mean, taken over dim=-1 with keepdim=True, before dividing.")
+
+
+def layer_norm_row_variance(got, case):
+    """Rung 4 (no weight, no bias): every row has variance var / (var + eps), var the row's biased variance of x."""
+    if case.get("weight") is not None or case.get("bias") is not None:
+        return None
+    x, eps = case["x"].double(), case.get("eps", 1e-5)
+    var = x.var(-1, correction=0)
+    return _row_stat_message("layer_norm(x) without weight and bias", "variance (dividing by d)",
+                             got.double().var(-1, correction=0), var / (var + eps), _tight(got.dtype),
+                             "var / (var + eps), just under 1 (var: that row's variance of x, dividing by d)",
+                             "Look at how you compute the variance and where eps enters the denominator.")
+
+
+def backward_form(got, case):
+    """Rung 1: a tuple of three tensors, grad_x of x's form, grad_weight and grad_bias of weight's form."""
     if not isinstance(got, (tuple, list)) or len(got) != 3:
         return f"return a tuple (grad_x, grad_weight, grad_bias), got {type(got).__name__}"
-    for name, a, e in zip(names, got, expected):
-        if not isinstance(a, torch.Tensor):
-            return f"{name} should be a tensor, got {type(a).__name__}"
-        if tuple(a.shape) != tuple(e.shape):
-            hint = " (sum over every leading dimension)" if name != "grad_x" else ""
-            return f"{name} has shape {tuple(a.shape)}, expected {tuple(e.shape)}{hint}"
-        if not torch.allclose(a.to(e.dtype), e, rtol=1e-6, atol=1e-8):
-            err = (a.to(e.dtype) - e).abs().max().item()
-            return f"{name} differs from autograd by up to {err:.3g}"
+    likes = (case["x"], case["weight"], case["weight"])
+    for name, tensor, like in zip(("grad_x", "grad_weight", "grad_bias"), got, likes):
+        message = form_difference(tensor, like, name)
+        if message:
+            if name != "grad_x":
+                message += ("; grad_weight and grad_bias hold one number per feature: sum over all leading dimensions "
+                            "(every dimension but the last)")
+            return message
     return None
+
+
+def _x_hat(case) -> torch.Tensor:
+    x, eps = case["x"].double(), case.get("eps", 1e-5)
+    return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, correction=0, keepdim=True) + eps)
+
+
+def _close(got: torch.Tensor, want: torch.Tensor) -> float | None:
+    """The largest error of got against want (float64), or None when within the dtype's tolerance."""
+    rtol, atol = tolerances(got.dtype)
+    err = (got.detach().double() - want).abs()
+    return None if bool((err <= atol + rtol * want.abs()).all()) else err.max().item()
+
+
+def backward_grad_bias(got, case):
+    """Rung 2: grad_bias = grad_out summed over every leading dimension."""
+    leading = tuple(range(case["x"].dim() - 1))
+    err = _close(got[2], case["grad_out"].double().sum(leading))
+    return None if err is None else (
+        f"grad_bias should be grad_out added up over every row (all leading dimensions), since bias is added to "
+        f"every row; yours is off by up to {err:.3g}")
+
+
+def backward_grad_weight(got, case):
+    """Rung 3: grad_weight = (grad_out * x_hat) summed over every leading dimension."""
+    leading = tuple(range(case["x"].dim() - 1))
+    err = _close(got[1], (case["grad_out"].double() * _x_hat(case)).sum(leading))
+    return None if err is None else (
+        f"grad_weight should be (grad_out * x_hat) added up over every row, x_hat = (x - mean) / sqrt(var + eps) "
+        f"being what weight multiplies; yours is off by up to {err:.3g}")
+
+
+def backward_rows_sum_to_zero(got, case):
+    """Rung 4: each row of grad_x sums to 0 (adding a constant to a row of x leaves the output unchanged)."""
+    grad_x = got[0].detach().double()
+    scale = grad_x.abs().amax(-1) + 1.0
+    sums = grad_x.sum(-1)
+    tol = 1e-9 if got[0].dtype == torch.float64 else 1e-4
+    bad = sums.abs() > tol * scale * grad_x.shape[-1]
+    if not bool(bad.any()):
+        return None
+    row = tuple(int(i) for i in bad.nonzero()[0])
+    return (f"each row of grad_x should sum to 0, because adding the same number to every x_i of a row does not "
+            f"change layer_norm's output: row {row} sums to {sums[row].item():.4g}. In the formula, subtracting "
+            f"h.mean(-1) makes h's part sum to 0, and the x_hat part sums to 0 because x_hat does")
+
+
+def _compare_grads(got, expected, case) -> str | None:
+    """Rung 5: each gradient against autograd, at its dtype's tolerance."""
+    for name, a, e in zip(("grad_x", "grad_weight", "grad_bias"), got, expected):
+        message = difference(a, e, f"{name} (compared with autograd)")
+        if message:
+            return message
+    return None
+
+
+def rms_norm_form(got, case):
+    """Rung 1: a tensor of x's shape, dtype and device."""
+    return form_difference(got, case["x"], "rms_norm(x)")
+
+
+def rms_norm_finite(got, case):
+    """Rung 2: finite everywhere, all-zero rows included (eps keeps the root above 0)."""
+    return _finite("rms_norm(x)", got, case["x"], "a row whose values are all equal")
+
+
+def rms_norm_mean_square(got, case):
+    """Rung 3 (no weight): every row has mean square ms / (ms + eps), ms the row's mean of x**2."""
+    if case.get("weight") is not None:
+        return None
+    x, eps = case["x"].double(), case.get("eps", 1e-6)
+    ms = (x ** 2).mean(-1)
+    return _row_stat_message("rms_norm(x) without weight", "mean square", (got.double() ** 2).mean(-1),
+                             ms / (ms + eps), _tight(got.dtype),
+                             "ms / (ms + eps), just under 1 (ms: that row's mean of x**2, around 0, "
+                             "not around the mean)",
+                             "Look at what you divide x by: the root of the mean of x**2 (plus eps).")
 
 
 def _optional(*paths):
@@ -105,6 +272,8 @@ EXERCISES = [
         forbidden=(norms.layer_norm, norms.LayerNorm, F.layer_norm, torch.nn.LayerNorm, torch.layer_norm,
                    *_optional((torch, "native_layer_norm"))),
         description="layer norm over the last dimension, biased variance, eps inside the square root",
+        properties=(layer_norm_form, layer_norm_finite, layer_norm_row_mean, layer_norm_row_variance),
+        edge_cases=EDGE_CASES_FORWARD,
     ),
     Exercise(
         day=DAY,
@@ -116,6 +285,10 @@ EXERCISES = [
         forbidden=(norms.layer_norm_backward, torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward,
                    *_optional((torch.func, "grad"), (torch.func, "vjp"), (torch.autograd.functional, "vjp"))),
         description="dx, dweight, dbias of layer norm by the chain rule, checked against autograd",
+        properties=(backward_form, backward_grad_bias, backward_grad_weight, backward_rows_sum_to_zero),
+        edge_cases=("a single feature d = 1 (x_hat = 0: grad_x = 0)", "a constant row (r = 1 / sqrt(eps))",
+                    "d = 2 with a non-default eps", "one, two and three leading dimensions (sums over all of them)",
+                    "float64 and float32"),
     ),
     Exercise(
         day=DAY,
@@ -126,5 +299,9 @@ EXERCISES = [
         forbidden=(norms.rms_norm, norms.RMSNorm,
                    *_optional((F, "rms_norm"), (torch, "rms_norm"), (torch.nn, "RMSNorm"))),
         description="RMSNorm: x / sqrt(mean(x^2) + eps) * weight",
+        properties=(rms_norm_form, rms_norm_finite, rms_norm_mean_square),
+        edge_cases=("all-zero rows (mean square 0: only eps keeps them finite)", "constant non-zero rows and d = 1",
+                    "rows of one sign only, all negative", "one, two and three leading dimensions",
+                    "float64 and float32", "a non-default eps", "with and without weight"),
     ),
 ]

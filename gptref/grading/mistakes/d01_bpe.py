@@ -1,0 +1,206 @@
+"""Common wrong answers of day 1 (cleaning, pair counts, merge, BPE training, encode, decode),
+in the exercises' signatures.
+
+Each `says` completes "Your answer is exactly what you get when you ...". Wrong answers only: the
+notebook's visible tests import this module.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import regex
+
+from gptref.bpe import GPT2_SPLIT_PATTERN
+from gptref.grading.explain import Mistake
+
+_START = regex.compile(r"\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG", regex.IGNORECASE)
+_END = regex.compile(r"\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG|^\s*End of (the )?Project Gutenberg",
+                     regex.IGNORECASE)
+
+
+# -- clean_gutenberg: one cleaner with a switch per slip ------------------------------------------
+def _clean(raw, *, strip=True, keep_start=False, newlines=True, collapse=True, keep_end=False):
+    text = raw.lstrip("\ufeff")
+    if newlines:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if _START.search(line):
+            lines = lines[i if keep_start else i + 1:]
+            break
+    for i, line in enumerate(lines):
+        if _END.search(line):
+            lines = lines[:i + 1 if keep_end else i]
+            break
+    kept = []
+    for line in lines:
+        line = line.rstrip(" \t") if strip else line
+        if line == "" and (not kept or (collapse and kept[-1] == "")):
+            continue
+        kept.append(line)
+    while kept and kept[-1] == "":
+        kept.pop()
+    return "\n".join(kept) + "\n" if kept else ""
+
+
+# -- pair_counts ----------------------------------------------------------------------------------
+def _counts_even_positions(ids):
+    return dict(Counter(zip(ids[::2], ids[1::2])))
+
+
+def _counts_presence(ids):
+    return {pair: 1 for pair in zip(ids, ids[1:])}
+
+
+def _counts_non_overlapping(ids):
+    counts, i = Counter(), 0
+    while i + 1 < len(ids):
+        counts[(ids[i], ids[i + 1])] += 1
+        i += 2 if ids[i] == ids[i + 1] else 1
+    return dict(counts)
+
+
+# -- merge ----------------------------------------------------------------------------------------
+def _merge(ids, pair, new_id, step=2, keep_last=True):
+    out, i = [], 0
+    while i < (len(ids) if keep_last else len(ids) - 1):
+        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(new_id)
+            i += step
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def _merge_right_to_left(ids, pair, new_id):
+    return _merge(ids[::-1], pair[::-1], new_id)[::-1]
+
+
+# -- train_bpe ------------------------------------------------------------------------------------
+def _train(text, vocab_size, *, split=True, ties="bytes", extra=0, min_count=1):
+    pieces = regex.findall(GPT2_SPLIT_PATTERN, text) if split else [text]
+    words = Counter(tuple(w.encode("utf-8")) for w in pieces if w)
+    vocab = {i: bytes([i]) for i in range(256)}
+    merges = []
+    for new_id in range(256, vocab_size + extra):
+        counts = Counter()
+        for word, freq in words.items():
+            for pair in zip(word, word[1:]):
+                counts[pair] += freq
+        if not counts or max(counts.values()) < min_count:
+            break
+        if ties == "bytes":
+            a, b = max(counts, key=lambda p: (counts[p], vocab[p[0]], vocab[p[1]]))
+        elif ties == "first":
+            a, b = max(counts, key=lambda p: counts[p])
+        else:
+            a, b = max(counts, key=lambda p: (counts[p], p))
+        vocab[new_id] = vocab[a] + vocab[b]
+        merges.append((vocab[a], vocab[b]))
+        words = Counter({tuple(_merge(list(w), (a, b), new_id)): f for w, f in words.items()})
+    return vocab, merges
+
+
+# -- encode ---------------------------------------------------------------------------------------
+def _encode(text, vocab, merges, *, split=True, order="rank"):
+    id_of = {}
+    for i in sorted(vocab):
+        id_of.setdefault(vocab[i], i)
+    rank = {}
+    for r, (left, right) in enumerate(merges):
+        rank.setdefault((id_of[left], id_of[right]), r)
+    ids = []
+    for piece in (regex.findall(GPT2_SPLIT_PATTERN, text) if split else [text]):
+        tokens = list(piece.encode("utf-8"))
+        while len(tokens) > 1:
+            present = [p for p in zip(tokens, tokens[1:]) if p in rank]
+            if not present:
+                break
+            if order == "rank":
+                pair = min(present, key=rank.get)
+            elif order == "latest":
+                pair = max(present, key=rank.get)
+            else:
+                pair = present[0]
+            tokens = _merge(tokens, pair, id_of[vocab[pair[0]] + vocab[pair[1]]])
+        ids.extend(tokens)
+    return ids
+
+
+# -- decode ---------------------------------------------------------------------------------------
+def _decode_each(ids, vocab):
+    return "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)
+
+
+def _decode_ignore(ids, vocab):
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="ignore")
+
+
+def _decode_latin1(ids, vocab):
+    return b"".join(vocab[i] for i in ids).decode("latin-1")
+
+
+MISTAKES = {
+    "clean_gutenberg": (
+        Mistake("keep the spaces and tabs at the ends of lines: remove trailing spaces and tabs (line.rstrip(' \\t'))",
+                lambda raw: _clean(raw, strip=False)),
+        Mistake("keep the *** START OF ... *** line itself: the header (everything up to and including the "
+                "*** START OF ... *** line) must go",
+                lambda raw: _clean(raw, keep_start=True)),
+        Mistake("leave the \\r of Windows line endings: turn \\r\\n (and lone \\r) into \\n first",
+                lambda raw: _clean(raw, newlines=False)),
+        Mistake("keep every blank line: collapse runs of blank lines into one",
+                lambda raw: _clean(raw, collapse=False)),
+        Mistake("keep the *** END OF ... *** (or 'End of the Project Gutenberg') line: the footer starts at that line "
+                "and goes entirely", lambda raw: _clean(raw, keep_end=True)),
+    ),
+    "pair_counts": (
+        Mistake("pair ids[0::2] with ids[1::2]: you counted only the pairs at even positions; every neighbouring pair "
+                "counts, zip(ids, ids[1:])", _counts_even_positions),
+        Mistake("set each pair's count to 1: you recorded which pairs occur, not how often; add 1 per occurrence",
+                _counts_presence),
+        Mistake("skip the overlapping occurrence of a pair of equal ids: counting overlaps too, [7, 7, 7] holds (7, 7) "
+                "twice", _counts_non_overlapping),
+        Mistake("write each pair as (ids[i + 1], ids[i]): a pair is (left, right), (ids[i], ids[i + 1])",
+                lambda ids: dict(Counter(zip(ids[1:], ids)))),
+    ),
+    "merge": (
+        Mistake("move on by one after a merge: skip BOTH of its ids (i += 2)",
+                lambda ids, pair, new_id: _merge(ids, pair, new_id, step=1)),
+        Mistake("stop the loop one early: the last id went missing",
+                lambda ids, pair, new_id: _merge(ids, pair, new_id, keep_last=False)),
+        Mistake("scan from the right: scan left to right, so [7, 7, 7] with (7, 7) gives [new_id, 7]",
+                _merge_right_to_left),
+    ),
+    "train_bpe": (
+        Mistake("break ties by the pair seen first: ties go to the greatest pair of bytes, (vocab[a], vocab[b])",
+                lambda text, vocab_size: _train(text, vocab_size, ties="first")),
+        Mistake("break ties by the greatest pair of ids: ties go to the greatest pair of bytes, (vocab[a], vocab[b]), "
+                "and a merged token's id says nothing about its bytes",
+                lambda text, vocab_size: _train(text, vocab_size, ties="ids")),
+        Mistake("count pairs over the whole text: a merge crosses a word boundary; pre-tokenize with "
+                "GPT2_SPLIT_PATTERN",
+                lambda text, vocab_size: _train(text, vocab_size, split=False)),
+        Mistake("make vocab_size - 255 merges: vocab_size 260 means 4 merges (it counts the 256 bytes)",
+                lambda text, vocab_size: _train(text, vocab_size, extra=1)),
+        Mistake("stop when the best pair occurs only once: merge even a pair that occurs once, until vocab_size "
+                "or no pair is left", lambda text, vocab_size: _train(text, vocab_size, min_count=2)),
+    ),
+    "encode": (
+        Mistake("apply the latest merge first: apply the merges in training order (lowest rank first)",
+                lambda text, vocab, merges: _encode(text, vocab, merges, order="latest")),
+        Mistake("merge the leftmost learned pair first: apply the merges in training order (lowest rank first), "
+                "wherever the pair sits in the text",
+                lambda text, vocab, merges: _encode(text, vocab, merges, order="left")),
+        Mistake("encode the whole text as one piece: split the text into GPT2_SPLIT_PATTERN pre-tokens first",
+                lambda text, vocab, merges: _encode(text, vocab, merges, split=False)),
+    ),
+    "decode": (
+        Mistake("decode token by token: join all bytes first, then decode once", _decode_each),
+        Mistake("decode with errors='ignore': invalid bytes must become U+FFFD (errors='replace'), not vanish",
+                _decode_ignore),
+        Mistake("decode as latin-1: the bytes are UTF-8, decode('utf-8', errors='replace')", _decode_latin1),
+    ),
+}

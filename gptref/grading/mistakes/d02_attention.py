@@ -1,0 +1,294 @@
+"""Common wrong answers of day 2 (masks, masked softmax, attention, its three uses, heads),
+in the exercises' signatures.
+
+Each `says` completes "Your answer is exactly what you get when you ...". Wrong answers only: the
+notebook's visible tests import this module.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gptref.grading.explain import Mistake
+
+
+# -- masks ------------------------------------------------------------------------------------------
+def _positions(t_q, t_k):
+    t_k = t_q if t_k is None else t_k
+    return torch.arange(t_q)[:, None] + (t_k - t_q), torch.arange(t_k)[None, :]  # (t_q, 1), (1, t_k)
+
+
+def _causal_transposed(t_q, t_k=None):
+    rows, cols = _positions(t_q, t_k)
+    return cols >= rows
+
+
+def _causal_strict(t_q, t_k=None):
+    rows, cols = _positions(t_q, t_k)
+    return cols < rows
+
+
+def _causal_top_left(t_q, t_k=None):
+    t_k = t_q if t_k is None else t_k
+    return torch.ones(t_q, t_k).tril().bool()
+
+
+def _causal_float(t_q, t_k=None):
+    rows, cols = _positions(t_q, t_k)
+    return (cols <= rows).float()
+
+
+def _padding_inverted(key_is_token):
+    B, T_k = key_is_token.shape
+    return ~key_is_token.bool().reshape(B, 1, 1, T_k)
+
+
+def _padding_no_head_axis(key_is_token):
+    return key_is_token.bool()[:, None, :]
+
+
+def _padding_query_axis(key_is_token):
+    B, T_k = key_is_token.shape
+    return key_is_token.bool().reshape(B, 1, T_k, 1)
+
+
+# -- masked softmax and attention -------------------------------------------------------------------
+def _softmax_then_mask(scores, mask):
+    return torch.softmax(scores, dim=-1) * mask
+
+
+def _softmax_inverted_mask(scores, mask):
+    mask = mask.expand_as(scores)
+    any_key = mask.any(dim=-1, keepdim=True)
+    weights = torch.softmax(scores.masked_fill(mask, float("-inf")).masked_fill(~any_key, 0.0), dim=-1)
+    return weights.masked_fill(~any_key, 0.0)
+
+
+def _softmax_fill_zero(scores, mask):
+    any_key = mask.expand_as(scores).any(dim=-1, keepdim=True)
+    return torch.softmax(scores.masked_fill(~mask, 0.0), dim=-1).masked_fill(~any_key, 0.0)
+
+
+def _softmax_nan_rows(scores, mask):
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+
+
+def _softmax_uniform_rows(scores, mask):
+    return torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1)
+
+
+def _softmax_first_dim(scores, mask):
+    mask = mask.expand_as(scores)
+    any_key = mask.any(dim=-1, keepdim=True)
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")).masked_fill(~any_key, 0.0), dim=-2)
+    return weights.masked_fill(~any_key, 0.0).nan_to_num(0.0)
+
+
+def _attend(q, k, v, mask, scale, combine):
+    scores = q @ k.transpose(-2, -1) * scale  # (..., T_q, T_k)
+    weights = combine(scores, mask)
+    return weights @ v, weights
+
+
+def _masked(scores, mask):
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    mask = mask.expand_as(scores)
+    any_key = mask.any(dim=-1, keepdim=True)
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")).masked_fill(~any_key, 0.0), dim=-1)
+    return weights.masked_fill(~any_key, 0.0)
+
+
+def _sdpa_unscaled(q, k, v, mask=None):
+    return _attend(q, k, v, mask, 1.0, _masked)
+
+
+def _sdpa_over_d(q, k, v, mask=None):
+    return _attend(q, k, v, mask, 1.0 / q.shape[-1], _masked)
+
+
+def _sdpa_swapped(q, k, v, mask=None):
+    out, weights = _attend(q, k, v, mask, 1.0 / math.sqrt(q.shape[-1]), _masked)
+    return weights, out
+
+
+def _sdpa_mask_after_softmax(q, k, v, mask=None):
+    return _attend(q, k, v, mask, 1.0 / math.sqrt(q.shape[-1]),
+                   lambda s, m: torch.softmax(s, dim=-1) * (1.0 if m is None else m))
+
+
+def _sdpa_nan_rows(q, k, v, mask=None):
+    return _attend(q, k, v, mask, 1.0 / math.sqrt(q.shape[-1]),
+                   lambda s, m: torch.softmax(s if m is None else s.masked_fill(~m, float("-inf")), dim=-1))
+
+
+def _sdpa_uniform_rows(q, k, v, mask=None):
+    return _attend(q, k, v, mask, 1.0 / math.sqrt(q.shape[-1]),
+                   lambda s, m: torch.softmax(s if m is None else s.masked_fill(~m, -1e9), dim=-1))
+
+
+def _sdpa_query_dim(q, k, v, mask=None):
+    return _attend(q, k, v, mask, 1.0 / math.sqrt(q.shape[-1]),
+                   lambda s, m: _masked(s.transpose(-2, -1), None if m is None else
+                                        m.expand_as(s).transpose(-2, -1)).transpose(-2, -1))
+
+
+def _sdpa_v_dim_scale(q, k, v, mask=None):
+    return _attend(q, k, v, mask, 1.0 / math.sqrt(k.shape[-2]), _masked)
+
+
+def _sdpa_value_size_scale(q, k, v, mask=None):
+    return _attend(q, k, v, mask, 1.0 / math.sqrt(v.shape[-1]), _masked)
+
+
+# -- the three uses (single head, 3-D) --------------------------------------------------------------
+def _sdpa(q, k, v, mask):
+    return _attend(q, k, v, mask, 1.0 / math.sqrt(q.shape[-1]), _masked)
+
+
+def _encoder_causal(x, x_is_token, w_q, w_k, w_v):
+    mask = _positions(x.shape[1], None)[1] <= _positions(x.shape[1], None)[0]
+    return _sdpa(x @ w_q, x @ w_k, x @ w_v, mask & x_is_token[:, None, :])
+
+
+def _encoder_no_mask(x, x_is_token, w_q, w_k, w_v):
+    return _sdpa(x @ w_q, x @ w_k, x @ w_v, None)
+
+
+def _encoder_query_padding(x, x_is_token, w_q, w_k, w_v):
+    return _sdpa(x @ w_q, x @ w_k, x @ w_v, x_is_token[:, :, None])
+
+
+def _decoder_no_causal(y, y_is_token, w_q, w_k, w_v):
+    return _sdpa(y @ w_q, y @ w_k, y @ w_v, y_is_token[:, None, :])
+
+
+def _decoder_no_padding(y, y_is_token, w_q, w_k, w_v):
+    T = y.shape[1]
+    return _sdpa(y @ w_q, y @ w_k, y @ w_v, _positions(T, None)[1] <= _positions(T, None)[0])
+
+
+def _decoder_query_padding(y, y_is_token, w_q, w_k, w_v):
+    T = y.shape[1]
+    causal = _positions(T, None)[1] <= _positions(T, None)[0]
+    return _sdpa(y @ w_q, y @ w_k, y @ w_v, causal & y_is_token[:, :, None])
+
+
+def _cross_kv_from_y(y, x, x_is_token, w_q, w_k, w_v):
+    return _sdpa(y @ w_q, y @ w_k, y @ w_v, x_is_token[:, None, :])
+
+
+def _cross_queries_from_x(y, x, x_is_token, w_q, w_k, w_v):
+    return _sdpa(x @ w_q, y @ w_k, y @ w_v, None)
+
+
+def _cross_no_mask(y, x, x_is_token, w_q, w_k, w_v):
+    return _sdpa(y @ w_q, x @ w_k, x @ w_v, None)
+
+
+def _cross_causal(y, x, x_is_token, w_q, w_k, w_v):
+    T, S = y.shape[1], x.shape[1]
+    rows, cols = _positions(T, S)
+    return _sdpa(y @ w_q, x @ w_k, x @ w_v, (cols <= rows) & x_is_token[:, None, :])
+
+
+# -- heads ------------------------------------------------------------------------------------------
+def _split_reshape(x, n_heads):
+    B, T, C = x.shape
+    return x.reshape(B, n_heads, T, C // n_heads)
+
+
+def _split_strided(x, n_heads):
+    B, T, C = x.shape
+    return x.reshape(B, T, C // n_heads, n_heads).permute(0, 3, 1, 2)  # head h gets channels h, h + H, ...
+
+
+def _merge_reshape(x):
+    B, H, T, D = x.shape
+    return x.reshape(B, T, H * D)
+
+
+def _merge_strided(x):
+    B, H, T, D = x.shape
+    return x.permute(0, 2, 3, 1).reshape(B, T, H * D)  # channel d * H + h instead of h * D + d
+
+
+MISTAKES = {
+    "causal_mask": (
+        Mistake("put True on and above the diagonal: yours is transposed (query i must see keys j <= i)",
+                _causal_transposed),
+        Mistake("leave the diagonal out (j < i): a query may attend to its own position", _causal_strict),
+        Mistake("align the triangle top-left (torch.tril of a (t_q, t_k) matrix): the queries are the LAST t_q "
+                "positions when t_k > t_q", _causal_top_left),
+        Mistake("return 1.0/0.0 floats: return the bool tensor itself (a comparison, or .bool())", _causal_float),
+    ),
+    "padding_mask": (
+        Mistake("invert it (True where the token is padding, as nn.MultiheadAttention's key_padding_mask): the "
+                "course's masks are True where a query MAY attend", _padding_inverted),
+        Mistake("leave out the head axis: expected shape (B, 1, 1, T_k)", _padding_no_head_axis),
+        Mistake("put the keys on the query axis, (B, 1, T_k, 1): the keys are the LAST axis", _padding_query_axis),
+    ),
+    "masked_softmax": (
+        Mistake("multiply the softmax by the mask afterwards: the other keys' weights then no longer sum to 1; "
+                "mask the scores with -inf BEFORE the softmax", _softmax_then_mask),
+        Mistake("remove the keys where the mask is True: True means the query MAY attend, keep those",
+                _softmax_inverted_mask),
+        Mistake("fill the masked scores with 0: exp(0) = 1 still gives those keys weight; fill them with -inf",
+                _softmax_fill_zero),
+        Mistake("fill with -inf and stop there: a fully masked row gave NaN (0/0); give such rows zeros",
+                _softmax_nan_rows),
+        Mistake("fill with a large negative number: the fully masked row should be all zeros, not uniform",
+                _softmax_uniform_rows),
+        Mistake("take the softmax over the queries (dim=-2): take the softmax over the LAST dim (the keys)",
+                _softmax_first_dim),
+    ),
+    "scaled_dot_product_attention": (
+        Mistake("leave out the scale: divide the scores by sqrt(D)", _sdpa_unscaled),
+        Mistake("divide by D: you divided the scores by D, divide by sqrt(D)", _sdpa_over_d),
+        Mistake("return (weights, output): return (output, weights)", _sdpa_swapped),
+        Mistake("multiply the softmax by the mask afterwards: mask the scores with -inf BEFORE the softmax, so the "
+                "remaining keys' weights sum to 1", _sdpa_mask_after_softmax),
+        Mistake("fill with -inf and stop there: a fully masked query row gave NaN (0/0); give it zero weights",
+                _sdpa_nan_rows),
+        Mistake("fill with a large negative number: the fully masked query must get a zero output, not an average "
+                "of every value", _sdpa_uniform_rows),
+        Mistake("take the softmax over the queries: take the softmax over the LAST dimension (the keys)",
+                _sdpa_query_dim),
+        Mistake("scale by sqrt(T_k), the number of keys: the scale is 1/sqrt(D), D the size of a query vector",
+                _sdpa_v_dim_scale),
+        Mistake("scale by sqrt(D_v), the size of a value vector: the scale is 1/sqrt(D), D the size of a query and "
+                "key vector (q.shape[-1])", _sdpa_value_size_scale),
+    ),
+    "encoder_self_attention": (
+        Mistake("add a causal mask: an encoder sees the whole sequence, future tokens included", _encoder_causal),
+        Mistake("pass no mask: the padding mask is missing", _encoder_no_mask),
+        Mistake("mask the padding QUERIES (x_is_token[:, :, None]): mask the padding KEYS, x_is_token[:, None, :]",
+                _encoder_query_padding),
+    ),
+    "decoder_self_attention": (
+        Mistake("use only the padding mask: the causal mask is missing", _decoder_no_causal),
+        Mistake("use only the causal mask: the padding mask is missing", _decoder_no_padding),
+        Mistake("mask the padding QUERIES (y_is_token[:, :, None]): mask the padding KEYS, y_is_token[:, None, :]",
+                _decoder_query_padding),
+    ),
+    "cross_attention": (
+        Mistake("take keys and values from y: the keys and values must come from the encoder's x", _cross_kv_from_y),
+        Mistake("take the queries from x and keys/values from y: queries come from the decoder's y, keys and values "
+                "from the encoder's x", _cross_queries_from_x),
+        Mistake("pass no mask: decoder queries must not attend to the encoder's padding", _cross_no_mask),
+        Mistake("add a causal mask: every decoder token may see every real encoder token", _cross_causal),
+    ),
+    "split_heads": (
+        Mistake("reshape to (B, H, T, D) directly: move the head axis, do not just reshape", _split_reshape),
+        Mistake("view the channels as (D, H): head h must get the consecutive channels h*D ... h*D + D - 1, so view "
+                "them as (H, D)", _split_strided),
+    ),
+    "merge_heads": (
+        Mistake("reshape (B, H, T, D) to (B, T, H*D) directly: move the head axis back before reshaping",
+                _merge_reshape),
+        Mistake("put the head axis last before reshaping: channels h*D ... h*D + D - 1 must come from head h, so "
+                "order the axes (B, T, H, D)", _merge_strided),
+    ),
+}

@@ -1,0 +1,190 @@
+"""Common wrong answers of day 3 (layer norm, its backward pass, RMSNorm), each in the exercise's signature.
+
+Each `says` completes "Your answer is exactly what you get when you ...". Wrong answers only: the
+notebook's visible tests import this module.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gptref.grading.explain import Mistake
+
+
+# -- layer_norm -----------------------------------------------------------------------------------
+def _affine(y, weight, bias):
+    if weight is not None:
+        y = y * weight
+    return y if bias is None else y + bias
+
+
+def _unbiased(x, weight=None, bias=None, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)
+    return _affine((x - mean) / torch.sqrt(x.var(dim=-1, keepdim=True) + eps), weight, bias)
+
+
+def _no_eps(x, weight=None, bias=None, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)  # (..., 1)
+    return _affine((x - mean) / torch.sqrt(var), weight, bias)
+
+
+def _eps_outside(x, weight=None, bias=None, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)  # (..., 1)
+    return _affine((x - mean) / (torch.sqrt(var) + eps), weight, bias)
+
+
+def _mean_over_batch(x, weight=None, bias=None, eps=1e-5):
+    mean = x.mean(dim=0, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)  # (..., 1)
+    return _affine((x - mean) / torch.sqrt(var + eps), weight, bias)
+
+
+def _not_centred(x, weight=None, bias=None, eps=1e-5):
+    var = ((x - x.mean(dim=-1, keepdim=True)) ** 2).mean(dim=-1, keepdim=True)  # (..., 1)
+    return _affine(x / torch.sqrt(var + eps), weight, bias)
+
+
+def _bias_then_weight(x, weight=None, bias=None, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)
+    y = (x - mean) / torch.sqrt(((x - mean) ** 2).mean(dim=-1, keepdim=True) + eps)
+    if bias is not None:
+        y = y + bias
+    return y if weight is None else y * weight
+
+
+def _whole_tensor(x, weight=None, bias=None, eps=1e-5):
+    y = (x - x.mean()) / torch.sqrt(((x - x.mean()) ** 2).mean() + eps)
+    return _affine(y, weight, bias)
+
+
+def _fixed_eps(x, weight=None, bias=None, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)  # (..., 1)
+    return _affine((x - mean) / torch.sqrt(var + 1e-5), weight, bias)
+
+
+# -- layer_norm_backward --------------------------------------------------------------------------
+def _pieces(grad_out, x, weight, eps):
+    mean = x.mean(dim=-1, keepdim=True)
+    r = 1.0 / torch.sqrt(((x - mean) ** 2).mean(dim=-1, keepdim=True) + eps)  # (..., 1)
+    x_hat = (x - mean) * r
+    leading = tuple(range(x.dim() - 1))
+    return r, x_hat, grad_out * weight, leading, grad_out.sum(dim=leading)
+
+
+def _bw_no_mean_term(grad_out, x, weight, eps=1e-5):
+    r, x_hat, h, leading, grad_bias = _pieces(grad_out, x, weight, eps)
+    grad_x = r * (h - x_hat * (h * x_hat).mean(dim=-1, keepdim=True))
+    return grad_x, (grad_out * x_hat).sum(dim=leading), grad_bias
+
+
+def _bw_wrong_variance_term(grad_out, x, weight, eps=1e-5):
+    r, x_hat, h, leading, grad_bias = _pieces(grad_out, x, weight, eps)
+    grad_x = r * (h - h.mean(dim=-1, keepdim=True) - x_hat * h.mean(dim=-1, keepdim=True))
+    return grad_x, (grad_out * x_hat).sum(dim=leading), grad_bias
+
+
+def _bw_no_gamma(grad_out, x, weight, eps=1e-5):
+    r, x_hat, h, leading, grad_bias = _pieces(grad_out, x, weight, eps)
+    h = grad_out
+    grad_x = r * (h - h.mean(dim=-1, keepdim=True) - x_hat * (h * x_hat).mean(dim=-1, keepdim=True))
+    return grad_x, (grad_out * x_hat).sum(dim=leading), grad_bias
+
+
+def _bw_no_r(grad_out, x, weight, eps=1e-5):
+    r, x_hat, h, leading, grad_bias = _pieces(grad_out, x, weight, eps)
+    grad_x = h - h.mean(dim=-1, keepdim=True) - x_hat * (h * x_hat).mean(dim=-1, keepdim=True)
+    return grad_x, (grad_out * x_hat).sum(dim=leading), grad_bias
+
+
+def _bw_weight_from_x(grad_out, x, weight, eps=1e-5):
+    r, x_hat, h, leading, grad_bias = _pieces(grad_out, x, weight, eps)
+    grad_x = r * (h - h.mean(dim=-1, keepdim=True) - x_hat * (h * x_hat).mean(dim=-1, keepdim=True))
+    return grad_x, (grad_out * x).sum(dim=leading), grad_bias
+
+
+def _bw_sum_first_dim(grad_out, x, weight, eps=1e-5):
+    r, x_hat, h, leading, _ = _pieces(grad_out, x, weight, eps)
+    grad_x = r * (h - h.mean(dim=-1, keepdim=True) - x_hat * (h * x_hat).mean(dim=-1, keepdim=True))
+    return grad_x, (grad_out * x_hat).sum(dim=0), grad_out.sum(dim=0)
+
+
+# -- rms_norm -------------------------------------------------------------------------------------
+def _rms_no_eps(x, weight=None, eps=1e-6):
+    y = x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True))
+    return y if weight is None else y * weight
+
+
+def _rms_fixed_eps(x, weight=None, eps=1e-6):
+    y = x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + 1e-6)
+    return y if weight is None else y * weight
+
+
+def _rms_centred(x, weight=None, eps=1e-6):
+    y = (x - x.mean(dim=-1, keepdim=True)) / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)
+    return y if weight is None else y * weight
+
+
+def _rms_layer_norm(x, weight=None, eps=1e-6):
+    c = x - x.mean(dim=-1, keepdim=True)
+    y = c / torch.sqrt((c ** 2).mean(dim=-1, keepdim=True) + eps)
+    return y if weight is None else y * weight
+
+
+def _rms_no_sqrt(x, weight=None, eps=1e-6):
+    y = x / ((x ** 2).mean(dim=-1, keepdim=True) + eps)
+    return y if weight is None else y * weight
+
+
+def _rms_std(x, weight=None, eps=1e-6):
+    y = x / torch.sqrt(x.var(dim=-1, keepdim=True, unbiased=False) + eps)
+    return y if weight is None else y * weight
+
+
+def _rms_sum(x, weight=None, eps=1e-6):
+    y = x / torch.sqrt((x ** 2).sum(dim=-1, keepdim=True) + eps)
+    return y if weight is None else y * weight
+
+
+MISTAKES = {
+    "layer_norm": (
+        Mistake("divide by d - 1 (torch.var's default): your variance is unbiased; layer norm uses the biased "
+                "variance, ((x - mean) ** 2).mean(-1) or var(..., correction=0)", _unbiased),
+        Mistake("divide by sqrt(var): you forgot eps; it goes into the variance, torch.sqrt(var + eps)", _no_eps),
+        Mistake("divide by sqrt(var) + eps: eps goes inside the square root, torch.sqrt(var + eps)", _eps_outside),
+        Mistake("take the mean over the first (batch) dimension: normalize over the last dimension, dim=-1 with "
+                "keepdim=True, for the mean as for the variance", _mean_over_batch),
+        Mistake("divide x by its standard deviation without subtracting the row's mean first: "
+                "x_hat = (x - mean) / sqrt(var + eps)", _not_centred),
+        Mistake("add bias before multiplying by weight: y = x_hat * weight + bias, multiply first", _bias_then_weight),
+        Mistake("take one mean and one variance over the whole tensor: each row (the last dimension) gets its own",
+                _whole_tensor),
+        Mistake("use eps = 1e-5 whatever eps is passed: use the eps argument", _fixed_eps),
+    ),
+    "layer_norm_backward": (
+        Mistake("leave out the term that comes through the mean, - h.mean(dim=-1, keepdim=True)", _bw_no_mean_term),
+        Mistake("use x_hat * h.mean(...) for the term through the variance: check the term through the variance, "
+                "it is x_hat * (h * x_hat).mean(dim=-1, keepdim=True)", _bw_wrong_variance_term),
+        Mistake("use grad_out where the formula has h: grad_x ignores weight; h = grad_out * weight", _bw_no_gamma),
+        Mistake("leave out the factor r = 1 / sqrt(var + eps) in front of grad_x", _bw_no_r),
+        Mistake("multiply grad_out by x instead of x_hat for grad_weight: y depends on weight through x_hat",
+                _bw_weight_from_x),
+        Mistake("sum grad_weight and grad_bias over the first dimension only: sum over all leading dimensions "
+                "(every dimension but the last)",
+                _bw_sum_first_dim),
+    ),
+    "rms_norm": (
+        Mistake("leave eps out: you forgot eps; RMSNorm divides by torch.sqrt((x ** 2).mean(-1) + eps)", _rms_no_eps),
+        Mistake("subtract the row's mean first, as layer norm does: RMSNorm does not centre; divide by "
+                "sqrt(mean(x**2)) of x itself", _rms_centred),
+        Mistake("compute layer norm (centre, then scale by 1 / std): RMSNorm neither subtracts the "
+                "mean nor uses the variance, it divides x by the root of the mean of x**2", _rms_layer_norm),
+        Mistake("divide by the mean square itself: take its square root, sqrt(mean(x**2) + eps)", _rms_no_sqrt),
+        Mistake("divide by the standard deviation (the variance around the mean): RMSNorm uses the mean of x**2 "
+                "around 0", _rms_std),
+        Mistake("use eps = 1e-6 whatever eps is passed: use the eps argument", _rms_fixed_eps),
+        Mistake("divide by the root of the SUM of squares: RMS uses the mean, (x ** 2).mean(dim=-1)", _rms_sum),
+    ),
+}
