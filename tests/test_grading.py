@@ -163,7 +163,7 @@ def test_check_explains_nan_and_wrong_softmax_dim():
         w = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), -2)
         return w @ v, w
 
-    with pytest.raises(AssertionError, match="ALL masked gives NaN"):
+    with pytest.raises(AssertionError, match="may see no key at all and its weights are NaN"):
         check("02_attention", "scaled_dot_product_attention", nan_rows)
     with pytest.raises(AssertionError, match="LAST dim"):
         check("02_attention", "scaled_dot_product_attention", wrong_dim)
@@ -194,3 +194,21 @@ def test_every_exercise_is_deterministic(day):
         a, b = ex.make_cases(5), ex.make_cases(5)
         assert difference(a, b) is None, f"{ex.key}: make_cases(5) differs between two calls"
         assert len(a) >= 2, f"{ex.key}: fewer than two cases"
+
+
+def test_check_catches_a_list_argument_changed_in_place():
+    """A merge that returns the right ids but empties the caller's list is caught by the hidden check too."""
+    def merge_and_consume(ids, pair, new_id):
+        out, i = [], 0
+        while i < len(ids):
+            if i + 1 < len(ids) and (ids[i], ids[i + 1]) == tuple(pair):
+                out.append(new_id)
+                i += 2
+            else:
+                out.append(ids[i])
+                i += 1
+        ids.clear()
+        return out
+
+    with pytest.raises(AssertionError, match="changed its argument 'ids' in place"):
+        check("01_bpe", "merge", merge_and_consume)

@@ -35,19 +35,34 @@ def _tensors(args: dict) -> dict[str, torch.Tensor]:
     return {k: v for k, v in args.items() if isinstance(v, torch.Tensor)}
 
 
+def _plain_containers(args: dict) -> dict[str, Any]:
+    """The list, dict and bytearray arguments (copied), to tell whether the student's function changed them."""
+    return {k: copy.deepcopy(v) for k, v in args.items() if isinstance(v, (list, dict, bytearray))}
+
+
 def run_case(exercise, fn: Callable, case: dict) -> Any:
     """fn(**arguments) under the guard, with warnings silenced and stderr sent to stdout."""
     args = exercise.arguments(_fresh(case))
     before = {k: v.detach().clone() for k, v in _tensors(args).items()}
+    containers = _plain_containers(args)
     with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout):
         warnings.simplefilter("ignore")
         with forbid(*exercise.forbidden):
             got = fn(**args)
-    for k, v in before.items():
-        now = args[k]
-        if now.shape != v.shape or not torch.equal(now.detach(), v):
-            raise AssertionError(f"{exercise.name} changed its argument {k!r} in place; leave the inputs as they are")
+    changed = [k for k, v in before.items()
+               if args[k].shape != v.shape or not torch.equal(args[k].detach(), v)]
+    changed += [k for k, v in containers.items() if not _same(args[k], v)]
+    if changed:
+        raise AssertionError(f"{exercise.name} changed its argument {changed[0]!r} in place; leave the inputs as they "
+                             "are (work on a copy: list(ids), dict(counts), x.clone())")
     return got
+
+
+def _same(now: Any, before: Any) -> bool:
+    try:
+        return bool(now == before)
+    except (RuntimeError, ValueError):  # containers of tensors: compare element by element
+        return all(torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b for a, b in zip(now, before))
 
 
 def check(day: str, name: str, fn: Callable, seed: int = 0) -> None:
