@@ -32,7 +32,8 @@ from .verdict import derive_seed, load_registry, load_secret, trusted_verdict
 
 
 def has_error(cell) -> bool:
-    return any(o.output_type == "error" or (o.output_type == "stream" and o.get("name") == "stderr") for o in cell.get("outputs", []))
+    return any(out.output_type == "error" or (out.output_type == "stream" and out.get("name") == "stderr")
+               for out in cell.get("outputs", []))
 
 
 FORGED = "forged result channel: an answer not signed by the trusted runner was rejected, no points from it"
@@ -45,10 +46,10 @@ def error_output(ename: str, evalue: str):
 def stderr_to_stdout(cell) -> bool:
     """Turn stderr streams into stdout (kept visible, no longer zeroing the cell)."""
     changed = False
-    for o in cell.get("outputs", []):
-        if o.output_type == "stream" and o.get("name") == "stderr":
-            o["name"] = "stdout"
-            o["text"] = "".join(f"[stderr] {line}" for line in o["text"].splitlines(keepends=True))
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream" and out.get("name") == "stderr":
+            out["name"] = "stdout"
+            out["text"] = "".join(f"[stderr] {line}" for line in out["text"].splitlines(keepends=True))
             changed = True
     return changed
 
@@ -90,8 +91,8 @@ class SandboxedExecute(NbGraderPreprocessor):
         exercises = [ex for ex in registry.values() if set(ex.grade_ids) & set(tests)]
         forbidden = {}
         for ex in exercises:
-            for f in ex.forbidden:
-                mod, name = getattr(f, "__module__", None), getattr(f, "__name__", None)
+            for banned in ex.forbidden:
+                mod, name = getattr(banned, "__module__", None), getattr(banned, "__name__", None)
                 if mod and name:
                     forbidden[f"{mod}.{name}"] = f"{ex.name} refers to a reference it must not call"
         given = set()
@@ -110,7 +111,7 @@ class SandboxedExecute(NbGraderPreprocessor):
         if registry_problem:
             status["flags" if "could not be loaded" in registry_problem else "notes"].append(
                 f"no trusted verdict: {registry_problem}")
-        if any(v.get("forged") for v in verdicts.values()):
+        if any(verdict.get("forged") for verdict in verdicts.values()):
             status["flags"].append(f"{FORGED} (run_verdict.py)")
         for gid, cell in tests.items():
             governing = [ex.name for ex in exercises if gid in ex.grade_ids]
@@ -132,28 +133,28 @@ class SandboxedExecute(NbGraderPreprocessor):
             for cell in clean.cells:
                 if cell.cell_type == "code":
                     cell.outputs, cell.execution_count = [], None
-                if is_test_cell(cell):  # the hidden tests stay here: their points come from the trusted verdict
+                if is_test_cell(cell):  # hidden blocks never enter the sandbox: their points come from the verdict
                     cell.source = strip_hidden_tests(cell.source)
             mount = scratch if self.unsafe else "/sandbox"
             nbformat.write(clean, os.path.join(work, f"{notebook}.ipynb"))
             job = {"notebook": f"{mount}/work/{notebook}.ipynb", "workdir": f"{mount}/work", "ipc_dir": f"{mount}/ipc",
                    "cell_timeout": settings.cell_timeout, "seed": seed, "max_output_chars": settings.max_output_chars}
-            with open(os.path.join(scratch, "job.json"), "w") as f:
-                json.dump(job, f)
-            r = sandbox.run("run_notebook.py", [f"{mount}/job.json"], scratch, None, settings.notebook_timeout)
+            with open(os.path.join(scratch, "job.json"), "w") as job_file:
+                json.dump(job, job_file)
+            run = sandbox.run("run_notebook.py", [f"{mount}/job.json"], scratch, None, settings.notebook_timeout)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        status["run"] = {"seconds": r.seconds, "rc": r.rc, "timed_out": r.timed_out, "forged": r.forged}
-        if r.forged:
+        status["run"] = {"seconds": run.seconds, "rc": run.rc, "timed_out": run.timed_out, "forged": run.forged}
+        if run.forged:
             status["flags"].append(f"{FORGED} (run_notebook.py)")
         try:
-            answer = json.loads(r.payload.decode())
+            answer = json.loads(run.payload.decode())
             executed = nbformat.reads(answer["notebook"], as_version=4)
             run_info = answer["info"]
             if len(executed.cells) != len(nb.cells):
                 raise ValueError("the executed notebook has a different number of cells")
-        except Exception as e:  # noqa: BLE001
-            why = f"the notebook run ran past {settings.notebook_timeout} s" if r.timed_out else f"the notebook run failed ({type(e).__name__}; exit {r.rc})"
+        except Exception as error:  # noqa: BLE001
+            why = f"the notebook run ran past {settings.notebook_timeout} s" if run.timed_out else f"the notebook run failed ({type(error).__name__}; exit {run.rc})"
             status["flags"].append(f"{why}: no cell output, every test cell scored 0")
             for cell in nb.cells:
                 if cell.cell_type == "code":
@@ -164,11 +165,11 @@ class SandboxedExecute(NbGraderPreprocessor):
                 cell.outputs = done.get("outputs", [])
                 cell.execution_count = done.get("execution_count")
         status["run"].update(run_info)
-        for ev in run_info.get("events", []):
+        for event in run_info.get("events", []):
             msg = {"timeout": "cell {cell} timed out", "kernel-killed": "kernel stopped after cell {cell} ignored the interrupt",
                    "kernel-died": "kernel died in cell {cell}; later cells not run", "output-truncated": "cell {cell} output truncated",
-                   "error": "cell {cell}: runner error"}.get(ev["event"], ev["event"])
-            status["notes"].append(msg.format(cell=ev.get("cell")))
+                   "error": "cell {cell}: runner error"}.get(event["event"], event["event"])
+            status["notes"].append(msg.format(cell=event.get("cell")))
         if run_info.get("dead"):
             status["flags"].append(f"kernel died: {run_info['dead']} (cells before it keep their credit)")
 

@@ -1,8 +1,23 @@
 """`grade`: every collected submission, N worker processes, one CSV at the end.
 
+The route of a result (imports do not show it; each step hands the next one plain data, one way):
+
+1. grade (this module): one long-lived `python -m autograder.worker --serve` process per slot
+   (worker_pool.ServedWorker), which grades that slot's (student, assignment) jobs one after another.
+2. worker.grade_one: precheck and stage the notebook, then nbgrader autograde with SandboxedExecute.
+3. execute.SandboxedExecute: sandbox run of the student's cells and the VISIBLE tests (hidden blocks
+   stripped), answer signed on fd 3 (sandbox.Sandbox.run -> SandboxResult, `forged` if unsigned).
+4. verdict.trusted_verdict: another sandbox calls the student's functions on the grader's cases; only
+   the signed raw answers come back and are compared here with the reference (`judge`).
+5. SandboxedExecute._apply: a test cell keeps its points only if its visible part and every governing
+   verdict passed; flags and verdicts go to the notebook's status file (staging/<tag>.status/).
+6. nbgrader's SaveAutoGrades writes the cell scores into the gradebook; feedback is generated, scrubbed.
+7. worker._gather: the status record (status/<A>/<S>.json, written last: the "done" marker) folds in
+   the notebook status files and the gradebook scores.
+8. export_csv (here): grades.csv from the gradebook scores and the status records' state and flags.
+
 Crash-safe: the gradebook is backed up first; each (student, assignment) is graded by a worker
-process (one long-lived worker per slot, autograder/worker_pool.py) with --force and is "done"
-only when its status file is written, so a killed run
+process with --force and is "done" only when its status file is written, so a killed run
 re-run picks up exactly what is missing. Unchanged, already graded submissions are skipped
 unless --regrade; seeds come from the instructor secret, so a regrade gives identical grades.
 """
@@ -35,15 +50,15 @@ def backup_gradebook(course: Course) -> str | None:
 
 
 def submissions(course: Course, assignment: str | None = None) -> list[tuple[str, str]]:
-    out = []
+    pairs = []
     if not os.path.isdir(course.submitted):
-        return out
+        return pairs
     wanted = [assignment] if assignment else course.assignments()
     for student in sorted(os.listdir(course.submitted)):
-        for a in wanted:
-            if os.path.isdir(os.path.join(course.submitted, student, a)):
-                out.append((a, student))
-    return out
+        for name in wanted:
+            if os.path.isdir(os.path.join(course.submitted, student, name)):
+                pairs.append((name, student))
+    return pairs
 
 
 def _ensure_in_gradebook(course: Course, assignments: set[str]) -> None:
@@ -52,11 +67,11 @@ def _ensure_in_gradebook(course: Course, assignments: set[str]) -> None:
     missing = []
     if gradebook.exists(course):
         with Gradebook(course.gradebook_url) as gb:
-            for a in assignments:
+            for name in assignments:
                 try:
-                    gb.find_assignment(a)
+                    gb.find_assignment(name)
                 except MissingEntry:
-                    missing.append(a)
+                    missing.append(name)
     else:
         missing = sorted(assignments)
     if missing:
@@ -65,12 +80,13 @@ def _ensure_in_gradebook(course: Course, assignments: set[str]) -> None:
         release(course, missing)
 
 
-def _is_done(course: Course, a: str, s: str) -> bool:
+def _is_done(course: Course, assignment: str, student: str) -> bool:
     try:
-        st = status.load(status.path(course, a, s))
+        record = status.load(status.path(course, assignment, student))
     except (OSError, ValueError):
         return False
-    return st.get("hash") == submission_hash(course, a, s) and st.get("state") in status.DONE and "score" in st
+    return (record.get("hash") == submission_hash(course, assignment, student) and record.get("state") in status.DONE
+            and "score" in record)
 
 
 def grade(course: Course, assignment: str | None = None, workers: int = 1, unsafe: bool = False,
@@ -97,14 +113,14 @@ def grade(course: Course, assignment: str | None = None, workers: int = 1, unsaf
     scratch_base = os.path.join(tempfile.gettempdir(), "autograder-" + hashlib.sha256(course.work.encode()).hexdigest()[:10])
     shutil.rmtree(scratch_base, ignore_errors=True)  # leftovers of a killed run (we hold the lock)
     os.makedirs(scratch_base, mode=0o711)
-    todo = [(a, s) for a, s in submissions(course, assignment) if not students or s in students]
+    todo = [(name, student) for name, student in submissions(course, assignment) if not students or student in students]
     todo = select_shard(todo, shard)  # --shard K/N: this machine's share (autograder/shard.py)
-    _ensure_in_gradebook(course, {a for a, _ in todo})
-    gradebook.ensure_students(course, {s for _, s in todo})
+    _ensure_in_gradebook(course, {name for name, _ in todo})
+    gradebook.ensure_students(course, {student for _, student in todo})
     backup = backup_gradebook(course)
     if backup and not quiet:
         print(f"gradebook backed up to {backup}")
-    jobs = [(a, s) for a, s in todo if regrade or not _is_done(course, a, s)]
+    jobs = [(name, student) for name, student in todo if regrade or not _is_done(course, name, student)]
     if not quiet:
         print(f"{len(todo)} submissions, {len(jobs)} to grade with {workers} worker(s)"
               + (" WITHOUT SANDBOX" if unsafe else ""))
@@ -136,10 +152,10 @@ def grade(course: Course, assignment: str | None = None, workers: int = 1, unsaf
     finally:
         while not slots.empty():
             slots.get().close()
-    n = export_csv(course)
+    n_rows = export_csv(course)
     shutil.rmtree(scratch_base, ignore_errors=True)
     if not quiet:
-        print(f"graded {len(jobs)} in {time.monotonic() - t0:.1f} s; {n} rows in {os.path.join(course.work, 'grades.csv')}")
+        print(f"graded {len(jobs)} in {time.monotonic() - t0:.1f} s; {n_rows} rows in {os.path.join(course.work, 'grades.csv')}")
         print("run `python -m autograder report` for what needs manual grading or review")
     return 0
 
@@ -147,12 +163,12 @@ def grade(course: Course, assignment: str | None = None, workers: int = 1, unsaf
 def _no_workers_left(course: Course, wait: float = 30.0) -> bool:
     """True once no worker of an earlier run holds WORK/.workers.lock (they die with their run;
     this waits out the last second of their dying)."""
-    with open(os.path.join(course.work, ".workers.lock"), "a") as f:
+    with open(os.path.join(course.work, ".workers.lock"), "a") as lock_file:
         deadline = time.monotonic() + wait
         while True:
             try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(f, fcntl.LOCK_UN)
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
                 return True
             except BlockingIOError:
                 if time.monotonic() > deadline:
@@ -165,11 +181,11 @@ def _pythonpath() -> str:
     return os.pathsep.join([here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 
-def _write_failed(course: Course, a: str, s: str, stderr: str, unsafe: bool) -> None:
+def _write_failed(course: Course, assignment: str, student: str, stderr: str, unsafe: bool) -> None:
     tail = (stderr or "").strip().splitlines()[-3:]
-    st = status.new(s, a, hash=None, sandboxed=not unsafe, state="failed")
-    st["flags"].append("the grading worker crashed (not counted as graded; rerun grade): " + " / ".join(tail)[:500])
-    status.save(status.path(course, a, s), st)
+    record = status.new(student, assignment, hash=None, sandboxed=not unsafe, state="failed")
+    record["flags"].append("the grading worker crashed (not counted as graded; rerun grade): " + " / ".join(tail)[:500])
+    status.save(status.path(course, assignment, student), record)
 
 
 def statuses(course: Course) -> list[status.Status]:
@@ -185,23 +201,25 @@ def export_csv(course: Course) -> int:
 
     rows = []
     with Gradebook(course.gradebook_url) as gb:
-        for st in merge(course, statuses(course)):
-            a, s = st["assignment"], st["student"]
+        for record in merge(course, statuses(course)):
+            name, student = record["assignment"], record["student"]
             try:
-                sub = gb.find_submission(a, s)
-                score, mx, manual = sub.score, sub.max_score, sub.needs_manual_grade
+                submission = gb.find_submission(name, student)
+                score, max_score, manual = submission.score, submission.max_score, submission.needs_manual_grade
             except MissingEntry:
-                score, mx, manual = None, None, None
-            flags = all_flags(st)
-            rows.append({"assignment": a, "student_id": s, "score": score, "max_score": mx,
-                         "needs_manual_grade": manual, "state": st.get("state"), "sandboxed": st.get("sandboxed", True),
-                         "n_flags": len(flags), "flags": " | ".join(flags), **gradebook.manual_columns(gb, a, s)})
+                score, max_score, manual = None, None, None
+            flags = all_flags(record)
+            rows.append({"assignment": name, "student_id": student, "score": score, "max_score": max_score,
+                         "needs_manual_grade": manual, "state": record.get("state"),
+                         "sandboxed": record.get("sandboxed", True), "n_flags": len(flags), "flags": " | ".join(flags),
+                         **gradebook.manual_columns(gb, name, student)})
     path = os.path.join(course.work, "grades.csv")
 
-    def write(f) -> None:
-        w = csv.DictWriter(f, fieldnames=["assignment", "student_id", "score", "max_score", "needs_manual_grade",
-                                          "state", "sandboxed", "n_flags", "flags"] + gradebook.MANUAL_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
+    def write(out_file) -> None:
+        writer = csv.DictWriter(out_file, fieldnames=["assignment", "student_id", "score", "max_score",
+                                                      "needs_manual_grade", "state", "sandboxed", "n_flags", "flags"]
+                                + gradebook.MANUAL_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
     write_atomic(path, write, newline="")
     return len(rows)

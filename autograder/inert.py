@@ -13,7 +13,6 @@ import re
 from html.parser import HTMLParser
 
 import nh3
-from nbconvert.preprocessors import Preprocessor
 
 from .atomic import write_atomic
 
@@ -138,14 +137,6 @@ def make_inert(nb) -> None:
             cell.source = f"<pre>{html.escape(_as_text(cell.get('source')) or '')}</pre>"
             cell.metadata["raw_mimetype"] = "text/html"
             cell.pop("attachments", None)
-
-
-class MakeInert(Preprocessor):
-    """GenerateFeedback preprocessor: see `make_inert`."""
-
-    def preprocess(self, nb, resources):
-        make_inert(nb)
-        return nb, resources
 
 
 # ---------------------------------------------------------------- after the export

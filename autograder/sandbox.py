@@ -109,7 +109,7 @@ class Sandbox:
     """Runs `python /opt/autograder/<script> ...` jailed; one instance per worker slot."""
 
     def __init__(self, settings, slot: int = 0, unsafe: bool = False):
-        self.s = settings
+        self.settings = settings
         self.slot = slot
         self.unsafe = unsafe
         self.root_mode = os.geteuid() == 0
@@ -143,7 +143,7 @@ class Sandbox:
 
     # -- command -----------------------------------------------------------------------
     def _env(self, scratch_inside: str) -> dict[str, str]:
-        paths = [MOUNT_INSIDE] + list(self.s.python_paths)
+        paths = [MOUNT_INSIDE] + list(self.settings.python_paths)
         env = {
             "PATH": os.path.join(sys.prefix, "bin") + ":/usr/local/bin:/usr/bin:/bin",
             "HOME": f"{scratch_inside}/home",
@@ -165,7 +165,7 @@ class Sandbox:
             "IPYTHONDIR": f"{scratch_inside}/home/.ipython",
             "MPLCONFIGDIR": f"{scratch_inside}/home/.mpl",
         }
-        env.update(self.s.env)
+        env.update(self.settings.env)
         return env
 
     def _bwrap(self, scratch: str, argv: list[str], masked: list[str] = ()) -> list[str]:
@@ -202,9 +202,9 @@ class Sandbox:
         for p in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
                   "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/alternatives", "/etc/ssl/certs", "/etc/fonts"):
             ro(p, try_=True)
-        cmd += ["--perms", "1777", "--size", str(self.s.disk_mb << 20), "--tmpfs", WRITABLE]  # before binds under /tmp
+        cmd += ["--perms", "1777", "--size", str(self.settings.disk_mb << 20), "--tmpfs", WRITABLE]  # before binds under /tmp
         made.add(WRITABLE)
-        for p in _python_roots() + [os.path.abspath(p) for p in self.s.python_paths] + list(self.s.extra_ro_binds):
+        for p in _python_roots() + [os.path.abspath(p) for p in self.settings.python_paths] + list(self.settings.extra_ro_binds):
             if any(p == b or p.startswith(b + "/") for b in _bound(cmd)):
                 continue
             ro(p, try_=True)
@@ -229,23 +229,23 @@ class Sandbox:
     def _limits(self, nproc: int) -> None:
         """Runs in the child between fork and exec: new session and resource limits."""
         mb = 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (self.s.memory_mb * mb,) * 2)
-        resource.setrlimit(resource.RLIMIT_CPU, (self.s.cpu_seconds, self.s.cpu_seconds + 5))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (self.s.max_open_files,) * 2)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (self.s.max_file_mb * mb,) * 2)
+        resource.setrlimit(resource.RLIMIT_AS, (self.settings.memory_mb * mb,) * 2)
+        resource.setrlimit(resource.RLIMIT_CPU, (self.settings.cpu_seconds, self.settings.cpu_seconds + 5))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.settings.max_open_files,) * 2)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.settings.max_file_mb * mb,) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
     def _nproc_limit(self) -> int:
         if self.root_mode and not self.unsafe:
-            return self.s.max_processes  # counted for the dedicated uid only
+            return self.settings.max_processes  # counted for the dedicated uid only
         try:  # an unprivileged user: its other processes count too
             import psutil
 
             mine = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == os.getuid())
         except Exception:  # noqa: BLE001
             mine = 512
-        return mine + self.s.max_processes
+        return mine + self.settings.max_processes
 
     def run(self, script: str, args: list[str], scratch: str, stdin: bytes | None, timeout: float,
             masked: list[str] = ()) -> SandboxResult:
@@ -256,7 +256,7 @@ class Sandbox:
         if self.unsafe:
             argv = [python, os.path.join(INSIDE, script)] + [a.replace(SCRATCH_MOUNT, scratch) for a in args]
             env = self._env(scratch)
-            env["PYTHONPATH"] = ":".join([INSIDE] + list(self.s.python_paths))
+            env["PYTHONPATH"] = ":".join([INSIDE] + list(self.settings.python_paths))
             cwd = os.path.join(scratch, "work")
         else:
             argv = self._bwrap(scratch, [python, f"{MOUNT_INSIDE}/{script}"] + args, masked)

@@ -38,14 +38,14 @@ from .scrub import hidden_lines
 
 def submission_hash(course: Course, assignment: str, student: str) -> str:
     """Identifies what was graded: the submitted notebooks, the release and the settings."""
-    h = hashlib.sha256()
-    for nb in course.notebooks(assignment):
+    digest = hashlib.sha256()
+    for nb_id in course.notebooks(assignment):
         for base in (os.path.join(course.submitted, student, assignment), os.path.join(course.release, assignment)):
-            p = os.path.join(base, f"{nb}.ipynb")
-            h.update(p.encode())
-            h.update(open(p, "rb").read() if os.path.exists(p) else b"<missing>")
-    h.update(json.dumps(course.settings.trait_values(), sort_keys=True, default=str).encode())
-    return h.hexdigest()
+            path = os.path.join(base, f"{nb_id}.ipynb")
+            digest.update(path.encode())
+            digest.update(open(path, "rb").read() if os.path.exists(path) else b"<missing>")
+    digest.update(json.dumps(course.settings.trait_values(), sort_keys=True, default=str).encode())
+    return digest.hexdigest()
 
 
 def _overrides(course: Course, staging: str, status_tmp: str, assignment: str, slot: int, unsafe: bool) -> Config:
@@ -55,22 +55,22 @@ def _overrides(course: Course, staging: str, status_tmp: str, assignment: str, s
     from .execute import SandboxedExecute
     from .scrub import ScrubHiddenTests
 
-    c = Config()
-    c.CourseDirectory.submitted_directory = staging
-    c.CourseDirectory.db_url = course.gradebook_url
-    c.Autograde.autograde_preprocessors = [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+    config = Config()
+    config.CourseDirectory.submitted_directory = staging
+    config.CourseDirectory.db_url = course.gradebook_url
+    config.Autograde.autograde_preprocessors = [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                            SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
-    c.OverwriteCells.add_missing_cells = True
-    c.SandboxedExecute.slot = slot
-    c.SandboxedExecute.unsafe = unsafe
-    c.SandboxedExecute.status_dir = status_tmp
-    c.SandboxedExecute.release_dir = os.path.join(course.release, assignment)
-    c.SandboxedExecute.secret_file = course.secret_file
+    config.OverwriteCells.add_missing_cells = True
+    config.SandboxedExecute.slot = slot
+    config.SandboxedExecute.unsafe = unsafe
+    config.SandboxedExecute.status_dir = status_tmp
+    config.SandboxedExecute.release_dir = os.path.join(course.release, assignment)
+    config.SandboxedExecute.secret_file = course.secret_file
     from nbgrader.preprocessors import GetGrades
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
-    c.GenerateFeedback.preprocessors = [GetGrades, ScrubHiddenTests, CSSHTMLHeaderPreprocessor]
-    return c
+    config.GenerateFeedback.preprocessors = [GetGrades, ScrubHiddenTests, CSSHTMLHeaderPreprocessor]
+    return config
 
 
 def _zero_all(course: Course, assignment: str, student: str) -> None:
@@ -79,12 +79,12 @@ def _zero_all(course: Course, assignment: str, student: str) -> None:
 
     with Gradebook(course.gradebook_url) as gb:
         gb.update_or_create_student(student)
-        sub = gb.update_or_create_submission(assignment, student)
-        for nb in sub.notebooks:
-            for g in nb.grades:
-                if g.auto_score is not None or g.cell.cell_type == "code":
-                    g.auto_score = 0
-                g.needs_manual_grade = bool(g.manual_score is None and g.cell.cell_type == "markdown")
+        submission = gb.update_or_create_submission(assignment, student)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                if grade.auto_score is not None or grade.cell.cell_type == "code":
+                    grade.auto_score = 0
+                grade.needs_manual_grade = bool(grade.manual_score is None and grade.cell.cell_type == "markdown")
         gb.db.commit()
 
 
@@ -92,13 +92,15 @@ def _scores(course: Course, assignment: str, student: str) -> dict:
     from nbgrader.api import Gradebook
 
     with Gradebook(course.gradebook_url) as gb:
-        sub = gb.find_submission(assignment, student)
+        submission = gb.find_submission(assignment, student)
         cells = {}
-        for nb in sub.notebooks:
-            for g in nb.grades:
-                cells[f"{nb.name}:{g.name}"] = {"score": g.score, "max": g.max_score, "auto": g.auto_score,
-                                                "manual": g.manual_score, "needs_manual_grade": g.needs_manual_grade}
-        return {"score": sub.score, "max_score": sub.max_score, "needs_manual_grade": sub.needs_manual_grade, "cells": cells}
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                cells[f"{notebook.name}:{grade.name}"] = {
+                    "score": grade.score, "max": grade.max_score, "auto": grade.auto_score,
+                    "manual": grade.manual_score, "needs_manual_grade": grade.needs_manual_grade}
+        return {"score": submission.score, "max_score": submission.max_score,
+                "needs_manual_grade": submission.needs_manual_grade, "cells": cells}
 
 
 def grade_one(course: Course, assignment: str, student: str, slot: int = 0, unsafe: bool = False) -> dict:
@@ -114,8 +116,8 @@ def grade_one(course: Course, assignment: str, student: str, slot: int = 0, unsa
     tag = f"{student}__{assignment}"
     staging = os.path.join(course.staging, tag)
     status_tmp = os.path.join(course.staging, tag + ".status")
-    for d in (staging, status_tmp):
-        shutil.rmtree(d, ignore_errors=True)
+    for folder in (staging, status_tmp):
+        shutil.rmtree(folder, ignore_errors=True)
     dest = os.path.join(staging, student, assignment)
     good = _stage(course, assignment, student, status, dest)
     if good:
@@ -157,9 +159,9 @@ def _stage(course: Course, assignment: str, student: str, status: status_record.
             continue
         nbformat.write(nb, os.path.join(dest, f"{nb_id}.ipynb"))
         good += 1
-    ts = os.path.join(src_dir, "timestamp.txt")
-    if os.path.exists(ts):
-        shutil.copy(ts, os.path.join(dest, "timestamp.txt"))
+    timestamp = os.path.join(src_dir, "timestamp.txt")
+    if os.path.exists(timestamp):
+        shutil.copy(timestamp, os.path.join(dest, "timestamp.txt"))
     return good
 
 
@@ -169,21 +171,21 @@ def _autograde(course: Course, assignment: str, student: str, status: status_rec
     taken), then the feedback export and its check; a failure marks the record "failed"."""
     api = course.api(_overrides(course, staging, status_tmp, assignment, slot, unsafe))
     for attempt in range(course.settings.retries + 1):
-        r = api.autograde(assignment, student, force=True)
-        if r.get("success"):
+        result = api.autograde(assignment, student, force=True)
+        if result.get("success"):
             break
-        log = (r.get("log") or "") + str(r.get("error") or "")
+        log = (result.get("log") or "") + str(result.get("error") or "")
         if "database is locked" not in log and "Address already in use" not in log:
             break
         time.sleep(1 + attempt)
-    if not r.get("success"):
+    if not result.get("success"):
         status["state"] = "failed"
-        status["flags"].append("autograde failed: " + _last_error(r))
+        status["flags"].append("autograde failed: " + _last_error(result))
         shutil.rmtree(os.path.join(course.autograded, student, assignment), ignore_errors=True)
         return
-    fb = api.generate_feedback(assignment, student, force=True)
-    if not fb.get("success"):
-        status["notes"].append("feedback failed: " + _last_error(fb))
+    feedback = api.generate_feedback(assignment, student, force=True)
+    if not feedback.get("success"):
+        status["notes"].append("feedback failed: " + _last_error(feedback))
     _check_feedback(course, assignment, student, status, os.path.join(staging, student, assignment))
 
 
@@ -197,22 +199,22 @@ def _nothing_to_grade(course: Course, assignment: str, student: str) -> None:
 def _gather(course: Course, assignment: str, student: str, status: status_record.Status, status_tmp: str) -> None:
     """Fold in what the sandboxed runs wrote per notebook (forged answers included: SandboxedExecute
     flags them there), settle the state, and copy the scores from the gradebook."""
-    for p in glob.glob(os.path.join(status_tmp, "*.json")):
-        nb_id = os.path.basename(p)[:-5]
-        detail = status_record.load(p)
+    for path in glob.glob(os.path.join(status_tmp, "*.json")):
+        nb_id = os.path.basename(path)[:-5]
+        detail = status_record.load(path)
         entry = status["notebooks"].setdefault(nb_id, status_record.new_notebook())
         entry["flags"] += detail.pop("flags", [])
         entry["notes"] += detail.pop("notes", [])
         entry.update(detail)
-    status.setdefault("state", "ok" if all(e["state"] == "ok" for e in status["notebooks"].values()) else "partial")
+    status.setdefault("state", "ok" if all(entry["state"] == "ok" for entry in status["notebooks"].values()) else "partial")
     try:
         status.update(_scores(course, assignment, student))
-    except Exception as e:  # noqa: BLE001
-        status["flags"].append(f"no gradebook entry: {e}")
+    except Exception as error:  # noqa: BLE001
+        status["flags"].append(f"no gradebook entry: {error}")
 
 
-def _last_error(r: dict) -> str:
-    text = (str(r.get("error") or "") + "\n" + (r.get("log") or "")).strip().splitlines()
+def _last_error(result: dict) -> str:
+    text = (str(result.get("error") or "") + "\n" + (result.get("log") or "")).strip().splitlines()
     errs = [line for line in text if "error" in line.lower()] or text
     return (errs[-1] if errs else "unknown error")[:300]
 
@@ -234,19 +236,19 @@ def _check_feedback(course: Course, assignment: str, student: str, status: dict,
             for cell in nbformat.read(src, as_version=4).cells:
                 secret += hidden_lines(cell.source)
     public = []
-    for p in glob.glob(os.path.join(staged, "*.ipynb")) + glob.glob(os.path.join(course.release, assignment, "*.ipynb")):
+    for path in glob.glob(os.path.join(staged, "*.ipynb")) + glob.glob(os.path.join(course.release, assignment, "*.ipynb")):
         try:
-            public += [str(c.source) for c in nbformat.read(p, as_version=4).cells]
+            public += [str(cell.source) for cell in nbformat.read(path, as_version=4).cells]
         except Exception:  # noqa: BLE001 - an unreadable copy hides nothing
             pass
     detector = Detector(secret, "\n".join(public))
-    for p in sorted(glob.glob(os.path.join(course.feedback, student, assignment, "*.html"))):
-        name = os.path.basename(p)
-        problems = finalize(p)
-        page = open(p, encoding="utf-8", errors="replace").read()
+    for path in sorted(glob.glob(os.path.join(course.feedback, student, assignment, "*.html"))):
+        name = os.path.basename(path)
+        problems = finalize(path)
+        page = open(path, encoding="utf-8", errors="replace").read()
         found = detector.find(page + "\n" + html.unescape(re.sub(r"<[^>]+>", "", page)))
         if problems or found:
-            os.replace(p, p + ".withheld")
+            os.replace(path, path + ".withheld")
             why = (f"it could run code in a browser ({'; '.join(problems)[:200]})" if problems else
                    f"it showed hidden test code ({found[1]}: {found[0][:60]!r})")
             status["flags"].append(f"feedback {name} withheld: {why}")
@@ -261,9 +263,9 @@ def hold_worker_lock(course: Course) -> None:
     import fcntl
 
     os.makedirs(course.work, exist_ok=True)
-    f = open(os.path.join(course.work, ".workers.lock"), "a")
-    fcntl.flock(f, fcntl.LOCK_SH)
-    globals()["_worker_lock"] = f
+    lock_file = open(os.path.join(course.work, ".workers.lock"), "a")
+    fcntl.flock(lock_file, fcntl.LOCK_SH)
+    globals()["_worker_lock"] = lock_file
 
 
 def _summary(status: status_record.Status) -> str:

@@ -145,12 +145,27 @@ def _flags(st: dict) -> list[str]:
     return all_flags(st)
 
 
+def _test_cells(day: str) -> set[str]:
+    """The grade ids of the autograded test cells of a day (from its solutions notebook)."""
+    from autograder.inside.cells import is_test_cell
+
+    nb = nbformat.read(os.path.join(REPO, "solutions", day, f"{day}.ipynb"), as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"] for c in nb.cells if is_test_cell(c)}
+
+
+def _assert_graded(st: dict, day: str) -> None:
+    """Every test cell of the day has a score in the status record (a run that graded nothing fails)."""
+    missing = _test_cells(day) - set(_auto(st))
+    assert _test_cells(day) and not missing, f"{day}: test cells without a score: {sorted(missing)}"
+
+
 @pytest.mark.parametrize("day", days())
 def test_solution_gets_full_marks_and_no_flags(batch, day):
     if ONLY_MUTANTS:
         pytest.skip("REAL_COURSE_ONLY_MUTANTS=1")
     st = batch["status"][("solution", day)]
     assert st is not None, f"{day}: the solution was not graded"
+    _assert_graded(st, day)
     lost = {g: s for g, s in _auto(st).items() if s[0] != s[1]}
     assert not lost, f"{day}: the official solution lost points in {lost}; flags: {_flags(st)}; verdict: {st.get('notebooks')}"
     assert not _flags(st), f"{day}: the official solution was flagged: {_flags(st)}"
@@ -162,6 +177,7 @@ def test_untouched_release_scores_zero_without_crash(batch, day):
         pytest.skip("REAL_COURSE_ONLY_MUTANTS=1")
     st = batch["status"][("untouched", day)]
     assert st is not None and st.get("state") != "failed", f"{day}: grading the untouched release crashed: {st and _flags(st)}"
+    _assert_graded(st, day)
     assert all(a == 0 for a, _ in _auto(st).values()), f"{day}: the untouched release scored {_auto(st)}"
 
 
@@ -178,7 +194,10 @@ def test_mutants_lose_exactly_their_cells(batch, student, day):
     st = batch["status"][(student, day)]
     exp = batch["expect"][(student, day)]
     assert st is not None and st.get("state") != "failed", f"{student}/{day}: grading crashed"
+    _assert_graded(st, day)
     auto = _auto(st)
+    absent = exp["fails"] - set(auto)
+    assert exp["fails"] and not absent, f"{day} mutants {exp['why']}: failing cells absent from the status: {absent}"
     wrong = {g: s for g, s in auto.items() if s[0] != (0 if g in exp["fails"] else s[1])}
     assert not wrong, (f"{day} mutants {exp['why']}: should fail exactly {sorted(exp['fails'])}; "
                        f"cells scored otherwise (auto, max): {wrong}; flags: {_flags(st)}")

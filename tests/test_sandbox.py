@@ -271,13 +271,15 @@ def test_forgery_from_student_code_changes_nothing(batch):
     the verdict run (where it then exits): what reaches the grader is at most its own answer."""
     root = batch["root"]
     st = status(root, "forger")
-    # scaled_sum passes its visible test but is wrong: only the trusted verdict can stop it, so the points
-    # show whether the forged "answer" was taken; softmax_rows is right
-    assert auto(st) == 1, flags(st)
-    verdict = st["notebooks"]["toy"]["verdict"]["scaled_sum"]
-    assert verdict["status"] != "pass" and "FORGED_MARKER" not in verdict["message"], verdict
-    assert any(f.startswith("test_scaled_sum:") and "trusted check of scaled_sum" in f and "0 points" in f
-               for f in flags(st)), flags(st)
+    # scaled_sum passes its visible test but is wrong: only the trusted verdict can stop it. The forged
+    # "answer" (both exercises "missing", then the verdict run exits) is worth nothing: no hidden points
+    # for either cell (the old rule kept the points of a "missing" verdict), each cell flagged
+    assert auto(st) == 0, flags(st)
+    for name in ("scaled_sum", "softmax_rows"):
+        verdict = st["notebooks"]["toy"]["verdict"][name]
+        assert verdict["status"] != "pass" and "FORGED_MARKER" not in verdict["message"], verdict
+        assert any(f.startswith(f"test_{name}:") and f"trusted check of {name}" in f and "0 points" in f
+                   for f in flags(st)), flags(st)
     printed = "".join(outputs_text(root, "forger"))
     assert "FORGER refused /proc/" in printed, printed[-2000:]
     assert "FORGED_MARKER" not in printed.replace('"FORGED_MARKER"', "")  # only its own source's string, if at all

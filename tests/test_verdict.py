@@ -308,3 +308,35 @@ def test_judge_fails_a_forbidden_call_even_when_other_cases_agree():
     bad = good[:-1] + [{"ok": False, "forbidden": "your code calls gptref.attention.causal_mask"}]
     v = judge(ex, cases, {"status": "ran", "outputs": bad})
     assert v["status"] == "fail" and v["forbidden"] and "causal_mask" in v["detail"]
+
+
+def test_every_hidden_block_of_the_course_is_a_check_its_verdict_covers():
+    """The notebook run never executes hidden blocks: their points come from the trusted verdict, so each
+    block may hold only `check(day, name, fn)` calls of exercises that govern the block's cell."""
+    import ast
+    import glob
+    import os
+
+    from autograder.scrub import HIDDEN
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    uncovered, blocks = [], 0
+    for path in sorted(glob.glob(os.path.join(root, "solutions", "*", "*.ipynb"))):
+        day = os.path.basename(os.path.dirname(path))
+        registry = exercises.load(day)
+        for cell in nbformat.read(path, as_version=4).cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            for block in HIDDEN.findall(cell.source):
+                blocks += 1
+                body = "\n".join(block.splitlines()[1:-1])
+                for statement in ast.parse(body).body:
+                    if isinstance(statement, ast.ImportFrom) and statement.module == "gptref.grading":
+                        continue
+                    call = statement.value if isinstance(statement, ast.Expr) else None
+                    try:
+                        assert isinstance(call, ast.Call) and call.func.id == "check"
+                        named_day, name = call.args[0].value, call.args[1].value
+                        assert named_day == day and grade_id in registry[name].grade_ids
+                    except (AssertionError, AttributeError, IndexError, KeyError):
+                        uncovered.append((day, grade_id, ast.unparse(statement)[:120]))
+    assert blocks >= 10 and not uncovered, uncovered

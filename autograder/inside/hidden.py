@@ -5,8 +5,10 @@ snapshots the kernel's user namespace, `Out` and linecache, and `AFTER_TEST` put
 names the test created are deleted, names it rebound get their old object, `Out`/`_oh`/`_N`
 lose what it displayed, its linecache entries (the cell's source) go, and nothing keeps its
 frames or source (sys.last_*, the last execution result). Both snippets run outside the
-history too. Not covered: code the student installed BEFORE the test to watch it run
-(audit hooks, tracers, input transformers) sees the test while it runs.
+history too. Code the student installed BEFORE the test to watch it run (audit hooks, tracers,
+input transformers) sees the test while it runs: that is why the hidden blocks never reach this
+kernel (autograder/execute.py strips them; their points come from the trusted verdict), and the
+test cells run here are the visible ones only.
 """
 
 from __future__ import annotations

@@ -199,8 +199,4 @@ def locate(fn: Any) -> str | None:
     return None
 
 
-def is_forbidden_error(e: BaseException) -> bool:
-    return isinstance(e, ForbiddenCallError)
-
-
 __all__ = ["ForbiddenCallError", "forbid", "callable_name", "message", "locate", "resolve"]
