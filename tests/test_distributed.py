@@ -38,7 +38,8 @@ def make_data() -> tuple[torch.Tensor, torch.Tensor]:
     """STEPS global batches of 8 * ACCUM rows: (STEPS, rows, 10) inputs and (STEPS, rows) labels."""
     g = torch.Generator().manual_seed(5)
     rows = 4 * WORLD * ACCUM
-    return torch.randn(STEPS, rows, 10, generator=g, dtype=torch.float64), torch.randint(0, 5, (STEPS, rows), generator=g)
+    x = torch.randn(STEPS, rows, 10, generator=g, dtype=torch.float64)  # (STEPS, rows, 10)
+    return x, torch.randint(0, 5, (STEPS, rows), generator=g)
 
 
 def adamw(params):

@@ -7,12 +7,12 @@ MUTANTS = [
     Mutant(cell="naive_ddp", old="            dist.broadcast(p, src=0)\n", new="            pass\n",
            fails={"test_naive_ddp"}, why="no broadcast of rank 0's parameters at the start",
            hint="never broadcast rank 0's parameters"),
-    Mutant(cell="naive_ddp", old="        p.grad /= world_size        # the mean\n", new="",
+    Mutant(cell="naive_ddp", old="\n        p.grad /= world_size        # the mean", new="",
            fails={"test_naive_ddp"}, why="sums the gradients over the ranks instead of averaging",
            hint="add each gradient over the ranks"),
     Mutant(cell="naive_ddp", old="        dist.all_reduce(p.grad)     # the sum over the ranks, in place\n"
-                                 "        p.grad /= world_size        # the mean\n",
-           new="        p.grad /= world_size\n",
+                                 "        p.grad /= world_size        # the mean",
+           new="        p.grad /= world_size",
            fails={"test_naive_ddp"}, why="divides by the world size but never calls all_reduce",
            hint="without all_reduce-ing it first"),
     # flat DDP
@@ -22,7 +22,7 @@ MUTANTS = [
            new="        g = flat[offset:offset + g.numel()].view_as(g)\n",
            fails={"test_flat_ddp"}, why="rebinds the name instead of copying the averaged piece into p.grad",
            hint="never copy it back into the p.grad"),
-    Mutant(cell="flat_ddp", old="        offset += g.numel()\n", new="",
+    Mutant(cell="flat_ddp", old="\n        offset += g.numel()", new="",
            fails={"test_flat_ddp"}, why="forgets to advance the offset: every gradient gets the first piece",
            hint="advance the offset"),
     # bucketed DDP
@@ -45,13 +45,13 @@ MUTANTS = [
            why="zeroes the gradients inside the micro-batch loop", hint="zero the gradients before every micro-batch"),
     Mutant(cell="accumulation", old="        loss.backward()                                            # p.grad adds up; no communication yet\n"
                                     "    for p in model.parameters():                                   # once per step: the mean over the ranks\n"
-                                    "        dist.all_reduce(p.grad)\n        p.grad /= dist.get_world_size()\n    optimizer.step()\n",
+                                    "        dist.all_reduce(p.grad)\n        p.grad /= dist.get_world_size()\n    optimizer.step()",
            new="        loss.backward()\n        for p in model.parameters():\n            dist.all_reduce(p.grad)\n"
-               "            p.grad /= dist.get_world_size()\n        optimizer.step()\n",
+               "            p.grad /= dist.get_world_size()\n        optimizer.step()",
            fails={"test_accumulation"}, why="communicates and steps after every micro-batch",
            hint="not after each one"),
     # ZeRO-1
-    Mutant(cell="zero1", old="            dist.broadcast(p.data, src=owner)\n", new="            pass\n",
+    Mutant(cell="zero1", old="            dist.broadcast(p.data, src=owner)", new="            pass",
            fails={"test_zero1"}, why="the updated shards are not broadcast back",
            hint="every parameter is broadcast from its owner"),
     Mutant(cell="zero1", old="    return torch.optim.AdamW([p for p, owner in zip(params, owners) if owner == rank], lr=lr)\n",

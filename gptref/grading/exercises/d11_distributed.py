@@ -52,7 +52,8 @@ def reference_accumulated(state, x, y, lr, micro_steps):
 def reference_zero(state, x, y, lr):
     """The whole-batch AdamW parameters, and the bytes of state one unsharded AdamW holds."""
     params, opt = _whole_batch(state, x, y, lambda ps: torch.optim.AdamW(ps, lr=lr))
-    full = sum(t.numel() * t.element_size() for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor))
+    full = sum(t.numel() * t.element_size() for s in opt.state.values() for t in s.values()
+               if isinstance(t, torch.Tensor))
     return {"params": params, "state_bytes": full}
 
 
@@ -124,12 +125,14 @@ def _sharded_memory(got, case) -> str | None:
     full = reference_zero(**case)["state_bytes"]
     mine = list(got["state_bytes"])
     if sum(mine) < full:
-        return f"the ranks hold {sum(mine)} bytes of AdamW state together, one AdamW {full}: every parameter needs an owner"
+        return (f"the ranks hold {sum(mine)} bytes of AdamW state together, one AdamW {full}: every parameter "
+                "needs an owner")
     if max(mine) >= full:
-        return f"state per rank {mine} bytes, a whole AdamW holds {full}: build the local optimizer over this rank's own parameters only"
+        return (f"state per rank {mine} bytes, a whole AdamW holds {full}: build the local optimizer over this "
+                "rank's own parameters only")
     if max(mine) > 0.7 * full:
-        return (f"state per rank {mine} bytes of {full}: the shards are unbalanced; give each parameter to the rank with "
-                "the fewest ELEMENTS so far")
+        return (f"state per rank {mine} bytes of {full}: the shards are unbalanced; give each parameter to the "
+                "rank with the fewest ELEMENTS so far")
     return None
 
 
