@@ -7,7 +7,7 @@ mistake in tests/mutants/d<day>.py fails exactly the test cells it names, with a
 contains the mutant's `hint` (the visible tests name the mistake) and no other mutant's hint (no
 message blames a cause the mistake does not have). Each notebook runs once here,
 in a live kernel shared by all its mutants; the autograde of the solution and the untouched release
-is tests/test_real_course.py's (the whole autograder, sandbox included), and runs here with plain
+is tests/real_course.py's (the whole autograder, sandbox included), and runs here with plain
 nbgrader only where that test cannot (no bubblewrap) or with GPTREF_PLAIN_AUTOGRADE=1.
 """
 
@@ -135,7 +135,7 @@ def test_autograde_solution_full_untouched_zero(day, tmp_path, monkeypatch):
     from nbgrader.api import Gradebook
 
     if bwrap_problem() is None and os.environ.get("GPTREF_PLAIN_AUTOGRADE") != "1":
-        pytest.skip("tests/test_real_course.py grades this day's solution and untouched release through the whole "
+        pytest.skip("tests/test_real_course_a.py and _b.py grade this day's solution and untouched release through the whole "
                     "autograder (nbgrader's autograde inside the sandbox); set GPTREF_PLAIN_AUTOGRADE=1 to run it here too")
     _ensure_importable(monkeypatch)
     root, work = tmp_path / "course_root", tmp_path / "work"

@@ -1,7 +1,7 @@
 """`stats` on a class graded for real: one day of the real course (02_attention) through the whole pipeline.
 
 Students: the official solution, the untouched release, and three who hand in the solution with planted
-mistakes of tests/mutants/d02_attention.py (grouped as tests/test_real_course.py groups them). Graded with the
+mistakes of tests/mutants/d02_attention.py (grouped as tests/real_course.py groups them). Graded with the
 sandbox and trusted verdicts on; then `stats`' numbers are compared with grades.csv (numpy), and every test
 cell a student failed must show failure messages counting exactly the students who failed it.
 """
@@ -11,16 +11,16 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import nbformat
 import numpy as np
 import pytest
+from autograder_run import cli as autograder_cli
+from autograder_run import config_text
+from real_course import REPO, as_student, mutants, pack
 
 from autograder.sandbox import bwrap_problem
-from tests.test_real_course import CONFIG, REPO, as_student, mutants, pack
 
 DAY = "02_attention"
 GROUPS = 3  # mutant students
@@ -30,8 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(_PROBLEM is not None, reason=
 
 
 def cli(cfg, *args):
-    r = subprocess.run([sys.executable, "-m", "autograder", "--config", cfg, *args], cwd=REPO, capture_output=True,
-                       text=True, timeout=3600)
+    r = autograder_cli(cfg, *args, timeout=3600)
     assert r.returncode == 0, r.stdout + r.stderr
     return r
 
@@ -50,7 +49,8 @@ def _check(root):
     shutil.copytree(os.path.join(REPO, "course", DAY), os.path.join(root, "course", DAY))
     cfg = os.path.join(root, "nbgrader_config.py")
     with open(cfg, "w") as f:
-        f.write(CONFIG % (os.path.join(REPO, "autograder", "nbgrader_config.py"), UID_BASE))
+        f.write(config_text(os.path.join(root, "work"), CourseDirectory__root=root,
+                            Autograder__sandbox_uid_base=UID_BASE))
     cli(cfg, "release", DAY)
     release = nbformat.read(os.path.join(root, "course", DAY, f"{DAY}.ipynb"), as_version=4)
     solution = nbformat.read(os.path.join(REPO, "solutions", DAY, f"{DAY}.ipynb"), as_version=4)
