@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from gptref.attention import (
     KVCache,
     LayerCaches,
-    attend,
     MultiHeadAttention,
+    attend,
     causal_mask,
     merge_heads,
     padding_mask,

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 
 import agfix_cases  # noqa: E402
 import agfix_course  # noqa: E402
+
 from autograder.inside import plaindata  # noqa: E402
 from autograder.precheck import precheck  # noqa: E402
 from autograder.scan import scan  # noqa: E402

@@ -180,9 +180,8 @@ def _run_all_and_validate(page, base, name) -> str:
 
 
 def test_student_runs_and_validates_in_jupyterlab(browser, tmp_path):
-    import nbformat
-
     import agfix_cases
+    import nbformat
 
     root = tmp_path / "course"
     agfix_course.build(str(root))

@@ -21,6 +21,7 @@ from gptref.grading.compare import describe
 # Aliases captured at import time, before any guard is entered.
 sm = torch.softmax
 from torch.nn.functional import scaled_dot_product_attention as f_sdpa  # noqa: E402
+
 from gptref.attention import scaled_dot_product_attention as ref_sdpa  # noqa: E402
 
 X = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))

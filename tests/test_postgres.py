@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
@@ -24,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 
 import agfix_class  # noqa: E402
 import pgserver  # noqa: E402
+
 from autograder import gradebook, shard  # noqa: E402
 
 PG_PROBLEM = pgserver.problem()
@@ -58,6 +58,7 @@ def test_db_option_reaches_every_command(tmp_path):
     """--db overrides the config's db_url (also in worker processes, through the environment), and
     a PostgreSQL course keeps its own files next to submitted/."""
     import agfix_course
+
     from autograder.course import Course
 
     cfg = agfix_course.build(str(tmp_path))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ast
 import builtins
 import csv
-import json
 import importlib.util
+import json
 import os
 import random
 import subprocess
@@ -20,13 +20,21 @@ import time
 
 import nbformat
 import pytest
+from autograder_run import cli as autograder_cli
 
 from autograder.scan import scan
 from autograder.settings import load_config
-from autograder.similarity import (MATCH_REFERENCE, MATCH_STUDENT, MIN_TOKENS, function_nodes, functions, kgrams,
-                                   reference_functions, reference_matches)
+from autograder.similarity import (
+    MATCH_REFERENCE,
+    MATCH_STUDENT,
+    MIN_TOKENS,
+    function_nodes,
+    functions,
+    kgrams,
+    reference_functions,
+    reference_matches,
+)
 from autograder.similarity_report import compare_class, solution_cells, student_functions
-from autograder_run import cli as autograder_cli
 from gptref.grading import check, exercises
 
 HERE = os.path.dirname(os.path.abspath(__file__))

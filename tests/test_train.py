@@ -149,7 +149,7 @@ def test_nan_loss_names_step_and_last_checkpoint(tmp_path, monkeypatch):
     step = int(msg.split("at step ")[1].split(";")[0])
     assert step == 25
 
-    
+
 def test_sft_loss_counts_only_response_tokens():
     from gptref.gpt import GPT, GPTConfig
 

@@ -46,6 +46,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import contextlib
+
     from gptref.gpt import ARCH_OPTIONS  # each architecture's model options, given on top of its config file
     from gptref.train.config import load_config
     from gptref.train.loop import TrainingError, estimate_loss, train
@@ -53,8 +55,6 @@ def run(args) -> int:
     from gptref.train.report import write_report
     from gptref.train.sampling import sample_text
     from gptref.train.sft import LMBatches
-
-    import contextlib
 
     out = Path(args.out or f"runs/homework-{datetime.now():%Y%m%d-%H%M%S}")
     if (out / "report.md").exists():

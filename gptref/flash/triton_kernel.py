@@ -33,7 +33,7 @@ LOG2E = 1.4426950408889634  # log2(e): exp(x) = exp2(x * log2(e))
 
 @triton.jit
 def _attn_fwd(
-    Q, K, V, O, L,  # pointers: q (B,H,T_q,D), k, v (B,H,T_k,D), o like q, L (B*H, T_q) float32
+    Q, K, V, Out, L,  # pointers: q (B,H,T_q,D), k, v (B,H,T_k,D), o like q, L (B*H, T_q) float32
     stride_qb, stride_qh, stride_qt,
     stride_kb, stride_kh, stride_kt,
     stride_vb, stride_vh, stride_vt,
@@ -88,8 +88,8 @@ def _attn_fwd(
     # Normalize once at the end; a query that saw no key at all outputs zeros.
     empty = l_i == 0.0
     acc = acc / tl.where(empty, 1.0, l_i)[:, None]
-    o_ptrs = O + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :]
-    tl.store(o_ptrs, acc.to(O.dtype.element_ty), mask=row_ok[:, None])
+    o_ptrs = Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :]
+    tl.store(o_ptrs, acc.to(Out.dtype.element_ty), mask=row_ok[:, None])
     # Log-sum-exp per query (base 2), all the backward needs to rebuild P; +inf makes P = 0.
     lse = tl.where(empty, float("inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
     tl.store(L + bh * T_q + offs_m, lse, mask=row_ok)
@@ -97,7 +97,7 @@ def _attn_fwd(
 
 @triton.jit
 def _attn_bwd_delta(
-    O, DO, Delta, stride_ob, stride_oh, stride_ot, H, T_q,
+    Out, DO, Delta, stride_ob, stride_oh, stride_ot, H, T_q,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
 ):
     """Delta_i = sum_d O_id dO_id = sum_j P_ij dP_ij, the softmax backward's row term."""
@@ -107,7 +107,7 @@ def _attn_bwd_delta(
     offs_d = tl.arange(0, HEAD_DIM)
     row_ok = offs_m < T_q
     ptrs = b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :]
-    o = tl.load(O + ptrs, mask=row_ok[:, None], other=0.0).to(tl.float32)
+    o = tl.load(Out + ptrs, mask=row_ok[:, None], other=0.0).to(tl.float32)
     do = tl.load(DO + ptrs, mask=row_ok[:, None], other=0.0).to(tl.float32)
     tl.store(Delta + bh * T_q + offs_m, tl.sum(o * do, 1), mask=row_ok)
 

@@ -11,10 +11,9 @@ import os
 import shutil
 import subprocess
 
-import nbformat
-
 import agfix_cases
 import agfix_course
+import nbformat
 from autograder_run import cli, config_text  # noqa: F401  (cli: this module's callers use agfix_class.cli)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

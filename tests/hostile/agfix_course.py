@@ -13,7 +13,6 @@ import os
 import textwrap
 
 import nbformat
-
 from autograder_run import config_text  # tests/ is on sys.path under pytest
 
 REF = '''
