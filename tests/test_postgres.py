@@ -167,7 +167,8 @@ def _cell_scores(db_url):
             for sub in gb.assignment_submissions(a.name):
                 for nb in sub.notebooks:
                     for g in nb.grades:
-                        out[a.name, sub.student.id, nb.name, g.name] = (g.auto_score, g.manual_score, g.needs_manual_grade)
+                        out[a.name, sub.student.id, nb.name, g.name] = (g.auto_score, g.manual_score,
+                                                                        g.needs_manual_grade)
     return out
 
 
@@ -206,8 +207,8 @@ def _shard_run(root, pg):
     pre = ["--config", m2, "--db", db, "grade", "--shard", "2/2"]
     killed = subprocess.Popen([sys.executable, "-m", "autograder", *pre], cwd=K.REPO, stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
-    first = subprocess.Popen([sys.executable, "-m", "autograder", "--config", m1, "--db", db, "grade", "--shard", "1/2"],
-                             cwd=K.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen([sys.executable, "-m", "autograder", "--config", m1, "--db", db, "grade",
+                              "--shard", "1/2"], cwd=K.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in killed.stdout:  # kill shard 2 (the job: every process of it) once its first submission is graded
         if line.startswith("{"):
             break

@@ -1,8 +1,8 @@
 """Flash attention in plain torch: tiles over queries and keys with an online softmax.
 
 The forward never builds the (T_q, T_k) score matrix: for each block of queries it walks the
-blocks of keys, keeping per query a running max m, a running sum l (row_sum) of exp(s - m) and a running
-output acc, rescaled by exp(m_old - m_new) whenever the max grows (Milakov & Gimelshein 2018;
+blocks of keys, keeping per query a running max m, a running sum l (row_sum) of exp(s - m) and a
+running output acc, rescaled by exp(m_old - m_new) whenever the max grows (Milakov & Gimelshein 2018;
 Dao et al. 2022). The backward is a torch.autograd.Function that recomputes each score tile
 from q, k and the saved log-sum-exp, so training memory stays linear in T as well.
 """
@@ -56,7 +56,8 @@ def _forward(q: Tensor, k: Tensor, v: Tensor, causal: bool, bq: int, bk: int) ->
     scale = 1.0 / math.sqrt(D)
     offset = T_k - T_q  # causal: query i sits at absolute position i + offset (queries are the last ones)
     out = torch.zeros(N, T_q, Dv, dtype=q.dtype, device=q.device)
-    lse = torch.full((N, T_q), NEG_INF, dtype=torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype, device=q.device)
+    lse_dtype = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+    lse = torch.full((N, T_q), NEG_INF, dtype=lse_dtype, device=q.device)
     for i0 in range(0, T_q, bq):
         i1 = min(i0 + bq, T_q)
         qi = q[:, i0:i1] * scale  # (N, bq, D)
@@ -127,7 +128,8 @@ class _FlashAttention(torch.autograd.Function):
         return dq, dk, dv, None, None, None
 
 
-def flash_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False, block_q: int = 64, block_k: int = 64) -> Tensor:
+def flash_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False, block_q: int = 64,
+                    block_k: int = 64) -> Tensor:
     """softmax(q k^T / sqrt(D)) v for (..., T, D) inputs without ever holding a (T_q, T_k) matrix.
 
     causal=True aligns like gptref.attention.causal_mask: the queries are the LAST T_q of the T_k
@@ -140,7 +142,8 @@ def flash_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False, block
         if not isinstance(t, Tensor) or t.dim() < 2 or not t.is_floating_point():
             raise ValueError(f"{name} must be a float tensor (..., T, D), got {getattr(t, 'shape', type(t).__name__)}")
     if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
-        raise ValueError(f"q, k, v need the same leading dims, got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        raise ValueError(f"q, k, v need the same leading dims, got {tuple(q.shape)}, {tuple(k.shape)}, "
+                         f"{tuple(v.shape)}")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k need the same head dim, got q {tuple(q.shape)} and k {tuple(k.shape)}")
     if k.shape[-2] != v.shape[-2]:

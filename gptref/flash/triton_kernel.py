@@ -67,7 +67,8 @@ def _attn_fwd(
     for start_n in range(0, hi, BLOCK_N):
         cols = start_n + offs_n
         col_ok = cols < T_k
-        k = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :], mask=col_ok[:, None], other=0.0)  # (BLOCK_N, D)
+        k_ptrs = k_base + cols[:, None] * stride_kt + offs_d[None, :]
+        k = tl.load(k_ptrs, mask=col_ok[:, None], other=0.0)  # (BLOCK_N, D)
         # One tile of scores, S = Q K^T / sqrt(D), in base-2 units.
         s = tl.dot(q, tl.trans(k)) * qk_scale  # (BLOCK_M, BLOCK_N) float32
         visible = col_ok[None, :]
@@ -81,7 +82,8 @@ def _attn_fwd(
         p = tl.math.exp2(s - m_safe[:, None])  # (BLOCK_M, BLOCK_N) unnormalized weights
         alpha = tl.math.exp2(m_i - m_safe)  # exp(m_old - m_new): 0 on the first visible tile
         l_i = l_i * alpha + tl.sum(p, 1)
-        v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=col_ok[:, None], other=0.0)  # (BLOCK_N, D)
+        v_ptrs = v_base + cols[:, None] * stride_vt + offs_d[None, :]
+        v = tl.load(v_ptrs, mask=col_ok[:, None], other=0.0)  # (BLOCK_N, D)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
         m_i = m_new
 
@@ -207,11 +209,13 @@ def _attn_bwd_dq(
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not t.is_cuda or t.dim() != 4 or t.dtype not in (torch.float16, torch.bfloat16):
-            raise ValueError(f"{name} must be a 4-D (B, H, T, D) float16/bfloat16 CUDA tensor, got {tuple(t.shape)} {t.dtype} on {t.device}")
+            raise ValueError(f"{name} must be a 4-D (B, H, T, D) float16/bfloat16 CUDA tensor, "
+                             f"got {tuple(t.shape)} {t.dtype} on {t.device}")
     if q.dtype != k.dtype or k.dtype != v.dtype:
         raise ValueError(f"q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if q.shape[:2] != k.shape[:2] or k.shape != v.shape or q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"need q (B, H, T_q, D) and k, v (B, H, T_k, D), got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        raise ValueError("need q (B, H, T_q, D) and k, v (B, H, T_k, D), "
+                         f"got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     if q.shape[-1] not in (16, 32, 64, 128):
         raise ValueError(f"head dim D must be 16, 32, 64 or 128, got {q.shape[-1]}")
 

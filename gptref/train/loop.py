@@ -1,4 +1,5 @@
-"""The training loop: AdamW with decay groups, cosine schedule, clipping, accumulation, eval, checkpoints, resume, DDP."""
+"""The training loop: AdamW with decay groups, cosine schedule, clipping, accumulation, eval, checkpoints,
+resume, DDP."""
 
 from __future__ import annotations
 
