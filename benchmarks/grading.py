@@ -143,8 +143,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="folder for results.json (default: a temp folder)")
     p.add_argument("--no-breakdown", action="store_true")
     a = p.parse_args(argv)
-    days = a.days.split(",") if a.days else sorted(d for d in os.listdir(os.path.join(REPO, "solutions"))
-                                                 if os.path.isdir(os.path.join(REPO, "solutions", d)) and d[0].isdigit())
+    solutions = os.path.join(REPO, "solutions")
+    days = a.days.split(",") if a.days else sorted(d for d in os.listdir(solutions)
+                                                 if os.path.isdir(os.path.join(solutions, d)) and d[0].isdigit())
     out = a.out or tempfile.mkdtemp(prefix="grading-bench-")
     os.makedirs(out, exist_ok=True)
     cfg = setup(out, days, a.students, a.uid_base)
@@ -160,7 +161,8 @@ def main(argv=None) -> int:
         results["breakdown"] = breakdown(cfg, days)
         print(f"{'day':24s} {'total':>8s} {'run':>8s} {'verdict':>8s} {'nbgrader':>8s}")
         for day, b in results["breakdown"].items():
-            print(f"{day:24s} {b['total']:8.2f} {b.get('notebook_run', 0):8.2f} {b.get('verdict', 0):8.2f} {b.get('bookkeeping', 0):8.2f}")
+            print(f"{day:24s} {b['total']:8.2f} {b.get('notebook_run', 0):8.2f} {b.get('verdict', 0):8.2f} "
+                  f"{b.get('bookkeeping', 0):8.2f}")
     results["load_after"] = os.getloadavg()
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

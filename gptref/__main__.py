@@ -14,7 +14,8 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("gptref.commands.data", "download, verify and clean the Shakespeare and Milton corpora"),
-    "homework": ("gptref.commands.homework", "the whole homework: pretrain on Shakespeare, fine-tune on Milton, sample, report"),
+    "homework": ("gptref.commands.homework",
+                 "the whole homework: pretrain on Shakespeare, fine-tune on Milton, sample, report"),
     "train": ("gptref.commands.train", "pretrain a baby GPT (nanoGPT-style loop)"),
     "finetune": ("gptref.commands.finetune", "fine-tune a checkpoint (continued pretraining or SFT)"),
     "sample": ("gptref.commands.sample", "sample text from a checkpoint"),

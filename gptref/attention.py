@@ -107,7 +107,10 @@ def causal_mask(t_q: int, t_k: int | None = None, device=None) -> Tensor:
 def padding_mask(key_is_token: Tensor) -> Tensor:
     """(B, T_k) bool, True = real token -> (B, 1, 1, T_k) mask that broadcasts over heads and queries."""
     if not isinstance(key_is_token, Tensor) or key_is_token.dim() != 2 or key_is_token.dtype != torch.bool:
-        desc = (tuple(key_is_token.shape), key_is_token.dtype) if isinstance(key_is_token, Tensor) else type(key_is_token).__name__
+        if isinstance(key_is_token, Tensor):
+            desc = (tuple(key_is_token.shape), key_is_token.dtype)
+        else:
+            desc = type(key_is_token).__name__
         raise ValueError(f"key_is_token must be a 2-D (B, T_k) bool tensor, got {desc}")
     return key_is_token[:, None, None, :]  # (B, 1, 1, T_k)
 
@@ -133,7 +136,8 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
     return x if n_rep == 1 else x.repeat_interleave(n_rep, dim=1)
 
 
-def _sdpa_mask(mask: Tensor | None, bias: Tensor | None, causal: bool, t_q: int, t_k: int, device) -> tuple[Tensor | None, bool]:
+def _sdpa_mask(mask: Tensor | None, bias: Tensor | None, causal: bool, t_q: int, t_k: int,
+               device) -> tuple[Tensor | None, bool]:
     """torch's attn_mask and is_causal for our (mask, bias, causal): is_causal only when it means causal_mask."""
     if causal and mask is None and bias is None and t_q in (t_k, 1):
         return None, t_q == t_k  # a single last query sees every key: no mask at all

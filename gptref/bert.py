@@ -108,7 +108,10 @@ class MLMHead(nn.Module):
 
 
 class Bert(nn.Module):
-    """BERT encoder + MLM head: forward(ids, token_type_ids=None, attention_mask=None, labels=None) -> (logits, loss)."""
+    """BERT encoder + MLM head.
+
+    forward(ids, token_type_ids=None, attention_mask=None, labels=None) -> (logits, loss).
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()

@@ -10,7 +10,8 @@ __all__ = ["smoothed_targets", "label_smoothing_cross_entropy", "label_smoothing
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def smoothed_targets(target: Tensor, n_classes: int, smoothing: float = 0.1, dtype: torch.dtype = torch.float32) -> Tensor:
+def smoothed_targets(target: Tensor, n_classes: int, smoothing: float = 0.1,
+                     dtype: torch.dtype = torch.float32) -> Tensor:
     """(N,) class ids -> (N, C) distribution: 1 - smoothing + smoothing/C on the target, smoothing/C elsewhere."""
     if not 0.0 <= smoothing <= 1.0:
         raise ValueError(f"smoothing must be in [0, 1], got {smoothing}")
@@ -30,14 +31,16 @@ def _flatten(logits: Tensor, target: Tensor, ignore_index: int, smoothing: float
         raise ValueError(f"logits must be (N, C) or (N, C, d1, ...), got {tuple(logits.shape)}")
     expected = (logits.shape[0], *logits.shape[2:])
     if tuple(target.shape) != expected or target.dtype != torch.long:
-        raise ValueError(f"target must be int64 of shape {expected} for logits {tuple(logits.shape)}, got {tuple(target.shape)} {target.dtype}")
+        raise ValueError(f"target must be int64 of shape {expected} for logits {tuple(logits.shape)}, "
+                         f"got {tuple(target.shape)} {target.dtype}")
     C = logits.shape[1]
     flat_logits = logits.movedim(1, -1).reshape(-1, C)  # (N*d1*..., C)
     flat_target = target.reshape(-1)
     keep = flat_target != ignore_index
     bad = keep & ((flat_target < 0) | (flat_target >= C))
     if bad.any():
-        raise ValueError(f"target has class ids outside [0, {C}) (ignore_index={ignore_index}): {flat_target[bad][:5].tolist()}")
+        raise ValueError(f"target has class ids outside [0, {C}) (ignore_index={ignore_index}): "
+                         f"{flat_target[bad][:5].tolist()}")
     return flat_logits, flat_target, keep, target.shape
 
 
@@ -93,7 +96,8 @@ def max_z_loss(logits: Tensor, weight: float = 2e-4, ignore_mask: Tensor | None 
     if ignore_mask is None:
         return weight * z2.mean()
     if tuple(ignore_mask.shape) != tuple(z2.shape) or ignore_mask.dtype != torch.bool:
-        raise ValueError(f"ignore_mask must be a bool tensor of shape {tuple(z2.shape)} (logits without the vocab dim), "
+        raise ValueError(f"ignore_mask must be a bool tensor of shape {tuple(z2.shape)} "
+                         "(logits without the vocab dim), "
                          f"got {ignore_mask.dtype} {tuple(ignore_mask.shape)}")
     keep = ~ignore_mask
     return weight * z2.masked_fill(ignore_mask, 0.0).sum() / keep.sum()

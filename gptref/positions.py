@@ -80,7 +80,8 @@ def alibi_slopes(n_heads: int) -> Tensor:
     return torch.tensor(slopes, dtype=torch.float32)
 
 
-def alibi_bias(n_heads: int, t_q: int, t_k: int | None = None, device=None, dtype: torch.dtype = torch.float32) -> Tensor:
+def alibi_bias(n_heads: int, t_q: int, t_k: int | None = None, device=None,
+               dtype: torch.dtype = torch.float32) -> Tensor:
     """(H, t_q, t_k) additive attention bias -slope_h * (i - j) for query i and key j <= i.
 
     With t_k > t_q (a KV cache) the queries are the LAST t_q of the t_k positions, so query row r

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from gptref.attention import (
     KVCache,
     LayerCaches,
-    attend,
     MultiHeadAttention,
+    attend,
     causal_mask,
     merge_heads,
     padding_mask,
@@ -232,7 +232,8 @@ def test_fused_qkv_is_the_same_attention_in_gpt2_layout(n_kv):
     torch.manual_seed(23)
     plain = MultiHeadAttention(16, 4, n_kv_heads=n_kv).double()
     fused = MultiHeadAttention(16, 4, n_kv_heads=n_kv, fused_qkv=True, kernel="sdpa").double()
-    assert sorted(n for n, _ in fused.named_parameters()) == ["c_attn.bias", "c_attn.weight", "c_proj.bias", "c_proj.weight"]
+    assert sorted(n for n, _ in fused.named_parameters()) == [
+        "c_attn.bias", "c_attn.weight", "c_proj.bias", "c_proj.weight"]
     with torch.no_grad():
         fused.c_attn.weight.copy_(torch.cat([plain.q_proj.weight, plain.k_proj.weight, plain.v_proj.weight]))
         fused.c_attn.bias.copy_(torch.cat([plain.q_proj.bias, plain.k_proj.bias, plain.v_proj.bias]))

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 
 import agfix_cases  # noqa: E402
 import agfix_course  # noqa: E402
+
 from autograder.inside import plaindata  # noqa: E402
 from autograder.precheck import precheck  # noqa: E402
 from autograder.scan import scan  # noqa: E402
@@ -36,7 +37,8 @@ def test_plaindata_round_trip_keeps_values_and_dtypes():
     assert back["h"].dtype == torch.bfloat16 and torch.equal(back["h"], obj["h"])
     assert torch.equal(back["i"], obj["i"]) and torch.equal(back["b"], obj["b"])
     assert np.array_equal(back["a"], obj["a"])
-    assert back["tup"][:5] == (1, 2.5, "s", b"\x00\xff", None) and np.isnan(back["tup"][5]) and back["tup"][6] == float("inf")
+    assert (back["tup"][:5] == (1, 2.5, "s", b"\x00\xff", None) and np.isnan(back["tup"][5])
+            and back["tup"][6] == float("inf"))
     assert back["l"][0] is True and back["l"][1] == 1.5
 
 
@@ -45,8 +47,8 @@ class AlwaysEqual:
         return True
 
 
-@pytest.mark.parametrize("bad", [AlwaysEqual(), np.array([AlwaysEqual()], dtype=object), {object(): 2}, {frozenset(): 1},
-                                 np.zeros(2).view(type("Sub", (np.ndarray,), {})), torch.Generator()])
+@pytest.mark.parametrize("bad", [AlwaysEqual(), np.array([AlwaysEqual()], dtype=object), {object(): 2},
+                                 {frozenset(): 1}, np.zeros(2).view(type("Sub", (np.ndarray,), {})), torch.Generator()])
 def test_plaindata_refuses_objects(bad):
     with pytest.raises(TypeError):
         plaindata.encode(bad)
@@ -62,7 +64,8 @@ def test_plaindata_never_unpickles():
 
 
 def test_the_one_policy_on_numpy_and_python_answers():
-    """The toy course's answers (numpy) go through the policy the hidden tests use: torch.isclose at the dtype's tolerance."""
+    """The toy course's answers (numpy) go through the policy the hidden tests use: torch.isclose at the dtype's
+    tolerance."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3, 4))
     assert policy(x.copy(), x) is None
@@ -127,7 +130,9 @@ def test_precheck_restores_edited_metadata_and_kernelspec():
     assert fatal is None and fixed.metadata.kernelspec.name == "python3" and any("kernelspec" in n for n in notes)
     assert any("test_scaled_sum" in f and "edited" in f for f in flags)
     cell = [c for c in fixed.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_scaled_sum"][0]
-    assert cell.metadata.nbgrader == [c for c in R.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_scaled_sum"][0].metadata.nbgrader
+    assert cell.metadata.nbgrader == [c for c in R.cells
+                                      if c.metadata.get("nbgrader", {}).get("grade_id") == "test_scaled_sum"
+                                      ][0].metadata.nbgrader
 
 
 def test_scrub_removes_hidden_tests_from_source_and_outputs():
@@ -149,7 +154,8 @@ def test_scrub_removes_hidden_tests_from_source_and_outputs():
 
 def test_verdict_cells_skip_tests_and_experiments():
     """Solution cells whole; of the rest only the statements the solutions need (here `helper` and its `scale`)."""
-    nb = agfix_cases.notebook(_release_nb(), sum_src="def scaled_sum(x, y, alpha):\n    return x + helper() * alpha * y\n",
+    nb = agfix_cases.notebook(_release_nb(),
+                              sum_src="def scaled_sum(x, y, alpha):\n    return x + helper() * alpha * y\n",
                               extra_after_sum="scale = 1\nunused_value = 7\nfor i in range(10**9):\n    pass\n"
                                               "def helper():\n    return scale\nbig = sorted(range(10**8))")
     cells = verdict_cells(nb)
@@ -182,7 +188,8 @@ def test_collect_layouts_take_only_expected_notebooks(tmp_path):
     lines = []
     course = Course(cfg)
     assert collect(course, str(src), out=lines.append) == 0
-    got = sorted(os.path.relpath(os.path.join(d, f), course.submitted) for d, _, fs in os.walk(course.submitted) for f in fs)
+    got = sorted(os.path.relpath(os.path.join(d, f), course.submitted)
+                 for d, _, fs in os.walk(course.submitted) for f in fs)
     assert got == ["alice/toy/toy.ipynb", "bob/toy/toy.ipynb", "carol/toy/toy.ipynb"]
     report = "\n".join(lines)
     assert "alice/numpy.py" in report and "sitecustomize.py" in report and "toy_v2.ipynb" in report
@@ -229,6 +236,8 @@ def test_grading_processes_skip_the_slow_optional_import_and_still_validate_note
         assert r.returncode == 0, r.stderr
         return r.stdout.split()
 
-    assert imported_installed("import autograder; ")[0] == "False", "the autograder's processes still import rfc3987_syntax"
+    assert imported_installed("import autograder; ")[0] == "False", (
+        "the autograder's processes still import rfc3987_syntax")
     imported, installed = imported_installed("")
-    assert imported == installed, "without the autograder, nbformat's jsonschema should import rfc3987_syntax where installed"
+    assert imported == installed, (
+        "without the autograder, nbformat's jsonschema should import rfc3987_syntax where installed")

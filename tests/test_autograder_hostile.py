@@ -25,7 +25,8 @@ import agfix_course  # noqa: E402
 from autograder_run import cli  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not os.path.exists("/usr/bin/bwrap") and not any(
-    os.path.exists(os.path.join(p, "bwrap")) for p in os.environ.get("PATH", "").split(os.pathsep)), reason="needs bubblewrap")]
+    os.path.exists(os.path.join(p, "bwrap")) for p in os.environ.get("PATH", "").split(os.pathsep)),
+    reason="needs bubblewrap")]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = sorted(agfix_cases.cases(agfix_course.source_notebook(), "/x")) + ["shadower", "renamer"]
 
@@ -121,7 +122,8 @@ def test_feedback_never_shows_hidden_tests(batch):
 def test_nothing_beside_the_notebooks(batch):
     for d in glob.glob(os.path.join(batch["root"], "work", "submitted", "*", "toy")):
         assert set(os.listdir(d)) <= {"toy.ipynb"}, os.listdir(d)
-    ag = nbformat.read(os.path.join(batch["root"], "work", "autograded", "writes_gradebook", "toy", "toy.ipynb"), as_version=4)
+    ag = nbformat.read(os.path.join(batch["root"], "work", "autograded", "writes_gradebook", "toy", "toy.ipynb"),
+                       as_version=4)
     printed = "".join(o.get("text", "") for c in ag.cells if c.cell_type == "code" for o in c.outputs)
     assert "no gradebook:" in printed and "WROTE" not in printed
 
@@ -167,9 +169,11 @@ def test_student_check_command(batch, tmp_path):
     good, bad = tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
     nbformat.write(agfix_cases.notebook(release_nb), str(good))
     nbformat.write(agfix_cases.notebook(release_nb, sum_src=agfix_cases.BAD_SUM), str(bad))
-    ok = subprocess.run([sys.executable, "-m", "autograder", "check", str(good)], cwd=REPO, capture_output=True, text=True)
+    ok = subprocess.run([sys.executable, "-m", "autograder", "check", str(good)], cwd=REPO, capture_output=True,
+                        text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    ko = subprocess.run([sys.executable, "-m", "autograder", "check", str(bad)], cwd=REPO, capture_output=True, text=True)
+    ko = subprocess.run([sys.executable, "-m", "autograder", "check", str(bad)], cwd=REPO, capture_output=True,
+                        text=True)
     assert ko.returncode == 1 and "FAIL test_scaled_sum" in ko.stdout, ko.stdout
 
 
@@ -177,7 +181,8 @@ def test_refuses_without_sandbox_unless_asked(batch):
     env = {**os.environ, "PATH": os.path.dirname(sys.executable)}  # no bwrap on this PATH
     r = cli(batch["cfg"], "grade", "--regrade", "--student", "wrong_kernel", env=env)
     assert r.returncode == 2 and "--unsafe-no-sandbox" in r.stderr
-    r = cli(batch["cfg"], "grade", "--regrade", "--student", "wrong_kernel", "--unsafe-no-sandbox", env=env, timeout=300)
+    r = cli(batch["cfg"], "grade", "--regrade", "--student", "wrong_kernel", "--unsafe-no-sandbox", env=env,
+            timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     st = load_status(batch["root"], "wrong_kernel")
     assert st["sandboxed"] is False and st["score"] == 3

@@ -154,7 +154,8 @@ def test_max_z_loss_matches_formula():
     ignore = torch.zeros(2, 5, dtype=torch.bool)
     ignore[0, 1:] = True
     kept = [max(logits[b, t].tolist()) ** 2 for b in range(2) for t in range(5) if not ignore[b, t]]
-    torch.testing.assert_close(max_z_loss(logits, ignore_mask=ignore), torch.tensor(2e-4 * sum(kept) / len(kept), dtype=torch.float64))
+    torch.testing.assert_close(max_z_loss(logits, ignore_mask=ignore),
+                               torch.tensor(2e-4 * sum(kept) / len(kept), dtype=torch.float64))
     with pytest.raises(ValueError, match="ignore_mask"):
         max_z_loss(logits, ignore_mask=ignore[0])
 

@@ -33,7 +33,8 @@ def hf_bert(tmp_path_factory):
     return model, path
 
 
-@pytest.mark.parametrize("source,kernel", [("path", "sdpa"), ("state_dict", "sdpa"), ("model", "sdpa"), ("model", "math")])
+@pytest.mark.parametrize("source,kernel",
+                         [("path", "sdpa"), ("state_dict", "sdpa"), ("model", "sdpa"), ("model", "math")])
 def test_from_hf_bert_gives_the_same_logits(hf_bert, source, kernel):
     """With torch's fused attention and norms ("sdpa") and with the course's written-out ones ("math")."""
     hf, path = hf_bert

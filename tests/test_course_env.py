@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -68,8 +67,9 @@ def network_error(pip_output: str) -> bool:
 def test_a_bad_pin_is_not_taken_for_being_offline():
     bad_pin = ("ERROR: Could not find a version that satisfies the requirement torch==0.0.42 (from versions: 2.3.0, "
                "2.4.0)\nERROR: No matching distribution found for torch==0.0.42")
-    offline = ("WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection "
-               "broken by 'NewConnectionError('<pip._vendor.urllib3.connection.HTTPSConnection object>: Failed to "
+    offline = ("WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) "
+               "after connection broken by "
+               "'NewConnectionError('<pip._vendor.urllib3.connection.HTTPSConnection object>: Failed to "
                "establish a new connection: [Errno -3] Temporary failure in name resolution')': /simple/torch/\n"
                "ERROR: Could not find a version that satisfies the requirement torch (from versions: none)\n"
                "ERROR: No matching distribution found for torch")
@@ -96,7 +96,8 @@ def _course_venv(home: Path) -> Path:
         text = install.stderr + install.stdout
         if network_error(text):
             pytest.skip(f"pip cannot reach its index here (offline): {text.strip()[-300:]}")
-        pytest.fail(f"pip install -e .[course] failed (a bad pin fails here; only network errors skip):\n{text[-3000:]}")
+        pytest.fail("pip install -e .[course] failed (a bad pin fails here; only network errors skip):\n"
+                    f"{text[-3000:]}")
     (target / ".complete").write_text("built by tests/test_course_env.py\n")
     return target
 
@@ -107,8 +108,9 @@ def test_course_extra_alone_runs_every_notebook(tmp_path):
     py = target / "bin" / "python"
     env = _clean_env(tmp_path, target)
     # only the course extra: nothing the dev extra adds may be there
-    probe = subprocess.run([str(py), "-c", "import importlib.util as u; print([m for m in ('pytest', 'hypothesis', 'xdist', "
-                            "'tiktoken') if u.find_spec(m)])"], env=env, capture_output=True, text=True)
+    probe = subprocess.run([str(py), "-c", "import importlib.util as u; "
+                            "print([m for m in ('pytest', 'hypothesis', 'xdist', 'tiktoken') if u.find_spec(m)])"],
+                           env=env, capture_output=True, text=True)
     assert probe.stdout.strip() == "[]", f"the fresh environment has dev packages: {probe.stdout} {probe.stderr}"
 
     paths = [str(ROOT / "solutions" / day / f"{day}.ipynb") for day in DAYS]

@@ -21,7 +21,8 @@ def _tiny_tensors_one_thread(one_thread):
 
 def tiny_gpt(vocab_size=11, block_size=16, positions="learned", seed=0) -> GPT:
     torch.manual_seed(seed)
-    config = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=2, n_head=2, n_embd=16, positions=positions)
+    config = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=2, n_head=2, n_embd=16,
+                       positions=positions)
     model = GPT(config).eval()
     with torch.no_grad():  # sharper next-token distributions than the 0.02 init gives
         model.lm_head.weight.mul_(40.0)

@@ -77,22 +77,27 @@ def hostile_notebook() -> nbformat.NotebookNode:
         '<base href="http://127.0.0.1:9/">',
         f'<form action="{BEACON}"><button>go</button></form>',
         f'<body onload="{js("md-body")}">',
-        f'<math><mtext><table><mglyph><style><img src=x onerror="{js("md-mxss")}"></style></mglyph></table></mtext></math>',
+        f'<math><mtext><table><mglyph><style><img src=x onerror="{js("md-mxss")}">'
+        '</style></mglyph></table></mtext></math>',
         "![att](attachment:evil.html)",
     ])
     cells = [v4.new_markdown_cell(md)]
-    cells[0]["attachments"] = {"evil.html": {"text/html": base64.b64encode(f"<script>{js('attach')}</script>".encode()).decode()}}
+    cells[0]["attachments"] = {
+        "evil.html": {"text/html": base64.b64encode(f"<script>{js('attach')}</script>".encode()).decode()}}
     code = v4.new_code_cell("show()")
     out = [
         v4.new_output("display_data", {"text/html": f"<b>bold</b><script>{js('html-script')}</script>"
                                                    f"<img src=x onerror=\"{js('html-onerror')}\">"
-                                                   "<table class='dataframe'><tr><th>a</th></tr><tr><td>1</td></tr></table>",
+                                                   "<table class='dataframe'><tr><th>a</th></tr>"
+                                                   "<tr><td>1</td></tr></table>",
                                        "text/plain": "frame"}),
-        v4.new_output("display_data", {"image/svg+xml": f"<svg xmlns='http://www.w3.org/2000/svg' onload=\"{js('svg-onload')}\">"
+        v4.new_output("display_data", {"image/svg+xml": "<svg xmlns='http://www.w3.org/2000/svg' "
+                                                        f"onload=\"{js('svg-onload')}\">"
                                                         f"<script>{js('svg-script')}</script><circle r='4'/></svg>"}),
         v4.new_output("display_data", {"text/markdown": f"**md** <script>{js('out-md')}</script>"}),
         v4.new_output("display_data", {"application/javascript": js("out-js")}),
-        v4.new_output("display_data", {"application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2}}),
+        v4.new_output("display_data",
+                      {"application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2}}),
         v4.new_output("display_data", {"image/png": f'x" onerror="{js("png-attr")}'}),
         v4.new_output("display_data", {"image/png": _png()},
                       metadata={"image/png": {"width": f'1 onerror="{js("png-width")}"'}}),
@@ -173,7 +178,8 @@ def test_our_chain_exports_an_inert_locked_page(tmp_path):
 
 @pytest.mark.parametrize("fragment", [
     '<img src=x onerror=alert(1)>', '<svg><script>alert(1)</script></svg>', '<a href="jAvA\tscript:alert(1)">x</a>',
-    '<iframe src=javascript:alert(1)>', '<img src="data:text/html;base64,PHNjcmlwdD4=">', '<a href="data:text/html,x">x</a>',
+    '<iframe src=javascript:alert(1)>', '<img src="data:text/html;base64,PHNjcmlwdD4=">',
+    '<a href="data:text/html,x">x</a>',
     '<math><mi xlink:href="javascript:alert(1)">x</mi></math>', '<div style="background:url(http://x/)">x</div>',
     '<noscript><p title="</noscript><img src=x onerror=alert(1)>">', '<meta http-equiv=refresh content="0;url=http://x/">',
 ])
@@ -281,7 +287,8 @@ def test_browser_runs_nothing_of_the_student(browser, tmp_path):
     assert problems == []
     seen = open_page(browser, p)
     assert seen["pwned"] is None, f"student script ran: {seen['pwned']}"
-    assert seen.get("pwned_after_clicks") is None and seen.get("title_after_clicks") == "toy", "a click ran student script"
+    assert seen.get("pwned_after_clicks") is None and seen.get("title_after_clicks") == "toy", (
+        "a click ran student script")
     assert seen["clicked"] >= 2, "the click-through should reach the details and summary"
     assert seen["title"] == "toy", f"the title was changed to {seen['title']!r}"
     assert not [c for c in seen["console"] if "PWNED" in c], seen["console"]
@@ -334,7 +341,8 @@ def test_detector_finds_every_encoding(how):
 
 def test_detector_ignores_honest_text():
     own = "def scaled_sum(x, y, alpha):\n    return x + alpha * y\nfor _ in range(3):\n    pass"
-    d = leak.Detector(HIDDEN + ["for _ in range(3):", "check(\"toy\", \"scaled_sum\", scaled_sum)"], public_text=own + "\ncheck(\"toy\", \"scaled_sum\", scaled_sum)")
+    d = leak.Detector(HIDDEN + ["for _ in range(3):", "check(\"toy\", \"scaled_sum\", scaled_sum)"],
+                      public_text=own + "\ncheck(\"toy\", \"scaled_sum\", scaled_sum)")
     honest = [own, "loss 0.5123 step 100\n" * 50, _png() * 3, "array([[0.1, 0.2]])", "for _ in range(3):",
               'check("toy", "scaled_sum", scaled_sum)', " ".join(str(i) for i in range(5000)),
               bytes(range(256)).hex() * 4]
@@ -385,10 +393,11 @@ def _random_notebook(rng, n_cells=6) -> dict:
             cells.append({"cell_type": "markdown", "metadata": {"outputs": [text()]}, "source": text()})
         else:
             outs = [{"output_type": "display_data", "metadata": {"outputs": 1},
-                     "data": {"image/png": base64.b64encode(random.Random(rng.random()).randbytes(rng.randint(0, 300))).decode(),
+                     "data": {"image/png": base64.b64encode(
+                                  random.Random(rng.random()).randbytes(rng.randint(0, 300))).decode(),
                               "text/plain": [text(), text()]}} for _ in range(rng.randint(0, 3))]
-            cells.append({"cell_type": "code", "execution_count": rng.choice([None, 3]), "metadata": {"nbgrader": {"outputs": text()}},
-                          "outputs": outs, "source": [text(), text()]})
+            cells.append({"cell_type": "code", "execution_count": rng.choice([None, 3]),
+                          "metadata": {"nbgrader": {"outputs": text()}}, "outputs": outs, "source": [text(), text()]})
     return {"cells": cells, "metadata": {"outputs": {"cells": [text()]}}, "nbformat": 4, "nbformat_minor": 5}
 
 
@@ -427,7 +436,8 @@ def _big_notebook(release_nb, mb_images=0, mb_source=0) -> bytes:
     per = 2 * 2**20  # 2 MB images
     for k in range(-(-mb_images * 2**20 // per) if mb_images else 0):
         cell = nbformat.v4.new_code_cell(f"plot({k})")
-        cell.outputs = [nbformat.v4.new_output("display_data", {"image/png": base64.b64encode(rnd.randbytes(per * 3 // 4)).decode()})]
+        cell.outputs = [nbformat.v4.new_output("display_data",
+                                               {"image/png": base64.b64encode(rnd.randbytes(per * 3 // 4)).decode()})]
         nb.cells.append(cell)
     if mb_source:
         line = "x = [" + ", ".join(str(i) for i in range(30)) + "]\n"
@@ -503,7 +513,8 @@ def test_stripping_never_holds_the_whole_file(tmp_path):
     out = strip_file(str(p), 50 * 2**20)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert peak < 5 * 2**20 + 3 * len(out), f"peak {peak >> 20} MB of Python memory for a {p.stat().st_size >> 20} MB file"
+    assert peak < 5 * 2**20 + 3 * len(out), (
+        f"peak {peak >> 20} MB of Python memory for a {p.stat().st_size >> 20} MB file")
 
 
 # ------------------------------------------------------------------ end to end: `python -m autograder grade`

@@ -154,7 +154,8 @@ def test_triton_cross_lengths_causal():
     q = torch.randn(1, 2, 70, 64, generator=g, device="cuda", dtype=torch.float16)
     k, v = (torch.randn(1, 2, 200, 64, generator=g, device="cuda", dtype=torch.float16) for _ in range(2))
     out = gptref.flash.flash_attention_triton(q, k, v, causal=True)
-    torch.testing.assert_close(out.float(), _naive(q.double(), k.double(), v.double(), True).float(), rtol=5e-3, atol=5e-3)
+    torch.testing.assert_close(out.float(), _naive(q.double(), k.double(), v.double(), True).float(),
+                               rtol=5e-3, atol=5e-3)
 
 
 _INTERPRETED = textwrap.dedent("""

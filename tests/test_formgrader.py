@@ -39,7 +39,8 @@ def _browser_problem() -> str | None:
 
 
 def _chromium() -> str | None:
-    return shutil.which("chromium") or next((p for p in ("/usr/bin/chromium", "/usr/lib/chromium/chromium") if os.path.exists(p)), None)
+    return shutil.which("chromium") or next(
+        (p for p in ("/usr/bin/chromium", "/usr/lib/chromium/chromium") if os.path.exists(p)), None)
 
 
 BROWSER = _browser_problem()
@@ -170,7 +171,8 @@ def _run_all_and_validate(page, base, name) -> str:
     page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).click()
     page.wait_for_function("""() => {
         const p = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
-        return p.length > 0 && p.some(e => /\\[\\d+\\]/.test(e.textContent)) && !p.some(e => e.textContent.includes('*'));
+        return p.length > 0 && p.some(e => /\\[\\d+\\]/.test(e.textContent)) &&
+            !p.some(e => e.textContent.includes('*'));
     }""")
     page.locator("[title='Validate Assignment']").click()
     page.wait_for_selector(".jp-Dialog-content", timeout=300_000)
@@ -180,9 +182,8 @@ def _run_all_and_validate(page, base, name) -> str:
 
 
 def test_student_runs_and_validates_in_jupyterlab(browser, tmp_path):
-    import nbformat
-
     import agfix_cases
+    import nbformat
 
     root = tmp_path / "course"
     agfix_course.build(str(root))

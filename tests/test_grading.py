@@ -21,6 +21,7 @@ from gptref.grading.compare import describe
 # Aliases captured at import time, before any guard is entered.
 sm = torch.softmax
 from torch.nn.functional import scaled_dot_product_attention as f_sdpa  # noqa: E402
+
 from gptref.attention import scaled_dot_product_attention as ref_sdpa  # noqa: E402
 
 X = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))
@@ -85,7 +86,8 @@ def test_guard_reports_forbidden_call_over_a_later_error():
     (torch.ones(2, 3, dtype=torch.float64), torch.ones(2, 3), ["dtype torch.float64", "torch.float32"]),
     (torch.ones(2, 2), torch.ones(2, 2, dtype=torch.bool), ["bool"]),
     (torch.tensor([1.0, float("nan")]), torch.tensor([1.0, 0.0]), ["NaN", "index (1,)"]),
-    (torch.tensor([1.0, 2.5]), torch.tensor([1.0, 2.0]), ["largest error is 0.5", "index (1,)", "got 2.5", "expected 2"]),
+    (torch.tensor([1.0, 2.5]), torch.tensor([1.0, 2.0]),
+     ["largest error is 0.5", "index (1,)", "got 2.5", "expected 2"]),
     (torch.ones(4) * math.sqrt(8), torch.ones(4), ["times the expected", "sqrt(8)"]),
     ((torch.ones(2),), (torch.ones(2), torch.ones(2)), ["2 values", "got 1"]),
     ([torch.ones(2), torch.zeros(2)], [torch.ones(2), torch.ones(2)], ["output[1]"]),
@@ -134,11 +136,14 @@ def test_check_accepts_a_correct_solution_and_is_silent():
 
 
 @pytest.mark.parametrize("fn, words", [
-    (lambda q, k, v, mask=None: my_sdpa(q * math.sqrt(q.shape[-1]), k, v, mask), ["weights", "in scaled_dot_product_attention("]),
-    (lambda q, k, v, mask=None: ref_sdpa(q, k, v, mask), ["your code calls gptref.attention.scaled_dot_product_attention"]),
+    (lambda q, k, v, mask=None: my_sdpa(q * math.sqrt(q.shape[-1]), k, v, mask),
+     ["weights", "in scaled_dot_product_attention("]),
+    (lambda q, k, v, mask=None: ref_sdpa(q, k, v, mask),
+     ["your code calls gptref.attention.scaled_dot_product_attention"]),
     (lambda q, k, v, mask=None: (f_sdpa(q, k, v), None), ["your code calls", "scaled_dot_product_attention"]),
     (lambda q, k, v, mask=None: my_sdpa(q, k, v, mask)[0], ["return a tuple (output, weights)"]),
-    (lambda q, k, v, mask=None: torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), -2), ["return a tuple"]),
+    (lambda q, k, v, mask=None: torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), -2),
+     ["return a tuple"]),
     (lambda q, k, v, mask=None: (q.mul_(2), q)[1:] * 2, ["in place"]),
     (lambda q, k, v, mask=None: 1 / 0, ["raised ZeroDivisionError"]),
 ])

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.slow  # two nbgrader runs in fresh processes
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from autograder import inert  # noqa: E402
 from test_feedback import hostile_notebook  # noqa: E402
+
+from autograder import inert  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HIDDEN = "assert hidden_value_4711 == 42, 'hidden check'"

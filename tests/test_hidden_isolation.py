@@ -26,7 +26,6 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 
-import agfix_cases  # noqa: E402
 import agfix_course  # noqa: E402
 from test_sandbox import _notebook, auto, cli, flags, make_course, needs_bwrap, status  # noqa: E402
 

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
@@ -24,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 
 import agfix_class  # noqa: E402
 import pgserver  # noqa: E402
+
 from autograder import gradebook, shard  # noqa: E402
 
 PG_PROBLEM = pgserver.problem()
@@ -58,6 +58,7 @@ def test_db_option_reaches_every_command(tmp_path):
     """--db overrides the config's db_url (also in worker processes, through the environment), and
     a PostgreSQL course keeps its own files next to submitted/."""
     import agfix_course
+
     from autograder.course import Course
 
     cfg = agfix_course.build(str(tmp_path))
@@ -166,7 +167,8 @@ def _cell_scores(db_url):
             for sub in gb.assignment_submissions(a.name):
                 for nb in sub.notebooks:
                     for g in nb.grades:
-                        out[a.name, sub.student.id, nb.name, g.name] = (g.auto_score, g.manual_score, g.needs_manual_grade)
+                        out[a.name, sub.student.id, nb.name, g.name] = (g.auto_score, g.manual_score,
+                                                                        g.needs_manual_grade)
     return out
 
 
@@ -205,8 +207,8 @@ def _shard_run(root, pg):
     pre = ["--config", m2, "--db", db, "grade", "--shard", "2/2"]
     killed = subprocess.Popen([sys.executable, "-m", "autograder", *pre], cwd=K.REPO, stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
-    first = subprocess.Popen([sys.executable, "-m", "autograder", "--config", m1, "--db", db, "grade", "--shard", "1/2"],
-                             cwd=K.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen([sys.executable, "-m", "autograder", "--config", m1, "--db", db, "grade",
+                              "--shard", "1/2"], cwd=K.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in killed.stdout:  # kill shard 2 (the job: every process of it) once its first submission is graded
         if line.startswith("{"):
             break

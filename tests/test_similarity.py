@@ -10,8 +10,8 @@ from __future__ import annotations
 import ast
 import builtins
 import csv
-import json
 import importlib.util
+import json
 import os
 import random
 import subprocess
@@ -20,13 +20,21 @@ import time
 
 import nbformat
 import pytest
+from autograder_run import cli as autograder_cli
 
 from autograder.scan import scan
 from autograder.settings import load_config
-from autograder.similarity import (MATCH_REFERENCE, MATCH_STUDENT, MIN_TOKENS, function_nodes, functions, kgrams,
-                                   reference_functions, reference_matches)
+from autograder.similarity import (
+    MATCH_REFERENCE,
+    MATCH_STUDENT,
+    MIN_TOKENS,
+    function_nodes,
+    functions,
+    kgrams,
+    reference_functions,
+    reference_matches,
+)
 from autograder.similarity_report import compare_class, solution_cells, student_functions
-from autograder_run import cli as autograder_cli
 from gptref.grading import check, exercises
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -71,7 +79,8 @@ def renamed(source: str, seed: int, comments: bool = True) -> str:
 
     text = ast.unparse(Rename().visit(tree))
     if comments:
-        text = "\n".join(line + ("  # step" if line.strip() and not line.rstrip().endswith(":") and rng.random() < 0.5 else "")
+        text = "\n".join(line + ("  # step" if line.strip() and not line.rstrip().endswith(":")
+                                  and rng.random() < 0.5 else "")
                          for line in text.splitlines())
     return text
 
@@ -215,8 +224,8 @@ def test_report_lists_a_renamed_copy_of_another_student(tmp_path):
     long_enough = {f"{day}:{f.name}" for f in functions(plain) if len(f.tokens) >= MIN_TOKENS}
     assert copied == long_enough and all(float(row["similarity"]) >= 0.99 for row in rows), rows
     assert "ann ~ dan" in r.stdout and "scaled_dot_product_attention" in r.stdout
-    bad = subprocess.run([sys.executable, "-m", "autograder", "--config", str(cfg), "similarity", "--assignment", "nope"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    bad = subprocess.run([sys.executable, "-m", "autograder", "--config", str(cfg), "similarity",
+                          "--assignment", "nope"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert bad.returncode == 2 and "unknown assignment 'nope'" in bad.stderr
 
 
@@ -268,9 +277,11 @@ def test_report_on_a_class_of_200_is_fast_and_finds_the_planted_copies():
 
 def test_code_the_release_gives_is_not_compared():
     """Statements the stub already holds (day 9's given lines) are not the student's work."""
-    release = nbformat.read(os.path.join(ROOT, "course", "09_nanogpt_finetune", "09_nanogpt_finetune.ipynb"), as_version=4)
+    release = nbformat.read(os.path.join(ROOT, "course", "09_nanogpt_finetune", "09_nanogpt_finetune.ipynb"),
+                            as_version=4)
     stubs = solution_cells(release)
-    solution = nbformat.read(os.path.join(ROOT, "solutions", "09_nanogpt_finetune", "09_nanogpt_finetune.ipynb"), as_version=4)
+    solution = nbformat.read(os.path.join(ROOT, "solutions", "09_nanogpt_finetune", "09_nanogpt_finetune.ipynb"),
+                             as_version=4)
     full = {f.name: len(f.tokens) for c in solution.cells if c.metadata.get("nbgrader", {}).get("grade_id") in stubs
             for f in functions(c.source)}
     mine = {f.name: len(f.tokens) for f in student_functions(solution, stubs)}
@@ -310,7 +321,8 @@ def test_grading_flags_a_copied_reference_and_not_the_official_solution(tmp_path
     release = nbformat.read(root / "course" / day / f"{day}.ipynb", as_version=4)
     incoming = tmp_path / "incoming"
     for student, nb in {"copier": _submission(release, day, fixture("cheat", day)),
-                        "official": nbformat.read(os.path.join(ROOT, "solutions", day, f"{day}.ipynb"), as_version=4)}.items():
+                        "official": nbformat.read(os.path.join(ROOT, "solutions", day, f"{day}.ipynb"),
+                                                  as_version=4)}.items():
         (incoming / student).mkdir(parents=True)
         nbformat.write(nb, incoming / student / f"{day}.ipynb")
 
@@ -321,5 +333,6 @@ def test_grading_flags_a_copied_reference_and_not_the_official_solution(tmp_path
     cli("collect", str(incoming))
     cli("grade", "--assignment", day, "--workers", "1")
     flags = {s: all_flags(json.load(open(work / "status" / day / f"{s}.json"))) for s in ("copier", "official")}
-    assert any("`layer_norm` matches the reference" in f and "gptref.norms.layer_norm" in f for f in flags["copier"]), flags
+    assert any("`layer_norm` matches the reference" in f and "gptref.norms.layer_norm" in f
+               for f in flags["copier"]), flags
     assert not any("matches the reference" in f for f in flags["official"]), flags

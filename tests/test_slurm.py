@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 import agfix_class  # noqa: E402
 import pgserver  # noqa: E402
 import slurmcluster  # noqa: E402
+
 from autograder import shard  # noqa: E402
 from autograder.sandbox import bwrap_problem  # noqa: E402
 

@@ -32,7 +32,7 @@ def _alphabet_ids(text: str, chars: str) -> list[int]:
 
 
 def _tiktoken_ids(tok: BPETokenizer):
-    tiktoken = pytest.importorskip("tiktoken")
+    pytest.importorskip("tiktoken")
     from test_bpe import tiktoken_twin  # tiktoken's Encoding over gptref's merges (token rank = id)
 
     twin = tiktoken_twin(tok)

@@ -109,7 +109,8 @@ def test_kill_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", real_replace)
     state = load_checkpoint(path)
     assert state["step"] == 2 and torch.equal(state["w"], torch.arange(4.0) * 2)
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] in ([], [".ckpt.pt.prev-tmp-%d" % os.getpid()])
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] in (
+        [], [".ckpt.pt.prev-tmp-%d" % os.getpid()])
 
     def die_mid_write(obj, f, *a, **k):  # a kill half-way through writing the temp file
         f.write(b"partial")
@@ -149,7 +150,7 @@ def test_nan_loss_names_step_and_last_checkpoint(tmp_path, monkeypatch):
     step = int(msg.split("at step ")[1].split(";")[0])
     assert step == 25
 
-    
+
 def test_sft_loss_counts_only_response_tokens():
     from gptref.gpt import GPT, GPTConfig
 
@@ -218,7 +219,8 @@ def test_shipped_configs_are_valid_and_the_gpu_one_is_nanogpts_shakespeare_char(
         load_config(path)  # every key known, every value of the right type and range
     gpu = load_config(configs / "homework_gpu.toml")
     # the GPU comparison: nanoGPT's config/train_shakespeare_char.py
-    assert (gpu.n_layer, gpu.n_head, gpu.n_embd, gpu.block_size, gpu.batch_size, gpu.max_iters) == (6, 6, 384, 256, 64, 5000)
+    assert (gpu.n_layer, gpu.n_head, gpu.n_embd, gpu.block_size, gpu.batch_size, gpu.max_iters) == (
+        6, 6, 384, 256, 64, 5000)
     assert (gpu.dropout, gpu.learning_rate, gpu.min_lr, gpu.beta2, gpu.warmup_iters) == (0.2, 1e-3, 1e-4, 0.99, 100)
 
 

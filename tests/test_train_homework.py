@@ -56,7 +56,8 @@ def test_expected_table_is_consistent():
 def test_docs_quote_the_expected_table():
     doc = (ROOT / "docs" / "homework.md").read_text()
     for key in ("pretrain_val_loss", "milton_val_before", "milton_val_after"):
-        assert f"{EXPECTED[key]:.3f}" in doc, f"docs/homework.md does not quote {key} = {EXPECTED[key]:.3f} of the table"
+        assert f"{EXPECTED[key]:.3f}" in doc, (
+            f"docs/homework.md does not quote {key} = {EXPECTED[key]:.3f} of the table")
     assert f"ln {EXPECTED['vocab_size']}" in doc, "docs/homework.md quotes another chance level than the table"
     assert f"{EXPECTED['seconds']} s" in doc, "docs/homework.md quotes another run time than the table"
 

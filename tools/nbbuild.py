@@ -114,7 +114,8 @@ class Notebook:
         if "### BEGIN SOLUTION" not in source:
             raise ValueError(f"solution cell {grade_id!r} has no '### BEGIN SOLUTION' ... '### END SOLUTION' region")
         _must_parse(source, f"solution cell {grade_id!r}")
-        released = _strip_region(source, "### BEGIN SOLUTION", "### END SOLUTION", "# YOUR CODE HERE\nraise NotImplementedError()")
+        released = _strip_region(source, "### BEGIN SOLUTION", "### END SOLUTION",
+                                 "# YOUR CODE HERE\nraise NotImplementedError()")
         _must_parse(released, f"the released version of solution cell {grade_id!r}")
         self._add(grade_id, nbformat.v4.new_code_cell(source), grade=False, solution=True, locked=False)
 
@@ -134,9 +135,11 @@ class Notebook:
         `answer` is the model answer instructors see; students get "YOUR ANSWER HERE" instead.
         """
         self.md(prompt)
-        self._add(grade_id, nbformat.v4.new_markdown_cell(_text(answer)), grade=True, solution=True, locked=False, points=points)
+        self._add(grade_id, nbformat.v4.new_markdown_cell(_text(answer)), grade=True, solution=True, locked=False,
+                  points=points)
 
-    def _add(self, grade_id: str, cell, *, grade: bool, solution: bool, locked: bool, points: float | None = None) -> None:
+    def _add(self, grade_id: str, cell, *, grade: bool, solution: bool, locked: bool,
+             points: float | None = None) -> None:
         if not GRADE_ID_RE.match(grade_id):
             raise ValueError(f"grade_id must be letters, digits, '_' or '-', got {grade_id!r}")
         if grade_id in self._grade_ids:

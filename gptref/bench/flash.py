@@ -55,8 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--time-t", type=int, default=2048, help="sequence length of the timing (default 2048)")
     parser.add_argument("--memory-ts", default="512,1024,2048,4096,8192", help="comma-separated T for the memory curve")
-    parser.add_argument("--block-q", type=int, default=64, help="query tile (flash_attention's default 64; 256 is faster on a CPU)")
-    parser.add_argument("--block-k", type=int, default=64, help="key tile (flash_attention's default 64; 256 is faster on a CPU)")
+    parser.add_argument("--block-q", type=int, default=64,
+                        help="query tile (flash_attention's default 64; 256 is faster on a CPU)")
+    parser.add_argument("--block-k", type=int, default=64,
+                        help="key tile (flash_attention's default 64; 256 is faster on a CPU)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--plot", default="benchmarks/flash_memory.png", help="where to save the memory plot")
@@ -86,7 +88,8 @@ def _peak_bytes(fn) -> int:
 
 
 def _rss_growth(kind: str, a: argparse.Namespace, T: int) -> int:
-    argv = [sys.executable, "-c", _RSS_SCRIPT, kind, str(a.batch), str(a.heads), str(T), str(a.head_dim), str(a.block_q), str(a.block_k)]
+    argv = [sys.executable, "-c", _RSS_SCRIPT, kind,
+            str(a.batch), str(a.heads), str(T), str(a.head_dim), str(a.block_q), str(a.block_k)]
     res = subprocess.run(argv, capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     return json.loads(res.stdout.strip().splitlines()[-1])["growth"]
 
@@ -121,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     for T, mn, mf in rows:
         print(f"{T:>6} {mn / 2**20:>10.2f} {mf / 2**20:>10.2f} {mn / mf:>12.1f}")
     T, mn, mf = rows[-1]
-    print(f"peak memory at T={T}: flash uses {mf / mn:.4f} of naive's (target <= 0.1), ratio naive/flash = {mn / mf:.1f}")
+    print(f"peak memory at T={T}: flash uses {mf / mn:.4f} of naive's (target <= 0.1), "
+          f"ratio naive/flash = {mn / mf:.1f}")
     if args.rss:
         rn, rf = _rss_growth("naive", args, T), _rss_growth("flash", args, T)
         print(f"cross-check, peak RSS growth in a subprocess at T={T}: naive {rn / 2**20:.1f} MiB, "

@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
         for split in data.SPLITS:
             text = data.corpus(name, split)
             label = f"{name}/{split or 'all'}"
-            print(f"{label:18s} {len(text):>9,d} chars  {len(data.works(name, split)):>2d} works  sha256 {data.fingerprint(text)}")
+            print(f"{label:18s} {len(text):>9,d} chars  {len(data.works(name, split)):>2d} works  "
+                  f"sha256 {data.fingerprint(text)}")
             if args.write:
                 from pathlib import Path
                 out = Path(args.write)

@@ -15,7 +15,8 @@ CONFIG_FILES = {  # (pretraining, fine-tuning) config for each size of run
     "cpu": ("homework.toml", "homework_finetune.toml"),
     "gpu": ("homework_gpu.toml", "homework_finetune_gpu.toml"),
 }
-ARCH_CONFIG_FILES = {"gpt2": {}, "baichuan2": {"tiny": "tiny.toml", "cpu": "homework_baichuan2.toml"}}  # pretraining config per architecture
+# pretraining config per architecture
+ARCH_CONFIG_FILES = {"gpt2": {}, "baichuan2": {"tiny": "tiny.toml", "cpu": "homework_baichuan2.toml"}}
 
 
 def arch_pretrain_file(arch: str, size: str) -> Path:
@@ -46,6 +47,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import contextlib
+
     from gptref.gpt import ARCH_OPTIONS  # each architecture's model options, given on top of its config file
     from gptref.train.config import load_config
     from gptref.train.loop import TrainingError, estimate_loss, train
@@ -53,8 +56,6 @@ def run(args) -> int:
     from gptref.train.report import write_report
     from gptref.train.sampling import sample_text
     from gptref.train.sft import LMBatches
-
-    import contextlib
 
     out = Path(args.out or f"runs/homework-{datetime.now():%Y%m%d-%H%M%S}")
     if (out / "report.md").exists():
@@ -100,7 +101,8 @@ def run(args) -> int:
         return 2
     vocab = len(pre.tokenizer)
     metrics = {
-        "arch": arch, "tokenizer": args.tokenizer, "vocab_size": vocab, "chance_loss": math.log(vocab), "device": device,
+        "arch": arch, "tokenizer": args.tokenizer, "vocab_size": vocab, "chance_loss": math.log(vocab),
+        "device": device,
         "milton_val_before": before, "milton_val_after": after,
         "phases": {
             "pretrain (Shakespeare)": {"final_train_loss": pre.final_train_loss, "final_val_loss": pre.final_val_loss,
@@ -114,8 +116,9 @@ def run(args) -> int:
         "total_seconds": time.perf_counter() - t_start,
     }
     print("[homework] 3/3 writing the report")
+    histories = {"pretrain (Shakespeare)": pre.history, f"finetune {args.finetune_mode} (Milton)": fine.history}
     files = write_report(out, {"pretrain": pre_cfg.to_dict(), "finetune": fine_cfg.to_dict()}, metrics, samples,
-                         {"pretrain (Shakespeare)": pre.history, f"finetune {args.finetune_mode} (Milton)": fine.history})
+                         histories)
     print(f"[homework] pretrain val loss {pre.final_val_loss:.4f} (chance {math.log(vocab):.2f}); Milton val loss "
           f"{before:.4f} -> {after:.4f}; {metrics['total_seconds']:.0f} s. Report: {files['report']}")
     return 0

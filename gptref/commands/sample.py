@@ -18,8 +18,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from gptref.gpt import GPT, GPTConfig
-    from gptref.train.checkpoint import load_checkpoint
     from gptref.tokenizers import tokenizer_from_spec
+    from gptref.train.checkpoint import load_checkpoint
     from gptref.train.sampling import sample_text
 
     try:

@@ -1,8 +1,8 @@
 """Flash attention in plain torch: tiles over queries and keys with an online softmax.
 
 The forward never builds the (T_q, T_k) score matrix: for each block of queries it walks the
-blocks of keys, keeping per query a running max m, a running sum l of exp(s - m) and a running
-output acc, rescaled by exp(m_old - m_new) whenever the max grows (Milakov & Gimelshein 2018;
+blocks of keys, keeping per query a running max m, a running sum l (row_sum) of exp(s - m) and a
+running output acc, rescaled by exp(m_old - m_new) whenever the max grows (Milakov & Gimelshein 2018;
 Dao et al. 2022). The backward is a torch.autograd.Function that recomputes each score tile
 from q, k and the saved log-sum-exp, so training memory stays linear in T as well.
 """
@@ -22,24 +22,24 @@ NEG_INF = float("-inf")
 def online_softmax_stats(x: Tensor, block_size: int = 64) -> tuple[Tensor, Tensor]:
     """One streaming pass over the last dim in blocks: (running max m, sum of exp(x - m)) per row."""
     m = torch.full(x.shape[:-1], NEG_INF, dtype=x.dtype, device=x.device)
-    l = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+    row_sum = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
     for j in range(0, x.shape[-1], block_size):
         blk = x[..., j : j + block_size]
         m_new = torch.maximum(m, blk.amax(dim=-1))
         m_safe = torch.where(m_new == NEG_INF, 0.0, m_new)  # a row of only -inf so far: avoid inf - inf
         # the old sum was relative to m; re-express it relative to m_new, then add the new block
-        l = l * torch.exp(m - m_safe) + torch.exp(blk - m_safe[..., None]).sum(dim=-1)
+        row_sum = row_sum * torch.exp(m - m_safe) + torch.exp(blk - m_safe[..., None]).sum(dim=-1)
         m = m_new
-    return m, l
+    return m, row_sum
 
 
 def online_softmax(x: Tensor, block_size: int = 64) -> Tensor:
     """softmax(x, dim=-1) computed from the streaming statistics of online_softmax_stats."""
     if block_size < 1:
         raise ValueError(f"block_size must be a positive int, got {block_size}")
-    m, l = online_softmax_stats(x, block_size)
+    m, row_sum = online_softmax_stats(x, block_size)
     m = torch.where(m == NEG_INF, 0.0, m)
-    return torch.exp(x - m[..., None]) / l[..., None]
+    return torch.exp(x - m[..., None]) / row_sum[..., None]
 
 
 def _causal_tile_mask(i0: int, i1: int, j0: int, j1: int, offset: int, device) -> Tensor:
@@ -56,12 +56,13 @@ def _forward(q: Tensor, k: Tensor, v: Tensor, causal: bool, bq: int, bk: int) ->
     scale = 1.0 / math.sqrt(D)
     offset = T_k - T_q  # causal: query i sits at absolute position i + offset (queries are the last ones)
     out = torch.zeros(N, T_q, Dv, dtype=q.dtype, device=q.device)
-    lse = torch.full((N, T_q), NEG_INF, dtype=torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype, device=q.device)
+    lse_dtype = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+    lse = torch.full((N, T_q), NEG_INF, dtype=lse_dtype, device=q.device)
     for i0 in range(0, T_q, bq):
         i1 = min(i0 + bq, T_q)
         qi = q[:, i0:i1] * scale  # (N, bq, D)
         m = torch.full((N, i1 - i0), NEG_INF, dtype=q.dtype, device=q.device)  # running max
-        l = torch.zeros(N, i1 - i0, dtype=q.dtype, device=q.device)  # running sum of exp(s - m)
+        row_sum = torch.zeros(N, i1 - i0, dtype=q.dtype, device=q.device)  # running sum of exp(s - m)
         acc = out[:, i0:i1]  # (N, bq, Dv) running numerator, a view into out
         k_end = min(T_k, i1 + offset) if causal else T_k  # keys past the last query's position are never seen
         for j0 in range(0, max(k_end, 0), bk):
@@ -73,12 +74,12 @@ def _forward(q: Tensor, k: Tensor, v: Tensor, causal: bool, bq: int, bk: int) ->
             m_safe = m_new.masked_fill(m_new == NEG_INF, 0.0)  # rows with no visible key yet
             alpha = torch.exp(m - m_safe)  # (N, bq) rescales what was accumulated under the old max
             p = torch.exp_(s.sub_(m_safe[..., None]))  # (N, bq, bk) in place: s is not needed again
-            l.mul_(alpha).add_(p.sum(dim=-1))
+            row_sum.mul_(alpha).add_(p.sum(dim=-1))
             acc.mul_(alpha[..., None]).baddbmm_(p, v[:, j0:j1])  # acc = alpha * acc + p @ v_j
             m = m_new
-        empty = l == 0  # a query that may see no key at all: output 0 (as gptref.attention does)
-        acc.div_(l.masked_fill(empty, 1.0)[..., None])
-        lse[:, i0:i1] = (m + torch.log(l)).masked_fill(empty, NEG_INF)
+        empty = row_sum == 0  # a query that may see no key at all: output 0 (as gptref.attention does)
+        acc.div_(row_sum.masked_fill(empty, 1.0)[..., None])
+        lse[:, i0:i1] = (m + torch.log(row_sum)).masked_fill(empty, NEG_INF)
     return out, lse
 
 
@@ -127,7 +128,8 @@ class _FlashAttention(torch.autograd.Function):
         return dq, dk, dv, None, None, None
 
 
-def flash_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False, block_q: int = 64, block_k: int = 64) -> Tensor:
+def flash_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False, block_q: int = 64,
+                    block_k: int = 64) -> Tensor:
     """softmax(q k^T / sqrt(D)) v for (..., T, D) inputs without ever holding a (T_q, T_k) matrix.
 
     causal=True aligns like gptref.attention.causal_mask: the queries are the LAST T_q of the T_k
@@ -140,7 +142,8 @@ def flash_attention(q: Tensor, k: Tensor, v: Tensor, causal: bool = False, block
         if not isinstance(t, Tensor) or t.dim() < 2 or not t.is_floating_point():
             raise ValueError(f"{name} must be a float tensor (..., T, D), got {getattr(t, 'shape', type(t).__name__)}")
     if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
-        raise ValueError(f"q, k, v need the same leading dims, got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        raise ValueError(f"q, k, v need the same leading dims, got {tuple(q.shape)}, {tuple(k.shape)}, "
+                         f"{tuple(v.shape)}")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k need the same head dim, got q {tuple(q.shape)} and k {tuple(k.shape)}")
     if k.shape[-2] != v.shape[-2]:

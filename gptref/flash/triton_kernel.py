@@ -33,7 +33,7 @@ LOG2E = 1.4426950408889634  # log2(e): exp(x) = exp2(x * log2(e))
 
 @triton.jit
 def _attn_fwd(
-    Q, K, V, O, L,  # pointers: q (B,H,T_q,D), k, v (B,H,T_k,D), o like q, L (B*H, T_q) float32
+    Q, K, V, Out, L,  # pointers: q (B,H,T_q,D), k, v (B,H,T_k,D), o like q, L (B*H, T_q) float32
     stride_qb, stride_qh, stride_qt,
     stride_kb, stride_kh, stride_kt,
     stride_vb, stride_vh, stride_vt,
@@ -67,7 +67,8 @@ def _attn_fwd(
     for start_n in range(0, hi, BLOCK_N):
         cols = start_n + offs_n
         col_ok = cols < T_k
-        k = tl.load(k_base + cols[:, None] * stride_kt + offs_d[None, :], mask=col_ok[:, None], other=0.0)  # (BLOCK_N, D)
+        k_ptrs = k_base + cols[:, None] * stride_kt + offs_d[None, :]
+        k = tl.load(k_ptrs, mask=col_ok[:, None], other=0.0)  # (BLOCK_N, D)
         # One tile of scores, S = Q K^T / sqrt(D), in base-2 units.
         s = tl.dot(q, tl.trans(k)) * qk_scale  # (BLOCK_M, BLOCK_N) float32
         visible = col_ok[None, :]
@@ -81,15 +82,16 @@ def _attn_fwd(
         p = tl.math.exp2(s - m_safe[:, None])  # (BLOCK_M, BLOCK_N) unnormalized weights
         alpha = tl.math.exp2(m_i - m_safe)  # exp(m_old - m_new): 0 on the first visible tile
         l_i = l_i * alpha + tl.sum(p, 1)
-        v = tl.load(v_base + cols[:, None] * stride_vt + offs_d[None, :], mask=col_ok[:, None], other=0.0)  # (BLOCK_N, D)
+        v_ptrs = v_base + cols[:, None] * stride_vt + offs_d[None, :]
+        v = tl.load(v_ptrs, mask=col_ok[:, None], other=0.0)  # (BLOCK_N, D)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
         m_i = m_new
 
     # Normalize once at the end; a query that saw no key at all outputs zeros.
     empty = l_i == 0.0
     acc = acc / tl.where(empty, 1.0, l_i)[:, None]
-    o_ptrs = O + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :]
-    tl.store(o_ptrs, acc.to(O.dtype.element_ty), mask=row_ok[:, None])
+    o_ptrs = Out + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :]
+    tl.store(o_ptrs, acc.to(Out.dtype.element_ty), mask=row_ok[:, None])
     # Log-sum-exp per query (base 2), all the backward needs to rebuild P; +inf makes P = 0.
     lse = tl.where(empty, float("inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
     tl.store(L + bh * T_q + offs_m, lse, mask=row_ok)
@@ -97,7 +99,7 @@ def _attn_fwd(
 
 @triton.jit
 def _attn_bwd_delta(
-    O, DO, Delta, stride_ob, stride_oh, stride_ot, H, T_q,
+    Out, DO, Delta, stride_ob, stride_oh, stride_ot, H, T_q,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr,
 ):
     """Delta_i = sum_d O_id dO_id = sum_j P_ij dP_ij, the softmax backward's row term."""
@@ -107,7 +109,7 @@ def _attn_bwd_delta(
     offs_d = tl.arange(0, HEAD_DIM)
     row_ok = offs_m < T_q
     ptrs = b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :]
-    o = tl.load(O + ptrs, mask=row_ok[:, None], other=0.0).to(tl.float32)
+    o = tl.load(Out + ptrs, mask=row_ok[:, None], other=0.0).to(tl.float32)
     do = tl.load(DO + ptrs, mask=row_ok[:, None], other=0.0).to(tl.float32)
     tl.store(Delta + bh * T_q + offs_m, tl.sum(o * do, 1), mask=row_ok)
 
@@ -207,11 +209,13 @@ def _attn_bwd_dq(
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not t.is_cuda or t.dim() != 4 or t.dtype not in (torch.float16, torch.bfloat16):
-            raise ValueError(f"{name} must be a 4-D (B, H, T, D) float16/bfloat16 CUDA tensor, got {tuple(t.shape)} {t.dtype} on {t.device}")
+            raise ValueError(f"{name} must be a 4-D (B, H, T, D) float16/bfloat16 CUDA tensor, "
+                             f"got {tuple(t.shape)} {t.dtype} on {t.device}")
     if q.dtype != k.dtype or k.dtype != v.dtype:
         raise ValueError(f"q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if q.shape[:2] != k.shape[:2] or k.shape != v.shape or q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"need q (B, H, T_q, D) and k, v (B, H, T_k, D), got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        raise ValueError("need q (B, H, T_q, D) and k, v (B, H, T_k, D), "
+                         f"got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     if q.shape[-1] not in (16, 32, 64, 128):
         raise ValueError(f"head dim D must be 16, 32, 64 or 128, got {q.shape[-1]}")
 

@@ -45,7 +45,8 @@ def train_sentencepiece(text: str | Iterable[str], vocab_size: int, **overrides:
     import sentencepiece as spm
 
     if not isinstance(vocab_size, int) or vocab_size < 260:
-        raise ValueError(f"vocab_size must be an int >= 260 (3 specials + 256 byte tokens + pieces), got {vocab_size!r}")
+        raise ValueError("vocab_size must be an int >= 260 (3 specials + 256 byte tokens + pieces), "
+                         f"got {vocab_size!r}")
     sentences = _lines(text) if isinstance(text, str) else iter(text)
     options = {**BAICHUAN2_OPTIONS, **overrides}
     out = io.BytesIO()

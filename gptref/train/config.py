@@ -21,7 +21,9 @@ class TrainConfig:
     resume: bool = False  # continue the checkpoint in out_dir exactly where it stopped
     overwrite: bool = False  # allow replacing a checkpoint already in out_dir
     dataset: str = "shakespeare"  # "shakespeare" or "milton"
-    tokenizer: str = "auto"  # "char", "bpe" (gptref's own BPE) or "spm" (SentencePiece, Baichuan 2 options); "auto": char, or the checkpoint's when fine-tuning
+    # "char", "bpe" (gptref's own BPE) or "spm" (SentencePiece, Baichuan 2 options);
+    # "auto": char, or the checkpoint's when fine-tuning
+    tokenizer: str = "auto"
     bpe_vocab_size: int = 512  # for tokenizer="bpe" or "spm": trained once on Shakespeare's training split and cached
     task: str = "lm"  # "lm" (next-token prediction on the corpus) or "sft" (next line of verse, loss on the response)
     # model
@@ -60,9 +62,12 @@ class TrainConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
     dtype: str = "auto"  # "auto" (bfloat16 autocast on CUDA, float32 on CPU), "float32", "bfloat16"
     compile: str = "auto"  # "auto" (on CUDA only), "true", "false"
-    threads: int = 0  # CPU threads for torch; 0 = torch's default (all cores, or $OMP_NUM_THREADS). Use 1 on a busy machine: oversubscribed cores slow a baby GPT 10x+
+    # CPU threads for torch; 0 = torch's default (all cores, or $OMP_NUM_THREADS).
+    # Use 1 on a busy machine: oversubscribed cores slow a baby GPT 10x+
+    threads: int = 0
     progress: bool = True  # tqdm progress bar
-    ddp_impl: str = "torch"  # under torchrun: "torch" (DistributedDataParallel) or "gptref" (gptref.distributed, day 11)
+    # under torchrun: "torch" (DistributedDataParallel) or "gptref" (gptref.distributed, day 11)
+    ddp_impl: str = "torch"
     ddp_bucket_mb: float = 25.0  # ddp_impl="gptref": gradient bucket size in MB (all_reduce overlapped with backward)
 
     def __post_init__(self) -> None:

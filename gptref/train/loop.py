@@ -1,4 +1,5 @@
-"""The training loop: AdamW with decay groups, cosine schedule, clipping, accumulation, eval, checkpoints, resume, DDP."""
+"""The training loop: AdamW with decay groups, cosine schedule, clipping, accumulation, eval, checkpoints,
+resume, DDP."""
 
 from __future__ import annotations
 
@@ -17,15 +18,14 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from gptref.gpt import GPT, GPTConfig
+from gptref.tokenizers import get_tokenizer, tokenizer_from_spec
 from gptref.train import ddp
 from gptref.train.checkpoint import load_checkpoint, save_checkpoint
 from gptref.train.config import TrainConfig
 from gptref.train.optim import make_optimizer
-from gptref.tokenizers import get_tokenizer, tokenizer_from_spec
 from gptref.train.prepare import token_file
 from gptref.train.schedule import lr_at
 from gptref.train.sft import LMBatches, SFTBatches, next_line_examples
-
 
 WARMUP_STEPS = 5  # the first steps (torch.compile, first allocations) are not counted in tokens/s
 

@@ -6,7 +6,8 @@ import math
 
 
 def lr_at(step: int, learning_rate: float, min_lr: float, warmup_iters: int, decay_iters: int) -> float:
-    """lr for optimizer step `step` (0-based): lr*(step+1)/warmup while warming up, cosine down to min_lr by decay_iters."""
+    """lr for optimizer step `step` (0-based): lr*(step+1)/warmup while warming up, then cosine down to min_lr
+    by decay_iters."""
     if step < 0:
         raise ValueError(f"step must be >= 0, got {step}")
     if step < warmup_iters:

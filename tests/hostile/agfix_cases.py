@@ -119,27 +119,37 @@ def cases(release_nb, root: str) -> dict[str, tuple[Case, object]]:
     add(Case("non_utf8", "invalid UTF-8 bytes", score=0, flag="UTF-8"), raw)
 
     sol = os.path.join(root, "solutions", "toy", "toy.ipynb")
-    add(Case("reads_solutions", "tries to read solutions/ and the hidden tests", max_score=1, flag="reads paths"), notebook(R, sum_src=(
+    add(Case("reads_solutions", "tries to read solutions/ and the hidden tests", max_score=1, flag="reads paths"),
+        notebook(R, sum_src=(
         "def scaled_sum(x, y, alpha):\n    try:\n        open(%r).read()\n        return x + alpha * y\n"
         "    except OSError:\n        return x - y\n" % sol)))
     db = os.path.join(root, "work", "gradebook.db")
-    add(Case("writes_gradebook", "tries to write every score into the gradebook", score=1, flag="reads paths"), notebook(R, sum_src=BAD_SUM, extra_after_sum=(
+    add(Case("writes_gradebook", "tries to write every score into the gradebook", score=1, flag="reads paths"),
+        notebook(R, sum_src=BAD_SUM, extra_after_sum=(
         "import sqlite3\ntry:\n    con = sqlite3.connect(%r)\n    con.execute('update grade set auto_score = 100')\n"
         "    con.commit()\n    print('WROTE')\nexcept Exception as e:\n    print('no gradebook:', e)\n" % db)))
     add(Case("patched_allclose", "monkeypatched np.allclose with wrong code", score=1, flag="trusted check"),
         notebook(R, sum_src="np.allclose = lambda *a, **k: True\n" + BAD_SUM))
-    add(Case("always_equal", "returns an always-equal ndarray subclass", score=1, flag="trusted check"), notebook(R, sum_src=(
-        "class AE(np.ndarray):\n    def __eq__(self, other):\n        return True\n    def __bool__(self):\n        return True\n"
+    add(Case("always_equal", "returns an always-equal ndarray subclass", score=1, flag="trusted check"),
+        notebook(R, sum_src=(
+        "class AE(np.ndarray):\n    def __eq__(self, other):\n        return True\n"
+        "    def __bool__(self):\n        return True\n"
         "np.allclose = lambda a, b, *r, **k: True if isinstance(a, AE) else np.isclose(a, b, *r, **k).all()\n"
         "def scaled_sum(x, y, alpha):\n    return np.zeros(3).view(AE)\n")))
-    add(Case("assert_stripper", "IPython AST transformer that deletes asserts", score=1, flag="trusted check"), notebook(R, sum_src=(
+    add(Case("assert_stripper", "IPython AST transformer that deletes asserts", score=1, flag="trusted check"),
+        notebook(R, sum_src=(
         "import ast\nclass _Strip(ast.NodeTransformer):\n    def visit_Assert(self, node):\n        return ast.Pass()\n"
         "get_ipython().ast_transformers.append(_Strip())\n" + BAD_SUM)))
-    add(Case("frame_reader", "returns the test's `expected` read from the caller's frame", score=1, flag="trusted check"), notebook(R, sum_src=(
+    add(Case("frame_reader", "returns the test's `expected` read from the caller's frame", score=1,
+             flag="trusted check"),
+        notebook(R, sum_src=(
         "import sys, gc\ndef scaled_sum(x, y, alpha):\n    f = sys._getframe(1)\n    if 'expected' in f.f_locals:\n"
         "        return f.f_locals['expected']\n    if alpha == 2.0:\n        return x + 2.0 * y\n    return x\n")))
-    add(Case("calls_reference", "calls the trusted reference (a forbidden call: the exercise scores 0)", score=1, flag="must not call"), notebook(R, sum_src=(
-        "from agfix_ref import scaled_sum_ref\ndef scaled_sum(x, y, alpha):\n    return scaled_sum_ref(x, y, alpha)\n")))
+    add(Case("calls_reference", "calls the trusted reference (a forbidden call: the exercise scores 0)", score=1,
+             flag="must not call"),
+        notebook(R, sum_src=(
+        "from agfix_ref import scaled_sum_ref\n"
+        "def scaled_sum(x, y, alpha):\n    return scaled_sum_ref(x, y, alpha)\n")))
     add(Case("nbgrader_env", "branches on NBGRADER_EXECUTION", score=1, flag="NBGRADER"), notebook(R, sum_src=(
         "import os\ndef scaled_sum(x, y, alpha):\n    if os.environ.get('NBGRADER_EXECUTION'):\n"
         "        return x + alpha * y\n    if alpha == 2.0:\n        return x + 2.0 * y\n    return x\n")))

@@ -11,10 +11,9 @@ import os
 import shutil
 import subprocess
 
-import nbformat
-
 import agfix_cases
 import agfix_course
+import nbformat
 from autograder_run import cli, config_text  # noqa: F401  (cli: this module's callers use agfix_class.cli)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,7 +34,8 @@ def build(root: str, assignments=("toy", "toy2")) -> str:
     for a in assignments:
         if a != "toy":
             os.makedirs(os.path.join(root, "solutions", a), exist_ok=True)
-            shutil.copy(os.path.join(root, "solutions", "toy", "toy.ipynb"), os.path.join(root, "solutions", a, f"{a}.ipynb"))
+            shutil.copy(os.path.join(root, "solutions", "toy", "toy.ipynb"),
+                        os.path.join(root, "solutions", a, f"{a}.ipynb"))
     if "toy" not in assignments:
         shutil.rmtree(os.path.join(root, "solutions", "toy"))
     with open(os.path.join(root, "secret"), "wb") as f:

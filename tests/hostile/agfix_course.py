@@ -13,7 +13,6 @@ import os
 import textwrap
 
 import nbformat
-
 from autograder_run import config_text  # tests/ is on sys.path under pytest
 
 REF = '''
@@ -55,8 +54,9 @@ def load(day):
     return {
         "scaled_sum": Exercise(day="toy", name="scaled_sum", grade_ids=("test_scaled_sum",), make_cases=_sum_cases,
                                reference=agfix_ref.scaled_sum_ref, forbidden=(agfix_ref.scaled_sum_ref,)),
-        "softmax_rows": Exercise(day="toy", name="softmax_rows", grade_ids=("test_softmax_rows",), make_cases=_softmax_cases,
-                                 reference=agfix_ref.softmax_rows_ref, forbidden=(agfix_ref.softmax_rows_ref,)),
+        "softmax_rows": Exercise(day="toy", name="softmax_rows", grade_ids=("test_softmax_rows",),
+                                 make_cases=_softmax_cases, reference=agfix_ref.softmax_rows_ref,
+                                 forbidden=(agfix_ref.softmax_rows_ref,)),
     }
 '''
 
@@ -120,7 +120,8 @@ def source_notebook():
         _cell("code", TEST_SUM, grade_id="test_scaled_sum", grade=True, locked=True, points=2),
         _cell("code", SOLUTION_SOFTMAX, grade_id="softmax_rows", solution=True),
         _cell("code", TEST_SOFTMAX, grade_id="test_softmax_rows", grade=True, locked=True, points=1),
-        _cell("markdown", "Why subtract the maximum before exponentiating?\n\n### BEGIN SOLUTION\nTo avoid overflow.\n### END SOLUTION",
+        _cell("markdown", "Why subtract the maximum before exponentiating?\n\n"
+              "### BEGIN SOLUTION\nTo avoid overflow.\n### END SOLUTION",
               grade_id="why_max", grade=True, solution=True, points=1),
     ]
     return nb

@@ -1,5 +1,4 @@
 """Day 3 written by hand, plain style."""
-import torch
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
