@@ -68,4 +68,7 @@ MUTANTS = [
     Mutant(cell="rope_score", old="imag = q_odd * k_even - q_even * k_odd", new="imag = q_odd * k_even + q_even * k_odd",
            fails={"test_rope_score"}, why="adds the two products of the imaginary part",
            hint="add the two products of the imaginary part"),
+    Mutant(cell="rope_score", old="theta = base ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)",
+           new="theta = base ** (-torch.arange(0, D, 2) / D)",
+           fails={"test_rope_score"}, why="theta in float32", hint="compute the angles in float32"),
 ]

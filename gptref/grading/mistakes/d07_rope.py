@@ -110,9 +110,9 @@ ROPE = (
 
 
 def _score(q, k, distance, base=10000.0, sign=1.0, exponent=lambda i, D: -i / D, imag_sign=-1.0, keep_sin=True,
-           total=True):
+           total=True, dtype=torch.float64):
     D = q.shape[-1]
-    theta = base ** exponent(torch.arange(0, D, 2, dtype=torch.float64), D)  # (D/2,)
+    theta = base ** exponent(torch.arange(0, D, 2, dtype=dtype), D)  # (D/2,)
     cos = torch.cos(sign * distance * theta).to(q.dtype)
     sin = torch.sin(sign * distance * theta).to(q.dtype)
     q_even, q_odd, k_even, k_odd = q[..., 0::2], q[..., 1::2], k[..., 0::2], k[..., 1::2]
@@ -136,6 +136,9 @@ ROPE_SCORE = (
             lambda q, k, distance, base=10000.0: _score(q, k, distance, 10000.0)),
     Mistake("forget to sum over the pairs (the score is ONE number per vector: sum the D/2 terms)",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, total=False)),
+    Mistake("compute the angles in float32 (torch.arange of integers divided by D is float32): at large distances "
+            "float32 keeps too few digits of distance * theta_i, so make theta float64",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, dtype=torch.float32)),
     Mistake("add the two products of the imaginary part: Im(q_i conj(k_i)) = q_odd k_even - q_even k_odd",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, imag_sign=1.0)),
 )
