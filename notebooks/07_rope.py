@@ -73,19 +73,22 @@ def sinusoidal_positions(n_positions, d_model):
 ''')
 
 nb.tests("test_sinusoidal_positions", 1, r'''
-_pe = sinusoidal_positions(20, 8)
-assert isinstance(_pe, torch.Tensor) and _pe.shape == (20, 8), \
-    f"expected a (n_positions, d_model) = (20, 8) tensor, got {getattr(_pe, 'shape', type(_pe).__name__)}"
-assert _pe.dtype == torch.float32, f"return float32, got {_pe.dtype}"
-assert torch.allclose(_pe[0], torch.tensor([0.0, 1.0] * 4)), \
-    f"position 0 must be (sin 0, cos 0, ...) = (0, 1, 0, 1, ...), got {_pe[0].tolist()}: sin on even channels, cos on odd"
-assert torch.allclose(_pe[:, 0], torch.sin(torch.arange(20.0))), "channel 0 is sin(p): the first frequency is 10000^0 = 1"
-_w1 = 10000 ** (-2 / 8)
-assert torch.allclose(_pe[:, 2], torch.sin(torch.arange(20.0) * _w1), atol=1e-6), \
-    "channel 2i uses omega_i = 10000^(-2i/d): for d=8, channel 2 turns at 10000^(-1/4)"
-assert torch.allclose(_pe[:, 3], torch.cos(torch.arange(20.0) * _w1), atol=1e-6), "channel 2i+1 is the cos of the same angle as channel 2i"
-_dots = _pe @ _pe.T
+from gptref.grading.explain import call
+from gptref.grading.ladders import climb
+from gptref.grading.ladders.d07_rope import LADDERS
+from gptref.grading.mistakes.d07_rope import MISTAKES
+from gptref.positions import sinusoidal_positions as _ref_table
+# one position and one pair, a small table, an odd number of pairs, a long table (slow pairs)
+_cases = [dict(n_positions=1, d_model=2), dict(n_positions=20, d_model=8), dict(n_positions=7, d_model=6),
+          dict(n_positions=300, d_model=10)]
+_tables = [call(sinusoidal_positions, **_case) for _case in _cases]
+for _case, _pe in zip(_cases, _tables):  # the ladder: form, row 0, sin^2 + cos^2 = 1, frequencies
+    climb(_pe, _case, LADDERS["sinusoidal_positions"], mistakes=MISTAKES["sinusoidal_positions"],
+          expected=None if _case["n_positions"] > 1 else _ref_table(**_case))
+_dots = _tables[1] @ _tables[1].T
 assert torch.allclose(_dots[3, 7], _dots[10, 14], atol=1e-5), "PE[m] . PE[n] should depend only on m - n"
+for _case, _pe in zip(_cases, _tables):  # values last
+    climb(_pe, _case, (), _ref_table(**_case), MISTAKES["sinusoidal_positions"], "your table")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("07_rope", "sinusoidal_positions", sinusoidal_positions)
@@ -160,37 +163,30 @@ def rope(x, positions=None, base=10000.0):
 ''')
 
 nb.tests("test_rope", 3, r'''
+from gptref.grading.explain import call
+from gptref.grading.ladders import climb
+from gptref.grading.ladders.d07_rope import LADDERS
+from gptref.grading.mistakes.d07_rope import MISTAKES
+from gptref.positions import rope as _ref_rope
 torch.manual_seed(7)
 _x = torch.randn(2, 6, 8, dtype=torch.float64)
-_y = rope(_x)
-assert isinstance(_y, torch.Tensor) and _y.shape == _x.shape, f"output shape must equal the input shape {tuple(_x.shape)}"
-assert _y.dtype == _x.dtype, f"keep the input dtype {_x.dtype}, got {_y.dtype}"
-_reordered = torch.stack([_x[..., :4], _x[..., 4:]], dim=-1).reshape(_x.shape)   # halves read, pairs written
-assert not torch.allclose(_y[:, 0], _reordered[:, 0]), \
-    "position 0 comes out with its channels reordered: you read the pairs as (i, i + D/2) but wrote them back as " \
-    "(2i, 2i+1); read and write the same pairs, (2i, 2i+1)"
-assert torch.allclose(_y[:, 0], _x[:, 0]), "position 0 must not move (angle 0)"
-assert torch.allclose(_y.norm(dim=-1), _x.norm(dim=-1)), "a rotation keeps every vector's length: check the signs of the sin terms"
-# the rotation, written out for one vector at position 3 with D = 4
-_v = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
-_a0, _a1 = 3 * 1.0, 3 * 10000 ** (-2 / 4)
-_pairs_adjacent = torch.tensor([1 * math.cos(_a0) - 2 * math.sin(_a0), 1 * math.sin(_a0) + 2 * math.cos(_a0),
-                                3 * math.cos(_a1) - 4 * math.sin(_a1), 3 * math.sin(_a1) + 4 * math.cos(_a1)], dtype=torch.float64)
-_pairs_halves = torch.tensor([1 * math.cos(_a0) - 3 * math.sin(_a0), 2 * math.cos(_a1) - 4 * math.sin(_a1),
-                              1 * math.sin(_a0) + 3 * math.cos(_a0), 2 * math.sin(_a1) + 4 * math.cos(_a1)], dtype=torch.float64)
-_got = rope(_v.expand(4, 4).clone())[3]
-assert not torch.allclose(_got, _pairs_halves), "you paired channel i with i + D/2: pairs must be (2i, 2i+1)"
-assert torch.allclose(_got, _pairs_adjacent), \
-    f"position 3 of (1, 2, 3, 4) should rotate to {[round(v, 4) for v in _pairs_adjacent.tolist()]}, got {[round(v, 4) for v in _got.tolist()]}"
+_cases = [dict(x=_x),                                                          # (B, T, D), positions 0..T-1
+          dict(x=torch.randn(1, 2, dtype=torch.float64), positions=torch.tensor([5])),  # T = 1, one pair
+          dict(x=torch.randn(2, 3, 5, 4)),                                     # float32, (B, H, T, D)
+          dict(x=torch.randn(4, 6, dtype=torch.float64), positions=torch.tensor([3999, 0, 1234, 7])),
+          dict(x=torch.randn(3, 8, dtype=torch.float64), base=100.0)]
+_outputs = [call(rope, **_case) for _case in _cases]
+for _case, _y in zip(_cases, _outputs):  # the ladder: shape and dtype, lengths kept, position 0 unchanged
+    climb(_y, _case, LADDERS["rope"], mistakes=MISTAKES["rope"])
+# the relative property: the score of rope(q) at m and rope(k) at n depends only on m - n
 _q, _k = torch.randn(1, 16, dtype=torch.float64), torch.randn(1, 16, dtype=torch.float64)
-_s1 = (rope(_q, torch.tensor([9])) * rope(_k, torch.tensor([4]))).sum()
-_s2 = (rope(_q, torch.tensor([105])) * rope(_k, torch.tensor([100]))).sum()
-assert torch.allclose(_s1, _s2), "the score of rope(q) at m and rope(k) at n should depend only on m - n: use the positions you are given"
-_padded = torch.cat([torch.zeros(2, 2, 8, dtype=torch.float64), _x], dim=1)  # the same vectors two places later
-assert torch.allclose(rope(_x, torch.arange(6) + 2), rope(_padded)[:, 2:]), \
-    "use the positions argument: rope(x, positions=arange(T) + 2) must rotate as if x started at position 2"
-_x4 = torch.randn(2, 3, 5, 4)
-assert rope(_x4).shape == (2, 3, 5, 4) and rope(_x4).dtype == torch.float32, "accept any leading dimensions (..., T, D) and float32"
+_s1 = (call(rope, _q, torch.tensor([9])) * call(rope, _k, torch.tensor([4]))).sum()
+_s2 = (call(rope, _q, torch.tensor([105])) * call(rope, _k, torch.tensor([100]))).sum()
+assert torch.allclose(_s1, _s2, rtol=1e-4), \
+    f"rope(q) at 9 . rope(k) at 4 gives {_s1.item():.6f} but at 105 and 100 {_s2.item():.6f}: the score should " \
+    "depend only on m - n, so each pair must turn by the position times a fixed angle theta_i"
+for _case, _y in zip(_cases, _outputs):  # values last
+    climb(_y, _case, (), _ref_rope(**_case), MISTAKES["rope"], "rope's output")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("07_rope", "rope", rope)
@@ -230,27 +226,32 @@ def rope_score(q, k, distance, base=10000.0):
 ''')
 
 nb.tests("test_rope_score", 2, r'''
-torch.manual_seed(8)
+from gptref.grading.explain import call
+from gptref.grading.ladders import climb
+from gptref.grading.ladders.d07_rope import LADDERS
+from gptref.grading.mistakes.d07_rope import MISTAKES
 from gptref.positions import rope as _ref_rope
+torch.manual_seed(8)
 _q, _k = torch.randn(3, 8, dtype=torch.float64), torch.randn(3, 8, dtype=torch.float64)
-_got = rope_score(_q, _k, 0)
-assert isinstance(_got, torch.Tensor) and _got.shape == (3,), f"expected one score per vector, shape (3,), got {getattr(_got, 'shape', None)}"
-assert torch.allclose(_got, (_q * _k).sum(-1)), "at distance 0 the score is the plain dot product q . k"
-def _rotated_score(m, n):
-    return (_ref_rope(_q[:, None], torch.tensor([m])) * _ref_rope(_k[:, None], torch.tensor([n]))).sum(-1).squeeze(-1)
-_want = _rotated_score(12, 5)
-_got = rope_score(_q, _k, 7)
-assert not torch.allclose(_got, _rotated_score(5, 12)), "the sign of the distance is reversed: distance = m - n, the query's position minus the key's"
-_theta = 10000.0 ** (-torch.arange(0, 8, 2, dtype=torch.float64) / 8)
-_cos_only = ((_q[:, 0::2] * _k[:, 0::2] + _q[:, 1::2] * _k[:, 1::2]) * torch.cos(7 * _theta)).sum(-1)
-assert not torch.allclose(_got, _cos_only), \
-    "you kept only the cosine terms: each pair also contributes -Im(q_i conj(k_i)) sin(distance * theta_i), " \
-    "with Im(q_i conj(k_i)) = q_odd k_even - q_even k_odd"
-assert torch.allclose(_got, _want), f"distance 7: got {_got.tolist()}, expected {_want.tolist()}"
-assert torch.allclose(rope_score(_q, _k, -4), _rotated_score(3, 7)), "negative distances (the key after the query) must work too"
-assert torch.allclose(rope_score(_q, _k, 3, base=100.0),
-                      (_ref_rope(_q[:, None], torch.tensor([3]), base=100.0) * _ref_rope(_k[:, None], torch.tensor([0]), base=100.0)).sum(-1).squeeze(-1)), \
-    "use the base argument"
+def _rotated_score(q, k, m, n, base=10000.0):
+    """<rope(q) at m, rope(k) at n> through gptref's rope: the value rope_score must give for m - n."""
+    rotated_q = _ref_rope(q[..., None, :], torch.tensor([m]), base=base)  # (..., 1, D)
+    rotated_k = _ref_rope(k[..., None, :], torch.tensor([n]), base=base)
+    return (rotated_q * rotated_k).sum(-1).squeeze(-1)                   # (...)
+# distance 0, positive, negative, large (float32 and float64); one pair (D = 2); float32 with two leading dims; another base
+_cases = [(dict(q=_q, k=_k, distance=0), (11, 11)), (dict(q=_q, k=_k, distance=7), (12, 5)),
+          (dict(q=_q, k=_k, distance=-4), (3, 7)), (dict(q=_q[:, :2], k=_k[:, :2], distance=9), (9, 0)),
+          (dict(q=torch.randn(2, 3, 6), k=torch.randn(2, 3, 6), distance=1000), (1000, 0)),
+          (dict(q=torch.randn(3, 16, dtype=torch.float64), k=torch.randn(3, 16, dtype=torch.float64), distance=3999),
+           (3999, 0)),
+          (dict(q=_q, k=_k, distance=3, base=100.0), (3, 0))]
+_scores = [call(rope_score, **_case) for _case, _ in _cases]
+for (_case, _), _got in zip(_cases, _scores):  # the ladder: one score per vector, |score| <= |q||k|, q . k at 0
+    climb(_got, _case, LADDERS["rope_score"], mistakes=MISTAKES["rope_score"])
+for (_case, (_m, _n)), _got in zip(_cases, _scores):  # values last, against vectors rotated to m and n
+    _want = _rotated_score(_case["q"], _case["k"], _m, _n, _case.get("base", 10000.0))
+    climb(_got, _case, (), _want, MISTAKES["rope_score"],
+          f"rope_score(q, k, distance={_case['distance']}{', base=' + str(_case['base']) if 'base' in _case else ''})")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("07_rope", "rope_score", rope_score)

@@ -38,7 +38,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gptref.attention import MultiHeadAttention   # the layer you built on day 2 (same names, same layout)
+from gptref.attention import MultiHeadAttention   # day 2's layer (same names, same layout) plus options: causal=
 from gptref.gpt import GPT, GPTConfig
 
 torch.manual_seed(0)
@@ -60,8 +60,10 @@ keeps a clean path for gradients from the loss to the first layer (Day 3's exper
 moved the norm before the sub-layer).
 
 **Exercise.** Complete `MLP` and `Block`. For the attention use `MultiHeadAttention(config.n_embd,
-config.n_head)` from `gptref.attention`: the layer you wrote on day 2 (`q_proj`, `k_proj`, `v_proj`, `out_proj`),
-called as `self.attn(h, causal=True)` so that no token sees a later one. Use `nn.LayerNorm(config.n_embd)` for
+config.n_head)` from `gptref.attention`: it has the names and layout of the layer you wrote on day 2 (`q_proj`,
+`k_proj`, `v_proj`, `out_proj`), and keyword options your day-2 version does not have. One of them is `causal`:
+call it as `self.attn(h, causal=True)`, which builds day 2's causal mask inside (the same as passing
+`mask=causal_mask(T)` to your day-2 layer), so that no token sees a later one. Use `nn.LayerNorm(config.n_embd)` for
 the norms. Name the parts exactly `ln_1`, `attn`, `ln_2`, `mlp`, and inside the MLP `c_fc`, `c_proj` (GPT-2's
 names). `block_forward` below runs your block with given weights; the tests call it.
 """)
@@ -113,43 +115,49 @@ def block_forward(x, state, n_head):
         return block.eval()(x)
 ''')
 
-# Mistakes these visible tests name (tests/mutants/d09_nanogpt_finetune.py plants each): post-norm instead of
-# pre-norm, a missing residual connection, an MLP without GELU, attention that is not causal.
+# The visible tests run the ladder of gptref.grading.ladders.d09_nanogpt_finetune and name the mistakes of
+# gptref.grading.mistakes.d09_nanogpt_finetune (tests/mutants/d09_nanogpt_finetune.py plants each).
 nb.tests("test_block", 3, r'''
-from gptref.grading.exercises.d09_nanogpt_finetune import ReferenceBlock as _RefBlock
+from gptref.grading.explain import call
+from gptref.grading.ladders import climb
+from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
+from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
+from gptref.attention import MultiHeadAttention as _MHA
 torch.manual_seed(9)
 _cfg = GPTConfig(vocab_size=1, block_size=6, n_layer=1, n_head=2, n_embd=16)
+class _RefBlock(nn.Module):
+    """The pre-norm block of the formula above, built from gptref's attention: what your Block must compute."""
+    def __init__(self, c):
+        super().__init__()
+        self.ln_1, self.attn, self.ln_2 = nn.LayerNorm(c.n_embd), _MHA(c.n_embd, c.n_head), nn.LayerNorm(c.n_embd)
+        self.mlp = nn.Module()
+        self.mlp.c_fc, self.mlp.c_proj = nn.Linear(c.n_embd, 4 * c.n_embd), nn.Linear(4 * c.n_embd, c.n_embd)
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x), causal=True)
+        return x + self.mlp.c_proj(F.gelu(self.mlp.c_fc(self.ln_2(x))))
 _ref = _RefBlock(_cfg).eval()
-with torch.no_grad():
+with torch.no_grad():   # norms near (1, 0) but not exactly, so where they sit matters
     for _p in _ref.parameters():
         _p.copy_(torch.randn_like(_p) * 0.3 + (1.0 if _p.dim() == 1 and _p.shape[0] == 16 else 0.0))
 _mine = Block(_cfg)
 _names, _ref_names = set(_mine.state_dict()), set(_ref.state_dict())
 assert _names == _ref_names, \
     f"name the parts ln_1, attn (a MultiHeadAttention), ln_2, mlp (with c_fc, c_proj): missing {sorted(_ref_names - _names)}, unexpected {sorted(_names - _ref_names)}"
-_x = torch.randn(2, 6, 16) * 2 + 1
-_out = block_forward(_x, _ref.state_dict(), 2)
-assert _out.shape == _x.shape, f"the block must keep the shape (B, T, C) = {tuple(_x.shape)}, got {tuple(_out.shape)}"
-with torch.no_grad():   # what the block gives when built with each common mistake
-    _A = lambda h, causal=True: _ref.attn(h, causal=causal)
-    _M, _M_no_gelu = _ref.mlp, lambda h: _ref.mlp.c_proj(_ref.mlp.c_fc(h))
-    _then_mlp = lambda h: h + _M(_ref.ln_2(h))
-    _expected = _ref(_x)
-    _h = _x + _A(_ref.ln_1(_x))
-    _post = _ref.ln_1(_x + _A(_x))
-    _mistakes = [
-        ("post-norm: normalize the INPUT of each sub-layer, x + attn(ln_1(x)), not ln_1(x + attn(x))",
-         [_then_mlp(_post), _ref.ln_2(_post + _M(_post))]),
-        ("add each sub-layer's output to x (the residual connection): x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x))",
-         [_M(_ref.ln_2(_h)), _then_mlp(_A(_ref.ln_1(_x)))]),
-        ("the MLP needs its GELU between c_fc and c_proj: c_proj(gelu(c_fc(h)))", [_h + _M_no_gelu(_ref.ln_2(_h))]),
-        ("the attention must be causal: call self.attn(ln_1(x), causal=True)",
-         [_then_mlp(_x + _A(_ref.ln_1(_x), causal=False))]),
-    ]
-for _msg, _wrongs in _mistakes:
-    for _w in _wrongs:
-        assert not torch.allclose(_out, _w, atol=1e-5), _msg
-assert torch.allclose(_out, _expected, atol=1e-5), f"max abs error {(_out - _expected).abs().max():.3g} against x + attn(ln_1(x)), then x + mlp(ln_2(x))"
+_state = _ref.state_dict()
+_cases = [dict(x=torch.randn(2, 6, 16) * 2 + 1, state=_state, n_head=2),   # mean and scale far from LayerNorm's
+          dict(x=torch.randn(1, 1, 16) * 2 + 1, state=_state, n_head=2)]   # T = 1
+_outputs = [call(block_forward, **_case) for _case in _cases]
+for _case, _out in zip(_cases, _outputs):   # the ladder: x's shape and dtype, finite
+    climb(_out, _case, LADDERS["block_forward"], mistakes=MISTAKES["block_forward"])
+_later = _cases[0]["x"].clone()
+_later[:, -1] += 5.0                         # change only the last token
+_changed = (call(block_forward, _later, _state, 2)[:, :-1] - _outputs[0][:, :-1]).abs().max().item()
+assert _changed < 1e-5, \
+    f"changing only the last token changed the outputs of earlier tokens (by up to {_changed:.3g}): the attention " \
+    "must be causal: call self.attn(ln_1(x), causal=True)"
+with torch.no_grad():
+    for _case, _out in zip(_cases, _outputs):   # values last
+        climb(_out, _case, (), _ref(_case["x"]), MISTAKES["block_forward"], "your block's output")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "block_forward", block_forward)
@@ -174,8 +182,9 @@ $$\eta(s) = \begin{cases}
 \eta_{\min} & s > N
 \end{cases}$$
 
-(The $s+1$ makes the very first step use a small non-zero rate; at $s = w - 1$ the warmup reaches $\eta_{\max}$,
-and the cosine starts there too, $r = 0$.)
+(The $s+1$ makes the very first step use a small non-zero rate; at $s = w - 1$ the warmup reaches $\eta_{\max}$.
+The cosine starts at $s = w$ with $r = 0$, so it too gives $\eta_{\max}$: the peak rate is used for two steps,
+$w - 1$ and $w$, and the schedule has no jump where the warmup ends.)
 
 **Exercise.** Write `cosine_lr(step, max_lr, min_lr, warmup_steps, max_steps)` returning a float.
 """)
@@ -194,17 +203,40 @@ def cosine_lr(step, max_lr, min_lr, warmup_steps, max_steps):
 ''')
 
 nb.tests("test_cosine_lr", 2, r'''
-_kw = dict(max_lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110)
-_lrs = [cosine_lr(s, **_kw) for s in range(130)]
-assert all(isinstance(v, (int, float)) for v in _lrs), "return a plain float"
-assert _lrs[0] > 0, "the first step's learning rate must be > 0: warm up as max_lr * (step + 1) / warmup_steps"
-assert abs(_lrs[0] - 1e-4) < 1e-12 and abs(_lrs[9] - 1e-3) < 1e-12, \
-    f"warmup: lr(0) = max_lr / warmup_steps = 1e-4 and lr(warmup_steps - 1) = max_lr, got {_lrs[0]:.3g} and {_lrs[9]:.3g}"
-assert abs(_lrs[10] - 1e-3) < 1e-12, "the cosine starts at max_lr when step == warmup_steps"
-assert abs(_lrs[60] - 5.5e-4) < 1e-12, \
-    f"half-way through the decay the rate is the mean of max_lr and min_lr, 5.5e-4, got {_lrs[60]:.3g}: use 0.5 * (1 + cos(pi * r))"
-assert abs(_lrs[110] - 1e-4) < 1e-12 and abs(_lrs[129] - 1e-4) < 1e-12, "at max_steps and after it the rate is min_lr"
-assert all(a >= b for a, b in zip(_lrs[10:], _lrs[11:])), "after the warmup the rate must only decrease"
+from gptref.grading.explain import call
+from gptref.grading.ladders import climb
+from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
+from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
+def _formula(step, max_lr, min_lr, warmup_steps, max_steps):
+    """The schedule of the formula above, written out."""
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step > max_steps:
+        return min_lr
+    return min_lr + 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (max_steps - warmup_steps))) * (max_lr - min_lr)
+_settings = [dict(max_lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110),
+             dict(max_lr=3e-3, min_lr=3e-4, warmup_steps=1, max_steps=20)]   # a one-step warmup
+_cases = [dict(step=_s, **_kw) for _kw in _settings for _s in range(_kw["max_steps"] + 30)]
+_lrs = [call(cosine_lr, **_case) for _case in _cases]
+for _case, _lr in zip(_cases, _lrs):   # the ladder: a number; (0, max_lr] in the warmup, [min_lr, max_lr] after
+    climb(_lr, _case, LADDERS["cosine_lr"], mistakes=MISTAKES["cosine_lr"])
+def _named(message):
+    """The message, plus the known mistake that gives exactly these rates (if one does)."""
+    for _m in MISTAKES["cosine_lr"]:
+        _theirs = [_m.answer(**_c) for _c in _cases]
+        if all(abs(_a - _b) <= 1e-12 for _a, _b in zip(_theirs, _lrs)) and \
+                any(abs(_a - _formula(**_c)) > 1e-12 for _a, _c in zip(_theirs, _cases)):
+            return message + "\n  Your answer is exactly what you get when you " + _m.says
+    return message
+_first = _lrs[:140]   # the first setting: warmup_steps = 10, max_steps = 110
+assert abs(_first[9] - _first[10]) <= 1e-12, _named(
+    f"the schedule must not jump where the warmup ends: lr(9) = {_first[9]:.6g} (the last warmup step) and "
+    f"lr(10) = {_first[10]:.6g} (the first cosine step) should both be max_lr")
+assert all(_a >= _b - 1e-15 for _a, _b in zip(_first[10:], _first[11:])), _named(
+    "after the warmup the rate must only decrease (and stay at min_lr after max_steps)")
+for _case, _lr in zip(_cases, _lrs):   # values last
+    climb(_lr, _case, (), _formula(**_case), MISTAKES["cosine_lr"], f"cosine_lr(step={_case['step']}, "
+          f"warmup_steps={_case['warmup_steps']}, max_steps={_case['max_steps']})")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "cosine_lr", cosine_lr)
@@ -241,17 +273,34 @@ def clip_gradients(grads, max_norm):
 ''')
 
 nb.tests("test_clip_gradients", 2, r'''
+from gptref.grading.explain import call
+from gptref.grading.ladders import climb
+from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
+from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
+from gptref.grading.compare import difference
+torch.manual_seed(5)
+def _plain(result):
+    """(clipped, total_norm) with the norm as a float and the tensors in float64, to compare."""
+    return [_c.double() for _c in result[0]], float(result[1])
+def _torch_clip(grads, max_norm):
+    """torch's clip_grad_norm_ on copies: what clip_gradients must return."""
+    _params = [torch.zeros_like(_g, requires_grad=True) for _g in grads]
+    for _p, _g in zip(_params, grads):
+        _p.grad = _g.clone()
+    _total = torch.nn.utils.clip_grad_norm_(_params, max_norm)
+    return [_p.grad for _p in _params], _total
 _g = [torch.tensor([3.0, 0.0]), torch.tensor([[0.0], [4.0]])]          # global norm 5
-_res = clip_gradients(_g, 1.0)
-assert isinstance(_res, tuple) and len(_res) == 2, "return a tuple (clipped_grads, total_norm)"
-_clipped, _total = _res
-assert abs(float(_total) - 5.0) < 1e-6, f"total_norm is the norm of all gradients together, sqrt(3^2 + 4^2) = 5, got {float(_total)}"
-assert len(_clipped) == 2 and _clipped[1].shape == (2, 1), "return one clipped tensor per gradient, with its shape"
-assert torch.allclose(_clipped[0], torch.tensor([0.6, 0.0]), atol=1e-5) and torch.allclose(_clipped[1], torch.tensor([[0.0], [0.8]]), atol=1e-5), \
-    "scale EVERY gradient by the same factor max_norm / total_norm (here 1/5); do not clip each tensor by its own norm"
-_small = [torch.tensor([0.1, 0.2])]
-assert torch.allclose(clip_gradients(_small, 1.0)[0][0], _small[0]), "when the total norm is below max_norm, leave the gradients unchanged"
+_cases = [dict(grads=_g, max_norm=1.0),                                 # clipped by 1/5
+          dict(grads=[torch.tensor([0.1, 0.2])], max_norm=1.0),         # below max_norm: unchanged
+          dict(grads=[torch.randn(4, 3, dtype=torch.float64) * 5, torch.randn(3, dtype=torch.float64)], max_norm=2.0),
+          dict(grads=[torch.randn(6) * 0.3, torch.randn(2, 2) * 0.3, torch.randn(3) * 0.3], max_norm=0.5)]
+_results = [call(clip_gradients, **_case) for _case in _cases]
 assert torch.equal(_g[0], torch.tensor([3.0, 0.0])), "do not modify the input gradients in place: return new tensors"
+for _case, _res in zip(_cases, _results):   # the ladder: a pair, shapes, norm <= max_norm, one factor for all
+    climb(_res, _case, LADDERS["clip_gradients"], mistakes=MISTAKES["clip_gradients"])
+_same = lambda a, b: difference(_plain(a), _plain(b), "(clipped_grads, total_norm)", rtol=1e-5, atol=1e-7)
+for _case, _res in zip(_cases, _results):   # values last
+    climb(_res, _case, (), _torch_clip(**_case), MISTAKES["clip_gradients"], compare=_same)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "clip_gradients", clip_gradients)
@@ -288,16 +337,23 @@ def sft_loss(logits, targets, loss_mask):
 ''')
 
 nb.tests("test_sft_loss", 2, r'''
+from gptref.grading.explain import call
+from gptref.grading.ladders import climb
+from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
+from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 torch.manual_seed(4)
 _logits, _targets = torch.randn(2, 6, 9, dtype=torch.float64), torch.randint(0, 9, (2, 6))
-_mask = torch.tensor([[False, False, True, True, True, False], [False, True, True, True, True, True]])
-_out = sft_loss(_logits, _targets, _mask)
-assert isinstance(_out, torch.Tensor) and _out.dim() == 0, "return a scalar tensor"
-_per = F.cross_entropy(_logits.reshape(-1, 9), _targets.reshape(-1), reduction="none").view(2, 6)
-assert not torch.isclose(_out, _per.mean()), "count only the positions where loss_mask is True"
-assert not torch.isclose(_out, (_per * _mask).sum() / _mask.numel()), "divide by the number of response tokens (mask.sum()), not by every position"
-assert not torch.isclose(_out, _per[~_mask].mean()), "the loss must count the response tokens (loss_mask True), not the prompt"
-assert torch.isclose(_out, _per[_mask].mean()), f"got {_out.item():.6f}, expected {_per[_mask].mean().item():.6f}"
+_mask = torch.tensor([[False, False, True, True, True, False], [False, True, True, True, True, True]])  # 3 and 5 tokens
+_cases = [dict(logits=_logits, targets=_targets, loss_mask=_mask),
+          dict(logits=torch.randn(3, 4, 5) * 2, targets=torch.randint(0, 5, (3, 4)),   # float32; one token in row 1
+               loss_mask=torch.tensor([[False, False, False, True], [False, True, True, False], [True] * 4]))]
+_losses = [call(sft_loss, **_case) for _case in _cases]
+for _case, _out in zip(_cases, _losses):   # the ladder: a scalar in the logits' dtype, within the tokens' losses
+    climb(_out, _case, LADDERS["sft_loss"], mistakes=MISTAKES["sft_loss"])
+for _case, _out in zip(_cases, _losses):   # values last: the mean over the response tokens
+    _m = _case["loss_mask"]
+    climb(_out.reshape(()), _case, (), F.cross_entropy(_case["logits"][_m], _case["targets"][_m]),
+          MISTAKES["sft_loss"], "the SFT loss")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "sft_loss", sft_loss)
@@ -446,10 +502,9 @@ def run_ddp(state, x, y, lr, max_norm, world_size=2):
             return dict(torch.load(f"{folder}/rank0.pt"))   # {parameter name: tensor}
 ''')
 
-# Mistakes these visible tests name (tests/mutants/d09_nanogpt_finetune.py plants each): summing instead of
-# averaging, no all_reduce at all, clipping before the reduction.
+# The mistakes this test names (summing, no all_reduce, clipping first) are in gptref.grading.mistakes.d09_nanogpt_finetune.
 nb.tests("test_ddp_train_step", 2, r'''
-from gptref.grading.exercises.d09_nanogpt_finetune import ddp_mistakes as _ddp_mistakes
+from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 _g = torch.Generator().manual_seed(11)
 _state = {"0.weight": torch.randn(16, 6, generator=_g, dtype=torch.float64) / 2.5,
           "0.bias": torch.randn(16, generator=_g, dtype=torch.float64) / 4,
@@ -472,9 +527,10 @@ for _max_norm in (100.0, 0.05):   # clipping inactive, then active
     _want = _one_step_whole_batch(_max_norm)
     _close = lambda a: all(torch.allclose(a[k], _want[k], rtol=0, atol=1e-10) for k in _want)
     if not _close(_got):
-        for _msg, _params in _ddp_mistakes(_state, _x, _y, 0.5, _max_norm).items():
+        for _mistake in MISTAKES["run_ddp"]:
+            _params = _mistake.answer(_state, _x, _y, 0.5, _max_norm)
             assert _close(_params) or not all(torch.allclose(_got[k], _params[k], rtol=0, atol=1e-10) for k in _params), \
-                f"max_norm={_max_norm}: {_msg}"
+                f"max_norm={_max_norm}: your parameters are exactly what you get when you {_mistake.says}"
     _err = max((_got[k] - _want[k]).abs().max().item() for k in _want)
     assert _close(_got), f"max_norm={_max_norm}: after one step on two half-batches the parameters differ by up to {_err:.3g} from one step on the whole batch"
 ### BEGIN HIDDEN TESTS

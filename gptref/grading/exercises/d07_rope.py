@@ -5,39 +5,48 @@ from __future__ import annotations
 import torch
 
 import gptref.positions as ref  # not `positions`: that is also rope's argument name
+from gptref.grading.ladders.d07_rope import LADDERS
 from gptref.grading.spec import Exercise
 
 DAY = "07_rope"
 
 
 def _sinusoidal_cases(seed: int) -> list[dict]:
+    """Constructed on every seed: one position and one pair (1, 2), an odd number of pairs (7, 6), a long table
+    whose slow pairs must still use 10000^(-2i/d) (300, 10); then two drawn sizes."""
     g = torch.Generator().manual_seed(seed)
-    sizes = [(1, 2), (16, 8), (50, 32), (7, 6)]
+    sizes = [(1, 2), (16, 8), (50, 32), (7, 6), (300, 10)]
     sizes.append((int(torch.randint(2, 200, (1,), generator=g)), 2 * int(torch.randint(1, 64, (1,), generator=g))))
     return [{"n_positions": n, "d_model": d} for n, d in sizes]
 
 
 def _rope_cases(seed: int) -> list[dict]:
+    """Constructed on every seed: T = 1 with D = 2 (one pair); 2-D, 3-D and 4-D inputs in float64 and float32;
+    a base other than 10000; explicit positions that are shifted, out of order, contain 0 away from index 0, and
+    reach the thousands in float64 (where float32 angles lose digits)."""
     g = torch.Generator().manual_seed(seed)
     cases = [
+        {"x": torch.randn(1, 2, generator=g, dtype=torch.float64), "positions": torch.tensor([5])},  # T = 1, D = 2
         {"x": torch.randn(5, 4, generator=g, dtype=torch.float64)},
         {"x": torch.randn(2, 9, 16, generator=g, dtype=torch.float64)},
         {"x": torch.randn(2, 3, 6, 8, generator=g)},  # float32, (B, H, T, D)
         {"x": torch.randn(3, 10, generator=g, dtype=torch.float64), "base": 100.0},
     ]
-    # explicit positions: shifted, arbitrary order, large (float64 only)
-    x = torch.randn(4, 12, generator=g, dtype=torch.float64)
-    cases.append({"x": x, "positions": torch.randint(0, 4000, (4,), generator=g)})
+    # explicit positions: out of order with 0 in the middle, large (float64 only)
+    x = torch.randn(5, 12, generator=g, dtype=torch.float64)
+    cases.append({"x": x, "positions": torch.cat([torch.tensor([3999, 0, 1234]), torch.randint(0, 4000, (2,), generator=g)])})
     x = torch.randn(2, 5, 6, generator=g)
     cases.append({"x": x, "positions": torch.arange(5) + int(torch.randint(1, 300, (1,), generator=g))})
     return cases
 
 
 def _score_cases(seed: int) -> list[dict]:
+    """Constructed on every seed: distance 0, negative, large (1000) and drawn; D = 2 (one pair); one vector,
+    a batch and two leading dimensions; float64 and float32; a base other than 10000."""
     g = torch.Generator().manual_seed(seed)
     cases = []
     for shape, dist, dtype in [((8,), 3, torch.float64), ((4, 16), -5, torch.float64), ((2, 3, 32), 0, torch.float64),
-                               ((6, 8), 250, torch.float32), ((64,), 1000, torch.float64)]:
+                               ((6, 8), 250, torch.float32), ((64,), 1000, torch.float64), ((5, 2), 9, torch.float64)]:
         cases.append({"q": torch.randn(shape, generator=g, dtype=dtype), "k": torch.randn(shape, generator=g, dtype=dtype),
                       "distance": dist})
     cases.append({"q": torch.randn(3, 10, generator=g, dtype=torch.float64),
@@ -91,6 +100,11 @@ EXERCISES = [
         compare=_close(1e-5),
         forbidden=(ref.sinusoidal_positions,),
         description="(n, d) table: sin(p w_i) on even channels, cos(p w_i) on odd, w_i = 10000^(-2i/d)",
+        # the ladder: float32 (n, d), finite; row 0 = (0, 1, 0, 1, ...); sin^2 + cos^2 = 1 per pair; pair i turns
+        # by 10000^(-2i/d) per position; then every value (what the visible test checks, on more sizes)
+        properties=LADDERS["sinusoidal_positions"],
+        edge_cases=("one position (n = 1)", "one pair (d = 2)", "an odd number of pairs (d = 6)",
+                    "a long table (300 positions) where the slow pairs show the exponent"),
     ),
     Exercise(
         day=DAY,
@@ -101,6 +115,12 @@ EXERCISES = [
         compare=_close(1e-4),
         forbidden=(ref.rope, ref.rope_angles),
         description="rotate channel pairs (2i, 2i+1) of x (..., T, D) by p * base^(-2i/D)",
+        # the ladder: x's shape and dtype, finite; lengths kept; vectors at position 0 unchanged; then values,
+        # which imply the visible test's relative (m - n) and shift checks
+        properties=LADDERS["rope"],
+        edge_cases=("T = 1", "one pair (D = 2)", "2-D, 3-D and 4-D inputs", "float32 and float64",
+                    "a base other than 10000", "positions out of order with 0 away from index 0",
+                    "positions in the thousands in float64", "shifted positions"),
     ),
     Exercise(
         day=DAY,
@@ -111,5 +131,9 @@ EXERCISES = [
         compare=_close(1e-4),
         forbidden=(ref.rope, ref.rope_angles),
         description="q_m . k_n under RoPE computed from m - n alone",
+        # the ladder: one score per vector in q's dtype, finite; |score| <= |q| |k|; q . k at distance 0; then values
+        properties=LADDERS["rope_score"],
+        edge_cases=("distance 0", "negative distance", "large distance (1000)", "one pair (D = 2)",
+                    "no, one and two leading dimensions", "float32 and float64", "a base other than 10000"),
     ),
 ]

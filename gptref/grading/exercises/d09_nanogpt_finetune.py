@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 import gptref.attention as A
 import gptref.gpt as gpt
+from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
 from gptref.grading.spec import Exercise
 from gptref.train.schedule import lr_at
 
@@ -180,6 +181,10 @@ def _sft_cases(seed: int) -> list[dict]:
         mask = (pos >= prompt_len[:, None]) & (pos < total_len[:, None])  # response tokens; padding after
         cases.append({"logits": torch.randn(B, T, V, generator=g, dtype=dtype) * 2,
                       "targets": torch.randint(0, V, (B, T), generator=g), "loss_mask": mask})
+    # constructed on every seed: responses of different lengths (3, 1 and 6 tokens), one starting at position 0
+    mask = torch.tensor([[False, False, True, True, True, False], [False, False, False, False, True, False], [True] * 6])
+    cases.append({"logits": torch.randn(3, 6, 8, generator=g, dtype=torch.float64) * 2,
+                  "targets": torch.randint(0, 8, (3, 6), generator=g), "loss_mask": mask})
     return cases
 
 
@@ -302,22 +307,40 @@ EXERCISES = [
         forbidden=(ReferenceBlock.__init__, ReferenceBlock.forward, gpt.Block.__init__, gpt.Block.forward,
                    gpt.MLP.__init__, gpt.MLP.forward),
         description="a pre-norm transformer block assembled from attention, MLP and LayerNorm",
+        # the ladder: x's shape and dtype, finite; then values on four sizes (T = 1 and one head among them), which
+        # imply the visible test's causality check (the reference is causal and T > 1 cases have random tokens)
+        properties=LADDERS["block_forward"],
+        edge_cases=("T = 1", "one head", "x with mean and scale far from LayerNorm's output", "LayerNorm weights not 1"),
     ),
     Exercise(
         day=DAY, name="cosine_lr", grade_ids=("test_cosine_lr",),
         make_cases=_lr_cases, reference=reference_cosine_lr, compare=_compare_lr,
         description="linear warmup then cosine decay to min_lr",
+        # the ladder: a number; (0, max_lr] during the warmup, [min_lr, max_lr] after; then values at every
+        # boundary step (0, w - 1, w, w + 1, the middle, N - 1, N, N + 1, N + 50), which imply the visible
+        # test's continuity and monotonicity checks
+        properties=LADDERS["cosine_lr"],
+        edge_cases=("step 0", "the last warmup step and the first cosine step", "a one-step warmup", "min_lr = 0",
+                    "max_steps and the steps after it"),
     ),
     Exercise(
         day=DAY, name="clip_gradients", grade_ids=("test_clip_gradients",),
         make_cases=_clip_cases, reference=reference_clip_gradients, compare=_compare_clip,
         forbidden=_clip_forbidden(),
         description="clip the global gradient norm to max_norm",
+        # the ladder: a pair with one tensor per gradient and a number; global norm <= max_norm; one factor for all
+        properties=LADDERS["clip_gradients"],
+        edge_cases=("a norm below max_norm (unchanged)", "one tensor", "several tensors of different shapes",
+                    "four tensors of the same shape"),
     ),
     Exercise(
         day=DAY, name="sft_loss", grade_ids=("test_sft_loss",),
         make_cases=_sft_cases, reference=reference_sft_loss, compare=_compare_sft,
         description="cross-entropy averaged over the response tokens only",
+        # the ladder: a scalar in the logits' dtype, finite, between the smallest and largest response-token loss
+        properties=LADDERS["sft_loss"],
+        edge_cases=("responses of different lengths in one batch", "a one-token response", "a response from "
+                    "position 0", "padding after the response", "float32 and float64"),
     ),
     Exercise(
         day=DAY, name="run_ddp", grade_ids=("test_ddp_train_step",),

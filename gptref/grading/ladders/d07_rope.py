@@ -1,0 +1,135 @@
+"""Day 7's ladders: what every correct position table, rotation and relative score has, checked before values.
+
+sinusoidal_positions: a float32 (n, d) tensor; row 0 is (0, 1, 0, 1, ...); each pair (2i, 2i+1) is sin and
+cos of one angle (sin^2 + cos^2 = 1); pair i turns by 10000^(-2i/d) per position.
+rope: x's shape and dtype; finite; every vector keeps its length; vectors at position 0 do not move.
+rope_score: one score per vector in q's dtype; finite; |score| <= |q| |k|; at distance 0 it is q . k.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+
+def _short(vectors: torch.Tensor) -> list:
+    """The first few values of the first vector, rounded, for a message."""
+    return [round(v, 4) for v in vectors.reshape(-1, vectors.shape[-1])[0, :4].tolist()]
+
+
+def _form(got, shape, dtype, what: str) -> str | None:
+    if not isinstance(got, torch.Tensor):
+        return f"{what} should be a torch.Tensor, got {type(got).__name__}"
+    if tuple(got.shape) != tuple(shape):
+        return f"{what} has shape {tuple(got.shape)} but should have shape {tuple(shape)}"
+    if got.dtype != dtype:
+        return f"{what} has dtype {got.dtype} but should have dtype {dtype}"
+    if not torch.isfinite(got).all():
+        return f"{what} has NaN or inf values"
+    return None
+
+
+# ---------------------------------------------------------------- sinusoidal_positions
+
+
+def table_form(got, case) -> str | None:
+    return _form(got, (case["n_positions"], case["d_model"]), torch.float32,
+                 "the table (one row per position, one column per channel, float32)")
+
+
+def table_row_zero(got, case) -> str | None:
+    want = torch.tensor([0.0, 1.0] * (case["d_model"] // 2))
+    if not torch.allclose(got[0], want, atol=1e-6):
+        return (f"row 0 (position 0, every angle 0) must be (sin 0, cos 0, sin 0, ...) = (0, 1, 0, 1, ...), "
+                f"got {[round(v, 4) for v in got[0, :8].tolist()]}")
+    return None
+
+
+def table_pairs_on_circle(got, case) -> str | None:
+    radius = got[:, 0::2].double() ** 2 + got[:, 1::2].double() ** 2  # (n, d/2)
+    bad = (radius - 1).abs() > 1e-5
+    if bad.any():
+        p, i = (int(v) for v in bad.nonzero()[0])
+        return (f"each pair of channels (2i, 2i+1) holds sin and cos of ONE angle p * omega_i, so "
+                f"PE[p, 2i]^2 + PE[p, 2i+1]^2 = 1; at position {p}, pair {i} gives {radius[p, i].item():.4g}")
+    return None
+
+
+def table_frequencies(got, case) -> str | None:
+    n, d = case["n_positions"], case["d_model"]
+    if n < 2:
+        return None
+    angle = torch.atan2(got[1, 0::2].double(), got[1, 1::2].double())  # (d/2,) the angle of position 1
+    want = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    bad = (angle - want).abs() > 1e-5
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        return (f"from one position to the next, pair i turns by 10000^(-2i/d) (d = {d}); at position 1 your pair {i} "
+                f"sits at angle {angle[i].item():.5g} instead of {want[i].item():.5g}")
+    return None
+
+
+# ---------------------------------------------------------------- rope
+
+
+def rope_form(got, case) -> str | None:
+    x = case["x"]
+    return _form(got, x.shape, x.dtype, "rope's output (x's shape and dtype)")
+
+
+def rope_keeps_lengths(got, case) -> str | None:
+    x = case["x"]
+    before, after = x.double().norm(dim=-1), got.double().norm(dim=-1)
+    bad = (after - before).abs() > 1e-5 * before.clamp(min=1.0)
+    if bad.any():
+        index = tuple(int(v) for v in bad.nonzero()[0])
+        return (f"a rotation keeps every vector's length, but the vector at index {index} had length "
+                f"{before[index].item():.5g} and yours has {after[index].item():.5g}: each pair must become "
+                f"(x_2i cos a - x_2i+1 sin a, x_2i sin a + x_2i+1 cos a), with one angle a per pair")
+    return None
+
+
+def rope_position_zero_fixed(got, case) -> str | None:
+    x = case["x"]
+    positions = case.get("positions")
+    positions = torch.arange(x.shape[-2]) if positions is None else torch.as_tensor(positions)
+    for t in (positions == 0).nonzero().flatten().tolist():
+        if not torch.allclose(got[..., t, :].double(), x[..., t, :].double(), atol=1e-5):
+            return (f"the vector at position 0 (sequence index {t}) must come out unchanged, since every angle is 0 "
+                    f"there; yours changed it from {_short(x[..., t, :])} to {_short(got[..., t, :])}")
+    return None
+
+
+# ---------------------------------------------------------------- rope_score
+
+
+def score_form(got, case) -> str | None:
+    q = case["q"]
+    return _form(got, q.shape[:-1], q.dtype, "rope_score's output (one score per vector, q's dtype)")
+
+
+def score_bounded(got, case) -> str | None:
+    q, k = case["q"].double(), case["k"].double()
+    bound = q.norm(dim=-1) * k.norm(dim=-1)
+    bad = got.double().abs() > bound * (1 + 1e-5) + 1e-6
+    if bad.any():
+        index = tuple(int(v) for v in bad.nonzero()[0])
+        return (f"the score is a dot product of two rotated vectors, so |score| <= |q| |k|; at index {index} "
+                f"yours is {got[index].item():.5g} while |q| |k| = {bound[index].item():.5g}")
+    return None
+
+
+def score_at_distance_zero(got, case) -> str | None:
+    if case["distance"] != 0:
+        return None
+    plain = (case["q"] * case["k"]).sum(-1)
+    if not torch.allclose(got.double(), plain.double(), rtol=1e-5, atol=1e-5):
+        return f"at distance 0 both vectors turn by the same angles, so the score is the plain dot product q . k"
+    return None
+
+
+LADDERS = {
+    "sinusoidal_positions": (table_form, table_row_zero, table_pairs_on_circle, table_frequencies),
+    "rope": (rope_form, rope_keeps_lengths, rope_position_zero_fixed),
+    "rope_score": (score_form, score_bounded, score_at_distance_zero),
+}

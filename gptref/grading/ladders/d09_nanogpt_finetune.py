@@ -1,0 +1,114 @@
+"""Day 9's ladders: what every correct block output, learning rate, clipping and SFT loss has, checked before values.
+
+block_forward: x's shape and dtype, finite.
+cosine_lr: a plain number; during the warmup in (0, max_lr], afterwards between min_lr and max_lr.
+clip_gradients: a pair (one tensor per gradient with its shape, a number); the clipped gradients' global norm is at
+most max_norm; every gradient is scaled by the same factor (the direction is kept).
+sft_loss: a 0-dim tensor in the logits' dtype, finite, between the smallest and largest response-token loss.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def block_form(got, case) -> str | None:
+    x = case["x"]
+    if not isinstance(got, torch.Tensor):
+        return f"the block must return a tensor, got {type(got).__name__}"
+    if tuple(got.shape) != tuple(x.shape) or got.dtype != x.dtype:
+        return (f"the block must keep x's shape (B, T, C) = {tuple(x.shape)} and dtype {x.dtype}, got "
+                f"{tuple(got.shape)} {got.dtype}")
+    if not torch.isfinite(got).all():
+        return "the block's output has NaN or inf values"
+    return None
+
+
+def lr_number(got, case) -> str | None:
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
+        return f"return a plain float (a Python number), got {type(got).__name__}"
+    return None
+
+
+def lr_in_range(got, case) -> str | None:
+    step, max_lr, min_lr, w = case["step"], case["max_lr"], case["min_lr"], case["warmup_steps"]
+    tol = 1e-12 + 1e-9 * max_lr
+    if step < w and not 0 < got <= max_lr + tol:
+        return (f"during the warmup (step {step} < warmup_steps = {w}) the rate grows from above 0 to max_lr = "
+                f"{max_lr:g}; got {got:.6g}")
+    if step >= w and not min_lr - tol <= got <= max_lr + tol:
+        return (f"after the warmup the rate stays between min_lr = {min_lr:g} and max_lr = {max_lr:g}; at step "
+                f"{step} got {got:.6g}")
+    return None
+
+
+def clip_pair(got, case) -> str | None:
+    grads = case["grads"]
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return f"return a pair (clipped_grads, total_norm), got {type(got).__name__}"
+    clipped, total = got
+    if not isinstance(clipped, (list, tuple)) or len(clipped) != len(grads):
+        return f"clipped_grads should be a list of {len(grads)} tensors, one per gradient"
+    for i, (c, g) in enumerate(zip(clipped, grads)):
+        if not isinstance(c, torch.Tensor) or c.shape != g.shape:
+            return f"clipped gradient {i} should be a tensor of shape {tuple(g.shape)} like its gradient"
+    if isinstance(total, torch.Tensor) and total.numel() == 1:
+        total = total.item()
+    if isinstance(total, bool) or not isinstance(total, (int, float)):
+        return f"total_norm should be a number (a float or a 0-d tensor), got {type(total).__name__}"
+    return None
+
+
+def clip_at_most_max_norm(got, case) -> str | None:
+    norm = torch.sqrt(sum((c.double() ** 2).sum() for c in got[0])).item()
+    if norm > case["max_norm"] * (1 + 1e-5):
+        return (f"after clipping the global norm of all gradients together must be at most max_norm = "
+                f"{case['max_norm']:g}; yours is {norm:.6g}")
+    return None
+
+
+def clip_same_direction(got, case) -> str | None:
+    factors = []
+    for c, g in zip(got[0], case["grads"]):
+        g, c = g.double(), c.double()
+        if g.norm() > 0:
+            factor = (c * g).sum() / (g * g).sum()
+            if not torch.allclose(c, factor * g, rtol=1e-5, atol=1e-9):
+                return "each clipped gradient must be its gradient times a number (clipping keeps the direction)"
+            factors.append(factor.item())
+    if factors and max(factors) - min(factors) > 1e-5 * max(abs(f) for f in factors):
+        return (f"every gradient must be scaled by the SAME factor (yours range from {min(factors):.4g} to "
+                f"{max(factors):.4g}): one factor for all keeps the direction of the whole update")
+    return None
+
+
+def sft_form(got, case) -> str | None:
+    logits = case["logits"]
+    if not isinstance(got, torch.Tensor) or got.numel() != 1:
+        return f"return a scalar tensor (a mean over the response tokens), got {getattr(got, 'shape', type(got).__name__)}"
+    if got.dtype != logits.dtype:
+        return f"the loss has dtype {got.dtype} but should have the logits' dtype {logits.dtype}"
+    if not torch.isfinite(got).all():
+        return "the loss is NaN or inf (is any position counted at all? divide by the number of response tokens)"
+    return None
+
+
+def sft_between_token_losses(got, case) -> str | None:
+    logits, targets, mask = case["logits"], case["targets"], case["loss_mask"]
+    per_token = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(targets.shape)
+    low, high = per_token[mask].min().item(), per_token[mask].max().item()
+    value = got.item()
+    slack = 1e-5 * (1 + abs(high))
+    if not low - slack <= value <= high + slack:
+        return (f"a mean of the response tokens' losses lies between the smallest and the largest of them "
+                f"({low:.4g} and {high:.4g}); yours is {value:.4g}")
+    return None
+
+
+LADDERS = {
+    "block_forward": (block_form,),
+    "cosine_lr": (lr_number, lr_in_range),
+    "clip_gradients": (clip_pair, clip_at_most_max_norm, clip_same_direction),
+    "sft_loss": (sft_form, sft_between_token_losses),
+}

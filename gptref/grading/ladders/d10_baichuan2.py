@@ -1,0 +1,142 @@
+"""Day 10's ladders: what every correct SwiGLU, ALiBi bias, NormHead and max-z loss has, checked before values.
+
+swiglu: x's shape and dtype, finite; a zero input row gives a zero output row (no biases anywhere).
+alibi_bias: float32 (H, t_q, t_k), finite; 0 for the query's own key and every later key; <= 0 elsewhere; within
+a head each step further back costs the same slope; the first H' slopes (H' the largest power of two <= H) are
+2^(-8/H'), 2^(-16/H'), ...
+norm_head_logits: x's leading shape with V logits, x's dtype, finite; |logit| <= ||x|| (unit rows).
+max_z_loss: a 0-dim tensor in the logits' dtype, finite, >= 0.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _form(got, shape, dtype, what: str) -> str | None:
+    if not isinstance(got, torch.Tensor):
+        extra = " (return just the tensor)" if isinstance(got, tuple) else ""
+        return f"{what} should be a torch.Tensor, got {type(got).__name__}{extra}"
+    if tuple(got.shape) != tuple(shape):
+        return f"{what} has shape {tuple(got.shape)} but should have shape {tuple(shape)}"
+    if got.dtype != dtype:
+        return f"{what} has dtype {got.dtype} but should have dtype {dtype}"
+    if not torch.isfinite(got).all():
+        return f"{what} has NaN or inf values"
+    return None
+
+
+# ---------------------------------------------------------------- swiglu
+
+
+def swiglu_form(got, case) -> str | None:
+    x = case["x"]
+    return _form(got, x.shape, x.dtype, "swiglu's output (x's shape and dtype)")
+
+
+def swiglu_zero_in_zero_out(got, case) -> str | None:
+    zero_rows = (case["x"] == 0).all(dim=-1)  # (...,)
+    if zero_rows.any() and not (got[zero_rows] == 0).all():
+        return ("a zero input row must give a zero output row: silu(0) = 0 and there are no biases, but yours gives "
+                f"values up to {got[zero_rows].abs().max().item():.4g} there (an extra bias, or an activation with "
+                "f(0) != 0 such as sigmoid?)")
+    return None
+
+
+# ---------------------------------------------------------------- alibi_bias
+
+
+def _query_positions(case) -> tuple[torch.Tensor, torch.Tensor]:
+    t_q = case["t_q"]
+    t_k = case.get("t_k") or t_q
+    return torch.arange(t_k - t_q, t_k)[:, None], torch.arange(t_k)[None, :]  # (t_q, 1), (1, t_k)
+
+
+def alibi_form(got, case) -> str | None:
+    t_k = case.get("t_k") or case["t_q"]
+    return _form(got, (case["n_heads"], case["t_q"], t_k), torch.float32, "the bias (n_heads, t_q, t_k), float32")
+
+
+def alibi_zero_from_the_diagonal_on(got, case) -> str | None:
+    i, j = _query_positions(case)
+    later = (j >= i).expand(got.shape[1:])  # (t_q, t_k): the query's own key and every later one
+    if not (got[:, later] == 0).all():
+        h, r, c = (int(v) for v in ((got != 0) & later).nonzero()[0])
+        return (f"the query's own key and the keys after it get bias 0 (the causal mask handles later keys), but "
+                f"head {h}, query row {r} (position {int(i[r])}) has {got[h, r, c].item():.4g} at key {c}"
+                + (" (with t_k > t_q the queries are the last t_q positions)" if got.shape[1] != got.shape[2] else ""))
+    return None
+
+
+def alibi_penalty_linear(got, case) -> str | None:
+    i, j = _query_positions(case)
+    distance = (i - j).clamp(min=0).to(torch.float64)  # (t_q, t_k)
+    if distance.max() == 0:
+        return None
+    if (got > 0).any():
+        return "ALiBi subtracts slope * (i - j) from the scores: the bias is never positive (a sign flipped?)"
+    r, c = (int(v) for v in (distance == distance.max()).nonzero()[0])
+    slopes = -got[:, r, c].double() / distance[r, c]  # (H,) read off the farthest key
+    if not torch.allclose(got.double(), -slopes[:, None, None] * distance, rtol=1e-5, atol=1e-6):
+        return ("within a head, each step further back must cost the same slope m_h: the bias is -m_h * (i - j), "
+                "a straight line in the distance i - j")
+    return None
+
+
+def alibi_power_of_two_slopes(got, case) -> str | None:
+    n = case["n_heads"]
+    p = 2 ** (n.bit_length() - 1)  # the largest power of two <= n
+    i, j = _query_positions(case)
+    distance = (i - j).clamp(min=0)
+    if distance.max() == 0:
+        return None
+    r, c = (int(v) for v in (distance == distance.max()).nonzero()[0])
+    slopes = -got[:p, r, c].double() / int(distance[r, c])
+    want = torch.tensor([2 ** (-8 * (h + 1) / p) for h in range(p)], dtype=torch.float64)
+    if not torch.allclose(slopes, want, rtol=1e-5):
+        which = (f"for {n} heads (a power of two) the slopes are" if p == n else
+                 f"for {n} heads the first {p} slopes ({p} is the largest power of two <= {n}) are those of {p} heads,")
+        return (f"{which} m_h = 2^(-8h/{p}) for h = 1..{p}, from {want[0].item():.4g} down to {want[-1].item():.4g}; "
+                f"yours are {[round(v, 5) for v in slopes[:6].tolist()]}{' ...' if p > 6 else ''}")
+    return None
+
+
+# ---------------------------------------------------------------- norm_head_logits
+
+
+def norm_head_form(got, case) -> str | None:
+    x, weight = case["x"], case["weight"]
+    return _form(got, (*x.shape[:-1], weight.shape[0]), x.dtype, "the logits (..., V) in x's dtype")
+
+
+def norm_head_bounded(got, case) -> str | None:
+    bound = case["x"].double().norm(dim=-1, keepdim=True)  # (..., 1)
+    bad = got.double().abs() > bound * (1 + 1e-6) + 1e-9
+    if bad.any():
+        index = tuple(int(v) for v in bad.nonzero()[0])
+        return (f"every row of the normalised weight has length 1, so each logit x . (w_v / ||w_v||) is at most "
+                f"||x|| in size; at index {index} yours is {got[index].item():.4g} while ||x|| = "
+                f"{bound[index[:-1]].item():.4g}")
+    return None
+
+
+# ---------------------------------------------------------------- max_z_loss
+
+
+def max_z_form(got, case) -> str | None:
+    logits = case["logits"]
+    return _form(got, (), logits.dtype, "the loss (a 0-dim tensor, the logits' dtype)")
+
+
+def max_z_not_negative(got, case) -> str | None:
+    if got.item() < 0:
+        return f"weight * z^2 averaged over positions is never negative; yours is {got.item():.4g}"
+    return None
+
+
+LADDERS = {
+    "swiglu": (swiglu_form, swiglu_zero_in_zero_out),
+    "alibi_bias": (alibi_form, alibi_zero_from_the_diagonal_on, alibi_penalty_linear, alibi_power_of_two_slopes),
+    "norm_head_logits": (norm_head_form, norm_head_bounded),
+    "max_z_loss": (max_z_form, max_z_not_negative),
+}

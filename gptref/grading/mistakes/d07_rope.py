@@ -1,0 +1,146 @@
+"""Day 7's common wrong answers: position tables, rotations and relative scores as students often write them."""
+
+from __future__ import annotations
+
+import torch
+
+from gptref.grading.explain import Mistake
+
+
+def _omega(d, exponent=lambda i, d: -i / d, base=10000.0):
+    i = torch.arange(0, d, 2, dtype=torch.float64)
+    return base ** exponent(i, d)  # (d/2,)
+
+
+def _table(n, d, omega, sin_first=True, first_position=0, interleave=True, as_float32=True):
+    angles = torch.arange(first_position, first_position + n, dtype=torch.float64)[:, None] * omega  # (n, d/2)
+    first, second = (angles.sin(), angles.cos()) if sin_first else (angles.cos(), angles.sin())
+    if interleave:
+        table = torch.stack([first, second], dim=-1).reshape(n, d)  # (n, d/2, 2) -> (n, d)
+    else:
+        table = torch.cat([first, second], dim=-1)  # (n, d): all sines, then all cosines
+    return table.float() if as_float32 else table
+
+
+def _own_frequency_per_channel(n_positions, d_model):
+    angles = torch.arange(n_positions, dtype=torch.float64)[:, None] * 10000.0 ** (
+        -torch.arange(d_model, dtype=torch.float64) / d_model)  # (n, d): channel j turns at 10000^(-j/d)
+    table = torch.where(torch.arange(d_model) % 2 == 0, angles.sin(), angles.cos())
+    return table.float()
+
+
+SINUSOIDAL = (
+    Mistake("put cos on the even channels and sin on the odd ones (it is sin on even channels, cos on odd)",
+            lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), sin_first=False)),
+    Mistake("use 10000^(-i/d) for pair i, which makes the slow pairs turn too fast "
+            "(the exponent counts channels: omega_i = 10000^(-2i/d))",
+            lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model, lambda i, d: -i / 2 / d))),
+    Mistake("give channel j its own frequency 10000^(-j/d), so channel 2i+1 no longer uses its pair's angle "
+            "(both channels of pair i use the angle p * 10000^(-2i/d))",
+            _own_frequency_per_channel),
+    Mistake("put all the sines in the first half of the channels and all the cosines in the second half "
+            "(they interleave: channel 2i holds the sine, channel 2i+1 the cosine of the same angle)",
+            lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), interleave=False)),
+    Mistake("multiply the positions by 10000^(+2i/d) instead of dividing by it (the exponent is negative: "
+            "the later pairs turn more slowly)",
+            lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model, lambda i, d: i / d))),
+    Mistake("number the positions from 1 instead of 0 (row p is position p; row 0 is position 0)",
+            lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), first_position=1)),
+    Mistake("return the float64 table without converting it to float32 at the end",
+            lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), as_float32=False)),
+)
+
+
+def _angles(x, positions, base, exponent=lambda i, D: -i / D, dtype=torch.float64):
+    T, D = x.shape[-2], x.shape[-1]
+    positions = torch.arange(T) if positions is None else torch.as_tensor(positions)
+    theta = base ** exponent(torch.arange(0, D, 2, dtype=torch.float64), D)  # (D/2,)
+    angles = positions.to(dtype)[:, None] * theta.to(dtype)  # (T, D/2)
+    return angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+
+
+def _rotate_pairs(x, cos, sin, read="interleaved", write="interleaved", sign=1.0):
+    D = x.shape[-1]
+    if read == "interleaved":
+        first, second = x[..., 0::2], x[..., 1::2]  # (..., T, D/2) each
+    else:
+        first, second = x[..., : D // 2], x[..., D // 2:]
+    new_first = first * cos - sign * second * sin
+    new_second = sign * first * sin + second * cos
+    if write == "interleaved":
+        return torch.stack([new_first, new_second], dim=-1).reshape(x.shape)  # (..., T, D/2, 2) -> (..., T, D)
+    return torch.cat([new_first, new_second], dim=-1)
+
+
+def _rope(x, positions=None, base=10000.0, read="interleaved", write="interleaved", sign=1.0, **angle_options):
+    cos, sin = _angles(x, positions, base, **angle_options)
+    return _rotate_pairs(x, cos, sin, read, write, sign)
+
+
+def _wrong_sign_first(x, positions=None, base=10000.0):
+    cos, sin = _angles(x, positions, base)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack([even * cos + odd * sin, even * sin + odd * cos], dim=-1).reshape(x.shape)
+
+
+ROPE = (
+    Mistake("pair the channels the other way round: you paired channel i with i + D/2 (the GPT-NeoX / HF Llama "
+            "convention), but this notebook rotates the neighbours (2i, 2i+1)",
+            lambda x, positions=None, base=10000.0: _rope(x, positions, base, read="halves", write="halves")),
+    Mistake("mix two conventions: you read the pairs as (i, i + D/2) but wrote them back as (2i, 2i+1); read and "
+            "write the same pairs, (2i, 2i+1)",
+            lambda x, positions=None, base=10000.0: _rope(x, positions, base, read="halves")),
+    Mistake("write y_2i = x_2i cos + x_2i+1 sin, which is not a rotation: check the signs of the sin terms "
+            "(y_2i = x_2i cos - x_2i+1 sin, y_2i+1 = x_2i sin + x_2i+1 cos)",
+            _wrong_sign_first),
+    Mistake("always rotate by the sequence index 0, 1, ..., T-1: use the positions argument when it is given",
+            lambda x, positions=None, base=10000.0: _rope(x, None, base)),
+    Mistake("rotate by -p theta_i (clockwise) instead of +p theta_i: the minus sign belongs to the sin term of "
+            "the even channel, y_2i = x_2i cos - x_2i+1 sin",
+            lambda x, positions=None, base=10000.0: _rope(x, positions, base, sign=-1.0)),
+    Mistake("use theta_i = base^(-i/D) for pair i, so the pairs turn too fast (the exponent counts channels: "
+            "2i/D)",
+            lambda x, positions=None, base=10000.0: _rope(x, positions, base, exponent=lambda i, D: -i / 2 / D)),
+    Mistake("always use 10000 as the base: use the base argument",
+            lambda x, positions=None, base=10000.0: _rope(x, positions, 10000.0)),
+    Mistake("compute the angles in float32: at positions in the thousands float32 keeps too few digits of "
+            "p * theta_i, so compute them in float64 and convert only cos and sin",
+            lambda x, positions=None, base=10000.0: _rope(x, positions, base, dtype=torch.float32)),
+)
+
+
+def _score(q, k, distance, base=10000.0, sign=1.0, exponent=lambda i, D: -i / D, imag_sign=-1.0, keep_sin=True,
+           total=True, dtype=torch.float64):
+    D = q.shape[-1]
+    theta = base ** exponent(torch.arange(0, D, 2, dtype=dtype), D)  # (D/2,)
+    cos = torch.cos(sign * distance * theta).to(q.dtype)
+    sin = torch.sin(sign * distance * theta).to(q.dtype)
+    q_even, q_odd, k_even, k_odd = q[..., 0::2], q[..., 1::2], k[..., 0::2], k[..., 1::2]
+    real = q_even * k_even + q_odd * k_odd
+    imag = q_odd * k_even + imag_sign * q_even * k_odd
+    terms = real * cos - (imag * sin if keep_sin else 0.0)  # (..., D/2)
+    return terms.sum(dim=-1) if total else terms
+
+
+ROPE_SCORE = (
+    Mistake("use n - m: the sign of the distance is reversed (distance = m - n, the query's position minus "
+            "the key's)",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, sign=-1.0)),
+    Mistake("drop the sine terms: you kept only the cosine terms, but each pair also contributes "
+            "-Im(q_i conj(k_i)) sin(distance theta_i)",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, keep_sin=False)),
+    Mistake("use theta_i = base^(-i/D) for pair i, so the pairs turn too fast (the exponent counts channels: "
+            "2i/D)",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, exponent=lambda i, D: -i / 2 / D)),
+    Mistake("always use 10000 as the base: use the base argument",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, 10000.0)),
+    Mistake("forget to sum over the pairs (the score is ONE number per vector: sum the D/2 terms)",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, total=False)),
+    Mistake("compute the angles in float32 (torch.arange of integers divided by D is float32): at large distances "
+            "float32 keeps too few digits of distance * theta_i, so make theta float64",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, dtype=torch.float32)),
+    Mistake("add the two products of the imaginary part: Im(q_i conj(k_i)) = q_odd k_even - q_even k_odd",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, imag_sign=1.0)),
+)
+
+MISTAKES = {"sinusoidal_positions": SINUSOIDAL, "rope": ROPE, "rope_score": ROPE_SCORE}

@@ -1,0 +1,112 @@
+"""Day 10's common wrong answers: SwiGLU, ALiBi, NormHead and the max-z loss as students often write them."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from gptref.grading.explain import Mistake
+
+
+def _glu(activation, on_gate=True):
+    def answer(x, w_gate, w_up, w_down):
+        gate, up = x @ w_gate.T, x @ w_up.T  # (..., h) each
+        hidden = activation(gate) * up if on_gate else gate * activation(up)
+        return hidden @ w_down.T  # (..., d)
+    return answer
+
+
+SWIGLU = (
+    Mistake("put silu on the up projection: silu goes on the GATE projection, silu(x @ w_gate.T) * (x @ w_up.T)",
+            _glu(F.silu, on_gate=False)),
+    Mistake("use GELU, which makes GEGLU: use silu (Swish, g * sigmoid(g)) on the gate",
+            _glu(F.gelu)),
+    Mistake("use sigmoid as the gate's activation (the original GLU): Swish is g * sigmoid(g), F.silu",
+            _glu(torch.sigmoid)),
+    Mistake("use ReLU on the gate (ReGLU): Swish is g * sigmoid(g), F.silu",
+            _glu(torch.relu)),
+    Mistake("leave out the up projection: the gate's silu multiplies x @ w_up.T element by element",
+            lambda x, w_gate, w_up, w_down: F.silu(x @ w_gate.T) @ w_down.T),
+    Mistake("multiply the two projections without any activation (a bilinear layer): silu goes on the gate",
+            _glu(lambda t: t)),
+)
+
+
+def _geometric(n):
+    return [2 ** (-8 * (h + 1) / n) for h in range(n)]
+
+
+def _bias(n_heads, t_q, t_k, slopes, queries_last=True, future="zero", sign=-1.0, dtype=torch.float32):
+    t_k = t_q if t_k is None else t_k
+    i = torch.arange(t_k - t_q, t_k)[:, None] if queries_last else torch.arange(t_q)[:, None]  # (t_q, 1)
+    j = torch.arange(t_k)[None, :]  # (1, t_k)
+    distance = (i - j).abs() if future == "penalise" else (i - j).clamp(min=0)  # (t_q, t_k)
+    slopes = torch.tensor(slopes, dtype=torch.float64)
+    return (sign * slopes[:, None, None] * distance.to(torch.float64)).to(dtype)  # (H, t_q, t_k)
+
+
+def _paper_slopes(n_heads, half=0, from_zero=False):
+    p = 2 ** math.floor(math.log2(n_heads))
+    if from_zero:
+        return [2 ** (-8 * h / p) for h in range(p)] + [2 ** (-8 * h / (2 * p)) for h in range(2 * p)][half::2][: n_heads - p]
+    return _geometric(p) + _geometric(2 * p)[half::2][: n_heads - p]
+
+
+ALIBI = (
+    Mistake("interleave the wrong half of the 2H' slopes: for 6 heads that takes slopes that 4 heads already have "
+            "(1/4, 1/16); the extra heads take every other slope of 2H' starting at the first",
+            lambda n_heads, t_q, t_k=None: _bias(n_heads, t_q, t_k, _paper_slopes(n_heads, half=1))),
+    Mistake("put the queries at the first t_q positions: with a KV cache the queries are the LAST t_q positions, "
+            "i = t_k - t_q, ..., t_k - 1",
+            lambda n_heads, t_q, t_k=None: _bias(n_heads, t_q, t_k, _paper_slopes(n_heads), queries_last=False)),
+    Mistake("start the slopes at 1: h counts from 1 (m_h = 2^(-8h/H), h = 1..H), so 8 heads start at 1/2",
+            lambda n_heads, t_q, t_k=None: _bias(n_heads, t_q, t_k, _paper_slopes(n_heads, from_zero=True))),
+    Mistake("penalise the later keys too, with |i - j|: they get 0 here, the causal mask handles them",
+            lambda n_heads, t_q, t_k=None: _bias(n_heads, t_q, t_k, _paper_slopes(n_heads), future="penalise")),
+    Mistake("use 2^(-8h/H) for every head count: when H is not a power of two the paper takes the slopes of "
+            "H' = 2^floor(log2 H) heads, then every other slope of 2H'",
+            lambda n_heads, t_q, t_k=None: _bias(n_heads, t_q, t_k, _geometric(n_heads))),
+    Mistake("add +m_h (i - j), a reward for distance: ALiBi subtracts m_h (i - j)",
+            lambda n_heads, t_q, t_k=None: _bias(n_heads, t_q, t_k, _paper_slopes(n_heads), sign=1.0)),
+    Mistake("return the float64 bias: make it float32 (torch.tensor(slopes) of Python floats is float64)",
+            lambda n_heads, t_q, t_k=None: _bias(n_heads, t_q, t_k, _paper_slopes(n_heads), dtype=torch.float64)),
+)
+
+
+NORM_HEAD = (
+    Mistake("normalise each column (dim=0) instead of each ROW: normalise each ROW, the vector of one token (dim=1)",
+            lambda x, weight: x @ (weight / weight.norm(dim=0, keepdim=True)).T),
+    Mistake("multiply by the weight as it is: you used the raw weight; divide each row by its norm first",
+            lambda x, weight: x @ weight.T),
+    Mistake("normalise x as well (a cosine similarity): only the weight's rows are normalised; x keeps its length",
+            lambda x, weight: F.normalize(x, dim=-1) @ F.normalize(weight, dim=1).T),
+    Mistake("divide each row by its squared norm: divide by ||w_v||, not ||w_v||^2",
+            lambda x, weight: x @ (weight / weight.norm(dim=1, keepdim=True) ** 2).T),
+    Mistake("divide the whole matrix by one norm (of all its entries): each row gets its own norm, ||w_v||",
+            lambda x, weight: x @ (weight / weight.norm()).T),
+    Mistake("divide by the sum of absolute values (the L1 norm): NormHead uses the L2 length, weight.norm(dim=1)",
+            lambda x, weight: x @ (weight / weight.abs().sum(dim=1, keepdim=True)).T),
+)
+
+
+MAX_Z = (
+    Mistake("take the largest absolute value: z is the largest logit, not the largest absolute value",
+            lambda logits, weight=2e-4: weight * logits.abs().max(dim=-1).values.pow(2).mean()),
+    Mistake("square the logsumexp: z is the largest logit, not the logsumexp (that is PaLM's z-loss)",
+            lambda logits, weight=2e-4: weight * logits.logsumexp(dim=-1).pow(2).mean()),
+    Mistake("sum over positions: average z^2 over positions (mean), do not sum",
+            lambda logits, weight=2e-4: weight * logits.max(dim=-1).values.pow(2).sum()),
+    Mistake("always use 2e-4: use the weight argument",
+            lambda logits, weight=2e-4: 2e-4 * logits.max(dim=-1).values.pow(2).mean()),
+    Mistake("take one largest logit over the whole batch: z is the largest logit of EACH position (max over the "
+            "last dimension), then the mean of z^2",
+            lambda logits, weight=2e-4: weight * logits.max().pow(2)),
+    Mistake("forget the square: the loss is weight * mean(z^2)",
+            lambda logits, weight=2e-4: weight * logits.max(dim=-1).values.mean()),
+    Mistake("square every logit: only the largest logit of each position is squared",
+            lambda logits, weight=2e-4: weight * logits.pow(2).mean()),
+)
+
+MISTAKES = {"swiglu": SWIGLU, "alibi_bias": ALIBI, "norm_head_logits": NORM_HEAD, "max_z_loss": MAX_Z}
