@@ -136,14 +136,6 @@ def _mlp_args(config: GPTConfig) -> dict[str, Any]:
                 multiple_of=config.mlp_multiple_of)
 
 
-class MLP(FeedForward):
-    """gptref.mlp.MLP built from a GPTConfig, for day 9's grading spec (`gpt.MLP(config)`) until it builds
-    gptref.mlp.MLP itself; then remove this class."""
-
-    def __init__(self, config: GPTConfig):
-        super().__init__(**_mlp_args(config))
-
-
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
@@ -356,4 +348,4 @@ class GPT(nn.Module):
         return model
 
 
-__all__ = ["GPTConfig", "ARCH_OPTIONS", "GPT", "Block", "MLP", "MLPS", "POSITIONS", "NORMS", "HEADS"]
+__all__ = ["GPTConfig", "ARCH_OPTIONS", "GPT", "Block", "MLPS", "POSITIONS", "NORMS", "HEADS"]

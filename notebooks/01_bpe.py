@@ -30,7 +30,7 @@ from collections import Counter
 import matplotlib.pyplot as plt
 import regex  # the `regex` package: like `re`, but knows Unicode classes such as \p{L}
 
-from gptref.bpe import GPT2_SPLIT_PATTERN
+from gptref.tokenizers.bpe import GPT2_SPLIT_PATTERN
 """)
 
 nb.md(r"""
@@ -344,7 +344,7 @@ Since identical pre-tokens merge identically, training only needs each **distinc
 
 **Ties.** Two pairs often have the same count. To make training deterministic (and our tests
 possible) we take, among the most frequent pairs, the **greatest** one, comparing pairs by their
-bytes: `(vocab[a], vocab[b])` as a tuple of `bytes`. This is the rule of `gptref.bpe.train_bpe`.
+bytes: `(vocab[a], vocab[b])` as a tuple of `bytes`. This is the rule of `gptref.tokenizers.bpe.train_bpe`.
 
 The result is `vocab`, a dict `id -> bytes` with ids 0–255 the single bytes and id $256 + r$ the
 token made by merge $r$, and `merges`, the list of merged pairs as `(bytes, bytes)` in order.
@@ -363,7 +363,7 @@ Write `train_bpe(text, vocab_size)` returning `(vocab, merges)` as described: pr
 pair is left), each time the most frequent pair with ties to the greatest `(bytes, bytes)`.
 Keep it simple: recount all pairs after each merge. Write it self-contained (loops of your
 own rather than calls to `pair_counts`/`merge`, which count a single list without weights).
-You may not call `gptref.bpe.train_bpe`.
+You may not call `gptref.tokenizers.bpe.train_bpe`.
 """)
 
 nb.solution("train_bpe", r'''
@@ -402,7 +402,7 @@ def train_bpe(text, vocab_size):
 nb.tests("test_train_bpe", 3, r'''
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d01_bpe import MISTAKES
-from gptref.bpe import train_bpe as _ref_train_bpe
+from gptref.tokenizers.bpe import train_bpe as _ref_train_bpe
 from gptref.data import corpus as _corpus
 
 
@@ -468,7 +468,7 @@ crash, and replaces such bytes by `U+FFFD` (`�`) with `errors="replace"`.
 ## Exercise 5 — `encode` (2 points)
 
 Write `encode(text, vocab, merges)` returning a list of ids, for `vocab` and `merges` as returned by
-training (`vocab[i] == bytes([i])` for `i < 256`). You may not call `gptref.bpe.Tokenizer`.
+training (`vocab[i] == bytes([i])` for `i < 256`). You may not call `gptref.tokenizers.bpe.Tokenizer`.
 """)
 
 nb.solution("encode", r'''
@@ -506,7 +506,7 @@ def encode(text, vocab, merges):
 nb.tests("test_encode", 2, r'''
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d01_bpe import MISTAKES
-from gptref.bpe import Tokenizer as _Tokenizer, train_bpe as _ref_train_bpe
+from gptref.tokenizers.bpe import Tokenizer as _Tokenizer, train_bpe as _ref_train_bpe
 
 
 def _check_encode(text, vocab, merges):
@@ -610,7 +610,7 @@ nb.md(r"""
 
 We now train on real text: the first 300 000 characters of the training split of our Shakespeare
 corpus, and we measure on 50 000 characters of the held-out plays. The cells use the reference
-`gptref.bpe` (a faster trainer that updates pair counts incrementally instead of recounting)
+`gptref.tokenizers.bpe` (a faster trainer that updates pair counts incrementally instead of recounting)
 so they take a couple of seconds; your `train_bpe` gives the same merges, only more slowly.
 
 **Compression against vocabulary size.** Merges are learned in order, so the tokenizer with
@@ -620,7 +620,7 @@ attention and a longer effective context, at the price of a larger embedding tab
 """)
 
 nb.code(r"""
-from gptref.bpe import Tokenizer, train_bpe as ref_train_bpe
+from gptref.tokenizers.bpe import Tokenizer, train_bpe as ref_train_bpe
 from gptref.data import corpus
 
 train_text = corpus("shakespeare", "train")[:300_000]

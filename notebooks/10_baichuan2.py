@@ -396,7 +396,7 @@ and spends part of its 512 entries on special and byte tokens (the cell prints h
 
 nb.code(r"""
 from gptref import data
-from gptref.bpe import Tokenizer as ByteBPE
+from gptref.tokenizers.bpe import Tokenizer as ByteBPE
 from gptref.tokenizers import SentencePieceTokenizer
 
 shakespeare = data.corpus("shakespeare")

@@ -1,4 +1,4 @@
-"""BPE: gptref.bpe training time vs Hugging Face tokenizers (same text, same run), and encode MB/s.
+"""BPE: gptref.tokenizers.bpe training time vs Hugging Face tokenizers (same text, same run), and encode MB/s.
 
 Prints both training times and their ratio (the target: gptref within 5x of tokenizers), then
 how fast gptref encodes the corpus, with tiktoken's speed on the same merges for scale.

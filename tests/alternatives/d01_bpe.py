@@ -5,7 +5,7 @@ from collections import Counter
 
 import regex
 
-from gptref.bpe import GPT2_SPLIT_PATTERN
+from gptref.tokenizers.bpe import GPT2_SPLIT_PATTERN
 
 _START = re.compile(r"\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG", re.IGNORECASE)
 _END = re.compile(r"\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG|^\s*End of (the )?Project Gutenberg", re.IGNORECASE)

@@ -15,14 +15,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-import gptref.bpe as bpe
-import gptref.bpe.tokenizer as bpe_tokenizer
-import gptref.bpe.train as bpe_train
 import regex
 
 import gptref.data as data
-from gptref.bpe import GPT2_SPLIT_PATTERN
+import gptref.tokenizers.bpe as bpe
+import gptref.tokenizers.bpe.tokenizer as bpe_tokenizer
+import gptref.tokenizers.bpe.train as bpe_train
 from gptref.grading.spec import Exercise
+from gptref.tokenizers.bpe import GPT2_SPLIT_PATTERN
 
 DAY = "01_bpe"
 
@@ -36,7 +36,7 @@ def reference_pair_counts(ids: list[int]) -> dict[tuple[int, int], int]:
 
 
 def reference_merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """The exercise's signature over gptref.bpe.train.merge_pair (the merge training and encoding use)."""
+    """The exercise's signature over gptref.tokenizers.bpe.train.merge_pair (the merge training and encoding use)."""
     return bpe_train.merge_pair(ids, pair[0], pair[1], new_id)
 
 

@@ -1,7 +1,7 @@
 """Day 9, nanoGPT: a transformer block, the cosine learning-rate schedule, gradient clipping, the SFT loss,
 and one data-parallel training step.
 
-References: ReferenceBlock (gptref.attention.MultiHeadAttention, causal, with gptref.gpt.MLP and LayerNorms)
+References: ReferenceBlock (gptref.attention.MultiHeadAttention, causal, with gptref.mlp.MLP and LayerNorms)
 for the block; torch.nn.utils.clip_grad_norm_ for clipping; F.cross_entropy on the selected positions for the
 SFT loss; the schedule is written out below (nanoGPT's get_lr); one single-process SGD step on the whole batch
 for the data-parallel step.
@@ -19,6 +19,7 @@ import gptref.attention as A
 import gptref.gpt as gpt
 from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
 from gptref.grading.spec import Exercise
+from gptref.mlp import MLP
 from gptref.train.schedule import lr_at
 
 DAY = "09_nanogpt_finetune"
@@ -39,7 +40,7 @@ class ReferenceBlock(nn.Module):
         self.ln_1 = nn.LayerNorm(config.n_embd)
         self.attn = A.MultiHeadAttention(config.n_embd, config.n_head)
         self.ln_2 = nn.LayerNorm(config.n_embd)
-        self.mlp = gpt.MLP(config)
+        self.mlp = MLP(config.n_embd, activation=config.activation, bias=config.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), causal=True)
@@ -305,7 +306,7 @@ EXERCISES = [
         day=DAY, name="block_forward", grade_ids=("test_block",),
         make_cases=_block_cases, reference=reference_block_forward, compare=_compare_block,
         forbidden=(ReferenceBlock.__init__, ReferenceBlock.forward, gpt.Block.__init__, gpt.Block.forward,
-                   gpt.MLP.__init__, gpt.MLP.forward),
+                   MLP.__init__, MLP.forward),
         description="a pre-norm transformer block assembled from attention, MLP and LayerNorm",
         # the ladder: x's shape and dtype, finite; then values on four sizes (T = 1 and one head among them), which
         # imply the visible test's causality check (the reference is causal and T > 1 cases have random tokens)

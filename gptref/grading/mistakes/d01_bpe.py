@@ -11,8 +11,8 @@ from collections import Counter
 
 import regex
 
-from gptref.bpe import GPT2_SPLIT_PATTERN
 from gptref.grading.explain import Mistake
+from gptref.tokenizers.bpe import GPT2_SPLIT_PATTERN
 
 _START = regex.compile(r"\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG", regex.IGNORECASE)
 _END = regex.compile(r"\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG|^\s*End of (the )?Project Gutenberg",
