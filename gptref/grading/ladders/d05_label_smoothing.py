@@ -11,7 +11,11 @@ def targets_form(got, case) -> str | None:
     if not isinstance(got, torch.Tensor):
         return f"return a tensor, got {type(got).__name__}"
     if tuple(got.shape) != want:
-        return f"the targets have shape {tuple(got.shape)}; they need target.shape + (n_classes,) = {want}"
+        note = ""
+        if got.shape[:-1] == case["target"].shape and got.shape[-1] < case["n_classes"]:
+            note = (" (one column per class, absent classes included: pass n_classes to F.one_hot, which otherwise "
+                    "counts only up to the largest id in the batch)")
+        return f"the targets have shape {tuple(got.shape)}; they need target.shape + (n_classes,) = {want}{note}"
     if got.dtype != torch.float32:
         return f"the targets have dtype {got.dtype}: return float32 (class ids are int64; convert the one-hot)"
     return None
@@ -83,6 +87,8 @@ def kl_is_finite_and_positive(got, case) -> str | None:
     if not torch.isfinite(got):
         zeros = " Here smoothing=0, so q has zeros: 0 * log 0 must count as 0 (torch.xlogy(q, q))." \
             if case.get("smoothing", 0.1) == 0 else ""
+        if not zeros and case["logits"].abs().max().item() > 50:
+            zeros = " These logits are large: take log p with log_softmax (softmax(...).log() underflows to log 0)."
         return f"the KL is {got.item()} where it must be a finite number: a log of 0 somewhere?{zeros}"
     if got.item() < -1e-9:
         return (f"the KL is {got.item():.6g} < 0, but KL(q || p) = sum q log(q / p) is never negative: check the "

@@ -131,6 +131,9 @@ def causal_rule(got, case) -> str | None:
     missing = want & ~got
     if missing.any():
         b, _, i, j = (int(x) for x in missing.nonzero()[0])
+        if not bool(key[b, i]):
+            return (f"row {b}: query {i} is padding and you hid its row, but a padded query still gets its row of "
+                    "the formula: the mask depends on the keys only (the loss ignores padded queries' outputs)")
         where = "itself" if i == j else ("an earlier key" if j < i else "a later key")
         rule = ("each query sees its own position and every earlier real key (diagonal included)" if case["causal"]
                 else "causal=False is BERT's bidirectional mask: every query sees every real token, before and after it")

@@ -48,7 +48,7 @@ def _q(logits, target, smoothing):
 
 
 def _kl(logits, target, smoothing=0.1, *, form="row_sum"):
-    logp = logits.log_softmax(-1)
+    logp = logits.log_softmax(0 if form == "rows_softmax" else -1)
     q = _q(logits, target, smoothing)
     if form == "reverse":
         return (logp.exp() * (logp - q.log())).sum(-1).mean()
@@ -59,6 +59,8 @@ def _kl(logits, target, smoothing=0.1, *, form="row_sum"):
     if form == "xlog":
         return (q * q.log() - q * logp).sum(-1).mean()
     per_entry = torch.xlogy(q, q) - q * logp
+    if form == "rows_softmax":
+        return per_entry.sum(-1).mean()
     return per_entry.mean() if form == "class_mean" else per_entry.sum()
 
 
@@ -115,6 +117,8 @@ MISTAKES = {
                 lambda logits, target, smoothing=0.1: _kl(logits, target, smoothing, form="row_sum")),
         Mistake("return the smoothed cross-entropy: KL(q || p) subtracts the entropy H(q) = -sum q log q",
                 lambda logits, target, smoothing=0.1: _kl(logits, target, smoothing, form="no_entropy")),
+        Mistake("take the log_softmax over the rows (dim=0): the classes are dim=-1",
+                lambda logits, target, smoothing=0.1: _kl(logits, target, smoothing, form="rows_softmax")),
         Mistake("compute sum q log(p / q), the KL with its sign flipped",
                 lambda logits, target, smoothing=0.1: _kl(logits, target, smoothing, form="flipped")),
     ),

@@ -28,6 +28,11 @@ def _objective(lm_logits, clf_logits, tokens, labels, lam=0.5, *, shift="next", 
     l2 = F.cross_entropy(clf_logits, labels)
     if shift == "next":
         l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))
+    elif shift == "flat":  # shifted after flattening the batch: crosses from one sequence into the next
+        l1 = F.cross_entropy(lm_logits.reshape(-1, V)[:-1], tokens.reshape(-1)[1:])
+    elif shift == "per_sequence":  # summed over tokens, divided by B: a mean per sequence, not per token
+        l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1), reduction="sum")
+        l1 = l1 / lm_logits.shape[0]
     elif shift == "none":
         l1 = F.cross_entropy(lm_logits.reshape(-1, V), tokens.reshape(-1))
     else:  # the previous token
@@ -54,6 +59,14 @@ MISTAKES = {
         Mistake("shift the wrong way (lm_logits[:, 1:] against tokens[:, :-1]): logit t predicts token t + 1",
                 lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
                     lm_logits, clf_logits, tokens, labels, lam, shift="previous")),
+        Mistake("shift after flattening the batch: the last logit of each sequence then predicts the first token "
+                "of the next sequence; shift within each sequence (lm_logits[:, :-1], tokens[:, 1:]), then flatten",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, shift="flat")),
+        Mistake("sum L1 over the tokens and divide by B only: both losses are means, L1 over all B (T - 1) "
+                "predictions",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, shift="per_sequence")),
         Mistake("put lambda on L2: lambda weights the auxiliary LM loss L1, not the classification loss",
                 lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
                     lm_logits, clf_logits, tokens, labels, lam, weights="swapped")),
