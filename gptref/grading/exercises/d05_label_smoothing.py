@@ -85,7 +85,8 @@ EXERCISES = [
         forbidden=_FORBIDDEN_LOSSES,
         description="label-smoothed cross-entropy, mean over the rows whose target is not ignore_index",
         properties=LADDERS["smoothed_cross_entropy"],  # a 0-d tensor of the logits' dtype; finite and >= 0
-        edge_cases=("smoothing 0 and 1", "C = 2", "N = 1", "ignored rows (-100)", "a custom ignore_index that is a class",
+        edge_cases=("smoothing 0 and 1", "C = 2", "N = 1", "ignored rows (-100)",
+                    "a custom ignore_index that is a class",
                     "large float32 logits", "a row of equal logits", "a row whose largest logit is negative",
                     "float32 and float64"),
     ),

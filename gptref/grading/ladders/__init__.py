@@ -31,7 +31,8 @@ def first_broken(ladder: tuple[Property, ...] | list[Property], got: Any, case: 
 def _changed_in_place(before: dict, after: dict) -> str | None:
     for key, value in before.items():
         if isinstance(value, torch.Tensor) and not torch.equal(value, after[key]):
-            return f"your function changed its argument {key!r} in place; leave the inputs as they are (no `/=`, `[...] =`)"
+            return (f"your function changed its argument {key!r} in place; leave the inputs as they are "
+                    "(no `/=`, `[...] =`)")
     return None
 
 

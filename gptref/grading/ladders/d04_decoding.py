@@ -261,5 +261,6 @@ def same_beams(got, expected, case) -> str | None:
                     f"{want_tokens} with score {want_score:.5f}: follow the numbered procedure step by step")
         # the ladder has checked that `score` is these tokens' true score: equal scores are a tie broken another way
         if tokens != want_tokens and abs(score - want_score) > 1e-9:
-            return f"hypothesis {i} is {tokens}, but the search's hypothesis {i} is {want_tokens} (score {want_score:.5f})"
+            return (f"hypothesis {i} is {tokens}, but the search's hypothesis {i} is {want_tokens} "
+                    f"(score {want_score:.5f})")
     return None

@@ -30,7 +30,8 @@ def masking_form(got, case) -> str | None:
         return f"return a pair (inputs, labels), got {type(got).__name__}"
     for name, t in zip(("inputs", "labels"), got):
         if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(ids.shape):
-            return f"{name} must be a tensor of the ids' shape {tuple(ids.shape)}, got {getattr(t, 'shape', type(t).__name__)}"
+            shape = getattr(t, "shape", type(t).__name__)
+            return f"{name} must be a tensor of the ids' shape {tuple(ids.shape)}, got {shape}"
         if t.dtype != ids.dtype:
             return f"{name} must keep the ids' dtype {ids.dtype}, got {t.dtype}"
     return None
@@ -135,8 +136,9 @@ def causal_rule(got, case) -> str | None:
             return (f"row {b}: query {i} is padding and you hid its row, but a padded query still gets its row of "
                     "the formula: the mask depends on the keys only (the loss ignores padded queries' outputs)")
         where = "itself" if i == j else ("an earlier key" if j < i else "a later key")
-        rule = ("each query sees its own position and every earlier real key (diagonal included)" if case["causal"]
-                else "causal=False is BERT's bidirectional mask: every query sees every real token, before and after it")
+        rule = ("each query sees its own position and every earlier real key (diagonal included)"
+                if case["causal"] else
+                "causal=False is BERT's bidirectional mask: every query sees every real token, before and after it")
         return f"row {b}: query {i} may not attend key {j} ({where}, a real token): {rule}"
     return None
 
