@@ -551,7 +551,8 @@ sample_text = decode(sample(char_model, prompt, 40, temperature=1.0, top_p=0.9,
                             generator=torch.Generator().manual_seed(0))[0].tolist())
 for name, line in (("greedy", greedy_text), ("beam K=4", beam_text), ("sample", sample_text)):
     print(f"{name:9s} distinct 3-grams {distinct_3grams(line):.2f}  {line!r}")
-print("beam search's best continuation is", "the same as" if beam_text == greedy_text else "not the same as", "greedy's")
+same = "the same as" if beam_text == greedy_text else "not the same as"
+print(f"beam search's best continuation is {same} greedy's")
 """)
 
 nb.md(r"""

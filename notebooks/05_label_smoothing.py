@@ -230,7 +230,8 @@ _got = climb(smoothed_kl, _cases, LADDERS["smoothed_kl"], _torch_kl, mistakes=MI
 _entropy = -(_q * _q.log()).sum(-1).mean()
 _ce = F.cross_entropy(_z, _y, label_smoothing=0.1)
 assert torch.allclose(_got[0], _ce - _entropy), \
-    f"KL must equal the smoothed cross-entropy minus H(q): {_ce.item():.6f} - {_entropy.item():.6f}, got {_got[0].item():.6f}"
+    (f"KL must equal the smoothed cross-entropy minus H(q): {_ce.item():.6f} - {_entropy.item():.6f}, "
+     f"got {_got[0].item():.6f}")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("05_label_smoothing", "smoothed_kl", smoothed_kl)

@@ -82,7 +82,7 @@ def attention_mask(key_is_token, causal):
 ''')
 
 nb.tests("test_attention_mask", 2, r'''
-def _mask_by_formula(key_is_token, causal):         # allowed[b, 0, i, j] = key_is_token[b, j] and (j <= i or not causal)
+def _mask_by_formula(key_is_token, causal):   # allowed[b, 0, i, j] = key_is_token[b, j] and (j <= i or not causal)
     B, T = key_is_token.shape
     i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
     return (key_is_token[:, None, None, :] & ((j <= i) | (not causal))).expand(B, 1, T, T)
@@ -400,7 +400,8 @@ def _l3(lm_logits, clf_logits, tokens, labels, lam=0.5):   # the formula above, 
     return F.cross_entropy(clf_logits, labels) + lam * l1
 
 _g = torch.Generator().manual_seed(6)
-_lm, _clf = torch.randn(3, 5, 7, generator=_g, dtype=torch.float64), torch.randn(3, 2, generator=_g, dtype=torch.float64)
+_lm = torch.randn(3, 5, 7, generator=_g, dtype=torch.float64)
+_clf = torch.randn(3, 2, generator=_g, dtype=torch.float64)
 _tok, _lab = torch.randint(0, 7, (3, 5), generator=_g), torch.tensor([0, 1, 1])
 _cases = [
     dict(lm_logits=_lm, clf_logits=_clf, tokens=_tok, labels=_lab, lam=0.5),
