@@ -35,6 +35,13 @@ import torch.nn.functional as F
 
 torch.manual_seed(0)
 torch.set_num_threads(1)   # tiny tensors: one thread is fastest, and steady on a shared machine
+
+# what the tests below use: the properties every correct answer has (the ladder) and common wrong answers,
+# so that a failing test says what broke and, when it knows, which slip it is
+from gptref.grading.explain import call
+from gptref.grading.ladders import climb, first_broken
+from gptref.grading.ladders.d06_bert_vs_gpt import LADDERS, objective_value
+from gptref.grading.mistakes.d06_bert_vs_gpt import MISTAKES
 """)
 
 nb.md(r"""
@@ -75,18 +82,18 @@ def attention_mask(key_is_token, causal):
 ''')
 
 nb.tests("test_attention_mask", 2, r'''
-_key = torch.tensor([[True, True, True, False], [True, True, True, True]])
-_bi = attention_mask(_key, causal=False)
-assert isinstance(_bi, torch.Tensor) and _bi.dtype == torch.bool, "return a bool tensor (True = may attend)"
-assert _bi.shape == (2, 1, 4, 4), f"expected shape (B, 1, T, T) = (2, 1, 4, 4), got {tuple(_bi.shape)}"
-assert not _bi[0, 0, :, 3].any(), "padded keys must be hidden from every query (key_is_token is False there)"
-assert _bi[1].all(), "causal=False is BERT's bidirectional mask: every query sees every real token, before and after it"
-_ca = attention_mask(_key, causal=True)
-assert _ca.shape == (2, 1, 4, 4), f"expected shape (2, 1, 4, 4), got {tuple(_ca.shape)}"
-assert not _ca[1, 0, 0, 1], "causal=True: query 0 may not attend to key 1 (a later token): keep j <= i"
-assert _ca[1, 0, 3, 0], "causal=True: query 3 may attend to key 0 (an earlier token)"
-assert torch.equal(_ca[1, 0], torch.ones(4, 4, dtype=torch.bool).tril()), "causal mask of an unpadded row: lower triangle, diagonal included"
-assert not _ca[0, 0, 3, 3], "causal and padding combine: a padded key stays hidden"
+def _mask_by_formula(key_is_token, causal):   # allowed[b, 0, i, j] = key_is_token[b, j] and (j <= i or not causal)
+    B, T = key_is_token.shape
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    return (key_is_token[:, None, None, :] & ((j <= i) | (not causal))).expand(B, 1, T, T)
+
+_right = torch.tensor([[True, True, True, False], [True, True, True, True]])     # right padding
+_left = torch.tensor([[False, False, True, True, True]])                          # left padding, B = 1
+_cases = [dict(key_is_token=_right, causal=False), dict(key_is_token=_right, causal=True),
+          dict(key_is_token=_left, causal=True), dict(key_is_token=_left, causal=False),
+          dict(key_is_token=torch.tensor([[True]]), causal=True),                 # T = 1
+          dict(key_is_token=torch.tensor([[True, True, False], [False, False, False]]), causal=True)]  # all padding
+climb(attention_mask, _cases, LADDERS["attention_mask"], _mask_by_formula, mistakes=MISTAKES["attention_mask"])
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("06_bert_vs_gpt", "attention_mask", attention_mask)
@@ -137,9 +144,9 @@ def mask_tokens(ids, mask_id, vocab_size, p=0.15, special_ids=(), generator=None
 
 nb.code(r"""
 def mask_problems(result, ids, mask_id, vocab_size, p, special_ids):
-    # what is wrong with one result of mask_tokens (None if nothing): the invariants and the proportions
-    from gptref.grading.exercises.d06_bert_vs_gpt import mask_tokens_problem
-    return mask_tokens_problem(result, dict(ids=ids, mask_id=mask_id, vocab_size=vocab_size, p=p, special_ids=special_ids))
+    # what is wrong with one result of mask_tokens (None if nothing): the invariants and the proportions, in order
+    case = dict(ids=ids, mask_id=mask_id, vocab_size=vocab_size, p=p, special_ids=special_ids)
+    return first_broken(LADDERS["mask_tokens"], result, case)
 
 
 demo = torch.tensor([[0, 17, 23, 5, 9, 1, 2, 2]])        # [CLS] ... [SEP] [PAD] [PAD]
@@ -155,25 +162,12 @@ _g = torch.Generator().manual_seed(6)
 _ids = torch.randint(3, 499, (64, 256), generator=_g)
 _ids[:, 0], _ids[:, -1] = 0, 1                               # [CLS] ... [SEP]
 _ids[::2, 200:] = 2                                           # padding on half of the rows
-_res = mask_tokens(_ids, mask_id=499, vocab_size=500, p=0.15, special_ids=(0, 1, 2), generator=_g)
-assert isinstance(_res, tuple) and len(_res) == 2, "return a tuple (inputs, labels)"
-_inputs, _labels = _res
-assert _inputs.shape == _ids.shape and _labels.shape == _ids.shape, "inputs and labels have the ids' shape"
-_sel = _labels != -100
-assert not _sel.all(), "labels must be -100 at the positions that were not selected (only about p of the tokens get a label)"
-assert not ((_ids == 0) | (_ids == 1) | (_ids == 2))[_sel].any(), "special tokens (special_ids) must never be selected for masking"
-assert torch.equal(_labels[_sel], _ids[_sel]), "at a selected position the label is the ORIGINAL id, not the replacement"
-assert torch.equal(_inputs[~_sel], _ids[~_sel]), "positions that were not selected keep their id in inputs and get label -100"
-_frac = _sel.sum().item() / (~((_ids == 0) | (_ids == 1) | (_ids == 2))).sum().item()
-assert abs(_frac - 0.15) < 0.02, f"{_frac:.3f} of the non-special tokens were selected, expected p = 0.15"
-_share_mask = (_inputs[_sel] == 499).float().mean().item()
-assert abs(_share_mask - 0.8) < 0.05, f"{_share_mask:.3f} of the selected tokens became [MASK], expected 0.8 (80/10/10)"
-_share_kept = (_inputs[_sel] == _ids[_sel]).float().mean().item()
-assert abs(_share_kept - 0.1) < 0.04, f"{_share_kept:.3f} of the selected tokens were left unchanged, expected 0.1 (80/10/10)"
-_problem = mask_problems(_res, _ids, 499, 500, 0.15, (0, 1, 2))
-assert _problem is None, _problem
-_a = mask_tokens(_ids, 499, 500, generator=torch.Generator().manual_seed(3))
-_b = mask_tokens(_ids, 499, 500, generator=torch.Generator().manual_seed(3))
+for _p, _vocab in ((0.15, 500), (0.5, 500), (0.3, 30522)):    # p and the vocabulary size vary
+    _res = call(mask_tokens, _ids, mask_id=_vocab - 1, vocab_size=_vocab, p=_p, special_ids=(0, 1, 2), generator=_g)
+    _problem = mask_problems(_res, _ids, _vocab - 1, _vocab, _p, (0, 1, 2))
+    assert _problem is None, f"with p={_p}, vocab_size={_vocab}: {_problem}"
+_a = call(mask_tokens, _ids, 499, 500, generator=torch.Generator().manual_seed(3))
+_b = call(mask_tokens, _ids, 499, 500, generator=torch.Generator().manual_seed(3))
 assert torch.equal(_a[0], _b[0]) and torch.equal(_a[1], _b[1]), "draw every random number from the generator you are given"
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
@@ -204,7 +198,7 @@ that is part of what we measure, because it is part of the objective.
 One training run proves little: a different random initialization can change the result by more than the
 effect we look for. So each model is trained with three seeds, and we report the mean and the spread
 (standard deviation). The models are tiny (one layer, width 32) and trained for 70 steps of 32 windows,
-so that the six runs take a few seconds on a laptop.
+so that the six runs are quick (the training cell prints how long they took).
 """)
 
 nb.code(r"""
@@ -342,26 +336,26 @@ plt.show()
 """)
 
 nb.md(r"""
-**What was measured.** With the same parameters, text and 70 steps, GPT predicts the held-out character in
-0.222 ± 0.020 of the positions (mean ± std of 3 seeds) and BERT fills the blank in 0.158 ± 0.000. The gap is
-about three times the spread, so it is not luck of the initialization. But 0.158 is exactly the floor: every
-BERT answered a space at every blank, all it has learned is that a space is the most frequent character.
-GPT has begun to learn which characters follow which (only 30% of its answers are a space).
+**What was measured.** Read the table printed above from the top. Each model's row gives its accuracy at
+the same held-out positions for each seed, then the mean ± std over the seeds. The line under the table
+gives the floor, the accuracy of always guessing the most frequent character, and the share of each model's
+answers that are that very guess: a share of 1.00 means the model answered that character at every blank,
+so all it has learned is which character is commonest, and its accuracy is then exactly the floor. The last
+line says whether the difference of the means is more than twice the larger spread, that is, whether these
+three seeds can tell the two models apart at all.
 
-So this experiment does **not** show that predicting the next character is the better way to *understand*
-text. It shows the cost of BERT's objective: per step GPT learned from all 1024 positions of its batch, BERT
-from about 150 of them, and with a budget this small that decides the race. (The two training losses are not
-comparable: they are averages over different questions.)
+If BERT's share printed above is 1.00 while GPT's is lower, this experiment does **not** show that
+predicting the next character is the better way to *understand* text. It shows the cost of BERT's
+objective: per step GPT learned from all `BATCH * T` positions of its batch, BERT only from the
+15% of them that `mask_tokens` selected, and with a budget this small that decides the race. (The two
+training losses in the left plot are not comparable: they are averages over different questions.)
 
-**What a bigger run changes, and why.** At a blank BERT has strictly more to go on: it sees everything GPT
-sees (the left side) *and* the right side. After `th` the next character is uncertain (`e`, `a`, `i`, ...);
-in `th_t` there is little doubt. An encoder that has learned enough should use that and fill blanks better
-than a decoder can predict them; the open question is only how much training that takes. We ran the same
-comparison once at a size that does not fit in this notebook (2 layers, width 64, 107,072 against 107,115
-parameters, 1500 steps, learning rate 3e-3, 3 seeds; 6 times the parameters and 20 times the steps,
-10 minutes on a busy 2-core machine): GPT 0.464 ± 0.002, BERT 0.450 ± 0.016. BERT has left the floor and the difference is now
-within the spread: the two cannot be told apart there. We have not measured the run in which BERT pulls
-ahead; you can look for it by raising `STEPS`, `LAYERS` and `D` above (it takes minutes, not seconds). Any
+**What a bigger run could change, and why.** At a blank BERT has strictly more to go on: it sees everything
+GPT sees (the left side) *and* the right side. After `th` the next character is uncertain (`e`, `a`, `i`,
+...); in `th_t` there is little doubt. An encoder that has learned enough should use that and fill blanks
+better than a decoder can predict them; the open question is how much training that takes, and this
+notebook does not measure it. You can look for it by raising `STEPS`, `LAYERS` and `D` above (it takes
+minutes, not seconds) and watching BERT's share of the commonest character and the last printed line. Any
 claim "BERT fills blanks better" should come with the budget at which it was measured.
 
 That is the strength of encoders: every position's representation uses the whole input, which is what
@@ -400,18 +394,23 @@ def gpt1_objective(lm_logits, clf_logits, tokens, labels, lam=0.5):
 ''')
 
 nb.tests("test_gpt1_objective", 2, r'''
-torch.manual_seed(6)
-_lm, _clf = torch.randn(3, 5, 7, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
-_tok, _lab = torch.randint(0, 7, (3, 5)), torch.tensor([0, 1, 1])
-_out = gpt1_objective(_lm, _clf, _tok, _lab, lam=0.5)
-assert isinstance(_out, torch.Tensor) and _out.dim() == 0, "return a scalar tensor (both losses are means)"
-_l2 = F.cross_entropy(_clf, _lab)
-_l1 = F.cross_entropy(_lm[:, :-1].reshape(-1, 7), _tok[:, 1:].reshape(-1))
-assert not torch.isclose(_out, _l2 + 0.5 * F.cross_entropy(_lm.reshape(-1, 7), _tok.reshape(-1))), \
-    "the LM loss must predict the NEXT token: compare lm_logits[:, :-1] with tokens[:, 1:]"
-assert not torch.isclose(_out, 0.5 * _l2 + _l1), "lambda weights the auxiliary LM loss L1, not the classification loss L2"
-assert torch.isclose(_out, _l2 + 0.5 * _l1), f"got {_out.item():.6f}, expected L2 + 0.5 * L1 = {(_l2 + 0.5 * _l1).item():.6f}"
-assert torch.isclose(gpt1_objective(_lm, _clf, _tok, _lab, lam=0.0), _l2), "with lam=0 the loss is the classification loss alone"
+def _l3(lm_logits, clf_logits, tokens, labels, lam=0.5):   # the formula above, written with F.cross_entropy
+    V = lm_logits.shape[-1]
+    l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))   # logit t predicts token t+1
+    return F.cross_entropy(clf_logits, labels) + lam * l1
+
+_g = torch.Generator().manual_seed(6)
+_lm = torch.randn(3, 5, 7, generator=_g, dtype=torch.float64)
+_clf = torch.randn(3, 2, generator=_g, dtype=torch.float64)
+_tok, _lab = torch.randint(0, 7, (3, 5), generator=_g), torch.tensor([0, 1, 1])
+_cases = [
+    dict(lm_logits=_lm, clf_logits=_clf, tokens=_tok, labels=_lab, lam=0.5),
+    dict(lm_logits=_lm.float() * 3, clf_logits=_clf.float(), tokens=_tok, labels=_lab, lam=2.0),   # float32
+    dict(lm_logits=_lm[:1, :2], clf_logits=_clf[:1], tokens=_tok[:1, :2], labels=_lab[:1], lam=0.5),  # B = 1, T = 2
+    dict(lm_logits=_lm, clf_logits=_clf, tokens=_tok, labels=_lab, lam=0.0),    # lam = 0: the classification loss
+]
+climb(gpt1_objective, _cases, LADDERS["gpt1_objective"], _l3, mistakes=MISTAKES["gpt1_objective"],
+      compare=objective_value)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("06_bert_vs_gpt", "gpt1_objective", gpt1_objective)
@@ -494,11 +493,11 @@ nb.md(r"""
 * BERT's corruption selects 15% of non-special tokens: 80% `[MASK]`, 10% random, 10% unchanged; labels are
   $-100$ elsewhere. A random function is graded by its invariants and by proportions within wide bounds.
 * GPT-1 fine-tunes with $L_3 = L_2 + \lambda L_1$: the task loss plus the language-model loss on the input.
-* With the same parameters, text and 70 steps (3 seeds), the tiny GPT predicted 0.22 ± 0.02 of held-out
-  characters and the tiny BERT filled 0.158 of blanks, the always-a-space floor: BERT learns from 15% of the
-  positions, so it starts slower. With 6 times the parameters and 20 times the steps the two were within
-  the spread (0.46 against 0.45 ± 0.02). An encoder sees both sides of a blank, so with enough training it should fill blanks
-  better; but it cannot generate, while a decoder can and learns from every token.
+* With the same parameters, text and steps over 3 seeds, section 3 prints each model's held-out accuracy,
+  the floor of always guessing the commonest character and how often each model gave that guess: BERT
+  learns from 15% of the positions, GPT from all of them. An encoder sees both sides of a blank, so with
+  enough training it should fill blanks better; but it cannot generate, while a decoder can and learns
+  from every token.
 * GPT-2's `Conv1D` stores `(in, out)`; `nn.Linear` stores `(out, in)`. Transpose all four projections by
   name: the square one loads silently wrong otherwise. Check a port by comparing logits.
 """)

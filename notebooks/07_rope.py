@@ -74,7 +74,7 @@ def sinusoidal_positions(n_positions, d_model):
 
 nb.tests("test_sinusoidal_positions", 1, r'''
 from gptref.grading.explain import call
-from gptref.grading.ladders import climb
+from gptref.grading.ladders import climb_answer
 from gptref.grading.ladders.d07_rope import LADDERS
 from gptref.grading.mistakes.d07_rope import MISTAKES
 from gptref.positions import sinusoidal_positions as _ref_table
@@ -83,12 +83,12 @@ _cases = [dict(n_positions=1, d_model=2), dict(n_positions=20, d_model=8), dict(
           dict(n_positions=300, d_model=10)]
 _tables = [call(sinusoidal_positions, **_case) for _case in _cases]
 for _case, _pe in zip(_cases, _tables):  # the ladder: form, row 0, sin^2 + cos^2 = 1, frequencies
-    climb(_pe, _case, LADDERS["sinusoidal_positions"], mistakes=MISTAKES["sinusoidal_positions"],
+    climb_answer(_pe, _case, LADDERS["sinusoidal_positions"], mistakes=MISTAKES["sinusoidal_positions"],
           expected=None if _case["n_positions"] > 1 else _ref_table(**_case))
 _dots = _tables[1] @ _tables[1].T
 assert torch.allclose(_dots[3, 7], _dots[10, 14], atol=1e-5), "PE[m] . PE[n] should depend only on m - n"
 for _case, _pe in zip(_cases, _tables):  # values last
-    climb(_pe, _case, (), _ref_table(**_case), MISTAKES["sinusoidal_positions"], "your table")
+    climb_answer(_pe, _case, (), _ref_table(**_case), MISTAKES["sinusoidal_positions"], "your table")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("07_rope", "sinusoidal_positions", sinusoidal_positions)
@@ -164,7 +164,7 @@ def rope(x, positions=None, base=10000.0):
 
 nb.tests("test_rope", 3, r'''
 from gptref.grading.explain import call
-from gptref.grading.ladders import climb
+from gptref.grading.ladders import climb_answer
 from gptref.grading.ladders.d07_rope import LADDERS
 from gptref.grading.mistakes.d07_rope import MISTAKES
 from gptref.positions import rope as _ref_rope
@@ -177,7 +177,7 @@ _cases = [dict(x=_x),                                                          #
           dict(x=torch.randn(3, 8, dtype=torch.float64), base=100.0)]
 _outputs = [call(rope, **_case) for _case in _cases]
 for _case, _y in zip(_cases, _outputs):  # the ladder: shape and dtype, lengths kept, position 0 unchanged
-    climb(_y, _case, LADDERS["rope"], mistakes=MISTAKES["rope"])
+    climb_answer(_y, _case, LADDERS["rope"], mistakes=MISTAKES["rope"])
 # the relative property: the score of rope(q) at m and rope(k) at n depends only on m - n
 _q, _k = torch.randn(1, 16, dtype=torch.float64), torch.randn(1, 16, dtype=torch.float64)
 _s1 = (call(rope, _q, torch.tensor([9])) * call(rope, _k, torch.tensor([4]))).sum()
@@ -186,7 +186,7 @@ assert torch.allclose(_s1, _s2, rtol=1e-4), \
     f"rope(q) at 9 . rope(k) at 4 gives {_s1.item():.6f} but at 105 and 100 {_s2.item():.6f}: the score should " \
     "depend only on m - n, so each pair must turn by the position times a fixed angle theta_i"
 for _case, _y in zip(_cases, _outputs):  # values last
-    climb(_y, _case, (), _ref_rope(**_case), MISTAKES["rope"], "rope's output")
+    climb_answer(_y, _case, (), _ref_rope(**_case), MISTAKES["rope"], "rope's output")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("07_rope", "rope", rope)
@@ -227,7 +227,7 @@ def rope_score(q, k, distance, base=10000.0):
 
 nb.tests("test_rope_score", 2, r'''
 from gptref.grading.explain import call
-from gptref.grading.ladders import climb
+from gptref.grading.ladders import climb_answer
 from gptref.grading.ladders.d07_rope import LADDERS
 from gptref.grading.mistakes.d07_rope import MISTAKES
 from gptref.positions import rope as _ref_rope
@@ -247,10 +247,10 @@ _cases = [(dict(q=_q, k=_k, distance=0), (11, 11)), (dict(q=_q, k=_k, distance=7
           (dict(q=_q, k=_k, distance=3, base=100.0), (3, 0))]
 _scores = [call(rope_score, **_case) for _case, _ in _cases]
 for (_case, _), _got in zip(_cases, _scores):  # the ladder: one score per vector, |score| <= |q||k|, q . k at 0
-    climb(_got, _case, LADDERS["rope_score"], mistakes=MISTAKES["rope_score"])
+    climb_answer(_got, _case, LADDERS["rope_score"], mistakes=MISTAKES["rope_score"])
 for (_case, (_m, _n)), _got in zip(_cases, _scores):  # values last, against vectors rotated to m and n
     _want = _rotated_score(_case["q"], _case["k"], _m, _n, _case.get("base", 10000.0))
-    climb(_got, _case, (), _want, MISTAKES["rope_score"],
+    climb_answer(_got, _case, (), _want, MISTAKES["rope_score"],
           f"rope_score(q, k, distance={_case['distance']}{', base=' + str(_case['base']) if 'base' in _case else ''})")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check

@@ -119,7 +119,7 @@ def block_forward(x, state, n_head):
 # gptref.grading.mistakes.d09_nanogpt_finetune (tests/mutants/d09_nanogpt_finetune.py plants each).
 nb.tests("test_block", 3, r'''
 from gptref.grading.explain import call
-from gptref.grading.ladders import climb
+from gptref.grading.ladders import climb_answer
 from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 from gptref.attention import MultiHeadAttention as _MHA
@@ -148,7 +148,7 @@ _cases = [dict(x=torch.randn(2, 6, 16) * 2 + 1, state=_state, n_head=2),   # mea
           dict(x=torch.randn(1, 1, 16) * 2 + 1, state=_state, n_head=2)]   # T = 1
 _outputs = [call(block_forward, **_case) for _case in _cases]
 for _case, _out in zip(_cases, _outputs):   # the ladder: x's shape and dtype, finite
-    climb(_out, _case, LADDERS["block_forward"], mistakes=MISTAKES["block_forward"])
+    climb_answer(_out, _case, LADDERS["block_forward"], mistakes=MISTAKES["block_forward"])
 _later = _cases[0]["x"].clone()
 _later[:, -1] += 5.0                         # change only the last token
 _changed = (call(block_forward, _later, _state, 2)[:, :-1] - _outputs[0][:, :-1]).abs().max().item()
@@ -157,7 +157,7 @@ assert _changed < 1e-5, \
     "must be causal: call self.attn(ln_1(x), causal=True)"
 with torch.no_grad():
     for _case, _out in zip(_cases, _outputs):   # values last
-        climb(_out, _case, (), _ref(_case["x"]), MISTAKES["block_forward"], "your block's output")
+        climb_answer(_out, _case, (), _ref(_case["x"]), MISTAKES["block_forward"], "your block's output")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "block_forward", block_forward)
@@ -204,7 +204,7 @@ def cosine_lr(step, max_lr, min_lr, warmup_steps, max_steps):
 
 nb.tests("test_cosine_lr", 2, r'''
 from gptref.grading.explain import call
-from gptref.grading.ladders import climb
+from gptref.grading.ladders import climb_answer
 from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 def _formula(step, max_lr, min_lr, warmup_steps, max_steps):
@@ -219,7 +219,7 @@ _settings = [dict(max_lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110),
 _cases = [dict(step=_s, **_kw) for _kw in _settings for _s in range(_kw["max_steps"] + 30)]
 _lrs = [call(cosine_lr, **_case) for _case in _cases]
 for _case, _lr in zip(_cases, _lrs):   # the ladder: a number; (0, max_lr] in the warmup, [min_lr, max_lr] after
-    climb(_lr, _case, LADDERS["cosine_lr"], mistakes=MISTAKES["cosine_lr"])
+    climb_answer(_lr, _case, LADDERS["cosine_lr"], mistakes=MISTAKES["cosine_lr"])
 def _named(message):
     """The message, plus the known mistake that gives exactly these rates (if one does)."""
     for _m in MISTAKES["cosine_lr"]:
@@ -235,7 +235,7 @@ assert abs(_first[9] - _first[10]) <= 1e-12, _named(
 assert all(_a >= _b - 1e-15 for _a, _b in zip(_first[10:], _first[11:])), _named(
     "after the warmup the rate must only decrease (and stay at min_lr after max_steps)")
 for _case, _lr in zip(_cases, _lrs):   # values last
-    climb(_lr, _case, (), _formula(**_case), MISTAKES["cosine_lr"], f"cosine_lr(step={_case['step']}, "
+    climb_answer(_lr, _case, (), _formula(**_case), MISTAKES["cosine_lr"], f"cosine_lr(step={_case['step']}, "
           f"warmup_steps={_case['warmup_steps']}, max_steps={_case['max_steps']})")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
@@ -274,7 +274,7 @@ def clip_gradients(grads, max_norm):
 
 nb.tests("test_clip_gradients", 2, r'''
 from gptref.grading.explain import call
-from gptref.grading.ladders import climb
+from gptref.grading.ladders import climb_answer
 from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 from gptref.grading.compare import difference
@@ -297,10 +297,10 @@ _cases = [dict(grads=_g, max_norm=1.0),                                 # clippe
 _results = [call(clip_gradients, **_case) for _case in _cases]
 assert torch.equal(_g[0], torch.tensor([3.0, 0.0])), "do not modify the input gradients in place: return new tensors"
 for _case, _res in zip(_cases, _results):   # the ladder: a pair, shapes, norm <= max_norm, one factor for all
-    climb(_res, _case, LADDERS["clip_gradients"], mistakes=MISTAKES["clip_gradients"])
+    climb_answer(_res, _case, LADDERS["clip_gradients"], mistakes=MISTAKES["clip_gradients"])
 _same = lambda a, b: difference(_plain(a), _plain(b), "(clipped_grads, total_norm)", rtol=1e-5, atol=1e-7)
 for _case, _res in zip(_cases, _results):   # values last
-    climb(_res, _case, (), _torch_clip(**_case), MISTAKES["clip_gradients"], compare=_same)
+    climb_answer(_res, _case, (), _torch_clip(**_case), MISTAKES["clip_gradients"], compare=_same)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "clip_gradients", clip_gradients)
@@ -338,7 +338,7 @@ def sft_loss(logits, targets, loss_mask):
 
 nb.tests("test_sft_loss", 2, r'''
 from gptref.grading.explain import call
-from gptref.grading.ladders import climb
+from gptref.grading.ladders import climb_answer
 from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 torch.manual_seed(4)
@@ -349,10 +349,10 @@ _cases = [dict(logits=_logits, targets=_targets, loss_mask=_mask),
                loss_mask=torch.tensor([[False, False, False, True], [False, True, True, False], [True] * 4]))]
 _losses = [call(sft_loss, **_case) for _case in _cases]
 for _case, _out in zip(_cases, _losses):   # the ladder: a scalar in the logits' dtype, within the tokens' losses
-    climb(_out, _case, LADDERS["sft_loss"], mistakes=MISTAKES["sft_loss"])
+    climb_answer(_out, _case, LADDERS["sft_loss"], mistakes=MISTAKES["sft_loss"])
 for _case, _out in zip(_cases, _losses):   # values last: the mean over the response tokens
     _m = _case["loss_mask"]
-    climb(_out.reshape(()), _case, (), F.cross_entropy(_case["logits"][_m], _case["targets"][_m]),
+    climb_answer(_out.reshape(()), _case, (), F.cross_entropy(_case["logits"][_m], _case["targets"][_m]),
           MISTAKES["sft_loss"], "the SFT loss")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check

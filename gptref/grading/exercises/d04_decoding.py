@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 import gptref.decoding as decoding
+from gptref.grading.ladders.d04_decoding import LADDERS
 from gptref.grading.models import TableModel
 from gptref.grading.spec import Exercise
 
@@ -36,16 +37,47 @@ def _logits_cases(seed: int) -> list[dict]:
     return out
 
 
+def _edge_rows(g: torch.Generator, V: int) -> torch.Tensor:
+    """(3, V) float64: a row whose maximum is negative, an all-equal row, a row of spread-out values."""
+    return torch.stack([torch.randn(V, generator=g, dtype=torch.float64) - 10.0,
+                        torch.full((V,), 2.5, dtype=torch.float64),
+                        torch.randn(V, generator=g, dtype=torch.float64) * 4])
+
+
 def _temperature_cases(seed: int) -> list[dict]:
     temps = [0.5, 1.0, 2.0, 0.1]
-    return [{"logits": x, "temperature": t} for x, t in zip(_logits_cases(seed), temps)]
+    cases = [{"logits": x, "temperature": t} for x, t in zip(_logits_cases(seed), temps)]
+    g = torch.Generator().manual_seed(seed + 30)
+    cases.append({"logits": _edge_rows(g, 6), "temperature": 0.7})  # negative maximum, all-equal row, float64
+    cases.append({"logits": torch.randn(5, generator=g), "temperature": 1.0})  # T = 1 leaves the logits alone
+    return cases
+
+
+def _tied_rows(g: torch.Generator) -> torch.Tensor:
+    """(2, 6) float64 rows with three logits tied at the 2nd largest value (k=2 keeps 4 of them)."""
+    rows = []
+    for shift in (0.0, -20.0):  # the second row's maximum is negative
+        top, tied = 3.0 + torch.rand(1, generator=g).item(), 1.0 + torch.rand(1, generator=g).item()
+        row = torch.tensor([tied, top, tied, -1.0, tied, 0.0], dtype=torch.float64) + shift
+        rows.append(row[torch.randperm(6, generator=g)])
+    return torch.stack(rows)
 
 
 def _top_k_cases(seed: int) -> list[dict]:
     ks = [3, 1, 10, 1000]
     cases = [{"logits": x, "k": k} for x, k in zip(_logits_cases(seed + 1), ks)]
     cases.append({"logits": _logits_cases(seed + 2)[1], "k": 50})  # k > V keeps everything
+    g = torch.Generator().manual_seed(seed + 31)
+    cases.append({"logits": _tied_rows(g), "k": 2})  # ties with the k-th largest are kept
+    cases.append({"logits": _edge_rows(g, 7), "k": 1})  # k = 1; negative maximum; all-equal row keeps all 7
+    cases.append({"logits": torch.randn(4, 5, generator=g), "k": 5})  # k = V exactly
     return cases
+
+
+def _cycled_row(g: torch.Generator) -> torch.Tensor:
+    """(1, 3) float64 logits whose sort order is a 3-cycle: undoing the sort with gather gives the wrong order."""
+    probs = torch.tensor([0.1, 0.6, 0.3], dtype=torch.float64) + torch.rand(3, generator=g, dtype=torch.float64) * 0.02
+    return torch.log(probs / probs.sum())[None]
 
 
 def _top_p_cases(seed: int) -> list[dict]:
@@ -53,6 +85,10 @@ def _top_p_cases(seed: int) -> list[dict]:
     cases = [{"logits": x, "p": p} for x, p in zip(_logits_cases(seed + 3), ps)]
     cases.append({"logits": _logits_cases(seed + 4)[1], "p": 1.0})
     cases.append({"logits": _logits_cases(seed + 5)[2], "p": 0.05})  # tiny p: only the top token survives
+    g = torch.Generator().manual_seed(seed + 32)
+    cases.append({"logits": _cycled_row(g), "p": 0.8})  # keeps the 0.6 and the 0.3, in vocabulary order
+    confident = torch.log(torch.tensor([[0.03, 0.9, 0.07]], dtype=torch.float64)) - 30.0  # negative maximum
+    cases.append({"logits": confident, "p": 0.6})  # the top token alone reaches p
     return cases
 
 
@@ -109,7 +145,12 @@ def _greedy_cases(seed: int) -> list[dict]:
     V, n = 6, 7
     table = _table(g, 1 + n, V)
     table[2, :, 0] += 8.0  # at position 2 token 0 (the eos) wins after every token...
-    table[2, 3, 0] -= 16.0  # ...except after token 3
+    table[2, 3, 0] -= 30.0  # ...except after token 3,
+    for prompt, first in ((1, 1), (4, 2), (2, 2), (5, 5)):
+        table[0, prompt, first] += 30.0  # the first new token of each row is fixed: 1, 2, 2, 5
+    table[1, :, 3] -= 30.0
+    table[1, 2, 3] += 60.0  # then only after 2 comes 3: rows 1 and 2 go on past position 2, rows 0 and 3 end there
+    table[:, 0, 0] -= 30.0  # after eos the model never picks eos again, so a finished row must be padded
     cases.append({"table": table, "idx": torch.tensor([[1], [4], [2], [5]]), "max_new_tokens": n, "eos_id": 0})
     table = _table(g, 1 + n, V)
     table[3, :, 5] += 10.0  # every row ends at position 3: generation stops early
@@ -135,6 +176,24 @@ def _compare_greedy(got, expected, case) -> str | None:
     return None
 
 
+def _constructed_beam_cases(g: torch.Generator) -> list[dict]:
+    """Tables where a known slip changes the answer, on every seed (a little seeded noise on fixed shapes)."""
+    noise = lambda *shape: torch.rand(*shape, generator=g) * 0.05  # noqa: E731
+    # 1. the third-best first token leads to a sure second token: a K^2 beam keeps it and finds a better sequence
+    wide = torch.zeros(2, 4, 4) + noise(2, 4, 4)
+    wide[0, 0] = torch.tensor([-10.0, 1.0, 0.9, 0.8])  # after the prompt: 1, 2, then 3
+    wide[1, 3] = torch.tensor([10.0, -10.0, -10.0, -10.0])  # after 3, token 0 is sure; after 1 or 2 all are equal
+    cases = [{"table": wide, "idx": torch.tensor([[0]]), "max_new_tokens": 2, "beam_size": 2, "length_penalty": 1.0}]
+    # 2. eos is the second-best first token and finishes at once; the live beams go on with sure tokens
+    early = torch.full((3, 5, 5), -5.0) + noise(3, 5, 5)
+    early[0, 3] = torch.tensor([2.0, 1.0, -5.0, -5.0, 1.5])  # after the prompt 3: 0, then eos (4), then 1
+    early[1:, :, 2] = 8.0  # then token 2, surely
+    for alpha in (1.0, 0.0):  # alpha 1: the eos hypothesis ranks below the long ones; alpha 0: above them
+        cases.append({"table": early, "idx": torch.tensor([[3]]), "max_new_tokens": 3, "beam_size": 2,
+                      "length_penalty": alpha, "eos_id": 4})
+    return cases
+
+
 def _beam_cases(seed: int) -> list[dict]:
     g = torch.Generator().manual_seed(seed + 20)
     cases = []
@@ -146,6 +205,7 @@ def _beam_cases(seed: int) -> list[dict]:
         (1, 7, 6, 3, 0.6, 2),
         (1, 6, 7, 4, 2.0, 1),
     ]
+    cases += _constructed_beam_cases(g)
     for T0, V, n, k, lp, eos in settings:
         table = _table(g, T0 + n, V, scale=1.5)
         if eos is not None:
@@ -211,29 +271,52 @@ EXERCISES = [
         make_cases=_temperature_cases, reference=decoding.apply_temperature, compare=_compare_temperature,
         forbidden=(decoding.apply_temperature,),
         description="logits / temperature",
+        properties=LADDERS["apply_temperature"],  # logits' shape and dtype; every gap between logits / temperature
+        edge_cases=("a row whose maximum is negative", "an all-equal row", "temperature 1", "temperature 0.1",
+                    "float32 and float64", "1-D and 3-D logits"),
     ),
     Exercise(
         day=DAY, name="top_k_filter", grade_ids=("test_top_k_filter",),
         make_cases=_top_k_cases, reference=decoding.top_k_filter, compare=_compare_filtered,
         forbidden=(decoding.top_k_filter,),
         description="keep the k largest logits of each row, -inf the rest",
+        # logits' shape and dtype; each entry unchanged or -inf; kept >= removed per row; k kept plus ties
+        properties=LADDERS["top_k_filter"],
+        edge_cases=("ties with the k-th largest", "k = 1", "k = V", "k > V", "a row whose maximum is negative",
+                    "an all-equal row", "float32 and float64", "1-D and 3-D logits"),
     ),
     Exercise(
         day=DAY, name="top_p_filter", grade_ids=("test_top_p_filter",),
         make_cases=_top_p_cases, reference=decoding.top_p_filter, compare=_compare_filtered,
         forbidden=(decoding.top_p_filter,),
         description="nucleus: keep the smallest top set whose probability reaches p",
+        # logits' shape and dtype; each entry unchanged or -inf; the top token kept; a top set; smallest reaching p
+        properties=LADDERS["top_p_filter"],
+        edge_cases=("p = 1", "tiny p", "the top token alone reaches p", "a sort order that is a 3-cycle",
+                    "a row whose maximum is negative", "float32 and float64", "1-D and 3-D logits"),
     ),
     Exercise(
         day=DAY, name="greedy", grade_ids=("test_greedy",),
         make_cases=_greedy_cases, reference=decoding.greedy, compare=_compare_greedy, wrap=_wrap_model,
         forbidden=(decoding.greedy, decoding.sample, decoding.beam_search),
         description="argmax decoding with eos padding and early stop",
+        # integer (B, T + n) ids starting with the prompt; each new token the last position's argmax or eos padding;
+        # stops when every row has finished
+        properties=LADDERS["greedy"],
+        edge_cases=("a row that finishes early and must be padded (the model would not repeat eos)",
+                    "rows that finish at different steps", "every row finishes before max_new_tokens",
+                    "max_new_tokens = 0", "T = 1 prompts", "B = 1"),
     ),
     Exercise(
         day=DAY, name="beam_search", grade_ids=("test_beam_search",),
         make_cases=_beam_cases, reference=decoding.beam_search, compare=_compare_beams, wrap=_wrap_model,
         forbidden=(decoding.beam_search, decoding.greedy, decoding.sample),
         description="beam search with length penalty and eos, best hypotheses first",
+        # at most K (generated ids, float) pairs, best first, at least one; each score = the model's summed
+        # log-probability / len ** alpha; then the hypotheses of the reference's procedure
+        properties=LADDERS["beam_search"],
+        edge_cases=("a table where K^2 live beams find a strictly better sequence than K",
+                    "an eos hypothesis that finishes first and ranks last (alpha 1) or first (alpha 0)",
+                    "K = 1", "alpha 0, 0.6, 1 and 2", "prompts of 1 to 3 tokens"),
     ),
 ]

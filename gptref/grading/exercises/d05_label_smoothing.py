@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import gptref.losses as losses
+from gptref.grading.ladders.d05_label_smoothing import LADDERS
 from gptref.grading.spec import Exercise
 
 DAY = "05_label_smoothing"
@@ -20,6 +21,9 @@ def _targets_cases(seed: int) -> list[dict]:
     for n, c, s in _SIZES:
         cases.append({"target": torch.randint(0, c, (n,), generator=g), "n_classes": c, "smoothing": s})
     cases.append({"target": torch.randint(0, 6, (2, 3), generator=g), "n_classes": 6, "smoothing": 0.2})  # (B, T)
+    absent = torch.randint(0, 3, (5,), generator=g)  # classes 3..9 never occur in this batch
+    cases.append({"target": absent, "n_classes": 10, "smoothing": 0.3})
+    cases.append({"target": torch.tensor([], dtype=torch.long), "n_classes": 4, "smoothing": 0.1})  # empty batch
     return cases
 
 
@@ -36,6 +40,10 @@ def _logits_cases(seed: int, with_ignore: bool) -> list[dict]:
     # large logits in float32: log(softmax(.)) underflows to -inf, log_softmax does not
     logits = torch.randn(6, 9, generator=g) * 100
     cases.append({"logits": logits, "target": torch.randint(0, 9, (6,), generator=g), "smoothing": 0.1})
+    # a row of equal logits, a row whose largest logit is negative, a spread-out row
+    rows = torch.stack([torch.zeros(4, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64) - 60,
+                        torch.randn(4, generator=g, dtype=torch.float64) * 3])
+    cases.append({"logits": rows, "target": torch.randint(0, 4, (3,), generator=g), "smoothing": 0.3})
     if with_ignore:
         t = torch.randint(0, 4, (5,), generator=g)
         t[1] = 3  # a custom ignore_index that is also a valid class id
@@ -64,6 +72,9 @@ EXERCISES = [
         reference=losses.smoothed_targets,
         forbidden=(losses.smoothed_targets,),
         description="(1 - eps) one-hot + eps / C, a float32 distribution over the last dimension",
+        properties=LADDERS["smoothed_targets"],  # float32, target.shape + (C,); rows >= 0 summing to 1; on/off values
+        edge_cases=("smoothing 0 (one-hot) and 1 (uniform)", "C = 2", "(B, T) targets", "classes absent from the batch",
+                    "an empty batch"),
     ),
     Exercise(
         day=DAY,
@@ -73,6 +84,11 @@ EXERCISES = [
         reference=_ce_reference,
         forbidden=_FORBIDDEN_LOSSES,
         description="label-smoothed cross-entropy, mean over the rows whose target is not ignore_index",
+        properties=LADDERS["smoothed_cross_entropy"],  # a 0-d tensor of the logits' dtype; finite and >= 0
+        edge_cases=("smoothing 0 and 1", "C = 2", "N = 1", "ignored rows (-100)",
+                    "a custom ignore_index that is a class",
+                    "large float32 logits", "a row of equal logits", "a row whose largest logit is negative",
+                    "float32 and float64"),
     ),
     Exercise(
         day=DAY,
@@ -82,5 +98,8 @@ EXERCISES = [
         reference=_kl_reference,
         forbidden=_FORBIDDEN_LOSSES + (F.kl_div, torch.nn.KLDivLoss, torch.kl_div),
         description="KL(q || p) between the smoothed targets and the model, averaged over rows",
+        properties=LADDERS["smoothed_kl"],  # a 0-d tensor of the logits' dtype; finite and >= 0
+        edge_cases=("smoothing 0 (q has zeros) and 1", "C = 2", "N = 1", "large float32 logits",
+                    "a row of equal logits", "a row whose largest logit is negative", "float32 and float64"),
     ),
 ]

@@ -8,12 +8,13 @@ on tens of thousands of tokens, so a correct function fails with negligible prob
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 
 import gptref.attention as attention
+from gptref.grading.ladders import first_broken
+from gptref.grading.ladders.d06_bert_vs_gpt import LADDERS, objective_value
 from gptref.grading.spec import Exercise
 
 DAY = "06_bert_vs_gpt"
@@ -50,61 +51,13 @@ def _wrap_generator(case: dict) -> dict:
     return args
 
 
-def _bounds(frac: float, expected: float, n: int, what: str, hint: str) -> str | None:
-    slack = 6 * math.sqrt(expected * (1 - expected) / max(n, 1)) + 0.005
-    if abs(frac - expected) > slack:
-        return f"{what}: {frac:.3f}, expected {expected:.2f} (+- {slack:.3f}) {hint}"
-    return None
-
-
 def mask_tokens_problem(got, case) -> str | None:
-    """What is wrong with a result (inputs, labels) of mask_tokens on `case`, or None."""
-    if not isinstance(got, (tuple, list)) or len(got) != 2:
-        return f"return a pair (inputs, labels), got {type(got).__name__}"
-    inputs, labels = got
-    ids = case["ids"]
-    for name, t in (("inputs", inputs), ("labels", labels)):
-        if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(ids.shape):
-            return f"{name} must be a tensor of the ids' shape {tuple(ids.shape)}, got {getattr(t, 'shape', type(t).__name__)}"
-        if t.dtype != ids.dtype:
-            return f"{name} must keep the ids' dtype {ids.dtype}, got {t.dtype}"
-    selected = labels != -100
-    if selected.all():
-        return "labels must be -100 at the positions that were not selected (only about p of the tokens get a label)"
-    if not torch.equal(labels[selected], ids[selected]):
-        return "at a selected position the label must be the ORIGINAL id (and -100 everywhere else)"
-    special = torch.zeros(ids.shape, dtype=torch.bool)
-    for s in case.get("special_ids", ()):
-        special |= ids == s
-    if (selected & special).any():
-        return "special tokens (special_ids) must never be selected for masking"
-    if not torch.equal(inputs[~selected], ids[~selected]):
-        return "positions that were not selected must keep their original id in inputs (and get label -100)"
-    V = case["vocab_size"]
-    if ((inputs < 0) | (inputs >= V)).any():
-        return f"random replacement ids must lie in [0, vocab_size={V})"
-    p = case.get("p", 0.15)
-    n_candidates = int((~special).sum())
-    n_sel = int(selected.sum())
-    problem = _bounds(n_sel / n_candidates, p, n_candidates, "fraction of non-special tokens selected",
-                      f"(select each non-special token with probability p={p})")
-    if problem:
-        return problem
-    sel_in, sel_ids = inputs[selected], ids[selected]
-    is_mask = sel_in == case["mask_id"]
-    is_kept = (sel_in == sel_ids) & ~is_mask
-    is_random = ~is_mask & ~is_kept
-    for frac, exp, what in ((is_mask.float().mean().item(), 0.8, "share of selected tokens replaced by mask_id"),
-                            (is_random.float().mean().item(), 0.1 * (1 - 1 / V), "share replaced by a random id"),
-                            (is_kept.float().mean().item(), 0.1 + 0.1 / V, "share left unchanged")):
-        problem = _bounds(frac, exp, n_sel, what, "(BERT's rule: 80% [MASK], 10% random, 10% unchanged)")
-        if problem:
-            return problem
-    return None
+    """What is wrong with a result (inputs, labels) of mask_tokens on `case`, or None: the ladder, in order."""
+    return first_broken(LADDERS["mask_tokens"], got, case)
 
 
 def _compare_mask(got, expected, case) -> str | None:
-    return mask_tokens_problem(got, case)
+    return None  # a random answer: the ladder (properties=) is the whole check
 
 
 # ---------------------------------------------------------------- attention masks
@@ -129,6 +82,8 @@ def _mask_shape_cases(seed: int) -> list[dict]:
             cases.append({"key_is_token": key, "causal": causal})
     left = torch.tensor([[False, False, True, True, True], [True, True, True, True, True]])  # left padding
     cases += [{"key_is_token": left, "causal": True}, {"key_is_token": left, "causal": False}]
+    right = torch.tensor([[True, True, True, False, False, False], [False] * 6])  # right padding; a row of padding
+    cases += [{"key_is_token": right, "causal": True}, {"key_is_token": right, "causal": False}]
     return cases
 
 
@@ -178,24 +133,7 @@ def _objective_cases(seed: int) -> list[dict]:
 
 
 def _compare_objective(got, expected, case) -> str | None:
-    if not isinstance(got, torch.Tensor):
-        return f"return a tensor, got {type(got).__name__}"
-    if got.numel() != 1:  # (a 0-d tensor comes back from the autograder's sandbox as shape (1,))
-        return f"return a scalar (a 0-d tensor: the mean loss), got shape {tuple(got.shape)}"
-    tol = 1e-5 if expected.dtype == torch.float32 else 1e-9
-    if abs(got.item() - expected.item()) <= tol * (1 + abs(expected.item())):
-        return None
-    lm, clf, tok, lab, lam = (case[k] for k in ("lm_logits", "clf_logits", "tokens", "labels", "lam"))
-    V = lm.shape[-1]
-    l2 = F.cross_entropy(clf, lab).item()
-    l1 = F.cross_entropy(lm[:, :-1].reshape(-1, V), tok[:, 1:].reshape(-1)).item()
-    l1_unshifted = F.cross_entropy(lm.reshape(-1, V), tok.reshape(-1)).item()
-    close = lambda a: abs(got.item() - a) <= 1e-5 * (1 + abs(a))
-    if close(l2 + lam * l1_unshifted):
-        return "the LM loss must predict the NEXT token: compare lm_logits[:, :-1] with tokens[:, 1:]"
-    if close(lam * l2 + l1):
-        return "lambda weights the auxiliary LM loss L1, not the classification loss L2"
-    return f"got {got.item():.6f}, expected L2 + lam * L1 = {expected.item():.6f}"
+    return objective_value(got, expected, case)
 
 
 def _gptref_bert() -> tuple:
@@ -212,16 +150,28 @@ EXERCISES = [
         make_cases=_mask_cases, reference=reference_mask_tokens, compare=_compare_mask, wrap=_wrap_generator,
         forbidden=_gptref_bert(),
         description="BERT's 80/10/10 masking, graded by invariants and proportions",
+        # a pair of the ids' shape and dtype; labels = original id where selected, -100 elsewhere, never on a
+        # special token; unselected inputs unchanged, ids inside the vocabulary; then the proportions
+        properties=LADDERS["mask_tokens"],
+        edge_cases=("special tokens at both ends and padding", "p = 0.15, 0.3 and 0.5", "a small vocabulary (50)",
+                    "BERT's vocabulary (30522)"),
     ),
     Exercise(
         day=DAY, name="attention_mask", grade_ids=("test_attention_mask",),
         make_cases=_mask_shape_cases, reference=reference_attention_mask, compare=_compare_attention_mask,
         forbidden=(attention.causal_mask, attention.padding_mask),
         description="bidirectional (BERT) and causal (GPT) masks with padding",
+        # bool (B, 1, T, T); padded keys hidden from every query; causal: no later key, own and earlier real keys
+        # seen; bidirectional: every real key seen
+        properties=LADDERS["attention_mask"],
+        edge_cases=("T = 1", "B = 1", "left padding", "right padding", "a row that is all padding",
+                    "causal and bidirectional"),
     ),
     Exercise(
         day=DAY, name="gpt1_objective", grade_ids=("test_gpt1_objective",),
         make_cases=_objective_cases, reference=reference_gpt1_objective, compare=_compare_objective,
         description="GPT-1 fine-tuning objective L2 + lambda * L1",
+        properties=LADDERS["gpt1_objective"],  # a finite scalar of the logits' dtype; then the value
+        edge_cases=("T = 2 (one next-token pair)", "B = 1", "lam = 0 and lam = 2", "float32 and float64"),
     ),
 ]

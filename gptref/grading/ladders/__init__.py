@@ -1,24 +1,91 @@
-"""Each exercise's ladder: the properties every correct answer has, checked in order before values.
+"""The ladders: the properties every correct answer has, one module per notebook (d<day>.py).
 
-One module per notebook (d<day>.py with LADDERS = {function name: (property, ...)}), each property a
-function (got, case) -> None or a message in the notebook's words. The exercise's spec uses the same
-tuple as `Exercise.properties` (so the hidden test and the verdict check at least what the visible
-test checks), and a notebook's visible test runs it through `climb`. Like gptref.grading.mistakes,
-these modules hold no cases and no references, so a visible test may import them.
+A property is a function (got, case) -> None or a message in the notebook's words (what the property is,
+what the answer did instead, where to look). The same functions are an Exercise's `properties=` (so the
+hidden check and the trusted verdict check at least what the visible test checks) and are imported by the
+visible tests, which run them through `climb` (calls the student's function on every case) or `climb_answer`
+(checks one answer already computed). Like gptref.grading.mistakes, nothing hidden lives here.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable
 
-from gptref.grading.explain import which_mistake
-from gptref.grading.compare import difference
+import torch
+
+from gptref.grading.compare import policy
+from gptref.grading.explain import Mistake, call, which_mistake
+
+Property = Callable[[Any, dict], "str | None"]
 
 
-def climb(got: Any, case: dict, properties, expected: Any = None, mistakes=(), what: str = "output",
+def first_broken(ladder: tuple[Property, ...] | list[Property], got: Any, case: dict) -> str | None:
+    """The message of the first property `got` breaks, None when it has them all."""
+    for prop in ladder:
+        message = prop(got, case)
+        if message:
+            return message
+    return None
+
+
+def _changed_in_place(before: dict, after: dict) -> str | None:
+    for key, value in before.items():
+        if isinstance(value, torch.Tensor) and not torch.equal(value, after[key]):
+            return (f"your function changed its argument {key!r} in place; leave the inputs as they are "
+                    "(no `/=`, `[...] =`)")
+    return None
+
+
+def climb(fn: Callable, cases: list[dict], ladder: tuple[Property, ...], reference: Callable, *,
+          mistakes: tuple[Mistake, ...] = (), compare: Callable[[Any, Any, dict], str | None] | None = None) -> list:
+    """Call fn(**case) for every case (errors explained), check the ladder then the value against reference(**case).
+
+    On the first case that fails, raise its message; a known mistake is named only when the student's answers
+    equal that mistake's on every case that ran (one input can make two different slips agree by chance).
+    Returns the answers when every case passes.
+    """
+    compare = compare or policy
+    answers, failure = [], None
+    for case in cases:
+        given = copy.deepcopy(case)
+        try:
+            got = call(fn, **given)
+        except AssertionError:
+            if failure is None:
+                raise
+            break  # a later case raised: name a mistake from the cases that ran
+        expected = reference(**copy.deepcopy(case))
+        answers.append((case, got, expected))
+        if failure is None:
+            message = (_changed_in_place(case, given) or first_broken(ladder, got, case)
+                       or compare(got, expected, case))
+            if message:
+                failure = message
+    if failure is None:
+        return [got for _, got, _ in answers]
+    for mistake in mistakes:
+        named = [which_mistake(got, (mistake,), case, expected, lambda a, b, c=case: compare(a, b, c))
+                 for case, got, expected in answers]
+        agrees = all(_agrees(mistake, case, got, compare) for case, got, _ in answers)
+        if agrees and any(named):
+            raise AssertionError(failure + next(n for n in named if n))
+    raise AssertionError(failure)
+
+
+def _agrees(mistake: Mistake, case: dict, got: Any, compare) -> bool:
+    """Whether the mistake's answer on this case equals the student's (a mistake that cannot run: no)."""
+    try:
+        theirs = mistake.answer(**copy.deepcopy(case))
+        return compare(got, theirs, case) is None
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def climb_answer(got: Any, case: dict, properties, expected: Any = None, mistakes=(), what: str = "output",
           compare: Callable[[Any, Any], str | None] | None = None) -> None:
-    """Raise an AssertionError at the first broken property, else at a wrong value (compared with
-    `expected` when given); either way add which known mistake the answer equals, if any."""
+    """One answer already computed: raise an AssertionError at the first broken property, else at a wrong value
+    (compared with `expected` when given); either way add which known mistake the answer equals, if any."""
     message = None
     for prop in properties:
         message = prop(got, case)
@@ -32,4 +99,4 @@ def climb(got: Any, case: dict, properties, expected: Any = None, mistakes=(), w
         raise AssertionError(message)
 
 
-__all__ = ["climb"]
+__all__ = ["Property", "climb", "climb_answer", "first_broken"]

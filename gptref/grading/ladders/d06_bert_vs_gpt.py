@@ -1,0 +1,179 @@
+"""Day 6's ladders: what every correct BERT masking, attention mask and GPT-1 objective answer has.
+
+Masking is random, so its ladder holds for every draw (special tokens never selected, labels the original id
+where selected and -100 elsewhere, unselected inputs unchanged, replacements inside the vocabulary) and then
+checks proportions within wide bounds (at least 6 standard deviations), so a correct function fails with
+negligible probability.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+# ---------------------------------------------------------------- BERT masking
+
+
+def _special(case: dict) -> torch.Tensor:
+    special = torch.zeros(case["ids"].shape, dtype=torch.bool)
+    for s in case.get("special_ids", ()):
+        special |= case["ids"] == s
+    return special
+
+
+def masking_form(got, case) -> str | None:
+    """A pair (inputs, labels) of tensors with the ids' shape and dtype."""
+    ids = case["ids"]
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return f"return a pair (inputs, labels), got {type(got).__name__}"
+    for name, t in zip(("inputs", "labels"), got):
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(ids.shape):
+            shape = getattr(t, "shape", type(t).__name__)
+            return f"{name} must be a tensor of the ids' shape {tuple(ids.shape)}, got {shape}"
+        if t.dtype != ids.dtype:
+            return f"{name} must keep the ids' dtype {ids.dtype}, got {t.dtype}"
+    return None
+
+
+def labels_mark_the_selection(got, case) -> str | None:
+    """Labels: the original id where selected, -100 elsewhere; never on a special token."""
+    ids, (_, labels) = case["ids"], got
+    selected = labels != -100
+    if selected.all():
+        return "labels must be -100 at the positions that were not selected (only about p of the tokens get a label)"
+    if not torch.equal(labels[selected], ids[selected]):
+        return "at a selected position the label must be the ORIGINAL id (not the replacement), and -100 elsewhere"
+    if (selected & _special(case)).any():
+        return "special tokens (special_ids) must never be selected for masking"
+    return None
+
+
+def only_selected_inputs_change(got, case) -> str | None:
+    """Inputs keep their id wherever the label is -100, and every id stays inside the vocabulary."""
+    ids, (inputs, labels) = case["ids"], got
+    selected = labels != -100
+    if not torch.equal(inputs[~selected], ids[~selected]):
+        return "positions that were not selected keep their id in inputs (and get label -100)"
+    V = case["vocab_size"]
+    if ((inputs < 0) | (inputs >= V)).any():
+        return f"random replacement ids must lie in [0, vocab_size={V})"
+    return None
+
+
+def _bounds(frac: float, expected: float, n: int, what: str, hint: str) -> str | None:
+    slack = 6 * math.sqrt(expected * (1 - expected) / max(n, 1)) + 0.005
+    if abs(frac - expected) > slack:
+        return f"{what}: {frac:.3f}, expected {expected:.2f} (+- {slack:.3f}) {hint}"
+    return None
+
+
+def proportions(got, case) -> str | None:
+    """About p of the non-special tokens selected; of those 80% [MASK], 10% random, 10% unchanged."""
+    ids, (inputs, labels) = case["ids"], got
+    selected, special = labels != -100, _special(case)
+    p, V = case.get("p", 0.15), case["vocab_size"]
+    n_candidates, n_sel = int((~special).sum()), int(selected.sum())
+    problem = _bounds(n_sel / max(n_candidates, 1), p, n_candidates, "fraction of non-special tokens selected",
+                      f"(select each non-special token with probability p={p})")
+    if problem or n_sel == 0:
+        return problem
+    sel_in, sel_ids = inputs[selected], ids[selected]
+    is_mask = sel_in == case["mask_id"]
+    is_kept = (sel_in == sel_ids) & ~is_mask
+    is_random = ~is_mask & ~is_kept
+    for frac, want, what in ((is_mask.float().mean().item(), 0.8, "share of selected tokens replaced by mask_id"),
+                             (is_random.float().mean().item(), 0.1 * (1 - 1 / V), "share replaced by a random id"),
+                             (is_kept.float().mean().item(), 0.1 + 0.1 / V, "share left unchanged")):
+        problem = _bounds(frac, want, n_sel, what, "(BERT's rule: 80% [MASK], 10% random, 10% unchanged)")
+        if problem:
+            return problem
+    return None
+
+
+# ---------------------------------------------------------------- attention masks
+
+
+def mask_form(got, case) -> str | None:
+    """A bool (B, 1, T, T) tensor."""
+    B, T = case["key_is_token"].shape
+    if not isinstance(got, torch.Tensor):
+        return f"return a tensor, got {type(got).__name__}"
+    if got.dtype != torch.bool:
+        return f"return a bool tensor (True = may attend), got dtype {got.dtype}"
+    if tuple(got.shape) != (B, 1, T, T):
+        return f"the mask has shape {tuple(got.shape)}; it must be (B, 1, T, T) = {(B, 1, T, T)} (the 1 is for heads)"
+    return None
+
+
+def padded_keys_hidden(got, case) -> str | None:
+    """No query attends a padded key (a column where key_is_token is False)."""
+    pads = ~case["key_is_token"][:, None, None, :].expand_as(got)  # (B, 1, T, T) padded KEYS are columns j
+    seen = got & pads
+    if seen.any():
+        b, _, i, j = (int(x) for x in seen.nonzero()[0])
+        return (f"row {b}: query {i} may attend key {j}, a padded key: no query may attend a padded key "
+                "(mask the columns j where key_is_token[b, j] is False)")
+    return None
+
+
+def causal_rule(got, case) -> str | None:
+    """With causal, no query sees a later key; each query sees its own and earlier real keys; without, all real keys."""
+    key = case["key_is_token"]
+    T = key.shape[1]
+    want = key[:, None, None, :].expand_as(got)  # (B, 1, T, T)
+    if case["causal"]:
+        future = torch.ones(T, T, dtype=torch.bool).triu(1)  # key j > query i
+        if (got & future).any():
+            b, _, i, j = (int(x) for x in (got & future).nonzero()[0])
+            return f"causal=True: query {i} of row {b} may attend the later key {j}: keep j <= i"
+        want = want & ~future
+    missing = want & ~got
+    if missing.any():
+        b, _, i, j = (int(x) for x in missing.nonzero()[0])
+        if not bool(key[b, i]):
+            return (f"row {b}: query {i} is padding and you hid its row, but a padded query still gets its row of "
+                    "the formula: the mask depends on the keys only (the loss ignores padded queries' outputs)")
+        where = "itself" if i == j else ("an earlier key" if j < i else "a later key")
+        rule = ("each query sees its own position and every earlier real key (diagonal included)"
+                if case["causal"] else
+                "causal=False is BERT's bidirectional mask: every query sees every real token, before and after it")
+        return f"row {b}: query {i} may not attend key {j} ({where}, a real token): {rule}"
+    return None
+
+
+# ---------------------------------------------------------------- GPT-1's objective
+
+
+def objective_form(got, case) -> str | None:
+    """A finite scalar tensor of the logits' dtype."""
+    if not isinstance(got, torch.Tensor):
+        return f"return a tensor (keep the loss in torch so it can be back-propagated), got {type(got).__name__}"
+    if got.numel() != 1:  # (a 0-d tensor comes back from the autograder's sandbox as shape (1,))
+        return f"return a scalar (a 0-d tensor: both losses are means), got shape {tuple(got.shape)}"
+    if got.dtype != case["lm_logits"].dtype:
+        return f"the loss has dtype {got.dtype}; keep the logits' dtype {case['lm_logits'].dtype}"
+    if not torch.isfinite(got).all():
+        return f"the loss is {got.item()}, not a finite number"
+    return None
+
+
+def objective_value(got, expected, case) -> str | None:
+    """L2 + lam * L1, with both numbers shown."""
+    tol = 1e-5 if expected.dtype == torch.float32 else 1e-9
+    if abs(got.item() - expected.item()) <= tol * (1 + abs(expected.item())):
+        return None
+    lm, clf, tok, lab = (case[k] for k in ("lm_logits", "clf_logits", "tokens", "labels"))
+    V = lm.shape[-1]
+    l2 = F.cross_entropy(clf, lab).item()
+    l1 = F.cross_entropy(lm[:, :-1].reshape(-1, V), tok[:, 1:].reshape(-1)).item()
+    return (f"got {got.item():.6f}, expected L2 + lam * L1 = {l2:.6f} + {case.get('lam', 0.5)} * {l1:.6f} = "
+            f"{expected.item():.6f} (L2: classifier cross-entropy; L1: next-token cross-entropy)")
+
+
+LADDERS = {
+    "mask_tokens": (masking_form, labels_mark_the_selection, only_selected_inputs_change, proportions),
+    "attention_mask": (mask_form, padded_keys_hidden, causal_rule),
+    "gpt1_objective": (objective_form,),
+}

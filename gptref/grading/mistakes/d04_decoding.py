@@ -1,0 +1,167 @@
+"""Day 4's common wrong answers (temperature, top-k, top-p, greedy, beam search), each as a small function.
+
+`says` completes "Your answer is exactly what you get when you ...".
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gptref.grading.explain import Mistake
+
+# ---------------------------------------------------------------- filters
+
+
+def _top_k(logits, k, *, threshold_rank="largest", removed=float("-inf"), ties=True):
+    if k >= logits.shape[-1]:
+        return logits.clone()
+    top = torch.topk(logits, k, dim=-1, largest=threshold_rank == "largest")
+    if not ties:
+        return torch.full_like(logits, float("-inf")).scatter(-1, top.indices, top.values)
+    kth = top.values[..., -1:]  # (..., 1)
+    return logits.masked_fill(logits < kth, removed)
+
+
+def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True):
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (..., V)
+    probs = F.softmax(sorted_logits, dim=-1) if use_softmax else sorted_logits
+    mass_above = torch.cumsum(probs, dim=-1) - (0 if own_mass else probs)
+    remove_sorted = mass_above >= p
+    if unsort == "scatter":
+        remove = torch.zeros_like(remove_sorted).scatter(-1, order, remove_sorted)
+    elif unsort == "gather":
+        remove = remove_sorted.gather(-1, order)
+    else:
+        remove = remove_sorted
+    return logits.masked_fill(remove, float("-inf"))
+
+
+# ---------------------------------------------------------------- greedy
+
+
+def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, stop="all", prompt=True):
+    seq = idx
+    done = torch.zeros(idx.shape[0], dtype=torch.bool)  # (B,)
+    for _ in range(max_new_tokens):
+        token = model(seq)[:, position, :].argmax(dim=-1)  # (B,)
+        if eos_id is not None:
+            if pad:
+                token = token.masked_fill(done, eos_id)
+            done = done | (token == eos_id)
+        seq = torch.cat([seq, token[:, None]], dim=1)  # (B, T + 1)
+        if eos_id is not None and stop and bool(done.all() if stop == "all" else done.any()):
+            break
+    return seq if prompt else seq[:, idx.shape[1]:]
+
+
+# ---------------------------------------------------------------- beam search
+
+
+def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None, *, live=None,
+          exponent=True, keep_eos=True, prompt_in_length=False, sort=True, finish_live=True):
+    prompt_len = idx.shape[1]
+    live = live or beam_size
+
+    def normalized(total, n):
+        n = n + prompt_len if prompt_in_length else n
+        return total / (n ** length_penalty if exponent else n)
+
+    seqs, sums, finished = idx, torch.zeros(1, dtype=torch.float64), []
+    for _ in range(max_new_tokens):
+        logp = F.log_softmax(model(seqs)[:, -1, :].double(), dim=-1)  # (n_live, V)
+        V = logp.shape[1]
+        cand = (sums[:, None] + logp).flatten()  # (n_live * V,)
+        rows, tokens, new_sums = [], [], []
+        for flat in torch.argsort(cand, descending=True).tolist():
+            row, token = divmod(flat, V)
+            if token == eos_id:
+                generated = seqs[row, prompt_len:].tolist() + ([token] if keep_eos else [])
+                finished.append((generated, normalized(cand[flat].item(), len(generated))))
+                continue
+            rows.append(row)
+            tokens.append(token)
+            new_sums.append(cand[flat].item())
+            if len(rows) == live:
+                break
+        seqs = torch.cat([seqs[rows], torch.tensor(tokens)[:, None]], dim=1)  # (n_live, T + step + 1)
+        sums = torch.tensor(new_sums, dtype=torch.float64)
+    for row in range(seqs.shape[0] if finish_live else 0):
+        generated = seqs[row, prompt_len:].tolist()
+        if generated:
+            finished.append((generated, normalized(sums[row].item(), len(generated))))
+    if sort:
+        finished.sort(key=lambda hyp: hyp[1], reverse=True)
+    return finished[:beam_size]
+
+
+MISTAKES = {
+    "apply_temperature": (
+        Mistake("multiply the logits by the temperature (temperature must divide the logits, not multiply)",
+                lambda logits, temperature: logits * temperature),
+        Mistake("subtract the temperature from the logits: that shifts every logit alike and leaves the softmax "
+                "unchanged; divide by it", lambda logits, temperature: logits - temperature),
+        Mistake("return softmax(logits / temperature): apply_temperature returns the scaled logits, the softmax "
+                "comes later", lambda logits, temperature: F.softmax(logits / temperature, dim=-1)),
+    ),
+    "top_k_filter": (
+        Mistake("remove the k-th largest logit too, keeping k - 1 (is the k-th largest itself kept?)",
+                lambda logits, k: logits if k >= logits.shape[-1] else logits.masked_fill(
+                    logits <= torch.topk(logits, k, dim=-1).values[..., -1:], float("-inf"))),
+        Mistake("set the removed logits to 0 instead of -inf (a logit of 0 still gets probability after the "
+                "softmax)", lambda logits, k: _top_k(logits, k, removed=0.0)),
+        Mistake("compare with the k-th SMALLEST logit (topk with largest=False) instead of the k-th largest",
+                lambda logits, k: _top_k(logits, k, threshold_rank="smallest")),
+        Mistake("keep exactly the k entries torch.topk returns, dropping the logits tied with the k-th largest "
+                "(ties are kept)", lambda logits, k: _top_k(logits, k, ties=False)),
+    ),
+    "top_p_filter": (
+        Mistake("count a token's own probability in the mass above it, which removes the token that crosses p",
+                lambda logits, p: _top_p(logits, p, own_mass=True)),
+        Mistake("apply the mask made in sorted order to the logits in vocabulary order (put it back with "
+                "scatter along the sort's indices)", lambda logits, p: _top_p(logits, p, unsort="none")),
+        Mistake("undo the sort with gather(order) instead of scatter(order): gather applies the permutation a "
+                "second time instead of inverting it", lambda logits, p: _top_p(logits, p, unsort="gather")),
+        Mistake("add up the sorted logits instead of their softmax probabilities",
+                lambda logits, p: _top_p(logits, p, use_softmax=False)),
+    ),
+    "greedy": (
+        Mistake("read the logits of the first position, model(seq)[:, 0, :]: use the logits of the LAST position",
+                lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
+                                                                         position=0)),
+        Mistake("keep generating in a row after it produced eos_id: once a row is finished, pad it with eos_id",
+                lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
+                                                                         pad=False)),
+        Mistake("return only the new tokens, without the prompt in front",
+                lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
+                                                                         prompt=False)),
+        Mistake("go on to max_new_tokens after every row has produced eos_id (stop once all rows are finished)",
+                lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
+                                                                         stop=None)),
+        Mistake("stop as soon as ANY row has produced eos_id instead of when EVERY row has",
+                lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
+                                                                         stop="any")),
+    ),
+    "beam_search": (
+        Mistake("keep K^2 live hypotheses: your beam keeps K^2 candidates instead of the best K",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, live=beam_size * beam_size)),
+        Mistake("divide by the length instead of length ** length_penalty (divide the summed log-probs by "
+                "length ** length_penalty)",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, exponent=False)),
+        Mistake("leave eos_id out of a finished hypothesis and of its length (a hypothesis that produced eos_id is "
+                "finished, and it ends with eos_id)",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, keep_eos=False)),
+        Mistake("count the prompt in the length |y| (it counts only the generated tokens)",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, prompt_in_length=True)),
+        Mistake("return the finished hypotheses in the order they finished, without sorting them by score",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, sort=False)),
+        Mistake("drop the beams still alive after the last step (they are finished by length too)",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, finish_live=False)),
+    ),
+}

@@ -1,0 +1,80 @@
+"""Day 6's common wrong answers (attention masks, GPT-1's objective), each as a small function.
+
+`says` completes "Your answer is exactly what you get when you ...". BERT's masking is random; its wrong
+answers are told apart by the ladder's invariants (gptref.grading.ladders.d06_bert_vs_gpt), not here.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gptref.grading.explain import Mistake
+
+
+def _mask(key_is_token, causal, *, keys=True, triangle="tril", pad_when_causal=True):
+    B, T = key_is_token.shape
+    pads = key_is_token[:, None, None, :] if keys else key_is_token[:, None, :, None]
+    allowed = pads.expand(B, 1, T, T)  # (B, 1, T, T)
+    if causal:
+        ones = torch.ones(T, T, dtype=torch.bool)
+        tri = {"tril": ones.tril(), "triu": ones.triu(), "strict": ones.tril(-1)}[triangle]
+        allowed = (allowed & tri) if pad_when_causal else tri.expand(B, 1, T, T)
+    return allowed
+
+
+def _objective(lm_logits, clf_logits, tokens, labels, lam=0.5, *, shift="next", weights="right"):
+    V = lm_logits.shape[-1]
+    l2 = F.cross_entropy(clf_logits, labels)
+    if shift == "next":
+        l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))
+    elif shift == "flat":  # shifted after flattening the batch: crosses from one sequence into the next
+        l1 = F.cross_entropy(lm_logits.reshape(-1, V)[:-1], tokens.reshape(-1)[1:])
+    elif shift == "per_sequence":  # summed over tokens, divided by B: a mean per sequence, not per token
+        l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1), reduction="sum")
+        l1 = l1 / lm_logits.shape[0]
+    elif shift == "none":
+        l1 = F.cross_entropy(lm_logits.reshape(-1, V), tokens.reshape(-1))
+    else:  # the previous token
+        l1 = F.cross_entropy(lm_logits[:, 1:].reshape(-1, V), tokens[:, :-1].reshape(-1))
+    return {"right": l2 + lam * l1, "swapped": lam * l2 + l1, "both": lam * (l2 + l1), "none": l2 + l1}[weights]
+
+
+MISTAKES = {
+    "attention_mask": (
+        Mistake("build the causal triangle with triu: queries then see the future; keep j <= i (tril)",
+                lambda key_is_token, causal: _mask(key_is_token, causal, triangle="triu")),
+        Mistake("apply key_is_token to the queries (rows) instead of the keys (columns): padded keys must be hidden "
+                "from every query", lambda key_is_token, causal: _mask(key_is_token, causal, keys=False)),
+        Mistake("leave out the diagonal (tril(-1)): a query may attend its own position",
+                lambda key_is_token, causal: _mask(key_is_token, causal, triangle="strict")),
+        Mistake("drop the padding when causal=True: the causal mask must also hide padded keys",
+                lambda key_is_token, causal: _mask(key_is_token, causal, pad_when_causal=False)),
+    ),
+    "gpt1_objective": (
+        Mistake("compare lm_logits with tokens at the same position: the LM loss must predict the NEXT token "
+                "(lm_logits[:, :-1] against tokens[:, 1:])",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, shift="none")),
+        Mistake("shift the wrong way (lm_logits[:, 1:] against tokens[:, :-1]): logit t predicts token t + 1",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, shift="previous")),
+        Mistake("shift after flattening the batch: the last logit of each sequence then predicts the first token "
+                "of the next sequence; shift within each sequence (lm_logits[:, :-1], tokens[:, 1:]), then flatten",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, shift="flat")),
+        Mistake("sum L1 over the tokens and divide by B only: both losses are means, L1 over all B (T - 1) "
+                "predictions",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, shift="per_sequence")),
+        Mistake("put lambda on L2: lambda weights the auxiliary LM loss L1, not the classification loss",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, weights="swapped")),
+        Mistake("multiply both losses by lambda: only the LM loss L1 is weighted, L3 = L2 + lam * L1",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, weights="both")),
+        Mistake("add L1 without lambda (L2 + L1)",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, weights="none")),
+    ),
+}
