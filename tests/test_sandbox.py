@@ -278,7 +278,7 @@ def test_forgery_from_student_code_changes_nothing(batch):
     for name in ("scaled_sum", "softmax_rows"):
         verdict = st["notebooks"]["toy"]["verdict"][name]
         assert verdict["status"] != "pass" and "FORGED_MARKER" not in verdict["message"], verdict
-        assert any(f.startswith(f"test_{name}:") and f"trusted check of {name}" in f and "0 points" in f
+        assert any(f"test_{name}: " in f and f"trusted check of {name}" in f and "0 points" in f
                    for f in flags(st)), flags(st)
     printed = "".join(outputs_text(root, "forger"))
     assert "FORGER refused /proc/" in printed, printed[-2000:]
