@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from gptref.grading.compare import policy
+from gptref.grading.compare import difference, policy
 from gptref.grading.explain import Mistake, call, which_mistake
 
 Property = Callable[[Any, dict], "str | None"]
