@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, IO, Union
+from typing import IO, Any, Callable, Union
 
 Content = Union[str, bytes, Callable[[IO], Any]]
 

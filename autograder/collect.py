@@ -21,8 +21,8 @@ import os
 import tempfile
 import zipfile
 
-from .atomic import write_atomic, write_json
 from . import refused as refusals
+from .atomic import write_atomic, write_json
 from .course import STUDENT_ID, Course
 from .slim import TooBig, strip_file
 

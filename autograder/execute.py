@@ -27,7 +27,8 @@ from .sandbox import Sandbox, SandboxUnavailable
 from .scan import scan
 from .scrub import has_hidden_tests, strip_hidden_tests
 from .settings import Autograder
-from .status import NotebookStatus, save as save_status
+from .status import NotebookStatus
+from .status import save as save_status
 from .verdict import derive_seed, load_registry, load_secret, trusted_verdict
 
 

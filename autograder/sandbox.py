@@ -18,8 +18,8 @@ import fcntl
 import functools
 import importlib.util
 import os
-import secrets
 import resource
+import secrets
 import shutil
 import signal
 import subprocess

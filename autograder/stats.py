@@ -15,7 +15,7 @@ import math
 import os
 import re
 import statistics
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 
 import nbformat

@@ -50,7 +50,13 @@ def submission_hash(course: Course, assignment: str, student: str) -> str:
 
 def _overrides(course: Course, staging: str, status_tmp: str, assignment: str, slot: int, unsafe: bool) -> Config:
     from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
 
     from .execute import SandboxedExecute
     from .scrub import ScrubHiddenTests
@@ -66,8 +72,8 @@ def _overrides(course: Course, staging: str, status_tmp: str, assignment: str, s
     config.SandboxedExecute.status_dir = status_tmp
     config.SandboxedExecute.release_dir = os.path.join(course.release, assignment)
     config.SandboxedExecute.secret_file = course.secret_file
-    from nbgrader.preprocessors import GetGrades
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
 
     config.GenerateFeedback.preprocessors = [GetGrades, ScrubHiddenTests, CSSHTMLHeaderPreprocessor]
     return config

@@ -131,8 +131,9 @@ def test_has_a_written_question(day):
 @pytest.mark.slow
 @pytest.mark.parametrize("day", DAYS)
 def test_autograde_solution_full_untouched_zero(day, tmp_path, monkeypatch):
-    from autograder.sandbox import bwrap_problem
     from nbgrader.api import Gradebook
+
+    from autograder.sandbox import bwrap_problem
 
     if bwrap_problem() is None and os.environ.get("GPTREF_PLAIN_AUTOGRADE") != "1":
         pytest.skip("tests/test_real_course_a.py and _b.py grade this day's solution and untouched release through the whole "

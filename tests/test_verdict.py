@@ -180,13 +180,13 @@ ROUTES = {
 @pytest.mark.slow
 def test_verdict_sandbox_catches_every_route_to_the_reference(tmp_path):
     import dataclasses
-    import os
     import py_compile
+
+    from traitlets.config import Config
 
     from autograder.sandbox import Sandbox, bwrap_problem
     from autograder.settings import Autograder
     from autograder.verdict import trusted_verdict
-    from traitlets.config import Config
 
     problem = bwrap_problem()
     if problem:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import textwrap
 
-
 BEFORE_TEST = textwrap.dedent('''
     def _autograder_snapshot():
         import linecache, sys

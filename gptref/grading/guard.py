@@ -14,7 +14,6 @@ import types
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-import torch
 from torch.overrides import TorchFunctionMode, resolve_name
 
 

@@ -14,13 +14,13 @@ def _block_stats(block):
 
 def online_softmax_stats(blocks):
     """Merge the (max, sum) pairs of the blocks one after another."""
-    m, l = _block_stats(blocks[0])
+    m, row_sum = _block_stats(blocks[0])
     for block in blocks[1:]:
         bm, bl = _block_stats(block)
         top = torch.maximum(m, bm)
-        l = l * torch.exp(m - top) + bl * torch.where(bl > 0, torch.exp(bm - top), torch.zeros_like(bl))
+        row_sum = row_sum * torch.exp(m - top) + bl * torch.where(bl > 0, torch.exp(bm - top), torch.zeros_like(bl))
         m = top
-    return m, l
+    return m, row_sum
 
 
 def tiled_attention(q, k, v, block_q=64, block_k=64, causal=False):

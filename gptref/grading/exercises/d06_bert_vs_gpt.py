@@ -8,7 +8,6 @@ on tens of thousands of tokens, so a correct function fails with negligible prob
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 

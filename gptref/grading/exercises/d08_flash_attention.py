@@ -119,14 +119,14 @@ def stats_max(got, case) -> str | None:
 def stats_sum_range(got, case) -> str | None:
     """Rung 3: 1 <= l <= number of finite scores (the max contributes exp(0) = 1, every other term <= 1)."""
     x = torch.cat(list(case["blocks"]), dim=-1)
-    l = got[1].to(x.dtype)
+    row_sum = got[1].to(x.dtype)
     count = torch.isfinite(x).sum(dim=-1).to(x.dtype)
     slack = 1e-4 if x.dtype == torch.float32 else 1e-9
-    bad = ~torch.isfinite(l) | (l < 1 - slack) | (l > count * (1 + slack))
+    bad = ~torch.isfinite(row_sum) | (row_sum < 1 - slack) | (row_sum > count * (1 + slack))
     if bad.any():
         i = _first_bad(bad)
         return (f"l must lie between 1 (the max's own term exp(0)) and the number of scores in the row (each term "
-                f"exp(x - m) is at most 1); row {i} has l = {l[i].item():.6g} with {int(count[i])} scores: look at "
+                f"exp(x - m) is at most 1); row {i} has l = {row_sum[i].item():.6g} with {int(count[i])} scores: look at "
                 f"the exponent inside exp and the factor that carries the old sum over to a new max")
     return None
 

@@ -197,7 +197,9 @@ def _compare_sft(got, expected, case) -> str | None:
         return None
     logits, targets, mask = case["logits"], case["targets"], case["loss_mask"]
     per_token = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(targets.shape)
-    close = lambda a: abs(got.item() - a) <= 1e-5 * (1 + abs(a))
+    def close(value: float) -> bool:
+        return abs(got.item() - value) <= 1e-5 * (1 + abs(value))
+
     if close((per_token * mask).sum().item() / mask.numel()):
         return "divide by the number of response tokens (mask.sum()), not by every position"
     if close(per_token[~mask].mean().item()):
@@ -291,7 +293,9 @@ def ddp_mistakes(state, x, y, lr, max_norm, world_size=2) -> dict[str, dict]:
 def _compare_ddp(got, expected, case) -> str | None:
     if not isinstance(got, dict) or set(got) != set(expected):
         return f"return the model's state_dict after the step (keys {sorted(expected)}), got {type(got).__name__}"
-    close = lambda a, b: all(torch.allclose(a[k].to(b[k].dtype), b[k], rtol=0, atol=1e-9) for k in b)
+    def close(params: dict, target: dict) -> bool:
+        return all(torch.allclose(params[k].to(target[k].dtype), target[k], rtol=0, atol=1e-9) for k in target)
+
     if close(got, expected):
         return None
     for message, params in ddp_mistakes(**case).items():

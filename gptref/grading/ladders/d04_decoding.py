@@ -173,7 +173,7 @@ def greedy_steps(got, case) -> str | None:
 
 def greedy_stops_when_all_finished(got, case) -> str | None:
     """With eos_id, generation stops at the first step after which every row has finished."""
-    eos, n_max, prompt_len = case.get("eos_id"), case["max_new_tokens"], case["idx"].shape[1]
+    eos, prompt_len = case.get("eos_id"), case["idx"].shape[1]
     if eos is None or not isinstance(got, torch.Tensor):
         return None
     new = got[:, prompt_len:].long()

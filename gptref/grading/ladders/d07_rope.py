@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 
-
 def _short(vectors: torch.Tensor) -> list:
     """The first few values of the first vector, rounded, for a message."""
     return [round(v, 4) for v in vectors.reshape(-1, vectors.shape[-1])[0, :4].tolist()]
@@ -124,7 +123,7 @@ def score_at_distance_zero(got, case) -> str | None:
         return None
     plain = (case["q"] * case["k"]).sum(-1)
     if not torch.allclose(got.double(), plain.double(), rtol=1e-5, atol=1e-5):
-        return f"at distance 0 both vectors turn by the same angles, so the score is the plain dot product q . k"
+        return "at distance 0 both vectors turn by the same angles, so the score is the plain dot product q . k"
     return None
 
 

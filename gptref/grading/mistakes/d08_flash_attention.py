@@ -13,7 +13,6 @@ import torch
 
 from gptref.grading.explain import Mistake
 
-
 # ---------------------------------------------------------------- online softmax statistics
 
 
@@ -21,16 +20,16 @@ def _stats(blocks, *, rescale="right", shift="running", start_max=float("-inf"),
     """Running (m, l) over blocks, with one slip chosen by the flags."""
     first = blocks[0]
     m = torch.full(first.shape[:-1], start_max, dtype=first.dtype)  # (...) running max
-    l = torch.zeros(first.shape[:-1], dtype=first.dtype)  # (...) running sum
+    row_sum = torch.zeros(first.shape[:-1], dtype=first.dtype)  # (...) running sum
     for block in blocks:
         block_max = block.amax(dim=-1)
         m_new = torch.maximum(m, block_max)
         factor = {"right": torch.exp(m - m_new), "none": torch.ones_like(m), "flipped": torch.exp(m_new - m)}[rescale]
         reference_max = {"running": m_new, "block": block_max, "zero": torch.zeros_like(m_new)}[shift]
-        l = l * factor + torch.exp(block - reference_max[..., None]).sum(dim=-1)
+        row_sum = row_sum * factor + torch.exp(block - reference_max[..., None]).sum(dim=-1)
         if update_max:
             m = m_new
-    return m, (torch.log(l) + m if log_sum else l)
+    return m, (torch.log(row_sum) + m if log_sum else row_sum)
 
 
 # ---------------------------------------------------------------- tiled attention (forward)
@@ -45,7 +44,7 @@ def _tiled(q, k, v, block_q=64, block_k=64, causal=False, *, scale_power=0.5, re
         qi = q[..., i0:i0 + block_q, :] / d ** scale_power  # (..., bq, D)
         bq = qi.shape[-2]
         m = torch.full(qi.shape[:-1], float("-inf"), dtype=q.dtype)  # (..., bq)
-        l = torch.zeros(qi.shape[:-1], dtype=q.dtype)  # (..., bq)
+        row_sum = torch.zeros(qi.shape[:-1], dtype=q.dtype)  # (..., bq)
         acc = torch.zeros(*qi.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., bq, D)
         for j0 in range(0, k.shape[-2], block_k):
             s = qi @ k[..., j0:j0 + block_k, :].transpose(-2, -1)  # (..., bq, bk)
@@ -56,11 +55,11 @@ def _tiled(q, k, v, block_q=64, block_k=64, causal=False, *, scale_power=0.5, re
             m_new = torch.maximum(m, s.amax(dim=-1))
             alpha = torch.exp(m - m_new)  # (..., bq)
             p = torch.exp(s - m_new[..., None])  # (..., bq, bk)
-            l = (l * alpha if rescale_l else l) + p.sum(dim=-1)
+            row_sum = (row_sum * alpha if rescale_l else row_sum) + p.sum(dim=-1)
             acc = (acc * alpha[..., None] if rescale_acc else acc) + p @ v[..., j0:j0 + block_k, :]
             if update_max:
                 m = m_new
-        out[..., i0:i0 + bq, :] = acc / l[..., None] if normalise else acc
+        out[..., i0:i0 + bq, :] = acc / row_sum[..., None] if normalise else acc
     return out
 
 
