@@ -49,12 +49,27 @@ def reference_accumulated(state, x, y, lr, micro_steps):
     return {"params": reference_sgd(state, x, y, lr), "early_all_reduce_calls": 0}
 
 
+def _state_bytes(opt) -> list[int]:
+    """The bytes of optimizer state each parameter holds, in parameter order."""
+    return [sum(t.numel() * t.element_size() for t in opt.state[p].values() if isinstance(t, torch.Tensor))
+            for group in opt.param_groups for p in group["params"]]
+
+
+def _full_state_bytes(state, x, y, lr) -> int:
+    """The bytes of state one unsharded AdamW holds after the steps."""
+    return sum(_state_bytes(_whole_batch(state, x, y, lambda ps: torch.optim.AdamW(ps, lr=lr))[1]))
+
+
 def reference_zero(state, x, y, lr):
-    """The whole-batch AdamW parameters, and the bytes of state one unsharded AdamW holds."""
+    """The whole-batch AdamW parameters, and the state bytes per rank when each parameter goes, in order, to the
+    rank with the fewest elements so far (2 ranks)."""
     params, opt = _whole_batch(state, x, y, lambda ps: torch.optim.AdamW(ps, lr=lr))
-    full = sum(t.numel() * t.element_size() for s in opt.state.values() for t in s.values()
-               if isinstance(t, torch.Tensor))
-    return {"params": params, "state_bytes": full}
+    elements, per_rank = [0, 0], [0, 0]
+    for value, nbytes in zip(state.values(), _state_bytes(opt)):
+        owner = elements.index(min(elements))
+        elements[owner] += value.numel()
+        per_rank[owner] += nbytes
+    return {"params": params, "state_bytes": per_rank}
 
 
 def _toy(seed: int, offset: int) -> dict:
@@ -70,26 +85,27 @@ def _toy(seed: int, offset: int) -> dict:
 
 
 def _naive_cases(seed):
-    return [_toy(seed, 1)]
+    return [_toy(seed, 1), _toy(seed, 11)]
 
 
 def _flat_cases(seed):
-    return [_toy(seed, 2)]
+    return [_toy(seed, 2), _toy(seed, 12)]
 
 
 def _bucketed_cases(seed):
-    """A bucket that just holds the last layer's weight and bias (launched only when both are ready)."""
+    """A bucket that just holds the last layer's weight and bias (launched only when both are ready), then one
+    bucket for everything."""
     case = _toy(seed, 3)
     last = (case["state"]["2.weight"].numel() + case["state"]["2.bias"].numel()) * 8
-    return [dict(case, bucket_mb=1.01 * last / 2**20)]
+    return [dict(case, bucket_mb=1.01 * last / 2**20), dict(_toy(seed, 13), bucket_mb=100.0)]
 
 
 def _accumulated_cases(seed):
-    return [dict(_toy(seed, 4), micro_steps=2 if seed % 2 == 0 else 4)]
+    return [dict(_toy(seed, 4), micro_steps=2), dict(_toy(seed, 14), micro_steps=4)]
 
 
 def _zero_cases(seed):
-    return [dict(_toy(seed, 5), lr=0.05)]
+    return [dict(_toy(seed, 5), lr=0.05), dict(_toy(seed, 15), lr=0.05)]
 
 
 def _params(value):
@@ -122,7 +138,7 @@ def _no_early_communication(got, case) -> str | None:
 def _sharded_memory(got, case) -> str | None:
     if not isinstance(got, dict) or not isinstance(got.get("state_bytes"), (list, tuple)):
         return "run_zero returns {'params': ..., 'state_bytes': [bytes on rank 0, bytes on rank 1]}"
-    full = reference_zero(**case)["state_bytes"]
+    full = _full_state_bytes(case["state"], case["x"], case["y"], case["lr"])
     mine = list(got["state_bytes"])
     if sum(mine) < full:
         return (f"the ranks hold {sum(mine)} bytes of AdamW state together, one AdamW {full}: every parameter "
