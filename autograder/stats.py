@@ -137,7 +137,8 @@ def read_failures(course: Course, days: dict[str, Day]) -> None:
                     exercise = day.exercises.get((notebook, meta.get("grade_id")))
                     errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
                     if exercise is not None and errors:
-                        exercise.failures[failure_message(errors[-1])] += 1
+                        # the cell's own failure first: the trusted check's message is appended after it
+                        exercise.failures[failure_message(errors[0])] += 1
 
 
 def collect(course: Course) -> dict[str, Day]:

@@ -278,8 +278,11 @@ def _summary(status: status_record.Status) -> str:
     return json.dumps({k: status.get(k) for k in ("student", "assignment", "state", "score", "max_score", "seconds")})
 
 
-def serve(course: Course, slot: int, unsafe: bool) -> int:
-    """Grade the jobs read from stdin, one JSON line each, answering one RESULT line per job (worker_pool.py)."""
+def serve(config_path: str | None, slot: int, unsafe: bool) -> int:
+    """Grade the jobs read from stdin, one JSON line each, answering one RESULT line per job (worker_pool.py).
+
+    Each job gets a fresh Course, as a worker process of its own did: nbgrader's runs change the config they are
+    given, and the submission hash (which says whether a submission is graded) covers the course's settings."""
     import traceback
 
     from .worker_pool import RESULT
@@ -289,7 +292,7 @@ def serve(course: Course, slot: int, unsafe: bool) -> int:
             continue
         job = json.loads(line)
         try:
-            status = grade_one(course, job["assignment"], job["student"], slot, unsafe)
+            status = grade_one(Course(config_path), job["assignment"], job["student"], slot, unsafe)
             answer = {"ok": True, "summary": _summary(status)}
         except Exception as e:  # noqa: BLE001 (reported to grade, which retries and then records the failure)
             traceback.print_exc()
@@ -315,7 +318,7 @@ def main(argv=None) -> int:
     course = Course(args.config)
     hold_worker_lock(course)
     if args.serve:
-        return serve(course, args.slot, args.unsafe)
+        return serve(args.config, args.slot, args.unsafe)
     print(_summary(grade_one(course, args.assignment, args.student, args.slot, args.unsafe)))
     return 0
 

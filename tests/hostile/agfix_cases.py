@@ -66,13 +66,15 @@ def cases(release_nb, root: str) -> dict[str, tuple[Case, object]]:
     add(Case("wrong_sum", "honest but wrong scaled_sum", score=1), notebook(R, sum_src=BAD_SUM))
     add(Case("infinite_loop", "infinite loop in a cell", score=3, flag=None),
         notebook(R, extra_after_sum="while True:\n    pass"))
-    add(Case("sigint_ignored", "loop that ignores SIGINT", score=3, flag="kernel"), notebook(R, extra_after_sum=(
+    # a kernel that dies (or must be killed) never runs the later visible tests: their cells score 0 even where
+    # the trusted check passes, since a verdict no longer restores a visible test that did not pass (issue 18.2)
+    add(Case("sigint_ignored", "loop that ignores SIGINT", score=2, flag="kernel"), notebook(R, extra_after_sum=(
         "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")))
     add(Case("long_sleep", "sleeps for a day", score=3), notebook(R, extra_after_sum="import time\ntime.sleep(86400)"))
     add(Case("sys_exit", "sys.exit()", score=3), notebook(R, extra_after_sum="import sys\nsys.exit(3)"))
-    add(Case("os_exit", "os._exit() kills the kernel", score=3, flag="kernel died"),
+    add(Case("os_exit", "os._exit() kills the kernel", score=2, flag="kernel died"),
         notebook(R, extra_after_sum="import os\nos._exit(0)"))
-    add(Case("segfault", "segfault through ctypes", score=3, flag="kernel died"),
+    add(Case("segfault", "segfault through ctypes", score=2, flag="kernel died"),
         notebook(R, extra_after_sum="import ctypes\nctypes.string_at(0)"))
     add(Case("memory_bomb", "allocates until it fails", score=3), notebook(R, extra_after_sum=(
         "blocks = []\ntry:\n    while True:\n        blocks.append(bytearray(256 * 2**20))\n"
