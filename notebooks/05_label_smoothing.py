@@ -344,7 +344,7 @@ validation loss of a model trained with label smoothing against one trained with
 """, answer=r"""
 The minimum is at p = q, where the loss equals H(q). q_y = 1 - 0.1 + 0.1/50257 ≈ 0.900002 and the
 other 50256 tokens get 0.1/50257 ≈ 1.99e-6 each, so H(q) = -0.900002 ln 0.900002 - 0.1 ln(1.99e-6)
-≈ 0.0948 + 1.312 ≈ 1.41 nats. The best model gives the correct token probability ≈ 0.9, never 1.
+≈ 0.0948 + 1.313 ≈ 1.41 nats. The best model gives the correct token probability ≈ 0.9, never 1.
 So a smoothed loss is not comparable with an unsmoothed one: it has a floor of about 1.4 nats; to
 compare models, evaluate both with the plain cross-entropy (perplexity), which smoothing usually
 makes slightly worse even when accuracy or BLEU improves (as Vaswani et al. report).

@@ -5,7 +5,8 @@ Per day: solutions/ is what notebooks/<day>.py builds; course/ is byte-identical
 and the untouched release to zero on every test cell (without failing the run); every planted
 mistake in tests/mutants/d<day>.py fails exactly the test cells it names, with a message that
 contains the mutant's `hint` (the visible tests name the mistake) and no other mutant's hint (no
-message blames a cause the mistake does not have). Each notebook runs once here,
+message blames a cause the mistake does not have), and every number its markdown quotes is printed by that
+run, set by its code or derived in tests/prose_numbers.py. Each notebook runs once here,
 in a live kernel shared by all its mutants; the autograde of the solution and the untouched release
 is tests/real_course.py's (the whole autograder, sandbox included), and runs here with plain
 nbgrader only where that test cannot (no bubblewrap) or with GPTREF_PLAIN_AUTOGRADE=1.
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests import prose_numbers  # noqa: E402
 from tools import nbbuild  # noqa: E402
 
 MAX_SECONDS = float(os.environ.get("GPTREF_NOTEBOOK_MAX_SECONDS", "90"))  # a notebook top to bottom
@@ -237,6 +239,8 @@ def test_mutants_fail_exactly_their_tests(day, tmp_path, monkeypatch):
         ordinary = [f"cell {i}: {cell_failure(c)}" for i, c in enumerate(nb.cells)
                     if c.cell_type == "code" and "nbgrader" not in c.metadata and cell_failure(c)]
         assert not ordinary, f"ordinary cells of the {day} solution fail: {ordinary}"
+        # the prose quotes only numbers this very run printed, the code sets, or tests/prose_numbers.py derives
+        problems.extend(prose_numbers.problems(day, nb))
 
         for m in mutants:
             i, cell = graded[m.cell]
