@@ -317,7 +317,7 @@ def test_every_hidden_block_of_the_course_is_a_check_its_verdict_covers():
     import glob
     import os
 
-    from autograder.scrub import HIDDEN
+    from autograder.feedback_safety.hidden_tests import HIDDEN
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     uncovered, blocks = [], 0
