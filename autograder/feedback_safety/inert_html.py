@@ -209,13 +209,13 @@ def lock(page: str) -> str:
 
 def finalize(path: str) -> list[str]:
     """Audit an exported feedback file, then lock it; returns the problems (the file is locked anyway)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        page = f.read()
+    with open(path, encoding="utf-8", errors="replace") as page_file:
+        page = page_file.read()
     problems = audit(page)
     try:
         page = lock(page)
-    except ValueError as e:
-        return problems + [str(e)]
+    except ValueError as error:
+        return problems + [str(error)]
     if re.search(r"<script\b", page, re.IGNORECASE):
         problems.append("a <script> element is left")
     write_atomic(path, page, encoding="utf-8")
