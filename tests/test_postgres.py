@@ -232,3 +232,46 @@ def _shard_run(root, pg):
     assert [f for f in os.listdir(os.path.join(w1, "backups")) if f.endswith((".pgdump", ".json"))]
     st = json.load(open(os.path.join(w1, "status", share[1][0][0], share[1][0][1] + ".json")))
     assert st["state"] == "ok", st
+
+
+def _grading_interval(work: str, assignment: str, student: str) -> tuple[float, float]:
+    """(start, end) wall-clock time of one pair's grading: its status file's mtime, less the seconds it took."""
+    path = os.path.join(work, "status", assignment, f"{student}.json")
+    end = os.path.getmtime(path)
+    return end - json.load(open(path))["seconds"], end
+
+
+@pytest.mark.slow
+@needs_pg
+@needs_bwrap
+def test_two_shards_on_one_uid_base_grade_at_once(pg, tmp_path):
+    """Two shards on one machine with the SAME sandbox_uid_base, started together: the machine-wide uid pool gives
+    their sandboxes distinct uids, so neither kills the other's processes and both give the right grades."""
+    K, ok = agfix_class, agfix_class.ok
+    root = str(tmp_path)
+    K.build(root)
+    incoming = os.path.join(root, "incoming")
+    expected_score = {"ada": 3, "bo": 1}  # honest; wrong scaled_sum (agfix_cases: 3 autograded points)
+    db = pg.create_db("one_uid_base")
+    (first_config, first_work), (second_config, second_work) = K.run_config(root, "m1", 0), K.run_config(root, "m2", 0)
+    ok(K.cli(first_config, "release", db=db))
+    K.write_submissions(root, incoming, students={name: K.STUDENTS[name] for name in expected_score})
+    for config in (first_config, second_config):
+        ok(K.cli(config, "collect", incoming, db=db))
+    shards = [subprocess.Popen([sys.executable, "-m", "autograder", "--config", config, "--db", db, "grade",
+                                "--workers", "2", "--shard", f"{number}/2"], cwd=K.REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+              for number, config in ((1, first_config), (2, second_config))]
+    outputs = [process.communicate(timeout=1200) for process in shards]
+    assert [process.returncode for process in shards] == [0, 0], outputs
+    intervals = {}
+    for number, work in ((1, first_work), (2, second_work)):
+        for assignment, student in shard.select([(a, s) for a in ("toy", "toy2") for s in expected_score],
+                                                f"{number}/2"):
+            status = json.load(open(os.path.join(work, "status", assignment, f"{student}.json")))
+            score = sum((cell.get("auto") or 0) for cell in status.get("cells", {}).values())
+            assert (status["state"], score) == ("ok", expected_score[student]), (number, assignment, student, status)
+            intervals.setdefault(number, []).append(_grading_interval(work, assignment, student))
+    overlapping = [(one, two) for one in intervals[1] for two in intervals[2]
+                   if one[0] < two[1] and two[0] < one[1]]
+    assert overlapping, f"the shards graded one after the other, so nothing was shown: {intervals}"

@@ -104,7 +104,8 @@ for name, value in ns.items():
     if re.match(r"_i\\d+$", name) or re.match(r"_\\d+$", name):
         take(name, value)
     take("globals:" + name, name)
-    if isinstance(value, (types.FunctionType, types.CodeType)) and getattr(value, "__module__", "__main__") == "__main__":
+    is_code = isinstance(value, (types.FunctionType, types.CodeType))
+    if is_code and getattr(value, "__module__", "__main__") == "__main__":
         code = getattr(value, "__code__", value)
         take("code:" + name, code.co_consts)
         take("code-names:" + name, code.co_names)
@@ -223,7 +224,8 @@ def test_channel_accepts_signed_and_rejects_unsigned_or_forged():
     payload = json.dumps({"results": {"a": [1, 2, 3]}}).encode()
     framed = channel.seal(key, payload)
     assert channel.unseal(key, framed) == payload
-    for bad in (payload, framed[:-1], framed[:10] + bytes([framed[10] ^ 1]) + framed[11:], channel.seal(os.urandom(32), payload),
+    one_bit_flipped = framed[:10] + bytes([framed[10] ^ 1]) + framed[11:]
+    for bad in (payload, framed[:-1], one_bit_flipped, channel.seal(os.urandom(32), payload),
                 framed + b"{}", b"", b"\n" + payload):
         with pytest.raises(channel.Forged):
             channel.unseal(key, bad)
@@ -372,23 +374,25 @@ def _grade_procs(root: str) -> list[int]:
     """Grading processes of the course at `root` still running (zombies have exited: their reaping is init's)."""
     import psutil
 
-    out = []
-    for p in psutil.process_iter(["cmdline", "environ", "status"]):
-        if p.info["status"] == psutil.STATUS_ZOMBIE:
+    pids = []
+    for process in psutil.process_iter(["cmdline", "environ", "status"]):
+        if process.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         try:
-            cmd = " ".join(p.info["cmdline"] or [])
-            env = p.info["environ"] or {}
+            cmd = " ".join(process.info["cmdline"] or [])
+            env = process.info["environ"] or {}
         except Exception:  # noqa: BLE001
             continue
-        if "autograder.worker" in cmd and root in (env.get("AUTOGRADER_SCRATCH", "") + cmd + env.get("AUTOGRADER_CONFIG", "")):
-            out.append(p.pid)
+        where = env.get("AUTOGRADER_SCRATCH", "") + cmd + env.get("AUTOGRADER_CONFIG", "")
+        if "autograder.worker" in cmd and root in where:
+            pids.append(process.pid)
         elif cmd.startswith("bwrap") and root in cmd:
-            out.append(p.pid)
-    for p in psutil.process_iter(["uids", "status"]):
-        if p.info["status"] != psutil.STATUS_ZOMBIE and p.info["uids"] and UID_BASE <= p.info["uids"].real < UID_BASE + 16:
-            out.append(p.pid)
-    return out
+            pids.append(process.pid)
+    for process in psutil.process_iter(["uids", "status"]):
+        uids = process.info["uids"]
+        if process.info["status"] != psutil.STATUS_ZOMBIE and uids and UID_BASE <= uids.real < UID_BASE + 16:
+            pids.append(process.pid)
+    return pids
 
 
 def _rows(root):
