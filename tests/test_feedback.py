@@ -207,28 +207,7 @@ def test_markdown_passes_through_the_exporter_unchanged():
 
 # ------------------------------------------------------------------ the browser
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        p = shutil.which(name)
-        if p:
-            return p
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
-    exe = _chromium()
-    if not exe:
-        pytest.skip("Debian's chromium is not installed (`./run test` installs it as root: apt-get install chromium)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, args=["--no-sandbox"] if os.geteuid() == 0 else [])
-        yield b
-        b.close()
-
+# (the `browser` fixture is tests/conftest.py's)
 
 def open_page(browser, path):
     """Load a file and report what ran: console lines, dialogs, requests, title, globals, scripts."""

@@ -154,22 +154,6 @@ def test_two_graders_writing_at_once_lose_nothing(pg, tmp_path):
             assert sorted(s.student.id for s in gb.assignment_submissions(a)) == [f"st{i:03d}" for i in range(n)]
 
 
-def _rows(path):
-    return sorted(tuple(sorted(r.items())) for r in csv.DictReader(open(path)))
-
-
-def _cell_scores(db_url):
-    from nbgrader.api import Gradebook
-
-    out = {}
-    with Gradebook(gradebook.sqlalchemy_url(db_url)) as gb:
-        for a in gb.assignments:
-            for sub in gb.assignment_submissions(a.name):
-                for nb in sub.notebooks:
-                    for g in nb.grades:
-                        out[a.name, sub.student.id, nb.name, g.name] = (g.auto_score, g.manual_score,
-                                                                        g.needs_manual_grade)
-    return out
 
 
 @pytest.mark.slow
@@ -187,13 +171,12 @@ def _shard_run(root, pg):
     K, ok = agfix_class, agfix_class.ok
     K.build(root)
     incoming = os.path.join(root, "incoming")
-    # one machine, SQLite: the reference
+    # one machine, SQLite: the reference (its grades.csv and gradebook)
     one, one_work = K.run_config(root, "one", 0)
     ok(K.cli(one, "release"))
     K.write_submissions(root, incoming, students={s: K.STUDENTS[s] for s in ("ada", "bo")})
     ok(K.cli(one, "collect", incoming))
     ok(K.cli(one, "grade", "--workers", "2"))
-    reference = _rows(os.path.join(one_work, "grades.csv"))
     pairs = {(r["assignment"], r["student_id"]) for r in csv.DictReader(open(os.path.join(one_work, "grades.csv")))}
     assert len(pairs) == 4
     # two machines, one PostgreSQL gradebook; each its own work folder and sandbox uids
@@ -218,14 +201,12 @@ def _shard_run(root, pg):
     assert first.returncode == 0, out1
     rerun = ok(K.cli(m2, "grade", "--shard", "2/2", db=db))  # redoes exactly what the killed run had left
     assert f"{len(share[2])} submissions, {len(share[2]) - 1} to grade" in rerun.stdout, rerun.stdout
-    merged = sorted(_rows(os.path.join(w1, "grades.csv")) + _rows(os.path.join(w2, "grades.csv")))
-    assert merged == reference
-    assert _cell_scores(db) == _cell_scores("sqlite:///" + os.path.join(one_work, "gradebook.db"))
+    agfix_class.assert_same_grades_as_one_machine([w1, w2], one_work, db)
     # a shard run twice changes nothing
-    before = _cell_scores(db)
+    before = agfix_class.cell_scores(db)
     again = ok(K.cli(m1, "grade", "--shard", "1/2", db=db))
     assert f"{len(share[1])} submissions, 0 to grade" in again.stdout, again.stdout
-    assert _cell_scores(db) == before
+    assert agfix_class.cell_scores(db) == before
     # the other commands work on PostgreSQL too, and the gradebook was backed up
     assert "need manual grading" in ok(K.cli(m1, "report", db=db)).stdout
     ok(K.cli(m1, "feedback", db=db))
@@ -249,13 +230,18 @@ def test_two_shards_on_one_uid_base_grade_at_once(pg, tmp_path):
     their sandboxes distinct uids, so neither kills the other's processes and both give the right grades."""
     K, ok = agfix_class, agfix_class.ok
     root = str(tmp_path)
-    K.build(root)
+    K.build(root, assignments=("toy",))
     incoming = os.path.join(root, "incoming")
-    expected_score = {"ada": 3, "bo": 1}  # honest; wrong scaled_sum (agfix_cases: 3 autograded points)
+    honest, wrong_sum = K.STUDENTS["ada"], K.STUDENTS["bo"]
+    # an honest student and one with a wrong scaled_sum on each shard (3 and 1 of the 3 autograded points)
+    students = {"ada": honest, "dee": wrong_sum, "hal": honest, "bo": wrong_sum}
+    expected_score = {"ada": 3, "dee": 1, "hal": 3, "bo": 1}
+    assert {shard.shard_of("toy", student, 2) for student in ("ada", "dee")} == {1}
+    assert {shard.shard_of("toy", student, 2) for student in ("hal", "bo")} == {2}
     db = pg.create_db("one_uid_base")
     (first_config, first_work), (second_config, second_work) = K.run_config(root, "m1", 0), K.run_config(root, "m2", 0)
     ok(K.cli(first_config, "release", db=db))
-    K.write_submissions(root, incoming, students={name: K.STUDENTS[name] for name in expected_score})
+    K.write_submissions(root, incoming, assignments=("toy",), students=students)
     for config in (first_config, second_config):
         ok(K.cli(config, "collect", incoming, db=db))
     shards = [subprocess.Popen([sys.executable, "-m", "autograder", "--config", config, "--db", db, "grade",
@@ -266,8 +252,7 @@ def test_two_shards_on_one_uid_base_grade_at_once(pg, tmp_path):
     assert [process.returncode for process in shards] == [0, 0], outputs
     intervals = {}
     for number, work in ((1, first_work), (2, second_work)):
-        for assignment, student in shard.select([(a, s) for a in ("toy", "toy2") for s in expected_score],
-                                                f"{number}/2"):
+        for assignment, student in shard.select([("toy", student) for student in students], f"{number}/2"):
             status = json.load(open(os.path.join(work, "status", assignment, f"{student}.json")))
             score = sum((cell.get("auto") or 0) for cell in status.get("cells", {}).values())
             assert (status["state"], score) == ("ok", expected_score[student]), (number, assignment, student, status)
