@@ -15,10 +15,9 @@ from .inert_html import audit, lock
 
 
 class LockedHTMLExporter(HTMLExporter):
-    """HTMLExporter + inert_html.lock on the output."""
+    """HTMLExporter + inert.lock on the output."""
 
     def from_notebook_node(self, nb, resources=None, **kw):
-        """The exported page, locked; a page the audit still finds live is logged."""
         page, resources = super().from_notebook_node(nb, resources, **kw)
         page = lock(page)
         problems = audit(page)
