@@ -66,13 +66,13 @@ def test_db_option_reaches_every_command(tmp_path):
     try:
         assert Course(cfg).db_url.endswith("/work/gradebook.db")
         os.environ[gradebook.ENV] = "postgresql://me@db.example:5432/course"
-        c = Course(cfg)
-        assert c.db_path is None and c.gradebook_url == "postgresql+psycopg://me@db.example:5432/course"
-        assert c.work == str(tmp_path / "work") and c.api().coursedir.db_url == c.gradebook_url
-        r = agfix_class.cli(cfg, "report", db="mysql://nope/x")
-        assert r.returncode == 2 and "must be sqlite" in r.stderr
-        r = agfix_class.cli(cfg, "grade", "--shard", "3/2")
-        assert r.returncode == 2 and "K must be between 1 and N" in r.stderr
+        course = Course(cfg)
+        assert course.db_path is None and course.gradebook_url == "postgresql+psycopg://me@db.example:5432/course"
+        assert course.work == str(tmp_path / "work") and course.api().coursedir.db_url == course.gradebook_url
+        done = agfix_class.cli(cfg, "report", db="mysql://nope/x")
+        assert done.returncode == 2 and "must be sqlite" in done.stderr
+        done = agfix_class.cli(cfg, "grade", "--shard", "3/2")
+        assert done.returncode == 2 and "K must be between 1 and N" in done.stderr
     finally:
         os.environ.pop(gradebook.ENV, None)
         if old is not None:
@@ -133,25 +133,27 @@ def test_two_graders_writing_at_once_lose_nothing(pg, tmp_path):
     url = pg.create_db("writers")
     from nbgrader.api import Gradebook
 
-    with Gradebook(gradebook.sqlalchemy_url(url)) as gb:
-        for a in ("a1", "a2"):
-            gb.add_assignment(a)
+    with Gradebook(gradebook.sqlalchemy_url(url)) as book:
+        for assignment in ("a1", "a2"):
+            book.add_assignment(assignment)
     n = 60
     env = {**os.environ, "PYTHONPATH": agfix_class.REPO}
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, a, str(n), str(barrier)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in ("a1", "a2")]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outs
-    stamps = {a: json.loads(out.split("STAMPS ", 1)[1]) for a, (out, _) in zip(("a1", "a2"), outs)}
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, assignment, str(n), str(barrier)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for assignment in ("a1", "a2")]
+    outs = [writer.communicate(timeout=300) for writer in writers]
+    assert all(writer.returncode == 0 for writer in writers), outs
+    stamps = {assignment: json.loads(out.split("STAMPS ", 1)[1]) for assignment, (out, _) in zip(("a1", "a2"), outs)}
     switches = interleavings(stamps)
     print(f"\nthe two writers' {2 * (n + 2)} writes switched writer {switches} times")
     assert switches >= 3, stamps  # not one after the other: they wrote at the same time
-    with Gradebook(gradebook.sqlalchemy_url(url)) as gb:
-        assert len(gb.students) == n
-        for a in ("a1", "a2"):
-            assert sorted(s.student.id for s in gb.assignment_submissions(a)) == [f"st{i:03d}" for i in range(n)]
+    with Gradebook(gradebook.sqlalchemy_url(url)) as book:
+        assert len(book.students) == n
+        for assignment in ("a1", "a2"):
+            submitted = sorted(submission.student.id for submission in book.assignment_submissions(assignment))
+            assert submitted == [f"st{i:03d}" for i in range(n)]
 
 
 
@@ -211,8 +213,8 @@ def _shard_run(root, pg):
     assert "need manual grading" in ok(K.cli(m1, "report", db=db)).stdout
     ok(K.cli(m1, "feedback", db=db))
     assert [f for f in os.listdir(os.path.join(w1, "backups")) if f.endswith((".pgdump", ".json"))]
-    st = json.load(open(os.path.join(w1, "status", share[1][0][0], share[1][0][1] + ".json")))
-    assert st["state"] == "ok", st
+    record = json.load(open(os.path.join(w1, "status", share[1][0][0], share[1][0][1] + ".json")))
+    assert record["state"] == "ok", record
 
 
 def _grading_interval(work: str, assignment: str, student: str) -> tuple[float, float]:
