@@ -34,41 +34,42 @@ class Refused(ValueError):
     """A notebook that cannot be taken, with the reason."""
 
 
-def _mb(n: int) -> str:
-    return f"{n / 2**20:.0f} MB"
+def _mb(size: int) -> str:
+    """A byte count in whole megabytes, for messages."""
+    return f"{size / 2**20:.0f} MB"
 
 
 def read_capped(path: str, notes: list) -> bytes:
     """The notebook's bytes: as they are under the cap, else without outputs (streamed), else Refused."""
     size = os.path.getsize(path)
     if size <= MAX_NOTEBOOK:
-        with open(path, "rb") as f:
-            return f.read(MAX_NOTEBOOK + 1)
+        with open(path, "rb") as notebook_file:
+            return notebook_file.read(MAX_NOTEBOOK + 1)
     if size > MAX_RAW:
         raise Refused(f"{_mb(size)}, over the {_mb(MAX_RAW)} collect reads at all")
     try:
         data = strip_file(path, MAX_NOTEBOOK)
     except TooBig:
         raise Refused(f"{_mb(size)}, and still over {_mb(MAX_NOTEBOOK)} without outputs (too much source)") from None
-    except ValueError as e:
-        raise Refused(f"{_mb(size)}, over {_mb(MAX_NOTEBOOK)} and not notebook JSON ({e})") from None
+    except ValueError as error:
+        raise Refused(f"{_mb(size)}, over {_mb(MAX_NOTEBOOK)} and not notebook JSON ({error})") from None
     notes.append(f"outputs stripped at collect ({_mb(size)} -> {_mb(len(data))}; grading regenerates them)")
     return data
 
 
-def read_zip_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, notes: list) -> bytes:
+def read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, notes: list) -> bytes:
     """read_capped for a zip member, copied in chunks to a private temp file (never past MAX_RAW)."""
     if info.file_size <= MAX_NOTEBOOK:
-        data = z.open(info).read(MAX_NOTEBOOK + 1)
+        data = archive.open(info).read(MAX_NOTEBOOK + 1)
         if len(data) <= MAX_NOTEBOOK:
             return data
     if info.file_size > MAX_RAW:
         raise Refused(f"{_mb(info.file_size)}, over the {_mb(MAX_RAW)} collect reads at all")
     fd, tmp = tempfile.mkstemp(suffix=".ipynb")
     try:
-        with os.fdopen(fd, "wb") as out, z.open(info) as src:
+        with os.fdopen(fd, "wb") as out, archive.open(info) as member:
             total = 0
-            while chunk := src.read(1 << 20):
+            while chunk := member.read(1 << 20):
                 total += len(chunk)
                 if total > MAX_RAW:
                     raise Refused(f"over the {_mb(MAX_RAW)} collect reads at all")
@@ -78,13 +79,15 @@ def read_zip_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, notes: list) -> b
         os.unlink(tmp)
 
 
-def _store(course: Course, student: str, assignment: str, nb: str, data: bytes, taken: dict, notes=()) -> None:
-    key = (student, assignment, nb)
+def _store(course: Course, student: str, assignment: str, notebook: str, data: bytes, taken: dict,
+           notes=()) -> None:
+    """Write one notebook into submitted/; a second copy of the same notebook is noted and ignored."""
+    key = (student, assignment, notebook)
     if key in taken:
         taken[key].append("duplicate ignored")
         return
-    d = os.path.join(course.submitted, student, assignment)
-    write_atomic(os.path.join(d, f"{nb}.ipynb"), data, "wb")
+    folder = os.path.join(course.submitted, student, assignment)
+    write_atomic(os.path.join(folder, f"{notebook}.ipynb"), data, "wb")
     taken[key] = list(notes)
 
 
@@ -101,24 +104,26 @@ class _Haul:
     def take(self, student: str, name: str, data_fn, where: str) -> None:
         """Store `name` if it is an expected notebook (data_fn(notes) reads it), else note why not."""
         base = os.path.basename(name)
-        nb = base[:-6] if base.endswith(".ipynb") else None
-        if nb in self.expected:
+        notebook = base[:-6] if base.endswith(".ipynb") else None
+        if notebook in self.expected:
             notes: list[str] = []
             try:
                 data = data_fn(notes)
-            except Refused as e:
-                self.refused.setdefault((student, self.expected[nb]), []).append(f"{nb}.ipynb ({where}): {e}")
+            except Refused as error:
+                self.refused.setdefault((student, self.expected[notebook]), []).append(
+                    f"{notebook}.ipynb ({where}): {error}")
                 return
-            except (OSError, ValueError) as e:
-                self.ignored.append(f"{where}: {e}")
+            except (OSError, ValueError) as error:
+                self.ignored.append(f"{where}: {error}")
                 return
-            _store(self.course, student, self.expected[nb], nb, data, self.taken, notes)
+            _store(self.course, student, self.expected[notebook], notebook, data, self.taken, notes)
         else:
             self.ignored.append(where)
             stem = base[:-6] if base.endswith(".ipynb") else ""
-            for nb_id, a in self.expected.items():
+            for nb_id, assignment in self.expected.items():
                 if stem and nb_id in stem:
-                    self.renamed.setdefault((student, a), []).append(f"found {base!r} instead of {nb_id}.ipynb (renamed?)")
+                    self.renamed.setdefault((student, assignment), []).append(
+                        f"found {base!r} instead of {nb_id}.ipynb (renamed?)")
 
     def from_zip(self, entry: str, path: str) -> None:
         """SRC/<student>.zip: its members, read in place."""
@@ -127,13 +132,13 @@ class _Haul:
             self.ignored.append(f"{entry} (not a valid student id)")
             return
         try:
-            with zipfile.ZipFile(path) as z:
-                for info in z.infolist():
+            with zipfile.ZipFile(path) as archive:
+                for info in archive.infolist():
                     if info.is_dir() or "__MACOSX" in info.filename:
                         continue
 
-                    def read(notes, info=info, z=z):
-                        return read_zip_member(z, info, notes)
+                    def read(notes, info=info, archive=archive):
+                        return read_zip_member(archive, info, notes)
 
                     self.take(student, info.filename, read, f"{entry}:{info.filename}")
         except zipfile.BadZipFile:
@@ -145,18 +150,18 @@ class _Haul:
             self.ignored.append(f"{entry}/ (not a valid student id)")
             return
         for dirpath, dirnames, filenames in os.walk(path):
-            dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
-            for f in sorted(filenames):
-                p = os.path.join(dirpath, f)
-                rel = os.path.relpath(p, src)
-                if os.path.islink(p) or ".ipynb_checkpoints" in p:
+            dirnames[:] = sorted(name for name in dirnames if not os.path.islink(os.path.join(dirpath, name)))
+            for filename in sorted(filenames):
+                file_path = os.path.join(dirpath, filename)
+                rel = os.path.relpath(file_path, src)
+                if os.path.islink(file_path) or ".ipynb_checkpoints" in file_path:
                     self.ignored.append(rel)
                     continue
 
-                def read(notes, p=p):
-                    return read_capped(p, notes)
+                def read(notes, file_path=file_path):
+                    return read_capped(file_path, notes)
 
-                self.take(entry, f, read, rel)
+                self.take(entry, filename, read, rel)
 
     def from_flat(self, entry: str, path: str) -> None:
         """SRC/<student>__<notebook>.ipynb."""
@@ -164,7 +169,7 @@ class _Haul:
         if not STUDENT_ID.match(student):
             self.ignored.append(f"{entry} (not a valid student id)")
             return
-        self.take(student, name, lambda notes, p=path: read_capped(p, notes), entry)
+        self.take(student, name, lambda notes, file_path=path: read_capped(file_path, notes), entry)
 
     def record(self) -> None:
         """collect_notes.json (why a submission is graded as missing) and refused.json, for grading."""
@@ -174,32 +179,35 @@ class _Haul:
             notes = json.load(open(notes_path))
         except (OSError, ValueError):
             notes = {}
-        for (student, a), msgs in self.renamed.items():
-            os.makedirs(os.path.join(course.submitted, student, a), exist_ok=True)  # graded as missing, with the reason
-            notes.setdefault(student, {})[a] = msgs
-        for (student, a), reasons in self.refused.items():
-            os.makedirs(os.path.join(course.submitted, student, a), exist_ok=True)  # graded as missing, with the reason
-            notes.setdefault(student, {})[a] = [f"refused at collect: {r}" for r in reasons] + self.renamed.get((student, a), [])
-        for (student, a, _nb) in self.taken:
-            if (student, a) not in self.renamed and (student, a) not in self.refused:
-                notes.get(student, {}).pop(a, None)
+        for (student, assignment), messages in self.renamed.items():
+            # graded as missing, with the reason
+            os.makedirs(os.path.join(course.submitted, student, assignment), exist_ok=True)
+            notes.setdefault(student, {})[assignment] = messages
+        for (student, assignment), reasons in self.refused.items():
+            os.makedirs(os.path.join(course.submitted, student, assignment), exist_ok=True)
+            notes.setdefault(student, {})[assignment] = ([f"refused at collect: {reason}" for reason in reasons]
+                                                         + self.renamed.get((student, assignment), []))
+        for (student, assignment, _notebook) in self.taken:
+            if (student, assignment) not in self.renamed and (student, assignment) not in self.refused:
+                notes.get(student, {}).pop(assignment, None)
         write_json(notes_path, notes)
-        refusals.update(course, self.refused, {(s, a) for s, a, _ in self.taken})
+        refusals.update(course, self.refused, {(student, assignment) for student, assignment, _ in self.taken})
 
     def summary(self, out) -> None:
-        students = sorted({s for s, _, _ in self.taken})
+        """Print what was taken (with notes), refused and not taken."""
+        students = sorted({student for student, _, _ in self.taken})
         out(f"collected {len(self.taken)} notebooks from {len(students)} students into {self.course.submitted}")
-        for (s, a, nb), notes in sorted(self.taken.items()):
+        for (student, assignment, notebook), notes in sorted(self.taken.items()):
             if notes:
-                out(f"  {s}/{a}/{nb}.ipynb: {', '.join(notes)}")
+                out(f"  {student}/{assignment}/{notebook}.ipynb: {', '.join(notes)}")
         if self.refused:
             out(f"REFUSED ({len(self.refused)}; in grades.csv and the report as state 'refused'):")
-            for (s, a), reasons in sorted(self.refused.items()):
-                out(f"  {s}/{a}: {'; '.join(reasons)}")
+            for (student, assignment), reasons in sorted(self.refused.items()):
+                out(f"  {student}/{assignment}: {'; '.join(reasons)}")
         if self.ignored:
             out(f"not taken ({len(self.ignored)}):")
-            for i in self.ignored:
-                out(f"  {i}")
+            for ignored in self.ignored:
+                out(f"  {ignored}")
 
 
 def collect(course: Course, src: str, out=print) -> int:

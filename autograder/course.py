@@ -26,21 +26,22 @@ class Course:
         put_scripts_on_path()
         self.config = load_config(config_path)
         self.config_path = config_path
-        cd = self.config.CourseDirectory
-        self.root = os.path.abspath(cd.get("root", os.getcwd()))
+        directories = self.config.CourseDirectory
+        self.root = os.path.abspath(directories.get("root", os.getcwd()))
 
         def at(value: str, default: str) -> str:
-            v = value if isinstance(value, str) and value else default
-            return v if os.path.isabs(v) else os.path.join(self.root, v)
+            folder = value if isinstance(value, str) and value else default
+            return folder if os.path.isabs(folder) else os.path.join(self.root, folder)
 
-        self.source = at(cd.get("source_directory"), "source")
-        self.release = at(cd.get("release_directory"), "release")
-        self.submitted = at(cd.get("submitted_directory"), "submitted")
-        self.autograded = at(cd.get("autograded_directory"), "autograded")
-        self.feedback = at(cd.get("feedback_directory"), "feedback")
+        self.source = at(directories.get("source_directory"), "source")
+        self.release = at(directories.get("release_directory"), "release")
+        self.submitted = at(directories.get("submitted_directory"), "submitted")
+        self.autograded = at(directories.get("autograded_directory"), "autograded")
+        self.feedback = at(directories.get("feedback_directory"), "feedback")
         # the gradebook: --db (passed on to workers through the environment), else the config's db_url
+        default_db = "sqlite:///" + os.path.join(self.root, "gradebook.db")
         self.db_url = gradebook.check_url(db_url or os.environ.get(gradebook.ENV)
-                                          or cd.get("db_url", "sqlite:///" + os.path.join(self.root, "gradebook.db")))
+                                          or directories.get("db_url", default_db))
         self.db_path = gradebook.sqlite_path(self.db_url)  # None for PostgreSQL
         # this machine's own files (status, staging, backups, grades.csv): next to a SQLite gradebook,
         # else the folder holding submitted/ (each machine of a sharded run has its own)
@@ -60,20 +61,22 @@ class Course:
         """Every folder of the source directory holding a notebook."""
         if not os.path.isdir(self.source):
             return []
-        return sorted(a for a in os.listdir(self.source)
-                      if os.path.isdir(os.path.join(self.source, a)) and not a.startswith(".")
-                      and any(f.endswith(".ipynb") for f in os.listdir(os.path.join(self.source, a))))
+        return sorted(name for name in os.listdir(self.source)
+                      if os.path.isdir(os.path.join(self.source, name)) and not name.startswith(".")
+                      and any(file.endswith(".ipynb") for file in os.listdir(os.path.join(self.source, name))))
 
     def notebooks(self, assignment: str) -> list[str]:
         """Notebook ids (file names without .ipynb) of an assignment, from the release."""
-        d = os.path.join(self.release, assignment)
-        if not os.path.isdir(d):
-            d = os.path.join(self.source, assignment)
-        return sorted(f[:-6] for f in os.listdir(d) if f.endswith(".ipynb")) if os.path.isdir(d) else []
+        folder = os.path.join(self.release, assignment)
+        if not os.path.isdir(folder):
+            folder = os.path.join(self.source, assignment)
+        if not os.path.isdir(folder):
+            return []
+        return sorted(name[:-6] for name in os.listdir(folder) if name.endswith(".ipynb"))
 
     def all_notebooks(self) -> dict[str, str]:
         """notebook id -> assignment, over the whole course."""
-        return {nb: a for a in self.assignments() for nb in self.notebooks(a)}
+        return {notebook: assignment for assignment in self.assignments() for notebook in self.notebooks(assignment)}
 
     def api(self, extra: Config | None = None):
         from nbgrader.apps.api import NbGraderAPI

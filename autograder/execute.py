@@ -22,10 +22,10 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Int, Unicode
 
+from .feedback_safety.hidden_tests import has_hidden_tests, strip_hidden_tests
 from .inside.cells import is_test_cell
 from .sandbox import Sandbox, SandboxUnavailable
 from .scan import scan
-from .scrub import has_hidden_tests, strip_hidden_tests
 from .settings import Autograder
 from .status import NotebookStatus
 from .status import save as save_status

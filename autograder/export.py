@@ -31,12 +31,12 @@ def totals(course: Course) -> tuple[list[str], dict[str, float], dict[tuple[str,
     from nbgrader.api import Gradebook
 
     scores, maxima = {}, {}
-    with Gradebook(course.gradebook_url) as gb:
-        assignments = sorted(a.name for a in gb.assignments)
-        for a in gb.assignments:
-            maxima[a.name] = float(a.max_score or 0)
-            for sub in gb.assignment_submissions(a.name):
-                scores[a.name, sub.student.id] = float(sub.score or 0)
+    with Gradebook(course.gradebook_url) as book:
+        assignments = sorted(assignment.name for assignment in book.assignments)
+        for assignment in book.assignments:
+            maxima[assignment.name] = float(assignment.max_score or 0)
+            for submission in book.assignment_submissions(assignment.name):
+                scores[assignment.name, submission.student.id] = float(submission.score or 0)
     return assignments, maxima, scores
 
 
@@ -49,29 +49,35 @@ def number(value: float | None) -> str:
 
 
 def canvas_table(mapping: list[dict], assignments, names, maxima, scores) -> list[list[str]]:
-    header = CANVAS_FIXED + [names[a] for a in assignments]
-    points = ["    " + CANVAS_POINTS, "", "", "", ""] + [number(maxima[a]) for a in assignments]
-    rows = [[m["name"], m["canvas_id"], m["sis_user_id"], m["sis_login_id"], m["section"]]
-            + [number(scores.get((a, m["student_id"]))) for a in assignments] for m in mapping]
+    """Canvas's grade import: its fixed columns, a Points Possible row, then one row per mapped student."""
+    header = CANVAS_FIXED + [names[assignment] for assignment in assignments]
+    points = ["    " + CANVAS_POINTS, "", "", "", ""] + [number(maxima[assignment]) for assignment in assignments]
+    rows = [[person["name"], person["canvas_id"], person["sis_user_id"], person["sis_login_id"], person["section"]]
+            + [number(scores.get((assignment, person["student_id"]))) for assignment in assignments]
+            for person in mapping]
     return [header, points] + rows
 
 
 def moodle_table(mapping: list[dict], assignments, names, scores) -> list[list[str]]:
+    """Moodle's grade import: names, the identifier the mapping uses, then one column per assignment."""
     key = mapping[0]["lms_key"]
-    header = ["First name", "Last name", MOODLE_ID_HEADERS[key]] + [names[a] for a in assignments]
-    rows = [[m["first_name"], m["last_name"], m[key]] + [number(scores.get((a, m["student_id"]))) for a in assignments]
-            for m in mapping]
+    header = ["First name", "Last name", MOODLE_ID_HEADERS[key]] + [names[assignment] for assignment in assignments]
+    rows = [[person["first_name"], person["last_name"], person[key]]
+            + [number(scores.get((assignment, person["student_id"]))) for assignment in assignments]
+            for person in mapping]
     return [header] + rows
 
 
 def plain_table(assignments, names, scores) -> list[list[str]]:
-    people = sorted({s for _, s in scores})
-    return [["student_id"] + [names[a] for a in assignments]] + [
-        [s] + [number(scores.get((a, s))) for a in assignments] for s in people]
+    """A plain CSV: student_id, then one column per assignment."""
+    people = sorted({student for _, student in scores})
+    return [["student_id"] + [names[assignment] for assignment in assignments]] + [
+        [student] + [number(scores.get((assignment, student))) for assignment in assignments] for student in people]
 
 
 def export(course: Course, fmt: str, mapping_path: str | None = None, columns_path: str | None = None,
            out: str | None = None) -> int:
+    """Write the gradebook's totals as an LMS import (canvas, moodle) or a plain CSV; 2 on a mapping error."""
     assignments, maxima, scores = totals(course)
     if not assignments:
         print("error: the gradebook has no assignments (run `python -m autograder release` and `grade`)",
@@ -85,17 +91,17 @@ def export(course: Course, fmt: str, mapping_path: str | None = None, columns_pa
             if not mapping_path:
                 raise MappingError(f"--format {fmt} needs --mapping FILE: a CSV mapping our student ids to the LMS's")
             mapping = students(mapping_path, fmt)
-            unmapped = sorted({s for _, s in scores} - {m["student_id"] for m in mapping})
+            unmapped = sorted({student for _, student in scores} - {person["student_id"] for person in mapping})
             if unmapped:
                 raise MappingError(f"student mapping {mapping_path}: no row for {len(unmapped)} graded student(s): "
                                    f"{', '.join(unmapped[:10])}{' ...' if len(unmapped) > 10 else ''}")
             table = (canvas_table(mapping, assignments, names, maxima, scores) if fmt == "canvas"
                      else moodle_table(mapping, assignments, names, scores))
-    except MappingError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except MappingError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     path = out or os.path.join(course.work, f"export-{fmt}.csv")
-    write_atomic(path, lambda f: csv.writer(f, quoting=csv.QUOTE_MINIMAL).writerows(table), newline="",
+    write_atomic(path, lambda csv_file: csv.writer(csv_file, quoting=csv.QUOTE_MINIMAL).writerows(table), newline="",
                  encoding="utf-8")
     print(f"{len(table) - (2 if fmt == 'canvas' else 1)} students x {len(assignments)} assignments: {path}")
     return 0

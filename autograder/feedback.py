@@ -17,31 +17,35 @@ from .grade import export_csv, statuses
 from .worker import _check_feedback, _last_error, _overrides
 
 
-def feedback(course: Course, assignment: str | None = None, students: list[str] | None = None, quiet: bool = False) -> int:
-    todo = [st for st in statuses(course) if st.get("state") in status.DONE
-            and (not assignment or st["assignment"] == assignment) and (not students or st["student"] in students)]
+def feedback(course: Course, assignment: str | None = None, students: list[str] | None = None,
+             quiet: bool = False) -> int:
+    """Regenerate the feedback of every graded submission (or those of one assignment or some students)."""
+    todo = [record for record in statuses(course) if record.get("state") in status.DONE
+            and (not assignment or record["assignment"] == assignment)
+            and (not students or record["student"] in students)]
     if not todo:
         print("no graded submissions to give feedback on (run `python -m autograder grade` first)", file=sys.stderr)
         return 1
     bad = 0
     with tempfile.TemporaryDirectory(prefix="autograder-feedback-") as tmp:
-        for st in todo:
-            a, s = st["assignment"], st["student"]
-            api = course.api(_overrides(course, course.submitted, tmp, a, 0, not st.get("sandboxed", True)))
-            r = api.generate_feedback(a, s, force=True)
-            if not r.get("success"):
+        for record in todo:
+            name, student = record["assignment"], record["student"]
+            api = course.api(_overrides(course, course.submitted, tmp, name, 0, not record.get("sandboxed", True)))
+            answer = api.generate_feedback(name, student, force=True)
+            if not answer.get("success"):
                 bad += 1
-                print(f"FAILED  {s} {a}: {_last_error(r)}", file=sys.stderr)
+                print(f"FAILED  {student} {name}: {_last_error(answer)}", file=sys.stderr)
                 continue
-            st["flags"] = [f for f in st.get("flags", []) if not f.startswith("feedback ")]
-            _check_feedback(course, a, s, st, os.path.join(course.autograded, s, a))
-            _rewrite_status(course, st)
+            record["flags"] = [flag for flag in record.get("flags", []) if not flag.startswith("feedback ")]
+            _check_feedback(course, name, student, record, os.path.join(course.autograded, student, name))
+            _rewrite_status(course, record)
             if not quiet:
-                withheld = [f for f in st["flags"] if f.startswith("feedback ")]
-                print(f"feedback {s} {a}" + (f": {withheld[0]}" if withheld else ""))
+                withheld = [flag for flag in record["flags"] if flag.startswith("feedback ")]
+                print(f"feedback {student} {name}" + (f": {withheld[0]}" if withheld else ""))
     export_csv(course)
     return 1 if bad else 0
 
 
-def _rewrite_status(course: Course, st: dict) -> None:
-    status.save(status.path(course, st["assignment"], st["student"]), st)
+def _rewrite_status(course: Course, record: dict) -> None:
+    """Save a status record (its feedback flags updated) where it was read from."""
+    status.save(status.path(course, record["assignment"], record["student"]), record)

@@ -31,14 +31,17 @@ def write_config(course: Course) -> str:
     exchange = course.config.Exchange.get("root") or os.path.join(course.work, "exchange")
     os.makedirs(exchange, exist_ok=True)
     os.chmod(exchange, 0o777 | 0o1000)  # nbgrader wants a world-writable, sticky exchange
-    text = CONFIG.format(config=os.path.abspath(course.config_path or os.environ.get("AUTOGRADER_CONFIG", DEFAULT_CONFIG)),
-                         root=course.root, db_url=course.gradebook_url, exchange=exchange)
-    with open(os.path.join(here, "nbgrader_config.py"), "w") as f:
-        f.write(text)
+    course_config = course.config_path or os.environ.get("AUTOGRADER_CONFIG", DEFAULT_CONFIG)
+    text = CONFIG.format(config=os.path.abspath(course_config), root=course.root, db_url=course.gradebook_url,
+                         exchange=exchange)
+    with open(os.path.join(here, "nbgrader_config.py"), "w") as config_file:
+        config_file.write(text)
     return here
 
 
-def command(course: Course, port: int, ip: str = "127.0.0.1", no_browser: bool = False, token: str | None = None) -> list[str]:
+def command(course: Course, port: int, ip: str = "127.0.0.1", no_browser: bool = False,
+            token: str | None = None) -> list[str]:
+    """The JupyterLab command line that serves the formgrader on this course."""
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={course.root}", f"--ServerApp.port={port}",
            "--ServerApp.port_retries=0", f"--ServerApp.ip={ip}"]
     if no_browser:
@@ -51,6 +54,7 @@ def command(course: Course, port: int, ip: str = "127.0.0.1", no_browser: bool =
 
 
 def formgrader(course: Course, port: int = 8888, ip: str = "127.0.0.1", no_browser: bool = False) -> None:
+    """Become JupyterLab serving the formgrader (this process is replaced)."""
     here = write_config(course)
     print(f"formgrader: http://{ip}:{port}/formgrader (JupyterLab root {course.root}; gradebook "
           f"{course.db_url if course.db_path else 'PostgreSQL'})\nafter grading by hand: `python -m autograder report` "

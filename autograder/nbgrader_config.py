@@ -37,12 +37,13 @@ if os.path.isdir(_cache):
     c.Autograder.extra_ro_binds = [_cache]
 
 # Feedback made by hand (`nbgrader generate_feedback` with this config) gets the autograder's protections:
-# hidden tests cut from sources and outputs, student HTML made inert (autograder/scrub.py, inert.py), the
-# page locked (no head scripts, CSP first; autograder/feedback_exporter.py). The worker sets the same chain.
+# hidden tests cut from sources and outputs, student HTML made inert (autograder/feedback_safety/), the
+# page locked (no head scripts, CSP first; feedback_safety/locked_exporter.py). The worker sets the same chain.
 import sys  # noqa: E402
 
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)  # nbgrader run by hand imports autograder from the course root
-c.GenerateFeedback.preprocessors = ["nbgrader.preprocessors.GetGrades", "autograder.scrub.ScrubHiddenTests",
+c.GenerateFeedback.preprocessors = ["nbgrader.preprocessors.GetGrades",
+                                    "autograder.feedback_safety.hidden_tests.ScrubHiddenTests",
                                     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
-c.GenerateFeedback.exporter_class = "autograder.feedback_exporter.LockedHTMLExporter"
+c.GenerateFeedback.exporter_class = "autograder.feedback_safety.locked_exporter.LockedHTMLExporter"

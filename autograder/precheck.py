@@ -17,8 +17,9 @@ MAX_BYTES = 50 * 1024 * 1024
 
 
 def grade_cells(nb) -> dict:
-    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("grade_id")}
+    """grade_id -> cell, for every cell that carries nbgrader metadata with a grade_id."""
+    return {cell.metadata["nbgrader"]["grade_id"]: cell for cell in nb.cells
+            if cell.metadata.get("nbgrader", {}).get("grade_id")}
 
 
 def precheck(raw: bytes, release_nb) -> tuple[object | None, list[str], list[str], str | None]:
@@ -29,27 +30,28 @@ def precheck(raw: bytes, release_nb) -> tuple[object | None, list[str], list[str
         from .slim import TooBig, strip_outputs
 
         try:
-            slim = strip_outputs(raw, MAX_BYTES)
+            without_outputs = strip_outputs(raw, MAX_BYTES)
         except TooBig:
             return None, notes, flags, f"notebook larger than {MAX_BYTES >> 20} MB even without outputs"
-        except ValueError as e:
-            return None, notes, flags, f"notebook larger than {MAX_BYTES >> 20} MB and not notebook JSON ({e})"
-        notes.append(f"outputs stripped ({len(raw) >> 20} MB -> {len(slim) >> 20} MB; grading regenerates them)")
-        raw = slim
+        except ValueError as error:
+            return None, notes, flags, f"notebook larger than {MAX_BYTES >> 20} MB and not notebook JSON ({error})"
+        notes.append(f"outputs stripped ({len(raw) >> 20} MB -> {len(without_outputs) >> 20} MB; "
+                     "grading regenerates them)")
+        raw = without_outputs
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return None, notes, flags, f"not UTF-8 text (bad byte at offset {e.start})"
+    except UnicodeDecodeError as error:
+        return None, notes, flags, f"not UTF-8 text (bad byte at offset {error.start})"
     try:
         json.loads(text)
-    except ValueError as e:
-        return None, notes, flags, f"invalid JSON ({e})"
+    except ValueError as error:
+        return None, notes, flags, f"invalid JSON ({error})"
     try:
         nb = nbformat.reads(text, as_version=4)
         if not isinstance(nb.get("cells"), list):
             raise ValueError("no cell list")
-    except Exception as e:  # noqa: BLE001
-        return None, notes, flags, f"not a Jupyter notebook ({type(e).__name__}: {str(e)[:200]})"
+    except Exception as error:  # noqa: BLE001
+        return None, notes, flags, f"not a Jupyter notebook ({type(error).__name__}: {str(error)[:200]})"
     want = release_nb.metadata.get("kernelspec", {})
     have = nb.metadata.get("kernelspec", {})
     if want and have.get("name") != want.get("name"):
@@ -72,7 +74,7 @@ def precheck(raw: bytes, release_nb) -> tuple[object | None, list[str], list[str
         seen.add(gid)
         good = ref[gid]
         want = good.metadata["nbgrader"]
-        semantic = any(meta.get(k) != want.get(k) for k in ("grade", "solution", "locked", "points", "task"))
+        semantic = any(meta.get(key) != want.get(key) for key in ("grade", "solution", "locked", "points", "task"))
         if dict(meta) != dict(want) and not semantic and cell.cell_type == good.cell_type:
             cell.metadata["nbgrader"] = copy.deepcopy(want)  # e.g. a missing checksum: restored quietly
             notes.append(f"nbgrader bookkeeping of cell {gid!r} restored from the release")
@@ -86,7 +88,8 @@ def precheck(raw: bytes, release_nb) -> tuple[object | None, list[str], list[str
                     cell.pop("outputs", None)
                     cell.pop("execution_count", None)
             flags.append(f"nbgrader metadata of cell {gid!r} was edited (restored from the release)")
-    missing = [g for g in ref if g not in seen]
+    missing = [grade_id for grade_id in ref if grade_id not in seen]
     if missing:
-        flags.append(f"graded cells deleted: {', '.join(missing)} (re-inserted from the release; their points need the missing work)")
+        flags.append(f"graded cells deleted: {', '.join(missing)} (re-inserted from the release; their points need "
+                     "the missing work)")
     return nb, notes, flags, None

@@ -12,6 +12,7 @@ from .status import Status
 
 
 def _path(course: Course) -> str:
+    """Where the refusals live: work/refused.json."""
     return os.path.join(course.work, "refused.json")
 
 
@@ -21,34 +22,37 @@ def load(course: Course) -> dict[tuple[str, str], list[str]]:
         raw = json.load(open(_path(course)))
     except (OSError, ValueError):
         return {}
-    return {(s, a): list(r) for s, per in raw.items() for a, r in per.items() if r}
+    return {(student, assignment): list(reasons)
+            for student, per_assignment in raw.items() for assignment, reasons in per_assignment.items() if reasons}
 
 
 def update(course: Course, refused: dict[tuple[str, str], list[str]], collected: set[tuple[str, str]]) -> None:
     """This collect's verdicts: refusals recorded, pairs collected cleanly forgotten."""
-    cur = load(course)
+    current = load(course)
     for key in collected:
-        cur.pop(key, None)
-    cur.update(refused)
-    out: dict = {}
-    for (s, a), reasons in sorted(cur.items()):
-        out.setdefault(s, {})[a] = reasons
-    write_json(_path(course), out)
+        current.pop(key, None)
+    current.update(refused)
+    by_student: dict = {}
+    for (student, assignment), reasons in sorted(current.items()):
+        by_student.setdefault(student, {})[assignment] = reasons
+    write_json(_path(course), by_student)
 
 
-def merge(course: Course, sts: list[Status]) -> list[Status]:
+def merge(course: Course, records: list[Status]) -> list[Status]:
     """Grading statuses with refusals applied: state "refused" and the reasons as flags; a refused
     submission that was never graded gets a status of its own."""
-    ref = load(course)
-    out = []
-    for st in sts:
-        key = (st.get("student"), st.get("assignment"))
-        if key in ref:
-            shown = " ".join(f for e in st.get("notebooks", {}).values() for f in e.get("flags", []))
-            new = [f"refused at collect: {r}" for r in ref.pop(key) if f"refused at collect: {r}" not in shown]
-            st = {**st, "state": "refused", "flags": new + list(st.get("flags", []))}
-        out.append(st)
-    for (s, a), reasons in sorted(ref.items()):
-        out.append(Status(student=s, assignment=a, state="refused", notebooks={}, notes=[],
-                          flags=[f"refused at collect: {r}" for r in reasons]))
-    return out
+    refusals = load(course)
+    merged = []
+    for record in records:
+        key = (record.get("student"), record.get("assignment"))
+        if key in refusals:
+            shown = " ".join(flag for notebook in record.get("notebooks", {}).values()
+                             for flag in notebook.get("flags", []))
+            new = [f"refused at collect: {reason}" for reason in refusals.pop(key)
+                   if f"refused at collect: {reason}" not in shown]
+            record = {**record, "state": "refused", "flags": new + list(record.get("flags", []))}
+        merged.append(record)
+    for (student, assignment), reasons in sorted(refusals.items()):
+        merged.append(Status(student=student, assignment=assignment, state="refused", notebooks={}, notes=[],
+                             flags=[f"refused at collect: {reason}" for reason in reasons]))
+    return merged

@@ -24,13 +24,20 @@ class Autograder(Configurable):
     max_open_files = Int(256, help="RLIMIT_NOFILE").tag(config=True)
     max_file_mb = Int(64, help="largest file the sandbox may write (RLIMIT_FSIZE)").tag(config=True)
     max_output_chars = Int(200_000, help="notebook output kept per cell; the rest is dropped").tag(config=True)
-    registry = Unicode("gptref.grading.exercises:load", help="module:function giving day -> {name: Exercise}").tag(config=True)
-    python_paths = List(Unicode(), help="extra folders bound read-only into the sandbox and put on PYTHONPATH").tag(config=True)
-    secret_file = Unicode("", help="instructor secret for case seeds (default: WORK/secret, created on first use)").tag(config=True)
-    sandbox_uid_base = Int(61000, help="when run as root: first uid/gid of the machine-wide pool sandboxes lease from").tag(config=True)
-    sandbox_uid_count = Int(64, help="size of the uid pool (leases are flock'ed files, shared by every course on the machine)").tag(config=True)
-    uid_lease_dir = Unicode("/run/autograder-uids", help="where the uid leases live (machine-wide; used only as root)").tag(config=True)
-    disk_mb = Int(512, help="total writable space of one sandbox (a size-limited tmpfs; ENOSPC past it)").tag(config=True)
+    registry = Unicode("gptref.grading.exercises:load",
+                       help="module:function giving day -> {name: Exercise}").tag(config=True)
+    python_paths = List(Unicode(),
+                        help="extra folders bound read-only into the sandbox and put on PYTHONPATH").tag(config=True)
+    secret_file = Unicode("", help="instructor secret for case seeds (default: WORK/secret, created on first use)"
+                          ).tag(config=True)
+    sandbox_uid_base = Int(61000, help="when run as root: first uid/gid of the machine-wide pool sandboxes lease from"
+                           ).tag(config=True)
+    sandbox_uid_count = Int(64, help="size of the uid pool (leases are flock'ed files, shared by every course on the "
+                            "machine)").tag(config=True)
+    uid_lease_dir = Unicode("/run/autograder-uids",
+                            help="where the uid leases live (machine-wide; used only as root)").tag(config=True)
+    disk_mb = Int(512,
+                  help="total writable space of one sandbox (a size-limited tmpfs; ENOSPC past it)").tag(config=True)
     retries = Int(2, help="times a worker that crashed (not the student's fault) is retried").tag(config=True)
     env = Dict(help="extra environment variables for the sandboxed kernel").tag(config=True)
     extra_ro_binds = List(Unicode(), help="extra host paths visible read-only in the sandbox").tag(config=True)

@@ -52,13 +52,14 @@ def _is_guard(node: ast.stmt) -> bool:
     if isinstance(node, ast.Assert | ast.Raise):
         return True
     if isinstance(node, ast.If):
-        return isinstance(node.body[-1], ast.Raise) and all(_is_guard(s) for s in node.orelse)
+        return isinstance(node.body[-1], ast.Raise) and all(_is_guard(statement) for statement in node.orelse)
     if isinstance(node, ast.For):
-        return all(_is_guard(s) for s in node.body + node.orelse)
+        return all(_is_guard(statement) for statement in node.body + node.orelse)
     return False
 
 
 def _const(value: Any) -> str:
+    """A constant's token: None, booleans and ... as themselves, any other value by its type only."""
     if value is None or isinstance(value, bool) or value is Ellipsis:
         return repr(value)
     return "#" + type(value).__name__  # 1e-5 and 0.00001 (or "x" and 'y') look the same
@@ -67,10 +68,10 @@ def _const(value: Any) -> str:
 def _tokens(node: Any, out: list[str]) -> None:
     """Pre-order tokens of an AST node (see the module docstring for what is kept)."""
     if isinstance(node, list):
-        stmts = [s for s in node if isinstance(s, ast.stmt)]
-        if stmts and len(stmts) == len(node):  # a block: drop docstrings and guards, canonical order
-            kept = [s for s in stmts if not _is_guard(s) and not _is_docstring(s)]
-            for part in sorted(_stmt(s) for s in kept):
+        statements = [item for item in node if isinstance(item, ast.stmt)]
+        if statements and len(statements) == len(node):  # a block: drop docstrings and guards, canonical order
+            kept = [statement for statement in statements if not _is_guard(statement) and not _is_docstring(statement)]
+            for part in sorted(_stmt(statement) for statement in kept):
                 out.extend(part)
         else:
             for item in node:
@@ -105,6 +106,7 @@ def _tokens(node: Any, out: list[str]) -> None:
 
 
 def _stmt(node: ast.stmt) -> tuple[str, ...]:
+    """One statement's tokens, as a sortable tuple."""
     out: list[str] = []
     _tokens(node, out)
     return tuple(out)
@@ -114,21 +116,22 @@ def body_tokens(fn: ast.FunctionDef | ast.AsyncFunctionDef, given: set[tuple[str
     """The normalised body of a function (its signature is given by the stub, so it is left out);
     statements in `given` (the stub's own, normalised) are left out too."""
     out: list[str] = []
-    stmts = [s for s in fn.body if not _is_guard(s) and not _is_docstring(s)]
-    for part in sorted(_stmt(s) for s in stmts):
+    statements = [statement for statement in fn.body if not _is_guard(statement) and not _is_docstring(statement)]
+    for part in sorted(_stmt(statement) for statement in statements):
         if part not in given:
             out.extend(part)
     return out
 
 
-def _drop_magics(src: str) -> str:
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in src.splitlines())
+def drop_magics(source: str) -> str:
+    """The source with IPython magics and shell lines blanked, so that it parses as Python."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 
 def function_nodes(source: str) -> dict[str, ast.FunctionDef]:
     """Top-level functions and methods of classes ("Class.method") of some code; {} if it does not parse."""
     try:
-        tree = ast.parse(_drop_magics(textwrap.dedent(source)))
+        tree = ast.parse(drop_magics(textwrap.dedent(source)))
     except SyntaxError:
         return {}
     found: dict[str, ast.FunctionDef] = {}
@@ -151,24 +154,24 @@ def functions(source: str, given: dict[str, set[tuple[str, ...]]] | None = None)
 
 def given_statements(stub_source: str) -> dict[str, set[tuple[str, ...]]]:
     """{function name: normalised statements} of a released stub (what every student starts from)."""
-    return {name: {_stmt(s) for s in node.body} for name, node in function_nodes(stub_source).items()}
+    return {name: {_stmt(statement) for statement in node.body} for name, node in function_nodes(stub_source).items()}
 
 
-def similarity(a: list[str], b: list[str], at_least: float = 0.0) -> float:
-    """difflib's ratio of two token streams: 2 * matched / (len(a) + len(b)); 0 for empty ones,
+def similarity(first: list[str], second: list[str], at_least: float = 0.0) -> float:
+    """difflib's ratio of two token streams: 2 * matched / (len(first) + len(second)); 0 for empty ones,
     and 0 where difflib's cheap upper bounds show the ratio is below `at_least`."""
-    if not a or not b or 2 * min(len(a), len(b)) / (len(a) + len(b)) < at_least:
+    if not first or not second or 2 * min(len(first), len(second)) / (len(first) + len(second)) < at_least:
         return 0.0
-    m = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    return 0.0 if m.quick_ratio() < at_least else m.ratio()
+    matcher = difflib.SequenceMatcher(None, first, second, autojunk=False)
+    return 0.0 if matcher.quick_ratio() < at_least else matcher.ratio()
 
 
 def kgrams(tokens: list[str], k: int = KGRAM) -> frozenset[int]:
     """Hashes of every run of k consecutive tokens (the fingerprints of the cross-student index)."""
     if len(tokens) < k:
         return frozenset()
-    ids = [hash(t) for t in tokens]
-    return frozenset(hash(tuple(ids[i:i + k])) for i in range(len(ids) - k + 1))
+    ids = [hash(token) for token in tokens]
+    return frozenset(hash(tuple(ids[start:start + k])) for start in range(len(ids) - k + 1))
 
 
 # -- the exercise's reference ------------------------------------------------------------------
@@ -181,13 +184,13 @@ def _resolve(expr: ast.expr, namespace: dict) -> Any:
     if not isinstance(expr, ast.Name) or expr.id not in namespace:
         return None
     obj = namespace[expr.id]
-    for p in reversed(parts):
-        obj = getattr(obj, p, None)
+    for part in reversed(parts):
+        obj = getattr(obj, part, None)
     return obj
 
 
-_INSTALLED = tuple(os.path.realpath(p) + os.sep for k, p in sysconfig.get_paths().items()
-                   if k in ("stdlib", "platstdlib", "purelib", "platlib"))
+_INSTALLED = tuple(os.path.realpath(path) + os.sep for kind, path in sysconfig.get_paths().items()
+                   if kind in ("stdlib", "platstdlib", "purelib", "platlib"))
 
 
 def _course_function(obj: Any) -> bool:
@@ -208,7 +211,7 @@ def reference_functions(exercise, depth: int = 2) -> dict[str, Function]:
     `reference`, the course's functions in `forbidden` (gptref's, not torch's), and, for references
     that are thin wrappers, the course's functions they call (followed `depth` levels). Read on the trusted side;
     cached (a worker grades many notebooks of the same exercises), so callers must not modify it."""
-    todo = [(f, 0) for f in (exercise.reference, *exercise.forbidden) if _course_function(f)]
+    todo = [(function, 0) for function in (exercise.reference, *exercise.forbidden) if _course_function(function)]
     found: dict[str, Function] = {}
     nodes: dict[str, ast.FunctionDef] = {}
     callees: dict[str, list[str]] = {}
@@ -237,12 +240,14 @@ def reference_functions(exercise, depth: int = 2) -> dict[str, Function]:
                         todo.append((target, level + 1))
                         callees[qual].append(f"{target.__module__}.{inspect.unwrap(target).__qualname__}")
     for qual, called in callees.items():  # a copy may paste the helpers it calls into one function
-        inlined = [nodes[qual]] + [nodes[c] for c in dict.fromkeys(called) if c in nodes and c != qual]
+        helpers = [callee for callee in dict.fromkeys(called) if callee in nodes]
+        inlined = [nodes[qual]] + [nodes[callee] for callee in helpers if callee != qual]
         if len(inlined) > 1:
-            merged = ast.FunctionDef(name="_", args=nodes[qual].args, body=[s for n in inlined for s in n.body],
-                                     decorator_list=[], returns=None, type_params=[])
-            found[f"{qual} (with {', '.join(c.rsplit('.', 1)[-1] for c in dict.fromkeys(called) if c in nodes)} inlined)"] = \
-                Function(qual, body_tokens(merged), found[qual].source)
+            body = [statement for function_node in inlined for statement in function_node.body]
+            merged = ast.FunctionDef(name="_", args=nodes[qual].args, body=body, decorator_list=[], returns=None,
+                                     type_params=[])
+            helper_names = ", ".join(callee.rsplit(".", 1)[-1] for callee in helpers)
+            found[f"{qual} (with {helper_names} inlined)"] = Function(qual, body_tokens(merged), found[qual].source)
     return found
 
 
@@ -257,22 +262,22 @@ def reference_matches(sources: Iterable[str], exercises: Iterable, official: Ite
     reference then needs at least o + margin (so an official solution is never flagged, and an
     exercise whose official solution IS the reference cannot be checked this way)."""
     refs: dict[str, Function] = {}
-    for ex in exercises:
-        refs.update(reference_functions(ex))
-    refs = {q: f for q, f in refs.items() if len(f.tokens) >= min_tokens}
+    for exercise in exercises:
+        refs.update(reference_functions(exercise))
+    refs = {qual: function for qual, function in refs.items() if len(function.tokens) >= min_tokens}
     if not refs:
         return []
     students = [fn for src in sources for fn in functions(src) if len(fn.tokens) >= min_tokens]
     names = {fn.name for fn in students}
-    bar = {(fn.name, q): similarity(fn.tokens, r.tokens, threshold - margin) + margin
-           for src in official for fn in functions(src) if fn.name in names for q, r in refs.items()}
+    bar = {(fn.name, qual): similarity(fn.tokens, ref.tokens, threshold - margin) + margin
+           for src in official for fn in functions(src) if fn.name in names for qual, ref in refs.items()}
     hits = []
     for fn in students:
         best = None
-        for q, r in refs.items():
-            s = similarity(fn.tokens, r.tokens, threshold)
-            if s >= max(threshold, bar.get((fn.name, q), 0.0)) and (best is None or s > best[2]):
-                best = (fn.name, q, s)
+        for qual, ref in refs.items():
+            score = similarity(fn.tokens, ref.tokens, threshold)
+            if score >= max(threshold, bar.get((fn.name, qual), 0.0)) and (best is None or score > best[2]):
+                best = (fn.name, qual, score)
         if best:
             hits.append(best)
     return hits
@@ -282,16 +287,16 @@ def official_solutions(config, notebook: str) -> list[str]:
     """The code cells of the official (source) notebook `notebook` of the course an nbgrader
     config describes; [] where there is none (read on the trusted side only)."""
     try:
-        cd = config.CourseDirectory
-        root = cd.get("root", "") or os.getcwd()
-        source = cd.get("source_directory", "") or "source"
+        directories = config.CourseDirectory
+        root = directories.get("root", "") or os.getcwd()
+        source = directories.get("source_directory", "") or "source"
         source = source if os.path.isabs(source) else os.path.join(root, source)
         paths = sorted(glob.glob(os.path.join(glob.escape(source), "*", f"{glob.escape(notebook)}.ipynb")))
         if not paths:
             return []
         import nbformat
 
-        nb = nbformat.read(paths[0], as_version=4)
+        official = nbformat.read(paths[0], as_version=4)
     except Exception:  # noqa: BLE001 (no official notebook: plain thresholds)
         return []
-    return [c.source for c in nb.cells if c.cell_type == "code"]
+    return [cell.source for cell in official.cells if cell.cell_type == "code"]

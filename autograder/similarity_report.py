@@ -36,8 +36,8 @@ class Match:
 
 def solution_cells(release_nb) -> dict[str, str]:
     """{grade_id: stub source} of the code cells students write (nbgrader solution cells)."""
-    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in release_nb.cells
-            if is_solution_cell(c) and c.metadata["nbgrader"].get("grade_id")}
+    return {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in release_nb.cells
+            if is_solution_cell(cell) and cell.metadata["nbgrader"].get("grade_id")}
 
 
 def student_functions(submitted_nb, stubs: dict[str, str], prefix: str = "") -> list[Function]:
@@ -62,31 +62,31 @@ def compare_class(work: dict[str, list[Function]], threshold: float = MATCH_STUD
     score: the share of fingerprints two functions have in common (2|A & B| / (|A| + |B|)), leaving
     out passages more than max(5, max_common * students) students wrote (common knowledge: the
     canonical way to write a loop is no evidence that two students worked together)."""
-    entries = [(s, fn) for s, fns in sorted(work.items()) for fn in fns if len(fn.tokens) >= min_tokens]
+    entries = [(student, fn) for student, fns in sorted(work.items()) for fn in fns if len(fn.tokens) >= min_tokens]
     holders: dict[int, set[str]] = defaultdict(set)
-    for s, fn in entries:
-        for g in fn.grams:
-            holders[g].add(s)
+    for student, fn in entries:
+        for gram in fn.grams:
+            holders[gram].add(student)
     limit = max(5, int(max_common * len(work)))
-    rare = [frozenset(g for g in fn.grams if len(holders[g]) <= limit) for _, fn in entries]
+    rare = [frozenset(gram for gram in fn.grams if len(holders[gram]) <= limit) for _, fn in entries]
     postings: dict[int, list[int]] = defaultdict(list)
-    for i, grams in enumerate(rare):
+    for entry, grams in enumerate(rare):
         if len(grams) >= MIN_FINGERPRINTS:
-            for g in grams:
-                postings[g].append(i)
+            for gram in grams:
+                postings[gram].append(entry)
     shared: dict[tuple[int, int], int] = defaultdict(int)
     for ids in postings.values():  # each list holds at most `limit` students' functions
-        for x in range(len(ids)):
-            for y in range(x + 1, len(ids)):
-                if entries[ids[x]][0] != entries[ids[y]][0]:
-                    shared[ids[x], ids[y]] += 1
+        for first in range(len(ids)):
+            for second in range(first + 1, len(ids)):
+                if entries[ids[first]][0] != entries[ids[second]][0]:
+                    shared[ids[first], ids[second]] += 1
     found = []
-    for (i, j), n in shared.items():
-        score = 2 * n / (len(rare[i]) + len(rare[j]))
+    for (first, second), n_shared in shared.items():
+        score = 2 * n_shared / (len(rare[first]) + len(rare[second]))
         if score >= threshold:
-            (sa, fa), (sb, fb) = entries[i], entries[j]
-            found.append((sa, fa.name, sb, fb.name, score))
-    return sorted(found, key=lambda m: (-m[4], m[0], m[2], m[1]))
+            (student_a, function_a), (student_b, function_b) = entries[first], entries[second]
+            found.append((student_a, function_a.name, student_b, function_b.name, score))
+    return sorted(found, key=lambda match: (-match[4], match[0], match[2], match[1]))
 
 
 def load_assignment(course, assignment: str) -> tuple[dict[str, list[Function]], list[str]]:
@@ -103,11 +103,11 @@ def load_assignment(course, assignment: str) -> tuple[dict[str, list[Function]],
             if not os.path.isfile(path):
                 continue
             try:
-                nb = nbformat.read(path, as_version=4)
-            except Exception as e:  # noqa: BLE001 (a broken notebook is reported, not fatal)
-                notes.append(f"{student}/{assignment}/{nb_id}.ipynb skipped: {type(e).__name__}: {e}")
+                submitted = nbformat.read(path, as_version=4)
+            except Exception as error:  # noqa: BLE001 (a broken notebook is reported, not fatal)
+                notes.append(f"{student}/{assignment}/{nb_id}.ipynb skipped: {type(error).__name__}: {error}")
                 continue
-            work[student].extend(student_functions(nb, stubs, prefix=f"{nb_id}:"))
+            work[student].extend(student_functions(submitted, stubs, prefix=f"{nb_id}:"))
     return dict(work), notes
 
 
@@ -118,32 +118,34 @@ def similarity_report(course, assignment: str | None = None, threshold: float = 
         print(f"--threshold must be in (0, 1], got {threshold}", file=sys.stderr)
         return 2
     assignments = [assignment] if assignment else course.assignments()
-    unknown = [a for a in assignments if a not in course.assignments()]
+    unknown = [name for name in assignments if name not in course.assignments()]
     if unknown:
         print(f"unknown assignment {unknown[0]!r}; known: {', '.join(course.assignments())}", file=sys.stderr)
         return 2
     out = out or os.path.join(course.work, "similarity.csv")
     rows: list[Match] = []
-    for a in assignments:
-        work, notes = load_assignment(course, a)
+    for name in assignments:
+        work, notes = load_assignment(course, name)
         for note in notes:
             print(f"note: {note}")
-        rows += [Match(a, *m) for m in compare_class(work, threshold)]
-        print(f"{a}: {len(work)} students, {sum(len(f) for f in work.values())} functions compared")
+        rows += [Match(name, *match) for match in compare_class(work, threshold)]
+        print(f"{name}: {len(work)} students, {sum(len(fns) for fns in work.values())} functions compared")
 
-    def write(f) -> None:
-        w = csv.writer(f)
-        w.writerow(["assignment", "student_a", "function_a", "student_b", "function_b", "similarity"])
-        for m in rows:
-            w.writerow([m.assignment, m.student_a, m.function_a, m.student_b, m.function_b, f"{m.score:.3f}"])
+    def write(csv_file) -> None:
+        writer = csv.writer(csv_file)
+        writer.writerow(["assignment", "student_a", "function_a", "student_b", "function_b", "similarity"])
+        for match in rows:
+            writer.writerow([match.assignment, match.student_a, match.function_a, match.student_b, match.function_b,
+                             f"{match.score:.3f}"])
     write_atomic(out, write, newline="")
     pairs: dict[tuple[str, str, str], list[Match]] = defaultdict(list)
-    for m in rows:
-        pairs[(m.assignment, m.student_a, m.student_b)].append(m)
-    for (a, sa, sb), ms in sorted(pairs.items(), key=lambda kv: -max(m.score for m in kv[1])):
-        funcs = ", ".join(f"{m.function_a}" + (f"~{m.function_b}" if m.function_b != m.function_a else "") + f" {m.score:.2f}"
-                          for m in ms)
-        print(f"{a}: {sa} ~ {sb}: {len(ms)} function(s): {funcs}")
+    for match in rows:
+        pairs[(match.assignment, match.student_a, match.student_b)].append(match)
+    by_best_score = sorted(pairs.items(), key=lambda item: -max(match.score for match in item[1]))
+    for (name, student_a, student_b), matches in by_best_score:
+        funcs = ", ".join(match.function_a + (f"~{match.function_b}" if match.function_b != match.function_a else "")
+                          + f" {match.score:.2f}" for match in matches)
+        print(f"{name}: {student_a} ~ {student_b}: {len(matches)} function(s): {funcs}")
     print(f"{len(pairs)} pair(s) of students at similarity >= {threshold} ({len(rows)} functions); details in {out}"
           f" (k={KGRAM}-token fingerprints, functions of {MIN_TOKENS}+ normalised tokens)")
     return 0

@@ -62,27 +62,27 @@ def median(values: list[float]) -> float | None:
 
 def full_share(values: list[float], max_score: float) -> float | None:
     """Share of the values at full marks (within 1e-9; a 0-point item counts everyone as full)."""
-    return sum(v >= max_score - 1e-9 for v in values) / len(values) if values else None
+    return sum(value >= max_score - 1e-9 for value in values) / len(values) if values else None
 
 
 def pearson(xs: list[float], ys: list[float]) -> float | None:
     """Correlation of two equally long lists; None when either is constant or there are fewer than 3 pairs."""
     if len(xs) != len(ys) or len(xs) < 3:
         return None
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    if sxx <= 1e-12 or syy <= 1e-12:
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    covariance = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
+    spread_x = sum((x - mean_x) ** 2 for x in xs)
+    spread_y = sum((y - mean_y) ** 2 for y in ys)
+    if spread_x <= 1e-12 or spread_y <= 1e-12:
         return None
-    return sxy / math.sqrt(sxx * syy)
+    return covariance / math.sqrt(spread_x * spread_y)
 
 
 def discrimination(day: Day, exercise: Exercise) -> float | None:
     """Correlation of the exercise's score with the rest of the day's total (the total without it)."""
-    students = sorted(s for s in exercise.scores if s in day.totals)
-    own = [exercise.scores[s] for s in students]
-    rest = [day.totals[s] - exercise.scores[s] for s in students]
+    students = sorted(student for student in exercise.scores if student in day.totals)
+    own = [exercise.scores[student] for student in students]
+    rest = [day.totals[student] - exercise.scores[student] for student in students]
     return pearson(own, rest)
 
 
@@ -91,19 +91,19 @@ def read_gradebook(course: Course) -> dict[str, Day]:
     from nbgrader.api import Gradebook
 
     days: dict[str, Day] = {}
-    with Gradebook(course.gradebook_url) as gb:
-        for assignment in sorted(gb.assignments, key=lambda a: a.name):
+    with Gradebook(course.gradebook_url) as book:
+        for assignment in sorted(book.assignments, key=lambda entry: entry.name):
             day = days[assignment.name] = Day(assignment.name, float(assignment.max_score or 0))
             for notebook in assignment.notebooks:
                 for cell in notebook.grade_cells:
                     key = (notebook.name, cell.name)
                     day.exercises[key] = Exercise(assignment.name, notebook.name, cell.name, float(cell.max_score))
-            for submission in gb.assignment_submissions(assignment.name):
+            for submission in book.assignment_submissions(assignment.name):
                 student = submission.student.id
                 day.totals[student] = float(submission.score or 0)
-                for nb in submission.notebooks:
-                    for grade in nb.grades:
-                        exercise = day.exercises.get((nb.name, grade.name))
+                for submitted in submission.notebooks:
+                    for grade in submitted.grades:
+                        exercise = day.exercises.get((submitted.name, grade.name))
                         if exercise is not None:
                             exercise.scores[student] = float(grade.score or 0)
     return days
@@ -122,20 +122,20 @@ def read_failures(course: Course, days: dict[str, Day]) -> None:
     for day in days.values():
         for student in day.totals:
             folder = os.path.join(course.autograded, student, day.name)
-            for notebook in {nb for nb, _ in day.exercises}:
+            for notebook in {name for name, _ in day.exercises}:
                 path = os.path.join(folder, notebook + ".ipynb")
                 if not os.path.exists(path):
                     continue
                 try:
-                    nb = nbformat.read(path, as_version=4)
+                    autograded = nbformat.read(path, as_version=4)
                 except Exception:  # noqa: BLE001 - an unreadable autograded copy has no messages to count
                     continue
-                for cell in nb.cells:
+                for cell in autograded.cells:
                     meta = cell.get("metadata", {}).get("nbgrader", {})
                     if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
                         continue
                     exercise = day.exercises.get((notebook, meta.get("grade_id")))
-                    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+                    errors = [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
                     if exercise is not None and errors:
                         # the cell's own failure first: the trusted check's message is appended after it
                         exercise.failures[failure_message(errors[0])] += 1
@@ -149,12 +149,14 @@ def collect(course: Course) -> dict[str, Day]:
 
 
 def day_row(day: Day) -> dict:
+    """stats.csv's row of one day: its totals' count, mean, median and share at full marks."""
     values = list(day.totals.values())
     return {"level": "day", "assignment": day.name, "n": len(values), "max_score": day.max_score,
             "mean": mean(values), "median": median(values), "full_marks_share": full_share(values, day.max_score)}
 
 
 def exercise_row(day: Day, exercise: Exercise) -> dict:
+    """stats.csv's row of one exercise: the day's columns plus difficulty and discrimination."""
     values = list(exercise.scores.values())
     average = mean(values)
     difficulty = average / exercise.max_score if average is not None and exercise.max_score > 0 else None
@@ -166,7 +168,8 @@ def exercise_row(day: Day, exercise: Exercise) -> dict:
 
 def failure_rows(exercise: Exercise) -> list[dict]:
     """The most frequent messages, most frequent first (ties by message, so the order is stable)."""
-    top = sorted(exercise.failures.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_FAILURES]
+    top = sorted(exercise.failures.items(), key=lambda message_count: (-message_count[1], message_count[0]))
+    top = top[:TOP_FAILURES]
     return [{"level": "failure", "assignment": exercise.assignment, "notebook": exercise.notebook,
              "exercise": exercise.name, "count": count, "message": message} for message, count in top]
 
@@ -176,13 +179,14 @@ def rows(days: dict[str, Day]) -> list[dict]:
     out = []
     for day in days.values():
         out.append(day_row(day))
-        out += [exercise_row(day, ex) for ex in day.exercises.values()]
-        for ex in day.exercises.values():
-            out += failure_rows(ex)
+        out += [exercise_row(day, exercise) for exercise in day.exercises.values()]
+        for exercise in day.exercises.values():
+            out += failure_rows(exercise)
     return out
 
 
 def _cell(value) -> str:
+    """One CSV field: empty for None, floats rounded to 6 digits."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -191,11 +195,12 @@ def _cell(value) -> str:
 
 
 def write_csv(path: str, table: list[dict]) -> None:
-    def write(f) -> None:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
+    """stats.csv, written atomically."""
+    def write(csv_file) -> None:
+        writer = csv.DictWriter(csv_file, fieldnames=FIELDS)
+        writer.writeheader()
         for row in table:
-            w.writerow({k: _cell(row.get(k)) for k in FIELDS})
+            writer.writerow({field: _cell(row.get(field)) for field in FIELDS})
     write_atomic(path, write, newline="")
 
 
@@ -212,6 +217,6 @@ def stats(course: Course, out_dir: str | None = None, say=print) -> int:
     table = rows(days)
     write_csv(os.path.join(out_dir, "stats.csv"), table)
     write_html(os.path.join(out_dir, "stats.html"), days, table)
-    say(f"{len(days)} days, {sum(len(d.exercises) for d in days.values())} exercises: "
+    say(f"{len(days)} days, {sum(len(day.exercises) for day in days.values())} exercises: "
         f"{os.path.join(out_dir, 'stats.csv')}, {os.path.join(out_dir, 'stats.html')}")
     return 0

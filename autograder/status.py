@@ -55,39 +55,41 @@ def new_notebook(state: State = "ok") -> NotebookStatus:
 
 
 def path(course, assignment: str, student: str) -> str:
+    """Where one submission's status record lives."""
     return os.path.join(course.status, assignment, f"{student}.json")
 
 
-def load(p: str) -> Status:
-    """The record at `p` (OSError if there is none, ValueError if it is not JSON)."""
-    with open(p) as f:
-        return json.load(f)
+def load(record_path: str) -> Status:
+    """The record at `record_path` (OSError if there is none, ValueError if it is not JSON)."""
+    with open(record_path) as record_file:
+        return json.load(record_file)
 
 
-def save(p: str, st: Status | NotebookStatus) -> None:
-    write_json(p, st)
+def save(record_path: str, record: Status | NotebookStatus) -> None:
+    """Write a record atomically (a reader never sees half of one)."""
+    write_json(record_path, record)
 
 
 def load_all(course) -> list[Status]:
     """Every readable record, by assignment then student."""
-    out = []
+    records = []
     if os.path.isdir(course.status):
-        for a in sorted(os.listdir(course.status)):
-            d = os.path.join(course.status, a)
-            for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-                if f.endswith(".json"):
+        for assignment in sorted(os.listdir(course.status)):
+            folder = os.path.join(course.status, assignment)
+            for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+                if name.endswith(".json"):
                     try:
-                        out.append(load(os.path.join(d, f)))
+                        records.append(load(os.path.join(folder, name)))
                     except ValueError:
                         pass
-    return out
+    return records
 
 
-def all_flags(st: Status) -> list[str]:
+def all_flags(record: Status) -> list[str]:
     """The record's flags and its notebooks' (prefixed with the notebook), unsandboxed first, once each."""
-    out = list(st.get("flags", []))
-    for nb, e in st.get("notebooks", {}).items():
-        out += [f"{nb}: {f}" for f in e.get("flags", [])]
-    if not st.get("sandboxed", True):
-        out.insert(0, "graded WITHOUT the sandbox")
-    return list(dict.fromkeys(out))
+    flags = list(record.get("flags", []))
+    for notebook, notebook_record in record.get("notebooks", {}).items():
+        flags += [f"{notebook}: {flag}" for flag in notebook_record.get("flags", [])]
+    if not record.get("sandboxed", True):
+        flags.insert(0, "graded WITHOUT the sandbox")
+    return list(dict.fromkeys(flags))

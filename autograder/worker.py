@@ -32,8 +32,8 @@ from traitlets.config import Config
 
 from . import status as status_record
 from .course import Course
+from .feedback_safety.hidden_tests import hidden_lines
 from .precheck import precheck
-from .scrub import hidden_lines
 
 
 def submission_hash(course: Course, assignment: str, student: str) -> str:
@@ -59,7 +59,7 @@ def _overrides(course: Course, staging: str, status_tmp: str, assignment: str, s
     )
 
     from .execute import SandboxedExecute
-    from .scrub import ScrubHiddenTests
+    from .feedback_safety.hidden_tests import ScrubHiddenTests
 
     config = Config()
     config.CourseDirectory.submitted_directory = staging
@@ -226,14 +226,15 @@ def _last_error(result: dict) -> str:
 
 
 def _check_feedback(course: Course, assignment: str, student: str, status: dict, staged: str) -> None:
-    """After the export, belt and braces: every feedback file is audited and locked (autograder.inert: no
-    script, CSP first in <head>); one that could run something, or that shows a hidden-test line (plain or
-    encoded: autograder.leak), is withheld. Lines public in the release or the student's own do not count."""
+    """After the export, belt and braces: every feedback file is audited and locked (feedback_safety.inert_html:
+    no script, CSP first in <head>); one that could run something, or that shows a hidden-test line (plain or
+    encoded: feedback_safety.encoded_leaks), is withheld. Lines public in the release or the student's own do
+    not count."""
     import html
 
-    from .inert import finalize
-    from .leak import Detector
-    from .scrub import LEAK_MARK
+    from .feedback_safety.encoded_leaks import Detector
+    from .feedback_safety.hidden_tests import LEAK_MARK
+    from .feedback_safety.inert_html import finalize
 
     secret = []
     for nb_id in course.notebooks(assignment):

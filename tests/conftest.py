@@ -1,4 +1,4 @@
-"""Shared test set-up: one torch thread per process, and CUDA tests skipped without a GPU.
+"""Shared test set-up: one torch thread per process, a headless browser, and CUDA tests skipped without a GPU.
 
 `./run test` runs pytest with two xdist workers on a 2-core machine; each process (and every
 Jupyter kernel it starts, which inherits the environment) then uses one thread, since two
@@ -8,6 +8,7 @@ uids are then never used by two workers at once.
 """
 
 import os
+import shutil
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -25,6 +26,23 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (pages the autograder writes are opened in it); skips without them."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not executable:
+        pytest.skip("Debian's chromium is not installed (`./run test` installs it as root: apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable,
+                                              args=["--no-sandbox"] if os.geteuid() == 0 else [])
+        yield chromium
+        chromium.close()
 
 
 def pytest_collection_modifyitems(config, items):

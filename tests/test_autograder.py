@@ -19,10 +19,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 import agfix_cases  # noqa: E402
 import agfix_course  # noqa: E402
 
+from autograder.feedback_safety.hidden_tests import ScrubHiddenTests, hidden_lines  # noqa: E402
 from autograder.inside import plaindata  # noqa: E402
 from autograder.precheck import precheck  # noqa: E402
 from autograder.scan import scan  # noqa: E402
-from autograder.scrub import ScrubHiddenTests, hidden_lines  # noqa: E402
 from autograder.verdict import derive_seed, verdict_cells  # noqa: E402
 from gptref.grading.compare import policy  # noqa: E402
 

@@ -23,8 +23,8 @@ from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from traitlets.config import Config
 
-from autograder import inert, leak
-from autograder.scrub import LEAK_MARK, ScrubHiddenTests, hidden_lines
+from autograder.feedback_safety import encoded_leaks, inert_html
+from autograder.feedback_safety.hidden_tests import LEAK_MARK, ScrubHiddenTests, hidden_lines
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 import agfix_course  # noqa: E402
@@ -155,14 +155,14 @@ PLAIN = [FakeGrades, CSSHTMLHeaderPreprocessor]
 def write_locked(tmp_path, nb, chain=OURS, name="toy.html"):
     p = tmp_path / name
     p.write_text(export_feedback(nb, chain), encoding="utf-8")
-    problems = inert.finalize(str(p)) if chain is OURS else []
+    problems = inert_html.finalize(str(p)) if chain is OURS else []
     return p, problems
 
 
 # ------------------------------------------------------------------ fast checks, no browser
 
 def test_audit_finds_the_live_payloads_of_a_plain_export():
-    found = " ".join(inert.audit(export_feedback(hostile_notebook(), PLAIN)))
+    found = " ".join(inert_html.audit(export_feedback(hostile_notebook(), PLAIN)))
     for what in ("<script>", "onerror=", "<svg>", "<iframe>", "javascript:", "http-equiv", "data:text/html"):
         assert what in found, f"the audit missed {what} in an unsanitised export: {found}"
 
@@ -173,7 +173,7 @@ def test_our_chain_exports_an_inert_locked_page(tmp_path):
     page = p.read_text()
     assert page.lower().count("<script") == 0, "a <script> element is left in the feedback"
     head = page[page.index("<head>"):page.index("</head>")]
-    assert head.split("\n")[1] == inert.CSP_META, "the CSP must be the first element of <head>"
+    assert head.split("\n")[1] == inert_html.CSP_META, "the CSP must be the first element of <head>"
 
 
 @pytest.mark.parametrize("fragment", [
@@ -184,15 +184,15 @@ def test_our_chain_exports_an_inert_locked_page(tmp_path):
     '<noscript><p title="</noscript><img src=x onerror=alert(1)>">', '<meta http-equiv=refresh content="0;url=http://x/">',
 ])
 def test_clean_html_leaves_nothing_live(fragment):
-    out = inert.clean_html(fragment)
+    out = inert_html.clean_html(fragment)
     page = f"<html><head></head><body>{out}</body></html>"
-    assert inert.audit(page) == [], f"{fragment!r} -> {out!r}"
+    assert inert_html.audit(page) == [], f"{fragment!r} -> {out!r}"
     assert "style=" not in out and "<math" not in out
 
 
 def test_clean_html_keeps_tables_images_and_math():
     png = _png()
-    out = inert.clean_html(f'<table><tr><th>a</th></tr><tr><td colspan="2">1</td></tr></table>'
+    out = inert_html.clean_html(f'<table><tr><th>a</th></tr><tr><td colspan="2">1</td></tr></table>'
                            f'<img src="data:image/png;base64,{png}" alt="plot"><p>$x^2 &lt; 1$</p>')
     assert "<table>" in out and 'colspan="2"' in out and f"base64,{png}" in out and "$x^2 &lt; 1$" in out
 
@@ -201,34 +201,13 @@ def test_markdown_passes_through_the_exporter_unchanged():
     from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
     for src in ["$a<b$\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n> q", "```\nx\n\n\n<y>\n```", "$$\na<b\n$$", ""]:
-        safe = inert.passthrough_markdown(inert.markdown_to_safe_html(src))
+        safe = inert_html.passthrough_markdown(inert_html.markdown_to_safe_html(src))
         assert markdown2html_mistune(safe).strip() == safe
 
 
 # ------------------------------------------------------------------ the browser
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        p = shutil.which(name)
-        if p:
-            return p
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
-    exe = _chromium()
-    if not exe:
-        pytest.skip("Debian's chromium is not installed (`./run test` installs it as root: apt-get install chromium)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, args=["--no-sandbox"] if os.geteuid() == 0 else [])
-        yield b
-        b.close()
-
+# (the `browser` fixture is tests/conftest.py's)
 
 def open_page(browser, path):
     """Load a file and report what ran: console lines, dialogs, requests, title, globals, scripts."""
@@ -335,13 +314,13 @@ def encodings(text: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("how", sorted(encodings("x")))
 def test_detector_finds_every_encoding(how):
-    d = leak.Detector(HIDDEN)
+    d = encoded_leaks.Detector(HIDDEN)
     assert d.find(f"some output\n{encodings(BLOCK)[how]}\nmore") is not None, f"{how} leak not found"
 
 
 def test_detector_ignores_honest_text():
     own = "def scaled_sum(x, y, alpha):\n    return x + alpha * y\nfor _ in range(3):\n    pass"
-    d = leak.Detector(HIDDEN + ["for _ in range(3):", "check(\"toy\", \"scaled_sum\", scaled_sum)"],
+    d = encoded_leaks.Detector(HIDDEN + ["for _ in range(3):", "check(\"toy\", \"scaled_sum\", scaled_sum)"],
                       public_text=own + "\ncheck(\"toy\", \"scaled_sum\", scaled_sum)")
     honest = [own, "loss 0.5123 step 100\n" * 50, _png() * 3, "array([[0.1, 0.2]])", "for _ in range(3):",
               'check("toy", "scaled_sum", scaled_sum)', " ".join(str(i) for i in range(5000)),
@@ -366,7 +345,7 @@ def test_scrubber_cuts_encoded_hidden_tests(tmp_path, how):
     p, problems = write_locked(tmp_path, nb)
     page = p.read_text()
     assert LEAK_MARK in page, f"the {how} copy of the hidden tests was not cut"
-    assert leak.Detector(hidden_lines(secret)).find(page) is None
+    assert encoded_leaks.Detector(hidden_lines(secret)).find(page) is None
 
 
 def test_honest_feedback_is_not_cut(tmp_path):
@@ -592,8 +571,8 @@ def test_grade_end_to_end_feedback_is_inert_and_hides_encoded_tests(tmp_path):
         secret = agfix_course.TEST_SUM
         for name in students:
             page = open(os.path.join(root, "work", "feedback", name, "toy", "toy.html"), encoding="utf-8").read()
-            assert inert.audit(page) == [] and "<script" not in page.lower(), name
-            assert inert.CSP_META in page
+            assert inert_html.audit(page) == [] and "<script" not in page.lower(), name
+            assert inert_html.CSP_META in page
             for how, text in encodings(secret).items():
                 if how in ("plain", "base64", "hex", "rot13", "reversed"):
                     for line in text.splitlines():

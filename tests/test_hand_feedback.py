@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from test_feedback import hostile_notebook  # noqa: E402
 
-from autograder import inert  # noqa: E402
+from autograder.feedback_safety import inert_html  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HIDDEN = "assert hidden_value_4711 == 42, 'hidden check'"
@@ -91,9 +91,9 @@ def test_hand_run_feedback_is_inert_locked_and_equals_the_autograders(course):
     r = nbgrader_by_hand(course)
     assert r.returncode == 0, r.stdout + r.stderr
     page = open(course["page"], encoding="utf-8").read()
-    assert inert.audit(page) == [], inert.audit(page)
+    assert inert_html.audit(page) == [], inert_html.audit(page)
     head = re.search(r"<head[^>]*>(.*?)</head", page, re.S | re.I).group(1)
-    assert head.lstrip().startswith(inert.CSP_META) and head.count(inert.CSP_META) == 1
+    assert head.lstrip().startswith(inert_html.CSP_META) and head.count(inert_html.CSP_META) == 1
     assert not re.search(r"<script\b", page, re.I)
     assert "hidden_value_4711" not in page and "(hidden tests)" in page
     os.replace(course["page"], course["page"] + ".by-hand")

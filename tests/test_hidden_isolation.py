@@ -90,7 +90,7 @@ def decrypt(blob: str) -> str:
 
 def hidden_lines() -> list[str]:
     """Every non-trivial line of the fixture's hidden tests."""
-    from autograder.scrub import hidden_lines as lines_of
+    from autograder.feedback_safety.hidden_tests import hidden_lines as lines_of
 
     return [line for cell in agfix_course.source_notebook().cells for line in lines_of(cell.source)]
 

@@ -66,13 +66,13 @@ def test_db_option_reaches_every_command(tmp_path):
     try:
         assert Course(cfg).db_url.endswith("/work/gradebook.db")
         os.environ[gradebook.ENV] = "postgresql://me@db.example:5432/course"
-        c = Course(cfg)
-        assert c.db_path is None and c.gradebook_url == "postgresql+psycopg://me@db.example:5432/course"
-        assert c.work == str(tmp_path / "work") and c.api().coursedir.db_url == c.gradebook_url
-        r = agfix_class.cli(cfg, "report", db="mysql://nope/x")
-        assert r.returncode == 2 and "must be sqlite" in r.stderr
-        r = agfix_class.cli(cfg, "grade", "--shard", "3/2")
-        assert r.returncode == 2 and "K must be between 1 and N" in r.stderr
+        course = Course(cfg)
+        assert course.db_path is None and course.gradebook_url == "postgresql+psycopg://me@db.example:5432/course"
+        assert course.work == str(tmp_path / "work") and course.api().coursedir.db_url == course.gradebook_url
+        done = agfix_class.cli(cfg, "report", db="mysql://nope/x")
+        assert done.returncode == 2 and "must be sqlite" in done.stderr
+        done = agfix_class.cli(cfg, "grade", "--shard", "3/2")
+        assert done.returncode == 2 and "K must be between 1 and N" in done.stderr
     finally:
         os.environ.pop(gradebook.ENV, None)
         if old is not None:
@@ -133,43 +133,29 @@ def test_two_graders_writing_at_once_lose_nothing(pg, tmp_path):
     url = pg.create_db("writers")
     from nbgrader.api import Gradebook
 
-    with Gradebook(gradebook.sqlalchemy_url(url)) as gb:
-        for a in ("a1", "a2"):
-            gb.add_assignment(a)
+    with Gradebook(gradebook.sqlalchemy_url(url)) as book:
+        for assignment in ("a1", "a2"):
+            book.add_assignment(assignment)
     n = 60
     env = {**os.environ, "PYTHONPATH": agfix_class.REPO}
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, a, str(n), str(barrier)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in ("a1", "a2")]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outs
-    stamps = {a: json.loads(out.split("STAMPS ", 1)[1]) for a, (out, _) in zip(("a1", "a2"), outs)}
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, assignment, str(n), str(barrier)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for assignment in ("a1", "a2")]
+    outs = [writer.communicate(timeout=300) for writer in writers]
+    assert all(writer.returncode == 0 for writer in writers), outs
+    stamps = {assignment: json.loads(out.split("STAMPS ", 1)[1]) for assignment, (out, _) in zip(("a1", "a2"), outs)}
     switches = interleavings(stamps)
     print(f"\nthe two writers' {2 * (n + 2)} writes switched writer {switches} times")
     assert switches >= 3, stamps  # not one after the other: they wrote at the same time
-    with Gradebook(gradebook.sqlalchemy_url(url)) as gb:
-        assert len(gb.students) == n
-        for a in ("a1", "a2"):
-            assert sorted(s.student.id for s in gb.assignment_submissions(a)) == [f"st{i:03d}" for i in range(n)]
+    with Gradebook(gradebook.sqlalchemy_url(url)) as book:
+        assert len(book.students) == n
+        for assignment in ("a1", "a2"):
+            submitted = sorted(submission.student.id for submission in book.assignment_submissions(assignment))
+            assert submitted == [f"st{i:03d}" for i in range(n)]
 
 
-def _rows(path):
-    return sorted(tuple(sorted(r.items())) for r in csv.DictReader(open(path)))
-
-
-def _cell_scores(db_url):
-    from nbgrader.api import Gradebook
-
-    out = {}
-    with Gradebook(gradebook.sqlalchemy_url(db_url)) as gb:
-        for a in gb.assignments:
-            for sub in gb.assignment_submissions(a.name):
-                for nb in sub.notebooks:
-                    for g in nb.grades:
-                        out[a.name, sub.student.id, nb.name, g.name] = (g.auto_score, g.manual_score,
-                                                                        g.needs_manual_grade)
-    return out
 
 
 @pytest.mark.slow
@@ -187,13 +173,12 @@ def _shard_run(root, pg):
     K, ok = agfix_class, agfix_class.ok
     K.build(root)
     incoming = os.path.join(root, "incoming")
-    # one machine, SQLite: the reference
+    # one machine, SQLite: the reference (its grades.csv and gradebook)
     one, one_work = K.run_config(root, "one", 0)
     ok(K.cli(one, "release"))
     K.write_submissions(root, incoming, students={s: K.STUDENTS[s] for s in ("ada", "bo")})
     ok(K.cli(one, "collect", incoming))
     ok(K.cli(one, "grade", "--workers", "2"))
-    reference = _rows(os.path.join(one_work, "grades.csv"))
     pairs = {(r["assignment"], r["student_id"]) for r in csv.DictReader(open(os.path.join(one_work, "grades.csv")))}
     assert len(pairs) == 4
     # two machines, one PostgreSQL gradebook; each its own work folder and sandbox uids
@@ -218,17 +203,62 @@ def _shard_run(root, pg):
     assert first.returncode == 0, out1
     rerun = ok(K.cli(m2, "grade", "--shard", "2/2", db=db))  # redoes exactly what the killed run had left
     assert f"{len(share[2])} submissions, {len(share[2]) - 1} to grade" in rerun.stdout, rerun.stdout
-    merged = sorted(_rows(os.path.join(w1, "grades.csv")) + _rows(os.path.join(w2, "grades.csv")))
-    assert merged == reference
-    assert _cell_scores(db) == _cell_scores("sqlite:///" + os.path.join(one_work, "gradebook.db"))
+    agfix_class.assert_same_grades_as_one_machine([w1, w2], one_work, db)
     # a shard run twice changes nothing
-    before = _cell_scores(db)
+    before = agfix_class.cell_scores(db)
     again = ok(K.cli(m1, "grade", "--shard", "1/2", db=db))
     assert f"{len(share[1])} submissions, 0 to grade" in again.stdout, again.stdout
-    assert _cell_scores(db) == before
+    assert agfix_class.cell_scores(db) == before
     # the other commands work on PostgreSQL too, and the gradebook was backed up
     assert "need manual grading" in ok(K.cli(m1, "report", db=db)).stdout
     ok(K.cli(m1, "feedback", db=db))
     assert [f for f in os.listdir(os.path.join(w1, "backups")) if f.endswith((".pgdump", ".json"))]
-    st = json.load(open(os.path.join(w1, "status", share[1][0][0], share[1][0][1] + ".json")))
-    assert st["state"] == "ok", st
+    record = json.load(open(os.path.join(w1, "status", share[1][0][0], share[1][0][1] + ".json")))
+    assert record["state"] == "ok", record
+
+
+def _grading_interval(work: str, assignment: str, student: str) -> tuple[float, float]:
+    """(start, end) wall-clock time of one pair's grading: its status file's mtime, less the seconds it took."""
+    path = os.path.join(work, "status", assignment, f"{student}.json")
+    end = os.path.getmtime(path)
+    return end - json.load(open(path))["seconds"], end
+
+
+@pytest.mark.slow
+@needs_pg
+@needs_bwrap
+def test_two_shards_on_one_uid_base_grade_at_once(pg, tmp_path):
+    """Two shards on one machine with the SAME sandbox_uid_base, started together: the machine-wide uid pool gives
+    their sandboxes distinct uids, so neither kills the other's processes and both give the right grades."""
+    K, ok = agfix_class, agfix_class.ok
+    root = str(tmp_path)
+    K.build(root, assignments=("toy",))
+    incoming = os.path.join(root, "incoming")
+    honest, wrong_sum = K.STUDENTS["ada"], K.STUDENTS["bo"]
+    # an honest student and one with a wrong scaled_sum on each shard (3 and 1 of the 3 autograded points)
+    students = {"ada": honest, "dee": wrong_sum, "hal": honest, "bo": wrong_sum}
+    expected_score = {"ada": 3, "dee": 1, "hal": 3, "bo": 1}
+    assert {shard.shard_of("toy", student, 2) for student in ("ada", "dee")} == {1}
+    assert {shard.shard_of("toy", student, 2) for student in ("hal", "bo")} == {2}
+    db = pg.create_db("one_uid_base")
+    (first_config, first_work), (second_config, second_work) = K.run_config(root, "m1", 0), K.run_config(root, "m2", 0)
+    ok(K.cli(first_config, "release", db=db))
+    K.write_submissions(root, incoming, assignments=("toy",), students=students)
+    for config in (first_config, second_config):
+        ok(K.cli(config, "collect", incoming, db=db))
+    shards = [subprocess.Popen([sys.executable, "-m", "autograder", "--config", config, "--db", db, "grade",
+                                "--workers", "2", "--shard", f"{number}/2"], cwd=K.REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+              for number, config in ((1, first_config), (2, second_config))]
+    outputs = [process.communicate(timeout=1200) for process in shards]
+    assert [process.returncode for process in shards] == [0, 0], outputs
+    intervals = {}
+    for number, work in ((1, first_work), (2, second_work)):
+        for assignment, student in shard.select([("toy", student) for student in students], f"{number}/2"):
+            status = json.load(open(os.path.join(work, "status", assignment, f"{student}.json")))
+            score = sum((cell.get("auto") or 0) for cell in status.get("cells", {}).values())
+            assert (status["state"], score) == ("ok", expected_score[student]), (number, assignment, student, status)
+            intervals.setdefault(number, []).append(_grading_interval(work, assignment, student))
+    overlapping = [(one, two) for one in intervals[1] for two in intervals[2]
+                   if one[0] < two[1] and two[0] < one[1]]
+    assert overlapping, f"the shards graded one after the other, so nothing was shown: {intervals}"

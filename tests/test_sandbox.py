@@ -104,7 +104,8 @@ for name, value in ns.items():
     if re.match(r"_i\\d+$", name) or re.match(r"_\\d+$", name):
         take(name, value)
     take("globals:" + name, name)
-    if isinstance(value, (types.FunctionType, types.CodeType)) and getattr(value, "__module__", "__main__") == "__main__":
+    is_code = isinstance(value, (types.FunctionType, types.CodeType))
+    if is_code and getattr(value, "__module__", "__main__") == "__main__":
         code = getattr(value, "__code__", value)
         take("code:" + name, code.co_consts)
         take("code-names:" + name, code.co_names)
@@ -180,18 +181,18 @@ def _notebook(release_nb, *, last: str | None = None, **kw):
 def make_course(root: str, students: dict, disk_mb: int = DISK_MB, uid_base: int = UID_BASE) -> str:
     """The toy course under `root` with `students` (name -> notebook-making function) collected."""
     cfg = agfix_course.build(root)
-    with open(cfg, "a") as f:
-        f.write(f"c.Autograder.sandbox_uid_base = {uid_base}\nc.Autograder.sandbox_uid_count = 16\n"
-                f"c.Autograder.disk_mb = {disk_mb}\n")
-    r = cli(cfg, "release")
-    assert r.returncode == 0, r.stdout + r.stderr
+    with open(cfg, "a") as config_file:
+        config_file.write(f"c.Autograder.sandbox_uid_base = {uid_base}\nc.Autograder.sandbox_uid_count = 16\n"
+                          f"c.Autograder.disk_mb = {disk_mb}\n")
+    done = cli(cfg, "release")
+    assert done.returncode == 0, done.stdout + done.stderr
     release_nb = nbformat.read(os.path.join(root, "course", "toy", "toy.ipynb"), as_version=4)
-    inc = os.path.join(root, "incoming")
+    incoming = os.path.join(root, "incoming")
     for name, make in students.items():
-        os.makedirs(os.path.join(inc, name), exist_ok=True)
-        nbformat.write(make(release_nb), os.path.join(inc, name, "toy.ipynb"))
-    r = cli(cfg, "collect", inc)
-    assert r.returncode == 0, r.stdout + r.stderr
+        os.makedirs(os.path.join(incoming, name), exist_ok=True)
+        nbformat.write(make(release_nb), os.path.join(incoming, name, "toy.ipynb"))
+    done = cli(cfg, "collect", incoming)
+    assert done.returncode == 0, done.stdout + done.stderr
     return cfg
 
 
@@ -199,20 +200,20 @@ def status(root, student):
     return json.load(open(os.path.join(root, "work", "status", "toy", f"{student}.json")))
 
 
-def auto(st) -> float:
-    return sum((c.get("auto") or 0) for c in st.get("cells", {}).values())
+def auto(record) -> float:
+    return sum((cell.get("auto") or 0) for cell in record.get("cells", {}).values())
 
 
-def flags(st) -> list[str]:
+def flags(record) -> list[str]:
     from autograder.grade import all_flags
 
-    return all_flags(st)
+    return all_flags(record)
 
 
 def outputs_text(root, student) -> list[str]:
-    nb = nbformat.read(os.path.join(root, "work", "autograded", student, "toy", "toy.ipynb"), as_version=4)
-    return ["".join(o.get("text", "") + json.dumps(o.get("data", {})) + " ".join(o.get("traceback", []))
-                    for o in c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"]
+    autograded = nbformat.read(os.path.join(root, "work", "autograded", student, "toy", "toy.ipynb"), as_version=4)
+    return ["".join(output.get("text", "") + json.dumps(output.get("data", {})) + " ".join(output.get("traceback", []))
+                    for output in cell.get("outputs", [])) for cell in autograded.cells if cell.cell_type == "code"]
 
 
 # -- unit: the channel ---------------------------------------------------------------------
@@ -223,7 +224,8 @@ def test_channel_accepts_signed_and_rejects_unsigned_or_forged():
     payload = json.dumps({"results": {"a": [1, 2, 3]}}).encode()
     framed = channel.seal(key, payload)
     assert channel.unseal(key, framed) == payload
-    for bad in (payload, framed[:-1], framed[:10] + bytes([framed[10] ^ 1]) + framed[11:], channel.seal(os.urandom(32), payload),
+    one_bit_flipped = framed[:10] + bytes([framed[10] ^ 1]) + framed[11:]
+    for bad in (payload, framed[:-1], one_bit_flipped, channel.seal(os.urandom(32), payload),
                 framed + b"{}", b"", b"\n" + payload):
         with pytest.raises(channel.Forged):
             channel.unseal(key, bad)
@@ -242,8 +244,8 @@ def batch():
     }
     try:
         cfg = make_course(root, students)
-        r = cli(cfg, "grade", "--workers", "2", timeout=900)
-        assert r.returncode == 0, r.stdout + r.stderr
+        done = cli(cfg, "grade", "--workers", "2", timeout=900)
+        assert done.returncode == 0, done.stdout + done.stderr
         yield {"root": root, "cfg": cfg}
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -254,13 +256,13 @@ def batch():
 def test_filler_is_stopped_by_its_quota_and_harms_nobody(batch):
     root = batch["root"]
     text = "".join(outputs_text(root, "filler"))
-    m = re.search(r"FILLER wrote (\d+) MB in (\d+) files; stopped by (\S+)", text)
-    assert m, text[-2000:]
-    assert int(m.group(1)) <= DISK_MB and m.group(3) == "OSError", m.group(0)  # ENOSPC at the quota, not the cap
+    match = re.search(r"FILLER wrote (\d+) MB in (\d+) files; stopped by (\S+)", text)
+    assert match, text[-2000:]
+    assert int(match.group(1)) <= DISK_MB and match.group(3) == "OSError", match.group(0)  # ENOSPC at the quota
     assert auto(status(root, "filler")) == 3, flags(status(root, "filler"))
-    for s in ("honest_a", "honest_b"):
-        st = status(root, s)
-        assert auto(st) == 3 and not flags(st), (s, flags(st))
+    for student in ("honest_a", "honest_b"):
+        record = status(root, student)
+        assert auto(record) == 3 and not flags(record), (student, flags(record))
     assert auto(status(root, "searcher")) == 3
 
 
@@ -270,20 +272,20 @@ def test_forgery_from_student_code_changes_nothing(batch):
     """The forger writes a forged answer to every fd and /proc path it can reach, in the kernel and in
     the verdict run (where it then exits): what reaches the grader is at most its own answer."""
     root = batch["root"]
-    st = status(root, "forger")
+    record = status(root, "forger")
     # scaled_sum passes its visible test but is wrong: only the trusted verdict can stop it. The forged
     # "answer" (both exercises "missing", then the verdict run exits) is worth nothing: no hidden points
     # for either cell (the old rule kept the points of a "missing" verdict), each cell flagged
-    assert auto(st) == 0, flags(st)
+    assert auto(record) == 0, flags(record)
     for name in ("scaled_sum", "softmax_rows"):
-        verdict = st["notebooks"]["toy"]["verdict"][name]
+        verdict = record["notebooks"]["toy"]["verdict"][name]
         assert verdict["status"] != "pass" and "FORGED_MARKER" not in verdict["message"], verdict
         assert any(f"test_{name}: " in f and f"trusted check of {name}" in f and "0 points" in f
-                   for f in flags(st)), flags(st)
+                   for f in flags(record)), flags(record)
     printed = "".join(outputs_text(root, "forger"))
     assert "FORGER refused /proc/" in printed, printed[-2000:]
     assert "FORGED_MARKER" not in printed.replace('"FORGED_MARKER"', "")  # only its own source's string, if at all
-    assert not any("notebook run failed" in f for f in flags(st)), flags(st)
+    assert not any("notebook run failed" in f for f in flags(record)), flags(record)
 
 
 EVIL = "import os\nos.write(3, b'{\"results\": {}, \"log\": []}')\n"
@@ -314,8 +316,9 @@ def test_sandbox_rejects_unsigned_and_wrongly_signed_answers(tmp_path, monkeypat
             shutil.rmtree(scratch, ignore_errors=True)
     assert got["signed.py"].payload == b'{"results": {}, "log": []}' and not got["signed.py"].forged, got["signed.py"]
     for script in ("evil.py", "wrong_key.py"):
-        r = got[script]
-        assert r.forged and r.payload == b"" and any("forged" in n for n in r.notes), (script, r)
+        result = got[script]
+        assert result.forged and result.payload == b"" and any("forged" in note for note in result.notes), \
+            (script, result)
     assert not hasattr(sb, "FORGERIES")  # the result carries it, nothing else (SandboxedExecute flags it)
 
 
@@ -329,9 +332,9 @@ def test_no_hidden_test_text_reachable_after_the_tests(batch):
     decoded = [last]
     for tag, dec in (("B64", lambda s: base64.b64decode(s).decode()), ("HEX", lambda s: bytes.fromhex(s).decode()),
                      ("ROT13", lambda s: codecs.decode(s, "rot13"))):
-        m = re.search(rf"^{tag} (.*)$", last, re.M)
-        assert m, tag
-        decoded.append(dec(m.group(1)))
+        match = re.search(rf"^{tag} (.*)$", last, re.M)
+        assert match, tag
+        decoded.append(dec(match.group(1)))
     for text in decoded:
         for tell in HIDDEN_TELLS:
             assert tell not in text, (tell, text[max(0, text.find(tell) - 300):text.find(tell) + 200])
@@ -341,28 +344,29 @@ def test_no_hidden_test_text_reachable_after_the_tests(batch):
 @pytest.mark.slow
 @needs_bwrap
 def test_two_courses_graded_at_once_keep_their_sandboxes():
-    roots = [tempfile.mkdtemp(prefix=f"agsbx{k}-") for k in range(2)]
+    roots = [tempfile.mkdtemp(prefix=f"agsbx{number}-") for number in range(2)]
     try:
-        names = [f"honest{i}" for i in range(4)]
-        cfgs = [make_course(r, {n: (lambda R: _notebook(R)) for n in names}) for r in roots]  # same uid base
+        names = [f"honest{number}" for number in range(4)]
+        configs = [make_course(root, {name: (lambda R: _notebook(R)) for name in names})
+                   for root in roots]  # same uid base
         results = [None, None]
 
-        def go(k):
-            results[k] = cli(cfgs[k], "grade", "--workers", "2", timeout=900)
+        def grade_course(number):
+            results[number] = cli(configs[number], "grade", "--workers", "2", timeout=900)
 
-        threads = [threading.Thread(target=go, args=(k,)) for k in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for root, r in zip(roots, results):
-            assert r.returncode == 0, r.stdout + r.stderr
-            for n in names:
-                st = status(root, n)
-                assert auto(st) == 3 and not flags(st), (root, n, flags(st))
+        threads = [threading.Thread(target=grade_course, args=(number,)) for number in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for root, done in zip(roots, results):
+            assert done.returncode == 0, done.stdout + done.stderr
+            for name in names:
+                record = status(root, name)
+                assert auto(record) == 3 and not flags(record), (root, name, flags(record))
     finally:
-        for r in roots:
-            shutil.rmtree(r, ignore_errors=True)
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 # -- kill -9 at random moments ---------------------------------------------------------------
@@ -372,28 +376,31 @@ def _grade_procs(root: str) -> list[int]:
     """Grading processes of the course at `root` still running (zombies have exited: their reaping is init's)."""
     import psutil
 
-    out = []
-    for p in psutil.process_iter(["cmdline", "environ", "status"]):
-        if p.info["status"] == psutil.STATUS_ZOMBIE:
+    pids = []
+    for process in psutil.process_iter(["cmdline", "environ", "status"]):
+        if process.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         try:
-            cmd = " ".join(p.info["cmdline"] or [])
-            env = p.info["environ"] or {}
+            cmd = " ".join(process.info["cmdline"] or [])
+            env = process.info["environ"] or {}
         except Exception:  # noqa: BLE001
             continue
-        if "autograder.worker" in cmd and root in (env.get("AUTOGRADER_SCRATCH", "") + cmd + env.get("AUTOGRADER_CONFIG", "")):
-            out.append(p.pid)
+        where = env.get("AUTOGRADER_SCRATCH", "") + cmd + env.get("AUTOGRADER_CONFIG", "")
+        if "autograder.worker" in cmd and root in where:
+            pids.append(process.pid)
         elif cmd.startswith("bwrap") and root in cmd:
-            out.append(p.pid)
-    for p in psutil.process_iter(["uids", "status"]):
-        if p.info["status"] != psutil.STATUS_ZOMBIE and p.info["uids"] and UID_BASE <= p.info["uids"].real < UID_BASE + 16:
-            out.append(p.pid)
-    return out
+            pids.append(process.pid)
+    for process in psutil.process_iter(["uids", "status"]):
+        uids = process.info["uids"]
+        if process.info["status"] != psutil.STATUS_ZOMBIE and uids and UID_BASE <= uids.real < UID_BASE + 16:
+            pids.append(process.pid)
+    return pids
 
 
 def _rows(root):
+    """The course's grades.csv rows as (column, value) tuples, sorted."""
     rows = list(csv.DictReader(open(os.path.join(root, "work", "grades.csv"))))
-    return sorted((tuple(r.items()) for r in rows))
+    return sorted((tuple(row.items()) for row in rows))
 
 
 @pytest.mark.slow
@@ -404,8 +411,8 @@ def test_kill_minus_9_leaves_no_worker_and_a_rerun_finishes_the_job():
     students = {"honest0": lambda R: _notebook(R), "wrong": lambda R: _notebook(R, sum_src=agfix_cases.BAD_SUM)}
     try:
         ref_cfg = make_course(ref_root, students)
-        r = cli(ref_cfg, "grade", "--workers", "2", timeout=1200)
-        assert r.returncode == 0, r.stdout + r.stderr
+        done = cli(ref_cfg, "grade", "--workers", "2", timeout=1200)
+        assert done.returncode == 0, done.stdout + done.stderr
         cfg = make_course(root, students)
         shutil.copy(os.path.join(ref_root, "work", "secret"), os.path.join(root, "work", "secret"))
         args = [sys.executable, "-m", "autograder", "--config", cfg, "grade", "--workers", "2"]
@@ -415,10 +422,10 @@ def test_kill_minus_9_leaves_no_worker_and_a_rerun_finishes_the_job():
                 args_i = args + ["--regrade"]
             else:
                 args_i = args
-            p = subprocess.Popen(args_i, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            grading = subprocess.Popen(args_i, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.5, 8.0))
-            p.send_signal(signal.SIGKILL)
-            p.wait()
+            grading.send_signal(signal.SIGKILL)
+            grading.wait()
             killed = time.monotonic()
             while _grade_procs(root) and time.monotonic() - killed < DYING_S:  # a killed process takes a moment to exit
                 time.sleep(0.1)
@@ -426,10 +433,11 @@ def test_kill_minus_9_leaves_no_worker_and_a_rerun_finishes_the_job():
             orphans += [(i, pid) for pid in _grade_procs(root)]
         print(f"\nseconds until no grading process was left after each kill -9: {dying}")
         assert not orphans, (orphans, dying)
-        r = cli(cfg, "grade", "--workers", "2", timeout=1200)
-        assert r.returncode == 0, r.stdout + r.stderr
-        a, b = _rows(ref_root), _rows(root)
-        diff = [(x, y) for x, y in zip(a, b) if x != y] + ([("rows", len(a), len(b))] if len(a) != len(b) else [])
+        done = cli(cfg, "grade", "--workers", "2", timeout=1200)
+        assert done.returncode == 0, done.stdout + done.stderr
+        expected, got = _rows(ref_root), _rows(root)
+        diff = [(want, have) for want, have in zip(expected, got) if want != have]
+        diff += [("rows", len(expected), len(got))] if len(expected) != len(got) else []
         assert not diff, diff
     finally:
         shutil.rmtree(ref_root, ignore_errors=True)
@@ -441,15 +449,15 @@ def _holder(lock_dir, base, count):
     code = ("import sys, time\nfrom autograder import uidpool\ntry:\n"
             f"    print(uidpool.lease({lock_dir!r}, {base}, {count}), flush=True)\n"
             "except uidpool.PoolExhausted:\n    print('exhausted', flush=True)\n    sys.exit(0)\ntime.sleep(120)\n")
-    p = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
-    return p, p.stdout.readline().strip()
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    return holder, holder.stdout.readline().strip()
 
 
 def test_uid_pool_leases_distinct_uids_and_reclaims_a_dead_holders_uid(tmp_path):
     base, count = UID_BASE + 40, 3  # our own corner of the pool
     holders = [_holder(str(tmp_path), base, count) for _ in range(count)]
     try:
-        uids = sorted(int(u) for _, u in holders)
+        uids = sorted(int(uid) for _, uid in holders)
         assert uids == list(range(base, base + count)), uids
         extra, got = _holder(str(tmp_path), base, count)
         assert got == "exhausted"
@@ -461,6 +469,6 @@ def test_uid_pool_leases_distinct_uids_and_reclaims_a_dead_holders_uid(tmp_path)
         holders.append((again, got))
         assert got == uid  # the dead holder's lease is free at once
     finally:
-        for p, _ in holders:
-            p.kill()
-            p.wait()
+        for holder, _ in holders:
+            holder.kill()
+            holder.wait()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -132,21 +131,6 @@ def test_nothing_graded_says_so(tmp_path):
 
 
 # ------------------------------------------------------------------ the page in a browser
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe:
-        pytest.skip("Debian's chromium is not installed (`./run test` installs it as root: apt-get install chromium)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, args=["--no-sandbox"] if os.geteuid() == 0 else [])
-        yield b
-        b.close()
-
 
 READ_PAGE = """() => [...document.querySelectorAll('section[data-day]')].map(s => ({
     day: s.dataset.day,

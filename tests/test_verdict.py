@@ -37,7 +37,8 @@ def tensors(draw):
 
 
 keys = st.one_of(st.text(max_size=5), st.integers(-10**12, 10**12), st.binary(max_size=4),
-                 st.tuples(st.integers(0, 300), st.integers(0, 300)), st.tuples(st.binary(max_size=3), st.binary(max_size=3)))
+                 st.tuples(st.integers(0, 300), st.integers(0, 300)),
+                 st.tuples(st.binary(max_size=3), st.binary(max_size=3)))
 leaves = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True), st.text(max_size=8),
                    st.binary(max_size=8), tensors())
 values = st.recursive(leaves, lambda inner: st.one_of(
@@ -49,8 +50,9 @@ def same(a, b) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, torch.Tensor):
-        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.view(-1).view(torch.uint8) if a.numel() else a,
-                                                                           b.view(-1).view(torch.uint8) if b.numel() else b)
+        bits_a = a.view(-1).view(torch.uint8) if a.numel() else a
+        bits_b = b.view(-1).view(torch.uint8) if b.numel() else b
+        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(bits_a, bits_b)
     if isinstance(a, float):
         return (math.isnan(a) and math.isnan(b)) or a == b
     if isinstance(a, (list, tuple)):
@@ -97,9 +99,10 @@ def test_argument_objects_cross_only_when_asked():
     back = plaindata.decode(json.loads(json.dumps(plaindata.encode(args, objects=True))), objects=True)
     idx = torch.tensor([[0, 3, 1]])
     assert torch.equal(back["model"](idx), args["model"](idx))
-    assert torch.equal(torch.rand(5, generator=back["generator"]), torch.rand(5, generator=torch.Generator().manual_seed(9)))
-    with pytest.raises(ValueError):
-        plaindata.decode(json.loads(json.dumps(plaindata.encode(args, objects=True))))  # answers never decode to objects
+    assert torch.equal(torch.rand(5, generator=back["generator"]),
+                       torch.rand(5, generator=torch.Generator().manual_seed(9)))
+    with pytest.raises(ValueError):  # answers never decode to objects
+        plaindata.decode(json.loads(json.dumps(plaindata.encode(args, objects=True))))
 
 
 # ------------------------------------------------------------------ every exercise, every day
@@ -118,7 +121,8 @@ def test_reference_answers_and_arguments_survive_the_round_trip(ex):
         torch.manual_seed(i)
         got = ex.reference(**sent)
         back = plaindata.decode(json.loads(json.dumps(plaindata.encode(got))))
-        assert ex.check_answer(back, expected, case) is None, f"{ex.key} case {i}: {ex.check_answer(back, expected, case)}"
+        problem = ex.check_answer(back, expected, case)
+        assert problem is None, f"{ex.key} case {i}: {problem}"
 
 
 def test_every_exercise_has_the_one_policy():
@@ -151,7 +155,8 @@ ROUTES = {
     "honest": "def {name}(t_q, t_k=None):\n    t_k = t_q if t_k is None else t_k\n"
               "    return torch.ones(t_q, t_k, dtype=torch.bool).tril(t_k - t_q)\n",
     "alias": "from gptref.attention import causal_mask as _cm\ndef {name}(t_q, t_k=None):\n    return _cm(t_q, t_k)\n",
-    "getattr": "import gptref.attention as _A\ndef {name}(t_q, t_k=None):\n    return getattr(_A, 'causal' + '_mask')(t_q, t_k)\n",
+    "getattr": "import gptref.attention as _A\ndef {name}(t_q, t_k=None):\n"
+               "    return getattr(_A, 'causal' + '_mask')(t_q, t_k)\n",
     "importlib": "import importlib\ndef {name}(t_q, t_k=None):\n"
                  "    return importlib.import_module('gptref.' + 'attention').causal_mask(t_q, t_k)\n",
     "exec": "def {name}(t_q, t_k=None):\n    g = {{}}\n    exec('from gptref.attention import causal_mask as f', g)\n"
@@ -165,15 +170,18 @@ ROUTES = {
              "    g = runpy.run_path(os.path.join(os.path.dirname(gptref.__file__), 'attention.py'))\n"
              "    return g['causal_mask'](t_q, t_k)\n",
     "read_source": "import gptref, os\ndef {name}(t_q, t_k=None):\n"
-                   "    g = {{}}\n    exec(open(os.path.join(os.path.dirname(gptref.__file__), 'attention.py')).read(), g)\n"
+                   "    g = {{}}\n"
+                   "    exec(open(os.path.join(os.path.dirname(gptref.__file__), 'attention.py')).read(), g)\n"
                    "    return g['causal_mask'](t_q, t_k)\n",
     "read_exercise": "import gptref, os\ndef {name}(t_q, t_k=None):\n"
-                     "    p = os.path.join(os.path.dirname(gptref.__file__), 'grading', 'exercises', 'd02_attention.py')\n"
+                     "    p = os.path.join(os.path.dirname(gptref.__file__), 'grading', 'exercises',\n"
+                     "                     'd02_attention.py')\n"
                      "    g = {{}}\n    exec(open(p).read(), g)\n    return g['A'].causal_mask(t_q, t_k)\n",
     "pyc": "import gptref, os, glob, marshal\ndef {name}(t_q, t_k=None):\n"
            "    d = os.path.join(os.path.dirname(gptref.__file__), '__pycache__')\n"
            "    p = sorted(glob.glob(os.path.join(d, 'attention.*.pyc')))[0]\n"
-           "    g = {{}}\n    exec(marshal.loads(open(p, 'rb').read()[16:]), g)\n    return g['causal_mask'](t_q, t_k)\n",
+           "    g = {{}}\n    exec(marshal.loads(open(p, 'rb').read()[16:]), g)\n"
+           "    return g['causal_mask'](t_q, t_k)\n",
 }
 
 
@@ -202,20 +210,21 @@ def test_verdict_sandbox_catches_every_route_to_the_reference(tmp_path):
         cell = nbformat.v4.new_code_cell(src.format(name=f"cm_{route}"))
         cell.metadata["nbgrader"] = {"solution": True, "grade": False, "grade_id": f"cm_{route}", "locked": False}
         nb.cells.append(cell)
-    c = Config()
-    c.Autograder.sandbox_uid_base = 62040
-    c.Autograder.memory_mb = 3072
-    s = Autograder(config=c)
+    config = Config()
+    config.Autograder.sandbox_uid_base = 62040
+    config.Autograder.memory_mb = 3072
+    settings = Autograder(config=config)
     seeds = {ex.name: 7 for ex in exs} | {"__run__": 1}
-    verdicts = trusted_verdict(nb, exs, seeds, Sandbox(s, slot=0), s)
+    verdicts = trusted_verdict(nb, exs, seeds, Sandbox(settings, slot=0), settings)
     assert verdicts["cm_honest"]["status"] == "pass", verdicts["cm_honest"]
     for route in ROUTES:
         if route == "honest":
             continue
-        v = verdicts[f"cm_{route}"]
-        assert v["status"] in ("fail", "error"), f"route {route}: {v}"
+        verdict = verdicts[f"cm_{route}"]
+        assert verdict["status"] in ("fail", "error"), f"route {route}: {verdict}"
         if route in ("alias", "getattr", "importlib", "exec"):
-            assert v["status"] == "fail" and v.get("forbidden"), f"route {route} should be caught as a forbidden call: {v}"
+            assert verdict["status"] == "fail" and verdict.get("forbidden"), \
+                f"route {route} should be caught as a forbidden call: {verdict}"
 
 
 def importlib_cache(path: str) -> str:
@@ -236,7 +245,8 @@ def test_a_test_cell_scores_only_when_its_visible_part_and_every_governing_verdi
     from autograder.execute import SandboxedExecute, has_error
 
     passing = {"status": "pass", "detail": "", "message": ""}
-    failing = {"status": "fail", "detail": "case 2: raw text from the student's process", "message": "case 2: wrong sign"}
+    failing = {"status": "fail", "detail": "case 2: raw text from the student's process",
+               "message": "case 2: wrong sign"}
     outcomes = {}
     for visible in (None, "AssertionError"):
         for name, verdict in (("pass", passing), ("fail", failing), ("forbidden", {**failing, "forbidden": True}),
@@ -247,7 +257,8 @@ def test_a_test_cell_scores_only_when_its_visible_part_and_every_governing_verdi
             outcomes[(visible, name)] = not has_error(cell)
             if name != "pass":  # the student reads the trusted message, never the instructor's detail
                 assert cell.outputs[-1]["ename"] == "TrustedCheckFailed", cell.outputs
-                assert "wrong sign" in cell.outputs[-1]["evalue"] and "student's process" not in cell.outputs[-1]["evalue"]
+                shown = cell.outputs[-1]["evalue"]
+                assert "wrong sign" in shown and "student's process" not in shown
                 assert visible or status["flags"], name
     assert outcomes == {(v, n): v is None and n == "pass" for v, n in outcomes}, outcomes
     cell, status = _test_cell(None), {"flags": []}
@@ -317,7 +328,7 @@ def test_every_hidden_block_of_the_course_is_a_check_its_verdict_covers():
     import glob
     import os
 
-    from autograder.scrub import HIDDEN
+    from autograder.feedback_safety.hidden_tests import HIDDEN
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     uncovered, blocks = [], 0

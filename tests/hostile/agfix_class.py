@@ -7,6 +7,7 @@ each grading run its own work folder, its own sandbox uids and the one shared in
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -67,3 +68,33 @@ def write_submissions(root: str, dest: str, assignments=("toy", "toy2"), student
 def ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
     return r
+
+
+def grade_rows(path: str) -> list[tuple]:
+    """The rows of a grades.csv, each as sorted (column, value) pairs, sorted: comparable across runs."""
+    with open(path, newline="") as csv_file:
+        return sorted(tuple(sorted(row.items())) for row in csv.DictReader(csv_file))
+
+
+def cell_scores(db_url: str) -> dict[tuple[str, str, str, str], tuple]:
+    """(assignment, student, notebook, cell) -> (auto score, manual score, needs manual grade) of a gradebook."""
+    from nbgrader.api import Gradebook
+
+    from autograder import gradebook
+
+    scores = {}
+    with Gradebook(gradebook.sqlalchemy_url(db_url)) as book:
+        for assignment in book.assignments:
+            for submission in book.assignment_submissions(assignment.name):
+                for notebook in submission.notebooks:
+                    for grade in notebook.grades:
+                        key = (assignment.name, submission.student.id, notebook.name, grade.name)
+                        scores[key] = (grade.auto_score, grade.manual_score, grade.needs_manual_grade)
+    return scores
+
+
+def assert_same_grades_as_one_machine(shard_works: list[str], one_work: str, db_url: str) -> None:
+    """The shards' grades.csv rows together, and their shared gradebook's cell scores, are the one-machine run's."""
+    merged = sorted(row for work in shard_works for row in grade_rows(os.path.join(work, "grades.csv")))
+    assert merged == grade_rows(os.path.join(one_work, "grades.csv"))
+    assert cell_scores(db_url) == cell_scores("sqlite:///" + os.path.join(one_work, "gradebook.db"))

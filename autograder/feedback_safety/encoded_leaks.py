@@ -26,30 +26,31 @@ def norm(text: str) -> str:
 
 def _cores(data: bytes, encode, group_in: int, group_out: int) -> set[str]:
     """For each alignment of `data` in a longer stream: the encoded characters that depend on it alone."""
-    out = set()
-    for k in range(group_in):
-        enc = encode(b"\0" * k + data).decode("ascii")
-        g0, g1 = -(-k // group_in), (k + len(data)) // group_in
-        core = enc[group_out * g0: group_out * g1]
+    cores = set()
+    for offset in range(group_in):
+        encoded = encode(b"\0" * offset + data).decode("ascii")
+        first_group, end_group = -(-offset // group_in), (offset + len(data)) // group_in
+        core = encoded[group_out * first_group: group_out * end_group]
         if len(core) >= 8:
-            out.add(core)
-    return out
+            cores.add(core)
+    return cores
 
 
 def needles(line: str) -> dict[str, set[str]]:
     """view name -> strings whose presence in that view means `line` leaked."""
-    n = norm(line)
-    if len(n) < MIN_CHARS:
+    normal = norm(line)
+    if len(normal) < MIN_CHARS:
         return {}
     raw = line.strip().encode("utf-8")
+    rot13 = norm(codecs.encode(line, "rot13"))
     b64 = _cores(raw, base64.b64encode, 3, 4)
     return {
-        "plain": {n, n[::-1], norm(codecs.encode(line, "rot13")), norm(codecs.encode(line, "rot13"))[::-1]},
-        "blob": b64 | {c.translate(str.maketrans("+/", "-_")) for c in b64}
+        "plain": {normal, normal[::-1], rot13, rot13[::-1]},
+        "blob": b64 | {core.translate(str.maketrans("+/", "-_")) for core in b64}
                 | _cores(raw, base64.b32encode, 5, 8) | _cores(raw, base64.b85encode, 4, 5)
                 | _cores(raw, base64.a85encode, 4, 5) | _cores(raw[::-1], base64.b64encode, 3, 4),
         "hex": {raw.hex(), raw[::-1].hex()},
-        "codes": {n},
+        "codes": {normal},
     }
 
 
@@ -59,8 +60,10 @@ _NUM = re.compile(r"\d+")
 
 
 def views(text: str) -> dict[str, str]:
+    """view name -> `text` seen that way (normalised, blobs joined, hex digits only, decimal codes decoded)."""
     blob = _SPACE.sub("", text).replace("\\n", "")
-    codes = "".join(chr(int(x)) for x in _NUM.findall(text) if len(x) <= 7 and int(x) <= 0x10FFFF)
+    codes = "".join(chr(int(number)) for number in _NUM.findall(text)
+                    if len(number) <= 7 and int(number) <= 0x10FFFF)
     return {
         "plain": norm(text),
         "blob": blob,
@@ -76,20 +79,20 @@ class Detector:
         public = norm(public_text)
         self.lines = []
         self.needles = []
-        for s in dict.fromkeys(secret_lines):
-            n = needles(s)
-            if n and norm(s) not in public:
-                self.lines.append(s)
-                self.needles.append(n)
+        for secret in dict.fromkeys(secret_lines):
+            line_needles = needles(secret)
+            if line_needles and norm(secret) not in public:
+                self.lines.append(secret)
+                self.needles.append(line_needles)
 
     def find(self, text: str) -> tuple[str, str] | None:
         """(the hidden line, how it was encoded) for the first one found in `text`, or None."""
         if not self.lines or not text:
             return None
-        v = views(text)
-        for line, n in zip(self.lines, self.needles):
-            for view, items in n.items():
+        text_views = views(text)
+        for line, line_needles in zip(self.lines, self.needles):
+            for view, items in line_needles.items():
                 for item in items:
-                    if item and item in v[view]:
+                    if item and item in text_views[view]:
                         return line, view
         return None

@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 
 import nh3
 
-from .atomic import write_atomic
+from ..atomic import write_atomic
 
 # No script at all, no network: inline CSS and data: images only.
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
@@ -27,7 +27,7 @@ TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "col", 
         "table", "tbody", "td", "tfoot", "th", "thead", "tr", "tt", "u", "ul", "var"}
 ATTRIBUTES = {"*": {"class", "title", "align"}, "a": {"href", "name"}, "img": {"src", "alt", "width", "height"},
               "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan", "scope"}, "ol": {"start"},
-              **{f"h{k}": {"id"} for k in range(1, 7)}}
+              **{f"h{level}": {"id"} for level in range(1, 7)}}
 SAFE_DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=\s]*\Z", re.IGNORECASE)
 BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*\Z")
 IMAGES = ("image/png", "image/jpeg", "image/gif")
@@ -55,7 +55,8 @@ def markdown_to_safe_html(source: str, attachments: dict | None = None) -> str:
     from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
     try:
-        rendered = MarkdownWithMath(renderer=IPythonRenderer(escape=False, attachments=attachments or {})).render(source)
+        renderer = IPythonRenderer(escape=False, attachments=attachments or {})
+        rendered = MarkdownWithMath(renderer=renderer).render(source)
     except Exception:  # noqa: BLE001 - e.g. a missing attachment: show the text
         rendered = f"<pre>{html.escape(source)}</pre>"
     return clean_html(rendered)
@@ -68,9 +69,10 @@ def passthrough_markdown(fragment: str) -> str:
 
 
 def _as_text(value) -> str | None:
+    """A string, or a list of strings joined (nbformat's multiline form); None for anything else."""
     if isinstance(value, str):
         return value
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+    if isinstance(value, list) and all(isinstance(part, str) for part in value):
         return "".join(value)
     return None
 
@@ -78,7 +80,7 @@ def _as_text(value) -> str | None:
 def inert_data(data: dict) -> dict:
     """A display's mime bundle with only what renders without script."""
     new: dict = {}
-    text = {k: _as_text(v) for k, v in data.items()}
+    text = {mime: _as_text(value) for mime, value in data.items()}
     if text.get("text/html") is not None:
         new["text/html"] = clean_html(text["text/html"])
     elif text.get("text/markdown") is not None:
@@ -98,29 +100,31 @@ def inert_data(data: dict) -> dict:
     return new
 
 
-def inert_output(out) -> None:
-    kind = out.get("output_type")
+def inert_output(output) -> None:
+    """In place: one output reduced to what renders without script (an unknown kind becomes a note)."""
+    kind = output.get("output_type")
     if kind in ("display_data", "execute_result"):
-        out["data"] = inert_data(dict(out.get("data", {})))
-        out["metadata"] = {}  # widths, 'isolated' iframes, file names: none of the student's
+        output["data"] = inert_data(dict(output.get("data", {})))
+        output["metadata"] = {}  # widths, 'isolated' iframes, file names: none of the student's
     elif kind == "stream":
-        out["text"] = _as_text(out.get("text")) or ""
-        out["name"] = "stderr" if out.get("name") == "stderr" else "stdout"
+        output["text"] = _as_text(output.get("text")) or ""
+        output["name"] = "stderr" if output.get("name") == "stderr" else "stdout"
     elif kind == "error":
-        out["ename"] = str(out.get("ename", ""))
-        out["evalue"] = str(out.get("evalue", ""))
-        out["traceback"] = [str(t) for t in out.get("traceback", []) or []]
+        output["ename"] = str(output.get("ename", ""))
+        output["evalue"] = str(output.get("evalue", ""))
+        output["traceback"] = [str(frame) for frame in output.get("traceback", []) or []]
     else:
-        out.clear()
-        out.update({"output_type": "stream", "name": "stdout", "text": f"[output of type {str(kind)[:40]!r} not shown]"})
+        output.clear()
+        output.update({"output_type": "stream", "name": "stdout",
+                       "text": f"[output of type {str(kind)[:40]!r} not shown]"})
 
 
 def make_inert(nb) -> None:
     """In place: every cell and output of `nb` renders as inert HTML."""
-    keep = {k: nb.metadata[k] for k in ("kernelspec", "language_info") if isinstance(nb.metadata.get(k), dict)}
+    keep = {key: nb.metadata[key] for key in ("kernelspec", "language_info") if isinstance(nb.metadata.get(key), dict)}
     nb.metadata.clear()
-    for k, v in keep.items():
-        nb.metadata[k] = {kk: vv for kk, vv in v.items() if isinstance(vv, str)}
+    for key, entries in keep.items():
+        nb.metadata[key] = {name: value for name, value in entries.items() if isinstance(value, str)}
     for cell in nb.cells:
         grading = cell.metadata.get("nbgrader")
         cell.metadata.clear()
@@ -131,8 +135,8 @@ def make_inert(nb) -> None:
             cell.source = passthrough_markdown(safe)
             cell.pop("attachments", None)
         elif cell.cell_type == "code":
-            for out in cell.get("outputs", []):
-                inert_output(out)
+            for output in cell.get("outputs", []):
+                inert_output(output)
         else:  # raw and unknown cells: shown as text
             cell.source = f"<pre>{html.escape(_as_text(cell.get('source')) or '')}</pre>"
             cell.metadata["raw_mimetype"] = "text/html"
@@ -148,6 +152,8 @@ URL_ATTRS = {"href", "src", "action", "formaction", "data", "poster", "backgroun
 
 
 class _Audit(HTMLParser):
+    """Collects, while parsing a page, each thing in its body that could run script or load a URL."""
+
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.in_body = False
@@ -167,23 +173,23 @@ class _Audit(HTMLParser):
             elif name == "http-equiv":
                 self.problems.append(f"http-equiv on <{tag}>")
             elif name in URL_ATTRS:
-                v = re.sub(r"[\s\x00-\x1f]", "", value).lower()
-                if v.startswith(("javascript:", "vbscript:")):
-                    self.problems.append(f"{v[:11]} URL in {name}= of <{tag}>")
-                elif v.startswith("data:") and not (tag == "img" and name == "src" and SAFE_DATA_IMAGE.match(value)):
-                    self.problems.append(f"{v[:30]} URL in {name}= of <{tag}>")
+                url = re.sub(r"[\s\x00-\x1f]", "", value).lower()
+                if url.startswith(("javascript:", "vbscript:")):
+                    self.problems.append(f"{url[:11]} URL in {name}= of <{tag}>")
+                elif url.startswith("data:") and not (tag == "img" and name == "src" and SAFE_DATA_IMAGE.match(value)):
+                    self.problems.append(f"{url[:30]} URL in {name}= of <{tag}>")
 
     handle_startendtag = handle_starttag
 
 
 def audit(page: str) -> list[str]:
     """What in an exported page's body could run or load something (empty: inert)."""
-    a = _Audit()
-    a.feed(page)
-    a.close()
-    if not a.in_body:
-        a.problems.append("no <body>")
-    return list(dict.fromkeys(a.problems))
+    parser = _Audit()
+    parser.feed(page)
+    parser.close()
+    if not parser.in_body:
+        parser.problems.append("no <body>")
+    return list(dict.fromkeys(parser.problems))
 
 
 HEAD_SCRIPT = re.compile(r"<script\b.*?</script\s*>", re.IGNORECASE | re.DOTALL)
@@ -192,23 +198,24 @@ HEAD_SCRIPT = re.compile(r"<script\b.*?</script\s*>", re.IGNORECASE | re.DOTALL)
 def lock(page: str) -> str:
     """The page with the template's own head scripts (MathJax) removed and the CSP first in <head> (once: locking
     a locked page changes nothing, so the exporter of hand-run feedback and the worker's check can both lock)."""
-    m = re.search(r"<head[^>]*>", page, re.IGNORECASE)
-    end = re.search(r"</head\s*>", page, re.IGNORECASE)
-    if not m or not end:
+    head_open = re.search(r"<head[^>]*>", page, re.IGNORECASE)
+    head_close = re.search(r"</head\s*>", page, re.IGNORECASE)
+    if not head_open or not head_close:
         raise ValueError("no <head> in the exported page")
-    head = HEAD_SCRIPT.sub("", page[m.end():end.start()]).replace("\n" + CSP_META, "").replace(CSP_META, "")
-    return page[:m.end()] + "\n" + CSP_META + head + page[end.start():]
+    head = HEAD_SCRIPT.sub("", page[head_open.end():head_close.start()])
+    head = head.replace("\n" + CSP_META, "").replace(CSP_META, "")
+    return page[:head_open.end()] + "\n" + CSP_META + head + page[head_close.start():]
 
 
 def finalize(path: str) -> list[str]:
     """Audit an exported feedback file, then lock it; returns the problems (the file is locked anyway)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        page = f.read()
+    with open(path, encoding="utf-8", errors="replace") as page_file:
+        page = page_file.read()
     problems = audit(page)
     try:
         page = lock(page)
-    except ValueError as e:
-        return problems + [str(e)]
+    except ValueError as error:
+        return problems + [str(error)]
     if re.search(r"<script\b", page, re.IGNORECASE):
         problems.append("a <script> element is left")
     write_atomic(path, page, encoding="utf-8")

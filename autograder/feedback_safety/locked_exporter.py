@@ -3,7 +3,7 @@
 Set as `GenerateFeedback.exporter_class` in the course's config, so `nbgrader generate_feedback` run by hand
 writes what `python -m autograder feedback` writes: the preprocessors (hidden tests cut, student HTML made
 inert) come from the same config, and this exporter removes the template's head scripts and puts the
-Content-Security-Policy first in <head> (autograder.inert.lock). A page the audit still finds live is logged
+Content-Security-Policy first in <head> (inert_html.lock). A page the audit still finds live is logged
 as a warning: only the autograder's own commands withhold and flag such files.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from nbconvert.exporters import HTMLExporter
 
-from .inert import audit, lock
+from .inert_html import audit, lock
 
 
 class LockedHTMLExporter(HTMLExporter):
