@@ -247,7 +247,7 @@ def _train_step(model, optimizer, batch: tuple[torch.Tensor, torch.Tensor], cfg:
         step_loss += loss.detach()
     if hasattr(model, "finish_gradient_synchronization"):  # gptref.distributed.DataParallel: wait for the buckets
         model.finish_gradient_synchronization()
-    if cfg.grad_clip > 0:
+    if cfg.grad_clip > 0:  # every rank holds every averaged gradient (ZeRO-1 shards only the state): global norm
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
