@@ -74,6 +74,8 @@ def runs(tmp_path_factory):
             p.kill()
     errors = [open(f"{folder}/error{r}.txt").read() for r in range(WORLD) if os.path.exists(f"{folder}/error{r}.txt")]
     assert not errors, errors[0]
+    unfinished = [r for r in range(WORLD) if not os.path.exists(f"{folder}/rank{r}.pt")]
+    assert not unfinished, f"ranks {unfinished} did not finish within 300 s (a collective one rank never joined?)"
     ranks = {r: torch.load(f"{folder}/rank{r}.pt") for r in range(WORLD)}
     single = train(load_config(out_dir=f"{folder}/resumed_single", resume=True,
                                **dict(TINY, batch_size=WORLD * TINY["batch_size"])))  # the same global batch
