@@ -21,5 +21,6 @@ def run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"final train loss {result.final_train_loss:.4f}, val loss {result.final_val_loss:.4f}, "
-          f"{result.iters_per_s:.2f} it/s, {result.tokens_per_s:.0f} tokens/s; checkpoint {result.checkpoint}")
+          f"{result.iters_per_s:.2f} it/s, {result.tokens_per_s:.0f} tokens/s; checkpoint {result.checkpoint}; "
+          f"optimizer state here {result.optimizer_state_bytes / 2**20:.3f} MiB")
     return 0

@@ -3,6 +3,10 @@
 The gradients must already be averaged (DataParallel). Each rank steps the parameters it owns, then each
 parameter is broadcast from its owner, so all copies stay identical while the optimizer state per rank is
 about 1/world_size of the whole.
+
+Checkpoints hold the full state in plain AdamW's layout: `full_state_dict()` gathers the shards on one rank
+(every rank calls it), and `load_state_dict()` accepts such a dict (from a sharded run or from plain AdamW, on any
+number of ranks) and keeps this rank's shard only.
 """
 
 from __future__ import annotations
@@ -59,6 +63,55 @@ class ShardedAdamW(torch.optim.Optimizer):
 
     def _global_rank(self, group_rank: int) -> int:
         return group_rank if self.group is None else dist.get_global_rank(self.group, group_rank)
+
+    def state_dict(self):
+        raise RuntimeError("ShardedAdamW holds only this rank's shard of the state: call full_state_dict(dst) on "
+                           "every rank to gather plain AdamW's state_dict on rank dst")
+
+    def full_state_dict(self, dst: int = 0) -> dict | None:
+        """Plain AdamW's state_dict() of the whole model, gathered on rank `dst` (None on the other ranks).
+
+        Collective: every rank must call it. The state entries are numbered like AdamW's, the parameters in
+        param_groups order; each rank's shard travels to `dst` on the CPU.
+        """
+        index = {id(p): i for i, p in enumerate(self.all_params)}
+        shard = {index[id(p)]: {k: (v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v)
+                                for k, v in s.items()}
+                 for p, s in self.local.state.items() if id(p) in index}
+        shards = [None] * self.world_size if self.rank == dst else None
+        dist.gather_object(shard, shards, dst=self._global_rank(dst), group=self.group)
+        if self.rank != dst:
+            return None
+        state = {i: entry for received in shards for i, entry in received.items()}
+        groups, start = [], 0
+        for g in self.param_groups:
+            groups.append({**{k: v for k, v in g.items() if k != "params"},
+                           "params": list(range(start, start + len(g["params"])))})
+            start += len(g["params"])
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load plain AdamW's (or full_state_dict's) layout: hyperparameters for every group, state for this
+        rank's shard only."""
+        saved_groups = state_dict["param_groups"]
+        if [len(g["params"]) for g in saved_groups] != [len(g["params"]) for g in self.param_groups]:
+            raise ValueError("the saved optimizer state has parameter groups of other sizes than this model's")
+        for group, saved in zip(self.param_groups, saved_groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        if not self._local_groups:
+            return
+        index = {id(p): i for i, p in enumerate(self.all_params)}
+        local_state, local_groups, local_index = {}, [], 0
+        for group_index, local_group in self._local_groups:
+            numbers = []
+            for p in local_group["params"]:
+                if index[id(p)] in state_dict["state"]:
+                    local_state[local_index] = state_dict["state"][index[id(p)]]
+                numbers.append(local_index)
+                local_index += 1
+            hyper = {k: v for k, v in self.param_groups[group_index].items() if k != "params"}
+            local_groups.append({**hyper, "params": numbers})
+        self.local.load_state_dict({"state": local_state, "param_groups": local_groups})
 
     def state_bytes(self) -> int:
         """Bytes of optimizer state held on this rank (AdamW's moments and step counters)."""

@@ -69,6 +69,9 @@ class TrainConfig:
     # under torchrun: "torch" (DistributedDataParallel) or "gptref" (gptref.distributed, day 11)
     ddp_impl: str = "torch"
     ddp_bucket_mb: float = 25.0  # ddp_impl="gptref": gradient bucket size in MB (all_reduce overlapped with backward)
+    # under torchrun: shard AdamW's state over the ranks (ZeRO-1, gptref.distributed.ShardedAdamW), with either
+    # ddp_impl; checkpoints still hold the full state, so they resume with or without it, on any number of ranks
+    zero1: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

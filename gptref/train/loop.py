@@ -22,7 +22,7 @@ from gptref.tokenizers import get_tokenizer, tokenizer_from_spec
 from gptref.train import ddp
 from gptref.train.checkpoint import load_checkpoint, save_checkpoint
 from gptref.train.config import TrainConfig
-from gptref.train.optim import make_optimizer
+from gptref.train.optim import make_optimizer, optimizer_state_bytes, optimizer_state_for_checkpoint
 from gptref.train.prepare import token_file
 from gptref.train.schedule import lr_at
 from gptref.train.sft import LMBatches, SFTBatches, next_line_examples
@@ -46,6 +46,7 @@ class TrainResult:
     iters_done: int
     model: Any = field(repr=False, default=None)
     tokenizer: Any = field(repr=False, default=None)
+    optimizer_state_bytes: int = 0  # held by this process (with zero1: its shard only)
 
 
 def _resolve_device(name: str) -> str:
@@ -126,6 +127,9 @@ def _setup_run(cfg: TrainConfig) -> tuple[str, Any, Path, Path]:
             "or choose another --out_dir")
     if cfg.resume and not ckpt_path.exists():
         raise FileNotFoundError(f"--resume given but there is no checkpoint at {ckpt_path}")
+    if cfg.zero1 and not dist.enabled:
+        raise ValueError("option zero1=True shards the optimizer state over data-parallel processes: launch with "
+                         "torchrun --nproc_per_node=N (N >= 2), or leave zero1 off")
     return device, dist, out_dir, ckpt_path
 
 
@@ -209,11 +213,15 @@ class _Record:
         self.pending.clear()
 
     def save(self, it: int, model, optimizer, model_args: dict, tokenizer) -> None:
+        """Every rank calls it (a sharded optimizer gathers its state on rank 0); rank 0 writes."""
         self.flush()
-        if not (self.cfg.save_checkpoints and self.dist.is_main):
+        if not self.cfg.save_checkpoints:
+            return
+        optimizer_state = optimizer_state_for_checkpoint(optimizer)
+        if not self.dist.is_main:
             return
         save_checkpoint({
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "model_args": model_args,
+            "model": model.state_dict(), "optimizer": optimizer_state, "model_args": model_args,
             "config": self.cfg.to_dict(), "tokenizer": tokenizer.spec(), "iter": it, "history": self.history,
             "rng": _rng_state(self.sampler),
         }, self.ckpt_path)
@@ -239,7 +247,7 @@ def _train_step(model, optimizer, batch: tuple[torch.Tensor, torch.Tensor], cfg:
         step_loss += loss.detach()
     if hasattr(model, "finish_gradient_synchronization"):  # gptref.distributed.DataParallel: wait for the buckets
         model.finish_gradient_synchronization()
-    if cfg.grad_clip > 0:
+    if cfg.grad_clip > 0:  # every rank holds every averaged gradient (ZeRO-1 shards only the state): global norm
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -255,7 +263,8 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
     init = load_checkpoint(cfg.init_from) if (state is None and cfg.init_from != "scratch") else None
     raw_model, tokenizer, model_args = _model_and_tokenizer(cfg, state or init, cache)
     raw_model.to(device)
-    optimizer = make_optimizer(raw_model, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2), device)
+    optimizer = make_optimizer(raw_model, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2), device,
+                               sharded=cfg.zero1)
     start = 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -266,8 +275,12 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
     autocast = _autocast(cfg, device)
     model = _wrap(raw_model, cfg, dist, device)
 
+    saved_at = None  # the iteration of this run's last checkpoint, the same on every rank
+
     def save(it: int) -> None:
+        nonlocal saved_at
         record.save(it, raw_model, optimizer, model_args, tokenizer)
+        saved_at = it
 
     train_src, val_src = _batches(cfg, tokenizer, "train", cache), _batches(cfg, tokenizer, "val", cache)
     rows_per_step = cfg.batch_size * cfg.grad_accum * dist.world_size  # the global batch
@@ -278,13 +291,14 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
     model.train()
     it = start
     while True:
-        evaluated = any(e[0] == it for e in history["eval"])
-        if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and not evaluated and dist.is_main:
-            record.flush()
-            losses = estimate_loss(raw_model, {"train": train_src, "val": val_src}, cfg, device, autocast,
-                                   rows=cfg.batch_size * dist.world_size)  # DDP: as many rows as 1 process
-            history["eval"].append([it, losses["train"], losses["val"]])
-            bar.write(f"step {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+        evaluated = any(e[0] == it for e in history["eval"])  # only a resumed run's first step: same on every rank
+        if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and not evaluated:
+            if dist.is_main:
+                record.flush()
+                losses = estimate_loss(raw_model, {"train": train_src, "val": val_src}, cfg, device, autocast,
+                                       rows=cfg.batch_size * dist.world_size)  # DDP: as many rows as 1 process
+                history["eval"].append([it, losses["train"], losses["val"]])
+                bar.write(f"step {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
             if it > start:
                 save(it)
         if it >= end:
@@ -308,13 +322,13 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
         bar.update(1)
     bar.close()
     record.flush()
-    if cfg.save_checkpoints and (not history["eval"] or history["eval"][-1][0] != it or it == start):
+    if saved_at != it:  # not saved after the last step's evaluation (save() does nothing without save_checkpoints)
         save(it)
-    elif cfg.save_checkpoints and record.last_good is None:
-        save(it)
+    state_bytes = optimizer_state_bytes(optimizer)
     ddp.cleanup(dist)
     iters_per_s = steps_timed / train_time if train_time > 0 else 0.0
     final_val = history["eval"][-1][2] if history["eval"] else float("nan")
     final_train = history["eval"][-1][1] if history["eval"] else float("nan")
     return TrainResult(out_dir, ckpt_path if cfg.save_checkpoints else None, history, final_train, final_val,
-                       iters_per_s * rows_per_step * cfg.block_size, iters_per_s, it, raw_model, tokenizer)
+                       iters_per_s * rows_per_step * cfg.block_size, iters_per_s, it, raw_model, tokenizer,
+                       state_bytes)
