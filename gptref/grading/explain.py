@@ -77,6 +77,13 @@ def _shape_cause(line: str) -> str:
     if re.search(r"\.T\b", line):
         return ("`.T` reverses EVERY dimension of a tensor with more than two (a (B, H, T, d) tensor becomes "
                 "(d, T, H, B)): to swap the last two dimensions use `.transpose(-2, -1)`")
+    if re.search(r"\.(transpose|swapaxes)\(\s*[0-9]+\s*,\s*[0-9]+\s*\)", line):
+        return ("`.transpose(1, 2)` swaps the last two dimensions of a 3-D tensor only; of a 4-D (B, H, T, d) tensor "
+                "it swaps H and T: count from the end, `.transpose(-2, -1)`, so the code works for any number of "
+                "leading dimensions")
+    if re.search(r"\.shape\[0\]|\.size\(0\)", line):
+        return ("this line uses .shape[0], the BATCH size of a (B, T, ...) tensor: if you meant the sequence length, "
+                "that is .shape[1]; otherwise print the .shape of the tensors that meet here")
     if _reduction_without_keepdim(line):
         return ("a sum/mean/max without `keepdim=True` drops the reduced dimension, so the result no longer lines up "
                 "with the tensor it is combined with: add `keepdim=True`")
@@ -86,6 +93,19 @@ def _shape_cause(line: str) -> str:
 
 
 _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
+    (re.compile(r"Error\(s\) in loading state_dict[\s\S]*size mismatch"),
+     lambda line: ("a layer your __init__ makes has another shape than the given weight (named above): give each "
+                   "nn.Linear the input and output sizes the exercise states")),
+    (re.compile(r"Error\(s\) in loading state_dict[\s\S]*(Missing|Unexpected) key"),
+     lambda line: ("your layers have a parameter the given weights lack, or lack one they have (named above): "
+                   "create each nn.Linear with bias=bias, so it has a bias exactly when asked")),
+    (re.compile(r"bytes must be in range\(0, 256\)"),
+     lambda line: ("a number above 255 was turned into a byte: an id above 255 is a merged token, whose bytes are "
+                   "vocab[id]; join vocab[i] for each id instead of treating the ids as bytes")),
+    (re.compile(r"q and k need the same last dim"),
+     lambda line: ("the queries and the keys reach the attention with heads of different sizes: each head has "
+                   "head_dim = d_model // n_heads channels, so split each projection into the number of heads it "
+                   "holds (the queries into n_heads, the keys and values into n_kv_heads)")),
     (re.compile(r"must match the size of tensor b|shapes cannot be multiplied|mat1 and mat2 shapes|"
                 r"size mismatch|Expected size .* but got size|The size of tensor a"), _shape_cause),
     (re.compile(r"Boolean value of Tensor with more than one (value|element)"),
@@ -135,7 +155,10 @@ def cause_of(exc: BaseException, line: str = "") -> str | None:
 def explain_error(exc: BaseException, name: str) -> str:
     """The message a student reads for an exception raised inside their function `name`."""
     where = student_line(exc)
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    if "loading state_dict" in first and len(lines) > 1:  # the detail that names the parameter is on the next line
+        first += " " + lines[1].strip()
     raw = f"{type(exc).__name__}: {first[:300]}"
     cause = cause_of(exc, where[2] if where else "")
     head = f"{name} raised {raw}"
