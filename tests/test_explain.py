@@ -151,3 +151,16 @@ def test_heads_of_different_sizes_are_named():
 
     msg = _message(attend, torch.randn(1, 4, 3, 4), torch.randn(1, 8, 3, 2))
     assert "heads of different sizes" in msg
+
+
+def test_an_earlier_reduction_without_keepdim_is_pointed_at():
+    def centre(x):
+        mean = x.mean(dim=-1)
+        return (x - mean) ** 2
+
+    def centre_right(x):
+        mean = x.mean(dim=-1, keepdim=True)
+        return x - mean.squeeze(-1)
+
+    assert "reduces without `keepdim=True`" in _message(centre, torch.randn(3, 4))
+    assert "keepdim" not in _message(centre_right, torch.randn(3, 4))

@@ -152,6 +152,24 @@ def cause_of(exc: BaseException, line: str = "") -> str | None:
     return None
 
 
+def _earlier_reduction_without_keepdim(exc: BaseException) -> tuple[int, str] | None:
+    """(line number, source) of a sum/mean/... without keepdim above the failing line, in the same student function."""
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if _is_student_frame(code.co_filename):
+            found = (code.co_filename, code.co_firstlineno, tb.tb_lineno)
+        tb = tb.tb_next
+    if found is None:
+        return None
+    filename, first, failing = found
+    for number in range(first, failing):
+        line = linecache.getline(filename, number).strip()
+        if _reduction_without_keepdim(line.split("#")[0]):
+            return number, line
+    return None
+
+
 def explain_error(exc: BaseException, name: str) -> str:
     """The message a student reads for an exception raised inside their function `name`."""
     where = student_line(exc)
@@ -161,6 +179,12 @@ def explain_error(exc: BaseException, name: str) -> str:
         first += " " + lines[1].strip()
     raw = f"{type(exc).__name__}: {first[:300]}"
     cause = cause_of(exc, where[2] if where else "")
+    if cause and cause.startswith("two tensors whose shapes do not fit"):
+        earlier = _earlier_reduction_without_keepdim(exc)
+        if earlier:
+            cause = (f"line {earlier[0]} ({earlier[1]}) reduces without `keepdim=True`, which drops the reduced "
+                     f"dimension, so its result no longer lines up with the tensor it meets here: add keepdim=True "
+                     f"there; otherwise print the .shape of the tensors that meet on this line")
     head = f"{name} raised {raw}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"
