@@ -164,6 +164,8 @@ def _check_clean(raw, expected):
              f"expected {expected[i:i + 40]!r}")
 
 
+# a footer that begins with an "End of Project Gutenberg" line and has no *** END line
+_check_clean("Text.\nEnd of Project Gutenberg's Sonnets\n\nSection 1.  General Terms of Use\n", "Text.\n")
 _check_clean(raw_example, "  I\nFrom fairest creatures we desire increase,\nThat thereby beauty's rose might never "
                           "die,\n\n  II\nWhen forty winters shall besiege thy brow,\n")
 _check_clean("No header here.  \r\nSecond line.\r\n\r\n\r\nThird.", "No header here.\nSecond line.\n\nThird.\n")
@@ -308,7 +310,9 @@ def _check_merge(ids, pair, new_id):
         fail(f"writing each new_id back as its pair gives {expanded}, not the input: every id of the input must be "
              f"in the result once, either itself or inside one new_id")
     if any((a, b) == tuple(pair) for a, b in zip(got, got[1:])):
-        fail(f"the result {got} still holds the pair {pair}: replace every occurrence")
+        note = ("; nothing was replaced at all: check the test that finds the pair (a list such as ids[i:i + 2] "
+                "never equals a tuple such as pair)" if got == before else "")
+        fail(f"the result {got} still holds the pair {pair}: replace every occurrence{note}")
     if got != expected:
         fail(f"got {got}, expected {expected} (scan left to right; a merged position is not reused)")
 
@@ -442,6 +446,10 @@ def _check_train_bpe(text, vocab_size, what):
     vocab, merges = got
     if any(vocab.get(i) != bytes([i]) for i in range(256)):
         fail("ids 0..255 must be the single bytes: vocab[i] == bytes([i])")
+    for r, merged in enumerate(merges):
+        if not (isinstance(merged, tuple) and len(merged) == 2 and all(isinstance(p, bytes) for p in merged)):
+            fail(f"merges[{r}] is {merged!r}: each merge is a pair of bytes objects, (vocab[a], vocab[b]), "
+                 f"not of ids")
     for r, (a, b) in enumerate(merges):
         if vocab.get(256 + r) != a + b:
             fail(f"vocab[{256 + r}] should hold the bytes made by merge {r}, {a + b!r}; "
@@ -554,6 +562,13 @@ def _check_encode(text, vocab, merges):
         n += len(vocab[i])
         if any(n - len(vocab[i]) < e < n for e in ends):
             fail(f"the token {vocab[i]!r} spans two GPT2_SPLIT_PATTERN pre-tokens: merge inside each pre-token only")
+    learned, n = {tuple(m) for m in merges}, 0
+    for left, right in zip(got, got[1:]):
+        n += len(vocab[left])
+        if n not in ends and (vocab[left], vocab[right]) in learned:
+            fail(f"the tokens {vocab[left]!r} and {vocab[right]!r} sit side by side inside one GPT2_SPLIT_PATTERN "
+                 f"pre-token, yet ({vocab[left]!r}, {vocab[right]!r}) is a learned merge: split the text with "
+                 f"GPT2_SPLIT_PATTERN, then keep merging until no neighbouring pair inside a pre-token is learned")
     if got != expected:
         j = next(k for k, (a, b) in enumerate(zip(got + [None], expected + [None])) if a != b)
         fail(f"token {j} is {vocab.get(got[j]) if j < len(got) else None!r}, expected "

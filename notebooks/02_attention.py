@@ -234,7 +234,12 @@ from gptref.grading.ladders.d02_attention import weights_problem
 
 def _check_masked_softmax(scores, mask):
     '''masked_softmax in order: the scores' form, the weights' properties above, then the values.'''
-    w = call(masked_softmax, scores, mask)
+    given = (scores.clone(), mask.clone())
+    w = call(masked_softmax, *given)
+    for name, after, before in zip(("scores", "mask"), given, (scores, mask)):
+        if not torch.equal(after, before):
+            raise AssertionError(f"masked_softmax changed its argument {name!r} in place (masked_fill_, an operation "
+                                 f"ending in _, or [...] =): leave the inputs as they are, use masked_fill")
     allowed = mask.expand_as(scores)
     expected = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0)
 
@@ -308,7 +313,12 @@ def _check_sdpa(q, k, v, mask=None):
     '''scaled_dot_product_attention in order: a tuple (output, weights) of the right shapes; the weights'
     properties; output = weights @ v (zero for a query that sees no key); then the values by hand.'''
     args = (q, k, v) if mask is None else (q, k, v, mask)
-    res = call(scaled_dot_product_attention, *args)
+    given = tuple(a.clone() for a in args)
+    res = call(scaled_dot_product_attention, *given)
+    for name, after, before in zip(("q", "k", "v", "mask"), given, args):
+        if not torch.equal(after, before):
+            raise AssertionError(f"scaled_dot_product_attention changed its argument {name!r} in place (masked_fill_, "
+                                 f"an operation ending in _, or [...] =): leave the inputs as they are")
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])                     # (..., T_q, T_k)
     allowed = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.expand_as(scores)
     w_ref = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0)

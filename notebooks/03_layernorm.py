@@ -145,6 +145,10 @@ def _check_layer_norm(x, **kwargs):
                  f"Look at how you compute the variance and where eps enters the denominator")
     problem = difference(out, ref, "layer_norm(x" + "".join(f", {k}" for k in kwargs) + ")")
     if problem:
+        given_parts = {"weight": "weight" in kwargs, "bias": "bias" in kwargs}
+        if any(given_parts.values()) and not all(given_parts.values()):
+            problem += (f" (here only {'weight' if given_parts['weight'] else 'bias'} is given: y = x_hat * weight, or "
+                        f"x_hat + bias; apply each one that is given, whether or not the other is)")
         fail(problem + " (compared with F.layer_norm)")
 
 

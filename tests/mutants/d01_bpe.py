@@ -240,4 +240,37 @@ MUTANTS = [
         why="bytes(ids): treats the ids as bytes, ignoring the vocabulary",
         hint="an id above 255 is a merged token",
     ),
+    # issue 23, second set (written after the fixes, then each fixed to name its mistake)
+    Mutant(
+        cell="clean_gutenberg",
+        old="|^\\s*End of (the )?Project Gutenberg",
+        new="",
+        fails={"test_clean_gutenberg"},
+        why="finds the footer only by its *** END OF line",
+        hint="find the footer only by its *** END OF line",
+    ),
+    Mutant(
+        cell="merge",
+        old="if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:",
+        new="if ids[i:i + 2] == pair:",
+        fails={"test_merge"},
+        why="compares a list slice with the pair tuple",
+        hint="nothing was replaced at all",
+    ),
+    Mutant(
+        cell="train_bpe",
+        old="merges.append((vocab[a], vocab[b]))",
+        new="merges.append((a, b))",
+        fails={"test_train_bpe"},
+        why="merges hold ids instead of bytes",
+        hint="each merge is a pair of bytes objects",
+    ),
+    Mutant(
+        cell="encode",
+        old="for piece in regex.findall(GPT2_SPLIT_PATTERN, text):",
+        new='for piece in regex.findall(r"\\w+|\\W", text):',
+        fails={"test_encode"},
+        why="pre-tokenizes with a regex of its own",
+        hint="is a learned merge: split the text with GPT2_SPLIT_PATTERN",
+    ),
 ]

@@ -373,4 +373,29 @@ MUTANTS = [
         "q_proj ignores bias=False",
         "create each nn.Linear with bias=bias",
     ),
+    # issue 23, second set (written after the fixes, then each fixed to name its mistake)
+    Mutant(
+        "causal_mask",
+        "rows = torch.arange(t_q)[:, None] + (t_k - t_q)",
+        "rows = torch.arange(t_q)[:, None] + (t_q - t_k)",
+        {"test_causal_mask"},
+        "shifts the queries the wrong way",
+        "shift the queries by t_q - t_k",
+    ),
+    Mutant(
+        "masked_softmax",
+        'scores = scores.masked_fill(~mask, float("-inf"))\n    scores = scores.masked_fill(~any_key, 0.0)',
+        'scores.masked_fill_(~mask, float("-inf"))\n    scores.masked_fill_(~any_key, 0.0)',
+        {"test_masked_softmax"},
+        "fills the scores in place",
+        "masked_softmax changed its argument 'scores' in place",
+    ),
+    Mutant(
+        "multi_head_attention",
+        "ref.scaled_dot_product_attention(q, k, v, mask)",
+        "ref.scaled_dot_product_attention(q, k, v, None if mask is None else ~mask)",
+        {"test_multi_head_attention"},
+        "passes ~mask, torch's convention (True = not allowed)",
+        "pass ~mask (nn.MultiheadAttention's convention",
+    ),
 ]

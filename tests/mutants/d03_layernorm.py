@@ -206,4 +206,39 @@ MUTANTS = [
         why="one mean square for the whole tensor",
         hint="take one mean square over the whole tensor",
     ),
+    # issue 23, second set (written after the fixes, then each fixed to name its mistake)
+    Mutant(
+        cell="layer_norm",
+        old="    if weight is not None:\n        y = y * weight\n    if bias is not None:\n        y = y + bias\n",
+        new="    if weight is not None and bias is not None:\n        y = y * weight + bias\n",
+        fails={"test_layer_norm"},
+        why="applies weight and bias only when both are given",
+        hint="apply each one that is given",
+    ),
+    Mutant(
+        cell="layer_norm_backward",
+        old="h - h.mean(dim=-1, keepdim=True)",
+        new="h - h.sum(dim=-1, keepdim=True)",
+        fails={"test_layer_norm_backward"},
+        why="h.sum where the formula has h.mean",
+        hint="subtract h.sum(-1)",
+    ),
+    Mutant(
+        cell="rms_norm",
+        old="    y = x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)  # (..., d)\n"
+        "    return y if weight is None else y * weight",
+        new="    if weight is not None:\n        x = x * weight\n"
+        "    return x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)",
+        fails={"test_rms_norm"},
+        why="multiplies by weight before normalizing",
+        hint="multiply x by weight before normalizing",
+    ),
+    Mutant(
+        cell="layer_norm",
+        old="mean = x.mean(dim=-1, keepdim=True) ",
+        new="mean = x.mean(dim=-1) ",
+        fails={"test_layer_norm"},
+        why="the mean without keepdim",
+        hint="reduces without `keepdim=True`",
+    ),
 ]

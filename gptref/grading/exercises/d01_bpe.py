@@ -197,6 +197,7 @@ def _clean_cases(seed: int) -> list[dict]:
              {"raw": _raw_gutenberg(rng, True, False, rng.random() < 0.5)},
              {"raw": _raw_gutenberg(rng, False, True, False)},
              {"raw": "\n\n  \n"},
+             {"raw": "Text.\nEnd of Project Gutenberg's Sonnets\n\nSection 1.  General Terms of Use\n"},
              # chosen on every seed: the THE form of the start marker, a lone \r line end, an indented line
              {"raw": "Header\r\n***START OF THE PROJECT GUTENBERG EBOOK X***\r\n\r\n  SONNET I.\rFrom fairest "
                      "creatures\r\n  we desire increase,  \n"}]
@@ -323,7 +324,10 @@ def train_properties(got, case) -> str | None:
     if any(vocab.get(i) != bytes([i]) for i in range(256)):
         return "ids 0..255 must be the single bytes: vocab[i] == bytes([i])"
     for r, merged in enumerate(merges):
-        if not isinstance(merged, (tuple, list)) or len(merged) != 2 or vocab.get(256 + r) != merged[0] + merged[1]:
+        if not (isinstance(merged, (tuple, list)) and len(merged) == 2 and all(isinstance(p, bytes) for p in merged)):
+            return (f"merges[{r}] is {merged!r}: each merge is a pair of bytes objects, (vocab[a], vocab[b]), "
+                    f"not of ids")
+        if vocab.get(256 + r) != merged[0] + merged[1]:
             return f"vocab[{256 + r}] should hold the bytes made by merge {r}, the two parts of merges[{r}] joined"
     pieces = {p.encode("utf-8") for p in regex.findall(GPT2_SPLIT_PATTERN, case["text"])}
     crossing = [a + b for a, b in merges if not any(a + b in p for p in pieces)]
@@ -348,6 +352,13 @@ def encode_properties(got, case) -> str | None:
         n += len(vocab[i])
         if any(n - len(vocab[i]) < e < n for e in ends):
             return f"the token {vocab[i]!r} spans two GPT2_SPLIT_PATTERN pre-tokens: merge inside each pre-token only"
+    learned, n = {tuple(m) for m in case["merges"]}, 0
+    for left, right in zip(got, list(got)[1:]):
+        n += len(vocab[left])
+        if n not in ends and (vocab[left], vocab[right]) in learned:
+            return (f"the tokens {vocab[left]!r} and {vocab[right]!r} sit side by side inside one GPT2_SPLIT_PATTERN "
+                    f"pre-token, yet ({vocab[left]!r}, {vocab[right]!r}) is a learned merge: split the text with "
+                    f"GPT2_SPLIT_PATTERN, then keep merging until no neighbouring pair inside a pre-token is learned")
     return None
 
 

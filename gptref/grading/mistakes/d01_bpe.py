@@ -21,7 +21,7 @@ _END = regex.compile(r"\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG|^\s*End of (
 
 # -- clean_gutenberg: one cleaner with a switch per slip ------------------------------------------
 def _clean(raw, *, strip=True, keep_start=False, newlines=True, collapse=True, keep_end=False, both_ends=False,
-           lone_cr=True, start=_START):
+           lone_cr=True, start=_START, end=_END):
     text = raw.lstrip("\ufeff")
     if newlines:
         text = text.replace("\r\n", "\n")
@@ -32,7 +32,7 @@ def _clean(raw, *, strip=True, keep_start=False, newlines=True, collapse=True, k
             lines = lines[i if keep_start else i + 1:]
             break
     for i, line in enumerate(lines):
-        if _END.search(line):
+        if end.search(line):
             lines = lines[:i + 1 if keep_end else i]
             break
     kept = []
@@ -48,6 +48,7 @@ def _clean(raw, *, strip=True, keep_start=False, newlines=True, collapse=True, k
 
 
 _START_THIS_ONLY = regex.compile(r"\*\*\* START OF THIS PROJECT GUTENBERG")
+_END_STARS_ONLY = regex.compile(r"\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG", regex.IGNORECASE)
 
 
 # -- pair_counts ----------------------------------------------------------------------------------
@@ -168,6 +169,9 @@ MISTAKES = {
         Mistake("recognise only '*** START OF THIS PROJECT GUTENBERG': files also write START OF THE PROJECT "
                 "GUTENBERG, in any case, with or without a space after ***",
                 lambda raw: _clean(raw, start=_START_THIS_ONLY)),
+        Mistake("find the footer only by its *** END OF line: a line that begins 'End of the Project Gutenberg' or "
+                "'End of Project Gutenberg' starts the footer too (rule 3)",
+                lambda raw: _clean(raw, end=_END_STARS_ONLY)),
     ),
     "pair_counts": (
         Mistake("pair ids[0::2] with ids[1::2]: you counted only the pairs at even positions; every neighbouring pair "

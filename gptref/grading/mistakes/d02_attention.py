@@ -35,6 +35,11 @@ def _causal_top_left(t_q, t_k=None):
     return torch.ones(t_q, t_k).tril().bool()
 
 
+def _causal_negative_offset(t_q, t_k=None):
+    t_k = t_q if t_k is None else t_k
+    return torch.arange(t_k)[None, :] <= torch.arange(t_q)[:, None] + (t_q - t_k)
+
+
 def _causal_float(t_q, t_k=None):
     rows, cols = _positions(t_q, t_k)
     return (cols <= rows).float()
@@ -222,7 +227,8 @@ def _merge_strided(x):
 
 # -- the multi-head attention layer ---------------------------------------------------------------
 def _mha(x, state, n_heads, n_kv_heads=None, context=None, mask=None, *, out_proj=True, kv_from_x=False,
-         use_mask=True, share="interleave", scale_by_width=False, split="transpose", merge="transpose"):
+         use_mask=True, share="interleave", scale_by_width=False, split="transpose", merge="transpose",
+         invert_mask=False):
     """The layer written from the state's tensors, with one switch per slip."""
     def project(name, t):
         bias = state.get(name + ".bias")
@@ -246,7 +252,7 @@ def _mha(x, state, n_heads, n_kv_heads=None, context=None, mask=None, *, out_pro
     width = x.shape[-1] if scale_by_width else q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(width)  # (B, H, T, S)
     if mask is not None and use_mask:
-        scores = scores.masked_fill(~mask, float("-inf"))
+        scores = scores.masked_fill(mask if invert_mask else ~mask, float("-inf"))
     weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # a query that sees no key: zero weights
     out = weights @ v  # (B, H, T, D)
     B, H, T, D = out.shape
@@ -261,6 +267,8 @@ MISTAKES = {
         Mistake("leave the diagonal out (j < i): a query may attend to its own position", _causal_strict),
         Mistake("align the triangle top-left (torch.tril of a (t_q, t_k) matrix): the queries are the LAST t_q "
                 "positions when t_k > t_q", _causal_top_left),
+        Mistake("shift the queries by t_q - t_k: query i sits at position t_k - t_q + i, LATER than i when the "
+                "cache makes t_k > t_q", _causal_negative_offset),
         Mistake("return 1.0/0.0 floats: return the bool tensor itself (a comparison, or .bool())", _causal_float),
     ),
     "padding_mask": (
@@ -340,6 +348,8 @@ MISTAKES = {
                 "from `context`, not from x", lambda **kw: _mha(**kw, kv_from_x=True)),
         Mistake("leave the mask out: the mask is not used; pass it on to the attention",
                 lambda **kw: _mha(**kw, use_mask=False)),
+        Mistake("pass ~mask (nn.MultiheadAttention's convention, True where NOT allowed): the course's masks are "
+                "True where a query MAY attend; pass the mask as it is", lambda **kw: _mha(**kw, invert_mask=True)),
         Mistake("share key/value heads with repeat: query head h must read key/value head h // (n_heads // "
                 "n_kv_heads), so use repeat_interleave on the head axis, not repeat",
                 lambda **kw: _mha(**kw, share="repeat")),

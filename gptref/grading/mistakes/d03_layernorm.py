@@ -122,6 +122,12 @@ def _bw_variance(grad_out, x, weight, eps=1e-5, *, correction=0, with_eps=True, 
     return grad_x, (grad_out * x_hat).sum(dim=leading), grad_out.sum(dim=leading)
 
 
+def _bw_sum_mean_term(grad_out, x, weight, eps=1e-5):
+    r, x_hat, h, leading, grad_bias = _pieces(grad_out, x, weight, eps)
+    grad_x = r * (h - h.sum(dim=-1, keepdim=True) - x_hat * (h * x_hat).mean(dim=-1, keepdim=True))
+    return grad_x, (grad_out * x_hat).sum(dim=leading), grad_bias
+
+
 def _bw_no_eps(grad_out, x, weight, eps=1e-5):
     return _bw_variance(grad_out, x, weight, eps, with_eps=False)
 
@@ -171,6 +177,11 @@ def _rms_whole_tensor(x, weight=None, eps=1e-6):
     return y if weight is None else y * weight
 
 
+def _rms_weight_first(x, weight=None, eps=1e-6):
+    x = x if weight is None else x * weight  # scaled before the root mean square is taken
+    return x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)
+
+
 def _rms_sum(x, weight=None, eps=1e-6):
     y = x / torch.sqrt((x ** 2).sum(dim=-1, keepdim=True) + eps)
     return y if weight is None else y * weight
@@ -202,6 +213,8 @@ MISTAKES = {
         Mistake("sum grad_weight and grad_bias over the first dimension only: sum over all leading dimensions "
                 "(every dimension but the last)",
                 _bw_sum_first_dim),
+        Mistake("subtract h.sum(-1) where the formula has h.mean(-1): the term through the mean is (1/d) sum_j h_j",
+                _bw_sum_mean_term),
         Mistake("leave eps out of r in the backward pass: r = 1 / sqrt(var + eps), the same r as in the forward "
                 "pass", _bw_no_eps),
         Mistake("compute the variance with d - 1 (torch.var's default) in the backward pass: x_hat and r use the "
@@ -222,5 +235,7 @@ MISTAKES = {
         Mistake("divide by the root of the SUM of squares: RMS uses the mean, (x ** 2).mean(dim=-1)", _rms_sum),
         Mistake("take one mean square over the whole tensor: each row gets its own, (x ** 2).mean(dim=-1, "
                 "keepdim=True)", _rms_whole_tensor),
+        Mistake("multiply x by weight before normalizing: normalize x first, then scale, y = weight * x / "
+                "sqrt(mean(x**2) + eps)", _rms_weight_first),
     ),
 }
