@@ -86,8 +86,13 @@ nb.md(r"""
 
 Write `clean_gutenberg(raw)` following rules 1–6. You may use `re`/`regex` or plain string
 methods; you may not call `gptref.data.clean_gutenberg`. For the example above the result is
-`"  I\nFrom fairest creatures we desire increase,\nThat thereby beauty's rose might never die,\n\n  II\nWhen forty winters shall besiege thy brow,\n"`
-(note the leading spaces of `  I` stay: only *trailing* whitespace goes).
+the string these two pieces make when joined (note the leading spaces of `  I` stay: only *trailing*
+whitespace goes):
+
+```python
+"  I\nFrom fairest creatures we desire increase,\nThat thereby beauty's rose might never die,\n"
+"\n  II\nWhen forty winters shall besiege thy brow,\n"
+```
 """)
 
 nb.solution("clean_gutenberg", r'''
@@ -97,7 +102,8 @@ def clean_gutenberg(raw):
     text = raw.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
     start = regex.compile(r"\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG", regex.IGNORECASE)
-    end = regex.compile(r"\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG|^\s*End of (the )?Project Gutenberg", regex.IGNORECASE)
+    end = regex.compile(r"\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG|^\s*End of (the )?Project Gutenberg",
+                        regex.IGNORECASE)
     for i, line in enumerate(lines):
         if start.search(line):
             lines = lines[i + 1:]
@@ -137,24 +143,37 @@ def _check_clean(raw, expected):
     checks = [("\r" in got, "the result still holds \\r characters: every line must end with \\n alone"),
               ("\ufeff" in got, "drop the byte-order mark \\ufeff at the start"),
               (any(l != l.rstrip(" \t") for l in lines), "a line ends with spaces or tabs; no line may"),
-              (any("START OF" in l and "GUTENBERG" in l.upper() for l in lines), "the *** START OF ... *** line is still there"),
+              (any("START OF" in l and "GUTENBERG" in l.upper() for l in lines),
+               "the *** START OF ... *** line is still there"),
               ("End of" in got or "END OF" in got or "Terms of Use" in got,
-               "footer text is still there (everything from the END OF / End of the Project Gutenberg line on must go)"),
+               "footer text is still there (everything from the END OF / End of the Project Gutenberg line on "
+               "must go)"),
               ("\n\n\n" in got, "two blank lines follow each other somewhere: at most one blank line in a row"),
               (got != "" and (not got.endswith("\n") or got.endswith("\n\n") or got.startswith("\n")),
                "the text must start with its first non-blank line and end with exactly one newline")]
     for broken, problem in checks:
         if broken:
             fail(f"clean_gutenberg: {problem}")
+    indented = [line for line in expected.split("\n") if line != line.lstrip(" \t")]
+    if indented and indented[0] not in lines and indented[0].lstrip() in [line.lstrip() for line in lines]:
+        fail(f"clean_gutenberg: the line {indented[0]!r} starts with spaces, and they must stay: only TRAILING spaces "
+             f"and tabs go (rule 4)")
     if got != expected:
         i = next((j for j, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
-        fail(f"clean_gutenberg: from character {i} on the result is {got[i:i + 40]!r}, expected {expected[i:i + 40]!r}")
+        fail(f"clean_gutenberg: from character {i} on the result is {got[i:i + 40]!r}, "
+             f"expected {expected[i:i + 40]!r}")
 
 
-_check_clean(raw_example, "  I\nFrom fairest creatures we desire increase,\nThat thereby beauty's rose might never die,\n"
-                          "\n  II\nWhen forty winters shall besiege thy brow,\n")
+# a footer that begins with an "End of Project Gutenberg" line and has no *** END line
+_check_clean("Text.\nEnd of Project Gutenberg's Sonnets\n\nSection 1.  General Terms of Use\n", "Text.\n")
+_check_clean(raw_example, "  I\nFrom fairest creatures we desire increase,\nThat thereby beauty's rose might never "
+                          "die,\n\n  II\nWhen forty winters shall besiege thy brow,\n")
 _check_clean("No header here.  \r\nSecond line.\r\n\r\n\r\nThird.", "No header here.\nSecond line.\n\nThird.\n")
 _check_clean("\n \n\n", "")   # nothing in it: the empty string
+_check_clean("Header\n***START OF THE PROJECT GUTENBERG EBOOK X***\nThe work.\n", "The work.\n")  # THE, no space
+# a lone \r ends a line too
+_check_clean("Old Mac files end\ra line with CR alone,\r\nothers with CR LF.\r",
+             "Old Mac files end\na line with CR alone,\nothers with CR LF.\n")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "clean_gutenberg", clean_gutenberg)
@@ -212,7 +231,8 @@ def _check_pair_counts(ids):
     expected = dict(Counter(zip(ids, ids[1:])))
 
     def fail(problem):
-        raise AssertionError(f"pair_counts({ids}): {problem}" + which_mistake(got, MISTAKES["pair_counts"], {"ids": ids}, expected))
+        raise AssertionError(f"pair_counts({ids}): {problem}"
+                             + which_mistake(got, MISTAKES["pair_counts"], {"ids": ids}, expected))
 
     if not isinstance(got, dict):
         fail(f"return a dict, got {type(got).__name__}")
@@ -278,7 +298,8 @@ def _check_merge(ids, pair, new_id):
 
     def fail(problem):
         raise AssertionError(f"merge({before}, {pair}, {new_id}): {problem}"
-                             + which_mistake(got, MISTAKES["merge"], {"ids": before, "pair": pair, "new_id": new_id}, expected))
+                             + which_mistake(got, MISTAKES["merge"], {"ids": before, "pair": pair, "new_id": new_id},
+                                             expected))
 
     if not isinstance(got, list):
         fail(f"return a list, got {type(got).__name__}")
@@ -289,7 +310,9 @@ def _check_merge(ids, pair, new_id):
         fail(f"writing each new_id back as its pair gives {expanded}, not the input: every id of the input must be "
              f"in the result once, either itself or inside one new_id")
     if any((a, b) == tuple(pair) for a, b in zip(got, got[1:])):
-        fail(f"the result {got} still holds the pair {pair}: replace every occurrence")
+        note = ("; nothing was replaced at all: check the test that finds the pair (a list such as ids[i:i + 2] "
+                "never equals a tuple such as pair)" if got == before else "")
+        fail(f"the result {got} still holds the pair {pair}: replace every occurrence{note}")
     if got != expected:
         fail(f"got {got}, expected {expected} (scan left to right; a merged position is not reused)")
 
@@ -423,9 +446,14 @@ def _check_train_bpe(text, vocab_size, what):
     vocab, merges = got
     if any(vocab.get(i) != bytes([i]) for i in range(256)):
         fail("ids 0..255 must be the single bytes: vocab[i] == bytes([i])")
+    for r, merged in enumerate(merges):
+        if not (isinstance(merged, tuple) and len(merged) == 2 and all(isinstance(p, bytes) for p in merged)):
+            fail(f"merges[{r}] is {merged!r}: each merge is a pair of bytes objects, (vocab[a], vocab[b]), "
+                 f"not of ids")
     for r, (a, b) in enumerate(merges):
         if vocab.get(256 + r) != a + b:
-            fail(f"vocab[{256 + r}] should hold the bytes made by merge {r}, {a + b!r}; it holds {vocab.get(256 + r)!r}")
+            fail(f"vocab[{256 + r}] should hold the bytes made by merge {r}, {a + b!r}; "
+                 f"it holds {vocab.get(256 + r)!r}")
     pieces = set(regex.findall(GPT2_SPLIT_PATTERN, text))
     pieces = {p.encode("utf-8") for p in pieces}
     crossing = [a + b for a, b in merges if not any(a + b in p for p in pieces)]
@@ -444,6 +472,7 @@ _toy = " ".join(["low"] * 5 + ["lower"] * 2 + ["newest"] * 6 + ["widest"] * 3)
 _check_train_bpe(_toy, 256 + 4, "the toy corpus")             # first merges: st, est, ow, low
 _check_train_bpe("a b", 300, "'a b'")                          # one pair only, and it occurs once
 _check_train_bpe("", 260, "the empty text")
+_check_train_bpe("abc abc abd zy zy", 256 + 3, "'abc abc abd zy zy'")  # a tie: (b'z', b'y') > (b'ab', b'c')
 _check_train_bpe(_corpus("shakespeare", "train")[:3000], 256 + 20, "3000 characters of Shakespeare")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
@@ -533,6 +562,13 @@ def _check_encode(text, vocab, merges):
         n += len(vocab[i])
         if any(n - len(vocab[i]) < e < n for e in ends):
             fail(f"the token {vocab[i]!r} spans two GPT2_SPLIT_PATTERN pre-tokens: merge inside each pre-token only")
+    learned, n = {tuple(m) for m in merges}, 0
+    for left, right in zip(got, got[1:]):
+        n += len(vocab[left])
+        if n not in ends and (vocab[left], vocab[right]) in learned:
+            fail(f"the tokens {vocab[left]!r} and {vocab[right]!r} sit side by side inside one GPT2_SPLIT_PATTERN "
+                 f"pre-token, yet ({vocab[left]!r}, {vocab[right]!r}) is a learned merge: split the text with "
+                 f"GPT2_SPLIT_PATTERN, then keep merging until no neighbouring pair inside a pre-token is learned")
     if got != expected:
         j = next(k for k, (a, b) in enumerate(zip(got + [None], expected + [None])) if a != b)
         fail(f"token {j} is {vocab.get(got[j]) if j < len(got) else None!r}, expected "
@@ -544,13 +580,17 @@ _vocab, _merges = _ref_train_bpe(_toy, 256 + 10)
 _check_encode(" lowest", _vocab, _merges)                      # [b' low', b'est']
 _check_encode("", _vocab, _merges)                             # no tokens
 _check_encode("xyz low low", _vocab, _merges)                  # bytes with no merge; the space joins the next word
-_ws_vocab, _ws_merges = _ref_train_bpe("  To be,    or not\n\n\n   to be:\n\n  that is   the question.\t\t\n" * 20, 256 + 40)
+_ws_text = "  To be,    or not\n\n\n   to be:\n\n  that is   the question.\t\t\n"
+_ws_vocab, _ws_merges = _ref_train_bpe(_ws_text * 20, 256 + 40)
 _check_encode("Alas,    poor   Yorick!\n\n\n\n  I knew him.", _ws_vocab, _ws_merges)  # runs of spaces are pre-tokens
 _hand_vocab = {i: bytes([i]) for i in range(256)} | {256: b"bc", 257: b"ab", 258: b"cd", 259: b"abc"}
-_check_encode("abcd", _hand_vocab, [(b"b", b"c"), (b"a", b"b"), (b"c", b"d"), (b"ab", b"c")])  # (b, c) first: a + bc + d
+# (b, c) has rank 0: a + bc + d
+_check_encode("abcd", _hand_vocab, [(b"b", b"c"), (b"a", b"b"), (b"c", b"d"), (b"ab", b"c")])
 _hand_vocab = {i: bytes([i]) for i in range(256)} | {256: b"yz", 257: b"xy", 258: b"xyz"}
 _check_encode("xyz", _hand_vocab, [(b"y", b"z"), (b"x", b"y"), (b"xy", b"z")])  # (y, z) has rank 0: x + yz
 _check_encode("the newest lower widest, lowly owls", _vocab, _merges)
+_utf8_vocab, _utf8_merges = _ref_train_bpe("café déjà naïve — café déjà — é", 256 + 12)
+_check_encode("déjà café — naïve é", _utf8_vocab, _utf8_merges)  # é is 2 UTF-8 bytes, — is 3
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "encode", encode)
@@ -676,7 +716,8 @@ line = "  CASSIUS. Why, man, he doth bestride the narrow world\nLike a Colossus!
 ours = Tokenizer(big_vocab, big_merges)
 print("gptref BPE   :", [big_vocab[i].decode("utf-8", "replace") for i in ours.encode(line)])
 print("SentencePiece:", sp.encode(line, out_type=str))
-print("round trip   : gptref", ours.decode(ours.encode(line)) == line, "| SentencePiece", sp.decode(sp.encode(line)) == line)
+print("round trip   : gptref", ours.decode(ours.encode(line)) == line,
+      "| SentencePiece", sp.decode(sp.encode(line)) == line)
 """)
 
 nb.md(r"""
@@ -684,11 +725,12 @@ What to see. Compression rises quickly for the first few hundred merges (common 
 endings such as ` the`, ` and`, `ing`) and then more slowly (each further merge is rarer). Token
 by token, the two tokenizers agree on many common words but differ in how they handle spaces:
 GPT-2's pre-tokens attach a space to the *following* word (` world`), SentencePiece writes it as
-`▁world`. By default SentencePiece also normalizes whitespace: the leading spaces are dropped, a run
-of spaces becomes one, and the newline becomes a space (in its printed tokens the line break is just
-`▁` before `Like`), so its round trip is not exact (the last printed line), while byte-level BPE
-reproduces every byte. Compare the two printed bytes-per-token rows at equal vocabulary sizes: where
-SentencePiece compresses more, part of the reason is that it spends no tokens on the newlines and
+`▁world`. By default SentencePiece also normalizes whitespace: the two leading spaces are dropped
+(compare the first tokens of the two printed lists), and the newline becomes a space (where ours
+print `'\n'`, its tokens show only the `▁` that starts the next word, `Like`), so its round trip is
+not exact (the last printed line: False), while byte-level BPE reproduces every byte. Compare the
+two printed bytes-per-token rows at equal vocabulary sizes: where SentencePiece compresses more,
+part of the reason is that it spends no tokens on the newlines and
 indentation it threw away, and its base symbols are whole characters rather than bytes.
 """)
 

@@ -48,7 +48,8 @@ $$s_{ij} = \frac{q_i \cdot k_j}{\sqrt{d}}, \qquad
 a_{ij} = \frac{e^{s_{ij}}}{\sum_{j'} e^{s_{ij'}}}, \qquad
 o_i = \sum_j a_{ij}\, v_j .$$
 
-In matrix form, with $Q \in \mathbb{R}^{T_q\times d}$, $K \in \mathbb{R}^{T_k\times d}$, $V \in \mathbb{R}^{T_k\times d_v}$:
+In matrix form, with $Q \in \mathbb{R}^{T_q\times d}$, $K \in \mathbb{R}^{T_k\times d}$,
+$V \in \mathbb{R}^{T_k\times d_v}$:
 $O = \operatorname{softmax}(QK^\top/\sqrt d)\,V$, the softmax taken **along each row** (over the keys).
 
 **Why $\sqrt d$?** If the entries of $q$ and $k$ are independent with mean 0 and variance 1, then
@@ -125,7 +126,8 @@ def _check_causal_mask(*args):
 
     def fail(problem):
         kwargs = dict(zip(("t_q", "t_k"), args))
-        raise AssertionError(f"causal_mask{args}: {problem}" + which_mistake(m, MISTAKES["causal_mask"], kwargs, expected))
+        raise AssertionError(f"causal_mask{args}: {problem}"
+                             + which_mistake(m, MISTAKES["causal_mask"], kwargs, expected))
 
     if form_difference(m, expected, "the mask"):
         fail(form_difference(m, expected, "the mask"))
@@ -138,7 +140,8 @@ def _check_causal_mask(*args):
             fail(f"query {i} (position {p}) may see the later key {p + 1 + int(m[i, p + 1:].nonzero()[0])}: "
                  f"no query sees the future")
         if not m[i, :p].all():
-            fail(f"query {i} (position {p}) must see every earlier key, but key {int((~m[i, :p]).nonzero()[0])} is False")
+            fail(f"query {i} (position {p}) must see every earlier key, but key "
+                 f"{int((~m[i, :p]).nonzero()[0])} is False")
 
 
 _check_causal_mask(3)
@@ -226,32 +229,17 @@ nb.tests("test_masked_softmax", 1, r"""
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d02_attention import MISTAKES
-
-
-def _weights_problem(w, allowed):
-    '''The first property of attention weights that w breaks, in words (None when it has them all): finite; zero
-    for a query that may see no key; exactly 0 at masked keys; summing to 1 over the keys otherwise.'''
-    has_key = allowed.any(-1)
-    if not torch.isfinite(w).all():
-        if torch.isfinite(w[has_key]).all():
-            return ("a query that may see no key has NaN weights (the softmax of a row of -inf is 0/0); such a query "
-                    "must get all-zero weights")
-        return ("NaN or inf weights for a query that may see some keys: the softmax must stay finite for any "
-                "scores (torch.softmax subtracts each row's largest score before exp)")
-    if (w[~has_key] != 0).any():
-        return f"a query that may see no key must get all-zero weights; one gets {w[~has_key][0].tolist()}"
-    if (w[~allowed] != 0).any():
-        return f"a masked key must get weight exactly 0; one gets {w[~allowed & (w != 0)][0].item():.4g}"
-    sums = w.double().sum(-1)[has_key]
-    if ((sums - 1).abs() > 1e-4).any():
-        return (f"the weights of each query that may see some key must sum to 1 over the keys; one sums to "
-                f"{sums[(sums - 1).abs().argmax()].item():.4g}")
-    return None
+from gptref.grading.ladders.d02_attention import weights_problem
 
 
 def _check_masked_softmax(scores, mask):
     '''masked_softmax in order: the scores' form, the weights' properties above, then the values.'''
-    w = call(masked_softmax, scores, mask)
+    given = (scores.clone(), mask.clone())
+    w = call(masked_softmax, *given)
+    for name, after, before in zip(("scores", "mask"), given, (scores, mask)):
+        if not torch.equal(after, before):
+            raise AssertionError(f"masked_softmax changed its argument {name!r} in place (masked_fill_, an operation "
+                                 f"ending in _, or [...] =): leave the inputs as they are, use masked_fill")
     allowed = mask.expand_as(scores)
     expected = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0)
 
@@ -262,18 +250,24 @@ def _check_masked_softmax(scores, mask):
             if (off & big & allowed.any(-1)).any():
                 problem += (" (the broken rows have scores above 88, where exp overflows float32: subtract each "
                             "row's largest allowed score before exp, as torch.softmax does)")
+            elif (allowed.any(-1) & (w == 0).all(-1)).any():
+                problem += (" (every weight of that query is 0 although it may see keys: if you compute exp "
+                            "yourself, the exp of scores far below the number you subtract underflows to 0; subtract "
+                            "each row's OWN largest allowed score, amax(dim=-1, keepdim=True))")
         raise AssertionError("masked_softmax: " + problem
                              + which_mistake(w, MISTAKES["masked_softmax"], {"scores": scores, "mask": mask}, expected))
 
     if form_difference(w, scores, "the weights"):
         fail(form_difference(w, scores, "the weights"))
-    if _weights_problem(w, allowed):
-        fail(_weights_problem(w, allowed))
+    if weights_problem(w, allowed):
+        fail(weights_problem(w, allowed))
     if difference(w, expected, "the weights"):
-        fail(difference(w, expected, "the weights") + " (the allowed keys' weights are the softmax over those keys only)")
+        fail(difference(w, expected, "the weights")
+             + " (the allowed keys' weights are the softmax over those keys only)")
 
 
-_check_masked_softmax(torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]]), torch.tensor([[True, True, False], [False, False, False]]))
+_check_masked_softmax(torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]]),
+                      torch.tensor([[True, True, False], [False, False, False]]))
 torch.manual_seed(0)
 _s = torch.stack([-60 - torch.rand(5), torch.full((5,), 2.5), 100 + 20 * torch.randn(5), torch.randn(5)])  # (4, 5)
 _check_masked_softmax(_s, torch.tensor([[True, False, True, True, False]] * 4))  # negative maxima, equal, large
@@ -312,34 +306,19 @@ nb.tests("test_sdpa", 2, r"""
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d02_attention import MISTAKES
-
-
-def _weights_problem(w, allowed):
-    '''The first property of attention weights that w breaks, in words (None when it has them all): finite; zero
-    for a query that may see no key; exactly 0 at masked keys; summing to 1 over the keys otherwise.'''
-    has_key = allowed.any(-1)
-    if not torch.isfinite(w).all():
-        if torch.isfinite(w[has_key]).all():
-            return ("a query that may see no key has NaN weights (the softmax of a row of -inf is 0/0); such a query "
-                    "must get all-zero weights")
-        return ("NaN or inf weights for a query that may see some keys: the softmax must stay finite for any "
-                "scores (torch.softmax subtracts each row's largest score before exp)")
-    if (w[~has_key] != 0).any():
-        return f"a query that may see no key must get all-zero weights; one gets {w[~has_key][0].tolist()}"
-    if (w[~allowed] != 0).any():
-        return f"a masked key must get weight exactly 0; one gets {w[~allowed & (w != 0)][0].item():.4g}"
-    sums = w.double().sum(-1)[has_key]
-    if ((sums - 1).abs() > 1e-4).any():
-        return (f"the weights of each query that may see some key must sum to 1 over the keys; one sums to "
-                f"{sums[(sums - 1).abs().argmax()].item():.4g}")
-    return None
+from gptref.grading.ladders.d02_attention import weights_problem
 
 
 def _check_sdpa(q, k, v, mask=None):
     '''scaled_dot_product_attention in order: a tuple (output, weights) of the right shapes; the weights'
     properties; output = weights @ v (zero for a query that sees no key); then the values by hand.'''
     args = (q, k, v) if mask is None else (q, k, v, mask)
-    res = call(scaled_dot_product_attention, *args)
+    given = tuple(a.clone() for a in args)
+    res = call(scaled_dot_product_attention, *given)
+    for name, after, before in zip(("q", "k", "v", "mask"), given, args):
+        if not torch.equal(after, before):
+            raise AssertionError(f"scaled_dot_product_attention changed its argument {name!r} in place (masked_fill_, "
+                                 f"an operation ending in _, or [...] =): leave the inputs as they are")
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])                     # (..., T_q, T_k)
     allowed = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.expand_as(scores)
     w_ref = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).nan_to_num(0.0)
@@ -356,8 +335,8 @@ def _check_sdpa(q, k, v, mask=None):
         if form_difference(got, want, name):
             fail(form_difference(got, want, name) + " (output is (..., T_q, D_v), weights (..., T_q, T_k))")
     out, w = res
-    if _weights_problem(w, allowed):
-        fail(_weights_problem(w, allowed))
+    if weights_problem(w, allowed):
+        fail(weights_problem(w, allowed))
     if (out[~allowed.any(-1)] != 0).any():
         fail("a query that may see no key must get a zero output")
     if difference(out, w @ v, "output"):
@@ -369,7 +348,8 @@ def _check_sdpa(q, k, v, mask=None):
 torch.manual_seed(1)
 _q, _k, _v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 6)
 _check_sdpa(_q, _k, _v)                                                           # no mask, D_v != D
-_check_sdpa(_q, _k, _v, torch.tensor([[False] * 5, [True, True, False, False, False], [True] * 5]))  # a fully masked query
+# a fully masked query
+_check_sdpa(_q, _k, _v, torch.tensor([[False] * 5, [True, True, False, False, False], [True] * 5]))
 _q4 = torch.randn(2, 3, 4, 8)                                                     # (B, H, T, D)
 _check_sdpa(_q4, _q4, _q4, ref.causal_mask(4))
 _check_sdpa(torch.randn(1, 1, 1, 8), torch.randn(1, 1, 6, 8), torch.randn(1, 1, 6, 8),  # one head, T_q = 1
@@ -426,58 +406,15 @@ def encoder_self_attention(x, x_is_token, w_q, w_k, w_v):
 """)
 
 nb.tests("test_encoder_self_attention", 1, r"""
-from gptref.grading.compare import difference, form_difference
-from gptref.grading.explain import call, which_mistake
-from gptref.grading.mistakes.d02_attention import MISTAKES
-
-
-def _check_use(fn, args, names, queries, keys, is_token, causal, expected):
-    '''One of the three uses, in order: a tuple (output, weights) of the right shapes; no weight on later keys
-    (causal) nor on padding keys; rows summing to 1; every allowed key weighs > 0; then the values.'''
-    res = call(fn, *args)
-    B, T, S = queries.shape[0], queries.shape[1], keys.shape[1]
-    allowed = is_token[:, None, :].expand(B, T, S)
-    if causal:
-        allowed = allowed & torch.ones(T, S, dtype=torch.bool).tril()
-
-    def fail(problem):
-        raise AssertionError(f"{fn.__name__}: " + problem
-                             + which_mistake(res, MISTAKES[fn.__name__], dict(zip(names, args)), expected))
-
-    if not isinstance(res, tuple) or len(res) != 2:
-        fail(f"return a tuple (output, weights), got {type(res).__name__}")
-    for name, got, want in zip(("output", "weights"), res, expected):
-        if form_difference(got, want, name):
-            fail(form_difference(got, want, name))
-    w = res[1]
-    if causal and (w.triu(1) != 0).any():
-        b, i, j = (w.triu(1) != 0).nonzero()[0].tolist()
-        fail(f"query {i} of sequence {b} gives weight to the later key {j}; a decoder token may not see later tokens")
-    padding = (w != 0) & ~is_token[:, None, :]
-    if padding.any():
-        b, i, j = padding.nonzero()[0].tolist()
-        fail(f"query {i} of sequence {b} gives weight {w[b, i, j]:.3g} to key {j}, a padding token: padding keys "
-             f"must get weight exactly 0")
-    sums = w.sum(-1)
-    if ((sums - 1).abs() > 1e-4).any():
-        b, i = ((sums - 1).abs() > 1e-4).nonzero()[0].tolist()
-        fail(f"the weights of query {i} of sequence {b} sum to {sums[b, i]:.4g}: each query's weights sum to 1 "
-             f"over the keys it may see")
-    if ((w == 0) & allowed).any():
-        b, i, j = ((w == 0) & allowed).nonzero()[0].tolist()
-        fail(f"query {i} of sequence {b} gives weight 0 to key {j}, a real token it is allowed to see"
-             + ("" if causal else " (there is no causal mask here)"))
-    for name, got, want in zip(("weights", "output"), res[::-1], expected[::-1]):
-        if difference(got, want, name):
-            fail(difference(got, want, name))
+from gptref.grading.ladders.d02_attention import check_use
 
 
 torch.manual_seed(2)
 x, W = torch.randn(2, 4, 6), [torch.randn(6, 3) for _ in range(3)]
 is_token = torch.tensor([[True, True, True, True], [True, True, False, False]])
 _expected = ref.scaled_dot_product_attention(x @ W[0], x @ W[1], x @ W[2], is_token[:, None, :])
-_check_use(encoder_self_attention, (x, is_token, *W), ("x", "x_is_token", "w_q", "w_k", "w_v"), x, x, is_token,
-           False, _expected)
+check_use(encoder_self_attention, (x, is_token, *W), ("x", "x_is_token", "w_q", "w_k", "w_v"), x, x, is_token,
+          False, _expected)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "encoder_self_attention", encoder_self_attention)
@@ -494,58 +431,15 @@ def decoder_self_attention(y, y_is_token, w_q, w_k, w_v):
 """)
 
 nb.tests("test_decoder_self_attention", 1, r"""
-from gptref.grading.compare import difference, form_difference
-from gptref.grading.explain import call, which_mistake
-from gptref.grading.mistakes.d02_attention import MISTAKES
-
-
-def _check_use(fn, args, names, queries, keys, is_token, causal, expected):
-    '''One of the three uses, in order: a tuple (output, weights) of the right shapes; no weight on later keys
-    (causal) nor on padding keys; rows summing to 1; every allowed key weighs > 0; then the values.'''
-    res = call(fn, *args)
-    B, T, S = queries.shape[0], queries.shape[1], keys.shape[1]
-    allowed = is_token[:, None, :].expand(B, T, S)
-    if causal:
-        allowed = allowed & torch.ones(T, S, dtype=torch.bool).tril()
-
-    def fail(problem):
-        raise AssertionError(f"{fn.__name__}: " + problem
-                             + which_mistake(res, MISTAKES[fn.__name__], dict(zip(names, args)), expected))
-
-    if not isinstance(res, tuple) or len(res) != 2:
-        fail(f"return a tuple (output, weights), got {type(res).__name__}")
-    for name, got, want in zip(("output", "weights"), res, expected):
-        if form_difference(got, want, name):
-            fail(form_difference(got, want, name))
-    w = res[1]
-    if causal and (w.triu(1) != 0).any():
-        b, i, j = (w.triu(1) != 0).nonzero()[0].tolist()
-        fail(f"query {i} of sequence {b} gives weight to the later key {j}; a decoder token may not see later tokens")
-    padding = (w != 0) & ~is_token[:, None, :]
-    if padding.any():
-        b, i, j = padding.nonzero()[0].tolist()
-        fail(f"query {i} of sequence {b} gives weight {w[b, i, j]:.3g} to key {j}, a padding token: padding keys "
-             f"must get weight exactly 0")
-    sums = w.sum(-1)
-    if ((sums - 1).abs() > 1e-4).any():
-        b, i = ((sums - 1).abs() > 1e-4).nonzero()[0].tolist()
-        fail(f"the weights of query {i} of sequence {b} sum to {sums[b, i]:.4g}: each query's weights sum to 1 "
-             f"over the keys it may see")
-    if ((w == 0) & allowed).any():
-        b, i, j = ((w == 0) & allowed).nonzero()[0].tolist()
-        fail(f"query {i} of sequence {b} gives weight 0 to key {j}, a real token it is allowed to see"
-             + ("" if causal else " (there is no causal mask here)"))
-    for name, got, want in zip(("weights", "output"), res[::-1], expected[::-1]):
-        if difference(got, want, name):
-            fail(difference(got, want, name))
+from gptref.grading.ladders.d02_attention import check_use
 
 
 torch.manual_seed(3)
 y, W = torch.randn(2, 4, 6), [torch.randn(6, 3) for _ in range(3)]
 is_token = torch.tensor([[True, True, True, True], [True, True, True, False]])
 _expected = ref.scaled_dot_product_attention(y @ W[0], y @ W[1], y @ W[2], ref.causal_mask(4) & is_token[:, None, :])
-_check_use(decoder_self_attention, (y, is_token, *W), ("y", "y_is_token", "w_q", "w_k", "w_v"), y, y, is_token,
-           True, _expected)
+check_use(decoder_self_attention, (y, is_token, *W), ("y", "y_is_token", "w_q", "w_k", "w_v"), y, y, is_token,
+          True, _expected)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "decoder_self_attention", decoder_self_attention)
@@ -561,50 +455,7 @@ def cross_attention(y, x, x_is_token, w_q, w_k, w_v):
 """)
 
 nb.tests("test_cross_attention", 1, r"""
-from gptref.grading.compare import difference, form_difference
-from gptref.grading.explain import call, which_mistake
-from gptref.grading.mistakes.d02_attention import MISTAKES
-
-
-def _check_use(fn, args, names, queries, keys, is_token, causal, expected):
-    '''One of the three uses, in order: a tuple (output, weights) of the right shapes; no weight on later keys
-    (causal) nor on padding keys; rows summing to 1; every allowed key weighs > 0; then the values.'''
-    res = call(fn, *args)
-    B, T, S = queries.shape[0], queries.shape[1], keys.shape[1]
-    allowed = is_token[:, None, :].expand(B, T, S)
-    if causal:
-        allowed = allowed & torch.ones(T, S, dtype=torch.bool).tril()
-
-    def fail(problem):
-        raise AssertionError(f"{fn.__name__}: " + problem
-                             + which_mistake(res, MISTAKES[fn.__name__], dict(zip(names, args)), expected))
-
-    if not isinstance(res, tuple) or len(res) != 2:
-        fail(f"return a tuple (output, weights), got {type(res).__name__}")
-    for name, got, want in zip(("output", "weights"), res, expected):
-        if form_difference(got, want, name):
-            fail(form_difference(got, want, name))
-    w = res[1]
-    if causal and (w.triu(1) != 0).any():
-        b, i, j = (w.triu(1) != 0).nonzero()[0].tolist()
-        fail(f"query {i} of sequence {b} gives weight to the later key {j}; a decoder token may not see later tokens")
-    padding = (w != 0) & ~is_token[:, None, :]
-    if padding.any():
-        b, i, j = padding.nonzero()[0].tolist()
-        fail(f"query {i} of sequence {b} gives weight {w[b, i, j]:.3g} to key {j}, a padding token: padding keys "
-             f"must get weight exactly 0")
-    sums = w.sum(-1)
-    if ((sums - 1).abs() > 1e-4).any():
-        b, i = ((sums - 1).abs() > 1e-4).nonzero()[0].tolist()
-        fail(f"the weights of query {i} of sequence {b} sum to {sums[b, i]:.4g}: each query's weights sum to 1 "
-             f"over the keys it may see")
-    if ((w == 0) & allowed).any():
-        b, i, j = ((w == 0) & allowed).nonzero()[0].tolist()
-        fail(f"query {i} of sequence {b} gives weight 0 to key {j}, a real token it is allowed to see"
-             + ("" if causal else " (there is no causal mask here)"))
-    for name, got, want in zip(("weights", "output"), res[::-1], expected[::-1]):
-        if difference(got, want, name):
-            fail(difference(got, want, name))
+from gptref.grading.ladders.d02_attention import check_use
 
 
 torch.manual_seed(4)
@@ -612,8 +463,8 @@ W, is_token = [torch.randn(6, 4) for _ in range(3)], torch.tensor([[True] * 5, [
 for _T in (5, 3):  # a decoder as long as the encoder (a mix-up of x and y still runs), then a shorter one
     y, x = torch.randn(2, _T, 6), torch.randn(2, 5, 6)
     _expected = ref.scaled_dot_product_attention(y @ W[0], x @ W[1], x @ W[2], is_token[:, None, :])
-    _check_use(cross_attention, (y, x, is_token, *W), ("y", "x", "x_is_token", "w_q", "w_k", "w_v"), y, x, is_token,
-               False, _expected)
+    check_use(cross_attention, (y, x, is_token, *W), ("y", "x", "x_is_token", "w_q", "w_k", "w_v"), y, x, is_token,
+              False, _expected)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "cross_attention", cross_attention)
@@ -675,30 +526,13 @@ def split_heads(x, n_heads):
 """)
 
 nb.tests("test_split_heads", 1, r"""
-from gptref.grading.compare import difference, form_difference
-from gptref.grading.explain import call, which_mistake
-from gptref.grading.mistakes.d02_attention import MISTAKES
-
-
-def _check_heads(fn, x, *args, expected):
-    '''split_heads / merge_heads: the form, then the values (which channel lands where).'''
-    got = call(fn, x, *args)
-    names = ("x", "n_heads")[:1 + len(args)]
-
-    def fail(problem):
-        raise AssertionError(f"{fn.__name__}: " + problem
-                             + which_mistake(got, MISTAKES[fn.__name__], dict(zip(names, (x, *args))), expected))
-
-    if form_difference(got, expected, "the result"):
-        fail(form_difference(got, expected, "the result"))
-    if difference(got, expected, "the result"):
-        fail(difference(got, expected, "the result"))
+from gptref.grading.ladders.d02_attention import check_heads
 
 
 _x = torch.arange(2 * 3 * 4.0).reshape(1, 2, 12)  # B=1, T=2, C=12: head 1 at time 0 holds channels 4..7 of token 0
-_check_heads(split_heads, _x, 3, expected=torch.stack([_x[0, :, 4 * h:4 * h + 4] for h in range(3)])[None])
+check_heads(split_heads, _x, 3, expected=torch.stack([_x[0, :, 4 * h:4 * h + 4] for h in range(3)])[None])
 _x = torch.randn(2, 3, 6)
-_check_heads(split_heads, _x, 1, expected=_x[:, None])  # one head
+check_heads(split_heads, _x, 1, expected=_x[:, None])  # one head
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "split_heads", split_heads)
@@ -714,30 +548,13 @@ def merge_heads(x):
 """)
 
 nb.tests("test_merge_heads", 1, r"""
-from gptref.grading.compare import difference, form_difference
-from gptref.grading.explain import call, which_mistake
-from gptref.grading.mistakes.d02_attention import MISTAKES
-
-
-def _check_heads(fn, x, *args, expected):
-    '''split_heads / merge_heads: the form, then the values (which channel lands where).'''
-    got = call(fn, x, *args)
-    names = ("x", "n_heads")[:1 + len(args)]
-
-    def fail(problem):
-        raise AssertionError(f"{fn.__name__}: " + problem
-                             + which_mistake(got, MISTAKES[fn.__name__], dict(zip(names, (x, *args))), expected))
-
-    if form_difference(got, expected, "the result"):
-        fail(form_difference(got, expected, "the result"))
-    if difference(got, expected, "the result"):
-        fail(difference(got, expected, "the result"))
+from gptref.grading.ladders.d02_attention import check_heads
 
 
 _h = torch.arange(24.0).reshape(1, 3, 2, 4)  # B=1, H=3, T=2, D=4: channels 4..7 of token 0 come from head 1, time 0
-_check_heads(merge_heads, _h, expected=torch.cat([_h[:, h] for h in range(3)], dim=-1))
+check_heads(merge_heads, _h, expected=torch.cat([_h[:, h] for h in range(3)], dim=-1))
 _h = torch.randn(2, 1, 3, 5)
-_check_heads(merge_heads, _h, expected=_h[:, 0])  # one head
+check_heads(merge_heads, _h, expected=_h[:, 0])  # one head
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "merge_heads", merge_heads)
@@ -814,13 +631,12 @@ def mha_forward(x, state, n_heads, n_kv_heads=None, context=None, mask=None):
         return layer.eval()(x, context=context, mask=mask)
 ''')
 
-# Mistakes these visible tests name (tests/mutants/d02_attention.py plants each):
-#   no output projection; keys/values from x in cross-attention; the mask not passed on;
-#   grouped heads shared with `repeat` (h % H_kv) instead of `repeat_interleave` (h // group).
+# The visible test names the common mistakes of gptref/grading/mistakes/d02_attention.py's MISTAKES["mha_forward"].
 nb.tests("test_multi_head_attention", 2, r'''
 import torch.nn as nn
 from gptref.grading.compare import form_difference
-from gptref.grading.explain import call
+from gptref.grading.explain import call, which_mistake
+from gptref.grading.mistakes.d02_attention import MISTAKES
 torch.manual_seed(6)
 _B, _T, _C, _H = 2, 5, 16, 4
 _tm = nn.MultiheadAttention(_C, _H, batch_first=True).eval()   # torch's layer, its q/k/v weights in one matrix
@@ -834,35 +650,18 @@ _names = set(MultiHeadAttention(_C, _H).state_dict())
 assert _names == set(_st), f"name the four nn.Linear layers q_proj, k_proj, v_proj, out_proj; got {sorted(_names)}"
 
 
-def _common_mistakes(x, ctx, mask, st, H, H_kv):
-    """What the layer gives when built with each common mistake (the tests name the one you made)."""
-    lin = lambda name, t: t @ st[name + ".weight"].T + st[name + ".bias"]
-    def attend(kv_src, m, repeat_kv):
-        q = ref.split_heads(lin("q_proj", x), H)
-        k, v = ref.split_heads(lin("k_proj", kv_src), H_kv), ref.split_heads(lin("v_proj", kv_src), H_kv)
-        k, v = repeat_kv(k), repeat_kv(v)
-        return ref.merge_heads(ref.scaled_dot_product_attention(q, k, v, m)[0])
-    src = x if ctx is None else ctx
-    good = lambda t: t.repeat_interleave(H // H_kv, dim=1)
-    wrong = {"apply out_proj to the merged heads: without it every output channel comes from one head only":
-                 attend(src, mask, good),
-             "the mask is not used: pass it on to the attention": lin("out_proj", attend(src, None, good))}
-    if ctx is not None and ctx.shape[1] == x.shape[1]:   # (with another length that mistake raises an error)
-        wrong["in cross-attention the keys and values come from `context`, not from x"] = \
-            lin("out_proj", attend(x, mask, good))
-    if H_kv != H:
-        wrong["query head h must read key/value head h // (n_heads // n_kv_heads): use repeat_interleave on "
-              "the head axis, not repeat"] = lin("out_proj", attend(src, mask, lambda t: t.repeat(1, H // H_kv, 1, 1)))
-    return wrong
-
-
-def _check(got, expected, x, ctx, mask, st, H, H_kv, what):
-    assert form_difference(got, expected, "the output") is None, f"{what}: {form_difference(got, expected, 'the output')}"
-    for message, w in _common_mistakes(x, ctx, mask, st, H, H_kv).items():
-        if w.shape == got.shape and not torch.allclose(w, expected, atol=1e-4):
-            assert not torch.allclose(got, w, atol=1e-5), f"{what}: {message}"
-    err = (got - expected).abs().max().item()
-    assert torch.allclose(got, expected, atol=1e-5), f"{what}: max abs error {err:.3g}"
+def _check(expected, what, x, state, n_heads, **kwargs):
+    """mha_forward(x, state, n_heads, **kwargs) in order: the form of x, then the values; a wrong answer also names
+    the common mistake it equals (tested on these inputs)."""
+    got = call(mha_forward, x, state, n_heads, **kwargs)
+    problem = form_difference(got, expected, "the output")
+    if problem is None and not torch.allclose(got, expected, atol=1e-5):
+        problem = (f"the layer's output differs from the reference by up to {(got - expected).abs().max().item():.3g}"
+                   f": check the projections, the heads, the mask and the output projection in turn")
+    if problem:
+        raise AssertionError(f"{what}: {problem}" + which_mistake(
+            got, MISTAKES["mha_forward"], {"x": x, "state": state, "n_heads": n_heads, **kwargs}, expected,
+            lambda a, b: None if a.shape == b.shape and torch.allclose(a, b, atol=1e-5) else "differs"))
 
 
 # self-attention with a causal mask, against torch.nn.MultiheadAttention (its bool mask is True where NOT allowed)
@@ -870,25 +669,25 @@ _x = torch.randn(_B, _T, _C)
 _causal = ref.causal_mask(_T)
 with torch.no_grad():
     _expected = _tm(_x, _x, _x, attn_mask=~_causal, need_weights=False)[0]
-_check(call(mha_forward, _x, _st, _H, mask=_causal), _expected, _x, None, _causal, _st, _H, _H,
-       "causal self-attention vs torch.nn.MultiheadAttention")
+_check(_expected, "causal self-attention vs torch.nn.MultiheadAttention", _x, _st, _H, mask=_causal)
 # cross-attention: keys and values from a context with padding
 for _S in (_T, 7):
     _ctx = torch.randn(_B, _S, _C)
     _real = torch.arange(_S)[None, :] < torch.tensor([[_S], [3]])          # (B, S): sequence 1 has 3 real tokens
     with torch.no_grad():
         _expected = _tm(_x, _ctx, _ctx, key_padding_mask=~_real, need_weights=False)[0]
-    _check(call(mha_forward, _x, _st, _H, context=_ctx, mask=ref.padding_mask(_real)), _expected, _x, _ctx,
-           ref.padding_mask(_real), _st, _H, _H, f"cross-attention to a context of length {_S}")
-# grouped key/value heads, against gptref's layer
+    _check(_expected, f"cross-attention to a context of length {_S}", _x, _st, _H, context=_ctx,
+           mask=ref.padding_mask(_real))
+# grouped key/value heads, then one key/value head and no bias, against gptref's layer
 import gptref.attention as _A
-_g = _A.MultiHeadAttention(_C, _H, n_kv_heads=2)
-_gst = {k: torch.randn_like(v) / 4 for k, v in _g.state_dict().items()}
-_g.load_state_dict(_gst)
-with torch.no_grad():
-    _expected = _g.eval()(_x, mask=_causal)
-_check(call(mha_forward, _x, _gst, _H, n_kv_heads=2, mask=_causal), _expected, _x, None, _causal, _gst, _H, 2,
-       "4 query heads sharing 2 key/value heads")
+for _H_kv, _bias in ((2, True), (1, False)):
+    _g = _A.MultiHeadAttention(_C, _H, n_kv_heads=_H_kv, bias=_bias)
+    _gst = {k: torch.randn_like(v) / 4 for k, v in _g.state_dict().items()}
+    _g.load_state_dict(_gst)
+    with torch.no_grad():
+        _expected = _g.eval()(_x, mask=_causal)
+    _check(_expected, f"{_H} query heads sharing {_H_kv} key/value heads, bias={_bias}", _x, _gst, _H,
+           n_kv_heads=_H_kv, mask=_causal)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "mha_forward", mha_forward)

@@ -53,7 +53,8 @@ nb.md(r"""
 One row, $x = (1, 2, 3, 6)$: by hand, $\mu = (1+2+3+6)/4 = 3$, the deviations are $(-2, -1, 0, 3)$ and
 $\sigma^2 = (4+1+0+9)/4 = 3.5$, so $\hat x = (-2, -1, 0, 3)/\sqrt{3.5 + \varepsilon}$. The cell below prints
 $\mu$, $\sigma^2$ and $\hat x$ computed this way, and $\hat x$ from torch's built-in `F.layer_norm` (which you
-will now write yourself): the two rows of $\hat x$ agree.
+will now write yourself): the two rows of $\hat x$ agree up to float32 rounding (at most the last printed
+digits differ).
 """)
 
 nb.code(r"""
@@ -109,14 +110,21 @@ def _check_layer_norm(x, **kwargs):
     """layer_norm(x, **kwargs) in order: form, finite, rows of mean 0 and variance var / (var + eps) when there is
     no weight and no bias, then the values of F.layer_norm. A failure also names the known mistake it matches."""
     eps = kwargs.get("eps", 1e-5)
-    out = call(layer_norm, x, **kwargs)
+    given = {"x": x.clone(), **{k: v.clone() if torch.is_tensor(v) else v for k, v in kwargs.items()}}
+    out = call(layer_norm, **given)
     ref = F.layer_norm(x, (x.shape[-1],), kwargs.get("weight"), kwargs.get("bias"), eps)
 
     def fail(problem):
         raise AssertionError(problem + which_mistake(out, MISTAKES["layer_norm"], {"x": x, **kwargs}, ref))
 
+    changed = [k for k, v in given.items() if torch.is_tensor(v) and not torch.equal(v, {"x": x, **kwargs}[k])]
+    if changed:
+        fail(f"layer_norm changed its argument {changed[0]!r} in place (an operation ending in _, or -=, /=): "
+             f"leave the inputs as they are and compute new tensors")
     if form_difference(out, ref, "layer_norm(x)"):
-        fail(form_difference(out, ref, "layer_norm(x)"))
+        fail(form_difference(out, ref, "layer_norm(x)") + (
+            " (keep x's dtype: no .double() or .float() on x)" if torch.is_tensor(out) and out.dtype != x.dtype
+            else ""))
     bad_rows = (~torch.isfinite(out)).any(-1)
     if bad_rows.any():
         fail(f"layer_norm(x) has NaN or inf in a row of x = {x[bad_rows][0].tolist()}: the denominator must stay "
@@ -132,10 +140,15 @@ def _check_layer_norm(x, **kwargs):
         if ((var - want).abs() > tol).any():
             i = (var - want).abs().argmax()
             fail(f"each row of layer_norm(x) should have variance var / (var + eps), just under 1 (var: that row's "
-                 f"variance of x, dividing by d): one row has {var.flatten()[i]:.10g} instead of {want.flatten()[i]:.10g}. "
+                 f"variance of x, dividing by d): one row has {var.flatten()[i]:.10g} instead of "
+                 f"{want.flatten()[i]:.10g}. "
                  f"Look at how you compute the variance and where eps enters the denominator")
     problem = difference(out, ref, "layer_norm(x" + "".join(f", {k}" for k in kwargs) + ")")
     if problem:
+        given_parts = {"weight": "weight" in kwargs, "bias": "bias" in kwargs}
+        if any(given_parts.values()) and not all(given_parts.values()):
+            problem += (f" (here only {'weight' if given_parts['weight'] else 'bias'} is given: y = x_hat * weight, or "
+                        f"x_hat + bias; apply each one that is given, whether or not the other is)")
         fail(problem + " (compared with F.layer_norm)")
 
 
@@ -145,7 +158,8 @@ _check_layer_norm(torch.full((2, 6), 3.0))                                    # 
 _check_layer_norm(torch.randn(4, 1, dtype=torch.float64))                     # d = 1: every row is constant
 _check_layer_norm(torch.randn(2, 3, 8))                                       # float32, 3-D
 _check_layer_norm(torch.randn(2, 3, 8, dtype=torch.float64), eps=0.5)         # another eps, large enough to matter
-_x, _w, _b = torch.randn(5, 12, dtype=torch.float64) * 3 + 2, torch.randn(12, dtype=torch.float64), torch.randn(12, dtype=torch.float64)
+_x = torch.randn(5, 12, dtype=torch.float64) * 3 + 2
+_w, _b = torch.randn(12, dtype=torch.float64), torch.randn(12, dtype=torch.float64)
 _check_layer_norm(_x, weight=_w, bias=_b)                                     # y = x_hat * weight + bias
 _check_layer_norm(-torch.rand(3, 12, dtype=torch.float64) - 2, weight=_w)     # all negative, weight only
 _check_layer_norm(_x, bias=_b)                                                # bias only
@@ -171,7 +185,8 @@ For the input, let $h_j = g_j \gamma_j$ (the gradient with respect to $\hat x_j$
 $\partial \mu / \partial x_i = 1/d$ and $\partial \sigma^2 / \partial x_i = 2 (x_i - \mu)/d$,
 the chain rule through $\hat x_j = (x_j - \mu) r$ collapses to
 
-$$\frac{\partial L}{\partial x_i} = r \left( h_i - \frac{1}{d}\sum_j h_j - \hat x_i \,\frac{1}{d}\sum_j h_j \hat x_j \right).$$
+$$\frac{\partial L}{\partial x_i}
+  = r \left( h_i - \frac{1}{d}\sum_j h_j - \hat x_i \,\frac{1}{d}\sum_j h_j \hat x_j \right).$$
 
 Read it as: take the gradient, remove its mean (the output cannot change by a shift of $x$)
 and remove its component along $\hat x$ (nor by a rescaling of $x$), then scale by $r$.
@@ -218,11 +233,17 @@ def _check_layer_norm_backward(g, x, w, eps=1e-5):
     xg, wg = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
     bg = torch.zeros_like(w, requires_grad=True)
     ref = torch.autograd.grad(F.layer_norm(xg, (x.shape[-1],), wg, bg, eps), (xg, wg, bg), g)
-    res = call(layer_norm_backward, g, x, w, eps=eps)
+    given = (g.clone(), x.clone(), w.clone())
+    res = call(layer_norm_backward, *given, eps=eps)
 
     def fail(problem):
         raise AssertionError(problem + which_mistake(res, MISTAKES["layer_norm_backward"],
                                                      {"grad_out": g, "x": x, "weight": w, "eps": eps}, ref))
+
+    for name, after, before in zip(("grad_out", "x", "weight"), given, (g, x, w)):
+        if not torch.equal(after, before):
+            fail(f"layer_norm_backward changed its argument {name!r} in place (an operation ending in _, or -=, "
+                 f"/=): leave the inputs as they are and compute new tensors")
 
     if not isinstance(res, tuple) or len(res) != 3:
         fail(f"return a tuple (grad_x, grad_weight, grad_bias), got {type(res).__name__}")
@@ -235,20 +256,33 @@ def _check_layer_norm_backward(g, x, w, eps=1e-5):
         fail("grad_bias should be grad_out added up over every row (all leading dimensions), since bias is added "
              "to every row: " + difference(grad_bias, ref[2], "grad_bias"))
     if difference(grad_weight, ref[1], "grad_weight"):
-        fail("grad_weight should be (grad_out * x_hat) added up over every row, x_hat = (x - mean) / sqrt(var + eps) "
-             "being what weight multiplies: " + difference(grad_weight, ref[1], "grad_weight"))
+        fail("grad_weight is the sum over every row of grad_out * x_hat, x_hat = (x - mean) / sqrt(var + eps) "
+             "being what weight multiplies, exactly as in the forward pass (biased variance, eps inside the root); "
+             "check the sum and each part of x_hat: " + difference(grad_weight, ref[1], "grad_weight"))
     sums, tol = grad_x.double().sum(-1), (1e-9 if x.dtype == torch.float64 else 1e-4)
     if (sums.abs() > tol * (grad_x.double().abs().amax(-1) + 1) * x.shape[-1]).any():
         fail(f"each row of grad_x should sum to 0, because adding the same number to every x_i of a row does not "
              f"change layer_norm's output; one row sums to {sums.abs().max():.4g}. In the formula, subtracting "
              f"h.mean(-1) makes h's part sum to 0, and the x_hat part sums to 0 because x_hat does")
+    x_hat = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, correction=0, keepdim=True) + eps)
+    var, h = x.var(-1, correction=0), (g * w).double()
+    r_eps = (eps / (var + eps) / torch.sqrt(var + eps)).double()          # what eps leaves of sum_i grad_x_i x_hat_i
+    want = x.shape[-1] * (h * x_hat.double()).mean(-1) * r_eps
+    dots = (grad_x.double() * x_hat.double()).sum(-1)
+    worst = (dots - want).abs().argmax()
+    if ((dots - want).abs() > tol * (grad_x.double().abs().amax(-1) + 1) * x.shape[-1]).any():
+        fail(f"each row of grad_x should be orthogonal to x_hat (sum_i grad_x_i * x_hat_i is 0 but for eps), because "
+             f"scaling a row of x about its mean does not change layer_norm's output; one row gives "
+             f"{dots.flatten()[worst]:.4g} instead of {want.flatten()[worst]:.4g}. "
+             f"Look at the term through the variance, - x_hat * mean(h * x_hat), and at the r and x_hat it uses "
+             f"(biased variance, eps inside the root)")
     if difference(grad_x, ref[0], "grad_x"):
         fail(difference(grad_x, ref[0], "grad_x") + " (compared with autograd)")
 
 
 torch.manual_seed(2)
-_check_layer_norm_backward(torch.randn(4, 3, 10, dtype=torch.float64), torch.randn(4, 3, 10, dtype=torch.float64) * 2 + 1,
-                           torch.randn(10, dtype=torch.float64))                  # 2 leading dimensions
+_check_layer_norm_backward(torch.randn(4, 3, 10, dtype=torch.float64),               # 2 leading dimensions
+                           torch.randn(4, 3, 10, dtype=torch.float64) * 2 + 1, torch.randn(10, dtype=torch.float64))
 _xc = torch.randn(3, 6, dtype=torch.float64)
 _xc[1] = 2.5                                                                      # a constant row: x_hat = 0 there
 _check_layer_norm_backward(torch.randn(3, 6, dtype=torch.float64), _xc, torch.randn(6, dtype=torch.float64), eps=1e-2)
@@ -297,7 +331,12 @@ def _check_rms_norm(x, **kwargs):
     """rms_norm(x, **kwargs) in order: form, finite, rows of mean square ms / (ms + eps) when there is no weight,
     then the values of the formula. A failure also names the known mistake it matches."""
     eps = kwargs.get("eps", 1e-6)
-    out = call(rms_norm, x, **kwargs)
+    given = {"x": x.clone(), **{k: v.clone() if torch.is_tensor(v) else v for k, v in kwargs.items()}}
+    out = call(rms_norm, **given)
+    changed = [k for k, v in given.items() if torch.is_tensor(v) and not torch.equal(v, {"x": x, **kwargs}[k])]
+    if changed:
+        raise AssertionError(f"rms_norm changed its argument {changed[0]!r} in place (an operation ending in _, or "
+                             f"-=, /=): leave the inputs as they are and compute new tensors")
     ms = (x.double() ** 2).mean(-1, keepdim=True)                               # (..., 1)
     ref = (x.double() / torch.sqrt(ms + eps) * kwargs.get("weight", 1.0)).to(x.dtype)
 
@@ -398,15 +437,16 @@ for p, (rms, grads) in stats.items():
 
 nb.md(r"""
 What to see (the numbers are the ones the cell above prints). In **post-norm** the stream is
-re-standardized after every block, so its RMS is 1.00 at every layer, but a gradient on its way down
-passes through every norm above it: the last layer's gradient norm is several times the first
-layer's (the printed "layer 48 / layer 1" ratio), and the printed spread from the smallest to the
-largest is wider still. Xiong et al. (2020) trace the need for a learning-rate warm-up in post-norm
-transformers to such large gradients near the output. In **pre-norm** the residual path is an
-identity from the loss to every layer, so the gradient norms stay within the printed factor (close
-to two) across depth, while the stream itself grows with depth: from layer 12 to layer 48 its RMS
-grows by the printed ratio, close to $\sqrt{48/12} = 2$, as it would if each block added an update of
-about unit size, uncorrelated with the stream. That growth is harmless because every block reads a
+re-standardized after every block, so its RMS is 1.00 at every layer (the left plot; the cell prints
+layers 1, 12 and 48), but a gradient on its way down passes through every norm above it: the last
+layer's gradient norm is several times the first layer's (the printed "layer 48 / layer 1" ratio),
+and the printed spread from the smallest to the largest is wider still. Xiong et al. (2020) trace the
+need for a learning-rate warm-up in post-norm transformers to such large gradients near the output.
+In **pre-norm** the residual path is an identity from the loss to every layer, so the gradient norms
+stay within a small factor across depth (the printed "largest / smallest", well below post-norm's),
+while the stream itself grows with depth: from layer 12 to layer 48 its RMS grows by the printed
+ratio, close to $\sqrt{48/12} = 2$, as it would if each block added an update of about unit size,
+uncorrelated with the stream. That growth is harmless because every block reads a
 normalized copy — and it is why GPT-2 puts one more layer norm after its last block.
 """)
 

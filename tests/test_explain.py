@@ -105,3 +105,62 @@ def test_every_exercise_lists_known_mistakes_that_really_are_wrong():
                     wrong = True
                     break
             assert wrong, f"{ex.key}: the mistake {mistake.says!r} agrees with the reference on every case"
+
+
+def test_transpose_by_positive_dims_on_a_4d_tensor_is_named():
+    def scores(q, k):
+        return q @ k.transpose(1, 2)
+
+    msg = _message(scores, torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5))
+    assert "of a 4-D (B, H, T, d) tensor it swaps H and T" in msg and "`.transpose(-2, -1)`" in msg
+
+
+def test_batch_size_taken_for_the_length_is_pointed_at():
+    def mask_for(y):
+        return torch.ones(y.shape[0], y.shape[0]) * y.sum(-1)[:, None, :]
+
+    msg = _message(mask_for, torch.randn(2, 4, 3))
+    assert "this line uses .shape[0], the BATCH size" in msg
+
+
+def test_an_id_above_255_used_as_a_byte_is_named():
+    def decode(ids):
+        return bytes(ids).decode()
+
+    assert decode([104, 105]) == "hi"
+    assert "merged token" in _message(decode, [104, 300])
+
+
+def test_state_dict_errors_say_which_kind():
+    def load(layer, state):
+        layer.load_state_dict(state)
+
+    wide = torch.nn.Linear(4, 4)
+    narrow = torch.nn.Linear(4, 2).state_dict()
+    msg = _message(load, wide, narrow)
+    assert "size mismatch for weight" in msg and "input and output sizes" in msg and "bias=bias" not in msg
+    msg = _message(load, wide, {"weight": torch.randn(4, 4)})
+    assert "Missing key" in msg and "bias=bias" in msg and "input and output sizes" not in msg
+
+
+def test_heads_of_different_sizes_are_named():
+    import gptref.attention as attention
+
+    def attend(q, k):
+        return attention.scaled_dot_product_attention(q, k, k)
+
+    msg = _message(attend, torch.randn(1, 4, 3, 4), torch.randn(1, 8, 3, 2))
+    assert "heads of different sizes" in msg
+
+
+def test_an_earlier_reduction_without_keepdim_is_pointed_at():
+    def centre(x):
+        mean = x.mean(dim=-1)
+        return (x - mean) ** 2
+
+    def centre_right(x):
+        mean = x.mean(dim=-1, keepdim=True)
+        return x - mean.squeeze(-1)
+
+    assert "reduces without `keepdim=True`" in _message(centre, torch.randn(3, 4))
+    assert "keepdim" not in _message(centre_right, torch.randn(3, 4))

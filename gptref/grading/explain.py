@@ -77,6 +77,13 @@ def _shape_cause(line: str) -> str:
     if re.search(r"\.T\b", line):
         return ("`.T` reverses EVERY dimension of a tensor with more than two (a (B, H, T, d) tensor becomes "
                 "(d, T, H, B)): to swap the last two dimensions use `.transpose(-2, -1)`")
+    if re.search(r"\.(transpose|swapaxes)\(\s*[0-9]+\s*,\s*[0-9]+\s*\)", line):
+        return ("`.transpose(1, 2)` swaps the last two dimensions of a 3-D tensor only; of a 4-D (B, H, T, d) tensor "
+                "it swaps H and T: count from the end, `.transpose(-2, -1)`, so the code works for any number of "
+                "leading dimensions")
+    if re.search(r"\.shape\[0\]|\.size\(0\)", line):
+        return ("this line uses .shape[0], the BATCH size of a (B, T, ...) tensor: if you meant the sequence length, "
+                "that is .shape[1]; otherwise print the .shape of the tensors that meet here")
     if _reduction_without_keepdim(line):
         return ("a sum/mean/max without `keepdim=True` drops the reduced dimension, so the result no longer lines up "
                 "with the tensor it is combined with: add `keepdim=True`")
@@ -86,6 +93,19 @@ def _shape_cause(line: str) -> str:
 
 
 _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
+    (re.compile(r"Error\(s\) in loading state_dict[\s\S]*size mismatch"),
+     lambda line: ("a layer your __init__ makes has another shape than the given weight (named above): give each "
+                   "nn.Linear the input and output sizes the exercise states")),
+    (re.compile(r"Error\(s\) in loading state_dict[\s\S]*(Missing|Unexpected) key"),
+     lambda line: ("your layers have a parameter the given weights lack, or lack one they have (named above): "
+                   "create each nn.Linear with bias=bias, so it has a bias exactly when asked")),
+    (re.compile(r"bytes must be in range\(0, 256\)"),
+     lambda line: ("a number above 255 was turned into a byte: an id above 255 is a merged token, whose bytes are "
+                   "vocab[id]; join vocab[i] for each id instead of treating the ids as bytes")),
+    (re.compile(r"q and k need the same last dim"),
+     lambda line: ("the queries and the keys reach the attention with heads of different sizes: each head has "
+                   "head_dim = d_model // n_heads channels, so split each projection into the number of heads it "
+                   "holds (the queries into n_heads, the keys and values into n_kv_heads)")),
     (re.compile(r"must match the size of tensor b|shapes cannot be multiplied|mat1 and mat2 shapes|"
                 r"size mismatch|Expected size .* but got size|The size of tensor a"), _shape_cause),
     (re.compile(r"Boolean value of Tensor with more than one (value|element)"),
@@ -132,12 +152,39 @@ def cause_of(exc: BaseException, line: str = "") -> str | None:
     return None
 
 
+def _earlier_reduction_without_keepdim(exc: BaseException) -> tuple[int, str] | None:
+    """(line number, source) of a sum/mean/... without keepdim above the failing line, in the same student function."""
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if _is_student_frame(code.co_filename):
+            found = (code.co_filename, code.co_firstlineno, tb.tb_lineno)
+        tb = tb.tb_next
+    if found is None:
+        return None
+    filename, first, failing = found
+    for number in range(first, failing):
+        line = linecache.getline(filename, number).strip()
+        if _reduction_without_keepdim(line.split("#")[0]):
+            return number, line
+    return None
+
+
 def explain_error(exc: BaseException, name: str) -> str:
     """The message a student reads for an exception raised inside their function `name`."""
     where = student_line(exc)
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    if "loading state_dict" in first and len(lines) > 1:  # the detail that names the parameter is on the next line
+        first += " " + lines[1].strip()
     raw = f"{type(exc).__name__}: {first[:300]}"
     cause = cause_of(exc, where[2] if where else "")
+    if cause and cause.startswith("two tensors whose shapes do not fit"):
+        earlier = _earlier_reduction_without_keepdim(exc)
+        if earlier:
+            cause = (f"line {earlier[0]} ({earlier[1]}) reduces without `keepdim=True`, which drops the reduced "
+                     f"dimension, so its result no longer lines up with the tensor it meets here: add keepdim=True "
+                     f"there; otherwise print the .shape of the tensors that meet on this line")
     head = f"{name} raised {raw}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"

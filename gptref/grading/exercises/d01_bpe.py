@@ -95,7 +95,9 @@ def _train_cases(seed: int) -> list[dict]:
     rng = random.Random(seed + 2)
     cases = [{"text": TOY_CORPUS, "vocab_size": 256 + 10},
              {"text": "ab ab", "vocab_size": 300},  # runs out of pairs after two merges
-             {"text": "", "vocab_size": 260}]
+             {"text": "", "vocab_size": 260},
+             # a tie between (b"ab", b"c") and (b"z", b"y"): by bytes (z, y) wins, by ids (256, 99) would
+             {"text": "abc abc abd zy zy", "vocab_size": 256 + 3}]
     for n_words, n_merges in [(60, 12), (300, 40), (150, 25)]:
         cases.append({"text": _random_text(rng, n_words), "vocab_size": 256 + n_merges})
     return cases
@@ -121,6 +123,9 @@ def _encode_cases(seed: int) -> list[dict]:
     vocab = {i: bytes([i]) for i in range(256)} | {256: b"yz", 257: b"xy", 258: b"xyz"}
     merges = [(b"y", b"z"), (b"x", b"y"), (b"xy", b"z")]
     cases.append({"text": "xyz xyzzy xy yz xxyyzz", "vocab": vocab, "merges": merges})
+    # characters of two and three UTF-8 bytes, merged in training: the ids are bytes, not code points
+    vocab, merges = bpe.train_bpe("café déjà naïve — café déjà — é", 256 + 12)
+    cases.append({"text": "déjà café — naïve é", "vocab": vocab, "merges": merges})
     return cases
 
 
@@ -191,8 +196,13 @@ def _clean_cases(seed: int) -> list[dict]:
              {"raw": _raw_gutenberg(rng, False, False, False)},
              {"raw": _raw_gutenberg(rng, True, False, rng.random() < 0.5)},
              {"raw": _raw_gutenberg(rng, False, True, False)},
-             {"raw": "\n\n  \n"}]
-    cases += [{"raw": _raw_gutenberg(rng, rng.random() < 0.8, rng.random() < 0.8, rng.random() < 0.3)} for _ in range(3)]
+             {"raw": "\n\n  \n"},
+             {"raw": "Text.\nEnd of Project Gutenberg's Sonnets\n\nSection 1.  General Terms of Use\n"},
+             # chosen on every seed: the THE form of the start marker, a lone \r line end, an indented line
+             {"raw": "Header\r\n***START OF THE PROJECT GUTENBERG EBOOK X***\r\n\r\n  SONNET I.\rFrom fairest "
+                     "creatures\r\n  we desire increase,  \n"}]
+    cases += [{"raw": _raw_gutenberg(rng, rng.random() < 0.8, rng.random() < 0.8, rng.random() < 0.3)}
+              for _ in range(3)]
     return cases
 
 
@@ -248,12 +258,14 @@ def _compare_training(got, expected, case) -> str | None:
         return f"merges must be a list of (bytes, bytes) pairs, got {type(merges).__name__}"
     for i, (a, b) in enumerate(zip(merges, ref_merges)):
         if tuple(a) != tuple(b):
-            return f"merge {i} is {_show(tuple(a))}, expected {_show(tuple(b))} (highest count first; ties: the greatest pair)"
+            return (f"merge {i} is {_show(tuple(a))}, expected {_show(tuple(b))} (highest count first; ties: the "
+                    f"greatest pair)")
     if len(merges) != len(ref_merges):
         return f"made {len(merges)} merges, expected {len(ref_merges)} (stop at vocab_size, or when no pair is left)"
     if not isinstance(vocab, dict) or vocab != ref_vocab:
         wrong = [i for i in ref_vocab if not isinstance(vocab, dict) or vocab.get(i) != ref_vocab[i]]
-        detail = f"id {wrong[0]} should be {ref_vocab[wrong[0]]!r}" if wrong else f"it has {len(vocab)} entries, expected {len(ref_vocab)}"
+        detail = (f"id {wrong[0]} should be {ref_vocab[wrong[0]]!r}" if wrong
+                  else f"it has {len(vocab)} entries, expected {len(ref_vocab)}")
         return f"vocab is wrong: {detail}"
     return None
 
@@ -312,7 +324,10 @@ def train_properties(got, case) -> str | None:
     if any(vocab.get(i) != bytes([i]) for i in range(256)):
         return "ids 0..255 must be the single bytes: vocab[i] == bytes([i])"
     for r, merged in enumerate(merges):
-        if not isinstance(merged, (tuple, list)) or len(merged) != 2 or vocab.get(256 + r) != merged[0] + merged[1]:
+        if not (isinstance(merged, (tuple, list)) and len(merged) == 2 and all(isinstance(p, bytes) for p in merged)):
+            return (f"merges[{r}] is {merged!r}: each merge is a pair of bytes objects, (vocab[a], vocab[b]), "
+                    f"not of ids")
+        if vocab.get(256 + r) != merged[0] + merged[1]:
             return f"vocab[{256 + r}] should hold the bytes made by merge {r}, the two parts of merges[{r}] joined"
     pieces = {p.encode("utf-8") for p in regex.findall(GPT2_SPLIT_PATTERN, case["text"])}
     crossing = [a + b for a, b in merges if not any(a + b in p for p in pieces)]
@@ -337,6 +352,13 @@ def encode_properties(got, case) -> str | None:
         n += len(vocab[i])
         if any(n - len(vocab[i]) < e < n for e in ends):
             return f"the token {vocab[i]!r} spans two GPT2_SPLIT_PATTERN pre-tokens: merge inside each pre-token only"
+    learned, n = {tuple(m) for m in case["merges"]}, 0
+    for left, right in zip(got, list(got)[1:]):
+        n += len(vocab[left])
+        if n not in ends and (vocab[left], vocab[right]) in learned:
+            return (f"the tokens {vocab[left]!r} and {vocab[right]!r} sit side by side inside one GPT2_SPLIT_PATTERN "
+                    f"pre-token, yet ({vocab[left]!r}, {vocab[right]!r}) is a learned merge: split the text with "
+                    f"GPT2_SPLIT_PATTERN, then keep merging until no neighbouring pair inside a pre-token is learned")
     return None
 
 
@@ -350,8 +372,10 @@ EXERCISES = [
              reference=data.clean_gutenberg, compare=_compare_text, forbidden=(data.clean_gutenberg,),
              description="strip the Gutenberg header and licence, normalise newlines, trailing spaces, blank runs",
              properties=(clean_properties,),
-             edge_cases=("header and footer, each alone, neither", "\\r\\n line ends", "a byte-order mark",
-                         "three footer styles", "runs of blank lines, some holding spaces", "only blank lines")),
+             edge_cases=("header and footer, each alone, neither", "\\r\\n line ends", "a lone \\r line end",
+                         "a byte-order mark", "START OF THE and START OF THIS, with and without a space after ***",
+                         "three footer styles", "runs of blank lines, some holding spaces", "only blank lines",
+                         "indented lines (leading spaces stay)")),
     Exercise(day=DAY, name="pair_counts", grade_ids=("test_pair_counts",), make_cases=_pair_counts_cases,
              reference=reference_pair_counts, compare=_compare_counts,
              description="counts of adjacent pairs of ids", properties=(pair_counts_total,),
@@ -368,14 +392,16 @@ EXERCISES = [
              description="byte-level BPE training with GPT-2 pre-tokenization and greatest-pair tie-breaking",
              properties=(train_properties,),
              edge_cases=("the toy corpus (ties)", "running out of pairs, the last merge of a pair seen once",
-                         "the empty text", "multi-byte characters and whitespace runs")),
+                         "the empty text", "multi-byte characters and whitespace runs",
+                         "a tie that the pairs' ids and their bytes break differently",
+                         "a pre-token occurring many times (counts weighted by frequency)")),
     Exercise(day=DAY, name="encode", grade_ids=("test_encode",), make_cases=_encode_cases,
              reference=reference_encode, compare=_compare_ids,
              forbidden=(bpe.Tokenizer.encode, bpe_tokenizer.Tokenizer._bpe, bpe.Tokenizer.encode_iterable),
              description="pre-tokenize, then apply merges lowest rank first within each pre-token",
              properties=(encode_properties,),
              edge_cases=("the empty text", "whitespace runs", "merges that compete for a byte (rank, not position)",
-                         "characters never seen in training")),
+                         "characters never seen in training", "characters of 2 and 3 UTF-8 bytes, merged")),
     Exercise(day=DAY, name="decode", grade_ids=("test_decode",), make_cases=_decode_cases,
              reference=reference_decode, compare=_compare_text, forbidden=(bpe.Tokenizer.decode,),
              description="join the tokens' bytes, then decode UTF-8 once, with U+FFFD for invalid bytes",

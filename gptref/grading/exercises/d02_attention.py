@@ -148,8 +148,13 @@ def _weight_rungs(weights, allowed, what) -> str | None:
     off = has_key & ((sums - 1).abs() > 1e-4)
     if bool(off.any()):
         i = off.nonzero()[0]
+        note = ""
+        if bool((off & (sums == 0)).any()):
+            note = (" (every weight of that query is 0 although it may see keys: if you compute exp yourself, the exp "
+                    "of scores far below the number you subtract underflows to 0; subtract each row's OWN largest "
+                    "allowed score, amax(dim=-1, keepdim=True), as torch.softmax does)")
         return (f"{what}: the weights of each query that may see some key must sum to 1 over the keys; query "
-                f"{_where(i)} sums to {sums[tuple(i)].item():.4g}")
+                f"{_where(i)} sums to {sums[tuple(i)].item():.4g}{note}")
     return None
 
 
@@ -407,7 +412,8 @@ EXERCISES = [
              compare=_compare_weights, properties=(masked_softmax_form, masked_softmax_weights),
              edge_cases=("a fully masked row", "a mask that broadcasts ((T_q, T_k) or (B, 1, T_k))", "T_q = 1",
                          "rows whose largest score is negative", "rows of equal scores",
-                         "scores large enough to overflow exp", "float32 and float64"),
+                         "scores large enough to overflow exp", "rows far below the largest score of the tensor",
+                         "float32 and float64"),
              forbidden=(A.scaled_dot_product_attention, F.scaled_dot_product_attention, masked_softmax),
              description="softmax over allowed keys; a fully masked row gives zeros"),
     Exercise(DAY, "scaled_dot_product_attention", ("test_sdpa",), _sdpa_cases, A.scaled_dot_product_attention,
@@ -444,5 +450,5 @@ EXERCISES = [
              forbidden=_MHA, description="the multi-head attention layer (q/k/v/out projections, grouped k/v heads)",
              properties=(mha_form,),
              edge_cases=("no mask, causal, causal and padding", "cross-attention with S != T",
-                         "grouped and one k/v head", "no bias")),
+                         "grouped and one k/v head", "no bias", "d_model != head_dim (the scale)")),
 ]

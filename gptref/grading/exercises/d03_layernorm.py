@@ -201,8 +201,9 @@ def backward_grad_weight(got, case):
     leading = tuple(range(case["x"].dim() - 1))
     err = _close(got[1], (case["grad_out"].double() * _x_hat(case)).sum(leading))
     return None if err is None else (
-        f"grad_weight should be (grad_out * x_hat) added up over every row, x_hat = (x - mean) / sqrt(var + eps) "
-        f"being what weight multiplies; yours is off by up to {err:.3g}")
+        f"grad_weight differs from the sum over every row of grad_out * x_hat by up to {err:.3g}; x_hat is what "
+        f"weight multiplies, (x - mean) / sqrt(var + eps) exactly as in the forward pass (biased variance, eps "
+        f"inside the root): check the sum and each part of x_hat")
 
 
 def backward_rows_sum_to_zero(got, case):
@@ -218,6 +219,26 @@ def backward_rows_sum_to_zero(got, case):
     return (f"each row of grad_x should sum to 0, because adding the same number to every x_i of a row does not "
             f"change layer_norm's output: row {row} sums to {sums[row].item():.4g}. In the formula, subtracting "
             f"h.mean(-1) makes h's part sum to 0, and the x_hat part sums to 0 because x_hat does")
+
+
+def backward_orthogonal_to_x_hat(got, case):
+    """Rung 5: each row of grad_x is orthogonal to x_hat up to eps: sum_i grad_x_i x_hat_i = r d mean(h x_hat) eps
+    / (var + eps) (scaling a row of x about its mean leaves the output unchanged, but for eps)."""
+    x, eps = case["x"].double(), case.get("eps", 1e-5)
+    var = x.var(-1, correction=0, keepdim=True)
+    x_hat = _x_hat(case)
+    h = case["grad_out"].double() * case["weight"].double()
+    want = (x.shape[-1] * (h * x_hat).mean(-1, keepdim=True) * eps / (var + eps) / torch.sqrt(var + eps)).squeeze(-1)
+    dots = (got[0].detach().double() * x_hat).sum(-1)
+    tol = (1e-8 if got[0].dtype == torch.float64 else 1e-3) * (got[0].detach().double().abs().amax(-1) + 1)
+    bad = (dots - want).abs() > tol * x.shape[-1]
+    if not bool(bad.any()):
+        return None
+    row = tuple(int(i) for i in bad.nonzero()[0])
+    return (f"each row of grad_x should be orthogonal to x_hat (sum_i grad_x_i * x_hat_i = {want[row].item():.4g}, "
+            f"0 but for eps), because scaling a row of x about its mean does not change layer_norm's output: row "
+            f"{row} gives {dots[row].item():.4g}. Look at the term through the variance, - x_hat * mean(h * x_hat), "
+            f"and at the r and x_hat it uses (biased variance, eps inside the root)")
 
 
 def _compare_grads(got, expected, case) -> str | None:
@@ -285,7 +306,8 @@ EXERCISES = [
         forbidden=(norms.layer_norm_backward, torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward,
                    *_optional((torch.func, "grad"), (torch.func, "vjp"), (torch.autograd.functional, "vjp"))),
         description="dx, dweight, dbias of layer norm by the chain rule, checked against autograd",
-        properties=(backward_form, backward_grad_bias, backward_grad_weight, backward_rows_sum_to_zero),
+        properties=(backward_form, backward_grad_bias, backward_grad_weight, backward_rows_sum_to_zero,
+                    backward_orthogonal_to_x_hat),
         edge_cases=("a single feature d = 1 (x_hat = 0: grad_x = 0)", "a constant row (r = 1 / sqrt(eps))",
                     "d = 2 with a non-default eps", "one, two and three leading dimensions (sums over all of them)",
                     "float64 and float32"),

@@ -20,28 +20,35 @@ _END = regex.compile(r"\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG|^\s*End of (
 
 
 # -- clean_gutenberg: one cleaner with a switch per slip ------------------------------------------
-def _clean(raw, *, strip=True, keep_start=False, newlines=True, collapse=True, keep_end=False):
+def _clean(raw, *, strip=True, keep_start=False, newlines=True, collapse=True, keep_end=False, both_ends=False,
+           lone_cr=True, start=_START, end=_END):
     text = raw.lstrip("\ufeff")
     if newlines:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = text.replace("\r\n", "\n")
+        text = text.replace("\r", "\n") if lone_cr else text
     lines = text.split("\n")
     for i, line in enumerate(lines):
-        if _START.search(line):
+        if start.search(line):
             lines = lines[i if keep_start else i + 1:]
             break
     for i, line in enumerate(lines):
-        if _END.search(line):
+        if end.search(line):
             lines = lines[:i + 1 if keep_end else i]
             break
     kept = []
     for line in lines:
         line = line.rstrip(" \t") if strip else line
+        line = line.strip() if both_ends else line
         if line == "" and (not kept or (collapse and kept[-1] == "")):
             continue
         kept.append(line)
     while kept and kept[-1] == "":
         kept.pop()
     return "\n".join(kept) + "\n" if kept else ""
+
+
+_START_THIS_ONLY = regex.compile(r"\*\*\* START OF THIS PROJECT GUTENBERG")
+_END_STARS_ONLY = regex.compile(r"\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG", regex.IGNORECASE)
 
 
 # -- pair_counts ----------------------------------------------------------------------------------
@@ -79,7 +86,7 @@ def _merge_right_to_left(ids, pair, new_id):
 
 
 # -- train_bpe ------------------------------------------------------------------------------------
-def _train(text, vocab_size, *, split=True, ties="bytes", extra=0, min_count=1):
+def _train(text, vocab_size, *, split=True, ties="bytes", extra=0, min_count=1, weighted=True):
     pieces = regex.findall(GPT2_SPLIT_PATTERN, text) if split else [text]
     words = Counter(tuple(w.encode("utf-8")) for w in pieces if w)
     vocab = {i: bytes([i]) for i in range(256)}
@@ -88,7 +95,7 @@ def _train(text, vocab_size, *, split=True, ties="bytes", extra=0, min_count=1):
         counts = Counter()
         for word, freq in words.items():
             for pair in zip(word, word[1:]):
-                counts[pair] += freq
+                counts[pair] += freq if weighted else 1
         if not counts or max(counts.values()) < min_count:
             break
         if ties == "bytes":
@@ -104,7 +111,7 @@ def _train(text, vocab_size, *, split=True, ties="bytes", extra=0, min_count=1):
 
 
 # -- encode ---------------------------------------------------------------------------------------
-def _encode(text, vocab, merges, *, split=True, order="rank"):
+def _encode(text, vocab, merges, *, split=True, order="rank", code_points=False):
     id_of = {}
     for i in sorted(vocab):
         id_of.setdefault(vocab[i], i)
@@ -113,7 +120,7 @@ def _encode(text, vocab, merges, *, split=True, order="rank"):
         rank.setdefault((id_of[left], id_of[right]), r)
     ids = []
     for piece in (regex.findall(GPT2_SPLIT_PATTERN, text) if split else [text]):
-        tokens = list(piece.encode("utf-8"))
+        tokens = [ord(c) for c in piece] if code_points else list(piece.encode("utf-8"))
         while len(tokens) > 1:
             present = [p for p in zip(tokens, tokens[1:]) if p in rank]
             if not present:
@@ -155,6 +162,16 @@ MISTAKES = {
                 lambda raw: _clean(raw, collapse=False)),
         Mistake("keep the *** END OF ... *** (or 'End of the Project Gutenberg') line: the footer starts at that line "
                 "and goes entirely", lambda raw: _clean(raw, keep_end=True)),
+        Mistake("strip both ends of each line: only TRAILING spaces and tabs go (line.rstrip(' \\t')); the spaces "
+                "that start a line, such as the indentation of '  I', stay", lambda raw: _clean(raw, both_ends=True)),
+        Mistake("turn only \\r\\n into \\n: a lone \\r (an old Mac line end) is a line end too and must become \\n",
+                lambda raw: _clean(raw, lone_cr=False)),
+        Mistake("recognise only '*** START OF THIS PROJECT GUTENBERG': files also write START OF THE PROJECT "
+                "GUTENBERG, in any case, with or without a space after ***",
+                lambda raw: _clean(raw, start=_START_THIS_ONLY)),
+        Mistake("find the footer only by its *** END OF line: a line that begins 'End of the Project Gutenberg' or "
+                "'End of Project Gutenberg' starts the footer too (rule 3)",
+                lambda raw: _clean(raw, end=_END_STARS_ONLY)),
     ),
     "pair_counts": (
         Mistake("pair ids[0::2] with ids[1::2]: you counted only the pairs at even positions; every neighbouring pair "
@@ -187,6 +204,9 @@ MISTAKES = {
                 lambda text, vocab_size: _train(text, vocab_size, extra=1)),
         Mistake("stop when the best pair occurs only once: merge even a pair that occurs once, until vocab_size "
                 "or no pair is left", lambda text, vocab_size: _train(text, vocab_size, min_count=2)),
+        Mistake("count each distinct pre-token once: a pair's count is the sum over pre-tokens of (how often the "
+                "pre-token occurs) x (how often the pair occurs in it)",
+                lambda text, vocab_size: _train(text, vocab_size, weighted=False)),
     ),
     "encode": (
         Mistake("apply the latest merge first: apply the merges in training order (lowest rank first)",
@@ -196,6 +216,9 @@ MISTAKES = {
                 lambda text, vocab, merges: _encode(text, vocab, merges, order="left")),
         Mistake("encode the whole text as one piece: split the text into GPT2_SPLIT_PATTERN pre-tokens first",
                 lambda text, vocab, merges: _encode(text, vocab, merges, split=False)),
+        Mistake("start from the characters' code points (ord(c)): start from the UTF-8 bytes, piece.encode('utf-8'); "
+                "a character outside ASCII is 2 to 4 bytes",
+                lambda text, vocab, merges: _encode(text, vocab, merges, code_points=True)),
     ),
     "decode": (
         Mistake("decode token by token: join all bytes first, then decode once", _decode_each),

@@ -35,6 +35,11 @@ def _causal_top_left(t_q, t_k=None):
     return torch.ones(t_q, t_k).tril().bool()
 
 
+def _causal_negative_offset(t_q, t_k=None):
+    t_k = t_q if t_k is None else t_k
+    return torch.arange(t_k)[None, :] <= torch.arange(t_q)[:, None] + (t_q - t_k)
+
+
 def _causal_float(t_q, t_k=None):
     rows, cols = _positions(t_q, t_k)
     return (cols <= rows).float()
@@ -77,6 +82,11 @@ def _softmax_nan_rows(scores, mask):
 
 def _softmax_uniform_rows(scores, mask):
     return torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1)
+
+
+def _softmax_global_max(scores, mask):
+    exps = torch.exp(scores - scores.max()) * mask  # one max for the whole tensor: far rows underflow to 0
+    return exps / exps.sum(-1, keepdim=True).clamp_min(1e-30)
 
 
 def _softmax_first_dim(scores, mask):
@@ -215,6 +225,41 @@ def _merge_strided(x):
     return x.permute(0, 2, 3, 1).reshape(B, T, H * D)  # channel d * H + h instead of h * D + d
 
 
+# -- the multi-head attention layer ---------------------------------------------------------------
+def _mha(x, state, n_heads, n_kv_heads=None, context=None, mask=None, *, out_proj=True, kv_from_x=False,
+         use_mask=True, share="interleave", scale_by_width=False, split="transpose", merge="transpose",
+         invert_mask=False):
+    """The layer written from the state's tensors, with one switch per slip."""
+    def project(name, t):
+        bias = state.get(name + ".bias")
+        return t @ state[name + ".weight"].T + (0 if bias is None else bias)
+
+    def heads(t, count):  # (B, T, count * D) -> (B, count, T, D)
+        B, T, C = t.shape
+        if split == "reshape":
+            return t.reshape(B, count, T, C // count)
+        return t.view(B, T, count, C // count).transpose(1, 2)
+
+    n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+    source = x if context is None or kv_from_x else context
+    q = heads(project("q_proj", x), n_heads)
+    k, v = heads(project("k_proj", source), n_kv_heads), heads(project("v_proj", source), n_kv_heads)
+    group = n_heads // n_kv_heads
+    if share == "interleave":
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    else:
+        k, v = k.repeat(1, group, 1, 1), v.repeat(1, group, 1, 1)
+    width = x.shape[-1] if scale_by_width else q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(width)  # (B, H, T, S)
+    if mask is not None and use_mask:
+        scores = scores.masked_fill(mask if invert_mask else ~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # a query that sees no key: zero weights
+    out = weights @ v  # (B, H, T, D)
+    B, H, T, D = out.shape
+    merged = out.reshape(B, T, H * D) if merge == "reshape" else out.transpose(1, 2).reshape(B, T, H * D)
+    return project("out_proj", merged) if out_proj else merged
+
+
 MISTAKES = {
     "causal_mask": (
         Mistake("put True on and above the diagonal: yours is transposed (query i must see keys j <= i)",
@@ -222,6 +267,8 @@ MISTAKES = {
         Mistake("leave the diagonal out (j < i): a query may attend to its own position", _causal_strict),
         Mistake("align the triangle top-left (torch.tril of a (t_q, t_k) matrix): the queries are the LAST t_q "
                 "positions when t_k > t_q", _causal_top_left),
+        Mistake("shift the queries by t_q - t_k: query i sits at position t_k - t_q + i, LATER than i when the "
+                "cache makes t_k > t_q", _causal_negative_offset),
         Mistake("return 1.0/0.0 floats: return the bool tensor itself (a comparison, or .bool())", _causal_float),
     ),
     "padding_mask": (
@@ -243,6 +290,9 @@ MISTAKES = {
                 _softmax_uniform_rows),
         Mistake("take the softmax over the queries (dim=-2): take the softmax over the LAST dim (the keys)",
                 _softmax_first_dim),
+        Mistake("subtract the largest score of the whole tensor before exp: a row far below it underflows to all "
+                "zeros; subtract each row's OWN largest allowed score, amax(dim=-1, keepdim=True)",
+                _softmax_global_max),
     ),
     "scaled_dot_product_attention": (
         Mistake("leave out the scale: divide the scores by sqrt(D)", _sdpa_unscaled),
@@ -290,5 +340,24 @@ MISTAKES = {
                 _merge_reshape),
         Mistake("put the head axis last before reshaping: channels h*D ... h*D + D - 1 must come from head h, so "
                 "order the axes (B, T, H, D)", _merge_strided),
+    ),
+    "mha_forward": (
+        Mistake("leave out the output projection: apply out_proj to the merged heads; without it every output "
+                "channel comes from one head only", lambda **kw: _mha(**kw, out_proj=False)),
+        Mistake("take the keys and values from x in cross-attention: in cross-attention the keys and values come "
+                "from `context`, not from x", lambda **kw: _mha(**kw, kv_from_x=True)),
+        Mistake("leave the mask out: the mask is not used; pass it on to the attention",
+                lambda **kw: _mha(**kw, use_mask=False)),
+        Mistake("pass ~mask (nn.MultiheadAttention's convention, True where NOT allowed): the course's masks are "
+                "True where a query MAY attend; pass the mask as it is", lambda **kw: _mha(**kw, invert_mask=True)),
+        Mistake("share key/value heads with repeat: query head h must read key/value head h // (n_heads // "
+                "n_kv_heads), so use repeat_interleave on the head axis, not repeat",
+                lambda **kw: _mha(**kw, share="repeat")),
+        Mistake("scale the scores by sqrt(d_model): each head's scores are scaled by 1/sqrt(head_dim), head_dim = "
+                "d_model // n_heads", lambda **kw: _mha(**kw, scale_by_width=True)),
+        Mistake("split the heads with a plain reshape to (B, H, T, D): view as (B, T, H, D), then move the head "
+                "axis before time", lambda **kw: _mha(**kw, split="reshape")),
+        Mistake("merge the heads with a plain reshape of (B, H, T, D): move the head axis back after time, then "
+                "reshape to (B, T, H * D)", lambda **kw: _mha(**kw, merge="reshape")),
     ),
 }

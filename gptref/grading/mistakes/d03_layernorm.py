@@ -111,6 +111,35 @@ def _bw_sum_first_dim(grad_out, x, weight, eps=1e-5):
     return grad_x, (grad_out * x_hat).sum(dim=0), grad_out.sum(dim=0)
 
 
+def _bw_variance(grad_out, x, weight, eps=1e-5, *, correction=0, with_eps=True, sign=-1.0):
+    """The right formula with one slip: the variance's correction, eps left out, or the sign of the x_hat term."""
+    mean = x.mean(dim=-1, keepdim=True)
+    r = 1.0 / torch.sqrt(x.var(dim=-1, keepdim=True, correction=correction) + (eps if with_eps else 0.0))
+    x_hat = (x - mean) * r
+    h = grad_out * weight
+    grad_x = r * (h - h.mean(dim=-1, keepdim=True) + sign * x_hat * (h * x_hat).mean(dim=-1, keepdim=True))
+    leading = tuple(range(x.dim() - 1))
+    return grad_x, (grad_out * x_hat).sum(dim=leading), grad_out.sum(dim=leading)
+
+
+def _bw_sum_mean_term(grad_out, x, weight, eps=1e-5):
+    r, x_hat, h, leading, grad_bias = _pieces(grad_out, x, weight, eps)
+    grad_x = r * (h - h.sum(dim=-1, keepdim=True) - x_hat * (h * x_hat).mean(dim=-1, keepdim=True))
+    return grad_x, (grad_out * x_hat).sum(dim=leading), grad_bias
+
+
+def _bw_no_eps(grad_out, x, weight, eps=1e-5):
+    return _bw_variance(grad_out, x, weight, eps, with_eps=False)
+
+
+def _bw_unbiased(grad_out, x, weight, eps=1e-5):
+    return _bw_variance(grad_out, x, weight, eps, correction=1)
+
+
+def _bw_plus_variance_term(grad_out, x, weight, eps=1e-5):
+    return _bw_variance(grad_out, x, weight, eps, sign=1.0)
+
+
 # -- rms_norm -------------------------------------------------------------------------------------
 def _rms_no_eps(x, weight=None, eps=1e-6):
     y = x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True))
@@ -141,6 +170,16 @@ def _rms_no_sqrt(x, weight=None, eps=1e-6):
 def _rms_std(x, weight=None, eps=1e-6):
     y = x / torch.sqrt(x.var(dim=-1, keepdim=True, unbiased=False) + eps)
     return y if weight is None else y * weight
+
+
+def _rms_whole_tensor(x, weight=None, eps=1e-6):
+    y = x / torch.sqrt((x ** 2).mean() + eps)  # one mean square for the whole tensor
+    return y if weight is None else y * weight
+
+
+def _rms_weight_first(x, weight=None, eps=1e-6):
+    x = x if weight is None else x * weight  # scaled before the root mean square is taken
+    return x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)
 
 
 def _rms_sum(x, weight=None, eps=1e-6):
@@ -174,6 +213,14 @@ MISTAKES = {
         Mistake("sum grad_weight and grad_bias over the first dimension only: sum over all leading dimensions "
                 "(every dimension but the last)",
                 _bw_sum_first_dim),
+        Mistake("subtract h.sum(-1) where the formula has h.mean(-1): the term through the mean is (1/d) sum_j h_j",
+                _bw_sum_mean_term),
+        Mistake("leave eps out of r in the backward pass: r = 1 / sqrt(var + eps), the same r as in the forward "
+                "pass", _bw_no_eps),
+        Mistake("compute the variance with d - 1 (torch.var's default) in the backward pass: x_hat and r use the "
+                "biased variance of the forward pass, ((x - mean) ** 2).mean(-1)", _bw_unbiased),
+        Mistake("ADD the term through the variance: it is subtracted, grad_x = r * (h - mean(h) - x_hat * "
+                "mean(h * x_hat))", _bw_plus_variance_term),
     ),
     "rms_norm": (
         Mistake("leave eps out: you forgot eps; RMSNorm divides by torch.sqrt((x ** 2).mean(-1) + eps)", _rms_no_eps),
@@ -186,5 +233,9 @@ MISTAKES = {
                 "around 0", _rms_std),
         Mistake("use eps = 1e-6 whatever eps is passed: use the eps argument", _rms_fixed_eps),
         Mistake("divide by the root of the SUM of squares: RMS uses the mean, (x ** 2).mean(dim=-1)", _rms_sum),
+        Mistake("take one mean square over the whole tensor: each row gets its own, (x ** 2).mean(dim=-1, "
+                "keepdim=True)", _rms_whole_tensor),
+        Mistake("multiply x by weight before normalizing: normalize x first, then scale, y = weight * x / "
+                "sqrt(mean(x**2) + eps)", _rms_weight_first),
     ),
 }
