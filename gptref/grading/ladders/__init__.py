@@ -14,10 +14,20 @@ from typing import Any, Callable
 
 import torch
 
-from gptref.grading.compare import difference, policy
+from gptref.grading.compare import difference, form_difference, policy
 from gptref.grading.explain import Mistake, call, which_mistake
 
 Property = Callable[[Any, dict], "str | None"]
+
+
+def tensor_form(got: Any, shape, dtype: torch.dtype, what: str) -> str | None:
+    """The first rung of a ladder: `got` is a finite tensor of this shape and dtype (on its own device), else a
+    message saying what it is instead."""
+    device = got.device if isinstance(got, torch.Tensor) else "cpu"
+    message = form_difference(got, torch.empty(tuple(shape), dtype=dtype, device=device), what)
+    if message is None and not torch.isfinite(got).all():
+        message = f"{what} has NaN or inf values"
+    return message
 
 
 def first_broken(ladder: tuple[Property, ...] | list[Property], got: Any, case: dict) -> str | None:
@@ -99,4 +109,4 @@ def climb_answer(got: Any, case: dict, properties, expected: Any = None, mistake
         raise AssertionError(message)
 
 
-__all__ = ["Property", "climb", "climb_answer", "first_broken"]
+__all__ = ["Property", "climb", "climb_answer", "first_broken", "tensor_form"]

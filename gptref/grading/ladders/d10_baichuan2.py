@@ -12,26 +12,14 @@ from __future__ import annotations
 
 import torch
 
-
-def _form(got, shape, dtype, what: str) -> str | None:
-    if not isinstance(got, torch.Tensor):
-        extra = " (return just the tensor)" if isinstance(got, tuple) else ""
-        return f"{what} should be a torch.Tensor, got {type(got).__name__}{extra}"
-    if tuple(got.shape) != tuple(shape):
-        return f"{what} has shape {tuple(got.shape)} but should have shape {tuple(shape)}"
-    if got.dtype != dtype:
-        return f"{what} has dtype {got.dtype} but should have dtype {dtype}"
-    if not torch.isfinite(got).all():
-        return f"{what} has NaN or inf values"
-    return None
-
+from gptref.grading.ladders import tensor_form
 
 # ---------------------------------------------------------------- swiglu
 
 
 def swiglu_form(got, case) -> str | None:
     x = case["x"]
-    return _form(got, x.shape, x.dtype, "swiglu's output (x's shape and dtype)")
+    return tensor_form(got, x.shape, x.dtype, "swiglu's output (x's shape and dtype)")
 
 
 def swiglu_zero_in_zero_out(got, case) -> str | None:
@@ -54,7 +42,7 @@ def _query_positions(case) -> tuple[torch.Tensor, torch.Tensor]:
 
 def alibi_form(got, case) -> str | None:
     t_k = case.get("t_k") or case["t_q"]
-    return _form(got, (case["n_heads"], case["t_q"], t_k), torch.float32, "the bias (n_heads, t_q, t_k), float32")
+    return tensor_form(got, (case["n_heads"], case["t_q"], t_k), torch.float32, "the bias (n_heads, t_q, t_k), float32")
 
 
 def alibi_zero_from_the_diagonal_on(got, case) -> str | None:
@@ -106,7 +94,7 @@ def alibi_power_of_two_slopes(got, case) -> str | None:
 
 def norm_head_form(got, case) -> str | None:
     x, weight = case["x"], case["weight"]
-    return _form(got, (*x.shape[:-1], weight.shape[0]), x.dtype, "the logits (..., V) in x's dtype")
+    return tensor_form(got, (*x.shape[:-1], weight.shape[0]), x.dtype, "the logits (..., V) in x's dtype")
 
 
 def norm_head_bounded(got, case) -> str | None:
@@ -125,7 +113,7 @@ def norm_head_bounded(got, case) -> str | None:
 
 def max_z_form(got, case) -> str | None:
     logits = case["logits"]
-    return _form(got, (), logits.dtype, "the loss (a 0-dim tensor, the logits' dtype)")
+    return tensor_form(got, (), logits.dtype, "the loss (a 0-dim tensor, the logits' dtype)")
 
 
 def max_z_not_negative(got, case) -> str | None:
