@@ -293,9 +293,11 @@ def _attention_ladder(q, k, v, block_q, block_k, causal=False):
     if message:
         one_tile = call(tiled_attention, q, k, v, block_q=q.shape[-2], block_k=k.shape[-2], causal=causal)
         if difference(one_tile, expected, rtol=_rtol, atol=_rtol) is None:
-            message += ("; with one tile covering the whole sequence your output is right, so look at what carries "
-                        "over from one tile to the next: the running max, the factor exp(m_old - m_new) on l and acc, "
-                        "and positions counted from the start of the sequence")
+            message += ("; with one tile covering the whole sequence your output is right, so the error is in how "
+                        "the tiles are visited and combined: check that the loops reach the last, shorter tile when T "
+                        "is not a multiple of the block, and what carries over from one tile to the next (the running "
+                        "max, the factor exp(m_old - m_new) on l and acc, positions counted from the start of the "
+                        "sequence)")
         fail(message)
 
 

@@ -356,28 +356,34 @@ def train_baichuan_tokenizer(text, vocab_size):
 ''')
 
 nb.tests("test_train_baichuan_tokenizer", 2, r'''
-_text = ("Shall I compare thee to a summer's day? Thou art more lovely and more temperate.\n"
-         "    if total > 1000:\n        total = total - 2024\n") * 40
+from gptref import data
 from gptref.grading.explain import call
-try:
-    _proto = call(train_baichuan_tokenizer, _text, 350)
-except AssertionError as _e:
-    if "Vocabulary size too high" not in str(_e):
-        raise
-    raise AssertionError(f"training failed: {_e}. 'Vocabulary size too high' means the 256 byte pieces are missing: "
-                         "turn on byte_fallback") from None
-assert isinstance(_proto, bytes), f"return the model as bytes, got {type(_proto).__name__}"
-_sp = spm.SentencePieceProcessor()
-_sp.LoadFromSerializedProto(_proto)
-assert _sp.get_piece_size() == 350, f"the vocabulary should have 350 pieces, got {_sp.get_piece_size()}"
-assert not _sp.encode_as_pieces("Shall")[0].startswith("\u2581"), "no dummy prefix: the first word must not get a leading space"
-assert _sp.encode_as_pieces("2024")[:4] == ["2", "0", "2", "4"], f"digits must be split one by one: {_sp.encode_as_pieces('2024')}"
-for _s in ("naïve ☃ 世界", "ＦＵＬＬ  width", "a   b\ttab"):
-    _ids = _sp.encode_as_ids(_s)
-    assert _sp.unk_id() not in _ids, f"{_s!r} has unknown tokens: turn on byte_fallback"
-    assert _sp.decode_ids(_ids) == _s, f"{_s!r} comes back as {_sp.decode_ids(_ids)!r}: no normalisation (identity, keep extra spaces)"
-assert any(set(_p) == {"\u2581"} and len(_p) > 1 for _p in _sp.encode_as_pieces("        total")), \
-    "indentation should become whitespace-only pieces (allow_whitespace_only_pieces)"
+from gptref.grading.ladders import climb_answer
+from gptref.grading.ladders.d10_baichuan2 import LADDERS, same_tokenization
+from gptref.grading.mistakes.d10_baichuan2 import MISTAKES
+from gptref.tokenizers import train_sentencepiece as _reference_trainer
+from gptref.tokenizers.spm_options import options as _options_of
+_code = "    if total > 1000:\n        total = total - 2024\n\n\tx = 'naïve ☃'\n"
+# a text rich enough for every option to train (12,000 characters of Shakespeare, code, an empty line, a tab,
+# a rare character); a small repetitive text with the vocabulary just above the 259 reserved pieces
+_cases = [dict(text=data.corpus("shakespeare")[:12000] + "\n" + _code, vocab_size=400),
+          dict(text=("Shall I compare thee to a summer's day?\n" + _code) * 30, vocab_size=300)]
+_probes = ("In 1599 the Globe sold 12345 tickets.", "        return x", "Thou art more lovely and more temperate")
+
+
+def _same_model(got, want):
+    """Same options read back from the model, and the same pieces on the probe texts."""
+    if _options_of(got) != _options_of(want):
+        return f"trained with {_options_of(got)}, the table's options are {_options_of(want)}"
+    return same_tokenization(got, want, _probes)
+
+
+for _case in _cases:  # the ladder: bytes of a model; vocabulary; the table's options; round trips; then pieces
+    _proto = call(train_baichuan_tokenizer, **_case)
+    climb_answer(_proto, _case, LADDERS["train_baichuan_tokenizer"], None, MISTAKES["train_baichuan_tokenizer"],
+                 compare=_same_model)
+    climb_answer(_proto, _case, (), _reference_trainer(**_case), MISTAKES["train_baichuan_tokenizer"],
+                 compare=_same_model)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("10_baichuan2", "train_baichuan_tokenizer", train_baichuan_tokenizer)

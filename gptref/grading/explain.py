@@ -74,9 +74,10 @@ def _reduction_without_keepdim(line: str) -> bool:
 
 
 def _per_row_without_trailing_dim(line: str) -> bool:
-    """A sliced or indexed tensor combined entry by entry on a line that adds no trailing dimension."""
+    """A line that slices a tensor and combines tensors entry by entry (+ - * /), adding no trailing dimension."""
     sliced = re.search(r"\w\[[^\]]*:[^\]]*\]", line)
-    return bool(sliced) and not re.search(r"None|unsqueeze|keepdim|\.view|reshape", line)
+    entrywise = re.search(r"[\w\]\)] *[-+*/] *[\w(]", re.sub(r"\[[^\]]*\]", "[]", line))
+    return bool(sliced and entrywise) and not re.search(r"None|unsqueeze|keepdim|\.view|reshape", line)
 
 
 def _shape_cause(line: str) -> str:
@@ -88,7 +89,7 @@ def _shape_cause(line: str) -> str:
                 "with the tensor it is combined with: add `keepdim=True`")
     if re.search(r"\.view\(|\.reshape\(", line):
         return "check the sizes you pass to view/reshape against the tensor's .shape"
-    if re.search(r"[-+*/] *\w+\[|\w+\[[^\]]*\] *[-+*/]", line) and _per_row_without_trailing_dim(line):
+    if _per_row_without_trailing_dim(line):
         return ("broadcasting lines up dimensions from the RIGHT: if one of these is a per-row vector (..., rows) "
                 "meant for a (..., rows, cols) tensor, give it a trailing dimension, `v[..., None]`; otherwise print "
                 "their .shape to see which do not fit")
@@ -127,6 +128,10 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"out of bounds|index out of range|IndexError"),
      lambda line: ("an index reached past the end of a tensor or list: check the loop bounds and the sizes you "
                    "index with")),
+    (re.compile(r"Vocabulary size too high"),
+     lambda line: ("the trainer found fewer pieces in this text than vocab_size asks for: compare the options you pass "
+                   "with the notebook's table (byte_fallback=True adds the 256 byte pieces; model_type='bpe' builds "
+                   "pieces by merges)")),
     (re.compile(r"can't convert|Can't call numpy\(\) on Tensor that requires grad"),
      lambda line: ("keep the computation in torch (no numpy or .item() inside it), so shapes, dtype and gradients "
                    "follow")),

@@ -71,4 +71,27 @@ MUTANTS = [
     Mutant(cell="rope_score", old="theta = base ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)",
            new="theta = base ** (-torch.arange(0, D, 2) / D)",
            fails={"test_rope_score"}, why="theta in float32", hint="compute the angles in float32"),
+    # issue 23: a new student's wrong answers, written from the notebook alone
+    Mutant(cell="rope_score", old="cos = torch.cos(distance * theta).to(q.dtype)\n    sin = torch.sin(distance * theta)",
+           new="cos = torch.cos(abs(distance) * theta).to(q.dtype)\n    sin = torch.sin(abs(distance) * theta)",
+           fails={"test_rope_score"}, why="uses |m - n|", hint="use the distance's size |m - n|"),
+    Mutant(cell="sinusoidal_positions", old="omega = 10000.0 **", new="omega = 1000.0 **",
+           fails={"test_sinusoidal_positions"}, why="base 1000 instead of 10000", hint="with b = 1000"),
+    Mutant(cell="sinusoidal_positions",
+           old="p = torch.arange(n_positions, dtype=torch.float64)[:, None]                     # (n, 1)\n"
+               "    omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)",
+           new="p = torch.arange(n_positions, dtype=torch.float32)[:, None]\n"
+               "    omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)",
+           fails={"test_sinusoidal_positions"}, why="angles computed in float32",
+           hint="compute the angles p * omega_i in float32"),
+    Mutant(cell="rope", old="return torch.stack([y_even, y_odd], dim=-1).reshape(x.shape)",
+           new="x[..., 0::2], x[..., 1::2] = y_even, y_odd\n    return x",
+           fails={"test_rope"}, why="writes the rotation into x in place", hint="changed its argument 'x' in place"),
+    Mutant(cell="rope", old="return torch.stack([y_even, y_odd], dim=-1).reshape(x.shape)",
+           new="return torch.cat([y_even, y_odd], dim=-1)",
+           fails={"test_rope"}, why="reads neighbours, writes halves", hint="write them back as halves"),
+    Mutant(cell="rope_score", old="real = q_even * k_even + q_odd * k_odd", new="real = q_even * k_even - q_odd * k_odd",
+           fails={"test_rope_score"}, why="no conjugate in the real part", hint="without conjugating k_i"),
+    Mutant(cell="rope_score", old="return (real * cos - imag * sin).sum(dim=-1)", new="return (real * cos - imag * sin).sum()",
+           fails={"test_rope_score"}, why="sums over every dimension", hint="one score per vector"),
 ]

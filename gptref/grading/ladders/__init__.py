@@ -47,6 +47,17 @@ def _changed_in_place(before: dict, after: dict) -> str | None:
     return None
 
 
+def call_unchanged(fn: Callable, case: dict) -> Any:
+    """fn(**case) with errors explained, on a copy of the case; fails if fn changed one of its tensor arguments
+    in place (the test's own inputs stay as they were, so later checks are not misled)."""
+    given = copy.deepcopy(case)
+    got = call(fn, **given)
+    message = _changed_in_place(case, given)
+    if message:
+        raise AssertionError(message)
+    return got
+
+
 def climb(fn: Callable, cases: list[dict], ladder: tuple[Property, ...], reference: Callable, *,
           mistakes: tuple[Mistake, ...] = (), compare: Callable[[Any, Any, dict], str | None] | None = None) -> list:
     """Call fn(**case) for every case (errors explained), check the ladder then the value against reference(**case).
@@ -109,4 +120,4 @@ def climb_answer(got: Any, case: dict, properties, expected: Any = None, mistake
         raise AssertionError(message)
 
 
-__all__ = ["Property", "climb", "climb_answer", "first_broken", "tensor_form"]
+__all__ = ["Property", "call_unchanged", "climb", "climb_answer", "first_broken", "tensor_form"]

@@ -53,8 +53,10 @@ def table_frequencies(got, case) -> str | None:
     bad = (angle - want).abs() > 1e-5
     if bad.any():
         i = int(bad.nonzero()[0])
+        turned = angle[i].item()
+        base = f" (that is b^(-2i/d) with b = {turned ** (-d / (2 * i)):.6g})" if i > 0 and 0 < turned < 1 else ""
         return (f"from one position to the next, pair i turns by 10000^(-2i/d) (d = {d}); at position 1 your pair {i} "
-                f"sits at angle {angle[i].item():.5g} instead of {want[i].item():.5g}")
+                f"sits at angle {turned:.5g}{base} instead of {want[i].item():.5g}")
     return None
 
 
