@@ -245,7 +245,8 @@ def _rotated_score(q, k, m, n, base=10000.0):
     rotated_q = _ref_rope(q[..., None, :], torch.tensor([m]), base=base)  # (..., 1, D)
     rotated_k = _ref_rope(k[..., None, :], torch.tensor([n]), base=base)
     return (rotated_q * rotated_k).sum(-1).squeeze(-1)                   # (...)
-# distance 0, positive, negative, large (float32 and float64); one pair (D = 2); float32 with two leading dims; another base
+# distance 0, positive, negative, large (float32 and float64); one pair (D = 2); float32 with two leading dims;
+# another base
 _cases = [(dict(q=_q, k=_k, distance=0), (11, 11)), (dict(q=_q, k=_k, distance=7), (12, 5)),
           (dict(q=_q, k=_k, distance=-4), (3, 7)), (dict(q=_q[:, :2], k=_k[:, :2], distance=9), (9, 0)),
           (dict(q=torch.randn(2, 3, 6), k=torch.randn(2, 3, 6), distance=1000), (1000, 0)),
@@ -296,7 +297,8 @@ random = random / random[0]
 fig, ax = plt.subplots(figsize=(9, 3.5))
 ax.plot(distances, ones, label="q = k = ones, score / D")
 ax.plot(distances, random, label="one random q = k, score / ||q||^2")
-ax.set(xlabel="distance m - n", ylabel="relative score", xscale="symlog", title=f"RoPE score against distance (D = {D})")
+ax.set(xlabel="distance m - n", ylabel="relative score", xscale="symlog",
+       title=f"RoPE score against distance (D = {D})")
 ax.axhline(0, color="k", lw=0.5)
 ax.legend()
 fig.tight_layout()
@@ -338,7 +340,8 @@ ax.legend()
 fig.tight_layout()
 plt.savefig("position_shift.png", dpi=100)
 plt.show()
-print(f"score spread over the shifts: absolute {absolute.max() - absolute.min():.3f}, RoPE {rotary.max() - rotary.min():.2e}")
+print(f"score spread over the shifts: absolute {absolute.max() - absolute.min():.3f}, "
+      f"RoPE {rotary.max() - rotary.min():.2e}")
 """)
 
 nb.md(r"""

@@ -36,7 +36,8 @@ def _rope_cases(seed: int) -> list[dict]:
     ]
     # explicit positions: out of order with 0 in the middle, large (float64 only)
     x = torch.randn(5, 12, generator=g, dtype=torch.float64)
-    cases.append({"x": x, "positions": torch.cat([torch.tensor([3999, 0, 1234]), torch.randint(0, 4000, (2,), generator=g)])})
+    drawn = torch.randint(0, 4000, (2,), generator=g)
+    cases.append({"x": x, "positions": torch.cat([torch.tensor([3999, 0, 1234]), drawn])})
     x = torch.randn(2, 5, 6, generator=g)
     cases.append({"x": x, "positions": torch.arange(5) + int(torch.randint(1, 300, (1,), generator=g))})
     return cases
@@ -49,8 +50,8 @@ def _score_cases(seed: int) -> list[dict]:
     cases = []
     for shape, dist, dtype in [((8,), 3, torch.float64), ((4, 16), -5, torch.float64), ((2, 3, 32), 0, torch.float64),
                                ((6, 8), 250, torch.float32), ((64,), 1000, torch.float64), ((5, 2), 9, torch.float64)]:
-        cases.append({"q": torch.randn(shape, generator=g, dtype=dtype), "k": torch.randn(shape, generator=g, dtype=dtype),
-                      "distance": dist})
+        cases.append({"q": torch.randn(shape, generator=g, dtype=dtype),
+                      "k": torch.randn(shape, generator=g, dtype=dtype), "distance": dist})
     cases.append({"q": torch.randn(3, 10, generator=g, dtype=torch.float64),
                   "k": torch.randn(3, 10, generator=g, dtype=torch.float64),
                   "distance": int(torch.randint(-100, 100, (1,), generator=g)), "base": 500.0})

@@ -126,8 +126,8 @@ def stats_sum_range(got, case) -> str | None:
     if bad.any():
         i = _first_bad(bad)
         return (f"l must lie between 1 (the max's own term exp(0)) and the number of scores in the row (each term "
-                f"exp(x - m) is at most 1); row {i} has l = {row_sum[i].item():.6g} with {int(count[i])} scores: look at "
-                f"the exponent inside exp and the factor that carries the old sum over to a new max")
+                f"exp(x - m) is at most 1); row {i} has l = {row_sum[i].item():.6g} with {int(count[i])} scores: "
+                f"look at the exponent inside exp and the factor that carries the old sum over to a new max")
     return None
 
 

@@ -39,7 +39,8 @@ def _alibi_reference(n_heads, t_q, t_k=None):
 def _alibi_cases(seed: int) -> list[dict]:
     # powers of two and not (6, 12, 40: the interleaving rule); square and KV-cache shapes
     return [{"n_heads": 8, "t_q": 6}, {"n_heads": 1, "t_q": 3}, {"n_heads": 6, "t_q": 5},
-            {"n_heads": 12, "t_q": 2, "t_k": 7}, {"n_heads": 40, "t_q": 1, "t_k": 4}, {"n_heads": 16, "t_q": 4, "t_k": 4},
+            {"n_heads": 12, "t_q": 2, "t_k": 7}, {"n_heads": 40, "t_q": 1, "t_k": 4},
+            {"n_heads": 16, "t_q": 4, "t_k": 4},
             {"n_heads": 3, "t_q": 4}, {"n_heads": 2, "t_q": 1}]
 
 
@@ -48,7 +49,8 @@ def _norm_head_cases(seed: int) -> list[dict]:
     rare token's), a zero input row, one vocabulary entry (V = 1), float64 and float32; the rest drawn."""
     g = torch.Generator().manual_seed(seed)
     cases = []
-    for lead, c, v, dtype in [((5,), 8, 11, torch.float64), ((2, 3), 16, 30, torch.float64), ((1, 4), 4, 7, torch.float64),
+    for lead, c, v, dtype in [((5,), 8, 11, torch.float64), ((2, 3), 16, 30, torch.float64),
+                              ((1, 4), 4, 7, torch.float64),
                               ((3,), 6, 1, torch.float64), ((2, 2), 8, 9, torch.float32)]:
         w = torch.randn(v, c, generator=g, dtype=dtype) * torch.rand(v, 1, generator=g, dtype=dtype) * 5
         w[0] *= 100.0

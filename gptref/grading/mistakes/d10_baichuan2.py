@@ -51,7 +51,8 @@ def _bias(n_heads, t_q, t_k, slopes, queries_last=True, future="zero", sign=-1.0
 def _paper_slopes(n_heads, half=0, from_zero=False):
     p = 2 ** math.floor(math.log2(n_heads))
     if from_zero:
-        return [2 ** (-8 * h / p) for h in range(p)] + [2 ** (-8 * h / (2 * p)) for h in range(2 * p)][half::2][: n_heads - p]
+        interleaved = [2 ** (-8 * h / (2 * p)) for h in range(2 * p)][half::2]
+        return [2 ** (-8 * h / p) for h in range(p)] + interleaved[: n_heads - p]
     return _geometric(p) + _geometric(2 * p)[half::2][: n_heads - p]
 
 
