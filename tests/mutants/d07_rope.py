@@ -103,5 +103,6 @@ MUTANTS = [
            fails={"test_rope_score"}, why="no conjugate in the real part", hint="without conjugating k_i"),
     Mutant(cell="rope_score", old="return (real * cos - imag * sin).sum(dim=-1)",
            new="return (real * cos - imag * sin).sum()",
-           fails={"test_rope_score"}, why="sums over every dimension", hint="one score per vector"),
+           fails={"test_rope_score"}, why="sums over every dimension",
+           hint="sum over every dimension (.sum() with no dim)"),
 ]

@@ -128,6 +128,8 @@ def _score(q, k, distance, base=10000.0, sign=1.0, exponent=lambda i, D: -i / D,
     real = q_even * k_even + real_sign * q_odd * k_odd
     imag = q_odd * k_even + imag_sign * q_even * k_odd
     terms = real * cos - (imag * sin if keep_sin else 0.0)  # (..., D/2)
+    if total == "all":
+        return terms.sum()  # one number for the whole batch
     return terms.sum(dim=-1) if total else terms
 
 
@@ -146,6 +148,9 @@ ROPE_SCORE = (  # |m - n| first: on a negative distance it equals n - m, and it 
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, exponent=lambda i, D: -i / 2 / D)),
     Mistake("always use 10000 as the base: use the base argument",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, 10000.0)),
+    Mistake("sum over every dimension (.sum() with no dim), which gives one number for the whole batch: sum over "
+            "the pairs only, .sum(dim=-1)",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, total="all")),
     Mistake("forget to sum over the pairs (the score is ONE number per vector: sum the D/2 terms)",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, total=False)),
     Mistake("compute the angles in float32 (torch.arange of integers divided by D is float32): at large distances "
