@@ -275,8 +275,9 @@ def _attention_ladder(q, k, v, block_q, block_k, causal=False):
     if not torch.isfinite(out).all():
         i = tuple((~torch.isfinite(out)).nonzero()[0].tolist())
         fail(f"the output has NaN or inf at index {i} (query {i[-2]}), where attention is finite: every query sees at "
-             f"least one key; look for exp((-inf) - (-inf)) in a tile whose scores are all hidden, and for a "
-             f"division by a sum that is 0")
+             f"least one key; look for an exp that overflows or is NaN: before the first tile m is -inf, so the "
+             f"factor exp(m_old - m_new) must be exp(-inf) = 0; exp((-inf) - (-inf)) is NaN in a tile whose scores "
+             f"are all hidden; and look for a division by a sum that is 0")
     low = v.cummin(dim=-2).values if causal else v.amin(dim=-2, keepdim=True)   # (..., T or 1, D)
     high = v.cummax(dim=-2).values if causal else v.amax(dim=-2, keepdim=True)
     outside = (out < low - _rtol) | (out > high + _rtol)

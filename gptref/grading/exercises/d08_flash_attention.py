@@ -184,8 +184,9 @@ def attention_finite(got, case) -> str | None:
     if bad.any():
         i = _first_bad(bad)
         return (f"the output has NaN or inf at index {i} (query {i[-2]}), where attention is finite: every query sees "
-                f"at least one key; look for exp((-inf) - (-inf)) in a tile whose scores are all hidden, and for a "
-                f"division by a sum that is 0")
+                f"at least one key; look for an exp that overflows or is NaN: before the first tile m is -inf, so the "
+                f"factor exp(m_old - m_new) must be exp(-inf) = 0; exp((-inf) - (-inf)) is NaN in a tile whose "
+                f"scores are all hidden; and look for a division by a sum that is 0")
     return None
 
 
