@@ -85,47 +85,25 @@ def online_softmax_stats(blocks):
 nb.tests("test_online_softmax_stats", 2, r'''
 from gptref.grading.compare import difference
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import first_broken
+from gptref.grading.ladders.d08_flash_attention import LADDERS
 from gptref.grading.mistakes.d08_flash_attention import MISTAKES
 
 
 def _stats_ladder(x, block):
-    """online_softmax_stats on the rows of x cut into blocks of `block` scores: the properties every correct (m, l)
-    has, in order (form; m is the row max; 1 <= l <= number of scores; l = sum exp(x - m)); fails on the first
-    broken."""
+    """online_softmax_stats on the rows of x cut into blocks of `block` scores: the ladder every correct (m, l)
+    climbs (gptref.grading.ladders.d08_flash_attention: form; m is the row max; 1 <= l <= number of scores), then
+    l = sum exp(x - m) over the whole row; fails on the first broken, naming a known mistake when it is one."""
     blocks = list(x.split(block, dim=-1))
     true_max = x.amax(dim=-1)                                           # (...) one max per row
     expected = (true_max, torch.exp(x - true_max[..., None]).sum(dim=-1))
-
-    def fail(message):
+    got = call(online_softmax_stats, blocks)
+    message = first_broken(LADDERS["online_softmax_stats"], got, {"blocks": blocks}) or difference(
+        got[1], expected[1], "l (the sum of exp(x - m) over the whole row)",
+        rtol=1e-5 if x.dtype == torch.float32 else 1e-9, atol=1e-6 if x.dtype == torch.float32 else 1e-9)
+    if message:
         raise AssertionError(f"{message}\n  (scores of shape {tuple(x.shape)}, {x.dtype}, blocks of {block})"
                              + which_mistake(got, MISTAKES["online_softmax_stats"], {"blocks": blocks}, expected))
-
-    got = call(online_softmax_stats, blocks)
-    if not (isinstance(got, tuple) and len(got) == 2):
-        fail(f"return a tuple (m, l), got {type(got).__name__}")
-    for name, value in zip("ml", got):
-        if not (isinstance(value, torch.Tensor) and value.shape == x.shape[:-1] and value.dtype == x.dtype):
-            fail(f"{name} must be a {x.dtype} tensor with one value per row, shape {tuple(x.shape[:-1])}; got "
-                 f"{getattr(value, 'dtype', type(value).__name__)} {tuple(getattr(value, 'shape', ()))}")
-    m, l = got
-    if not torch.equal(m, true_max):
-        row = tuple((m != true_max).nonzero()[0].tolist())
-        fail(f"m must be each row's largest score after the last block; row {row} has m = {m[row].item():.6g}, its "
-             f"largest score is {true_max[row].item():.6g}: look at where m starts and how it is updated after "
-             f"each block")
-    count = torch.isfinite(x).sum(dim=-1)
-    bad = ~torch.isfinite(l) | (l < 1 - 1e-6) | (l > count * (1 + 1e-6))
-    if bad.any():
-        row = tuple(bad.nonzero()[0].tolist())
-        fail(f"l must lie between 1 (the max's own term exp(0)) and the number of scores in the row (each term "
-             f"exp(x - m) is at most 1); row {row} has l = {l[row].item():.6g} with {count[row].item()} scores: "
-             f"look at the exponent inside exp and the factor that carries the old sum over to a new max")
-    message = difference(l, expected[1], "l (the sum of exp(x - m) over the whole row)",
-                         rtol=1e-5 if x.dtype == torch.float32 else 1e-9,
-                         atol=1e-6 if x.dtype == torch.float32 else 1e-9)
-    if message:
-        fail(message)
-
 
 torch.manual_seed(7)
 _stats_ladder(torch.tensor([[1.0, 2.0, 5.0, 3.0, 9.0, 0.0]], dtype=torch.float64), 2)   # the max grows twice
@@ -252,52 +230,35 @@ print(f"naive attention at T=256, D=16: largest tensor has {n} elements (256 x 2
 nb.tests("test_tiled_attention", 3, r'''
 from gptref.grading.compare import difference
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import first_broken
+from gptref.grading.ladders.d08_flash_attention import LADDERS
 from gptref.grading.mistakes.d08_flash_attention import MISTAKES
 
 
 def _attention_ladder(q, k, v, block_q, block_k, causal=False):
-    """tiled_attention on one input: the properties every correct output has, in order (form; finite; a weighted
-    average of the values the query may see; causal query 0 = v[0]; the same with one tile; equal to torch's)."""
+    """tiled_attention on one input: the ladder every correct output climbs (gptref.grading.ladders.d08_flash_attention:
+    form; finite; a weighted average of the values the query may see; causal query 0 = v[0]), then equal to torch's;
+    a wrong value is run again with one tile to tell the tiles' loop from the arithmetic."""
     kwargs = {"q": q, "k": k, "v": v, "block_q": block_q, "block_k": block_k, "causal": causal}
     expected = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     where = f"q {tuple(q.shape)} {q.dtype}, k {tuple(k.shape)}, blocks {block_q}x{block_k}, causal={causal}"
-
-    def fail(message):
+    _rtol = 1e-4 if q.dtype == torch.float32 else 1e-8
+    out = call(tiled_attention, **kwargs)
+    message = first_broken(LADDERS["tiled_attention"], out, kwargs)
+    if message is None:
+        message = difference(out, expected, "the output", rtol=_rtol, atol=_rtol)
+        if message:
+            one_tile = call(tiled_attention, q, k, v, block_q=q.shape[-2], block_k=k.shape[-2], causal=causal)
+            if difference(one_tile, expected, rtol=_rtol, atol=_rtol) is None:
+                message += ("; with one tile covering the whole sequence your output is right, so the error is in "
+                            "how the tiles are visited and combined: check that the loops reach the last, shorter "
+                            "tile when T is not a multiple of the block, and what carries over from one tile to the "
+                            "next (the running max, the factor exp(m_old - m_new) on l and acc, positions counted "
+                            "from the start of the sequence)")
+    if message:
         raise AssertionError(f"{message}\n  ({where})"
                              + which_mistake(out, MISTAKES["tiled_attention"], kwargs, expected,
                                              lambda a, b: difference(a, b, rtol=_rtol, atol=_rtol)))
-
-    _rtol = 1e-4 if q.dtype == torch.float32 else 1e-8
-    out = call(tiled_attention, **kwargs)
-    if not (isinstance(out, torch.Tensor) and out.shape == expected.shape and out.dtype == q.dtype):
-        fail(f"the output must be a {q.dtype} tensor (..., T_q, D) of shape {tuple(expected.shape)}; got "
-             f"{getattr(out, 'dtype', type(out).__name__)} {tuple(getattr(out, 'shape', ()))}")
-    if not torch.isfinite(out).all():
-        i = tuple((~torch.isfinite(out)).nonzero()[0].tolist())
-        fail(f"the output has NaN or inf at index {i} (query {i[-2]}), where attention is finite: every query sees at "
-             f"least one key; look for exp((-inf) - (-inf)) in a tile whose scores are all hidden, and for a "
-             f"division by a sum that is 0")
-    low = v.cummin(dim=-2).values if causal else v.amin(dim=-2, keepdim=True)   # (..., T or 1, D)
-    high = v.cummax(dim=-2).values if causal else v.amax(dim=-2, keepdim=True)
-    outside = (out < low - _rtol) | (out > high + _rtol)
-    if outside.any():
-        i = tuple(outside.nonzero()[0].tolist())
-        fail(f"attention's output is a weighted average of the values (weights >= 0 that sum to 1), so each "
-             f"coordinate lies between the smallest and largest value the query may see; at index {i} it is "
-             f"{out[i].item():.4g}, outside that range: look at the division by l, the rescaling of acc and l, "
-             f"and which keys the mask hides")
-    if causal and not torch.allclose(out[..., 0, :], v[..., 0, :], atol=_rtol):
-        fail("with causal=True query 0 may see key 0 only, so its output must be v[0]; yours is not: look at "
-             "the mask in the first tile (hide keys j > i, where i and j are positions in the whole sequence)")
-    message = difference(out, expected, "the output", rtol=_rtol, atol=_rtol)
-    if message:
-        one_tile = call(tiled_attention, q, k, v, block_q=q.shape[-2], block_k=k.shape[-2], causal=causal)
-        if difference(one_tile, expected, rtol=_rtol, atol=_rtol) is None:
-            message += ("; with one tile covering the whole sequence your output is right, so look at what carries "
-                        "over from one tile to the next: the running max, the factor exp(m_old - m_new) on l and acc, "
-                        "and positions counted from the start of the sequence")
-        fail(message)
-
 
 torch.manual_seed(8)
 _q, _k, _v = torch.randn(3, 2, 40, 8, dtype=torch.float64).unbind(0)
@@ -450,12 +411,15 @@ def tiled_attention_backward(q, k, v, out, lse, dout, block_q=64, block_k=64, ca
 nb.tests("test_tiled_attention_backward", 3, r'''
 from gptref.grading.compare import difference
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import first_broken
+from gptref.grading.ladders.d08_flash_attention import LADDERS
 from gptref.grading.mistakes.d08_flash_attention import MISTAKES
 
 
 def _backward_ladder(q, k, v, block_q, block_k, causal=False):
-    """tiled_attention_backward on one input: the properties every correct (dq, dk, dv) has, in order (form; finite;
-    sum of dV = sum of dO; sum of dK = 0; causal dQ[0] = 0; equal to autograd of naive attention)."""
+    """tiled_attention_backward on one input: the ladder every correct (dq, dk, dv) climbs
+    (gptref.grading.ladders.d08_flash_attention: form; finite; sum of dV = sum of dO; sum of dK = 0; causal
+    dQ[0] = 0), then equal to autograd of naive attention."""
     dout = torch.randn_like(q)
     out, lse = attention_with_lse(q, k, v, causal)
     kwargs = {"q": q, "k": k, "v": v, "out": out, "lse": lse, "dout": dout, "block_q": block_q, "block_k": block_k,
@@ -465,39 +429,15 @@ def _backward_ladder(q, k, v, block_q, block_k, causal=False):
     expected = tuple(t.grad for t in leaves)
     tol = 1e-4 if q.dtype == torch.float32 else 1e-8
     where = f"q {tuple(q.shape)} {q.dtype}, k {tuple(k.shape)}, blocks {block_q}x{block_k}, causal={causal}"
-
-    def fail(message):
+    got = call(tiled_attention_backward, **kwargs)
+    message = first_broken(LADDERS["tiled_attention_backward"], got, kwargs)
+    for name, grad, want in zip(("dq", "dk", "dv"), got if message is None else (), expected):
+        message = message or difference(grad, want, f"{name} (against autograd of naive attention)", rtol=tol,
+                                        atol=tol)
+    if message:
         raise AssertionError(f"{message}\n  ({where})"
                              + which_mistake(got, MISTAKES["tiled_attention_backward"], kwargs, expected,
                                              lambda a, b: difference(a, b, rtol=tol, atol=tol)))
-
-    got = call(tiled_attention_backward, **kwargs)
-    if not (isinstance(got, tuple) and len(got) == 3):
-        fail(f"return a tuple (dq, dk, dv), got {type(got).__name__}")
-    for name, grad, like in zip(("dq", "dk", "dv"), got, (q, k, v)):
-        if not (isinstance(grad, torch.Tensor) and grad.shape == like.shape and grad.dtype == like.dtype):
-            fail(f"{name} must be a {like.dtype} tensor shaped like its input, {tuple(like.shape)}; got "
-                 f"{getattr(grad, 'dtype', type(grad).__name__)} {tuple(getattr(grad, 'shape', ()))}")
-        if not torch.isfinite(grad).all():
-            fail(f"{name} has NaN or inf: look at the recomputed P (exp(S - lse) is at most 1) and at hidden scores "
-                 f"(exp(-inf) = 0)")
-    dq, dk, dv = got
-    if not torch.allclose(dv.sum(dim=-2), dout.sum(dim=-2), rtol=tol * 10, atol=tol * 10 * q.shape[-2]):
-        fail("the rows of dV must add up to the rows of dO (sum_j dV_j = sum_i dO_i, because each query's weights "
-             "P_i sum to 1 over the keys); yours do not: look at how P is recomputed (exp(S - lse), with the mask) "
-             "and at dV_j += P^T dO_i")
-    if ((dk.sum(dim=-2).abs() / (dk.abs().sum(dim=-2) + 1)) > tol * 100).any():
-        fail("the rows of dK must add up to zero (each row of dS = P * (dP - D) sums to 0 when "
-             "D_i = rowsum(dO_i * O_i) = rowsum(P_i * dP_i)); yours do not: look at D, at dS = P * (dP - D) "
-             "and at dK_j += dS^T Q_i")
-    if causal and not torch.allclose(dq[..., 0, :], torch.zeros_like(dq[..., 0, :]), atol=tol * 10):
-        fail("with causal=True query 0 attends to key 0 with weight 1, so moving q_0 changes nothing and dQ[0] must "
-             "be 0; yours is not: look at the mask when the backward recomputes the scores, and at dS")
-    for name, grad, want in zip(("dq", "dk", "dv"), got, expected):
-        message = difference(grad, want, f"{name} (against autograd of naive attention)", rtol=tol, atol=tol)
-        if message:
-            fail(message)
-
 
 torch.manual_seed(80)
 _q, _k = torch.randn(2, 2, 40, 8, dtype=torch.float64).unbind(0)

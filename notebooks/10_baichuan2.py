@@ -14,10 +14,10 @@ formulas, and train a GPT-2-style and a Baichuan-style baby model side by side.
 
 | Change (report, sec. 2) | What it is | Here |
 |---|---|---|
-| Tokenizer (2.3) | SentencePiece BPE, 125,696 tokens; byte fallback, digits split, no normalisation, no dummy prefix, whitespace-only pieces, pieces up to 32 characters | Exercise 5 |
+| Tokenizer (2.3) | SentencePiece BPE, 125,696 tokens, with the options of section 5 | Exercise 5 |
 | Positions (2.4) | RoPE in 7B, **ALiBi** in 13B | Exercise 2 |
-| Activations, norms (2.5) | **SwiGLU** feed-forward, hidden $\approx \frac83 d$; pre-norm RMSNorm; xFormers attention | Exercise 1 |
-| Optimisation (2.6) | AdamW ($\beta = (0.9, 0.95)$, wd 0.1), clipping 0.5, bf16; **NormHead**; **max-z loss** | Exercises 3, 4 |
+| Activations, norms (2.5) | **SwiGLU**, hidden $\approx \frac83 d$; pre-norm RMSNorm; xFormers attention | Exercise 1 |
+| Optimisation (2.6) | AdamW ($\beta = (0.9, 0.95)$, wd 0.1), clip 0.5, bf16; **NormHead**; **max-z loss** | Ex. 3, 4 |
 
 **Learning goals.** After this notebook you can
 
@@ -163,7 +163,8 @@ def _want(n_heads, t_q, t_k=None):
     distance = (torch.arange(t_k - t_q, t_k)[:, None] - torch.arange(t_k)[None, :]).clamp(min=0)  # (t_q, t_k)
     return -torch.tensor(slopes[:n_heads])[:, None, None] * distance                              # (H, t_q, t_k)
 for _case, _b in zip(_cases, _biases):   # values last
-    climb_answer(_b, _case, (), _want(**_case), MISTAKES["alibi_bias"], f"alibi_bias({', '.join(map(str, _case.values()))})")
+    climb_answer(_b, _case, (), _want(**_case), MISTAKES["alibi_bias"],
+                 f"alibi_bias({', '.join(map(str, _case.values()))})")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("10_baichuan2", "alibi_bias", alibi_bias)
@@ -247,7 +248,8 @@ assert torch.allclose(call(norm_head_logits, _x, _longer), _outputs[0]), \
     "making one row of weight 3 times longer must not change any logit: each row is divided by its own length" + \
     which_mistake(_outputs[0], MISTAKES["norm_head_logits"], _cases[0], F.linear(_x, F.normalize(_w, dim=1)))
 for _case, _got in zip(_cases, _outputs):   # values last
-    climb_answer(_got, _case, (), F.linear(_case["x"], F.normalize(_case["weight"], dim=1)), MISTAKES["norm_head_logits"],
+    climb_answer(_got, _case, (), F.linear(_case["x"], F.normalize(_case["weight"], dim=1)),
+                 MISTAKES["norm_head_logits"],
           "the logits")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
@@ -327,7 +329,7 @@ of its (mostly Chinese and English) data. The options the report describes, by S
 | no dummy prefix (no space added before the text) | `add_dummy_prefix=False` |
 | whitespace-only tokens (indentation in code) | `allow_whitespace_only_pieces=True` |
 | long pieces allowed | `max_sentencepiece_length=32` |
-| characters covered by the vocabulary: all but the rarest 0.01% (those fall back to bytes) | `character_coverage=0.9999` |
+| every character but the rarest 0.01% in the vocabulary (those fall back to bytes) | `character_coverage=0.9999` |
 
 ## Exercise 5 — `train_baichuan_tokenizer` (2 points)
 
@@ -356,28 +358,34 @@ def train_baichuan_tokenizer(text, vocab_size):
 ''')
 
 nb.tests("test_train_baichuan_tokenizer", 2, r'''
-_text = ("Shall I compare thee to a summer's day? Thou art more lovely and more temperate.\n"
-         "    if total > 1000:\n        total = total - 2024\n") * 40
+from gptref import data
 from gptref.grading.explain import call
-try:
-    _proto = call(train_baichuan_tokenizer, _text, 350)
-except AssertionError as _e:
-    if "Vocabulary size too high" not in str(_e):
-        raise
-    raise AssertionError(f"training failed: {_e}. 'Vocabulary size too high' means the 256 byte pieces are missing: "
-                         "turn on byte_fallback") from None
-assert isinstance(_proto, bytes), f"return the model as bytes, got {type(_proto).__name__}"
-_sp = spm.SentencePieceProcessor()
-_sp.LoadFromSerializedProto(_proto)
-assert _sp.get_piece_size() == 350, f"the vocabulary should have 350 pieces, got {_sp.get_piece_size()}"
-assert not _sp.encode_as_pieces("Shall")[0].startswith("\u2581"), "no dummy prefix: the first word must not get a leading space"
-assert _sp.encode_as_pieces("2024")[:4] == ["2", "0", "2", "4"], f"digits must be split one by one: {_sp.encode_as_pieces('2024')}"
-for _s in ("naïve ☃ 世界", "ＦＵＬＬ  width", "a   b\ttab"):
-    _ids = _sp.encode_as_ids(_s)
-    assert _sp.unk_id() not in _ids, f"{_s!r} has unknown tokens: turn on byte_fallback"
-    assert _sp.decode_ids(_ids) == _s, f"{_s!r} comes back as {_sp.decode_ids(_ids)!r}: no normalisation (identity, keep extra spaces)"
-assert any(set(_p) == {"\u2581"} and len(_p) > 1 for _p in _sp.encode_as_pieces("        total")), \
-    "indentation should become whitespace-only pieces (allow_whitespace_only_pieces)"
+from gptref.grading.ladders import climb_answer
+from gptref.grading.ladders.d10_baichuan2 import LADDERS, same_tokenization
+from gptref.grading.mistakes.d10_baichuan2 import MISTAKES
+from gptref.tokenizers import train_sentencepiece as _reference_trainer
+from gptref.tokenizers.spm_options import options as _options_of
+_code = "    if total > 1000:\n        total = total - 2024\n\n\tx = 'naïve ☃'\n"
+# a text rich enough for every option to train (12,000 characters of Shakespeare, code, an empty line, a tab,
+# a rare character); a small repetitive text with the vocabulary just above the 259 reserved pieces
+_cases = [dict(text=data.corpus("shakespeare")[:12000] + "\n" + _code, vocab_size=400),
+          dict(text=("Shall I compare thee to a summer's day?\n" + _code) * 30, vocab_size=300)]
+_probes = ("In 1599 the Globe sold 12345 tickets.", "        return x", "Thou art more lovely and more temperate")
+
+
+def _same_model(got, want):
+    """Same options read back from the model, and the same pieces on the probe texts."""
+    if _options_of(got) != _options_of(want):
+        return f"trained with {_options_of(got)}, the table's options are {_options_of(want)}"
+    return same_tokenization(got, want, _probes)
+
+
+for _case in _cases:  # the ladder: bytes of a model; vocabulary; the table's options; round trips; then pieces
+    _proto = call(train_baichuan_tokenizer, **_case)
+    climb_answer(_proto, _case, LADDERS["train_baichuan_tokenizer"], None, MISTAKES["train_baichuan_tokenizer"],
+                 compare=_same_model)
+    climb_answer(_proto, _case, (), _reference_trainer(**_case), MISTAKES["train_baichuan_tokenizer"],
+                 compare=_same_model)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("10_baichuan2", "train_baichuan_tokenizer", train_baichuan_tokenizer)
@@ -405,7 +413,8 @@ t0 = time.perf_counter()
 spm_tok = SentencePieceTokenizer.train(train_text, 512)
 bpe_tok = ByteBPE.train(train_text, 512)
 print(f"trained both in {time.perf_counter() - t0:.1f} s")
-n_reserved = sum(spm_tok.sp.IsControl(i) or spm_tok.sp.IsUnknown(i) or spm_tok.sp.IsByte(i) for i in range(len(spm_tok)))
+n_reserved = sum(spm_tok.sp.IsControl(i) or spm_tok.sp.IsUnknown(i) or spm_tok.sp.IsByte(i)
+                 for i in range(len(spm_tok)))
 print(f"SentencePiece entries for special and byte tokens: {n_reserved} of {len(spm_tok)}")
 
 def pieces_of(tok, s):
@@ -588,7 +597,8 @@ axes[0].legend()
 fig.tight_layout()
 plt.show()
 for name, r in hot.items():
-    z_term = 2e-4 * r["zmax"][-1] ** 2 if "max-z" in name else 0.0  # at most this: z of each position <= the batch's max
+    # at most this: z of each position <= the batch's max
+    z_term = 2e-4 * r["zmax"][-1] ** 2 if "max-z" in name else 0.0
     print(f"{name:26s}: val CE {r['val']:.3f}; largest logit at step 1 {r['zmax'][0]:.2f}, at step 100 "
           f"{r['zmax'][-1]:.2f}; max-z term at the end <= {z_term:.4f}, train CE {r['ce'][-1]:.3f}")
 
@@ -601,7 +611,8 @@ with torch.no_grad():
     for block in fresh.blocks:
         h = block(h)
     h = fresh.ln_f(h)                                                   # (B, T, d): what the head reads
-print(f"at initialisation: ||ln_f(x)|| = {h.norm(dim=-1).mean():.2f} on average (sqrt(d) = {math.sqrt(h.shape[-1]):.2f}); "
+print(f"at initialisation: ||ln_f(x)|| = {h.norm(dim=-1).mean():.2f} on average "
+      f"(sqrt(d) = {math.sqrt(h.shape[-1]):.2f}); "
       f"tied head rows ||w_v|| = {fresh.head.weight.norm(dim=1).mean():.3f} on average, NormHead rows = 1")
 print(f"({time.perf_counter() - t0:.1f} s)")
 """)
@@ -677,8 +688,9 @@ nb.md(r"""
   whitespace pieces; 125,696 tokens.
 * At baby scale, in one 100-step run per model, the Baichuan-style model ends with the validation CE printed
   in section 6 next to the GPT-2-style one's; one short run of a tiny model cannot rank the architectures,
-  and the report's reasons for these choices are about large models and long runs. `python benchmarks/arch_compare.py` (and, with the options wired
-  into GPTConfig, `./run homework --arch baichuan2`) trains both at the homework's budget.
+  and the report's reasons for these choices are about large models and long runs.
+  `python benchmarks/arch_compare.py` (and, with the options wired into GPTConfig,
+  `./run homework --arch baichuan2`) trains both at the homework's budget.
 """)
 
 nb.save()

@@ -41,6 +41,35 @@ def test_reduction_without_keepdim_is_named():
     assert "keepdim=True" in msg
 
 
+def test_a_weight_stored_out_in_used_untransposed_is_named():
+    def project(x, w):
+        return x @ w
+
+    msg = _message(project, torch.randn(3, 8), torch.randn(16, 8))
+    assert "stored (out, in)" in msg and "x @ w.T" in msg
+    square = _message(project, torch.randn(3, 8), torch.randn(5, 6))  # no size matches: no cause guessed
+    assert "stored (out, in)" not in square
+
+
+def test_max_with_dim_used_as_a_tensor_is_named():
+    def running_max(m, block):
+        return torch.maximum(m, block.max(dim=-1))
+
+    msg = _message(running_max, torch.zeros(2), torch.randn(2, 3))
+    assert "returns a pair (values, indices)" in msg and ".values" in msg
+
+
+def test_a_per_row_vector_without_a_trailing_dimension_is_named():
+    def shift(s, lse):
+        return s - lse[..., 0:4]
+
+    def shift_with_none(s, lse):
+        return s - lse[..., None, 0:4]
+
+    assert "v[..., None]" in _message(shift, torch.randn(2, 4, 3), torch.randn(2, 4))
+    assert "v[..., None]" not in _message(shift_with_none, torch.randn(2, 4, 3), torch.randn(2, 4))
+
+
 def test_tensor_truthiness_is_named():
     def masked(x, mask=None):
         if mask:

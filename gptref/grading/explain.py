@@ -73,6 +73,13 @@ def _reduction_without_keepdim(line: str) -> bool:
     return bool(re.search(r"\.(sum|mean|max|min|amax|logsumexp|std|var|norm)\(", line)) and "keepdim" not in line
 
 
+def _per_row_without_trailing_dim(line: str) -> bool:
+    """A line that slices a tensor and combines tensors entry by entry (+ - * /), adding no trailing dimension."""
+    sliced = re.search(r"\w\[[^\]]*:[^\]]*\]", line)
+    entrywise = re.search(r"[\w\]\)] *[-+*/] *[\w(]", re.sub(r"\[[^\]]*\]", "[]", line))
+    return bool(sliced and entrywise) and not re.search(r"None|unsqueeze|keepdim|\.view|reshape", line)
+
+
 def _shape_cause(line: str) -> str:
     if re.search(r"\.T\b", line):
         return ("`.T` reverses EVERY dimension of a tensor with more than two (a (B, H, T, d) tensor becomes "
@@ -89,6 +96,10 @@ def _shape_cause(line: str) -> str:
                 "with the tensor it is combined with: add `keepdim=True`")
     if re.search(r"\.view\(|\.reshape\(", line):
         return "check the sizes you pass to view/reshape against the tensor's .shape"
+    if _per_row_without_trailing_dim(line):
+        return ("broadcasting lines up dimensions from the RIGHT: if one of these is a per-row vector (..., rows) "
+                "meant for a (..., rows, cols) tensor, give it a trailing dimension, `v[..., None]`; otherwise print "
+                "their .shape to see which do not fit")
     return "two tensors whose shapes do not fit together meet on this line: print their .shape to see which"
 
 
@@ -137,15 +148,45 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"out of bounds|index out of range|IndexError"),
      lambda line: ("an index reached past the end of a tensor or list: check the loop bounds and the sizes you "
                    "index with")),
+    (re.compile(r"Vocabulary size too high"),
+     lambda line: ("the trainer found fewer pieces in this text than vocab_size asks for: compare the options you pass "
+                   "with the notebook's table (byte_fallback=True adds the 256 byte pieces; model_type='bpe' builds "
+                   "pieces by merges)")),
     (re.compile(r"can't convert|Can't call numpy\(\) on Tensor that requires grad"),
      lambda line: ("keep the computation in torch (no numpy or .item() inside it), so shapes, dtype and gradients "
                    "follow")),
 ]
 
 
+def _weight_not_transposed(text: str) -> str | None:
+    """`x @ w` with w stored (out, in) like nn.Linear's weight: x's last size equals w's LAST size, not its first."""
+    sizes = re.search(r"shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)", text)
+    if sizes and sizes[2] == sizes[4] and sizes[2] != sizes[3]:
+        return (f"the input's last size ({sizes[2]}) matches the LAST size of the {sizes[3]}x{sizes[4]} matrix, so "
+                "that matrix is stored (out, in) like an nn.Linear weight: multiply by its transpose, `x @ w.T` "
+                "(or `F.linear(x, w)`)")
+    return None
+
+
+def _values_of_max(text: str) -> str | None:
+    """`t.max(dim=...)` used as a tensor: it returns the pair (values, indices)."""
+    kind = re.search(r"torch\.return_types\.(max|min|sort|topk|kthvalue|median|mode)", text)
+    if kind:
+        return (f"`.{kind[1]}(dim=...)` returns a pair (values, indices), not a tensor: take its `.values`"
+                + (f" (or use `.a{kind[1]}(dim=...)`)" if kind[1] in ("max", "min") else ""))
+    return None
+
+
+_FROM_THE_MESSAGE: list[Callable[[str], str | None]] = [_weight_not_transposed, _values_of_max]
+
+
 def cause_of(exc: BaseException, line: str = "") -> str | None:
     """What to change, where the error and the line it came from say it; None when the cause is not known."""
     text = f"{type(exc).__name__}: {exc}"
+    for from_message in _FROM_THE_MESSAGE:
+        cause = from_message(text)
+        if cause:
+            return cause
     for pattern, explain in _KNOWN:
         if pattern.search(text):
             return explain(line)

@@ -5,20 +5,25 @@ from tests.mutants import Mutant
 MUTANTS = [
     Mutant(cell="sinusoidal_positions", old="pe[:, 0::2] = torch.sin(angles)\n    pe[:, 1::2] = torch.cos(angles)",
            new="pe[:, 0::2] = torch.cos(angles)\n    pe[:, 1::2] = torch.sin(angles)",
-           fails={"test_sinusoidal_positions"}, why="cos on even channels, sin on odd", hint="sin on even channels, cos on odd"),
+           fails={"test_sinusoidal_positions"}, why="cos on even channels, sin on odd",
+           hint="sin on even channels, cos on odd"),
     Mutant(cell="sinusoidal_positions", old="torch.arange(0, d_model, 2, dtype=torch.float64) / d_model",
            new="torch.arange(0, d_model // 2, dtype=torch.float64) / d_model",
            fails={"test_sinusoidal_positions"}, why="exponent i/d instead of 2i/d", hint="omega_i = 10000^(-2i/d)"),
     Mutant(cell="rope", old="x_even, x_odd = x[..., 0::2], x[..., 1::2]",
            new="x_even, x_odd = x[..., : D // 2], x[..., D // 2 :]",
-           fails={"test_rope"}, why="reads the pairs (i, i + D/2) but writes them back interleaved", hint="you read the pairs as (i, i + D/2) but wrote them back"),
-    Mutant(cell="rope", old="""    x_even, x_odd = x[..., 0::2], x[..., 1::2]                                 # (..., T, D/2) each
-    y_even = x_even * cos - x_odd * sin
-    y_odd = x_even * sin + x_odd * cos
-    return torch.stack([y_even, y_odd], dim=-1).reshape(x.shape)               # (..., T, D/2, 2) -> (..., T, D)""",
+           fails={"test_rope"}, why="reads the pairs (i, i + D/2) but writes them back interleaved",
+           hint="you read the pairs as (i, i + D/2) but wrote them back"),
+    Mutant(cell="rope",
+           old=("    x_even, x_odd = x[..., 0::2], x[..., 1::2]                                 # (..., T, D/2) each\n"
+                "    y_even = x_even * cos - x_odd * sin\n"
+                "    y_odd = x_even * sin + x_odd * cos\n"
+                "    return torch.stack([y_even, y_odd], dim=-1).reshape(x.shape)"
+                "               # (..., T, D/2, 2) -> (..., T, D)"),
            new="""    x1, x2 = x[..., : D // 2], x[..., D // 2 :]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)""",
-           fails={"test_rope"}, why="the half-split convention (GPT-NeoX, HF Llama): pairs (i, i + D/2)", hint="you paired channel i with i + D/2"),
+           fails={"test_rope"}, why="the half-split convention (GPT-NeoX, HF Llama): pairs (i, i + D/2)",
+           hint="you paired channel i with i + D/2"),
     Mutant(cell="rope", old="y_even = x_even * cos - x_odd * sin", new="y_even = x_even * cos + x_odd * sin",
            fails={"test_rope"}, why="wrong sign: not a rotation", hint="check the signs of the sin terms"),
     Mutant(cell="rope", old="    if positions is None:\n        positions = torch.arange(T)\n",
@@ -46,7 +51,8 @@ MUTANTS = [
            new="p = torch.arange(1, n_positions + 1, dtype=torch.float64)",
            fails={"test_sinusoidal_positions"}, why="positions numbered from 1", hint="number the positions from 1"),
     Mutant(cell="sinusoidal_positions", old="return pe.to(torch.float32)", new="return pe",
-           fails={"test_sinusoidal_positions"}, why="returns the float64 table", hint="without converting it to float32"),
+           fails={"test_sinusoidal_positions"}, why="returns the float64 table",
+           hint="without converting it to float32"),
     Mutant(cell="rope", old="y_even = x_even * cos - x_odd * sin\n    y_odd = x_even * sin + x_odd * cos",
            new="y_even = x_even * cos + x_odd * sin\n    y_odd = -x_even * sin + x_odd * cos",
            fails={"test_rope"}, why="rotates by -p theta (clockwise)", hint="rotate by -p theta_i (clockwise)"),
@@ -65,10 +71,38 @@ MUTANTS = [
            fails={"test_rope_score"}, why="ignores the base argument in the score", hint="use the base argument"),
     Mutant(cell="rope_score", old="return (real * cos - imag * sin).sum(dim=-1)", new="return real * cos - imag * sin",
            fails={"test_rope_score"}, why="does not sum over the pairs", hint="forget to sum over the pairs"),
-    Mutant(cell="rope_score", old="imag = q_odd * k_even - q_even * k_odd", new="imag = q_odd * k_even + q_even * k_odd",
+    Mutant(cell="rope_score", old="imag = q_odd * k_even - q_even * k_odd",
+           new="imag = q_odd * k_even + q_even * k_odd",
            fails={"test_rope_score"}, why="adds the two products of the imaginary part",
            hint="add the two products of the imaginary part"),
     Mutant(cell="rope_score", old="theta = base ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)",
            new="theta = base ** (-torch.arange(0, D, 2) / D)",
            fails={"test_rope_score"}, why="theta in float32", hint="compute the angles in float32"),
+    # issue 23: a new student's wrong answers, written from the notebook alone
+    Mutant(cell="rope_score",
+           old="cos = torch.cos(distance * theta).to(q.dtype)\n    sin = torch.sin(distance * theta)",
+           new="cos = torch.cos(abs(distance) * theta).to(q.dtype)\n    sin = torch.sin(abs(distance) * theta)",
+           fails={"test_rope_score"}, why="uses |m - n|", hint="use the distance's size |m - n|"),
+    Mutant(cell="sinusoidal_positions", old="omega = 10000.0 **", new="omega = 1000.0 **",
+           fails={"test_sinusoidal_positions"}, why="base 1000 instead of 10000", hint="with b = 1000"),
+    Mutant(cell="sinusoidal_positions",
+           old="p = torch.arange(n_positions, dtype=torch.float64)[:, None]                     # (n, 1)\n"
+               "    omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)",
+           new="p = torch.arange(n_positions, dtype=torch.float32)[:, None]\n"
+               "    omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)",
+           fails={"test_sinusoidal_positions"}, why="angles computed in float32",
+           hint="compute the angles p * omega_i in float32"),
+    Mutant(cell="rope", old="return torch.stack([y_even, y_odd], dim=-1).reshape(x.shape)",
+           new="x[..., 0::2], x[..., 1::2] = y_even, y_odd\n    return x",
+           fails={"test_rope"}, why="writes the rotation into x in place", hint="changed its argument 'x' in place"),
+    Mutant(cell="rope", old="return torch.stack([y_even, y_odd], dim=-1).reshape(x.shape)",
+           new="return torch.cat([y_even, y_odd], dim=-1)",
+           fails={"test_rope"}, why="reads neighbours, writes halves", hint="write them back as halves"),
+    Mutant(cell="rope_score", old="real = q_even * k_even + q_odd * k_odd",
+           new="real = q_even * k_even - q_odd * k_odd",
+           fails={"test_rope_score"}, why="no conjugate in the real part", hint="without conjugating k_i"),
+    Mutant(cell="rope_score", old="return (real * cos - imag * sin).sum(dim=-1)",
+           new="return (real * cos - imag * sin).sum()",
+           fails={"test_rope_score"}, why="sums over every dimension",
+           hint="sum over every dimension (.sum() with no dim)"),
 ]

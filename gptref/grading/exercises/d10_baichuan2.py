@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from gptref import heads, losses, positions
-from gptref.grading.ladders.d10_baichuan2 import LADDERS
+from gptref.grading.ladders.d10_baichuan2 import LADDERS, same_tokenization
 from gptref.grading.spec import Exercise
 
 DAY = "10_baichuan2"
@@ -39,7 +39,8 @@ def _alibi_reference(n_heads, t_q, t_k=None):
 def _alibi_cases(seed: int) -> list[dict]:
     # powers of two and not (6, 12, 40: the interleaving rule); square and KV-cache shapes
     return [{"n_heads": 8, "t_q": 6}, {"n_heads": 1, "t_q": 3}, {"n_heads": 6, "t_q": 5},
-            {"n_heads": 12, "t_q": 2, "t_k": 7}, {"n_heads": 40, "t_q": 1, "t_k": 4}, {"n_heads": 16, "t_q": 4, "t_k": 4},
+            {"n_heads": 12, "t_q": 2, "t_k": 7}, {"n_heads": 40, "t_q": 1, "t_k": 4},
+            {"n_heads": 16, "t_q": 4, "t_k": 4},
             {"n_heads": 3, "t_q": 4}, {"n_heads": 2, "t_q": 1}]
 
 
@@ -48,7 +49,8 @@ def _norm_head_cases(seed: int) -> list[dict]:
     rare token's), a zero input row, one vocabulary entry (V = 1), float64 and float32; the rest drawn."""
     g = torch.Generator().manual_seed(seed)
     cases = []
-    for lead, c, v, dtype in [((5,), 8, 11, torch.float64), ((2, 3), 16, 30, torch.float64), ((1, 4), 4, 7, torch.float64),
+    for lead, c, v, dtype in [((5,), 8, 11, torch.float64), ((2, 3), 16, 30, torch.float64),
+                              ((1, 4), 4, 7, torch.float64),
                               ((3,), 6, 1, torch.float64), ((2, 2), 8, 9, torch.float32)]:
         w = torch.randn(v, c, generator=g, dtype=dtype) * torch.rand(v, 1, generator=g, dtype=dtype) * 5
         w[0] *= 100.0
@@ -77,37 +79,13 @@ def _z_reference(logits, weight=2e-4):
     return losses.max_z_loss(logits, weight)
 
 
-# -- the tokenizer: compare what the two models DO on probe strings ------------------------------------
+# -- the tokenizer: the ladder reads the options back from the model, then the pieces are compared ---------
 PROBES = ("In 1599 the Globe sold 12345 tickets.", "naïve café ☃ 世界", "    def f(x):\n        return x",
           "ＦＵＬＬ width  and   spaces", "Thou art more lovely and more temperate", "zyzzyva quixotic")
 
 
-def _pieces(proto: bytes) -> list[list[str]]:
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor()
-    sp.LoadFromSerializedProto(proto)
-    return [sp.EncodeAsPieces(p) for p in PROBES] + [[sp.DecodeIds(sp.EncodeAsIds(p)) for p in PROBES]]
-
-
 def _compare_tokenizer(got, expected, case):
-    if not isinstance(got, (bytes, bytearray)):
-        return f"return the model as bytes (sp.serialized_model_proto() or a BytesIO model_writer), got {type(got).__name__}"
-    try:
-        got_pieces = _pieces(bytes(got))
-    except Exception as e:  # noqa: BLE001 - any failure to load is the student's
-        return f"the bytes you returned are not a SentencePiece model ({type(e).__name__}: {e})"
-    want = _pieces(expected)
-    *gp, g_round = got_pieces
-    *wp, w_round = want
-    for probe, r in zip(PROBES, g_round):
-        if r != probe:
-            return (f"{probe!r} decodes back as {r!r}: with byte_fallback and no normalisation "
-                    "(normalization_rule_name='identity', remove_extra_whitespaces=False) every text round-trips")
-    for probe, a, b in zip(PROBES, gp, wp):
-        if a != b:
-            return f"{probe!r} splits as {a} but Baichuan 2's options give {b}"
-    return None
+    return same_tokenization(got, expected, PROBES)
 
 
 def _tokenizer_reference(text, vocab_size):
@@ -122,8 +100,15 @@ _TOK_TEXT = ("Shall I compare thee to a summer's day? Thou art more lovely and m
 
 
 def _tokenizer_cases(seed: int) -> list[dict]:
-    code = "def add(a, b):\n    return a + b  # 3.14159 and 2.71828\n\tindented with a tab\n"
-    return [{"text": _TOK_TEXT * 30, "vocab_size": 400}, {"text": (code + _TOK_TEXT) * 20, "vocab_size": 330}]
+    """Constructed on every seed (training is deterministic): a text rich enough that every option trains, with
+    empty lines, tabs, indentation, digits and a rare character; a repetitive text with the vocabulary just above
+    the 259 reserved pieces; a text where most lines are code."""
+    from gptref import data
+
+    code = "def add(a, b):\n    return a + b  # 3.14159 and 2.71828\n\n\tindented with a tab ☃\n"
+    start = 1000 * (seed % 20)  # a different stretch of Shakespeare per seed
+    return [{"text": data.corpus("shakespeare")[start:start + 12000] + "\n\n" + code, "vocab_size": 420},
+            {"text": _TOK_TEXT * 30, "vocab_size": 310}, {"text": (code + _TOK_TEXT) * 20, "vocab_size": 330}]
 
 
 EXERCISES = [
@@ -158,5 +143,12 @@ EXERCISES = [
                          "a row of equal logits", "float32 and float64")),
     Exercise(day=DAY, name="train_baichuan_tokenizer", grade_ids=("test_train_baichuan_tokenizer",),
              make_cases=_tokenizer_cases, reference=_tokenizer_reference, compare=_compare_tokenizer,
-             description="SentencePiece BPE with Baichuan 2's options; returns the model proto bytes"),
+             description="SentencePiece BPE with Baichuan 2's options; returns the model proto bytes",
+             # the ladder: bytes that load; vocab_size pieces, 3 specials then 256 bytes; each option of the
+             # notebook's table, read back from the model; round trips and split digits; then the pieces
+             properties=LADDERS["train_baichuan_tokenizer"],
+             edge_cases=("a text rich enough that every option trains (each option is read back from the model)",
+                         "empty lines and lines of only spaces or a tab", "a vocabulary just above the 259 reserved "
+                         "pieces", "characters outside the training text (accents, CJK, full-width, a snowman)",
+                         "runs of spaces and leading spaces", "numbers of several digits")),
 ]

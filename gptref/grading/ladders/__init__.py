@@ -14,10 +14,20 @@ from typing import Any, Callable
 
 import torch
 
-from gptref.grading.compare import difference, policy
+from gptref.grading.compare import difference, form_difference, policy
 from gptref.grading.explain import Mistake, call, which_mistake
 
 Property = Callable[[Any, dict], "str | None"]
+
+
+def tensor_form(got: Any, shape, dtype: torch.dtype, what: str) -> str | None:
+    """The first rung of a ladder: `got` is a finite tensor of this shape and dtype (on its own device), else a
+    message saying what it is instead."""
+    device = got.device if isinstance(got, torch.Tensor) else "cpu"
+    message = form_difference(got, torch.empty(tuple(shape), dtype=dtype, device=device), what)
+    if message is None and not torch.isfinite(got).all():
+        message = f"{what} has NaN or inf values"
+    return message
 
 
 def first_broken(ladder: tuple[Property, ...] | list[Property], got: Any, case: dict) -> str | None:
@@ -35,6 +45,17 @@ def _changed_in_place(before: dict, after: dict) -> str | None:
             return (f"your function changed its argument {key!r} in place; leave the inputs as they are "
                     "(no `/=`, `[...] =`)")
     return None
+
+
+def call_unchanged(fn: Callable, case: dict) -> Any:
+    """fn(**case) with errors explained, on a copy of the case; fails if fn changed one of its tensor arguments
+    in place (the test's own inputs stay as they were, so later checks are not misled)."""
+    given = copy.deepcopy(case)
+    got = call(fn, **given)
+    message = _changed_in_place(case, given)
+    if message:
+        raise AssertionError(message)
+    return got
 
 
 def climb(fn: Callable, cases: list[dict], ladder: tuple[Property, ...], reference: Callable, *,
@@ -99,4 +120,4 @@ def climb_answer(got: Any, case: dict, properties, expected: Any = None, mistake
         raise AssertionError(message)
 
 
-__all__ = ["Property", "climb", "climb_answer", "first_broken"]
+__all__ = ["Property", "call_unchanged", "climb", "climb_answer", "first_broken", "tensor_form"]

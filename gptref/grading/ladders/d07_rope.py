@@ -10,29 +10,19 @@ from __future__ import annotations
 
 import torch
 
+from gptref.grading.ladders import tensor_form
+
 
 def _short(vectors: torch.Tensor) -> list:
     """The first few values of the first vector, rounded, for a message."""
     return [round(v, 4) for v in vectors.reshape(-1, vectors.shape[-1])[0, :4].tolist()]
 
 
-def _form(got, shape, dtype, what: str) -> str | None:
-    if not isinstance(got, torch.Tensor):
-        return f"{what} should be a torch.Tensor, got {type(got).__name__}"
-    if tuple(got.shape) != tuple(shape):
-        return f"{what} has shape {tuple(got.shape)} but should have shape {tuple(shape)}"
-    if got.dtype != dtype:
-        return f"{what} has dtype {got.dtype} but should have dtype {dtype}"
-    if not torch.isfinite(got).all():
-        return f"{what} has NaN or inf values"
-    return None
-
-
 # ---------------------------------------------------------------- sinusoidal_positions
 
 
 def table_form(got, case) -> str | None:
-    return _form(got, (case["n_positions"], case["d_model"]), torch.float32,
+    return tensor_form(got, (case["n_positions"], case["d_model"]), torch.float32,
                  "the table (one row per position, one column per channel, float32)")
 
 
@@ -63,8 +53,10 @@ def table_frequencies(got, case) -> str | None:
     bad = (angle - want).abs() > 1e-5
     if bad.any():
         i = int(bad.nonzero()[0])
+        turned = angle[i].item()
+        base = f" (that is b^(-2i/d) with b = {turned ** (-d / (2 * i)):.6g})" if i > 0 and 0 < turned < 1 else ""
         return (f"from one position to the next, pair i turns by 10000^(-2i/d) (d = {d}); at position 1 your pair {i} "
-                f"sits at angle {angle[i].item():.5g} instead of {want[i].item():.5g}")
+                f"sits at angle {turned:.5g}{base} instead of {want[i].item():.5g}")
     return None
 
 
@@ -73,7 +65,7 @@ def table_frequencies(got, case) -> str | None:
 
 def rope_form(got, case) -> str | None:
     x = case["x"]
-    return _form(got, x.shape, x.dtype, "rope's output (x's shape and dtype)")
+    return tensor_form(got, x.shape, x.dtype, "rope's output (x's shape and dtype)")
 
 
 def rope_keeps_lengths(got, case) -> str | None:
@@ -104,7 +96,7 @@ def rope_position_zero_fixed(got, case) -> str | None:
 
 def score_form(got, case) -> str | None:
     q = case["q"]
-    return _form(got, q.shape[:-1], q.dtype, "rope_score's output (one score per vector, q's dtype)")
+    return tensor_form(got, q.shape[:-1], q.dtype, "rope_score's output (one score per vector, q's dtype)")
 
 
 def score_bounded(got, case) -> str | None:

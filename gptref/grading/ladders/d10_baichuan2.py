@@ -6,32 +6,23 @@ a head each step further back costs the same slope; the first H' slopes (H' the 
 2^(-8/H'), 2^(-16/H'), ...
 norm_head_logits: x's leading shape with V logits, x's dtype, finite; |logit| <= ||x|| (unit rows).
 max_z_loss: a 0-dim tensor in the logits' dtype, finite, >= 0.
+train_baichuan_tokenizer: bytes that load as a SentencePiece model; vocab_size pieces, 3 specials then the 256 byte
+pieces; trained with every option of the notebook's table (read back from the model); every probe text (accents,
+CJK, full-width letters, runs of spaces, tabs) decodes back to itself with no unknown token; digits one by one.
 """
 
 from __future__ import annotations
 
 import torch
 
-
-def _form(got, shape, dtype, what: str) -> str | None:
-    if not isinstance(got, torch.Tensor):
-        extra = " (return just the tensor)" if isinstance(got, tuple) else ""
-        return f"{what} should be a torch.Tensor, got {type(got).__name__}{extra}"
-    if tuple(got.shape) != tuple(shape):
-        return f"{what} has shape {tuple(got.shape)} but should have shape {tuple(shape)}"
-    if got.dtype != dtype:
-        return f"{what} has dtype {got.dtype} but should have dtype {dtype}"
-    if not torch.isfinite(got).all():
-        return f"{what} has NaN or inf values"
-    return None
-
+from gptref.grading.ladders import tensor_form
 
 # ---------------------------------------------------------------- swiglu
 
 
 def swiglu_form(got, case) -> str | None:
     x = case["x"]
-    return _form(got, x.shape, x.dtype, "swiglu's output (x's shape and dtype)")
+    return tensor_form(got, x.shape, x.dtype, "swiglu's output (x's shape and dtype)")
 
 
 def swiglu_zero_in_zero_out(got, case) -> str | None:
@@ -54,7 +45,7 @@ def _query_positions(case) -> tuple[torch.Tensor, torch.Tensor]:
 
 def alibi_form(got, case) -> str | None:
     t_k = case.get("t_k") or case["t_q"]
-    return _form(got, (case["n_heads"], case["t_q"], t_k), torch.float32, "the bias (n_heads, t_q, t_k), float32")
+    return tensor_form(got, (case["n_heads"], case["t_q"], t_k), torch.float32, "the bias (n_heads, t_q, t_k), float32")
 
 
 def alibi_zero_from_the_diagonal_on(got, case) -> str | None:
@@ -106,7 +97,7 @@ def alibi_power_of_two_slopes(got, case) -> str | None:
 
 def norm_head_form(got, case) -> str | None:
     x, weight = case["x"], case["weight"]
-    return _form(got, (*x.shape[:-1], weight.shape[0]), x.dtype, "the logits (..., V) in x's dtype")
+    return tensor_form(got, (*x.shape[:-1], weight.shape[0]), x.dtype, "the logits (..., V) in x's dtype")
 
 
 def norm_head_bounded(got, case) -> str | None:
@@ -125,7 +116,7 @@ def norm_head_bounded(got, case) -> str | None:
 
 def max_z_form(got, case) -> str | None:
     logits = case["logits"]
-    return _form(got, (), logits.dtype, "the loss (a 0-dim tensor, the logits' dtype)")
+    return tensor_form(got, (), logits.dtype, "the loss (a 0-dim tensor, the logits' dtype)")
 
 
 def max_z_not_negative(got, case) -> str | None:
@@ -134,9 +125,105 @@ def max_z_not_negative(got, case) -> str | None:
     return None
 
 
+# ---------------------------------------------------------------- train_baichuan_tokenizer
+
+# the notebook's table: option -> (value, what it is for, in the notebook's words)
+TOKENIZER_OPTIONS = {
+    "model_type": ("bpe", "BPE"),
+    "byte_fallback": (True, "no unknown tokens: unseen characters fall back to their UTF-8 bytes"),
+    "split_digits": (True, "numbers split into single digits: digits must be split one by one"),
+    "normalization_rule_name": ("identity", "no normalisation of the input"),
+    "remove_extra_whitespaces": (False, "no normalisation of the input: runs of spaces are kept"),
+    "add_dummy_prefix": (False, "no dummy prefix: no space added before the text"),
+    "allow_whitespace_only_pieces": (True, "whitespace-only tokens (indentation in code)"),
+    "max_sentencepiece_length": (32, "long pieces allowed"),
+    "character_coverage": (0.9999, "all but the rarest 0.01% of characters covered (those fall back to bytes)"),
+}
+# texts every model trained with those options encodes and decodes back unchanged, with no unknown token
+ROUND_TRIP_PROBES = ("naïve café ☃ 世界", "ＦＵＬＬ  width", "a   b\ttab", "  two leading spaces", "x" * 40)
+
+
+def _processor(got):
+    import sentencepiece as spm
+
+    processor = spm.SentencePieceProcessor()
+    processor.LoadFromSerializedProto(bytes(got))
+    return processor
+
+
+def tokenizer_form(got, case) -> str | None:
+    if not isinstance(got, (bytes, bytearray)) or not got:
+        empty = " (empty)" if isinstance(got, (bytes, bytearray)) else ""
+        return (f"return the model as bytes (the getvalue() of a BytesIO model_writer, or "
+                f"serialized_model_proto()), got {type(got).__name__}{empty}")
+    try:
+        _processor(got)
+    except Exception as error:  # noqa: BLE001 (any failure to load is the answer's)
+        return f"the bytes you returned do not load as a SentencePiece model ({type(error).__name__}: {error})"
+    return None
+
+
+def tokenizer_vocabulary(got, case) -> str | None:
+    processor = _processor(got)
+    size = processor.get_piece_size()
+    if size != case["vocab_size"]:
+        return f"the vocabulary must have vocab_size = {case['vocab_size']} pieces; yours has {size}"
+    specials = [i for i in range(3) if processor.IsControl(i) or processor.IsUnknown(i)]
+    if len(specials) != 3:
+        return ("the first 3 ids must be the special tokens <unk>, <s>, </s>; yours are "
+                f"{[processor.IdToPiece(i) for i in range(3)]}")
+    byte_ids = [i for i in range(size) if processor.IsByte(i)]
+    if byte_ids != list(range(3, 259)):
+        return (f"the 256 byte tokens <0x00>..<0xFF> must follow the 3 specials (ids 3 to 258); yours has "
+                f"{len(byte_ids)} byte tokens: turn on byte_fallback")
+    return None
+
+
+def tokenizer_options(got, case) -> str | None:
+    from gptref.tokenizers.spm_options import DEFAULTS, options
+
+    trained = options(got)
+    for name, (want, purpose) in TOKENIZER_OPTIONS.items():
+        if trained[name] != want:
+            default = ", the trainer's default" if trained[name] == DEFAULTS[name] else ""
+            return (f"your model was trained with {name}={trained[name]!r}{default}; the notebook's table asks "
+                    f"{name}={want!r} ({purpose}): pass it to SentencePieceTrainer.train")
+    return None
+
+
+def tokenizer_round_trip(got, case) -> str | None:
+    processor = _processor(got)
+    for probe in ROUND_TRIP_PROBES:
+        ids = processor.EncodeAsIds(probe)
+        if processor.unk_id() in ids:
+            return f"{probe!r} encodes with an unknown token; with byte_fallback every character has ids"
+        if processor.DecodeIds(ids) != probe:
+            return (f"{probe!r} decodes back as {processor.DecodeIds(ids)!r}; a model trained on the lines of the text "
+                    "with the table's options gives every text back unchanged: look at what you train on and at the "
+                    "options")
+    digits = processor.EncodeAsIds("2024")
+    if len(digits) != 4:  # a digit missing from the vocabulary is one byte token, still one per digit
+        return (f"numbers must be split into single digits: '2024' becomes "
+                f"{processor.EncodeAsPieces('2024')}")
+    return None
+
+
+def same_tokenization(got, expected, probes) -> str | None:
+    """The comparison after the ladder: the answer's model cuts each probe text into the same pieces as the
+    reference's."""
+    mine, theirs = _processor(got), _processor(expected)
+    for probe in probes:
+        if mine.EncodeAsPieces(probe) != theirs.EncodeAsPieces(probe):
+            return (f"{probe!r} splits as {mine.EncodeAsPieces(probe)} but Baichuan 2's options on the same lines "
+                    f"give {theirs.EncodeAsPieces(probe)}: train on the non-empty lines of text, with exactly the "
+                    "table's options")
+    return None
+
+
 LADDERS = {
     "swiglu": (swiglu_form, swiglu_zero_in_zero_out),
     "alibi_bias": (alibi_form, alibi_zero_from_the_diagonal_on, alibi_penalty_linear, alibi_power_of_two_slopes),
     "norm_head_logits": (norm_head_form, norm_head_bounded),
     "max_z_loss": (max_z_form, max_z_not_negative),
+    "train_baichuan_tokenizer": (tokenizer_form, tokenizer_vocabulary, tokenizer_options, tokenizer_round_trip),
 }

@@ -12,8 +12,10 @@ def _omega(d, exponent=lambda i, d: -i / d, base=10000.0):
     return base ** exponent(i, d)  # (d/2,)
 
 
-def _table(n, d, omega, sin_first=True, first_position=0, interleave=True, as_float32=True):
-    angles = torch.arange(first_position, first_position + n, dtype=torch.float64)[:, None] * omega  # (n, d/2)
+def _table(n, d, omega, sin_first=True, first_position=0, interleave=True, as_float32=True,
+           angle_dtype=torch.float64):
+    positions = torch.arange(first_position, first_position + n, dtype=angle_dtype)[:, None]  # (n, 1)
+    angles = (positions * omega.to(angle_dtype)).double()  # (n, d/2)
     first, second = (angles.sin(), angles.cos()) if sin_first else (angles.cos(), angles.sin())
     if interleave:
         table = torch.stack([first, second], dim=-1).reshape(n, d)  # (n, d/2, 2) -> (n, d)
@@ -46,6 +48,9 @@ SINUSOIDAL = (
             lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model, lambda i, d: i / d))),
     Mistake("number the positions from 1 instead of 0 (row p is position p; row 0 is position 0)",
             lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), first_position=1)),
+    Mistake("compute the angles p * omega_i in float32: at positions in the thousands float32 keeps too few "
+            "digits of them, so compute the table in float64 and convert only at the end",
+            lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), angle_dtype=torch.float32)),
     Mistake("return the float64 table without converting it to float32 at the end",
             lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), as_float32=False)),
 )
@@ -106,23 +111,32 @@ ROPE = (
     Mistake("compute the angles in float32: at positions in the thousands float32 keeps too few digits of "
             "p * theta_i, so compute them in float64 and convert only cos and sin",
             lambda x, positions=None, base=10000.0: _rope(x, positions, base, dtype=torch.float32)),
+    Mistake("read the pairs as neighbours (2i, 2i+1) but write them back as halves (torch.cat puts all the first "
+            "members, then all the second members): stack them back as neighbours",
+            lambda x, positions=None, base=10000.0: _rope(x, positions, base, write="halves")),
 )
 
 
 def _score(q, k, distance, base=10000.0, sign=1.0, exponent=lambda i, D: -i / D, imag_sign=-1.0, keep_sin=True,
-           total=True, dtype=torch.float64):
+           total=True, dtype=torch.float64, real_sign=1.0, absolute=False):
     D = q.shape[-1]
     theta = base ** exponent(torch.arange(0, D, 2, dtype=dtype), D)  # (D/2,)
+    distance = abs(distance) if absolute else distance
     cos = torch.cos(sign * distance * theta).to(q.dtype)
     sin = torch.sin(sign * distance * theta).to(q.dtype)
     q_even, q_odd, k_even, k_odd = q[..., 0::2], q[..., 1::2], k[..., 0::2], k[..., 1::2]
-    real = q_even * k_even + q_odd * k_odd
+    real = q_even * k_even + real_sign * q_odd * k_odd
     imag = q_odd * k_even + imag_sign * q_even * k_odd
     terms = real * cos - (imag * sin if keep_sin else 0.0)  # (..., D/2)
+    if total == "all":
+        return terms.sum()  # one number for the whole batch
     return terms.sum(dim=-1) if total else terms
 
 
-ROPE_SCORE = (
+ROPE_SCORE = (  # |m - n| first: on a negative distance it equals n - m, and it is the likelier slip
+    Mistake("use the distance's size |m - n|: a negative distance (the key after the query) turns the other way, "
+            "so keep its sign",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, absolute=True)),
     Mistake("use n - m: the sign of the distance is reversed (distance = m - n, the query's position minus "
             "the key's)",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, sign=-1.0)),
@@ -134,6 +148,9 @@ ROPE_SCORE = (
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, exponent=lambda i, D: -i / 2 / D)),
     Mistake("always use 10000 as the base: use the base argument",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, 10000.0)),
+    Mistake("sum over every dimension (.sum() with no dim), which gives one number for the whole batch: sum over "
+            "the pairs only, .sum(dim=-1)",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, total="all")),
     Mistake("forget to sum over the pairs (the score is ONE number per vector: sum the D/2 terms)",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, total=False)),
     Mistake("compute the angles in float32 (torch.arange of integers divided by D is float32): at large distances "
@@ -141,6 +158,9 @@ ROPE_SCORE = (
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, dtype=torch.float32)),
     Mistake("add the two products of the imaginary part: Im(q_i conj(k_i)) = q_odd k_even - q_even k_odd",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, imag_sign=1.0)),
+    Mistake("multiply q_i by k_i without conjugating k_i: the real part of q_i conj(k_i) is "
+            "q_even k_even + q_odd k_odd (a plus sign)",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, real_sign=-1.0)),
 )
 
 MISTAKES = {"sinusoidal_positions": SINUSOIDAL, "rope": ROPE, "rope_score": ROPE_SCORE}

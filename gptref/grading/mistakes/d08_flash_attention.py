@@ -16,13 +16,14 @@ from gptref.grading.explain import Mistake
 # ---------------------------------------------------------------- online softmax statistics
 
 
-def _stats(blocks, *, rescale="right", shift="running", start_max=float("-inf"), update_max=True, log_sum=False):
+def _stats(blocks, *, rescale="right", shift="running", start_max=float("-inf"), update_max=True, log_sum=False,
+           per_row=True):
     """Running (m, l) over blocks, with one slip chosen by the flags."""
     first = blocks[0]
     m = torch.full(first.shape[:-1], start_max, dtype=first.dtype)  # (...) running max
     row_sum = torch.zeros(first.shape[:-1], dtype=first.dtype)  # (...) running sum
     for block in blocks:
-        block_max = block.amax(dim=-1)
+        block_max = block.amax(dim=-1) if per_row else block.amax().expand(block.shape[:-1])
         m_new = torch.maximum(m, block_max)
         factor = {"right": torch.exp(m - m_new), "none": torch.ones_like(m), "flipped": torch.exp(m_new - m)}[rescale]
         reference_max = {"running": m_new, "block": block_max, "zero": torch.zeros_like(m_new)}[shift]
@@ -36,7 +37,8 @@ def _stats(blocks, *, rescale="right", shift="running", start_max=float("-inf"),
 
 
 def _tiled(q, k, v, block_q=64, block_k=64, causal=False, *, scale_power=0.5, rescale_acc=True, rescale_l=True,
-           normalise=True, local_mask="", fill=float("-inf"), update_max=True, hide_diagonal=False):
+           normalise=True, local_mask="", fill=float("-inf"), update_max=True, hide_diagonal=False,
+           whole_key_blocks_only=False):
     """Tiled attention with one slip chosen by the flags."""
     t_q, d = q.shape[-2], q.shape[-1]
     out = torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., T_q, D)
@@ -46,7 +48,8 @@ def _tiled(q, k, v, block_q=64, block_k=64, causal=False, *, scale_power=0.5, re
         m = torch.full(qi.shape[:-1], float("-inf"), dtype=q.dtype)  # (..., bq)
         row_sum = torch.zeros(qi.shape[:-1], dtype=q.dtype)  # (..., bq)
         acc = torch.zeros(*qi.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., bq, D)
-        for j0 in range(0, k.shape[-2], block_k):
+        t_k = k.shape[-2] - (k.shape[-2] % block_k if whole_key_blocks_only else 0)
+        for j0 in range(0, t_k, block_k):
             s = qi @ k[..., j0:j0 + block_k, :].transpose(-2, -1)  # (..., bq, bk)
             if causal:
                 rows = torch.arange(bq)[:, None] + (0 if "rows" in local_mask else i0)
@@ -85,7 +88,8 @@ def _backward(q, k, v, out, lse, dout, block_q=64, block_k=64, causal=False, *, 
             p = torch.exp(s - lse[..., i0:i0 + block_q, None]) if probabilities == "softmax" else s
             dv[..., j0:j0 + block_k, :] += (p.transpose(-2, -1) if transpose_dv else p) @ doi
             dp = doi @ vj.transpose(-2, -1)  # (..., bq, bk)
-            tile_delta = dp.sum(dim=-1) if delta == "tile dP" else row_delta[..., i0:i0 + block_q]
+            tile_delta = {"tile dP": dp.sum(dim=-1), "tile P.dP": (p * dp).sum(dim=-1)}.get(
+                delta, row_delta[..., i0:i0 + block_q] if delta in ("dO.O", "dO") else None)
             ds = p * (dp - tile_delta[..., None])  # (..., bq, bk)
             dq[..., i0:i0 + block_q, :] += ds @ kj * (scale if scale_dq else 1.0)
             dk[..., j0:j0 + block_k, :] += ds.transpose(-2, -1) @ qi * (scale if scale_dk else 1.0)
@@ -115,6 +119,9 @@ MISTAKES = {
         Mistake("never store the new max (m = m_new is missing), so only the last block counts",
                 _named(_stats, update_max=False)),
         Mistake("return the log-sum-exp m + log(l) instead of the sum l", _named(_stats, log_sum=True)),
+        Mistake("take one max over the whole block (amax() with no dim), shared by every row: each row keeps its "
+                "own running max, block.amax(dim=-1)",
+                _named(_stats, per_row=False)),
     ),
     "tiled_attention": (
         Mistake("leave out the factor 1/sqrt(D): scale the scores by 1/sqrt(D)", _named(_tiled, scale_power=0.0)),
@@ -135,6 +142,9 @@ MISTAKES = {
                 _named(_tiled, hide_diagonal=True)),
         Mistake("never store the new max (m = m_new is missing), so only the last key block counts",
                 _named(_tiled, update_max=False)),
+        Mistake("stop the key loop before the last, shorter tile (range(0, T - T % block, block)): when T is not a "
+                "multiple of the block the last keys are never seen; loop over range(0, T, block)",
+                _named(_tiled, whole_key_blocks_only=True)),
     ),
     "tiled_attention_backward": (
         Mistake("forget the 1/sqrt(D) in dQ (dQ += dS K_j / sqrt(D))", _named(_backward, scale_dq=False)),
@@ -144,6 +154,9 @@ MISTAKES = {
         Mistake("take D = rowsum(dP) of each tile instead of D = rowsum(dO * O) over the whole row",
                 _named(_backward, delta="tile dP")),
         Mistake("take D = rowsum(dO) instead of D = rowsum(dO * O)", _named(_backward, delta="dO")),
+        Mistake("take D = rowsum(P * dP) over each tile's keys only: D sums over ALL the keys of the row, so compute "
+                "it once, before the loop, as rowsum(dO * O)",
+                _named(_backward, delta="tile P.dP")),
         Mistake("accumulate dV with P dO instead of P^T dO", _named(_backward, transpose_dv=False)),
         Mistake("leave out the causal mask when the backward recomputes the scores", _named(_backward, mask=False)),
     ),

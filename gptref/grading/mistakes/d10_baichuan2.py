@@ -1,4 +1,5 @@
-"""Day 10's common wrong answers: SwiGLU, ALiBi, NormHead and the max-z loss as students often write them."""
+"""Day 10's common wrong answers: SwiGLU, ALiBi, NormHead, the max-z loss and the tokenizer as students often write
+them."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def _bias(n_heads, t_q, t_k, slopes, queries_last=True, future="zero", sign=-1.0
     t_k = t_q if t_k is None else t_k
     i = torch.arange(t_k - t_q, t_k)[:, None] if queries_last else torch.arange(t_q)[:, None]  # (t_q, 1)
     j = torch.arange(t_k)[None, :]  # (1, t_k)
-    distance = (i - j).abs() if future == "penalise" else (i - j).clamp(min=0)  # (t_q, t_k)
+    distance = {"penalise": (i - j).abs(), "zero": (i - j).clamp(min=0), "flipped": (j - i).clamp(min=0)}[future]
     slopes = torch.tensor(slopes, dtype=torch.float64)
     return (sign * slopes[:, None, None] * distance.to(torch.float64)).to(dtype)  # (H, t_q, t_k)
 
@@ -50,7 +51,8 @@ def _bias(n_heads, t_q, t_k, slopes, queries_last=True, future="zero", sign=-1.0
 def _paper_slopes(n_heads, half=0, from_zero=False):
     p = 2 ** math.floor(math.log2(n_heads))
     if from_zero:
-        return [2 ** (-8 * h / p) for h in range(p)] + [2 ** (-8 * h / (2 * p)) for h in range(2 * p)][half::2][: n_heads - p]
+        interleaved = [2 ** (-8 * h / (2 * p)) for h in range(2 * p)][half::2]
+        return [2 ** (-8 * h / p) for h in range(p)] + interleaved[: n_heads - p]
     return _geometric(p) + _geometric(2 * p)[half::2][: n_heads - p]
 
 
@@ -68,6 +70,9 @@ ALIBI = (
     Mistake("use 2^(-8h/H) for every head count: when H is not a power of two the paper takes the slopes of "
             "H' = 2^floor(log2 H) heads, then every other slope of 2H'",
             lambda n_heads, t_q, t_k=None: _bias(n_heads, t_q, t_k, _geometric(n_heads))),
+    Mistake("measure the distance as j - i: the penalty falls on the later keys and the earlier ones get 0; the "
+            "distance back to an earlier key is i - j",
+            lambda n_heads, t_q, t_k=None: _bias(n_heads, t_q, t_k, _paper_slopes(n_heads), future="flipped")),
     Mistake("add +m_h (i - j), a reward for distance: ALiBi subtracts m_h (i - j)",
             lambda n_heads, t_q, t_k=None: _bias(n_heads, t_q, t_k, _paper_slopes(n_heads), sign=1.0)),
     Mistake("return the float64 bias: make it float32 (torch.tensor(slopes) of Python floats is float64)",
@@ -105,8 +110,46 @@ MAX_Z = (
             lambda logits, weight=2e-4: weight * logits.max().pow(2)),
     Mistake("forget the square: the loss is weight * mean(z^2)",
             lambda logits, weight=2e-4: weight * logits.max(dim=-1).values.mean()),
+    Mistake("take the max over the first dimension (dim=0, across positions): z is the largest logit of each "
+            "position, the max over the LAST dimension (the vocabulary)",
+            lambda logits, weight=2e-4: weight * logits.max(dim=0).values.pow(2).mean()),
     Mistake("square every logit: only the largest logit of each position is squared",
             lambda logits, weight=2e-4: weight * logits.pow(2).mean()),
 )
 
-MISTAKES = {"swiglu": SWIGLU, "alibi_bias": ALIBI, "norm_head_logits": NORM_HEAD, "max_z_loss": MAX_Z}
+def _trained_without(*left_out: str, **changed):
+    """A tokenizer trainer that passes the notebook's options except `left_out` (trainer defaults) and `changed`."""
+    def answer(text, vocab_size):
+        import io
+
+        import sentencepiece as spm
+
+        from gptref.grading.ladders.d10_baichuan2 import TOKENIZER_OPTIONS
+
+        chosen = {name: value for name, (value, _) in TOKENIZER_OPTIONS.items() if name not in left_out}
+        out = io.BytesIO()
+        spm.SentencePieceTrainer.train(sentence_iterator=iter([line for line in text.split("\n") if line]),
+                                       model_writer=out, vocab_size=vocab_size, minloglevel=2, num_threads=1,
+                                       **{**chosen, **changed})
+        return out.getvalue()
+    return answer
+
+
+TOKENIZER = (
+    Mistake("leave character_coverage at the trainer's default (0.9995): the table asks 0.9999",
+            _trained_without("character_coverage")),
+    Mistake("leave max_sentencepiece_length at the trainer's default (16): the table asks 32",
+            _trained_without("max_sentencepiece_length")),
+    Mistake("leave allow_whitespace_only_pieces off: indentation needs whitespace-only pieces",
+            _trained_without("allow_whitespace_only_pieces")),
+    Mistake("leave add_dummy_prefix on (the default): Baichuan 2 adds no space before the text",
+            _trained_without("add_dummy_prefix")),
+    Mistake("leave split_digits off (the default): numbers are split into single digits",
+            _trained_without("split_digits")),
+    Mistake("keep the default normalisation (nmt_nfkc, extra spaces removed): the table asks identity and "
+            "remove_extra_whitespaces=False",
+            _trained_without("normalization_rule_name", "remove_extra_whitespaces")),
+)
+
+MISTAKES = {"swiglu": SWIGLU, "alibi_bias": ALIBI, "norm_head_logits": NORM_HEAD, "max_z_loss": MAX_Z,
+            "train_baichuan_tokenizer": TOKENIZER}
