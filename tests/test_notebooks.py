@@ -66,7 +66,8 @@ def graded_cells(nb) -> dict[str, tuple[int, object]]:
 
 def autograded_ids(nb) -> list[str]:
     """grade ids of the autograded test cells (code cells with points)."""
-    return [gid for gid, (_, c) in graded_cells(nb).items() if c.cell_type == "code" and c.metadata["nbgrader"].get("grade")]
+    return [gid for gid, (_, c) in graded_cells(nb).items()
+            if c.cell_type == "code" and c.metadata["nbgrader"].get("grade")]
 
 
 def cell_failure(cell) -> str | None:
@@ -138,8 +139,9 @@ def test_autograde_solution_full_untouched_zero(day, tmp_path, monkeypatch):
     from autograder.sandbox import bwrap_problem
 
     if bwrap_problem() is None and os.environ.get("GPTREF_PLAIN_AUTOGRADE") != "1":
-        pytest.skip("tests/test_real_course_a.py and _b.py grade this day's solution and untouched release through the whole "
-                    "autograder (nbgrader's autograde inside the sandbox); set GPTREF_PLAIN_AUTOGRADE=1 to run it here too")
+        pytest.skip("tests/test_real_course_a.py and _b.py grade this day's solution and untouched release through "
+                    "the whole autograder (nbgrader's autograde inside the sandbox); set GPTREF_PLAIN_AUTOGRADE=1 "
+                    "to run it here too")
     _ensure_importable(monkeypatch)
     root, work = tmp_path / "course_root", tmp_path / "work"
     shutil.copytree(nbbuild.SOLUTIONS / day, root / "solutions" / day)
@@ -160,7 +162,8 @@ def test_autograde_solution_full_untouched_zero(day, tmp_path, monkeypatch):
     print(f"{day}: the solution autogrades in {seconds:.1f} s")
     assert result["success"], f"autograding the {day} solution failed:\n{result['error']}\n{result['log'][-3000:]}"
     result = api.autograde(day, "untouched", force=True, create=True)
-    assert result["success"], f"autograding the untouched {day} release crashed:\n{result['error']}\n{result['log'][-3000:]}"
+    assert result["success"], (f"autograding the untouched {day} release crashed:\n{result['error']}\n"
+                              f"{result['log'][-3000:]}")
 
     with Gradebook(cfg.CourseDirectory.db_url, "gptref") as gb:
         scores = {}
@@ -173,7 +176,8 @@ def test_autograde_solution_full_untouched_zero(day, tmp_path, monkeypatch):
     assert not lost, f"the {day} solution loses points under nbgrader:\n  " + "\n  ".join(lost)
     given = [f"{gid}: {auto} of {mx} points" for gid, (auto, mx, kind) in sorted(scores["untouched"].items())
              if kind == "code" and auto not in (0, 0.0)]
-    assert not given, f"the untouched {day} release earns points (do these tests test anything?):\n  " + "\n  ".join(given)
+    assert not given, (f"the untouched {day} release earns points (do these tests test anything?):\n  "
+                       + "\n  ".join(given))
 
 
 # -- mutants: planted mistakes fail exactly their own test cells ---------------------------------

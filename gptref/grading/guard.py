@@ -188,12 +188,14 @@ def locate(fn: Any) -> str | None:
                 names.append("Tensor." + n.rsplit(".", 1)[1])  # TensorBase.softmax is torch.Tensor.softmax
             else:
                 names.append("Tensor." + n)
-    modules = [getattr(fn, "__module__", None), getattr(getattr(fn, "__objclass__", None), "__module__", None), *_SEARCH]
+    owner_module = getattr(getattr(fn, "__objclass__", None), "__module__", None)
+    modules = [getattr(fn, "__module__", None), owner_module, *_SEARCH]
     for module in dict.fromkeys(m for m in modules if isinstance(m, str) and m):
         for name in dict.fromkeys(names):
             path = f"{module}:{name}"
             got = resolve(path)
-            if got is fn or (isinstance(fn, types.MethodType) and got == fn):  # a classmethod: a new bound method each time
+            # a classmethod gives a new bound method each time, so compare those by equality
+            if got is fn or (isinstance(fn, types.MethodType) and got == fn):
                 return path
     return None
 
