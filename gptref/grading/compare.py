@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from gptref.grading.patterns import error_pattern
+
 # (rtol, atol) by dtype: a little looser than torch.testing's defaults, because a correct
 # student solution may add and multiply in another order than the reference.
 TOLERANCES = {
@@ -125,7 +127,7 @@ def _tensor_difference(got: torch.Tensor, expected: torch.Tensor, what: str, rto
     msg = (f"{what} is wrong at {int((~close).sum())} of {expected.numel()} entries; the largest error is "
            f"{_fmt(err.flatten()[flat].item())} at index {i} (got {_fmt(g[i].item())}, expected {_fmt(e[i].item())}; "
            f"tolerance rtol={rtol:g}, atol={atol:g})")
-    return msg + _ratio_hint(g, e)
+    return msg + (_ratio_hint(g, e) or error_pattern(g, e, close, rtol, atol))
 
 
 def _ratio_hint(g: torch.Tensor, e: torch.Tensor) -> str:

@@ -1,0 +1,51 @@
+"""The error patterns of gptref.grading.patterns, through compare.difference, on seeded random tensors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gptref.grading.compare import difference
+
+
+@pytest.fixture
+def expected():
+    return torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+
+
+def test_transformed_answers_are_recognised(expected):
+    assert "last two dimensions swapped" in difference(expected.transpose(-2, -1), expected)
+    later = expected.clone()
+    later[..., 1:, :] = expected[..., :-1, :]
+    assert "one position later along dimension 2" in difference(later, expected)
+    earlier = expected.clone()
+    earlier[:, :, :, :-1] = expected[:, :, :, 1:]
+    assert "one position earlier along dimension 3" in difference(earlier, expected)
+    assert "reverse order along dimension 2" in difference(expected.flip(2), expected)
+
+
+def test_per_row_offsets_and_factors(expected):
+    generator = torch.Generator().manual_seed(1)
+    shifted = expected + torch.randn(2, 3, 8, 1, generator=generator)
+    assert "by one and the same amount" in difference(shifted, expected)
+    scaled = expected * (torch.rand(2, 3, 8, 1, generator=generator) + 0.5)
+    assert "one and the same multiple" in difference(scaled, expected)
+
+
+def test_where_the_wrong_entries_lie(expected):
+    tail = expected.clone()
+    tail[..., 6:] += 1
+    assert "only at positions 6 to 7 (the last 2 of 8) along dimension 3" in difference(tail, expected)
+    future = expected + torch.ones(8, 8).triu(1)
+    assert "above the diagonal" in difference(future, expected)
+    first = expected.clone()
+    first[:, :, 0] -= 1
+    assert "only at position 0 (of 8) along dimension 2" in difference(first, expected)
+
+
+def test_no_pattern_is_claimed_for_an_error_without_one(expected):
+    noisy = expected + torch.randn(expected.shape, generator=torch.Generator().manual_seed(2))
+    message = difference(noisy, expected)
+    assert message is not None and not message.endswith(")") or "tolerance" in message.rsplit("(", 1)[-1]
+    for words in ("swapped", "one position", "reverse", "same amount", "multiple", "diagonal", "only at positions"):
+        assert words not in message
