@@ -114,6 +114,22 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"modified by an inplace operation|a leaf Variable that requires grad"),
      lambda line: ("an in-place operation (`+=`, `x[...] = `, a method ending in `_`) changed a tensor autograd "
                    "needs: write `x = x + ...` instead")),
+    (re.compile(r"index -100 is out of bounds"),
+     lambda line: ("-100 is the ignore_index: those rows have no class to pick, so index them with any valid id "
+                   "(e.g. `target.masked_fill(ignored, 0)`) and then give their loss weight 0")),
+    (re.compile(r"selected index k out of range"),
+     lambda line: ("torch.topk was asked for more values than the last dimension holds (k > V): when k >= V every "
+                   "logit is kept, so handle that case before calling topk")),
+    (re.compile(r"more than one element of the written-to tensor refers to a single memory location"),
+     lambda line: ("an in-place operation (`&=`, `+=`, `x[...] =`, a method ending in `_`) wrote into an "
+                   "expanded/broadcast view, whose entries share memory: write `x = x & ...` (a new tensor), or "
+                   "`.clone()` the expanded tensor first")),
+    (re.compile(r"view size is not compatible with input tensor's size and stride"),
+     lambda line: ("a slice such as `x[:, :-1]` is not contiguous in memory, so `.view` cannot flatten it: use "
+                   "`.reshape` (it copies when it must)")),
+    (re.compile(r"Expected target size"),
+     lambda line: ("F.cross_entropy reads the classes from dim 1: flatten (B, T, V) logits to (B*T, V) and their "
+                   "(B, T) targets to (B*T,) with `.reshape(-1, V)` and `.reshape(-1)` before calling it")),
     (re.compile(r"out of bounds|index out of range|IndexError"),
      lambda line: ("an index reached past the end of a tensor or list: check the loop bounds and the sizes you "
                    "index with")),
@@ -132,12 +148,38 @@ def cause_of(exc: BaseException, line: str = "") -> str | None:
     return None
 
 
+_GENERIC_SHAPE = "two tensors whose shapes do not fit together"
+_DROPS_A_DIM = re.compile(r"\[\s*\.\.\.\s*,\s*-?\d+\s*\]")  # x[..., -1]: an integer index removes the last dim
+
+
+def earlier_dropped_dim(exc: BaseException) -> tuple[int, str] | None:
+    """(line number, source) of an earlier line of the failing student function that removes a dimension
+    (an integer index like `[..., -1]`, or a reduction without keepdim), the nearest one first; None if none."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_student_frame(f.filename)]
+    if not frames or not frames[-1].lineno:
+        return None
+    lines = linecache.getlines(frames[-1].filename)
+    for number in range(frames[-1].lineno - 1, 0, -1):
+        text = lines[number - 1].strip() if number <= len(lines) else ""
+        if text.startswith("def "):
+            return None
+        code = text.split("#")[0]
+        if "=" in code and (_DROPS_A_DIM.search(code) or _reduction_without_keepdim(code)):
+            return number, text
+    return None
+
+
 def explain_error(exc: BaseException, name: str) -> str:
     """The message a student reads for an exception raised inside their function `name`."""
     where = student_line(exc)
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     raw = f"{type(exc).__name__}: {first[:300]}"
     cause = cause_of(exc, where[2] if where else "")
+    dropped = earlier_dropped_dim(exc) if cause and cause.startswith(_GENERIC_SHAPE) else None
+    if dropped:
+        cause += (f"; a dimension may have been lost earlier, at line {dropped[0]}: {dropped[1]} (an integer index "
+                  "such as [..., -1] or a reduction without keepdim=True removes one; [..., -1:] or keepdim=True "
+                  "keeps it, so the result lines up with the tensor it is compared with)")
     head = f"{name} raised {raw}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"

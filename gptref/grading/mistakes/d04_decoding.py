@@ -23,11 +23,13 @@ def _top_k(logits, k, *, threshold_rank="largest", removed=float("-inf"), ties=T
     return logits.masked_fill(logits < kth, removed)
 
 
-def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True):
+def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True, strict=False):
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (..., V)
     probs = F.softmax(sorted_logits, dim=-1) if use_softmax else sorted_logits
     mass_above = torch.cumsum(probs, dim=-1) - (0 if own_mass else probs)
-    remove_sorted = mass_above >= p
+    remove_sorted = mass_above > p if strict else mass_above >= p
+    if unsort == "sorted":
+        return sorted_logits.masked_fill(remove_sorted, float("-inf"))
     if unsort == "scatter":
         remove = torch.zeros_like(remove_sorted).scatter(-1, order, remove_sorted)
     elif unsort == "gather":
@@ -59,7 +61,7 @@ def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, s
 
 
 def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None, *, live=None,
-          exponent=True, keep_eos=True, prompt_in_length=False, sort=True, finish_live=True):
+          exponent=True, keep_eos=True, prompt_in_length=False, sort=True, finish_live=True, log_probs=True):
     prompt_len = idx.shape[1]
     live = live or beam_size
 
@@ -69,7 +71,8 @@ def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=No
 
     seqs, sums, finished = idx, torch.zeros(1, dtype=torch.float64), []
     for _ in range(max_new_tokens):
-        logp = F.log_softmax(model(seqs)[:, -1, :].double(), dim=-1)  # (n_live, V)
+        logits = model(seqs)[:, -1, :].double()
+        logp = F.log_softmax(logits, dim=-1) if log_probs else logits  # (n_live, V)
         V = logp.shape[1]
         cand = (sums[:, None] + logp).flatten()  # (n_live * V,)
         rows, tokens, new_sums = [], [], []
@@ -124,6 +127,12 @@ MISTAKES = {
                 "second time instead of inverting it", lambda logits, p: _top_p(logits, p, unsort="gather")),
         Mistake("add up the sorted logits instead of their softmax probabilities",
                 lambda logits, p: _top_p(logits, p, use_softmax=False)),
+        Mistake("return the filtered logits in sorted order: put them back in the vocabulary order (scatter "
+                "along the sort's indices), so that entry i is still token i's logit",
+                lambda logits, p: _top_p(logits, p, unsort="sorted")),
+        Mistake("keep a token whose mass ranked above it equals p exactly (mass_above > p removes too little): "
+                "the rule keeps a token only while that mass is strictly below p, so remove it when mass_above >= p",
+                lambda logits, p: _top_p(logits, p, strict=True)),
     ),
     "greedy": (
         Mistake("read the logits of the first position, model(seq)[:, 0, :]: use the logits of the LAST position",
@@ -163,5 +172,9 @@ MISTAKES = {
         Mistake("drop the beams still alive after the last step (they are finished by length too)",
                 lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
                     model, idx, max_new_tokens, beam_size, length_penalty, eos_id, finish_live=False)),
+        Mistake("add up the raw logits instead of log-probabilities: take F.log_softmax of each beam's "
+                "next-token logits before adding them to the beam's sum",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, log_probs=False)),
     ),
 }

@@ -41,15 +41,16 @@ def _ce(logits, target, smoothing=0.1, ignore_index=-100, *, dim=-1, log=None, n
     return per_row.mean() if reduce == "all" else per_row.sum()
 
 
-def _q(logits, target, smoothing):
+def _q(logits, target, smoothing, target_share=True):
     n_classes = logits.shape[-1]
     q = torch.full_like(logits, smoothing / n_classes)
-    return q.scatter(-1, target[:, None], 1.0 - smoothing + smoothing / n_classes)  # (N, C)
+    on_target = 1.0 - smoothing + (smoothing / n_classes if target_share else 0.0)
+    return q.scatter(-1, target[:, None], on_target)  # (N, C)
 
 
 def _kl(logits, target, smoothing=0.1, *, form="row_sum"):
     logp = logits.log_softmax(0 if form == "rows_softmax" else -1)
-    q = _q(logits, target, smoothing)
+    q = _q(logits, target, smoothing, target_share=form != "no_target_share")
     if form == "reverse":
         return (logp.exp() * (logp - q.log())).sum(-1).mean()
     if form == "no_entropy":
@@ -59,7 +60,7 @@ def _kl(logits, target, smoothing=0.1, *, form="row_sum"):
     if form == "xlog":
         return (q * q.log() - q * logp).sum(-1).mean()
     per_entry = torch.xlogy(q, q) - q * logp
-    if form == "rows_softmax":
+    if form in ("rows_softmax", "no_target_share"):
         return per_entry.sum(-1).mean()
     return per_entry.mean() if form == "class_mean" else per_entry.sum()
 
@@ -78,6 +79,10 @@ MISTAKES = {
                 "the target included)",
                 lambda target, n_classes, smoothing=0.1: (1 - smoothing) * _one_hot(target, n_classes)
                 + smoothing / n_classes * (1 - _one_hot(target, n_classes))),
+        Mistake("put 1 - eps + eps / C on the target class and nothing on the others: every class, not only the "
+                "target, gets its eps / C share",
+                lambda target, n_classes, smoothing=0.1: (1 - smoothing + smoothing / n_classes)
+                * _one_hot(target, n_classes)),
         Mistake("add eps to every class instead of eps / C",
                 lambda target, n_classes, smoothing=0.1: (1 - smoothing) * _one_hot(target, n_classes) + smoothing),
         Mistake("swap the weights: eps on the one-hot and 1 - eps spread over the classes",
@@ -104,6 +109,9 @@ MISTAKES = {
         Mistake("use eps * the SUM over classes of -log p_c instead of eps / C * that sum (the mean)",
                 lambda logits, target, smoothing=0.1, ignore_index=-100: _ce(
                     logits, target, smoothing, ignore_index, spread="sum")),
+        Mistake("leave out the rows whose target is -100 instead of those equal to the ignore_index argument you "
+                "were given (here ignore_index is another id)",
+                lambda logits, target, smoothing=0.1, ignore_index=-100: _ce(logits, target, smoothing, -100)),
     ),
     "smoothed_kl": (
         Mistake("compute q log q as q * q.log(): 0 * log 0 must count as 0 (torch.xlogy(q, q))",
@@ -121,5 +129,8 @@ MISTAKES = {
                 lambda logits, target, smoothing=0.1: _kl(logits, target, smoothing, form="rows_softmax")),
         Mistake("compute sum q log(p / q), the KL with its sign flipped",
                 lambda logits, target, smoothing=0.1: _kl(logits, target, smoothing, form="flipped")),
+        Mistake("give the target class 1 - eps instead of 1 - eps + eps / C in q (the eps / C share goes to every "
+                "class, the target included), so q does not sum to 1",
+                lambda logits, target, smoothing=0.1: _kl(logits, target, smoothing, form="no_target_share")),
     ),
 }
