@@ -86,6 +86,13 @@ def _shape_cause(line: str) -> str:
 
 
 _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
+    (re.compile(r"Sizes of tensors must match except in dimension|expects each tensor to be equal size"),
+     lambda line: ("torch.cat/torch.stack was given tensors whose other dimensions differ: print the .shape of "
+                   "each piece you join (a (B,) vector becomes a (B, 1) column with v[:, None], a (1, B) row with "
+                   "v[None, :])")),
+    (re.compile(r"expected target dtype to be Long|expected scalar type Long but found Float"),
+     lambda line: ("F.cross_entropy takes class ids as integer (int64) targets: pass the labels as they are, "
+                   "without .float()")),
     (re.compile(r"must match the size of tensor b|shapes cannot be multiplied|mat1 and mat2 shapes|"
                 r"size mismatch|Expected size .* but got size|The size of tensor a"), _shape_cause),
     (re.compile(r"Boolean value of Tensor with more than one (value|element)"),
@@ -99,9 +106,6 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
      lambda line: ("float32 and float64 tensors were mixed: make new tensors in the input's dtype "
                    "(`dtype=x.dtype`, `torch.zeros_like(x)`, `x.new_tensor(...)`), and do not call .float()/.double() "
                    "on an input unless the notebook asks for it")),
-    (re.compile(r"Sizes of tensors must match except in dimension|expects each tensor to be equal size"),
-     lambda line: ("torch.cat/torch.stack was given tensors whose other dimensions differ: print the .shape of "
-                   "each piece you join")),
     (re.compile(r"Dimension out of range"),
      lambda line: ("a dimension index is larger than the tensor has dimensions: count from the end (dim=-1 is the "
                    "last) so the code works for any number of leading dimensions")),
@@ -177,9 +181,10 @@ def explain_error(exc: BaseException, name: str) -> str:
     cause = cause_of(exc, where[2] if where else "")
     dropped = earlier_dropped_dim(exc) if cause and cause.startswith(_GENERIC_SHAPE) else None
     if dropped:
-        cause += (f"; a dimension may have been lost earlier, at line {dropped[0]}: {dropped[1]} (an integer index "
-                  "such as [..., -1] or a reduction without keepdim=True removes one; [..., -1:] or keepdim=True "
-                  "keeps it, so the result lines up with the tensor it is compared with)")
+        cause += (f"; look at line {dropped[0]}, which removes a dimension: {dropped[1]} (an integer index such as "
+                  "[..., -1], or a reduction without keepdim=True): check that it works on the dimension you mean "
+                  "(dim=-1 is the last one) and, if its result is combined with a tensor that still has that "
+                  "dimension, keep it ([..., -1:], keepdim=True)")
     head = f"{name} raised {raw}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"

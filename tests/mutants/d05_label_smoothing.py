@@ -84,4 +84,24 @@ MUTANTS = [
     Mutant(cell="smoothed_kl", old="1.0 - smoothing + smoothing / n_classes)", new="1.0 - smoothing)",
            fails={"test_smoothed_kl"}, why="q gives the target class 1 - eps, without its eps / C",
            hint="give the target class 1 - eps instead of 1 - eps + eps / C in q"),
+    # a second set, written after the first round of fixes (issue 23)
+    Mutant(cell="smoothed_targets", old="F.one_hot(target, n_classes)", new="F.one_hot(target)",
+           fails={"test_smoothed_targets"}, why="F.one_hot without the number of classes",
+           hint="pass n_classes to F.one_hot"),
+    Mutant(cell="smoothed_cross_entropy", old="-logp.mean(dim=-1)", new="-logp.mean(dim=0)",
+           fails={"test_smoothed_cross_entropy"}, why="the uniform term averages over the rows",
+           hint="which removes a dimension"),
+    Mutant(cell="smoothed_cross_entropy", old="nll = -logp.gather(-1, safe_target[:, None]).squeeze(-1)",
+           new="nll = -logp[:, safe_target]",
+           fails={"test_smoothed_cross_entropy"}, why="logp[:, target] picks an (N, N) table",
+           hint="which picks an (N, N) table"),
+    Mutant(cell="smoothed_kl",
+           old=("q = torch.full_like(logp, smoothing / n_classes)                    # (N, C)\n"
+                "    q.scatter_(-1, target[:, None], 1.0 - smoothing + smoothing / n_classes)"),
+           new=("q = torch.full_like(logp, smoothing / (n_classes - 1))\n"
+                "    q.scatter_(-1, target[:, None], 1.0 - smoothing)"),
+           fails={"test_smoothed_kl"}, why="q in the C - 1 convention",
+           hint="build q with eps / (C - 1) on each wrong class"),
+    Mutant(cell="smoothed_kl", old=".sum(dim=-1).mean()", new=".sum(dim=-1)",
+           fails={"test_smoothed_kl"}, why="returns the KL of every row", hint="return one number"),
 ]

@@ -170,7 +170,10 @@ def greedy_steps(got, case) -> str | None:
         if eos is not None:
             done |= got[:, t] == eos
     n = got.shape[1] - prompt_len
-    if n < n_max and not (eos is not None and bool(done.all())):
+    if n < n_max and eos is None:
+        return (f"you generated {n} new tokens; without an eos_id generate exactly max_new_tokens={n_max} "
+                "(one model call and one new token per step)")
+    if n < n_max and not bool(done.all()):
         return (f"you stopped after {n} new tokens, but not every row had produced eos_id={eos}: generate "
                 f"max_new_tokens={n_max} tokens unless every row has finished")
     return None

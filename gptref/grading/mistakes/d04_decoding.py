@@ -13,9 +13,11 @@ from gptref.grading.explain import Mistake
 # ---------------------------------------------------------------- filters
 
 
-def _top_k(logits, k, *, threshold_rank="largest", removed=float("-inf"), ties=True):
-    if k >= logits.shape[-1]:
+def _top_k(logits, k, *, threshold_rank="largest", removed=float("-inf"), ties=True, dim=-1):
+    if k >= logits.shape[dim]:
         return logits.clone()
+    if dim != -1:  # ranked over the other dimension: the k-th largest of each column
+        return logits.masked_fill(logits < torch.topk(logits, k, dim=dim).values[-1:], removed)
     top = torch.topk(logits, k, dim=-1, largest=threshold_rank == "largest")
     if not ties:
         return torch.full_like(logits, float("-inf")).scatter(-1, top.indices, top.values)
@@ -23,8 +25,8 @@ def _top_k(logits, k, *, threshold_rank="largest", removed=float("-inf"), ties=T
     return logits.masked_fill(logits < kth, removed)
 
 
-def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True, strict=False):
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (..., V)
+def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True, strict=False, descending=True):
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=descending)  # (..., V)
     probs = F.softmax(sorted_logits, dim=-1) if use_softmax else sorted_logits
     mass_above = torch.cumsum(probs, dim=-1) - (0 if own_mass else probs)
     remove_sorted = mass_above > p if strict else mass_above >= p
@@ -61,7 +63,8 @@ def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, s
 
 
 def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None, *, live=None,
-          exponent=True, keep_eos=True, prompt_in_length=False, sort=True, finish_live=True, log_probs=True):
+          exponent=True, keep_eos=True, prompt_in_length=False, sort=True, finish_live=True, log_probs=True,
+          penalise_eos=True):
     prompt_len = idx.shape[1]
     live = live or beam_size
 
@@ -80,7 +83,8 @@ def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=No
             row, token = divmod(flat, V)
             if token == eos_id:
                 generated = seqs[row, prompt_len:].tolist() + ([token] if keep_eos else [])
-                finished.append((generated, normalized(cand[flat].item(), len(generated))))
+                score = normalized(cand[flat].item(), len(generated)) if penalise_eos else cand[flat].item()
+                finished.append((generated, score))
                 continue
             rows.append(row)
             tokens.append(token)
@@ -117,6 +121,8 @@ MISTAKES = {
                 lambda logits, k: _top_k(logits, k, threshold_rank="smallest")),
         Mistake("keep exactly the k entries torch.topk returns, dropping the logits tied with the k-th largest "
                 "(ties are kept)", lambda logits, k: _top_k(logits, k, ties=False)),
+        Mistake("rank along dim 0 (down the rows) instead of along the last dimension, the vocabulary: "
+                "torch.topk(logits, k, dim=-1)", lambda logits, k: _top_k(logits, k, dim=0)),
     ),
     "top_p_filter": (
         Mistake("count a token's own probability in the mass above it, which removes the token that crosses p",
@@ -133,6 +139,8 @@ MISTAKES = {
         Mistake("keep a token whose mass ranked above it equals p exactly (mass_above > p removes too little): "
                 "the rule keeps a token only while that mass is strictly below p, so remove it when mass_above >= p",
                 lambda logits, p: _top_p(logits, p, strict=True)),
+        Mistake("sort in ascending order (torch.sort's default), so the least probable tokens come first: "
+                "sort with descending=True", lambda logits, p: _top_p(logits, p, descending=False)),
     ),
     "greedy": (
         Mistake("read the logits of the first position, model(seq)[:, 0, :]: use the logits of the LAST position",
@@ -176,5 +184,9 @@ MISTAKES = {
                 "next-token logits before adding them to the beam's sum",
                 lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
                     model, idx, max_new_tokens, beam_size, length_penalty, eos_id, log_probs=False)),
+        Mistake("score the hypotheses that end with eos_id by their raw summed log-probability, without the length "
+                "penalty: every finished hypothesis, by eos or by length, is scored sum / |y| ** alpha",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, penalise_eos=False)),
     ),
 }
