@@ -118,6 +118,12 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"modified by an inplace operation|a leaf Variable that requires grad"),
      lambda line: ("an in-place operation (`+=`, `x[...] = `, a method ending in `_`) changed a tensor autograd "
                    "needs: write `x = x + ...` instead")),
+    (re.compile(r"The expanded size of the tensor"),
+     lambda line: ("expand only stretches dimensions of size 1 (it cannot move or add sizes): check the .shape of "
+                   "the tensor you expand, and put its new axes (None) where the size-1 dimensions of the result go")),
+    (re.compile(r"only supports boolean masks"),
+     lambda line: ("masked_fill/where need a bool mask: make it bool (torch.zeros(n, dtype=torch.bool), a "
+                   "comparison like x == y) rather than a float or integer tensor")),
     (re.compile(r"index -100 is out of bounds"),
      lambda line: ("-100 is the ignore_index: those rows have no class to pick, so index them with any valid id "
                    "(e.g. `target.masked_fill(ignored, 0)`) and then give their loss weight 0")),

@@ -240,6 +240,9 @@ def beam_tokens_leave_out_the_prompt(got, case) -> str | None:
         rest = tokens[len(prompt):]
         if tokens[:len(prompt)] != prompt or not rest:
             continue
+        own = log_prob(case, tokens)
+        if own is not None and abs(own / len(tokens) ** alpha - score) <= 1e-4:
+            continue  # scored as generated tokens that happen to begin like the prompt
         total = log_prob(case, rest)
         if total is not None and min(abs(total / n ** alpha - score) for n in (len(rest), len(tokens))) <= 1e-4:
             return (f"hypothesis {tokens} starts with the prompt {prompt}, and its summed log-probability is that of "

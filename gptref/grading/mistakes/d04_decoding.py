@@ -44,9 +44,12 @@ def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True, str
 # ---------------------------------------------------------------- greedy
 
 
-def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, stop="all", prompt=True):
+def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, stop="all", prompt=True,
+            truthy=False):
     seq = idx
     done = torch.zeros(idx.shape[0], dtype=torch.bool)  # (B,)
+    if truthy and not eos_id:  # `if eos_id:` is False for eos_id = 0: no eos handling at all
+        eos_id = None
     for _ in range(max_new_tokens):
         token = model(seq)[:, position, :].argmax(dim=-1)  # (B,)
         if eos_id is not None:
@@ -64,7 +67,7 @@ def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, s
 
 def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None, *, live=None,
           exponent=True, keep_eos=True, prompt_in_length=False, sort=True, finish_live=True, log_probs=True,
-          penalise_eos=True):
+          penalise_eos=True, worst_first=False):
     prompt_len = idx.shape[1]
     live = live or beam_size
 
@@ -79,7 +82,7 @@ def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=No
         V = logp.shape[1]
         cand = (sums[:, None] + logp).flatten()  # (n_live * V,)
         rows, tokens, new_sums = [], [], []
-        for flat in torch.argsort(cand, descending=True).tolist():
+        for flat in torch.argsort(cand, descending=not worst_first).tolist():
             row, token = divmod(flat, V)
             if token == eos_id:
                 generated = seqs[row, prompt_len:].tolist() + ([token] if keep_eos else [])
@@ -158,6 +161,10 @@ MISTAKES = {
         Mistake("stop as soon as ANY row has produced eos_id instead of when EVERY row has",
                 lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
                                                                          stop="any")),
+        Mistake("test `if eos_id:`, which is False for eos_id = 0, so token 0 never ends a row: test "
+                "`if eos_id is not None:`",
+                lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
+                                                                         truthy=True)),
     ),
     "beam_search": (
         Mistake("keep K^2 live hypotheses: your beam keeps K^2 candidates instead of the best K",
@@ -188,5 +195,9 @@ MISTAKES = {
                 "penalty: every finished hypothesis, by eos or by length, is scored sum / |y| ** alpha",
                 lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
                     model, idx, max_new_tokens, beam_size, length_penalty, eos_id, penalise_eos=False)),
+        Mistake("rank the extensions worst first (argsort ascending): walk them from the highest summed "
+                "log-probability down, argsort(..., descending=True)",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, worst_first=True)),
     ),
 }

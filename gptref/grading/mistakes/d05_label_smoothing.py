@@ -32,6 +32,8 @@ def _ce(logits, target, smoothing=0.1, ignore_index=-100, *, dim=-1, log=None, n
     n_classes = logits.shape[-1]
     if spread == "mean":
         to_uniform = minus_logp.mean(-1)
+    elif spread == "logits":  # the uniform term from the raw logits: log_softmax forgotten there
+        to_uniform = -logits.mean(-1)
     elif spread == "sum":
         to_uniform = minus_logp.sum(-1)
     else:  # over the C - 1 other classes
@@ -56,6 +58,10 @@ def _kl(logits, target, smoothing=0.1, *, form="row_sum"):
     others = form == "others"
     q = _q(logits, target, smoothing, target_share=form not in ("no_target_share", "others"),
            spread_over=logits.shape[-1] - 1 if others else None)
+    if form == "raw_logits":  # q log q - q z: log_softmax forgotten
+        return (torch.xlogy(q, q) - q * logits).sum(-1).mean()
+    if form == "over_classes":  # summed, then divided by C instead of N
+        return (torch.xlogy(q, q) - q * logp).sum() / logits.shape[-1]
     if form == "reverse":
         return (logp.exp() * (logp - q.log())).sum(-1).mean()
     if form == "no_entropy":
@@ -118,6 +124,10 @@ MISTAKES = {
                 "one entry per row: logp.gather(-1, target[:, None]) or logp[torch.arange(N), target]",
                 lambda logits, target, smoothing=0.1, ignore_index=-100: _ce(
                     logits, target, smoothing, ignore_index, pick="table")),
+        Mistake("average the raw logits in the uniform term: it is (1/C) sum_c -log p_c, with log p from log_softmax "
+                "like the -log p_y term",
+                lambda logits, target, smoothing=0.1, ignore_index=-100: _ce(
+                    logits, target, smoothing, ignore_index, spread="logits")),
         Mistake("leave out the rows whose target is -100 instead of those equal to the ignore_index argument you "
                 "were given (here ignore_index is another id)",
                 lambda logits, target, smoothing=0.1, ignore_index=-100: _ce(logits, target, smoothing, -100)),
@@ -144,5 +154,10 @@ MISTAKES = {
         Mistake("build q with eps / (C - 1) on each wrong class and 1 - eps on the target (the other convention): "
                 "torch's smoothed targets spread eps over all C classes, eps / C each, the target included",
                 lambda logits, target, smoothing=0.1: _kl(logits, target, smoothing, form="others")),
+        Mistake("use the raw logits where log p belongs: log p = log_softmax(logits), the logits minus their "
+                "logsumexp", lambda logits, target, smoothing=0.1: _kl(logits, target, smoothing, form="raw_logits")),
+        Mistake("divide the total by C, the number of classes, instead of N, the number of rows (batchmean: sum "
+                "over the classes, mean over the rows)",
+                lambda logits, target, smoothing=0.1: _kl(logits, target, smoothing, form="over_classes")),
     ),
 }

@@ -33,6 +33,10 @@ def _objective(lm_logits, clf_logits, tokens, labels, lam=0.5, *, shift="next", 
     elif shift == "per_sequence":  # summed over tokens, divided by B: a mean per sequence, not per token
         l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1), reduction="sum")
         l1 = l1 / lm_logits.shape[0]
+    elif shift == "nll_raw":  # F.nll_loss expects log-probabilities; given raw logits it is -z_y
+        l1 = F.nll_loss(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))
+    elif shift == "last":  # only the last prediction, logit T-2 for token T-1
+        l1 = F.cross_entropy(lm_logits[:, -2], tokens[:, -1])
     elif shift == "summed":  # summed over the B (T - 1) predictions instead of averaged
         l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1), reduction="sum")
     elif shift == "none":
@@ -76,6 +80,14 @@ MISTAKES = {
                 "losses are means",
                 lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
                     lm_logits, clf_logits, tokens, labels, lam, shift="summed")),
+        Mistake("give F.nll_loss raw logits: it expects log-probabilities (log_softmax first), or use "
+                "F.cross_entropy, which takes logits",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, shift="nll_raw")),
+        Mistake("take the LM loss at the last position only: L1 averages over every position t = 1 .. T-1 of "
+                "every sequence (lm_logits[:, :-1] against tokens[:, 1:])",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, shift="last")),
         Mistake("put lambda on L2: lambda weights the auxiliary LM loss L1, not the classification loss",
                 lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
                     lm_logits, clf_logits, tokens, labels, lam, weights="swapped")),
