@@ -16,7 +16,8 @@ as the model does: the same network can loop ("the the the"), ramble, or read we
 
 1. write greedy decoding, with an end-of-sequence token, for any model that maps ids to logits;
 2. explain with a concrete example why greedy decoding does not find the most probable sequence;
-3. write beam search with a length penalty and say what it costs (about $K$ times greedy's model calls for beam width $K$);
+3. write beam search with a length penalty and say what it costs (about $K$ times greedy's model calls for
+   beam width $K$);
 4. write temperature, top-$k$ and top-$p$ (nucleus) filtering, and predict what each does to the
    distribution you sample from.
 
@@ -197,6 +198,8 @@ _cases = [
     dict(logits=torch.randn(3, 8), p=0.01),                  # a tiny p keeps only the top token
     dict(logits=torch.randn(4, 20, dtype=torch.float64), p=1.0),   # p = 1 keeps every token
     dict(logits=torch.randn(2, 3, 9), p=0.7),                # any leading dimensions
+    # probabilities 1/8, 1/2, 1/8, 1/4: the mass ranked above the third token is exactly p = 0.75, so it goes
+    dict(logits=torch.log(torch.tensor([[0.125, 0.5, 0.125, 0.25]])), p=0.75),
 ]
 climb(top_p_filter, _cases, LADDERS["top_p_filter"], reference.top_p_filter, mistakes=_mistakes)
 ### BEGIN HIDDEN TESTS
@@ -252,7 +255,8 @@ Greedy decoding appends the argmax token, one step at a time:
 
 $$x_t = \arg\max_{v}\; p(v \mid x_{<t}).$$
 
-**Exercise 4 — greedy decoding.** Write `greedy(model, idx, max_new_tokens, eos_id=None)` for a batch of prompts `idx` of shape `(B, T)`.
+**Exercise 4 — greedy decoding.** Write `greedy(model, idx, max_new_tokens, eos_id=None)` for a batch of
+prompts `idx` of shape `(B, T)`.
 Return the prompts followed by the new tokens, `(B, T + n)`. Rules:
 
 * the next token's logits are `model(seq)[:, -1, :]` (the last position); ties go to the lowest id, which
@@ -340,7 +344,8 @@ for a in range(1, 7):                             # brute force: every two-token
         seq_probs[names[a] + names[b]] = (lp[0, a] + lp[1, b]).exp().item()
 best = max(seq_probs, key=seq_probs.get)
 greedy_seq = "".join(names[i] for i in greedy(two_step, start, 2)[0, 1:].tolist())
-print(f"greedy picks {greedy_seq} (p = {seq_probs[greedy_seq]:.3f}); the most probable is {best} (p = {seq_probs[best]:.3f})")
+print(f"greedy picks {greedy_seq} (p = {seq_probs[greedy_seq]:.3f}); "
+      f"the most probable is {best} (p = {seq_probs[best]:.3f})")
 
 shown = sorted(seq_probs, key=seq_probs.get, reverse=True)[:12]
 colors = ["tab:green" if s == best else "tab:red" if s == greedy_seq else "tab:gray" for s in shown]
@@ -369,7 +374,8 @@ $$\text{score}(y) = \frac{\sum_{t=1}^{|y|} \log p(y_t \mid y_{<t})}{|y|^{\alpha}
 where $|y|$ counts the generated tokens, the `eos_id` included. $\alpha = 0$ is the raw sum, $\alpha = 1$
 the mean log-probability per token; larger $\alpha$ favours longer outputs.
 
-**Exercise 5 — beam search.** Write `beam_search(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None)` for one
+**Exercise 5 — beam search.** Write
+`beam_search(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None)` for one
 prompt `idx` of shape `(1, T)`. Follow this procedure exactly (the tests compare with it):
 
 1. the beam starts as the prompt alone, with summed log-prob 0;

@@ -162,13 +162,17 @@ _g = torch.Generator().manual_seed(6)
 _ids = torch.randint(3, 499, (64, 256), generator=_g)
 _ids[:, 0], _ids[:, -1] = 0, 1                               # [CLS] ... [SEP]
 _ids[::2, 200:] = 2                                           # padding on half of the rows
+_before = _ids.clone()
 for _p, _vocab in ((0.15, 500), (0.5, 500), (0.3, 30522)):    # p and the vocabulary size vary
     _res = call(mask_tokens, _ids, mask_id=_vocab - 1, vocab_size=_vocab, p=_p, special_ids=(0, 1, 2), generator=_g)
+    assert torch.equal(_ids, _before), ("mask_tokens changed its argument ids in place: build inputs as a new "
+                                        "tensor (torch.where, or ids.clone() before writing into it)")
     _problem = mask_problems(_res, _ids, _vocab - 1, _vocab, _p, (0, 1, 2))
     assert _problem is None, f"with p={_p}, vocab_size={_vocab}: {_problem}"
 _a = call(mask_tokens, _ids, 499, 500, generator=torch.Generator().manual_seed(3))
 _b = call(mask_tokens, _ids, 499, 500, generator=torch.Generator().manual_seed(3))
-assert torch.equal(_a[0], _b[0]) and torch.equal(_a[1], _b[1]), "draw every random number from the generator you are given"
+assert torch.equal(_a[0], _b[0]) and torch.equal(_a[1], _b[1]), \
+    "draw every random number from the generator you are given"
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("06_bert_vs_gpt", "mask_tokens", mask_tokens)

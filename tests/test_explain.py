@@ -193,3 +193,31 @@ def test_an_earlier_reduction_without_keepdim_is_pointed_at():
 
     assert "reduces without `keepdim=True`" in _message(centre, torch.randn(3, 4))
     assert "keepdim" not in _message(centre_right, torch.randn(3, 4))
+
+
+def test_a_dimension_dropped_on_an_earlier_line_is_pointed_at():
+    def top_k(logits, k):
+        kth = torch.topk(logits, k, dim=-1).values[..., -1]
+        return logits.masked_fill(logits < kth, float("-inf"))
+
+    def shifted(logits, k):
+        kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+        return logits + kth.T.expand(3, 4)  # no dimension lost: the earlier line keeps it
+
+    msg = _message(top_k, torch.randn(2, 5), 2)
+    assert "which removes a dimension" in msg and "values[..., -1]" in msg
+    assert "removes a dimension" not in _message(shifted, torch.randn(2, 5), 2)
+
+
+@pytest.mark.parametrize("body, cause", [
+    ("torch.topk(x, 9)", "more values than the last dimension holds"),
+    ("x.gather(-1, torch.full((2, 1), -100))", "-100 is the ignore_index"),
+    ("x[:, :1].expand(2, 5).add_(1.0)", "expanded/broadcast view"),
+    ("torch.randn(3, 5, 7)[:, :-1].view(-1, 7)", "not contiguous in memory"),
+    ("torch.nn.functional.cross_entropy(x.reshape(1, 2, 5), torch.zeros(1, 3, dtype=torch.long))",
+     "reads the classes from dim 1"),
+])
+def test_torch_errors_with_a_known_cause_are_explained(body, cause):
+    namespace = {"torch": torch}
+    exec(f"def student(x):\n    return {body}\n", namespace)  # noqa: S102 (a student function with that line)
+    assert cause in _message(namespace["student"], torch.randn(2, 5))

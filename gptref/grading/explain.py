@@ -117,6 +117,13 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
      lambda line: ("the queries and the keys reach the attention with heads of different sizes: each head has "
                    "head_dim = d_model // n_heads channels, so split each projection into the number of heads it "
                    "holds (the queries into n_heads, the keys and values into n_kv_heads)")),
+    (re.compile(r"Sizes of tensors must match except in dimension|expects each tensor to be equal size"),
+     lambda line: ("torch.cat/torch.stack was given tensors whose other dimensions differ: print the .shape of "
+                   "each piece you join (a (B,) vector becomes a (B, 1) column with v[:, None], a (1, B) row with "
+                   "v[None, :])")),
+    (re.compile(r"expected target dtype to be Long|expected scalar type Long but found Float"),
+     lambda line: ("F.cross_entropy takes class ids as integer (int64) targets: pass the labels as they are, "
+                   "without .float()")),
     (re.compile(r"must match the size of tensor b|shapes cannot be multiplied|mat1 and mat2 shapes|"
                 r"size mismatch|Expected size .* but got size|The size of tensor a"), _shape_cause),
     (re.compile(r"Boolean value of Tensor with more than one (value|element)"),
@@ -130,9 +137,6 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
      lambda line: ("float32 and float64 tensors were mixed: make new tensors in the input's dtype "
                    "(`dtype=x.dtype`, `torch.zeros_like(x)`, `x.new_tensor(...)`), and do not call .float()/.double() "
                    "on an input unless the notebook asks for it")),
-    (re.compile(r"Sizes of tensors must match except in dimension|expects each tensor to be equal size"),
-     lambda line: ("torch.cat/torch.stack was given tensors whose other dimensions differ: print the .shape of "
-                   "each piece you join")),
     (re.compile(r"Dimension out of range"),
      lambda line: ("a dimension index is larger than the tensor has dimensions: count from the end (dim=-1 is the "
                    "last) so the code works for any number of leading dimensions")),
@@ -145,6 +149,28 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"modified by an inplace operation|a leaf Variable that requires grad"),
      lambda line: ("an in-place operation (`+=`, `x[...] = `, a method ending in `_`) changed a tensor autograd "
                    "needs: write `x = x + ...` instead")),
+    (re.compile(r"The expanded size of the tensor"),
+     lambda line: ("expand only stretches dimensions of size 1 (it cannot move or add sizes): check the .shape of "
+                   "the tensor you expand, and put its new axes (None) where the size-1 dimensions of the result go")),
+    (re.compile(r"only supports boolean masks"),
+     lambda line: ("masked_fill/where need a bool mask: make it bool (torch.zeros(n, dtype=torch.bool), a "
+                   "comparison like x == y) rather than a float or integer tensor")),
+    (re.compile(r"index -100 is out of bounds"),
+     lambda line: ("-100 is the ignore_index: those rows have no class to pick, so index them with any valid id "
+                   "(e.g. `target.masked_fill(ignored, 0)`) and then give their loss weight 0")),
+    (re.compile(r"selected index k out of range"),
+     lambda line: ("torch.topk was asked for more values than the last dimension holds (k > V): when k >= V every "
+                   "logit is kept, so handle that case before calling topk")),
+    (re.compile(r"more than one element of the written-to tensor refers to a single memory location"),
+     lambda line: ("an in-place operation (`&=`, `+=`, `x[...] =`, a method ending in `_`) wrote into an "
+                   "expanded/broadcast view, whose entries share memory: write `x = x & ...` (a new tensor), or "
+                   "`.clone()` the expanded tensor first")),
+    (re.compile(r"view size is not compatible with input tensor's size and stride"),
+     lambda line: ("a slice such as `x[:, :-1]` is not contiguous in memory, so `.view` cannot flatten it: use "
+                   "`.reshape` (it copies when it must)")),
+    (re.compile(r"Expected target size"),
+     lambda line: ("F.cross_entropy reads the classes from dim 1: flatten (B, T, V) logits to (B*T, V) and their "
+                   "(B, T) targets to (B*T,) with `.reshape(-1, V)` and `.reshape(-1)` before calling it")),
     (re.compile(r"out of bounds|index out of range|IndexError"),
      lambda line: ("an index reached past the end of a tensor or list: check the loop bounds and the sizes you "
                    "index with")),
@@ -193,21 +219,24 @@ def cause_of(exc: BaseException, line: str = "") -> str | None:
     return None
 
 
-def _earlier_reduction_without_keepdim(exc: BaseException) -> tuple[int, str] | None:
-    """(line number, source) of a sum/mean/... without keepdim above the failing line, in the same student function."""
-    tb, found = exc.__traceback__, None
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if _is_student_frame(code.co_filename):
-            found = (code.co_filename, code.co_firstlineno, tb.tb_lineno)
-        tb = tb.tb_next
-    if found is None:
+_GENERIC_SHAPE = "two tensors whose shapes do not fit together"
+_DROPS_A_DIM = re.compile(r"\[\s*\.\.\.\s*,\s*-?\d+\s*\]")  # x[..., -1]: an integer index removes the last dim
+
+
+def earlier_dropped_dim(exc: BaseException) -> tuple[int, str] | None:
+    """(line number, source) of an earlier line of the failing student function that removes a dimension
+    (an integer index like `[..., -1]`, or a reduction without keepdim), the nearest one first; None if none."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_student_frame(f.filename)]
+    if not frames or not frames[-1].lineno:
         return None
-    filename, first, failing = found
-    for number in range(first, failing):
-        line = linecache.getline(filename, number).strip()
-        if _reduction_without_keepdim(line.split("#")[0]):
-            return number, line
+    lines = linecache.getlines(frames[-1].filename)
+    for number in range(frames[-1].lineno - 1, 0, -1):
+        text = lines[number - 1].strip() if number <= len(lines) else ""
+        if text.startswith("def "):
+            return None
+        code = text.split("#")[0]
+        if "=" in code and (_DROPS_A_DIM.search(code) or _reduction_without_keepdim(code)):
+            return number, text
     return None
 
 
@@ -220,12 +249,16 @@ def explain_error(exc: BaseException, name: str) -> str:
         first += " " + lines[1].strip()
     raw = f"{type(exc).__name__}: {first[:300]}"
     cause = cause_of(exc, where[2] if where else "")
-    if cause and cause.startswith("two tensors whose shapes do not fit"):
-        earlier = _earlier_reduction_without_keepdim(exc)
-        if earlier:
-            cause = (f"line {earlier[0]} ({earlier[1]}) reduces without `keepdim=True`, which drops the reduced "
-                     f"dimension, so its result no longer lines up with the tensor it meets here: add keepdim=True "
-                     f"there; otherwise print the .shape of the tensors that meet on this line")
+    dropped = earlier_dropped_dim(exc) if cause and cause.startswith(_GENERIC_SHAPE) else None
+    if dropped and _reduction_without_keepdim(dropped[1].split("#")[0]):
+        cause = (f"line {dropped[0]} ({dropped[1]}) reduces without `keepdim=True`, which removes a dimension (the "
+                 "reduced one), so its result no longer lines up with the tensor it meets here: add keepdim=True "
+                 "there; otherwise print the .shape of the tensors that meet on this line")
+    elif dropped:
+        cause += (f"; look at line {dropped[0]}, which removes a dimension: {dropped[1]} (an integer index such as "
+                  "[..., -1], or a reduction without keepdim=True): check that it works on the dimension you mean "
+                  "(dim=-1 is the last one) and, if its result is combined with a tensor that still has that "
+                  "dimension, keep it ([..., -1:], keepdim=True)")
     head = f"{name} raised {raw}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"

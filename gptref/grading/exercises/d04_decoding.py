@@ -89,6 +89,8 @@ def _top_p_cases(seed: int) -> list[dict]:
     cases.append({"logits": _cycled_row(g), "p": 0.8})  # keeps the 0.6 and the 0.3, in vocabulary order
     confident = torch.log(torch.tensor([[0.03, 0.9, 0.07]], dtype=torch.float64)) - 30.0  # negative maximum
     cases.append({"logits": confident, "p": 0.6})  # the top token alone reaches p
+    dyadic = torch.log(torch.tensor([[0.125, 0.5, 0.125, 0.25]], dtype=[torch.float32, torch.float64][seed % 2]))
+    cases.append({"logits": dyadic, "p": 0.75})  # the third token's mass above is exactly p: it is removed
     return cases
 
 
@@ -293,6 +295,7 @@ EXERCISES = [
         # logits' shape and dtype; each entry unchanged or -inf; the top token kept; a top set; smallest reaching p
         properties=LADDERS["top_p_filter"],
         edge_cases=("p = 1", "tiny p", "the top token alone reaches p", "a sort order that is a 3-cycle",
+                    "a token whose mass ranked above it is exactly p (probabilities 1/2, 1/4, 1/8, 1/8)",
                     "a row whose maximum is negative", "float32 and float64", "1-D and 3-D logits"),
     ),
     Exercise(

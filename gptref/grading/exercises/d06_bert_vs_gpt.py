@@ -44,10 +44,25 @@ def _mask_cases(seed: int) -> list[dict]:
     return cases
 
 
+_GLOBAL_STATE: dict[str, torch.Tensor] = {}  # torch's global random state when the last call's arguments were made
+
+
 def _wrap_generator(case: dict) -> dict:
     args = dict(case)
     args["generator"] = torch.Generator().manual_seed(args.pop("seed"))
+    _GLOBAL_STATE["before the call"] = torch.get_rng_state()
     return args
+
+
+def draws_only_from_the_generator(got, case) -> str | None:
+    """Every random number comes from the generator passed in, so a run is reproducible: torch's global random
+    state is the same after the call as before it (checked by the hidden cases, which make the arguments)."""
+    before = _GLOBAL_STATE.get("before the call")
+    if before is not None and not torch.equal(before, torch.get_rng_state()):
+        return ("mask_tokens drew random numbers from torch's global random state: draw every random number from the "
+                "generator you are given (torch.rand(ids.shape, generator=generator), and the same for randint), so "
+                "that runs are reproducible")
+    return None
 
 
 def mask_tokens_problem(got, case) -> str | None:
@@ -151,7 +166,7 @@ EXERCISES = [
         description="BERT's 80/10/10 masking, graded by invariants and proportions",
         # a pair of the ids' shape and dtype; labels = original id where selected, -100 elsewhere, never on a
         # special token; unselected inputs unchanged, ids inside the vocabulary; then the proportions
-        properties=LADDERS["mask_tokens"],
+        properties=LADDERS["mask_tokens"] + (draws_only_from_the_generator,),
         edge_cases=("special tokens at both ends and padding", "p = 0.15, 0.3 and 0.5", "a small vocabulary (50)",
                     "BERT's vocabulary (30522)"),
     ),

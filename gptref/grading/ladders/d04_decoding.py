@@ -110,8 +110,13 @@ def nucleus_is_smallest_reaching_p(got, case) -> str | None:
     """The kept tokens' probability reaches p, and without the least probable kept one it does not."""
     logits, p = _rows(case["logits"]).double(), case["p"]
     probs = torch.softmax(logits, -1)
+    own_probs = torch.softmax(_rows(case["logits"]), -1).double()  # in the logits' dtype: exact for 1/2, 1/4, ...
     kept = _rows(torch.isfinite(got))
     for r in range(probs.shape[0]):
+        own = own_probs[r][kept[r]].sort(descending=True).values
+        if len(own) > 1 and own.sum().item() - own[-1].item() == p:
+            return (f"row {r} keeps a token whose mass ranked above it is exactly p={p}: a token is kept only while "
+                    "that mass is strictly below p (remove it when mass_above >= p, not > p)")
         mass = probs[r][kept[r]].sort(descending=True).values
         total = mass.sum().item()
         if total < p - 1e-6 and kept[r].sum() < probs.shape[1]:
@@ -165,7 +170,10 @@ def greedy_steps(got, case) -> str | None:
         if eos is not None:
             done |= got[:, t] == eos
     n = got.shape[1] - prompt_len
-    if n < n_max and not (eos is not None and bool(done.all())):
+    if n < n_max and eos is None:
+        return (f"you generated {n} new tokens; without an eos_id generate exactly max_new_tokens={n_max} "
+                "(one model call and one new token per step)")
+    if n < n_max and not bool(done.all()):
         return (f"you stopped after {n} new tokens, but not every row had produced eos_id={eos}: generate "
                 f"max_new_tokens={n_max} tokens unless every row has finished")
     return None
@@ -223,6 +231,26 @@ def log_prob(case: dict, tokens: list[int]) -> float | None:
     return float(log_probs[torch.arange(len(tokens)), torch.tensor(tokens)].sum())
 
 
+def beam_tokens_leave_out_the_prompt(got, case) -> str | None:
+    """A hypothesis lists the generated ids only: one that starts with the prompt and is scored as the tokens after
+    it has the prompt in front."""
+    prompt = [int(t) for t in case["idx"][0]]
+    alpha = case.get("length_penalty", 1.0)
+    for tokens, score in _hypotheses(got):
+        rest = tokens[len(prompt):]
+        if tokens[:len(prompt)] != prompt or not rest:
+            continue
+        own = log_prob(case, tokens)
+        if own is not None and abs(own / len(tokens) ** alpha - score) <= 1e-4:
+            continue  # scored as generated tokens that happen to begin like the prompt
+        total = log_prob(case, rest)
+        if total is not None and min(abs(total / n ** alpha - score) for n in (len(rest), len(tokens))) <= 1e-4:
+            return (f"hypothesis {tokens} starts with the prompt {prompt}, and its summed log-probability is that of "
+                    f"the tokens after it, {rest}: return only the generated ids, the prompt excluded "
+                    "(seqs[row, prompt_len:]), and count only them in the length")
+    return None
+
+
 def beam_scores_are_normalised_log_probs(got, case) -> str | None:
     """Each score is the model's summed log-probability of the tokens / (number of generated tokens) ** alpha."""
     alpha = case.get("length_penalty", 1.0)
@@ -245,7 +273,7 @@ LADDERS = {
     "top_p_filter": (same_form_as_logits, only_kept_or_minus_inf, keeps_the_top_token, keeps_the_largest,
                      nucleus_is_smallest_reaching_p),
     "greedy": (ids_with_prompt_first, greedy_steps, greedy_stops_when_all_finished),
-    "beam_search": (beams_are_scored_pairs, beam_scores_are_normalised_log_probs),
+    "beam_search": (beams_are_scored_pairs, beam_tokens_leave_out_the_prompt, beam_scores_are_normalised_log_probs),
 }
 
 

@@ -91,8 +91,9 @@ def kl_is_finite_and_positive(got, case) -> str | None:
             zeros = " These logits are large: take log p with log_softmax (softmax(...).log() underflows to log 0)."
         return f"the KL is {got.item()} where it must be a finite number: a log of 0 somewhere?{zeros}"
     if got.item() < -1e-9:
-        return (f"the KL is {got.item():.6g} < 0, but KL(q || p) = sum q log(q / p) is never negative: check the "
-                "sign and which distribution is in the numerator")
+        return (f"the KL is {got.item():.6g} < 0, but KL(q || p) = sum q log(q / p) is never negative when q and p "
+                "are both distributions: check the sign, the order (q first), that log p comes from log_softmax "
+                "and that q sums to 1")
     return None
 
 

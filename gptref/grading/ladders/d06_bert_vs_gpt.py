@@ -83,10 +83,13 @@ def proportions(got, case) -> str | None:
     is_mask = sel_in == case["mask_id"]
     is_kept = (sel_in == sel_ids) & ~is_mask
     is_random = ~is_mask & ~is_kept
-    for frac, want, what in ((is_mask.float().mean().item(), 0.8, "share of selected tokens replaced by mask_id"),
-                             (is_random.float().mean().item(), 0.1 * (1 - 1 / V), "share replaced by a random id"),
-                             (is_kept.float().mean().item(), 0.1 + 0.1 / V, "share left unchanged")):
-        problem = _bounds(frac, want, n_sel, what, "(BERT's rule: 80% [MASK], 10% random, 10% unchanged)")
+    shares = [share.float().mean().item() for share in (is_mask, is_random, is_kept)]
+    yours = (f"(of your selected tokens {shares[0]:.3f} became mask_id, {shares[1]:.3f} a random id and "
+             f"{shares[2]:.3f} stayed unchanged; BERT's rule: 80% [MASK], 10% random, 10% unchanged)")
+    for frac, want, what in ((shares[0], 0.8, "share of selected tokens replaced by mask_id"),
+                             (shares[1], 0.1 * (1 - 1 / V), "share replaced by a random id"),
+                             (shares[2], 0.1 + 0.1 / V, "share left unchanged")):
+        problem = _bounds(frac, want, n_sel, what, yours)
         if problem:
             return problem
     return None

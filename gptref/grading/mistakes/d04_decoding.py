@@ -13,9 +13,11 @@ from gptref.grading.explain import Mistake
 # ---------------------------------------------------------------- filters
 
 
-def _top_k(logits, k, *, threshold_rank="largest", removed=float("-inf"), ties=True):
-    if k >= logits.shape[-1]:
+def _top_k(logits, k, *, threshold_rank="largest", removed=float("-inf"), ties=True, dim=-1):
+    if k >= logits.shape[dim]:
         return logits.clone()
+    if dim != -1:  # ranked over the other dimension: the k-th largest of each column
+        return logits.masked_fill(logits < torch.topk(logits, k, dim=dim).values[-1:], removed)
     top = torch.topk(logits, k, dim=-1, largest=threshold_rank == "largest")
     if not ties:
         return torch.full_like(logits, float("-inf")).scatter(-1, top.indices, top.values)
@@ -23,11 +25,13 @@ def _top_k(logits, k, *, threshold_rank="largest", removed=float("-inf"), ties=T
     return logits.masked_fill(logits < kth, removed)
 
 
-def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True):
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (..., V)
+def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True, strict=False, descending=True):
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=descending)  # (..., V)
     probs = F.softmax(sorted_logits, dim=-1) if use_softmax else sorted_logits
     mass_above = torch.cumsum(probs, dim=-1) - (0 if own_mass else probs)
-    remove_sorted = mass_above >= p
+    remove_sorted = mass_above > p if strict else mass_above >= p
+    if unsort == "sorted":
+        return sorted_logits.masked_fill(remove_sorted, float("-inf"))
     if unsort == "scatter":
         remove = torch.zeros_like(remove_sorted).scatter(-1, order, remove_sorted)
     elif unsort == "gather":
@@ -40,9 +44,12 @@ def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True):
 # ---------------------------------------------------------------- greedy
 
 
-def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, stop="all", prompt=True):
+def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, stop="all", prompt=True,
+            truthy=False):
     seq = idx
     done = torch.zeros(idx.shape[0], dtype=torch.bool)  # (B,)
+    if truthy and not eos_id:  # `if eos_id:` is False for eos_id = 0: no eos handling at all
+        eos_id = None
     for _ in range(max_new_tokens):
         token = model(seq)[:, position, :].argmax(dim=-1)  # (B,)
         if eos_id is not None:
@@ -59,7 +66,8 @@ def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, s
 
 
 def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None, *, live=None,
-          exponent=True, keep_eos=True, prompt_in_length=False, sort=True, finish_live=True):
+          exponent=True, keep_eos=True, prompt_in_length=False, sort=True, finish_live=True, log_probs=True,
+          penalise_eos=True, worst_first=False):
     prompt_len = idx.shape[1]
     live = live or beam_size
 
@@ -69,15 +77,17 @@ def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=No
 
     seqs, sums, finished = idx, torch.zeros(1, dtype=torch.float64), []
     for _ in range(max_new_tokens):
-        logp = F.log_softmax(model(seqs)[:, -1, :].double(), dim=-1)  # (n_live, V)
+        logits = model(seqs)[:, -1, :].double()
+        logp = F.log_softmax(logits, dim=-1) if log_probs else logits  # (n_live, V)
         V = logp.shape[1]
         cand = (sums[:, None] + logp).flatten()  # (n_live * V,)
         rows, tokens, new_sums = [], [], []
-        for flat in torch.argsort(cand, descending=True).tolist():
+        for flat in torch.argsort(cand, descending=not worst_first).tolist():
             row, token = divmod(flat, V)
             if token == eos_id:
                 generated = seqs[row, prompt_len:].tolist() + ([token] if keep_eos else [])
-                finished.append((generated, normalized(cand[flat].item(), len(generated))))
+                score = normalized(cand[flat].item(), len(generated)) if penalise_eos else cand[flat].item()
+                finished.append((generated, score))
                 continue
             rows.append(row)
             tokens.append(token)
@@ -114,6 +124,8 @@ MISTAKES = {
                 lambda logits, k: _top_k(logits, k, threshold_rank="smallest")),
         Mistake("keep exactly the k entries torch.topk returns, dropping the logits tied with the k-th largest "
                 "(ties are kept)", lambda logits, k: _top_k(logits, k, ties=False)),
+        Mistake("rank along dim 0 (down the rows) instead of along the last dimension, the vocabulary: "
+                "torch.topk(logits, k, dim=-1)", lambda logits, k: _top_k(logits, k, dim=0)),
     ),
     "top_p_filter": (
         Mistake("count a token's own probability in the mass above it, which removes the token that crosses p",
@@ -124,6 +136,14 @@ MISTAKES = {
                 "second time instead of inverting it", lambda logits, p: _top_p(logits, p, unsort="gather")),
         Mistake("add up the sorted logits instead of their softmax probabilities",
                 lambda logits, p: _top_p(logits, p, use_softmax=False)),
+        Mistake("return the filtered logits in sorted order: put them back in the vocabulary order (scatter "
+                "along the sort's indices), so that entry i is still token i's logit",
+                lambda logits, p: _top_p(logits, p, unsort="sorted")),
+        Mistake("keep a token whose mass ranked above it equals p exactly (mass_above > p removes too little): "
+                "the rule keeps a token only while that mass is strictly below p, so remove it when mass_above >= p",
+                lambda logits, p: _top_p(logits, p, strict=True)),
+        Mistake("sort in ascending order (torch.sort's default), so the least probable tokens come first: "
+                "sort with descending=True", lambda logits, p: _top_p(logits, p, descending=False)),
     ),
     "greedy": (
         Mistake("read the logits of the first position, model(seq)[:, 0, :]: use the logits of the LAST position",
@@ -141,6 +161,10 @@ MISTAKES = {
         Mistake("stop as soon as ANY row has produced eos_id instead of when EVERY row has",
                 lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
                                                                          stop="any")),
+        Mistake("test `if eos_id:`, which is False for eos_id = 0, so token 0 never ends a row: test "
+                "`if eos_id is not None:`",
+                lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
+                                                                         truthy=True)),
     ),
     "beam_search": (
         Mistake("keep K^2 live hypotheses: your beam keeps K^2 candidates instead of the best K",
@@ -163,5 +187,17 @@ MISTAKES = {
         Mistake("drop the beams still alive after the last step (they are finished by length too)",
                 lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
                     model, idx, max_new_tokens, beam_size, length_penalty, eos_id, finish_live=False)),
+        Mistake("add up the raw logits instead of log-probabilities: take F.log_softmax of each beam's "
+                "next-token logits before adding them to the beam's sum",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, log_probs=False)),
+        Mistake("score the hypotheses that end with eos_id by their raw summed log-probability, without the length "
+                "penalty: every finished hypothesis, by eos or by length, is scored sum / |y| ** alpha",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, penalise_eos=False)),
+        Mistake("rank the extensions worst first (argsort ascending): walk them from the highest summed "
+                "log-probability down, argsort(..., descending=True)",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, worst_first=True)),
     ),
 }

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from gptref.grading.explain import Mistake
 
 
-def _mask(key_is_token, causal, *, keys=True, triangle="tril", pad_when_causal=True):
+def _mask(key_is_token, causal, *, keys=True, triangle="tril", pad_when_causal=True, inverted=False):
     B, T = key_is_token.shape
     pads = key_is_token[:, None, None, :] if keys else key_is_token[:, None, :, None]
     allowed = pads.expand(B, 1, T, T)  # (B, 1, T, T)
@@ -20,7 +20,7 @@ def _mask(key_is_token, causal, *, keys=True, triangle="tril", pad_when_causal=T
         ones = torch.ones(T, T, dtype=torch.bool)
         tri = {"tril": ones.tril(), "triu": ones.triu(), "strict": ones.tril(-1)}[triangle]
         allowed = (allowed & tri) if pad_when_causal else tri.expand(B, 1, T, T)
-    return allowed
+    return ~allowed if inverted else allowed
 
 
 def _objective(lm_logits, clf_logits, tokens, labels, lam=0.5, *, shift="next", weights="right"):
@@ -33,6 +33,12 @@ def _objective(lm_logits, clf_logits, tokens, labels, lam=0.5, *, shift="next", 
     elif shift == "per_sequence":  # summed over tokens, divided by B: a mean per sequence, not per token
         l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1), reduction="sum")
         l1 = l1 / lm_logits.shape[0]
+    elif shift == "nll_raw":  # F.nll_loss expects log-probabilities; given raw logits it is -z_y
+        l1 = F.nll_loss(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))
+    elif shift == "last":  # only the last prediction, logit T-2 for token T-1
+        l1 = F.cross_entropy(lm_logits[:, -2], tokens[:, -1])
+    elif shift == "summed":  # summed over the B (T - 1) predictions instead of averaged
+        l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1), reduction="sum")
     elif shift == "none":
         l1 = F.cross_entropy(lm_logits.reshape(-1, V), tokens.reshape(-1))
     else:  # the previous token
@@ -50,6 +56,9 @@ MISTAKES = {
                 lambda key_is_token, causal: _mask(key_is_token, causal, triangle="strict")),
         Mistake("drop the padding when causal=True: the causal mask must also hide padded keys",
                 lambda key_is_token, causal: _mask(key_is_token, causal, pad_when_causal=False)),
+        Mistake("return the mask inverted, True where attention is blocked (nn.MultiheadAttention's convention): "
+                "here True means query i MAY attend key j",
+                lambda key_is_token, causal: _mask(key_is_token, causal, inverted=True)),
     ),
     "gpt1_objective": (
         Mistake("compare lm_logits with tokens at the same position: the LM loss must predict the NEXT token "
@@ -67,6 +76,18 @@ MISTAKES = {
                 "predictions",
                 lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
                     lm_logits, clf_logits, tokens, labels, lam, shift="per_sequence")),
+        Mistake("sum L1 over the B (T - 1) predictions (reduction=\"sum\") instead of averaging them: both "
+                "losses are means",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, shift="summed")),
+        Mistake("give F.nll_loss raw logits: it expects log-probabilities (log_softmax first), or use "
+                "F.cross_entropy, which takes logits",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, shift="nll_raw")),
+        Mistake("take the LM loss at the last position only: L1 averages over every position t = 1 .. T-1 of "
+                "every sequence (lm_logits[:, :-1] against tokens[:, 1:])",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, shift="last")),
         Mistake("put lambda on L2: lambda weights the auxiliary LM loss L1, not the classification loss",
                 lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
                     lm_logits, clf_logits, tokens, labels, lam, weights="swapped")),
