@@ -23,6 +23,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Int, Unicode
 
 from .feedback_safety.hidden_tests import has_hidden_tests, strip_hidden_tests
+from .feedback_safety.hidden_values import withhold_values
 from .inside.cells import is_test_cell
 from .sandbox import Sandbox, SandboxUnavailable
 from .scan import scan
@@ -193,7 +194,8 @@ class SandboxedExecute(NbGraderPreprocessor):
                     status["flags"].append(f"{gid}: the trusted check of {name} passed but the visible test failed; "
                                            "both must pass (0 points); review")
                 continue
-            cell.outputs.append(error_output("TrustedCheckFailed", f"{name}: {verdict.get('message') or 'failed'}"))
+            shown = withhold_values(verdict.get("message") or "failed")  # the student reads no hidden value
+            cell.outputs.append(error_output("TrustedCheckFailed", f"{name}: {shown}"))
             if verdict.get("forbidden"):
                 status["flags"].append(f"{gid}: the trusted check of {name} caught a forbidden call "
                                        f"({verdict['detail']}); 0 points")

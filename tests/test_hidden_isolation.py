@@ -174,5 +174,8 @@ def test_a_wrong_answer_is_told_what_the_trusted_check_found(graded):
     cell = next(c for c in autograded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_scaled_sum")
     errors = [o for o in cell.outputs if o.output_type == "error"]
     assert errors and errors[-1]["ename"] == "TrustedCheckFailed" and "scaled_sum" in errors[-1]["evalue"], cell.outputs
+    # what broke and where, but no value of the hidden case (withheld; the instructor's record has them)
+    assert not re.search(r"\d\.\d", errors[-1]["evalue"]), errors[-1]["evalue"]
+    assert re.search(r"\d\.\d", st["notebooks"]["toy"]["verdict"]["scaled_sum"]["detail"]), st["notebooks"]["toy"]
     page = open(os.path.join(graded, "work", "feedback", "recorder_wrong", "toy", "toy.html"), encoding="utf-8").read()
     assert "TrustedCheckFailed" in page

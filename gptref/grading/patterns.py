@@ -93,7 +93,7 @@ def _where(wrong: torch.Tensor) -> str | None:
 
 def _triangle(wrong: torch.Tensor) -> str | None:
     """Every wrong entry above (or below) the diagonal of the last two dimensions: the future (or past) positions."""
-    if wrong.dim() < 2 or min(wrong.shape[-2:]) < 2:
+    if wrong.dim() < 2 or min(wrong.shape[-2:]) < 2 or int(wrong.sum()) < 3:
         return None
     rows, cols = wrong.shape[-2:]
     above = torch.ones(rows, cols, dtype=torch.bool).triu(1)
