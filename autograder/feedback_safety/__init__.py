@@ -14,5 +14,9 @@ In the order they run on each graded notebook:
 5. The worker's last check (`autograder.worker._check_feedback`, with `inert_html.finalize`): each exported file
    is audited and locked again; one that could still run code or shows a hidden-test line is withheld and flagged.
 
+Before all of these, while grading (`autograder.execute`): `hidden_values.withhold_values` writes the trusted
+check's message into the notebook without the hidden case's values (what broke and where stays; the
+instructor's status file keeps the full detail).
+
 The same chain runs for grading (the worker's config) and for feedback made by hand (autograder/nbgrader_config.py).
 """
