@@ -41,7 +41,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gptref.grading.explain import call, which_mistake
+from gptref.grading.explain import call, explain_trace, secondhand, which_mistake
 from gptref.grading.mistakes.d11_distributed import MISTAKES
 
 torch.manual_seed(0)
@@ -148,10 +148,10 @@ def launch(task, args, world_size=2, seconds=60):
             errors = _start_ranks(folder, world_size, task, args, seconds)
             if errors and attempt == 1 and all(e.startswith("join") for e in errors.values()):
                 continue                             # the group did not form (a busy machine?): once more
-            for r, error in sorted(errors.items()):
-                stage, _, trace = error.partition("\n")
-                last = trace.strip().splitlines()[-1] if trace.strip() else "(no traceback)"
-                raise RuntimeError(f"rank {r} failed: {last}\n{trace[-1500:]}")
+            traces = {r: error.partition("\n")[2] for r, error in sorted(errors.items())}
+            first = [r for r, trace in traces.items() if not secondhand(trace)] or list(traces)
+            if first:   # the rank whose own error started it (the others only lost their peer)
+                raise AssertionError(explain_trace(traces[first[0]], f"rank {first[0]}"))
             if not all(os.path.exists(f"{folder}/result{r}.pt") for r in range(world_size)):
                 raise RuntimeError(f"the ranks did not finish within {seconds} s (does every rank call all_reduce "
                                    "and broadcast the same number of times, in the same order?)")

@@ -86,6 +86,10 @@ def _shape_cause(line: str) -> str:
 
 
 _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
+    (re.compile(r"Error\(s\) in loading state_dict"),
+     lambda line: ("the weights the test loads do not fit your module: its parts have other names or other "
+                   "shapes than the notebook asks for (the line above says which; compare each "
+                   "nn.Linear's in and out sizes with the formula)")),
     (re.compile(r"must match the size of tensor b|shapes cannot be multiplied|mat1 and mat2 shapes|"
                 r"size mismatch|Expected size .* but got size|The size of tensor a"), _shape_cause),
     (re.compile(r"Boolean value of Tensor with more than one (value|element)"),
@@ -99,9 +103,17 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
      lambda line: ("float32 and float64 tensors were mixed: make new tensors in the input's dtype "
                    "(`dtype=x.dtype`, `torch.zeros_like(x)`, `x.new_tensor(...)`), and do not call .float()/.double() "
                    "on an input unless the notebook asks for it")),
-    (re.compile(r"Sizes of tensors must match except in dimension|expects each tensor to be equal size"),
-     lambda line: ("torch.cat/torch.stack was given tensors whose other dimensions differ: print the .shape of "
-                   "each piece you join")),
+    (re.compile(r"Sizes of tensors must match except in dimension|expects each tensor to be equal size|"
+                r"Tensors must have same number of dimensions"),
+     lambda line: ("torch.cat/torch.stack was given tensors whose shapes differ: torch.stack needs equal shapes, "
+                   "torch.cat equal shapes except in the joined dimension; to join tensors of any shapes into one "
+                   "vector, flatten each first (`torch.cat([t.reshape(-1) for t in tensors])`)")),
+    (re.compile(r"Expected target size|Expected input batch_size .* to match target batch_size"),
+     lambda line: ("F.cross_entropy takes logits (N, C) and targets (N,), classes in dimension 1: for (B, T, V) "
+                   "logits flatten both first, `logits.reshape(-1, V)` and `targets.reshape(-1)`")),
+    (re.compile(r"optimizer got an empty parameter list"),
+     lambda line: ("an optimizer was built over an empty list of parameters on this process: print the list you "
+                   "pass to it")),
     (re.compile(r"Dimension out of range"),
      lambda line: ("a dimension index is larger than the tensor has dimensions: count from the end (dim=-1 is the "
                    "last) so the code works for any number of leading dimensions")),
@@ -135,10 +147,43 @@ def cause_of(exc: BaseException, line: str = "") -> str | None:
 def explain_error(exc: BaseException, name: str) -> str:
     """The message a student reads for an exception raised inside their function `name`."""
     where = student_line(exc)
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text_lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    first = text_lines[0] if text_lines else ""
+    if first.startswith("Error(s) in loading state_dict") and len(text_lines) > 1:
+        first += " " + text_lines[1]   # which part: "size mismatch for mlp.c_fc.weight: ..."
     raw = f"{type(exc).__name__}: {first[:300]}"
     cause = cause_of(exc, where[2] if where else "")
     head = f"{name} raised {raw}"
+    if where:
+        head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"
+    return head + (f"\n  What to change: {cause}" if cause else "")
+
+
+_TRANSPORT = re.compile(r"Connection closed by peer|Connection reset|Broken pipe|Timed out|timed out|"
+                        r"Socket Timeout|no error \(from the remote")
+
+
+def secondhand(trace: str) -> bool:
+    """Whether a traceback text from another process is only the echo of a peer that failed first (gloo's closed
+    connection, a timeout waiting for it), not the error that started it."""
+    lines = trace.strip().splitlines()
+    return bool(lines) and bool(_TRANSPORT.search(lines[-1]))
+
+
+def explain_trace(trace: str, name: str) -> str:
+    """The message for an error raised in another process (a rank), given its formatted traceback as text: the
+    error, the line of the student's code it came from, and what to change where the cause is known."""
+    lines = trace.strip().splitlines()
+    raw = lines[-1].strip() if lines else "(no traceback)"
+    where = None
+    for index, text in enumerate(lines):
+        found = re.match(r'\s*File "([^"]+)", line (\d+), in (\S+)', text)
+        if found and _is_student_frame(found.group(1)):
+            source = lines[index + 1].strip() if index + 1 < len(lines) else ""
+            where = (found.group(3), int(found.group(2)), source)
+    kind, _, message = raw.partition(": ")
+    cause = cause_of(RuntimeError(raw), where[2] if where else "")
+    head = f"{name} raised {raw[:300]}" if message else f"{name} failed: {raw[:300]}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"
     return head + (f"\n  What to change: {cause}" if cause else "")
@@ -199,4 +244,5 @@ def expect(got: Any, expected: Any, what: str = "output", *, mistakes: tuple[Mis
         raise AssertionError(message)
 
 
-__all__ = ["Mistake", "call", "cause_of", "explain_error", "expect", "student_line", "which_mistake"]
+__all__ = ["Mistake", "call", "cause_of", "explain_error", "explain_trace", "expect", "secondhand", "student_line",
+           "which_mistake"]

@@ -77,4 +77,43 @@ MUTANTS = [
            fails={"test_sft_loss"}, why="sums instead of averaging", hint="sum the response tokens' losses without dividing"),
     Mutant(cell="sft_loss", old="return (per_token * mask).sum() / mask.sum()", new="return per_token.mean()",
            fails={"test_sft_loss"}, why="averages over every position", hint="count only the positions where loss_mask is True"),
+    # issue 23, written as a new student before reading the mutants above
+    Mutant(cell="block", old="self.attn = MultiHeadAttention(config.n_embd, config.n_head)",
+           new="self.attn = MultiHeadAttention(config.n_embd, config.n_embd // config.n_head)",
+           fails={"test_block"}, why="head size passed where the number of heads goes", hint="the NUMBER of heads"),
+    Mutant(cell="block", old="""        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)""",
+           new="""        self.c_fc = nn.Linear(config.n_embd, config.n_embd)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)""",
+           fails={"test_block"}, why="MLP hidden width C instead of 4C", hint="size mismatch for mlp.c_fc.weight"),
+    Mutant(cell="cosine_lr", old="ratio = (step - warmup_steps) / (max_steps - warmup_steps)",
+           new="ratio = (step - warmup_steps) / max_steps", fails={"test_cosine_lr"}, why="r = (s - w) / N", hint="divide by max_steps in r = (step - w) / max_steps"),
+    Mutant(cell="cosine_lr", old="* (max_lr - min_lr)", new="* max_lr", fails={"test_cosine_lr"},
+           why="cosine amplitude max_lr instead of max_lr - min_lr", hint="scale the cosine by max_lr instead of (max_lr - min_lr)"),
+    Mutant(cell="cosine_lr", old="if step < warmup_steps:", new="if step <= warmup_steps:", fails={"test_cosine_lr"},
+           why="warmup branch includes step == w", hint="keep step == warmup_steps in the warmup branch"),
+    Mutant(cell="clip_gradients", old="return [g * factor for g in grads], total_norm",
+           new="return [g.mul_(factor) for g in grads], total_norm", fails={"test_clip_gradients"},
+           why="clips the input gradients in place", hint="do not modify the input gradients in place"),
+    Mutant(cell="clip_gradients", old="total_norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))",
+           new="total_norm = torch.cat(grads).double().norm()", fails={"test_clip_gradients"},
+           why="torch.cat of gradients of different shapes", hint="flatten each first"),
+    Mutant(cell="sft_loss", old="""    V = logits.shape[-1]
+    per_token = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), reduction="none")  # (B*T,)""",
+           new="""    per_token = F.cross_entropy(logits, targets, reduction="none").reshape(-1)""", fails={"test_sft_loss"},
+           why="cross_entropy on (B, T, V) without moving the class dim", hint="classes in dimension 1"),
+    Mutant(cell="sft_loss", old="""    V = logits.shape[-1]
+    per_token = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), reduction="none")  # (B*T,)
+    mask = loss_mask.reshape(-1).to(per_token.dtype)
+    return (per_token * mask).sum() / mask.sum()""",
+           new="""    targets[~loss_mask] = -100
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))""", fails={"test_sft_loss"},
+           why="writes -100 into the caller's targets", hint="sft_loss changed its argument 'targets' in place"),
+    Mutant(cell="ddp_train_step", old="dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)", new="dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)",
+           fails={"test_ddp_train_step"}, why="ReduceOp.AVG (gloo has none)", hint="divide the averaged gradients by world_size once more"),
+    Mutant(cell="ddp_train_step", old="""    optimizer.zero_grad(set_to_none=True)
+    loss.backward()""", new="""    loss.backward()
+    optimizer.zero_grad(set_to_none=True)""", fails={"test_ddp_train_step"}, why="zero_grad after backward", hint="rank 0's parameters did not move"),
 ]

@@ -59,4 +59,28 @@ MUTANTS = [
            why="every rank keeps AdamW state for every parameter", hint="over this rank's own parameters only"),
     Mutant(cell="zero1", old="        loads[rank] += n\n", new="        loads[rank] += 1\n", fails={"test_zero1"},
            why="balances the shards by number of tensors, not of elements", hint="fewest ELEMENTS"),
+    # issue 23, written as a new student before reading the mutants above
+    Mutant(cell="naive_ddp", old="dist.broadcast(p, src=0)", new="dist.broadcast(p.detach().clone(), src=0)",
+           fails={"test_naive_ddp"}, why="broadcasts into a copy", hint="never broadcast rank 0's parameters"),
+    Mutant(cell="naive_ddp", old="        p.grad /= world_size        # the mean", new="        if dist.get_rank() == 0:\n            p.grad /= world_size",
+           fails={"test_naive_ddp"}, why="divides only on rank 0", hint="divide by world_size on rank 0 only"),
+    Mutant(cell="naive_ddp", old="""        dist.all_reduce(p.grad)     # the sum over the ranks, in place
+        p.grad /= world_size        # the mean""", new="""        dist.all_reduce(p.data)
+        p.data /= world_size""", fails={"test_naive_ddp"}, why="averages the parameters not the gradients", hint="all_reduce the parameters (p.data) instead of the gradients"),
+    Mutant(cell="flat_ddp", old="flat = torch.cat([g.reshape(-1) for g in grads])", new="flat = torch.stack(grads)",
+           fails={"test_flat_ddp"}, why="torch.stack of the gradients", hint="torch.stack needs equal shapes"),
+    Mutant(cell="flat_ddp", old="flat = torch.cat([g.reshape(-1) for g in grads])", new="flat = torch.cat(grads)",
+           fails={"test_flat_ddp"}, why="torch.cat without flattening", hint="flatten each first"),
+    Mutant(cell="bucketed_ddp", old="""        self.in_flight = []
+        self.waiting = [len(b) for b in self.buckets]
+        ### END""", new="""        self.in_flight = []
+        ### END""", fails={"test_bucketed_ddp"}, why="the countdown is not reset after a step", hint="average only in the first step"),
+    Mutant(cell="accumulation", old="        p.grad /= dist.get_world_size()", new="        p.grad /= dist.get_world_size() * len(micro_batches)",
+           fails={"test_accumulation"}, why="scales by N twice", hint="scale by the number of micro-batches twice"),
+    Mutant(cell="zero1", old="rank = loads.index(min(loads))", new="rank = loads.index(max(loads))",
+           fails={"test_zero1"}, why="gives each parameter to the most loaded rank", hint="optimizer was built over an empty list of parameters"),
+    Mutant(cell="zero1", old="dist.broadcast(p.data, src=owner)", new="dist.broadcast(p.data, src=0)",
+           fails={"test_zero1"}, why="broadcasts every parameter from rank 0", hint="rank 0 never receives them; every parameter is broadcast from its owner"),
+    Mutant(cell="zero1", old="if owner == rank]", new="if owner != rank]",
+           fails={"test_zero1"}, why="the local optimizer holds the other ranks' parameters", hint="none of rank 0's parameters changed"),
 ]
