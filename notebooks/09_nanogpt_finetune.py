@@ -222,11 +222,11 @@ _settings = [dict(max_lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110),
 _cases = [dict(step=_s, **_kw) for _kw in _settings for _s in range(_kw["max_steps"] + 30)]
 _lrs = [call(cosine_lr, **_case) for _case in _cases]
 def _named(message):
-    """The message, plus the known mistake that gives exactly these rates (if one does)."""
+    """The message, plus the known mistake that gives every one of your wrong rates (and none you got right)."""
+    _right = [abs(_lr - _formula(**_c)) <= 1e-12 for _lr, _c in zip(_lrs, _cases)]
     for _m in MISTAKES["cosine_lr"]:
-        _theirs = [_m.answer(**_c) for _c in _cases]
-        if all(abs(_a - _b) <= 1e-12 for _a, _b in zip(_theirs, _lrs)) and \
-                any(abs(_a - _formula(**_c)) > 1e-12 for _a, _c in zip(_theirs, _cases)):
+        _same = [abs(_m.answer(**_c) - _lr) <= 1e-12 for _lr, _c in zip(_lrs, _cases)]
+        if not all(_right) and all(_s or _r for _s, _r in zip(_same, _right)):
             return message + "\n  Your answer is exactly what you get when you " + _m.says
     return message
 for _case, _lr in zip(_cases, _lrs):   # the ladder: a number; max_lr at w - 1 and w, min_lr at N; within range
