@@ -85,6 +85,17 @@ def _shape_cause(line: str) -> str:
     return "two tensors whose shapes do not fit together meet on this line: print their .shape to see which"
 
 
+def _join_cause(line: str) -> str:
+    """torch.cat / torch.stack refused the pieces: what each needs, and how to join pieces of any shapes."""
+    if "stack(" in line:
+        return ("torch.stack needs tensors of equal shapes (it adds a new dimension): to join tensors of different "
+                "shapes into one vector, flatten each and use torch.cat: `torch.cat([t.reshape(-1) for t in ts])`")
+    if "cat(" in line:
+        return ("torch.cat needs the same number of dimensions and equal sizes except in the joined one: to join "
+                "tensors of any shapes into one vector, flatten each first: `torch.cat([t.reshape(-1) for t in ts])`")
+    return "torch.cat/torch.stack was given tensors whose shapes do not fit: print the .shape of each piece you join"
+
+
 _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"Error\(s\) in loading state_dict"),
      lambda line: ("the weights the test loads do not fit your module: its parts have other names or other "
@@ -105,9 +116,7 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
                    "on an input unless the notebook asks for it")),
     (re.compile(r"Sizes of tensors must match except in dimension|expects each tensor to be equal size|"
                 r"Tensors must have same number of dimensions"),
-     lambda line: ("torch.cat/torch.stack was given tensors whose shapes differ: torch.stack needs equal shapes, "
-                   "torch.cat equal shapes except in the joined dimension; to join tensors of any shapes into one "
-                   "vector, flatten each first (`torch.cat([t.reshape(-1) for t in tensors])`)")),
+     _join_cause),
     (re.compile(r"Expected target size|Expected input batch_size .* to match target batch_size"),
      lambda line: ("F.cross_entropy takes logits (N, C) and targets (N,), classes in dimension 1: for (B, T, V) "
                    "logits flatten both first, `logits.reshape(-1, V)` and `targets.reshape(-1)`")),

@@ -79,7 +79,8 @@ MUTANTS = [
         p.data /= world_size""", fails={"test_naive_ddp"}, why="averages the parameters not the gradients",
            hint="all_reduce the parameters (p.data) instead of the gradients"),
     Mutant(cell="flat_ddp", old="flat = torch.cat([g.reshape(-1) for g in grads])", new="flat = torch.stack(grads)",
-           fails={"test_flat_ddp"}, why="torch.stack of the gradients", hint="torch.stack needs equal shapes"),
+           fails={"test_flat_ddp"}, why="torch.stack of the gradients",
+           hint="torch.stack needs tensors of equal shapes"),
     Mutant(cell="flat_ddp", old="flat = torch.cat([g.reshape(-1) for g in grads])", new="flat = torch.cat(grads)",
            fails={"test_flat_ddp"}, why="torch.cat without flattening", hint="flatten each first"),
     Mutant(cell="bucketed_ddp", old="""        self.in_flight = []
