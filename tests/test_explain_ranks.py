@@ -100,3 +100,11 @@ def test_a_forked_rank_trace_round_trips():
     trace = queue.get(timeout=30)
     worker.join()
     assert "torch.stack needs tensors of equal shapes" in explain_trace(trace, "rank 1")
+
+
+def test_a_slice_of_the_wrong_size_reshaped_is_explained():
+    def unflatten(flat, grads):
+        return [flat[1:1 + g.numel()].view_as(g) for g in grads]
+
+    msg = _message(unflatten, torch.zeros(4), [torch.zeros(2, 2)])
+    assert "is invalid for input of size 3" in msg and "slice bounds" in msg

@@ -123,6 +123,9 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"optimizer got an empty parameter list"),
      lambda line: ("an optimizer was built over an empty list of parameters on this process: print the list you "
                    "pass to it")),
+    (re.compile(r"is invalid for input of size"),
+     lambda line: ("view/reshape/view_as was given a tensor with another number of elements than the shape asks "
+                   "for: print the .numel() of what you reshape, and the slice bounds it was cut with")),
     (re.compile(r"Dimension out of range"),
      lambda line: ("a dimension index is larger than the tensor has dimensions: count from the end (dim=-1 is the "
                    "last) so the code works for any number of leading dimensions")),
