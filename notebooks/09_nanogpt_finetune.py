@@ -158,7 +158,9 @@ assert _changed < 1e-5, \
     "must be causal: call self.attn(ln_1(x), causal=True)"
 with torch.no_grad():
     for _case, _out in zip(_cases, _outputs):   # values last
-        climb_answer(_out, _case, (), _ref(_case["x"]), MISTAKES["block_forward"], "your block's output")
+        climb_answer(_out, _case, (), _ref(_case["x"]), MISTAKES["block_forward"],
+                     "your block's output (compare with x + attn(ln_1(x), causal=True), then "
+                     "+ c_proj(gelu(c_fc(ln_2(x)))))")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "block_forward", block_forward)
@@ -553,7 +555,8 @@ for _max_norm in (100.0, 0.05):   # clipping inactive, then active
                 f"max_norm={_max_norm}: your parameters are exactly what you get when you {_mistake.says}"
     _err = max((_got[k] - _want[k]).abs().max().item() for k in _want)
     assert _same(_got, _want), (f"max_norm={_max_norm}: after one step on two half-batches the parameters differ by "
-                                f"up to {_err:.3g} from one step on the whole batch")
+                                f"up to {_err:.3g} from one step on the whole batch. Look at the steps in order: "
+                                "zero_grad, backward, all_reduce and divide every p.grad, clip, optimizer.step()")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "run_ddp", run_ddp)

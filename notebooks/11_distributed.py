@@ -488,7 +488,8 @@ assert _got["early_all_reduce_calls"] == 0, (
     "step, after the last micro-batch, not after each one")
 report(_got["params"], whole_batch_sgd(_state, _x, _y, 0.5), "run_accumulated",
        dict(state=_state, x=_x, y=_y, lr=0.5, micro_steps=2),
-       "N micro-batches must add up to the gradient of the whole batch before ONE optimizer step")
+       "N micro-batches must add up to the gradient of the whole batch before ONE optimizer step: look at where "
+       "the gradients are zeroed (once per step), the loss scale (1/N) and the one averaging over the ranks")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_accumulated", run_accumulated)
@@ -593,7 +594,8 @@ assert max(_mine) < _full, (f"state per rank {_mine} bytes, a whole AdamW holds 
 assert max(_mine) <= 0.7 * _full, (f"state per rank {_mine} bytes of {_full}: the shards are unbalanced; give each "
                                    "parameter to the rank with the fewest ELEMENTS so far")
 report(_got["params"], _want, "run_zero", dict(state=_state, x=_x, y=_y, lr=0.05),
-       "each rank must step its own shard, then every parameter is broadcast from its owner")
+       "each rank must step its own shard, then every parameter is broadcast from its owner: look at the owners, "
+       "the local optimizer (its parameters, and lr=lr), and the broadcasts after its step")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_zero", run_zero)

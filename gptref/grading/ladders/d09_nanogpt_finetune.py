@@ -66,6 +66,8 @@ def clip_pair(got, case) -> str | None:
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         return f"return a pair (clipped_grads, total_norm), got {type(got).__name__}"
     clipped, total = got
+    if isinstance(total, (list, tuple)) and not isinstance(clipped, (list, tuple)):
+        return "return the pair in the order (clipped_grads, total_norm): yours has the norm first"
     if not isinstance(clipped, (list, tuple)) or len(clipped) != len(grads):
         return f"clipped_grads should be a list of {len(grads)} tensors, one per gradient"
     for i, (c, g) in enumerate(zip(clipped, grads)):
