@@ -567,7 +567,7 @@ nb.md(r"""
 ## 6. A miniature of the homework: pretrain on Shakespeare, fine-tune on Milton
 
 A tiny character-level GPT (2 layers, 4 heads, 64 channels, context 64) is pretrained on Shakespeare for
-a couple of hundred steps, then fine-tuned on Milton's poetry with a smaller learning rate. Both phases use
+100 steps, then fine-tuned on Milton's poetry for 50 steps with a smaller learning rate. Both phases use
 your `cosine_lr` and `clip_gradients`. It runs in a few seconds, so the model only learns character
 statistics, spelling and layout; the point is the shape of the curves and the change in style.
 """)
@@ -634,7 +634,7 @@ def show_sample(prompt="\n", n=150, seed=0):
 
 t0 = time.perf_counter()
 runs = {}
-phases = (("pretrain", "shakespeare", 150, 3e-3, 15), ("finetune", "milton", 80, 1e-3, 8))
+phases = (("pretrain", "shakespeare", 100, 3e-3, 10), ("finetune", "milton", 50, 1e-3, 5))
 for phase, name, steps, max_lr, warmup in phases:
     runs[phase] = train(name, steps, max_lr, warmup)
     runs[phase]["milton val loss"] = val_loss("milton_val")
@@ -671,7 +671,7 @@ nb.md(r"""
 Things to notice: the loss falls fast during the warmup and then more slowly; the gradient norm is large at
 the start (clipping is active there) and settles below `max_norm`. Fine-tuning starts from a low loss,
 and its first steps bring the Milton validation loss down: the model adapts to Milton's vocabulary, capital
-letters at line starts, and the absence of speaker names. With a few hundred steps of a tiny model the text
+letters at line starts, and the absence of speaker names. With 150 steps of a tiny model the text
 is still mostly nonsense; the homework trains a real model for longer.
 
 ### The SFT mask on an example
