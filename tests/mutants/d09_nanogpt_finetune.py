@@ -133,4 +133,8 @@ MUTANTS = [
     loss.backward()""", new="""    loss.backward()
     optimizer.zero_grad(set_to_none=True)""", fails={"test_ddp_train_step"}, why="zero_grad after backward",
            hint="rank 0's parameters did not move"),
+    # issue 23, second set (written after the fixes to measure them)
+    Mutant(cell="clip_gradients", old="return [g * factor for g in grads], total_norm",
+           new="return total_norm, [g * factor for g in grads]", fails={"test_clip_gradients"},
+           why="returns (total_norm, clipped) in the wrong order", hint="yours has the norm first"),
 ]

@@ -100,4 +100,11 @@ MUTANTS = [
     Mutant(cell="zero1", old="if owner == rank]", new="if owner != rank]",
            fails={"test_zero1"}, why="the local optimizer holds the other ranks' parameters",
            hint="none of rank 0's parameters changed"),
+    # issue 23, second set (written after the fixes to measure them)
+    Mutant(cell="flat_ddp",
+           old="        g.copy_(flat[offset:offset + g.numel()].view_as(g))   # back into the gradient's own shape\n"
+               "        offset += g.numel()",
+           new="        offset += g.numel()\n        g.copy_(flat[offset:offset + g.numel()].view_as(g))",
+           fails={"test_flat_ddp"},
+           why="advances the offset before copying", hint="the slice bounds it was cut with"),
 ]
