@@ -142,7 +142,8 @@ with torch.no_grad():   # norms near (1, 0) but not exactly, so where they sit m
 _mine = Block(_cfg)
 _names, _ref_names = set(_mine.state_dict()), set(_ref.state_dict())
 assert _names == _ref_names, \
-    f"name the parts ln_1, attn (a MultiHeadAttention), ln_2, mlp (with c_fc, c_proj): missing {sorted(_ref_names - _names)}, unexpected {sorted(_names - _ref_names)}"
+    (f"name the parts ln_1, attn (a MultiHeadAttention), ln_2, mlp (with c_fc, c_proj): "
+     f"missing {sorted(_ref_names - _names)}, unexpected {sorted(_names - _ref_names)}")
 _state = _ref.state_dict()
 _cases = [dict(x=torch.randn(2, 6, 16) * 2 + 1, state=_state, n_head=2),   # mean and scale far from LayerNorm's
           dict(x=torch.randn(1, 1, 16) * 2 + 1, state=_state, n_head=2)]   # T = 1
@@ -157,7 +158,9 @@ assert _changed < 1e-5, \
     "must be causal: call self.attn(ln_1(x), causal=True)"
 with torch.no_grad():
     for _case, _out in zip(_cases, _outputs):   # values last
-        climb_answer(_out, _case, (), _ref(_case["x"]), MISTAKES["block_forward"], "your block's output")
+        climb_answer(_out, _case, (), _ref(_case["x"]), MISTAKES["block_forward"],
+                     "your block's output (compare with x + attn(ln_1(x), causal=True), then "
+                     "+ c_proj(gelu(c_fc(ln_2(x)))))")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "block_forward", block_forward)
@@ -178,7 +181,8 @@ bouncing around a minimum:
 
 $$\eta(s) = \begin{cases}
 \eta_{\max}\,\dfrac{s+1}{w} & s < w \\[2mm]
-\eta_{\min} + \tfrac12\big(1 + \cos(\pi r)\big)(\eta_{\max} - \eta_{\min}), \quad r = \dfrac{s - w}{N - w} & w \le s \le N \\[2mm]
+\eta_{\min} + \tfrac12\big(1 + \cos(\pi r)\big)(\eta_{\max} - \eta_{\min}),
+  \quad r = \dfrac{s - w}{N - w} & w \le s \le N \\[2mm]
 \eta_{\min} & s > N
 \end{cases}$$
 
@@ -204,7 +208,7 @@ def cosine_lr(step, max_lr, min_lr, warmup_steps, max_steps):
 
 nb.tests("test_cosine_lr", 2, r'''
 from gptref.grading.explain import call
-from gptref.grading.ladders import climb_answer
+from gptref.grading.ladders import climb_answer, first_broken
 from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 def _formula(step, max_lr, min_lr, warmup_steps, max_steps):
@@ -213,21 +217,23 @@ def _formula(step, max_lr, min_lr, warmup_steps, max_steps):
         return max_lr * (step + 1) / warmup_steps
     if step > max_steps:
         return min_lr
-    return min_lr + 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (max_steps - warmup_steps))) * (max_lr - min_lr)
+    ratio = (step - warmup_steps) / (max_steps - warmup_steps)
+    return min_lr + 0.5 * (1 + math.cos(math.pi * ratio)) * (max_lr - min_lr)
 _settings = [dict(max_lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110),
              dict(max_lr=3e-3, min_lr=3e-4, warmup_steps=1, max_steps=20)]   # a one-step warmup
 _cases = [dict(step=_s, **_kw) for _kw in _settings for _s in range(_kw["max_steps"] + 30)]
 _lrs = [call(cosine_lr, **_case) for _case in _cases]
-for _case, _lr in zip(_cases, _lrs):   # the ladder: a number; (0, max_lr] in the warmup, [min_lr, max_lr] after
-    climb_answer(_lr, _case, LADDERS["cosine_lr"], mistakes=MISTAKES["cosine_lr"])
 def _named(message):
-    """The message, plus the known mistake that gives exactly these rates (if one does)."""
+    """The message, plus the known mistake that gives every one of your wrong rates (and none you got right)."""
+    _right = [abs(_lr - _formula(**_c)) <= 1e-12 for _lr, _c in zip(_lrs, _cases)]
     for _m in MISTAKES["cosine_lr"]:
-        _theirs = [_m.answer(**_c) for _c in _cases]
-        if all(abs(_a - _b) <= 1e-12 for _a, _b in zip(_theirs, _lrs)) and \
-                any(abs(_a - _formula(**_c)) > 1e-12 for _a, _c in zip(_theirs, _cases)):
+        _same = [abs(_m.answer(**_c) - _lr) <= 1e-12 for _lr, _c in zip(_lrs, _cases)]
+        if not all(_right) and all(_s or _r for _s, _r in zip(_same, _right)):
             return message + "\n  Your answer is exactly what you get when you " + _m.says
     return message
+for _case, _lr in zip(_cases, _lrs):   # the ladder: a number; max_lr at w - 1 and w, min_lr at N; within range
+    _broken = first_broken(LADDERS["cosine_lr"], _lr, _case)
+    assert not _broken, _named(_broken)
 _first = _lrs[:140]   # the first setting: warmup_steps = 10, max_steps = 110
 assert abs(_first[9] - _first[10]) <= 1e-12, _named(
     f"the schedule must not jump where the warmup ends: lr(9) = {_first[9]:.6g} (the last warmup step) and "
@@ -235,8 +241,10 @@ assert abs(_first[9] - _first[10]) <= 1e-12, _named(
 assert all(_a >= _b - 1e-15 for _a, _b in zip(_first[10:], _first[11:])), _named(
     "after the warmup the rate must only decrease (and stay at min_lr after max_steps)")
 for _case, _lr in zip(_cases, _lrs):   # values last
-    climb_answer(_lr, _case, (), _formula(**_case), MISTAKES["cosine_lr"], f"cosine_lr(step={_case['step']}, "
-          f"warmup_steps={_case['warmup_steps']}, max_steps={_case['max_steps']})")
+    _want = _formula(**_case)
+    assert abs(_lr - _want) <= 1e-12 + 1e-9 * _want, _named(
+        f"cosine_lr(step={_case['step']}, warmup_steps={_case['warmup_steps']}, max_steps={_case['max_steps']}) "
+        f"should be {_want:.9g}, got {_lr:.9g}")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "cosine_lr", cosine_lr)
@@ -347,7 +355,14 @@ _mask = torch.tensor([[False, False, True, True, True, False], [False, True, Tru
 _cases = [dict(logits=_logits, targets=_targets, loss_mask=_mask),
           dict(logits=torch.randn(3, 4, 5) * 2, targets=torch.randint(0, 5, (3, 4)),   # float32; one token in row 1
                loss_mask=torch.tensor([[False, False, False, True], [False, True, True, False], [True] * 4]))]
-_losses = [call(sft_loss, **_case) for _case in _cases]
+_given = [{_k: _v.clone() for _k, _v in _case.items()} for _case in _cases]
+_losses = [call(sft_loss, **_copy) for _copy in _given]
+for _case, _copy in zip(_cases, _given):   # the inputs are the caller's: they must come back as they were
+    for _k in _case:
+        _changed = (_case[_k] != _copy[_k]).sum().item()
+        assert _changed == 0, (f"sft_loss changed its argument {_k!r} in place ({_changed} entries): the caller still "
+                               "needs it (the notebook uses the same targets afterwards); leave the inputs as they are "
+                               "and select the response positions with the mask")
 for _case, _out in zip(_cases, _losses):   # the ladder: a scalar in the logits' dtype, within the tokens' losses
     climb_answer(_out, _case, LADDERS["sft_loss"], mistakes=MISTAKES["sft_loss"])
 for _case, _out in zip(_cases, _losses):   # values last: the mean over the response tokens
@@ -375,11 +390,13 @@ one per GPU or per CPU process), gives each a different slice of the batch, and 
 Why is that the same as one step on the whole batch? The loss of the batch is the mean over its examples. With
 $W$ equal micro-batches $\mathcal B_r$ of size $B/W$,
 
-$$\nabla \frac{1}{B}\sum_{i \in \mathcal B} \ell_i = \frac{1}{W}\sum_{r=1}^{W} \nabla \frac{1}{B/W}\sum_{i\in \mathcal B_r}\ell_i
+$$\nabla \frac{1}{B}\sum_{i \in \mathcal B} \ell_i
+= \frac{1}{W}\sum_{r=1}^{W} \nabla \frac{1}{B/W}\sum_{i\in \mathcal B_r}\ell_i
 = \frac{1}{W}\sum_r g_r ,$$
 
 so the averaged gradient *is* the whole batch's gradient (up to rounding), and the step is the same. (With micro-batches
-of unequal sizes a plain average would weight them wrongly; samplers pad the data so that every rank gets the same number.)
+of unequal sizes a plain average would weight them wrongly; samplers pad the data so that every rank gets the same
+number.)
 
 **Clipping comes after the reduction.** Gradient clipping (section 3) looks at the norm of the gradient. Each rank's
 own $g_r$ is noisier than the average and has a larger norm, and each would be scaled by a different factor:
@@ -480,30 +497,35 @@ def _start_ranks(folder, world_size, args, seconds=60):
         if w.is_alive():
             w.kill()
         w.join()
-    return {r: open(f"{folder}/error{r}.txt").read() for r in range(world_size) if os.path.exists(f"{folder}/error{r}.txt")}
+    paths = {r: f"{folder}/error{r}.txt" for r in range(world_size)}
+    return {r: open(path).read() for r, path in paths.items() if os.path.exists(path)}
 
 
 def run_ddp(state, x, y, lr, max_norm, world_size=2):
     """One SGD step of mlp_from_state(state) on (x, y) split over world_size processes: rank 0's new parameters."""
     import tempfile
+
+    from gptref.grading.explain import explain_trace, secondhand
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # its first use imports modules: once, here
     for attempt in (1, 2):
         with tempfile.TemporaryDirectory() as folder:
             errors = _start_ranks(folder, world_size, (state, x, y, lr, max_norm))
             if errors and attempt == 1 and all(e.startswith("join") for e in errors.values()):
                 continue                             # the group did not form (a busy machine?): once more
-            for r, error in sorted(errors.items()):
-                stage, _, trace = error.partition("\n")
-                last = trace.strip().splitlines()[-1] if trace.strip() else "(no traceback)"
-                raise RuntimeError(f"rank {r} failed: {last}\n{trace[-1500:]}")
+            traces = {r: error.partition("\n")[2] for r, error in sorted(errors.items())}
+            first = [r for r, trace in traces.items() if not secondhand(trace)] or list(traces)
+            if first:   # the rank whose own error started it (the others only lost their peer)
+                raise AssertionError(explain_trace(traces[first[0]], f"rank {first[0]}"))
             if not os.path.exists(f"{folder}/rank0.pt"):
                 raise RuntimeError("the workers did not finish within 60 s (does every rank call all_reduce the same "
                                    "number of times?)")
             return dict(torch.load(f"{folder}/rank0.pt"))   # {parameter name: tensor}
 ''')
 
-# The mistakes this test names (summing, no all_reduce, clipping first) are in gptref.grading.mistakes.d09_nanogpt_finetune.
+# The mistakes this test names (summing, no all_reduce, clipping first, ...) are in
+# gptref.grading.mistakes.d09_nanogpt_finetune.
 nb.tests("test_ddp_train_step", 2, r'''
+from gptref.grading.explain import call
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 _g = torch.Generator().manual_seed(11)
 _state = {"0.weight": torch.randn(16, 6, generator=_g, dtype=torch.float64) / 2.5,
@@ -523,16 +545,18 @@ def _one_step_whole_batch(max_norm):
 
 
 for _max_norm in (100.0, 0.05):   # clipping inactive, then active
-    _got = run_ddp(_state, _x, _y, 0.5, _max_norm)
+    _got = call(run_ddp, _state, _x, _y, 0.5, _max_norm)
     _want = _one_step_whole_batch(_max_norm)
-    _close = lambda a: all(torch.allclose(a[k], _want[k], rtol=0, atol=1e-10) for k in _want)
-    if not _close(_got):
+    _same = lambda a, b: all(torch.allclose(a[k], b[k], rtol=0, atol=1e-10) for k in b)
+    if not _same(_got, _want):
         for _mistake in MISTAKES["run_ddp"]:
             _params = _mistake.answer(_state, _x, _y, 0.5, _max_norm)
-            assert _close(_params) or not all(torch.allclose(_got[k], _params[k], rtol=0, atol=1e-10) for k in _params), \
+            assert _same(_params, _want) or not _same(_got, _params), \
                 f"max_norm={_max_norm}: your parameters are exactly what you get when you {_mistake.says}"
     _err = max((_got[k] - _want[k]).abs().max().item() for k in _want)
-    assert _close(_got), f"max_norm={_max_norm}: after one step on two half-batches the parameters differ by up to {_err:.3g} from one step on the whole batch"
+    assert _same(_got, _want), (f"max_norm={_max_norm}: after one step on two half-batches the parameters differ by "
+                                f"up to {_err:.3g} from one step on the whole batch. Look at the steps in order: "
+                                "zero_grad, backward, all_reduce and divide every p.grad, clip, optimizer.step()")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "run_ddp", run_ddp)
@@ -543,7 +567,7 @@ nb.md(r"""
 ## 6. A miniature of the homework: pretrain on Shakespeare, fine-tune on Milton
 
 A tiny character-level GPT (2 layers, 4 heads, 64 channels, context 64) is pretrained on Shakespeare for
-a couple of hundred steps, then fine-tuned on Milton's poetry with a smaller learning rate. Both phases use
+100 steps, then fine-tuned on Milton's poetry for 50 steps with a smaller learning rate. Both phases use
 your `cosine_lr` and `clip_gradients`. It runs in a few seconds, so the model only learns character
 statistics, spelling and layout; the point is the shape of the curves and the change in style.
 """)
@@ -610,7 +634,8 @@ def show_sample(prompt="\n", n=150, seed=0):
 
 t0 = time.perf_counter()
 runs = {}
-for phase, name, steps, max_lr, warmup in (("pretrain", "shakespeare", 150, 3e-3, 15), ("finetune", "milton", 80, 1e-3, 8)):
+phases = (("pretrain", "shakespeare", 100, 3e-3, 10), ("finetune", "milton", 50, 1e-3, 5))
+for phase, name, steps, max_lr, warmup in phases:
     runs[phase] = train(name, steps, max_lr, warmup)
     runs[phase]["milton val loss"] = val_loss("milton_val")
     runs[phase]["sample"] = show_sample("Of Man")
@@ -646,7 +671,7 @@ nb.md(r"""
 Things to notice: the loss falls fast during the warmup and then more slowly; the gradient norm is large at
 the start (clipping is active there) and settles below `max_norm`. Fine-tuning starts from a low loss,
 and its first steps bring the Milton validation loss down: the model adapts to Milton's vocabulary, capital
-letters at line starts, and the absence of speaker names. With a few hundred steps of a tiny model the text
+letters at line starts, and the absence of speaker names. With 150 steps of a tiny model the text
 is still mostly nonsense; the homework trains a real model for longer.
 
 ### The SFT mask on an example

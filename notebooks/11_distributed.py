@@ -41,7 +41,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gptref.grading.explain import call, which_mistake
+from gptref.grading.explain import call, explain_trace, secondhand, which_mistake
 from gptref.grading.mistakes.d11_distributed import MISTAKES
 
 torch.manual_seed(0)
@@ -148,10 +148,10 @@ def launch(task, args, world_size=2, seconds=60):
             errors = _start_ranks(folder, world_size, task, args, seconds)
             if errors and attempt == 1 and all(e.startswith("join") for e in errors.values()):
                 continue                             # the group did not form (a busy machine?): once more
-            for r, error in sorted(errors.items()):
-                stage, _, trace = error.partition("\n")
-                last = trace.strip().splitlines()[-1] if trace.strip() else "(no traceback)"
-                raise RuntimeError(f"rank {r} failed: {last}\n{trace[-1500:]}")
+            traces = {r: error.partition("\n")[2] for r, error in sorted(errors.items())}
+            first = [r for r, trace in traces.items() if not secondhand(trace)] or list(traces)
+            if first:   # the rank whose own error started it (the others only lost their peer)
+                raise AssertionError(explain_trace(traces[first[0]], f"rank {first[0]}"))
             if not all(os.path.exists(f"{folder}/result{r}.pt") for r in range(world_size)):
                 raise RuntimeError(f"the ranks did not finish within {seconds} s (does every rank call all_reduce "
                                    "and broadcast the same number of times, in the same order?)")
@@ -488,7 +488,8 @@ assert _got["early_all_reduce_calls"] == 0, (
     "step, after the last micro-batch, not after each one")
 report(_got["params"], whole_batch_sgd(_state, _x, _y, 0.5), "run_accumulated",
        dict(state=_state, x=_x, y=_y, lr=0.5, micro_steps=2),
-       "N micro-batches must add up to the gradient of the whole batch before ONE optimizer step")
+       "N micro-batches must add up to the gradient of the whole batch before ONE optimizer step: look at where "
+       "the gradients are zeroed (once per step), the loss scale (1/N) and the one averaging over the ranks")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_accumulated", run_accumulated)
@@ -593,7 +594,8 @@ assert max(_mine) < _full, (f"state per rank {_mine} bytes, a whole AdamW holds 
 assert max(_mine) <= 0.7 * _full, (f"state per rank {_mine} bytes of {_full}: the shards are unbalanced; give each "
                                    "parameter to the rank with the fewest ELEMENTS so far")
 report(_got["params"], _want, "run_zero", dict(state=_state, x=_x, y=_y, lr=0.05),
-       "each rank must step its own shard, then every parameter is broadcast from its owner")
+       "each rank must step its own shard, then every parameter is broadcast from its owner: look at the owners, "
+       "the local optimizer (its parameters, and lr=lr), and the broadcasts after its step")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_zero", run_zero)

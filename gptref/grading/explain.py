@@ -103,9 +103,24 @@ def _shape_cause(line: str) -> str:
     return "two tensors whose shapes do not fit together meet on this line: print their .shape to see which"
 
 
+def _join_cause(line: str) -> str:
+    """torch.cat / torch.stack refused the pieces: what each needs, and how to join pieces of any shapes."""
+    if "stack(" in line:
+        return ("torch.stack needs tensors of equal shapes (it adds a new dimension): to join tensors of different "
+                "shapes into one vector, flatten each and use torch.cat: `torch.cat([t.reshape(-1) for t in ts])`")
+    if "cat(" in line:
+        return ("torch.cat needs the same number of dimensions and equal sizes except in the joined one: print the "
+                ".shape of each piece you join (a (B,) vector becomes a (B, 1) column with v[:, None], a (1, B) row "
+                "with v[None, :]); to join tensors of any shapes into one vector, flatten each first: "
+                "`torch.cat([t.reshape(-1) for t in ts])`")
+    return ("torch.cat/torch.stack was given tensors whose shapes do not fit: print the .shape of each piece you join "
+            "(a (B,) vector becomes a (B, 1) column with v[:, None], a (1, B) row with v[None, :])")
+
+
 _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"Error\(s\) in loading state_dict[\s\S]*size mismatch"),
-     lambda line: ("a layer your __init__ makes has another shape than the given weight (named above): give each "
+     lambda line: ("the weights the test loads do not fit your module: a layer your __init__ makes has another "
+                   "shape than the given weight (named above): give each "
                    "nn.Linear the input and output sizes the exercise states")),
     (re.compile(r"Error\(s\) in loading state_dict[\s\S]*(Missing|Unexpected) key"),
      lambda line: ("your layers have a parameter the given weights lack, or lack one they have (named above): "
@@ -117,13 +132,16 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
      lambda line: ("the queries and the keys reach the attention with heads of different sizes: each head has "
                    "head_dim = d_model // n_heads channels, so split each projection into the number of heads it "
                    "holds (the queries into n_heads, the keys and values into n_kv_heads)")),
-    (re.compile(r"Sizes of tensors must match except in dimension|expects each tensor to be equal size"),
-     lambda line: ("torch.cat/torch.stack was given tensors whose other dimensions differ: print the .shape of "
-                   "each piece you join (a (B,) vector becomes a (B, 1) column with v[:, None], a (1, B) row with "
-                   "v[None, :])")),
     (re.compile(r"expected target dtype to be Long|expected scalar type Long but found Float"),
      lambda line: ("F.cross_entropy takes class ids as integer (int64) targets: pass the labels as they are, "
                    "without .float()")),
+    (re.compile(r"Error\(s\) in loading state_dict"),
+     lambda line: ("the weights the test loads do not fit your module: its parts have other names or other "
+                   "shapes than the notebook asks for (the line above says which; compare each "
+                   "nn.Linear's in and out sizes with the formula)")),
+    (re.compile(r"Sizes of tensors must match except in dimension|expects each tensor to be equal size|"
+                r"Tensors must have same number of dimensions"),
+     _join_cause),
     (re.compile(r"must match the size of tensor b|shapes cannot be multiplied|mat1 and mat2 shapes|"
                 r"size mismatch|Expected size .* but got size|The size of tensor a"), _shape_cause),
     (re.compile(r"Boolean value of Tensor with more than one (value|element)"),
@@ -137,6 +155,16 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
      lambda line: ("float32 and float64 tensors were mixed: make new tensors in the input's dtype "
                    "(`dtype=x.dtype`, `torch.zeros_like(x)`, `x.new_tensor(...)`), and do not call .float()/.double() "
                    "on an input unless the notebook asks for it")),
+    (re.compile(r"Expected target size|Expected input batch_size .* to match target batch_size"),
+     lambda line: ("F.cross_entropy reads the classes from dim 1: it takes logits (N, C) and targets (N,), classes "
+                   "in dimension 1; flatten (B, T, V) logits to (B*T, V) and their (B, T) targets to (B*T,) with "
+                   "`logits.reshape(-1, V)` and `targets.reshape(-1)` before calling it")),
+    (re.compile(r"optimizer got an empty parameter list"),
+     lambda line: ("an optimizer was built over an empty list of parameters on this process: print the list you "
+                   "pass to it")),
+    (re.compile(r"is invalid for input of size"),
+     lambda line: ("view/reshape/view_as was given a tensor with another number of elements than the shape asks "
+                   "for: print the .numel() of what you reshape, and the slice bounds it was cut with")),
     (re.compile(r"Dimension out of range"),
      lambda line: ("a dimension index is larger than the tensor has dimensions: count from the end (dim=-1 is the "
                    "last) so the code works for any number of leading dimensions")),
@@ -168,9 +196,6 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"view size is not compatible with input tensor's size and stride"),
      lambda line: ("a slice such as `x[:, :-1]` is not contiguous in memory, so `.view` cannot flatten it: use "
                    "`.reshape` (it copies when it must)")),
-    (re.compile(r"Expected target size"),
-     lambda line: ("F.cross_entropy reads the classes from dim 1: flatten (B, T, V) logits to (B*T, V) and their "
-                   "(B, T) targets to (B*T,) with `.reshape(-1, V)` and `.reshape(-1)` before calling it")),
     (re.compile(r"out of bounds|index out of range|IndexError"),
      lambda line: ("an index reached past the end of a tensor or list: check the loop bounds and the sizes you "
                    "index with")),
@@ -243,10 +268,10 @@ def earlier_dropped_dim(exc: BaseException) -> tuple[int, str] | None:
 def explain_error(exc: BaseException, name: str) -> str:
     """The message a student reads for an exception raised inside their function `name`."""
     where = student_line(exc)
-    lines = str(exc).strip().splitlines()
-    first = lines[0] if lines else ""
-    if "loading state_dict" in first and len(lines) > 1:  # the detail that names the parameter is on the next line
-        first += " " + lines[1].strip()
+    text_lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    first = text_lines[0] if text_lines else ""
+    if first.startswith("Error(s) in loading state_dict") and len(text_lines) > 1:
+        first += " " + text_lines[1]   # which part: "size mismatch for mlp.c_fc.weight: ..."
     raw = f"{type(exc).__name__}: {first[:300]}"
     cause = cause_of(exc, where[2] if where else "")
     dropped = earlier_dropped_dim(exc) if cause and cause.startswith(_GENERIC_SHAPE) else None
@@ -260,6 +285,36 @@ def explain_error(exc: BaseException, name: str) -> str:
                   "(dim=-1 is the last one) and, if its result is combined with a tensor that still has that "
                   "dimension, keep it ([..., -1:], keepdim=True)")
     head = f"{name} raised {raw}"
+    if where:
+        head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"
+    return head + (f"\n  What to change: {cause}" if cause else "")
+
+
+_TRANSPORT = re.compile(r"Connection closed by peer|Connection reset|Broken pipe|Timed out|timed out|"
+                        r"Socket Timeout|no error \(from the remote")
+
+
+def secondhand(trace: str) -> bool:
+    """Whether a traceback text from another process is only the echo of a peer that failed first (gloo's closed
+    connection, a timeout waiting for it), not the error that started it."""
+    lines = trace.strip().splitlines()
+    return bool(lines) and bool(_TRANSPORT.search(lines[-1]))
+
+
+def explain_trace(trace: str, name: str) -> str:
+    """The message for an error raised in another process (a rank), given its formatted traceback as text: the
+    error, the line of the student's code it came from, and what to change where the cause is known."""
+    lines = trace.strip().splitlines()
+    raw = lines[-1].strip() if lines else "(no traceback)"
+    where = None
+    for index, text in enumerate(lines):
+        found = re.match(r'\s*File "([^"]+)", line (\d+), in (\S+)', text)
+        if found and _is_student_frame(found.group(1)):
+            source = lines[index + 1].strip() if index + 1 < len(lines) else ""
+            where = (found.group(3), int(found.group(2)), source)
+    kind, _, message = raw.partition(": ")
+    cause = cause_of(RuntimeError(raw), where[2] if where else "")
+    head = f"{name} raised {raw[:300]}" if message else f"{name} failed: {raw[:300]}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"
     return head + (f"\n  What to change: {cause}" if cause else "")
@@ -320,4 +375,5 @@ def expect(got: Any, expected: Any, what: str = "output", *, mistakes: tuple[Mis
         raise AssertionError(message)
 
 
-__all__ = ["Mistake", "call", "cause_of", "explain_error", "expect", "student_line", "which_mistake"]
+__all__ = ["Mistake", "call", "cause_of", "explain_error", "explain_trace", "expect", "secondhand", "student_line",
+           "which_mistake"]

@@ -3,8 +3,10 @@
 from tests.mutants import Mutant
 
 MUTANTS = [
-    Mutant(cell="block", old="x = x + self.attn(self.ln_1(x), causal=True)", new="x = self.ln_1(x + self.attn(x, causal=True))",
-           fails={"test_block"}, why="post-norm attention sub-layer instead of pre-norm", hint="post-norm: normalize the INPUT"),
+    Mutant(cell="block", old="x = x + self.attn(self.ln_1(x), causal=True)",
+           new="x = self.ln_1(x + self.attn(x, causal=True))",
+           fails={"test_block"}, why="post-norm attention sub-layer instead of pre-norm",
+           hint="post-norm: normalize the INPUT"),
     Mutant(cell="block", old="self.attn(self.ln_1(x), causal=True)", new="self.attn(self.ln_1(x))",
            fails={"test_block"}, why="attention without the causal mask", hint="the attention must be causal"),
     Mutant(cell="block", old="x = x + self.mlp(self.ln_2(x))", new="x = self.mlp(self.ln_2(x))",
@@ -38,26 +40,33 @@ MUTANTS = [
     Mutant(cell="ddp_train_step", old="            p.grad /= world_size                           # ... and the mean\n",
            new="", fails={"test_ddp_train_step"}, why="sums the gradients over the ranks instead of averaging",
            hint="you summed the gradients over the ranks"),
-    Mutant(cell="ddp_train_step", old="            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)  # every rank now holds the sum over the ranks\n"
+    Mutant(cell="ddp_train_step",
+           old="            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)"
+               "  # every rank now holds the sum over the ranks\n"
                                       "            p.grad /= world_size                           # ... and the mean\n",
-           new="            pass\n", fails={"test_ddp_train_step"}, why="no all_reduce: each rank steps on its own half",
+           new="            pass\n", fails={"test_ddp_train_step"},
+           why="no all_reduce: each rank steps on its own half",
            hint="the gradients were not averaged across ranks"),
     Mutant(cell="ddp_train_step", old="    world_size = dist.get_world_size()\n",
-           new="    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)\n    world_size = dist.get_world_size()\n",
+           new="    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)\n"
+               "    world_size = dist.get_world_size()\n",
            fails={"test_ddp_train_step"}, why="clips each rank's gradients before the reduction",
            hint="you clipped before averaging"),
     # common mistakes (gptref.grading.mistakes.d09_nanogpt_finetune), named by the visible tests
-    Mutant(cell="block", old="return self.c_proj(self.gelu(self.c_fc(x)))", new="return self.c_proj(torch.relu(self.c_fc(x)))",
+    Mutant(cell="block", old="return self.c_proj(self.gelu(self.c_fc(x)))",
+           new="return self.c_proj(torch.relu(self.c_fc(x)))",
            fails={"test_block"}, why="ReLU instead of GELU", hint="use ReLU instead of GELU"),
     Mutant(cell="block", old="x = x + self.mlp(self.ln_2(x))", new="x = x + self.mlp(self.ln_1(x))",
            fails={"test_block"}, why="ln_1 before the MLP too", hint="normalise with ln_1 before the MLP too"),
     Mutant(cell="block", old="x = x + self.attn(self.ln_1(x), causal=True)",
            new="x = self.ln_1(x)\n        x = x + self.attn(x, causal=True)",
-           fails={"test_block"}, why="the residual adds to the normalised x", hint="add the sub-layer's output to the normalised x"),
+           fails={"test_block"}, why="the residual adds to the normalised x",
+           hint="add the sub-layer's output to the normalised x"),
     Mutant(cell="cosine_lr", old="return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)",
            new="return 0.5 * (1.0 + math.cos(math.pi * ratio)) * max_lr",
            fails={"test_cosine_lr"}, why="decays to 0 instead of min_lr", hint="decay to 0 instead of min_lr"),
-    Mutant(cell="cosine_lr", old="ratio = (step - warmup_steps) / (max_steps - warmup_steps)", new="ratio = step / max_steps",
+    Mutant(cell="cosine_lr", old="ratio = (step - warmup_steps) / (max_steps - warmup_steps)",
+           new="ratio = step / max_steps",
            fails={"test_cosine_lr"}, why="r = step / max_steps", hint="measure r from the end of the warmup"),
     Mutant(cell="cosine_lr", old="    if step > max_steps:\n        return min_lr\n", new="",
            fails={"test_cosine_lr"}, why="no floor after max_steps", hint="keep min_lr after max_steps"),
@@ -74,7 +83,58 @@ MUTANTS = [
            new="return ((per_token * mask).view(loss_mask.shape).sum(-1) / mask.view(loss_mask.shape).sum(-1)).mean()",
            fails={"test_sft_loss"}, why="mean of per-sequence means", hint="average each sequence first"),
     Mutant(cell="sft_loss", old="return (per_token * mask).sum() / mask.sum()", new="return (per_token * mask).sum()",
-           fails={"test_sft_loss"}, why="sums instead of averaging", hint="sum the response tokens' losses without dividing"),
+           fails={"test_sft_loss"}, why="sums instead of averaging",
+           hint="sum the response tokens' losses without dividing"),
     Mutant(cell="sft_loss", old="return (per_token * mask).sum() / mask.sum()", new="return per_token.mean()",
-           fails={"test_sft_loss"}, why="averages over every position", hint="count only the positions where loss_mask is True"),
+           fails={"test_sft_loss"}, why="averages over every position",
+           hint="count only the positions where loss_mask is True"),
+    # issue 23, written as a new student before reading the mutants above
+    Mutant(cell="block", old="self.attn = MultiHeadAttention(config.n_embd, config.n_head)",
+           new="self.attn = MultiHeadAttention(config.n_embd, config.n_embd // config.n_head)",
+           fails={"test_block"}, why="head size passed where the number of heads goes", hint="the NUMBER of heads"),
+    Mutant(cell="block", old="""        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)""",
+           new="""        self.c_fc = nn.Linear(config.n_embd, config.n_embd)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)""",
+           fails={"test_block"}, why="MLP hidden width C instead of 4C", hint="size mismatch for mlp.c_fc.weight"),
+    Mutant(cell="cosine_lr", old="ratio = (step - warmup_steps) / (max_steps - warmup_steps)",
+           new="ratio = (step - warmup_steps) / max_steps", fails={"test_cosine_lr"}, why="r = (s - w) / N",
+           hint="divide by max_steps in r = (step - w) / max_steps"),
+    Mutant(cell="cosine_lr", old="* (max_lr - min_lr)", new="* max_lr", fails={"test_cosine_lr"},
+           why="cosine amplitude max_lr instead of max_lr - min_lr",
+           hint="scale the cosine by max_lr instead of (max_lr - min_lr)"),
+    Mutant(cell="cosine_lr", old="if step < warmup_steps:", new="if step <= warmup_steps:", fails={"test_cosine_lr"},
+           why="warmup branch includes step == w", hint="keep step == warmup_steps in the warmup branch"),
+    Mutant(cell="clip_gradients", old="return [g * factor for g in grads], total_norm",
+           new="return [g.mul_(factor) for g in grads], total_norm", fails={"test_clip_gradients"},
+           why="clips the input gradients in place", hint="do not modify the input gradients in place"),
+    Mutant(cell="clip_gradients", old="total_norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))",
+           new="total_norm = torch.cat(grads).double().norm()", fails={"test_clip_gradients"},
+           why="torch.cat of gradients of different shapes", hint="flatten each first"),
+    Mutant(cell="sft_loss", old="""    V = logits.shape[-1]
+    per_token = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), reduction="none")  # (B*T,)""",
+           new="""    per_token = F.cross_entropy(logits, targets, reduction="none").reshape(-1)""",
+           fails={"test_sft_loss"},
+           why="cross_entropy on (B, T, V) without moving the class dim", hint="classes in dimension 1"),
+    Mutant(cell="sft_loss", old="""    V = logits.shape[-1]
+    per_token = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), reduction="none")  # (B*T,)
+    mask = loss_mask.reshape(-1).to(per_token.dtype)
+    return (per_token * mask).sum() / mask.sum()""",
+           new="""    targets[~loss_mask] = -100
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))""", fails={"test_sft_loss"},
+           why="writes -100 into the caller's targets", hint="sft_loss changed its argument 'targets' in place"),
+    Mutant(cell="ddp_train_step", old="dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)",
+           new="dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)",
+           fails={"test_ddp_train_step"}, why="ReduceOp.AVG (gloo has none)",
+           hint="divide the averaged gradients by world_size once more"),
+    Mutant(cell="ddp_train_step", old="""    optimizer.zero_grad(set_to_none=True)
+    loss.backward()""", new="""    loss.backward()
+    optimizer.zero_grad(set_to_none=True)""", fails={"test_ddp_train_step"}, why="zero_grad after backward",
+           hint="rank 0's parameters did not move"),
+    # issue 23, second set (written after the fixes to measure them)
+    Mutant(cell="clip_gradients", old="return [g * factor for g in grads], total_norm",
+           new="return total_norm, [g * factor for g in grads]", fails={"test_clip_gradients"},
+           why="returns (total_norm, clipped) in the wrong order", hint="yours has the norm first"),
 ]

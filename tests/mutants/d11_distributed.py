@@ -18,7 +18,8 @@ MUTANTS = [
     # flat DDP
     Mutant(cell="flat_ddp", old="    flat /= dist.get_world_size()\n", new="",
            fails={"test_flat_ddp"}, why="sums the flat buffer instead of averaging", hint="sum the flat buffer"),
-    Mutant(cell="flat_ddp", old="        g.copy_(flat[offset:offset + g.numel()].view_as(g))   # back into the gradient's own shape\n",
+    Mutant(cell="flat_ddp",
+           old="        g.copy_(flat[offset:offset + g.numel()].view_as(g))   # back into the gradient's own shape\n",
            new="        g = flat[offset:offset + g.numel()].view_as(g)\n",
            fails={"test_flat_ddp"}, why="rebinds the name instead of copying the averaged piece into p.grad",
            hint="never copy it back into the p.grad"),
@@ -26,12 +27,15 @@ MUTANTS = [
            fails={"test_flat_ddp"}, why="forgets to advance the offset: every gradient gets the first piece",
            hint="advance the offset"),
     # bucketed DDP
-    Mutant(cell="bucketed_ddp", old="                dist.broadcast(p, src=0)                  # every rank starts from rank 0's copy\n",
+    Mutant(cell="bucketed_ddp",
+           old="                dist.broadcast(p, src=0)                  # every rank starts from rank 0's copy\n",
            new="                pass\n", fails={"test_bucketed_ddp"}, why="no broadcast in BucketedDDP.__init__",
            hint="leave out the broadcast in BucketedDDP.__init__"),
     Mutant(cell="bucketed_ddp", old="            flat /= dist.get_world_size()\n", new="",
-           fails={"test_bucketed_ddp"}, why="sums each bucket instead of averaging", hint="sum each bucket over the ranks"),
-    Mutant(cell="bucketed_ddp", old="        if self.waiting[index] == 0:                      # the bucket's last gradient: send it now\n",
+           fails={"test_bucketed_ddp"}, why="sums each bucket instead of averaging",
+           hint="sum each bucket over the ranks"),
+    Mutant(cell="bucketed_ddp",
+           old="        if self.waiting[index] == 0:                      # the bucket's last gradient: send it now\n",
            new="        if self.waiting[index] == len(self.buckets[index]) - 1:   # the first gradient: send now\n",
            fails={"test_bucketed_ddp"}, why="launches a bucket when its first gradient is ready, not its last",
            hint="only when every gradient in it is ready"),
@@ -43,9 +47,13 @@ MUTANTS = [
     Mutant(cell="accumulation", old="    optimizer.zero_grad()\n    for x, y in micro_batches:\n",
            new="    for x, y in micro_batches:\n        optimizer.zero_grad()\n", fails={"test_accumulation"},
            why="zeroes the gradients inside the micro-batch loop", hint="zero the gradients before every micro-batch"),
-    Mutant(cell="accumulation", old="        loss.backward()                                            # p.grad adds up; no communication yet\n"
-                                    "    for p in model.parameters():                                   # once per step: the mean over the ranks\n"
-                                    "        dist.all_reduce(p.grad)\n        p.grad /= dist.get_world_size()\n    optimizer.step()",
+    Mutant(cell="accumulation",
+           old="        loss.backward()                                            "
+               "# p.grad adds up; no communication yet\n"
+               "    for p in model.parameters():                                   "
+               "# once per step: the mean over the ranks\n"
+               "        dist.all_reduce(p.grad)\n        p.grad /= dist.get_world_size()\n"
+               "    optimizer.step()",
            new="        loss.backward()\n        for p in model.parameters():\n            dist.all_reduce(p.grad)\n"
                "            p.grad /= dist.get_world_size()\n        optimizer.step()",
            fails={"test_accumulation"}, why="communicates and steps after every micro-batch",
@@ -54,9 +62,49 @@ MUTANTS = [
     Mutant(cell="zero1", old="            dist.broadcast(p.data, src=owner)", new="            pass",
            fails={"test_zero1"}, why="the updated shards are not broadcast back",
            hint="every parameter is broadcast from its owner"),
-    Mutant(cell="zero1", old="    return torch.optim.AdamW([p for p, owner in zip(params, owners) if owner == rank], lr=lr)\n",
+    Mutant(cell="zero1",
+           old="    return torch.optim.AdamW([p for p, owner in zip(params, owners) if owner == rank], lr=lr)\n",
            new="    return torch.optim.AdamW(params, lr=lr)\n", fails={"test_zero1"},
            why="every rank keeps AdamW state for every parameter", hint="over this rank's own parameters only"),
     Mutant(cell="zero1", old="        loads[rank] += n\n", new="        loads[rank] += 1\n", fails={"test_zero1"},
            why="balances the shards by number of tensors, not of elements", hint="fewest ELEMENTS"),
+    # issue 23, written as a new student before reading the mutants above
+    Mutant(cell="naive_ddp", old="dist.broadcast(p, src=0)", new="dist.broadcast(p.detach().clone(), src=0)",
+           fails={"test_naive_ddp"}, why="broadcasts into a copy", hint="never broadcast rank 0's parameters"),
+    Mutant(cell="naive_ddp", old="        p.grad /= world_size        # the mean",
+           new="        if dist.get_rank() == 0:\n            p.grad /= world_size",
+           fails={"test_naive_ddp"}, why="divides only on rank 0", hint="divide by world_size on rank 0 only"),
+    Mutant(cell="naive_ddp", old="""        dist.all_reduce(p.grad)     # the sum over the ranks, in place
+        p.grad /= world_size        # the mean""", new="""        dist.all_reduce(p.data)
+        p.data /= world_size""", fails={"test_naive_ddp"}, why="averages the parameters not the gradients",
+           hint="all_reduce the parameters (p.data) instead of the gradients"),
+    Mutant(cell="flat_ddp", old="flat = torch.cat([g.reshape(-1) for g in grads])", new="flat = torch.stack(grads)",
+           fails={"test_flat_ddp"}, why="torch.stack of the gradients",
+           hint="torch.stack needs tensors of equal shapes"),
+    Mutant(cell="flat_ddp", old="flat = torch.cat([g.reshape(-1) for g in grads])", new="flat = torch.cat(grads)",
+           fails={"test_flat_ddp"}, why="torch.cat without flattening", hint="flatten each first"),
+    Mutant(cell="bucketed_ddp", old="""        self.in_flight = []
+        self.waiting = [len(b) for b in self.buckets]
+        ### END""", new="""        self.in_flight = []
+        ### END""", fails={"test_bucketed_ddp"}, why="the countdown is not reset after a step",
+           hint="average only in the first step"),
+    Mutant(cell="accumulation", old="        p.grad /= dist.get_world_size()",
+           new="        p.grad /= dist.get_world_size() * len(micro_batches)",
+           fails={"test_accumulation"}, why="scales by N twice", hint="scale by the number of micro-batches twice"),
+    Mutant(cell="zero1", old="rank = loads.index(min(loads))", new="rank = loads.index(max(loads))",
+           fails={"test_zero1"}, why="gives each parameter to the most loaded rank",
+           hint="optimizer was built over an empty list of parameters"),
+    Mutant(cell="zero1", old="dist.broadcast(p.data, src=owner)", new="dist.broadcast(p.data, src=0)",
+           fails={"test_zero1"}, why="broadcasts every parameter from rank 0",
+           hint="rank 0 never receives them; every parameter is broadcast from its owner"),
+    Mutant(cell="zero1", old="if owner == rank]", new="if owner != rank]",
+           fails={"test_zero1"}, why="the local optimizer holds the other ranks' parameters",
+           hint="none of rank 0's parameters changed"),
+    # issue 23, second set (written after the fixes to measure them)
+    Mutant(cell="flat_ddp",
+           old="        g.copy_(flat[offset:offset + g.numel()].view_as(g))   # back into the gradient's own shape\n"
+               "        offset += g.numel()",
+           new="        offset += g.numel()\n        g.copy_(flat[offset:offset + g.numel()].view_as(g))",
+           fails={"test_flat_ddp"},
+           why="advances the offset before copying", hint="the slice bounds it was cut with"),
 ]

@@ -1,7 +1,8 @@
 """Day 9's ladders: what every correct block output, learning rate, clipping and SFT loss has, checked before values.
 
 block_forward: x's shape and dtype, finite.
-cosine_lr: a plain number; during the warmup in (0, max_lr], afterwards between min_lr and max_lr.
+cosine_lr: a plain number; max_lr at steps w - 1 and w, min_lr at max_steps; during the warmup in (0, max_lr],
+afterwards between min_lr and max_lr.
 clip_gradients: a pair (one tensor per gradient with its shape, a number); the clipped gradients' global norm is at
 most max_norm; every gradient is scaled by the same factor (the direction is kept).
 sft_loss: a 0-dim tensor in the logits' dtype, finite, between the smallest and largest response-token loss.
@@ -31,6 +32,23 @@ def lr_number(got, case) -> str | None:
     return None
 
 
+def lr_landmarks(got, case) -> str | None:
+    """Where the formula gives a known value: max_lr at the last warmup step and at the cosine's start (r = 0),
+    min_lr at max_steps (r = 1)."""
+    step, max_lr, min_lr, w, n = case["step"], case["max_lr"], case["min_lr"], case["warmup_steps"], case["max_steps"]
+    tol = 1e-12 + 1e-9 * max_lr
+    if step == w - 1 and abs(got - max_lr) > tol:
+        return (f"the warmup reaches max_lr = {max_lr:g} at its last step, step w - 1 = {step} "
+                f"(max_lr * (step + 1) / w); got {got:.6g}")
+    if step == w and abs(got - max_lr) > tol:
+        return (f"the cosine starts at step w = {w} with r = 0, where 0.5 (1 + cos 0) = 1 gives max_lr = {max_lr:g}; "
+                f"got {got:.6g}. Look at the first step after the warmup")
+    if step == n and n > w and abs(got - min_lr) > tol:
+        return (f"the decay ends at step max_steps = {n} with r = 1, where 0.5 (1 + cos pi) = 0 gives min_lr = "
+                f"{min_lr:g}; got {got:.6g}. Look at r at the last step")
+    return None
+
+
 def lr_in_range(got, case) -> str | None:
     step, max_lr, min_lr, w = case["step"], case["max_lr"], case["min_lr"], case["warmup_steps"]
     tol = 1e-12 + 1e-9 * max_lr
@@ -48,6 +66,8 @@ def clip_pair(got, case) -> str | None:
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         return f"return a pair (clipped_grads, total_norm), got {type(got).__name__}"
     clipped, total = got
+    if isinstance(total, (list, tuple)) and not isinstance(clipped, (list, tuple)):
+        return "return the pair in the order (clipped_grads, total_norm): yours has the norm first"
     if not isinstance(clipped, (list, tuple)) or len(clipped) != len(grads):
         return f"clipped_grads should be a list of {len(grads)} tensors, one per gradient"
     for i, (c, g) in enumerate(zip(clipped, grads)):
@@ -86,7 +106,8 @@ def clip_same_direction(got, case) -> str | None:
 def sft_form(got, case) -> str | None:
     logits = case["logits"]
     if not isinstance(got, torch.Tensor) or got.numel() != 1:
-        return f"return a scalar tensor (a mean over the response tokens), got {getattr(got, 'shape', type(got).__name__)}"
+        found = getattr(got, "shape", type(got).__name__)
+        return f"return a scalar tensor (a mean over the response tokens), got {found}"
     if got.dtype != logits.dtype:
         return f"the loss has dtype {got.dtype} but should have the logits' dtype {logits.dtype}"
     if not torch.isfinite(got).all():
@@ -108,7 +129,7 @@ def sft_between_token_losses(got, case) -> str | None:
 
 LADDERS = {
     "block_forward": (block_form,),
-    "cosine_lr": (lr_number, lr_in_range),
+    "cosine_lr": (lr_number, lr_landmarks, lr_in_range),
     "clip_gradients": (clip_pair, clip_at_most_max_norm, clip_same_direction),
     "sft_loss": (sft_form, sft_between_token_losses),
 }

@@ -25,10 +25,11 @@ class _Parts(nn.Module):
         self.mlp.c_fc, self.mlp.c_proj = nn.Linear(n_embd, 4 * n_embd), nn.Linear(4 * n_embd, n_embd)
 
 
-def _wired(forward):
-    """A block_forward(x, state, n_head) whose block computes forward(parts, x)."""
+def _wired(forward, heads=lambda n_embd, n_head: n_head):
+    """A block_forward(x, state, n_head) whose block computes forward(parts, x), its attention with
+    heads(n_embd, n_head) heads."""
     def block_forward(x, state, n_head):
-        parts = _Parts(x.shape[-1], n_head)
+        parts = _Parts(x.shape[-1], heads(x.shape[-1], n_head))
         parts.load_state_dict(state)
         with torch.no_grad():
             return forward(parts.eval(), x)
@@ -57,20 +58,30 @@ BLOCK = (
     Mistake("add the sub-layer's output to the normalised x, h = ln_1(x) + attn(ln_1(x)): the residual stream "
             "x itself is never normalised, x = x + attn(ln_1(x))",
             _wired(lambda m, x: (lambda h: h + _mlp(m, m.ln_2(h)))(m.ln_1(x) + m.attn(m.ln_1(x), causal=True)))),
+    Mistake("give MultiHeadAttention the size of a head where it takes the NUMBER of heads: "
+            "MultiHeadAttention(config.n_embd, config.n_head)",
+            _wired(lambda m, x: (lambda h: h + _mlp(m, m.ln_2(h)))(x + m.attn(m.ln_1(x), causal=True)),
+                   heads=lambda n_embd, n_head: n_embd // n_head)),
 )
 
 # ---------------------------------------------------------------- the schedule
 
 
 def _schedule(step, max_lr, min_lr, warmup_steps, max_steps, warmup_from_zero=False, half_cosine=True, floor=True,
-              ratio_from_zero=False, floor_after_end=True):
-    if step < warmup_steps:
+              ratio_from_zero=False, floor_after_end=True, ratio_over_total=False, amplitude_max=False,
+              warmup_through_w=False):
+    if step < warmup_steps or (warmup_through_w and step == warmup_steps):
         return max_lr * (step if warmup_from_zero else step + 1) / warmup_steps
     if step > max_steps and floor_after_end:
         return min_lr if floor else 0.0
-    ratio = step / max_steps if ratio_from_zero else (step - warmup_steps) / (max_steps - warmup_steps)
+    if ratio_from_zero:
+        ratio = step / max_steps
+    else:
+        ratio = (step - warmup_steps) / (max_steps if ratio_over_total else max_steps - warmup_steps)
     factor = 0.5 * (1.0 + math.cos(math.pi * ratio)) if half_cosine else math.cos(math.pi * ratio)
-    return (min_lr + factor * (max_lr - min_lr)) if floor else factor * max_lr
+    if not floor:
+        return factor * max_lr
+    return min_lr + factor * (max_lr if amplitude_max else max_lr - min_lr)
 
 
 COSINE = (
@@ -78,7 +89,8 @@ COSINE = (
             "warmup_steps)",
             lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
                 step, max_lr, min_lr, warmup_steps, max_steps, warmup_from_zero=True)),
-    Mistake("use cos(pi * r) itself, which goes from 1 to -1 and takes the rate below min_lr (use 0.5 * (1 + cos(pi * r)))",
+    Mistake("use cos(pi * r) itself, which goes from 1 to -1 and takes the rate below min_lr "
+            "(use 0.5 * (1 + cos(pi * r)))",
             lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
                 step, max_lr, min_lr, warmup_steps, max_steps, half_cosine=False)),
     Mistake("decay to 0 instead of min_lr: the rate is min_lr + 0.5 (1 + cos(pi r)) (max_lr - min_lr)",
@@ -91,6 +103,18 @@ COSINE = (
     Mistake("let the cosine run on after max_steps, where it rises again: keep min_lr after max_steps",
             lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
                 step, max_lr, min_lr, warmup_steps, max_steps, floor_after_end=False)),
+    Mistake("divide by max_steps in r = (step - w) / max_steps, so the decay never reaches min_lr: the cosine "
+            "runs over the N - w steps after the warmup, r = (step - w) / (N - w)",
+            lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
+                step, max_lr, min_lr, warmup_steps, max_steps, ratio_over_total=True)),
+    Mistake("scale the cosine by max_lr instead of (max_lr - min_lr), so it starts at min_lr + max_lr: "
+            "min_lr + 0.5 (1 + cos(pi r)) (max_lr - min_lr) goes from max_lr down to min_lr",
+            lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
+                step, max_lr, min_lr, warmup_steps, max_steps, amplitude_max=True)),
+    Mistake("keep step == warmup_steps in the warmup branch (step <= w), which gives it max_lr * (w + 1) / w, "
+            "above the peak: the warmup is step < warmup_steps",
+            lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
+                step, max_lr, min_lr, warmup_steps, max_steps, warmup_through_w=True)),
 )
 
 # ---------------------------------------------------------------- clipping
@@ -117,7 +141,8 @@ CLIP = (
     Mistake("return the norm after clipping: return the norm before clipping (the one worth logging)",
             lambda grads, max_norm: _clip(grads, max_norm, report_after=True)),
     Mistake("forget the square root: the global norm is sqrt(sum of squares)",
-            lambda grads, max_norm: _clip(grads, max_norm, norm_of=lambda gs: sum((g.double() ** 2).sum() for g in gs))),
+            lambda grads, max_norm: _clip(grads, max_norm,
+                                          norm_of=lambda gs: sum((g.double() ** 2).sum() for g in gs))),
     Mistake("add the tensors' norms: the global norm is sqrt(sum over tensors of ||g_p||^2), not sum of ||g_p||",
             lambda grads, max_norm: _clip(grads, max_norm, norm_of=lambda gs: sum(g.double().norm() for g in gs))),
 )
@@ -156,7 +181,8 @@ SFT = (
 # ---------------------------------------------------------------- the data-parallel step
 
 
-def _mlp_from_state(state):
+def mlp_from_state(state):
+    """The data-parallel exercise's classifier, Linear -> Tanh -> Linear, with the weights in `state`."""
     n_hidden, n_in = state["0.weight"].shape
     model = nn.Sequential(nn.Linear(n_in, n_hidden), nn.Tanh(), nn.Linear(n_hidden, state["2.weight"].shape[0]))
     model = model.to(state["0.weight"].dtype)
@@ -164,31 +190,40 @@ def _mlp_from_state(state):
     return model
 
 
-def _ddp(reduce: str, clip_first: bool = False):
-    """A wrong data-parallel step, simulated in one process: rank 0's parameters after it."""
-    def run_ddp(state, x, y, lr, max_norm, world_size=2):
-        grads = []
-        for xs, ys in zip(x.chunk(world_size), y.chunk(world_size)):
-            model = _mlp_from_state(state)
-            F.cross_entropy(model(xs), ys).backward()
-            if clip_first:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-            grads.append([p.grad for p in model.parameters()])
-        if reduce == "sum":
-            total = [sum(gs) for gs in zip(*grads)]
-        elif reduce == "none":
-            total = grads[0]
-        else:
-            total = [sum(gs) / len(grads) for gs in zip(*grads)]
-        model = _mlp_from_state(state)
-        for p, g in zip(model.parameters(), total):
-            p.grad = g.clone()
-        if not clip_first:
+def simulated_ddp_step(state, x, y, lr, max_norm, world_size=2, *, reduce: str = "mean", clip_first: bool = False):
+    """One data-parallel SGD step simulated in one process, the gradients combined by `reduce` ("mean", "sum",
+    "none": rank 0's own, "mean_twice": the mean divided by world_size again, "skip": no step): rank 0's
+    parameters after it."""
+    if reduce == "skip":
+        return {k: v.detach().clone() for k, v in state.items()}
+    grads = []
+    for xs, ys in zip(x.chunk(world_size), y.chunk(world_size)):
+        model = mlp_from_state(state)
+        F.cross_entropy(model(xs), ys).backward()
+        if clip_first:
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-        with torch.no_grad():
-            for p in model.parameters():
-                p -= lr * p.grad
-        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+        grads.append([p.grad for p in model.parameters()])
+    if reduce == "sum":
+        total = [sum(gs) for gs in zip(*grads)]
+    elif reduce == "none":
+        total = grads[0]
+    else:
+        total = [sum(gs) / len(grads) / (len(grads) if reduce == "mean_twice" else 1) for gs in zip(*grads)]
+    model = mlp_from_state(state)
+    for p, g in zip(model.parameters(), total):
+        p.grad = g.clone()
+    if not clip_first:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= lr * p.grad
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _ddp(reduce: str, clip_first: bool = False):
+    """A wrong data-parallel step with the exercise's signature (run_ddp)."""
+    def run_ddp(state, x, y, lr, max_norm, world_size=2):
+        return simulated_ddp_step(state, x, y, lr, max_norm, world_size, reduce=reduce, clip_first=clip_first)
     return run_ddp
 
 
@@ -202,6 +237,13 @@ DDP = (
     Mistake("clip each rank's gradient, then average: you clipped before averaging; clip after the all_reduce, so "
             "that every rank clips the same averaged gradient",
             _ddp("mean", clip_first=True)),
+    Mistake("divide the averaged gradients by world_size once more: they are half the whole batch's gradient "
+            "(all_reduce with ReduceOp.AVG already gives the mean; with the default SUM divide once)",
+            _ddp("mean_twice")),
+    Mistake("leave the parameters where they started: rank 0's parameters did not move, so the step used no "
+            "gradient. Look at the order in ddp_train_step: zero_grad, backward, all_reduce, clip, step (a "
+            "zero_grad between backward and step clears the gradients)",
+            _ddp("skip")),
 )
 
 MISTAKES = {"block_forward": BLOCK, "cosine_lr": COSINE, "clip_gradients": CLIP, "sft_loss": SFT, "run_ddp": DDP}

@@ -46,15 +46,26 @@ def _rank_grads(models, x, y, micro_steps=1, scale=True, last_only=False):
 
 
 def _sgd(state, x, y, lr, *, broadcast=True, combine="mean", micro_steps=1, scale=True, last_only=False,
-         unflatten_first_piece=False) -> dict:
+         unflatten_first_piece=False, first_step_only=False, extra_scale=1.0) -> dict:
     """SGD on WORLD simulated ranks with the given mistake; rank 0's parameters at the end."""
     models = [_model(_start(state, r, broadcast)) for r in range(WORLD)]
     for step in range(x.shape[0]):
         grads = _rank_grads(models, x[step], y[step], micro_steps, scale, last_only)
-        if combine == "none":
+        how = "none" if first_step_only and step > 0 else combine
+        if how == "none":
             new = grads
-        elif combine == "halve":  # divided by the world size, never reduced
+        elif how == "halve":  # divided by the world size, never reduced
             new = [[g / WORLD for g in gs] for gs in grads]
+        elif how == "rank0_mean":  # all_reduce everywhere, the division on rank 0 only
+            total = [sum(gs) for gs in zip(*grads)]
+            new = [[g / WORLD for g in total]] + [total] * (WORLD - 1)
+        elif how == "parameters":  # the parameters averaged over the ranks, then each steps on its own gradient
+            with torch.no_grad():
+                for ps in zip(*(m.parameters() for m in models)):
+                    mean = sum(p.detach().clone() for p in ps) / WORLD
+                    for p in ps:
+                        p.copy_(mean)
+            new = grads
         else:
             total = [sum(gs) for gs in zip(*grads)]
             if combine == "mean":
@@ -62,12 +73,35 @@ def _sgd(state, x, y, lr, *, broadcast=True, combine="mean", micro_steps=1, scal
             if unflatten_first_piece:  # every gradient gets the first elements of the flat buffer
                 flat = torch.cat([g.reshape(-1) for g in total])
                 total = [flat[:g.numel()].view_as(g) for g in total]
-            new = [total] * WORLD
+            new = [[g * extra_scale for g in total]] * WORLD
         with torch.no_grad():
             for model, gs in zip(models, new):
                 for p, g in zip(model.parameters(), gs):
                     p -= lr * g
     return {k: v.detach().clone() for k, v in models[0].state_dict().items()}
+
+
+def _owners(state: dict) -> list[int]:
+    """Each parameter, in order, to the rank with the fewest elements so far (the exercise's rule)."""
+    loads, owners = [0] * WORLD, []
+    for value in state.values():
+        owners.append(loads.index(min(loads)))
+        loads[owners[-1]] += value.numel()
+    return owners
+
+
+def _adamw_stepping(state, x, y, lr, stepped_by: tuple[int, ...]) -> dict:
+    """Rank 0's parameters after whole-batch gradients (averaged over the ranks) when only the parameters owned by
+    `stepped_by` ever change on rank 0."""
+    model = _model(state)
+    params = [p for p, owner in zip(model.parameters(), _owners(state)) if owner in stepped_by]
+    optimizer = torch.optim.AdamW(params, lr=lr) if params else None
+    for step in range(x.shape[0]):
+        model.zero_grad()
+        F.cross_entropy(model(x[step]), y[step]).backward()
+        if optimizer:
+            optimizer.step()
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 MISTAKES = {
@@ -81,6 +115,12 @@ MISTAKES = {
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="halve")),
         Mistake("never average the gradients, so every rank steps on its own half-batch",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="none")),
+        Mistake("divide by world_size on rank 0 only: every rank must divide its all_reduced p.grad, or rank 1 "
+                "steps on the SUM and the copies drift apart (rank 0's next gradients come from them)",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, combine="rank0_mean")),
+        Mistake("all_reduce the parameters (p.data) instead of the gradients: average every p.grad over the "
+                "ranks before the step, so that every rank takes the same step",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, combine="parameters")),
     ),
     "run_flat": (
         Mistake("sum the flat buffer over the ranks without dividing it by world_size",
@@ -96,6 +136,10 @@ MISTAKES = {
                 lambda state, x, y, lr, bucket_mb: _sgd(state, x, y, lr, broadcast=False)),
         Mistake("sum each bucket over the ranks without dividing it by world_size",
                 lambda state, x, y, lr, bucket_mb: _sgd(state, x, y, lr, combine="sum")),
+        Mistake("average only in the first step: from the second step on no bucket is sent, so each rank steps "
+                "on its own gradient. Reset every bucket's countdown (and the list of handles) in "
+                "finish_gradient_synchronization, ready for the next backward",
+                lambda state, x, y, lr, bucket_mb: _sgd(state, x, y, lr, first_step_only=True)),
     ),
     "run_accumulated": (
         Mistake("do not divide each micro-batch's loss by the number of micro-batches (the gradient is N times "
@@ -103,5 +147,18 @@ MISTAKES = {
                 lambda state, x, y, lr, micro_steps: _sgd(state, x, y, lr, micro_steps=micro_steps, scale=False)),
         Mistake("zero the gradients before every micro-batch, so only the last micro-batch counts",
                 lambda state, x, y, lr, micro_steps: _sgd(state, x, y, lr, micro_steps=micro_steps, last_only=True)),
+        Mistake("scale by the number of micro-batches twice: the losses are already divided by N, so the "
+                "all_reduced gradients are divided by world_size only (yours are N times too small)",
+                lambda state, x, y, lr, micro_steps: _sgd(state, x, y, lr, micro_steps=micro_steps,
+                                                          extra_scale=1 / micro_steps)),
+    ),
+    "run_zero": (
+        Mistake("broadcast every parameter from rank 0: the parameters rank 1 owns are stepped on rank 1 only, and "
+                "rank 0 never receives them; every parameter is broadcast from its owner (src=owner)",
+                lambda state, x, y, lr: _adamw_stepping(state, x, y, lr, stepped_by=(0,))),
+        Mistake("never update any parameter: none of rank 0's parameters changed after the steps. Look at which "
+                "parameters each rank's local optimizer holds (those with owner == rank) and that zero1_step steps "
+                "it before the broadcasts",
+                lambda state, x, y, lr: _adamw_stepping(state, x, y, lr, stepped_by=())),
     ),
 }

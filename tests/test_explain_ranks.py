@@ -1,0 +1,110 @@
+"""gptref.grading.explain for errors that come back from other processes (day 9 and 11's ranks) and the causes
+added for issue 23: each message names the student's line and the cause, or no cause when none is known."""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gptref.grading.explain import call, explain_trace, secondhand
+
+
+def _message(fn, *args) -> str:
+    with pytest.raises(AssertionError) as info:
+        call(fn, *args)
+    return str(info.value)
+
+
+def _flatten_badly(grads):
+    return torch.cat(grads)
+
+
+def _stack_badly(grads):
+    return torch.stack(grads)
+
+
+def _trace_of(fn, *args) -> str:
+    """The formatted traceback of fn(*args), as a rank writes it to its error file."""
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001
+        return traceback.format_exc()
+    raise AssertionError("expected an error")
+
+
+GRADS = [torch.zeros(3, 2), torch.zeros(3)]
+
+
+def test_a_rank_trace_names_the_student_line_and_the_cause():
+    msg = explain_trace(_trace_of(_flatten_badly, GRADS), "rank 0")
+    assert msg.startswith("rank 0 raised RuntimeError: Tensors must have same number of dimensions")
+    assert "of _flatten_badly: return torch.cat(grads)" in msg
+    assert "flatten each first" in msg and "torch.stack needs" not in msg
+
+
+def test_stack_and_cat_get_their_own_cause():
+    assert "torch.stack needs tensors of equal shapes" in _message(_stack_badly, GRADS)
+    assert "flatten each first" in _message(_flatten_badly, GRADS)
+
+
+def test_a_peer_that_lost_its_partner_is_secondhand():
+    lost = "Traceback ...\nRuntimeError: [../gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:1"
+    assert secondhand(lost)
+    assert not secondhand(_trace_of(_stack_badly, GRADS))
+
+
+def test_an_unknown_error_from_a_rank_names_no_cause():
+    def odd():
+        raise ValueError("something else")
+
+    msg = explain_trace(_trace_of(odd), "rank 1")
+    assert msg.startswith("rank 1 raised ValueError: something else") and "What to change" not in msg
+
+
+def test_weights_that_do_not_fit_name_the_part():
+    def load():
+        nn.Linear(4, 4).load_state_dict(nn.Linear(4, 16).state_dict())
+
+    msg = _message(load)
+    assert "size mismatch for weight" in msg and "do not fit your module" in msg
+
+
+def test_cross_entropy_on_three_dimensions_is_explained():
+    def loss():
+        return torch.nn.functional.cross_entropy(torch.randn(2, 6, 9), torch.randint(0, 9, (2, 6)))
+
+    assert "classes in dimension 1" in _message(loss)
+
+
+def test_an_empty_optimizer_is_explained():
+    def build():
+        return torch.optim.AdamW([], lr=0.1)
+
+    assert "empty list of parameters" in _message(build)
+
+
+def test_a_forked_rank_trace_round_trips():
+    """What the notebooks do: a forked process writes its traceback as text; the parent explains it."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+
+    def rank():
+        queue.put(_trace_of(_stack_badly, GRADS))
+
+    worker = ctx.Process(target=rank)
+    worker.start()
+    trace = queue.get(timeout=30)
+    worker.join()
+    assert "torch.stack needs tensors of equal shapes" in explain_trace(trace, "rank 1")
+
+
+def test_a_slice_of_the_wrong_size_reshaped_is_explained():
+    def unflatten(flat, grads):
+        return [flat[1:1 + g.numel()].view_as(g) for g in grads]
+
+    msg = _message(unflatten, torch.zeros(4), [torch.zeros(2, 2)])
+    assert "is invalid for input of size 3" in msg and "slice bounds" in msg
