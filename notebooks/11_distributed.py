@@ -114,8 +114,9 @@ def _worker(rank, world_size, folder, task, args):
         dist.barrier()                       # no rank leaves while another still talks to it
         dist.destroy_process_group()
     except BaseException:
-        with open(f"{folder}/error{rank}.txt", "w") as f:
+        with open(f"{folder}/error{rank}.part", "w") as f:
             f.write(stage + "\n" + traceback.format_exc())
+        os.replace(f"{folder}/error{rank}.part", f"{folder}/error{rank}.txt")   # whole, or not at all
         os._exit(1)
     os._exit(0)
 
@@ -129,8 +130,10 @@ def _start_ranks(folder, world_size, task, args, seconds):
         w.start()
     deadline = time.monotonic() + seconds
     while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
-        if any(w.exitcode not in (None, 0) for w in workers):
-            break                                    # one rank failed: the others would wait for it
+        if any(w.exitcode not in (None, 0) for w in workers):   # one rank failed: the others would wait for it
+            deadline = min(deadline, time.monotonic() + 2)      # ... but give them 2 s to write their own error
+            if all(w.exitcode is not None for w in workers):
+                break
         time.sleep(0.02)
     for w in workers:
         if w.is_alive():

@@ -298,7 +298,7 @@ def secondhand(trace: str) -> bool:
     """Whether a traceback text from another process is only the echo of a peer that failed first (gloo's closed
     connection, a timeout waiting for it), not the error that started it."""
     lines = trace.strip().splitlines()
-    return bool(lines) and bool(_TRANSPORT.search(lines[-1]))
+    return not lines or bool(_TRANSPORT.search(lines[-1]))  # no traceback: it was stopped, it did not fail first
 
 
 def explain_trace(trace: str, name: str) -> str:
