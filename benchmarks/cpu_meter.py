@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 
 V1 = "/sys/fs/cgroup/cpuacct"
 V2_ROOTS = ("/sys/fs/cgroup/unified", "/sys/fs/cgroup")
@@ -69,6 +70,11 @@ class CpuMeter:
         try:
             with open(os.path.join(self.root, "cgroup.procs"), "w") as procs:
                 procs.write(str(os.getpid()))
-            os.rmdir(self.folder)
         except OSError:
-            pass
+            return
+        for _ in range(100):  # a sandbox still being torn down keeps it busy for a moment
+            try:
+                os.rmdir(self.folder)
+                return
+            except OSError:
+                time.sleep(0.1)
