@@ -5,7 +5,11 @@
 Every student hands in the honest solutions of every day (the source notebooks). In a temp
 folder (nothing in the repository is written; the release goes to the temp folder too):
   1. throughput: `python -m autograder grade --regrade --workers N` for each N, wall seconds per
-     student (all days), i.e. what a course of S students costs on this machine;
+     student (all days), i.e. what a course of S students costs on this machine; with the CPU seconds
+     (user + sys) of the whole process tree, which hold up better than wall time on a loaded machine;
+  1b. the yardstick: the same notebooks (students x days) run plainly with nbclient by as many
+     processes (`plain_run.py`: no sandbox, no verdict, no nbgrader), and grading's core-seconds
+     per student over the plain run's: the cost of grading's safety (target, issue 22: <= 1.25x);
   2. breakdown: one student's days graded in this process by the worker's own `grade_one`, timed
      around the sandboxed notebook run, the trusted verdict and the rest (nbgrader bookkeeping:
      pre-check, autograde's sanitising and database writes, feedback); the kernel start alone is
@@ -29,6 +33,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.join(REPO, "tests")]
 
 from autograder_run import cli, config_text  # noqa: E402  (the tests' autograder command line and configs)
+from cpu_meter import CpuMeter  # noqa: E402
+from plain_run import plain_run  # noqa: E402
 
 from gptref.bench import record  # noqa: E402
 
@@ -56,51 +62,63 @@ def setup(out: str, days: list[str], students: int, uid_base: int | None) -> str
     return cfg
 
 
-def throughput(cfg: str, workers: int, students: int) -> dict:
-    t0 = time.monotonic()
+def throughput(cfg: str, workers: int, students: int, meter: CpuMeter) -> dict:
+    """`grade --regrade --workers N`: wall and CPU seconds of its whole process tree, per student."""
+    cpu_before, t0 = meter.seconds(), time.monotonic()
     r = cli(cfg, "grade", "--regrade", "--workers", str(workers), timeout=None)
     wall = time.monotonic() - t0
+    cpu = meter.seconds() - cpu_before
     if r.returncode != 0:
         sys.exit(f"grade failed:\n{r.stdout}\n{r.stderr}")
     bad = [line for line in r.stdout.splitlines() if line.startswith("{") and '"state": "ok"' not in line]
-    return {"workers": workers, "wall_s": round(wall, 1), "s_per_student": round(wall / students, 1), "not_ok": bad}
+    return {"workers": workers, "wall_s": round(wall, 1), "s_per_student": round(wall / students, 1),
+            "cpu_s": round(cpu, 1), "cpu_s_per_student": round(cpu / students, 1), "not_ok": bad}
 
 
-def breakdown(cfg: str, days: list[str]) -> dict:
-    """One student's days in this process, with timers around the phases of grade_one."""
+def yardstick(out: str, days: list[str], workers: int, students: int, meter: CpuMeter) -> dict:
+    """The plain run of what `grade` graded: each student's notebook of each day, by `workers` processes."""
+    jobs = [(os.path.join(REPO, "solutions", day, f"{day}.ipynb"), os.path.join(out, "release", day))
+            for _ in range(students) for day in days]
+    plain = plain_run(jobs, workers, meter.seconds)
+    plain.update(s_per_student=round(plain["wall_s"] / students, 1),
+                 cpu_s_per_student=round(plain["cpu_s"] / students, 1))
+    return plain
+
+
+def breakdown(cfg: str, days: list[str], meter: CpuMeter) -> dict:
+    """One student's days in this process, with wall clocks and CPU meters around the phases of grade_one
+    (CPU: this process and every descendant, so a phase's sandboxes count in it)."""
     from autograder import execute, worker
     from autograder.course import Course
 
-    spent = {"notebook_run": 0.0, "verdict": 0.0}
+    phases = ("notebook_run", "verdict")
+    spent = {}
     real_run, real_verdict = execute.SandboxedExecute._run, execute.trusted_verdict
 
-    def timed_run(self, *a, **k):
-        t = time.monotonic()
-        try:
-            return real_run(self, *a, **k)
-        finally:
-            spent["notebook_run"] += time.monotonic() - t
+    def timed(phase, real):
+        def call(*args, **kwargs):
+            wall, cpu = time.monotonic(), meter.seconds()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent[phase] += time.monotonic() - wall
+                spent[phase + "_cpu"] += meter.seconds() - cpu
+        return call
 
-    def timed_verdict(*a, **k):
-        t = time.monotonic()
-        try:
-            return real_verdict(*a, **k)
-        finally:
-            spent["verdict"] += time.monotonic() - t
-
-    execute.SandboxedExecute._run, execute.trusted_verdict = timed_run, timed_verdict
+    execute.SandboxedExecute._run = timed("notebook_run", real_run)
+    execute.trusted_verdict = timed("verdict", real_verdict)
     course = Course(cfg)
     per_day = {}
     try:
         for day in days:
-            spent.update(notebook_run=0.0, verdict=0.0)
-            t = time.monotonic()
-            st = worker.grade_one(course, day, "student00")
-            total = time.monotonic() - t
-            per_day[day] = {"total": round(total, 2), "notebook_run": round(spent["notebook_run"], 2),
-                            "verdict": round(spent["verdict"], 2),
-                            "bookkeeping": round(total - spent["notebook_run"] - spent["verdict"], 2),
-                            "state": st.get("state")}
+            spent.update({key: 0.0 for phase in phases for key in (phase, phase + "_cpu")})
+            wall, cpu = time.monotonic(), meter.seconds()
+            status = worker.grade_one(course, day, "student00")
+            total, total_cpu = time.monotonic() - wall, meter.seconds() - cpu
+            per_day[day] = {"total": round(total, 2), "total_cpu": round(total_cpu, 2), "state": status.get("state"),
+                            "bookkeeping": round(total - sum(spent[phase] for phase in phases), 2),
+                            "bookkeeping_cpu": round(total_cpu - sum(spent[p + "_cpu"] for p in phases), 2),
+                            **{key: round(value, 2) for key, value in spent.items()}}
         per_day["_kernel_start"] = {"total": round(kernel_start(course), 2)}
     finally:
         execute.SandboxedExecute._run, execute.trusted_verdict = real_run, real_verdict
@@ -142,6 +160,8 @@ def main(argv=None) -> int:
     p.add_argument("--uid-base", type=int, help="c.Autograder.sandbox_uid_base for this run")
     p.add_argument("--out", default=None, help="folder for results.json (default: a temp folder)")
     p.add_argument("--no-breakdown", action="store_true")
+    p.add_argument("--no-plain", action="store_true", help="skip the plain run (the ratio's yardstick)")
+    p.add_argument("--breakdown-only", action="store_true", help="no throughput or plain run: the breakdown alone")
     a = p.parse_args(argv)
     solutions = os.path.join(REPO, "solutions")
     days = a.days.split(",") if a.days else sorted(d for d in os.listdir(solutions)
@@ -149,20 +169,30 @@ def main(argv=None) -> int:
     out = a.out or tempfile.mkdtemp(prefix="grading-bench-")
     os.makedirs(out, exist_ok=True)
     cfg = setup(out, days, a.students, a.uid_base)
-    counts = sorted({os.cpu_count() or 1 if w == "all" else int(w) for w in a.workers.split(",")})
+    meter = CpuMeter()
+    counts = [] if a.breakdown_only else sorted({os.cpu_count() or 1 if w == "all" else int(w)
+                                                 for w in a.workers.split(",")})
     results = {"days": days, "students": a.students, "cpus": os.cpu_count(), "load_before": os.getloadavg(),
-               "throughput": [], "breakdown": None}
+               "throughput": [], "breakdown": None, "cpu_meter": meter.kind}
     for w in counts:
-        r = throughput(cfg, w, a.students)
+        r = throughput(cfg, w, a.students, meter)
         results["throughput"].append(r)
         print(f"{w} worker(s): {r['wall_s']} s for {a.students} students x {len(days)} days = "
-              f"{r['s_per_student']} s per student" + (f"  NOT OK: {r['not_ok']}" if r["not_ok"] else ""), flush=True)
+              f"{r['s_per_student']} s per student, {r['cpu_s_per_student']} CPU s per student"
+              + (f"  NOT OK: {r['not_ok']}" if r["not_ok"] else ""), flush=True)
+        if not a.no_plain:
+            plain = r["plain"] = yardstick(out, days, w, a.students, meter)
+            r["ratio_cpu"] = round(r["cpu_s"] / plain["cpu_s"], 2)
+            r["ratio_wall"] = round(r["wall_s"] / plain["wall_s"], 2)
+            print(f"  plain run, {w} worker(s): {plain['wall_s']} s wall, {plain['cpu_s_per_student']} CPU s per "
+                  f"student; grading / plain: {r['ratio_cpu']}x CPU, {r['ratio_wall']}x wall", flush=True)
     if not a.no_breakdown:
-        results["breakdown"] = breakdown(cfg, days)
-        print(f"{'day':24s} {'total':>8s} {'run':>8s} {'verdict':>8s} {'nbgrader':>8s}")
+        results["breakdown"] = breakdown(cfg, days, meter)
+        print(f"{'day':24s} {'total':>8s} {'run':>8s} {'verdict':>8s} {'nbgrader':>8s}   (wall s / CPU s)")
         for day, b in results["breakdown"].items():
-            print(f"{day:24s} {b['total']:8.2f} {b.get('notebook_run', 0):8.2f} {b.get('verdict', 0):8.2f} "
-                  f"{b.get('bookkeeping', 0):8.2f}")
+            print(f"{day:24s} " + " ".join(f"{b.get(key, 0):8.2f}/{b.get(key + '_cpu', 0):<6.2f}"
+                                          for key in ("total", "notebook_run", "verdict", "bookkeeping")))
+    meter.close()
     results["load_after"] = os.getloadavg()
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

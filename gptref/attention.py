@@ -37,6 +37,21 @@ __all__ = [
 KERNELS = ("math", "sdpa", "flash", "triton")
 
 
+def broadcast_shape(*shapes) -> torch.Size:
+    """torch.broadcast_shapes without its first call's cost: that imports sympy, 0.8 CPU s in every process
+    (a grading sandbox, a kernel) whose attention would otherwise be its only user. RuntimeError if they clash."""
+    ndim = max((len(shape) for shape in shapes), default=0)
+    out = [1] * ndim
+    for shape in shapes:
+        for axis, size in enumerate(shape, start=ndim - len(shape)):
+            if size == 1 or size == out[axis]:
+                continue
+            if out[axis] != 1:
+                raise RuntimeError(f"shapes {[tuple(s) for s in shapes]} do not broadcast (axis {axis - ndim})")
+            out[axis] = size
+    return torch.Size(out)
+
+
 def _check_scores_operand(name: str, t: Tensor, scores_shape: torch.Size) -> None:
     """mask (bool, True = may attend) or bias (float, added): the right dtype, broadcasting to the scores."""
     is_mask = name == "mask"
@@ -46,7 +61,7 @@ def _check_scores_operand(name: str, t: Tensor, scores_shape: torch.Size) -> Non
         want = "a bool tensor (True = may attend)" if is_mask else "a float tensor added to the scores"
         raise ValueError(f"{name} must be {want}, got {kind}")
     try:
-        torch.broadcast_shapes(t.shape, scores_shape)
+        broadcast_shape(t.shape, scores_shape)
     except RuntimeError:
         raise ValueError(
             f"{name} of shape {tuple(t.shape)} does not broadcast to the scores' shape "

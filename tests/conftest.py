@@ -4,7 +4,7 @@
 Jupyter kernel it starts, which inherits the environment) then uses one thread, since two
 processes with two threads each fight over the cores and run many times slower. `--dist loadfile`
 keeps each file on one worker: the notebook kernels (TCP ports) and the autograder's sandbox
-uids are then never used by two workers at once.
+uids are then never used by two workers at once. Files are handed out longest first (tests/schedule.py).
 """
 
 import os
@@ -15,6 +15,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
 import pytest  # noqa: E402
+from schedule import longest_files_first  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,7 @@ def browser():
 
 
 def pytest_collection_modifyitems(config, items):
+    longest_files_first(items)  # ./run test's two workers start on the two real-course halves (tests/schedule.py)
     try:
         import torch
 

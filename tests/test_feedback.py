@@ -25,6 +25,7 @@ from traitlets.config import Config
 
 from autograder.feedback_safety import encoded_leaks, inert_html
 from autograder.feedback_safety.hidden_tests import LEAK_MARK, ScrubHiddenTests, hidden_lines
+from autograder.feedback_safety.locked_exporter import LockedHTMLExporter
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "hostile"))
 import agfix_course  # noqa: E402
@@ -132,8 +133,9 @@ class FakeGrades(Preprocessor):
         return nb, resources
 
 
-def export_feedback(nb, chain) -> str:
-    """nbgrader's feedback template through nbconvert's HTMLExporter, as GenerateFeedback sets it up."""
+def export_feedback(nb, chain, exporter_class=HTMLExporter) -> str:
+    """nbgrader's feedback template through an HTML exporter (nbconvert's, or the course's
+    LockedHTMLExporter), as GenerateFeedback sets it up."""
     import nbgrader
 
     base = os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader")
@@ -141,7 +143,7 @@ def export_feedback(nb, chain) -> str:
     c.HTMLExporter.template_name = "feedback"
     c.HTMLExporter.extra_template_basedirs = [os.path.join(base, "templates")]
     c.HTMLExporter.extra_template_paths = [os.path.join(base, "static", "node_modules", "bootstrap", "dist", "css")]
-    ex = HTMLExporter(config=c)
+    ex = exporter_class(config=c)
     for p in chain:
         ex.register_preprocessor(p, enabled=True)
     body, _ = ex.from_notebook_node(nbformat.from_dict(nb))
@@ -153,8 +155,10 @@ PLAIN = [FakeGrades, CSSHTMLHeaderPreprocessor]
 
 
 def write_locked(tmp_path, nb, chain=OURS, name="toy.html"):
+    """The page as the course writes it: our chain through the course's exporter, then finalize (the worker's
+    check); the plain chain through nbconvert's exporter."""
     p = tmp_path / name
-    p.write_text(export_feedback(nb, chain), encoding="utf-8")
+    p.write_text(export_feedback(nb, chain, LockedHTMLExporter if chain is OURS else HTMLExporter), encoding="utf-8")
     problems = inert_html.finalize(str(p)) if chain is OURS else []
     return p, problems
 
