@@ -221,3 +221,30 @@ def test_torch_errors_with_a_known_cause_are_explained(body, cause):
     namespace = {"torch": torch}
     exec(f"def student(x):\n    return {body}\n", namespace)  # noqa: S102 (a student function with that line)
     assert cause in _message(namespace["student"], torch.randn(2, 5))
+
+
+def test_a_mask_sized_by_the_block_is_named():
+    """A causal mask whose rows come from block_q, applied to a last block that is shorter."""
+    def masked(scores, block_q):
+        rows = torch.arange(0, block_q)[:, None]
+        cols = torch.arange(scores.shape[-1])[None, :]
+        return scores.masked_fill(cols > rows, float("-inf"))
+
+    msg = _message(masked, torch.randn(2, 3, 8), 4)
+    assert "masked_fill" in msg and "size the mask's rows and columns from the tile itself" in msg
+    assert "mask" not in _message(lambda a, b: a + b, torch.randn(3), torch.randn(4)).split("What to change")[-1]
+
+
+def test_positions_counted_with_the_block_size_are_pointed_at():
+    """The mask's rows from torch.arange(i0, i0 + block_q): the error shows up later, when the grown tile is stored."""
+    def tiles(scores, block_q):
+        out = torch.zeros_like(scores)
+        for i0 in range(0, scores.shape[-2], block_q):
+            s = scores[..., i0:i0 + block_q, :]
+            rows = torch.arange(i0, i0 + block_q)[:, None]
+            s = s.masked_fill(torch.arange(s.shape[-1])[None, :] > rows, 0.0)
+            out[..., i0:i0 + s.shape[-2], :] = s
+        return out
+
+    msg = _message(tiles, torch.randn(2, 5, 3), 4)
+    assert "line" in msg and "torch.arange(i0, i0 + block_q)" in msg and "from the tile itself" in msg

@@ -80,6 +80,17 @@ def _per_row_without_trailing_dim(line: str) -> bool:
     return bool(sliced and entrywise) and not re.search(r"None|unsqueeze|keepdim|\.view|reshape", line)
 
 
+_MASK_CAUSE = ("the mask has another shape than the tensor it masks (print both .shape): a mask needs that "
+               "tensor's sizes, or 1 where it is broadcast; in a loop over blocks the last block can be shorter "
+               "than block_q or block_k, so size the mask's rows and columns from the tile itself (s.shape[-2], "
+               "s.shape[-1]), not from the block size")
+
+
+def _masks(line: str) -> bool:
+    """A line that applies a mask: masked_fill(_) or torch.where."""
+    return bool(re.search(r"\.masked_fill_?\(|\bwhere\(", line))
+
+
 def _shape_cause(line: str) -> str:
     if re.search(r"\.T\b", line):
         return ("`.T` reverses EVERY dimension of a tensor with more than two (a (B, H, T, d) tensor becomes "
@@ -178,8 +189,9 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
      lambda line: ("an in-place operation (`+=`, `x[...] = `, a method ending in `_`) changed a tensor autograd "
                    "needs: write `x = x + ...` instead")),
     (re.compile(r"The expanded size of the tensor"),
-     lambda line: ("expand only stretches dimensions of size 1 (it cannot move or add sizes): check the .shape of "
-                   "the tensor you expand, and put its new axes (None) where the size-1 dimensions of the result go")),
+     lambda line: _MASK_CAUSE if _masks(line) else (
+         "expand only stretches dimensions of size 1 (it cannot move or add sizes): check the .shape of the "
+         "tensor you expand, and put its new axes (None) where the size-1 dimensions of the result go")),
     (re.compile(r"only supports boolean masks"),
      lambda line: ("masked_fill/where need a bool mask: make it bool (torch.zeros(n, dtype=torch.bool), a "
                    "comparison like x == y) rather than a float or integer tensor")),
@@ -265,6 +277,27 @@ def earlier_dropped_dim(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
+_SIZES_DIFFER = re.compile(r"The expanded size of the tensor|The size of tensor a")
+_BLOCK_RANGE = re.compile(r"arange\([^)]*\bblock_\w+")  # positions counted with a block size
+
+
+def range_of_a_block(exc: BaseException) -> tuple[int, str] | None:
+    """(line number, source) of the failing line, or an earlier line of the same student function, that counts
+    positions with a block size (torch.arange(i0, i0 + block_q)); None if none."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_student_frame(f.filename)]
+    if not frames or not frames[-1].lineno:
+        return None
+    lines = linecache.getlines(frames[-1].filename)
+    first = frames[-1].lineno if frames[-1].name == "<lambda>" else 1  # a lambda is its own line
+    for number in range(frames[-1].lineno, first - 1, -1):
+        text = lines[number - 1].strip() if number <= len(lines) else ""
+        if text.startswith("def "):
+            return None
+        if _BLOCK_RANGE.search(text.split("#")[0]):
+            return number, text
+    return None
+
+
 def explain_error(exc: BaseException, name: str) -> str:
     """The message a student reads for an exception raised inside their function `name`."""
     where = student_line(exc)
@@ -274,6 +307,12 @@ def explain_error(exc: BaseException, name: str) -> str:
         first += " " + text_lines[1]   # which part: "size mismatch for mlp.c_fc.weight: ..."
     raw = f"{type(exc).__name__}: {first[:300]}"
     cause = cause_of(exc, where[2] if where else "")
+    block = range_of_a_block(exc) if _SIZES_DIFFER.search(str(exc)) else None
+    if block:
+        cause = (f"line {block[0]} ({block[1]}) counts positions with the block size, but the last block is "
+                 "shorter when the length is not a multiple of the block, so the mask built from it no longer fits "
+                 "the tile: size the mask's rows and columns from the tile itself (s.shape[-2], s.shape[-1]), not "
+                 "from block_q or block_k")
     dropped = earlier_dropped_dim(exc) if cause and cause.startswith(_GENERIC_SHAPE) else None
     if dropped and _reduction_without_keepdim(dropped[1].split("#")[0]):
         cause = (f"line {dropped[0]} ({dropped[1]}) reduces without `keepdim=True`, which removes a dimension (the "
@@ -284,6 +323,8 @@ def explain_error(exc: BaseException, name: str) -> str:
                   "[..., -1], or a reduction without keepdim=True): check that it works on the dimension you mean "
                   "(dim=-1 is the last one) and, if its result is combined with a tensor that still has that "
                   "dimension, keep it ([..., -1:], keepdim=True)")
+    elif cause and cause.startswith(_GENERIC_SHAPE) and where and _masks(where[2]):
+        cause = _MASK_CAUSE  # no earlier line removed a dimension: the mask was built with other sizes
     head = f"{name} raised {raw}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"

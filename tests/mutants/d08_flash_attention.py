@@ -91,4 +91,12 @@ MUTANTS += [
     Mutant(cell="tiled_attention_backward", old="p = torch.exp(s - lse[..., i0:i0 + block_q, None])",
            new="p = torch.exp(s - lse[..., i0:i0 + block_q])", fails={"test_tiled_attention_backward"},
            why="lse without a trailing dimension", hint="give it a trailing dimension"),
+    # issue 23: the causal mask's rows sized by block_q (too many for the last, shorter query block)
+    Mutant(cell="tiled_attention", old="rows = torch.arange(i0, i0 + bq)[:, None]",
+           new="rows = torch.arange(i0, i0 + block_q)[:, None]", fails={"test_tiled_attention"},
+           why="mask rows sized by block_q", hint="size the mask's rows and columns from the tile itself"),
+    Mutant(cell="tiled_attention_backward", old="rows = torch.arange(i0, i0 + s.shape[-2])[:, None]",
+           new="rows = torch.arange(i0, i0 + block_q)[:, None]", fails={"test_tiled_attention_backward"},
+           why="mask rows sized by block_q in the backward pass",
+           hint="size the mask's rows and columns from the tile itself"),
 ]

@@ -115,4 +115,17 @@ MUTANTS = [
     Mutant(cell="train_baichuan_tokenizer", old="max_sentencepiece_length=32,", new="max_sentencepiece_length=16,",
            fails={"test_train_baichuan_tokenizer"}, why="pieces up to 16 characters",
            hint="asks max_sentencepiece_length=32"),
+    # issue 23, more wrong answers from testers (each named by a mistake in gptref.grading.mistakes.d10_baichuan2)
+    Mutant(cell="swiglu", old="return (F.silu(gate) * up) @ w_down.T", new="return F.silu(gate * up) @ w_down.T",
+           fails={"test_swiglu"}, why="silu of the product", hint="apply silu to the product"),
+    Mutant(cell="swiglu", old="return (F.silu(gate) * up) @ w_down.T", new="return (F.silu(gate) + up) @ w_down.T",
+           fails={"test_swiglu"}, why="adds the gate to the up projection", hint="add silu(gate) and up"),
+    Mutant(cell="swiglu", old="return (F.silu(gate) * up) @ w_down.T", new="return F.silu(gate) * up",
+           fails={"test_swiglu"}, why="no down projection", hint="stop before the down projection"),
+    Mutant(cell="max_z_loss", old="return weight * z.pow(2).mean()", new="return (weight * z).pow(2).mean()",
+           fails={"test_max_z_loss"}, why="the weight inside the square", hint="put the weight inside the square"),
+    Mutant(cell="max_z_loss", old="z = logits.max(dim=-1).values", new="z = logits.mean(dim=-1)",
+           fails={"test_max_z_loss"}, why="the mean logit instead of the largest", hint="take the mean logit"),
+    Mutant(cell="max_z_loss", old="return weight * z.pow(2).mean()", new="return z.pow(2).mean()",
+           fails={"test_max_z_loss"}, why="no weight", hint="leave out the weight"),
 ]

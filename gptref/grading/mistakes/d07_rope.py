@@ -56,12 +56,15 @@ SINUSOIDAL = (
 )
 
 
-def _angles(x, positions, base, exponent=lambda i, D: -i / D, dtype=torch.float64):
+def _angles(x, positions, base, exponent=lambda i, D: -i / D, dtype=torch.float64, first_position=0,
+            swapped=False, out_dtype=None):
     T, D = x.shape[-2], x.shape[-1]
-    positions = torch.arange(T) if positions is None else torch.as_tensor(positions)
+    positions = torch.arange(first_position, first_position + T) if positions is None else torch.as_tensor(positions)
     theta = base ** exponent(torch.arange(0, D, 2, dtype=torch.float64), D)  # (D/2,)
     angles = positions.to(dtype)[:, None] * theta.to(dtype)  # (T, D/2)
-    return angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    cos, sin = (angles.sin(), angles.cos()) if swapped else (angles.cos(), angles.sin())
+    out_dtype = x.dtype if out_dtype is None else out_dtype
+    return cos.to(out_dtype), sin.to(out_dtype)
 
 
 def _rotate_pairs(x, cos, sin, read="interleaved", write="interleaved", sign=1.0):
@@ -114,22 +117,36 @@ ROPE = (
     Mistake("read the pairs as neighbours (2i, 2i+1) but write them back as halves (torch.cat puts all the first "
             "members, then all the second members): stack them back as neighbours",
             lambda x, positions=None, base=10000.0: _rope(x, positions, base, write="halves")),
+    Mistake("swap cos and sin: y_2i = x_2i cos - x_2i+1 sin and y_2i+1 = x_2i sin + x_2i+1 cos (at position 0 "
+            "cos = 1 and sin = 0, so the vector does not move)",
+            lambda x, positions=None, base=10000.0: _rope(x, positions, base, swapped=True)),
+    Mistake("use theta_i = base^(+2i/D): the exponent is negative, theta_i = base^(-2i/D), so the later pairs "
+            "turn more slowly",
+            lambda x, positions=None, base=10000.0: _rope(x, positions, base, exponent=lambda i, D: i / D)),
+    Mistake("count the default positions from 1: when positions is None they are 0, 1, ..., T-1",
+            lambda x, positions=None, base=10000.0: _rope(x, positions, base, first_position=1)),
+    Mistake("leave cos and sin in float64: x times a float64 tensor becomes float64; convert cos and sin to "
+            "x's dtype (.to(x.dtype))",
+            lambda x, positions=None, base=10000.0: _rope(x, positions, base, out_dtype=torch.float64)),
 )
 
 
 def _score(q, k, distance, base=10000.0, sign=1.0, exponent=lambda i, D: -i / D, imag_sign=-1.0, keep_sin=True,
-           total=True, dtype=torch.float64, real_sign=1.0, absolute=False):
+           total=True, dtype=torch.float64, real_sign=1.0, absolute=False, out_dtype=None):
     D = q.shape[-1]
     theta = base ** exponent(torch.arange(0, D, 2, dtype=dtype), D)  # (D/2,)
     distance = abs(distance) if absolute else distance
-    cos = torch.cos(sign * distance * theta).to(q.dtype)
-    sin = torch.sin(sign * distance * theta).to(q.dtype)
+    out_dtype = q.dtype if out_dtype is None else out_dtype
+    cos = torch.cos(sign * distance * theta).to(out_dtype)
+    sin = torch.sin(sign * distance * theta).to(out_dtype)
     q_even, q_odd, k_even, k_odd = q[..., 0::2], q[..., 1::2], k[..., 0::2], k[..., 1::2]
     real = q_even * k_even + real_sign * q_odd * k_odd
     imag = q_odd * k_even + imag_sign * q_even * k_odd
     terms = real * cos - (imag * sin if keep_sin else 0.0)  # (..., D/2)
     if total == "all":
         return terms.sum()  # one number for the whole batch
+    if total == "mean":
+        return terms.mean(dim=-1)  # the mean of the D/2 terms
     return terms.sum(dim=-1) if total else terms
 
 
@@ -161,6 +178,14 @@ ROPE_SCORE = (  # |m - n| first: on a negative distance it equals n - m, and it 
     Mistake("multiply q_i by k_i without conjugating k_i: the real part of q_i conj(k_i) is "
             "q_even k_even + q_odd k_odd (a plus sign)",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, real_sign=-1.0)),
+    Mistake("take the mean of the pair terms: the score is their SUM, .sum(dim=-1) (a dot product sums, it does "
+            "not average)",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, total="mean")),
+    Mistake("use theta_i = base^(+2i/D): the exponent is negative, theta_i = base^(-2i/D)",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, exponent=lambda i, D: i / D)),
+    Mistake("leave cos and sin in float64: q times a float64 tensor becomes float64; convert them to q's dtype "
+            "(.to(q.dtype))",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, out_dtype=torch.float64)),
 )
 
 MISTAKES = {"sinusoidal_positions": SINUSOIDAL, "rope": ROPE, "rope_score": ROPE_SCORE}

@@ -32,6 +32,14 @@ SWIGLU = (
             lambda x, w_gate, w_up, w_down: F.silu(x @ w_gate.T) @ w_down.T),
     Mistake("multiply the two projections without any activation (a bilinear layer): silu goes on the gate",
             _glu(lambda t: t)),
+    Mistake("apply silu to the product, silu(gate * up): silu goes on the gate alone, then multiply, "
+            "silu(gate) * up",
+            lambda x, w_gate, w_up, w_down: F.silu((x @ w_gate.T) * (x @ w_up.T)) @ w_down.T),
+    Mistake("add silu(gate) and up: the gate MULTIPLIES the up projection element by element, silu(gate) * up",
+            lambda x, w_gate, w_up, w_down: (F.silu(x @ w_gate.T) + x @ w_up.T) @ w_down.T),
+    Mistake("stop before the down projection: silu(gate) * up is (..., h); multiply it by w_down.T to get back "
+            "to (..., d)",
+            lambda x, w_gate, w_up, w_down: F.silu(x @ w_gate.T) * (x @ w_up.T)),
 )
 
 
@@ -115,6 +123,13 @@ MAX_Z = (
             lambda logits, weight=2e-4: weight * logits.max(dim=0).values.pow(2).mean()),
     Mistake("square every logit: only the largest logit of each position is squared",
             lambda logits, weight=2e-4: weight * logits.pow(2).mean()),
+    Mistake("put the weight inside the square, (weight * z) ** 2: the weight multiplies the square, "
+            "weight * z ** 2",
+            lambda logits, weight=2e-4: (weight * logits.max(dim=-1).values).pow(2).mean()),
+    Mistake("take the mean logit of each position: z is the LARGEST logit, logits.max(dim=-1).values",
+            lambda logits, weight=2e-4: weight * logits.mean(dim=-1).pow(2).mean()),
+    Mistake("leave out the weight: the loss is weight * mean(z^2)",
+            lambda logits, weight=2e-4: logits.max(dim=-1).values.pow(2).mean()),
 )
 
 def _trained_without(*left_out: str, **changed):
