@@ -168,4 +168,13 @@ MUTANTS = [
            new="    optimizer.step()\n    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)",
            fails={"test_ddp_train_step"},
            why="optimizer stepped before gradient clipping", hint="take the optimizer step before clipping"),
+    Mutant(cell="cosine_lr", old="return max_lr * (step + 1) / warmup_steps",
+           new="return max_lr * (step + 1) / (warmup_steps + 1)", fails={"test_cosine_lr"},
+           why="warmup divided by w + 1", hint="divide the warmup by warmup_steps + 1"),
+    Mutant(cell="sft_loss", old="""    V = logits.shape[-1]
+    per_token = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), reduction="none")  # (B*T,)""",
+           new="""    V = logits.shape[-1]
+    log_probs = F.log_softmax(logits, dim=1)
+    per_token = F.nll_loss(log_probs.reshape(-1, V), targets.reshape(-1), reduction="none")""",
+           fails={"test_sft_loss"}, why="log_softmax over the positions", hint="take the log_softmax over dim=1"),
 ]

@@ -77,9 +77,9 @@ BLOCK = (
 
 def _schedule(step, max_lr, min_lr, warmup_steps, max_steps, warmup_from_zero=False, half_cosine=True, floor=True,
               ratio_from_zero=False, floor_after_end=True, ratio_over_total=False, amplitude_max=False,
-              warmup_through_w=False, angle=math.pi):
+              warmup_through_w=False, angle=math.pi, warmup_over=0):
     if step < warmup_steps or (warmup_through_w and step == warmup_steps):
-        return max_lr * (step if warmup_from_zero else step + 1) / warmup_steps
+        return max_lr * (step if warmup_from_zero else step + 1) / (warmup_steps + warmup_over)
     if step > max_steps and floor_after_end:
         return min_lr if floor else 0.0
     if ratio_from_zero:
@@ -123,6 +123,10 @@ COSINE = (
             "0.5 * (1 + cos(pi * r)), for the rate to reach min_lr at max_steps",
             lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
                 step, max_lr, min_lr, warmup_steps, max_steps, angle=1.0)),
+    Mistake("divide the warmup by warmup_steps + 1, so it never reaches max_lr: max_lr * (step + 1) / warmup_steps "
+            "gives max_lr at step w - 1",
+            lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
+                step, max_lr, min_lr, warmup_steps, max_steps, warmup_over=1)),
     Mistake("keep step == warmup_steps in the warmup branch (step <= w), which gives it max_lr * (w + 1) / w, "
             "above the peak: the warmup is step < warmup_steps",
             lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
@@ -188,6 +192,9 @@ SFT = (
     Mistake("take F.softmax instead of F.log_softmax before F.nll_loss: nll_loss expects LOG-probabilities, "
             "F.log_softmax(logits, dim=-1) (or F.cross_entropy on the logits)",
             lambda logits, targets, loss_mask: F.nll_loss(F.softmax(logits[loss_mask], dim=-1), targets[loss_mask])),
+    Mistake("take the log_softmax over dim=1 (the positions of a (B, T, V) tensor): the classes are the LAST "
+            "dimension, F.log_softmax(logits, dim=-1)",
+            lambda logits, targets, loss_mask: F.nll_loss(F.log_softmax(logits, dim=1)[loss_mask], targets[loss_mask])),
     Mistake("sum the response tokens' losses without dividing: the loss is their mean",
             lambda logits, targets, loss_mask: _per_token(logits, targets)[loss_mask].sum()),
     Mistake("shift the targets once more: they are already the inputs shifted by one, so logits[:, t] goes with "
