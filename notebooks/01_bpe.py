@@ -470,6 +470,8 @@ def _check_train_bpe(text, vocab_size, what):
 
 _toy = " ".join(["low"] * 5 + ["lower"] * 2 + ["newest"] * 6 + ["widest"] * 3)
 _check_train_bpe(_toy, 256 + 4, "the toy corpus")             # first merges: st, est, ow, low
+_numbers = "In 1599 and 1600, 2024 lines; act3 of 1599 " * 3   # ' 1599' is one pre-token; 'act3' is two
+_check_train_bpe(_numbers, 256 + 12, "a text with numbers")
 _check_train_bpe("a b", 300, "'a b'")                          # one pair only, and it occurs once
 _check_train_bpe("", 260, "the empty text")
 _check_train_bpe("abc abc abd zy zy", 256 + 3, "'abc abc abd zy zy'")  # a tie: (b'z', b'y') > (b'ab', b'c')
@@ -591,6 +593,8 @@ _check_encode("xyz", _hand_vocab, [(b"y", b"z"), (b"x", b"y"), (b"xy", b"z")])  
 _check_encode("the newest lower widest, lowly owls", _vocab, _merges)
 _utf8_vocab, _utf8_merges = _ref_train_bpe("café déjà naïve — café déjà — é", 256 + 12)
 _check_encode("déjà café — naïve é", _utf8_vocab, _utf8_merges)  # é is 2 UTF-8 bytes, — is 3
+_num_vocab, _num_merges = _ref_train_bpe("In 1599 and 1600, 2024 lines; act3 of 1599 " * 3, 256 + 12)
+_check_encode("page 1599 of act3, 20241600", _num_vocab, _num_merges)   # a run of digits is one pre-token
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "encode", encode)

@@ -248,3 +248,22 @@ def test_positions_counted_with_the_block_size_are_pointed_at():
 
     msg = _message(tiles, torch.randn(2, 5, 3), 4)
     assert "line" in msg and "torch.arange(i0, i0 + block_q)" in msg and "from the tile itself" in msg
+
+
+def test_a_warmup_divided_by_warmup_steps_minus_one_is_named():
+    """step / (warmup_steps - 1) raises ZeroDivisionError for a one-step warmup: the message says so."""
+    def cosine_lr(step, warmup_steps):
+        return (step + 1) / (warmup_steps - 1)
+
+    with pytest.raises(AssertionError, match="one-step warmup") as raised:
+        call(cosine_lr, 0, 1)
+    assert "ZeroDivisionError" in str(raised.value)
+
+
+def test_a_division_by_zero_elsewhere_is_not_blamed_on_the_warmup():
+    def mean_of(values, count):
+        return sum(values) / count
+
+    with pytest.raises(AssertionError, match="denominator on this line is 0") as raised:
+        call(mean_of, [1.0], 0)
+    assert "warmup" not in str(raised.value)

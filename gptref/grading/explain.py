@@ -128,7 +128,21 @@ def _join_cause(line: str) -> str:
             "(a (B,) vector becomes a (B, 1) column with v[:, None], a (1, B) row with v[None, :])")
 
 
+def _zero_division_cause(line: str) -> str:
+    """A Python division by zero: a denominator such as (n - 1) that is 0 for the smallest sizes the tests use."""
+    if re.search(r"warmup\w*\s*-\s*1", line):
+        return ("dividing by (warmup_steps - 1) fails for a one-step warmup (warmup_steps = 1, which the tests use): "
+                "the warmup is max_lr * (step + 1) / warmup_steps, which reaches max_lr at step warmup_steps - 1 "
+                "and divides by warmup_steps itself")
+    if re.search(r"-\s*1\s*\)", line):
+        return ("a denominator (n - 1) on this line is 0 when n = 1, a size the tests use: check the formula's "
+                "denominator for the smallest inputs")
+    return ("a denominator on this line is 0 for these inputs: print it, and check the formula for the smallest "
+            "sizes the tests use (one step, one element)")
+
+
 _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
+    (re.compile(r"ZeroDivisionError"), _zero_division_cause),
     (re.compile(r"Error\(s\) in loading state_dict[\s\S]*size mismatch"),
      lambda line: ("the weights the test loads do not fit your module: a layer your __init__ makes has another "
                    "shape than the given weight (named above): give each "

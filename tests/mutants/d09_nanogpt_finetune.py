@@ -137,4 +137,44 @@ MUTANTS = [
     Mutant(cell="clip_gradients", old="return [g * factor for g in grads], total_norm",
            new="return total_norm, [g * factor for g in grads]", fails={"test_clip_gradients"},
            why="returns (total_norm, clipped) in the wrong order", hint="yours has the norm first"),
+    # issue 23, third set: wrong answers the testers wrote that were caught but not named
+    Mutant(cell="block", old="""        x = x + self.attn(self.ln_1(x), causal=True)
+        x = x + self.mlp(self.ln_2(x))""", new="""        x = x + self.attn(self.ln_2(x), causal=True)
+        x = x + self.mlp(self.ln_1(x))""", fails={"test_block"}, why="the two norms swapped between the sub-layers",
+           hint="swap the two norms"),
+    Mutant(cell="block", old="self.attn(self.ln_1(x), causal=True)",
+           new="self.attn(self.ln_2(x), causal=True)",
+           fails={"test_block"}, why="ln_2 before the attention", hint="apply ln_2 before the attention too"),
+    Mutant(cell="block", old="""        x = x + self.attn(self.ln_1(x), causal=True)
+        x = x + self.mlp(self.ln_2(x))
+        return x""", new="""        h = x + self.attn(self.ln_1(x), causal=True)
+        return x + self.mlp(self.ln_2(h))""", fails={"test_block"}, why="second residual adds to the block's input",
+           hint="add the input x to the MLP's output"),
+    Mutant(cell="cosine_lr", old="return max_lr * (step + 1) / warmup_steps",
+           new="return max_lr * step / (warmup_steps - 1)", fails={"test_cosine_lr"},
+           why="warmup as step / (w - 1): ZeroDivisionError at w = 1", hint="dividing by (warmup_steps - 1) fails"),
+    Mutant(cell="cosine_lr", old="math.cos(math.pi * ratio)", new="math.cos(ratio)", fails={"test_cosine_lr"},
+           why="cos(r) without pi", hint="take cos(r) without pi"),
+    Mutant(cell="sft_loss", old="per_token = F.cross_entropy(logits.reshape(-1, V), targets",
+           new="per_token = F.nll_loss(logits.reshape(-1, V), targets",
+           fails={"test_sft_loss"}, why="nll_loss on raw logits (no log_softmax)",
+           hint="pass the raw logits to F.nll_loss"),
+    Mutant(cell="sft_loss", old="per_token = F.cross_entropy(logits.reshape(-1, V), targets",
+           new="per_token = F.nll_loss(F.softmax(logits.reshape(-1, V), dim=-1), targets",
+           fails={"test_sft_loss"}, why="nll_loss on probabilities (softmax, not log_softmax)",
+           hint="take F.softmax instead of F.log_softmax"),
+    Mutant(cell="ddp_train_step", old="    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)  # after the "
+                                      "reduction: the same on every rank\n    optimizer.step()",
+           new="    optimizer.step()\n    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)",
+           fails={"test_ddp_train_step"},
+           why="optimizer stepped before gradient clipping", hint="take the optimizer step before clipping"),
+    Mutant(cell="cosine_lr", old="return max_lr * (step + 1) / warmup_steps",
+           new="return max_lr * (step + 1) / (warmup_steps + 1)", fails={"test_cosine_lr"},
+           why="warmup divided by w + 1", hint="divide the warmup by warmup_steps + 1"),
+    Mutant(cell="sft_loss", old="""    V = logits.shape[-1]
+    per_token = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), reduction="none")  # (B*T,)""",
+           new="""    V = logits.shape[-1]
+    log_probs = F.log_softmax(logits, dim=1)
+    per_token = F.nll_loss(log_probs.reshape(-1, V), targets.reshape(-1), reduction="none")""",
+           fails={"test_sft_loss"}, why="log_softmax over the positions", hint="take the log_softmax over dim=1"),
 ]

@@ -107,4 +107,18 @@ MUTANTS = [
            new="        offset += g.numel()\n        g.copy_(flat[offset:offset + g.numel()].view_as(g))",
            fails={"test_flat_ddp"},
            why="advances the offset before copying", hint="the slice bounds it was cut with"),
+    # issue 23, third set: wrong answers the testers wrote that were caught but not named
+    Mutant(cell="naive_ddp", old="        dist.all_reduce(p.grad)     # the sum over the ranks, in place\n",
+           new="        p.grad /= world_size\n        dist.all_reduce(p.grad)\n", fails={"test_naive_ddp"},
+           why="divides by the world size both before and after the all_reduce",
+           hint="divide by world_size both before and after the all_reduce"),
+    Mutant(cell="flat_ddp", old="    dist.all_reduce(flat)\n",
+           new="    flat /= dist.get_world_size()\n    dist.all_reduce(flat)\n", fails={"test_flat_ddp"},
+           why="divides the flat buffer by the world size twice",
+           hint="divide the flat buffer by world_size both before and after"),
+    Mutant(cell="accumulation", old="    optimizer.zero_grad()\n    for x, y in micro_batches:\n",
+           new="    for x, y in micro_batches:\n", fails={"test_accumulation"},
+           why="gradients never zeroed between steps", hint="never zero the gradients between steps"),
+    Mutant(cell="zero1", old="if owner == rank], lr=lr)", new="if owner == rank])", fails={"test_zero1"},
+           why="the local AdamW built without lr", hint="build the local AdamW without lr=lr"),
 ]

@@ -72,6 +72,9 @@ def _random_ids(rng: random.Random, n: int, alphabet: int) -> list[int]:
     return ids
 
 
+_NUMBERS = "Anno 1642, 1643 and 1642; folio2 of 1642 pages " * 3
+
+
 def _pair_counts_cases(seed: int) -> list[dict]:
     rng = random.Random(seed)
     cases = [{"ids": []}, {"ids": [5]}, {"ids": [1, 1, 1, 1]}]
@@ -98,6 +101,8 @@ def _train_cases(seed: int) -> list[dict]:
              {"text": "", "vocab_size": 260},
              # a tie between (b"ab", b"c") and (b"z", b"y"): by bytes (z, y) wins, by ids (256, 99) would
              {"text": "abc abc abd zy zy", "vocab_size": 256 + 3}]
+    # numbers: a run of digits with its leading space is one pre-token, apart from the letters before it
+    cases.append({"text": _NUMBERS, "vocab_size": 256 + 12})
     for n_words, n_merges in [(60, 12), (300, 40), (150, 25)]:
         cases.append({"text": _random_text(rng, n_words), "vocab_size": 256 + n_merges})
     return cases
@@ -126,6 +131,8 @@ def _encode_cases(seed: int) -> list[dict]:
     # characters of two and three UTF-8 bytes, merged in training: the ids are bytes, not code points
     vocab, merges = bpe.train_bpe("café déjà naïve — café déjà — é", 256 + 12)
     cases.append({"text": "déjà café — naïve é", "vocab": vocab, "merges": merges})
+    vocab, merges = bpe.train_bpe(_NUMBERS, 256 + 12)
+    cases.append({"text": "folio2 in 1642, 16431642 and 7", "vocab": vocab, "merges": merges})
     return cases
 
 

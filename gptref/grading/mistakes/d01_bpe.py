@@ -85,9 +85,33 @@ def _merge_right_to_left(ids, pair, new_id):
     return _merge(ids[::-1], pair[::-1], new_id)[::-1]
 
 
+# -- pre-tokenizing patterns students write instead of GPT2_SPLIT_PATTERN ---------------------------
+_CONTRACTIONS = r"'s|'t|'re|'ve|'m|'ll|'d|"
+NO_LEADING_SPACE = _CONTRACTIONS + r"\p{L}+|\p{N}+|[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+WORD_CHARS_ONLY = r"\w+"
+WORD_CHARS = r" ?\w+| ?[^\w\s]+|\s+"
+ONE_DIGIT = _CONTRACTIONS + r" ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+DIGITS_BY_THREE = _CONTRACTIONS + r" ?\p{L}+| ?\p{N}{1,3}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+DIGITS_WITHOUT_SPACE = _CONTRACTIONS + r" ?\p{L}+|\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+
+_USE_GIVEN = "; use the given GPT2_SPLIT_PATTERN"
+_SAYS_NO_LEADING_SPACE = ("pre-tokenize with a pattern of your own that leaves the space out of the word (\\p{L}+ "
+                          "without ' ?', \\w+, text.split()): GPT-2's pre-tokens carry their leading space, ' the'"
+                          + _USE_GIVEN)
+_SAYS_WORDS_ONLY = ("pre-tokenize with \\w+ alone: it keeps only the words (letters, digits and _ together) and "
+                    "drops the spaces and punctuation between them" + _USE_GIVEN)
+_SAYS_ONE_DIGIT = ("cut the digits into pre-tokens of ONE digit (\\p{N} without +): GPT-2 keeps a run of digits "
+                   "together, ' 1599' is one pre-token" + _USE_GIVEN)
+_SAYS_DIGITS_BY_THREE = ("cut runs of digits into groups of three (\\p{N}{1,3}, a later tokenizer's rule): GPT-2 keeps "
+                         "the whole run together, ' ?\\p{N}+'" + _USE_GIVEN)
+_SAYS_DIGITS_WITHOUT_SPACE = ("leave the space out of a run of digits (\\p{N}+ without ' ?'): GPT-2's ' 1599' carries "
+                              "its space like ' the'" + _USE_GIVEN)
+
+
 # -- train_bpe ------------------------------------------------------------------------------------
-def _train(text, vocab_size, *, split=True, ties="bytes", extra=0, min_count=1, weighted=True):
-    pieces = regex.findall(GPT2_SPLIT_PATTERN, text) if split else [text]
+def _train(text, vocab_size, *, split=True, ties="bytes", extra=0, min_count=1, weighted=True,
+           pattern=GPT2_SPLIT_PATTERN):
+    pieces = regex.findall(pattern, text) if split else [text]
     words = Counter(tuple(w.encode("utf-8")) for w in pieces if w)
     vocab = {i: bytes([i]) for i in range(256)}
     merges = []
@@ -111,7 +135,7 @@ def _train(text, vocab_size, *, split=True, ties="bytes", extra=0, min_count=1, 
 
 
 # -- encode ---------------------------------------------------------------------------------------
-def _encode(text, vocab, merges, *, split=True, order="rank", code_points=False):
+def _encode(text, vocab, merges, *, split=True, order="rank", code_points=False, pattern=GPT2_SPLIT_PATTERN):
     id_of = {}
     for i in sorted(vocab):
         id_of.setdefault(vocab[i], i)
@@ -119,7 +143,7 @@ def _encode(text, vocab, merges, *, split=True, order="rank", code_points=False)
     for r, (left, right) in enumerate(merges):
         rank.setdefault((id_of[left], id_of[right]), r)
     ids = []
-    for piece in (regex.findall(GPT2_SPLIT_PATTERN, text) if split else [text]):
+    for piece in (regex.findall(pattern, text) if split else [text]):
         tokens = [ord(c) for c in piece] if code_points else list(piece.encode("utf-8"))
         while len(tokens) > 1:
             present = [p for p in zip(tokens, tokens[1:]) if p in rank]
@@ -207,6 +231,16 @@ MISTAKES = {
         Mistake("count each distinct pre-token once: a pair's count is the sum over pre-tokens of (how often the "
                 "pre-token occurs) x (how often the pair occurs in it)",
                 lambda text, vocab_size: _train(text, vocab_size, weighted=False)),
+        Mistake(_SAYS_NO_LEADING_SPACE,
+                lambda text, vocab_size: _train(text, vocab_size, pattern=NO_LEADING_SPACE)),
+        Mistake("put letters and digits into one pre-token (\\w+ or [\\p{L}\\p{N}]+ in a pattern of your own): "
+                "GPT-2 cuts 'act3' into 'act' and '3', letters (\\p{L}+) apart from digits (\\p{N}+)" + _USE_GIVEN,
+                lambda text, vocab_size: _train(text, vocab_size, pattern=WORD_CHARS)),
+        Mistake(_SAYS_WORDS_ONLY, lambda text, vocab_size: _train(text, vocab_size, pattern=WORD_CHARS_ONLY)),
+        Mistake(_SAYS_ONE_DIGIT, lambda text, vocab_size: _train(text, vocab_size, pattern=ONE_DIGIT)),
+        Mistake(_SAYS_DIGITS_BY_THREE, lambda text, vocab_size: _train(text, vocab_size, pattern=DIGITS_BY_THREE)),
+        Mistake(_SAYS_DIGITS_WITHOUT_SPACE,
+                lambda text, vocab_size: _train(text, vocab_size, pattern=DIGITS_WITHOUT_SPACE)),
     ),
     "encode": (
         Mistake("apply the latest merge first: apply the merges in training order (lowest rank first)",
@@ -219,6 +253,15 @@ MISTAKES = {
         Mistake("start from the characters' code points (ord(c)): start from the UTF-8 bytes, piece.encode('utf-8'); "
                 "a character outside ASCII is 2 to 4 bytes",
                 lambda text, vocab, merges: _encode(text, vocab, merges, code_points=True)),
+        Mistake(_SAYS_WORDS_ONLY,
+                lambda text, vocab, merges: _encode(text, vocab, merges, pattern=WORD_CHARS_ONLY)),
+        Mistake(_SAYS_NO_LEADING_SPACE,
+                lambda text, vocab, merges: _encode(text, vocab, merges, pattern=NO_LEADING_SPACE)),
+        Mistake(_SAYS_ONE_DIGIT, lambda text, vocab, merges: _encode(text, vocab, merges, pattern=ONE_DIGIT)),
+        Mistake(_SAYS_DIGITS_BY_THREE,
+                lambda text, vocab, merges: _encode(text, vocab, merges, pattern=DIGITS_BY_THREE)),
+        Mistake(_SAYS_DIGITS_WITHOUT_SPACE,
+                lambda text, vocab, merges: _encode(text, vocab, merges, pattern=DIGITS_WITHOUT_SPACE)),
     ),
     "decode": (
         Mistake("decode token by token: join all bytes first, then decode once", _decode_each),

@@ -58,6 +58,14 @@ BLOCK = (
     Mistake("add the sub-layer's output to the normalised x, h = ln_1(x) + attn(ln_1(x)): the residual stream "
             "x itself is never normalised, x = x + attn(ln_1(x))",
             _wired(lambda m, x: (lambda h: h + _mlp(m, m.ln_2(h)))(m.ln_1(x) + m.attn(m.ln_1(x), causal=True)))),
+    Mistake("swap the two norms: ln_1 belongs to the attention and ln_2 to the MLP, x = x + attn(ln_1(x)), then "
+            "x = x + mlp(ln_2(x)) (the loaded weights give each norm its own scale and shift)",
+            _wired(lambda m, x: (lambda h: h + _mlp(m, m.ln_1(h)))(x + m.attn(m.ln_2(x), causal=True)))),
+    Mistake("apply ln_2 before the attention too: each sub-layer has its own norm, ln_1 for the attention",
+            _wired(lambda m, x: (lambda h: h + _mlp(m, m.ln_2(h)))(x + m.attn(m.ln_2(x), causal=True)))),
+    Mistake("add the input x to the MLP's output instead of the attention's sum h: the second residual adds to "
+            "the stream after the attention, x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x))",
+            _wired(lambda m, x: x + _mlp(m, m.ln_2(x + m.attn(m.ln_1(x), causal=True))))),
     Mistake("give MultiHeadAttention the size of a head where it takes the NUMBER of heads: "
             "MultiHeadAttention(config.n_embd, config.n_head)",
             _wired(lambda m, x: (lambda h: h + _mlp(m, m.ln_2(h)))(x + m.attn(m.ln_1(x), causal=True)),
@@ -69,16 +77,16 @@ BLOCK = (
 
 def _schedule(step, max_lr, min_lr, warmup_steps, max_steps, warmup_from_zero=False, half_cosine=True, floor=True,
               ratio_from_zero=False, floor_after_end=True, ratio_over_total=False, amplitude_max=False,
-              warmup_through_w=False):
+              warmup_through_w=False, angle=math.pi, warmup_over=0):
     if step < warmup_steps or (warmup_through_w and step == warmup_steps):
-        return max_lr * (step if warmup_from_zero else step + 1) / warmup_steps
+        return max_lr * (step if warmup_from_zero else step + 1) / (warmup_steps + warmup_over)
     if step > max_steps and floor_after_end:
         return min_lr if floor else 0.0
     if ratio_from_zero:
         ratio = step / max_steps
     else:
         ratio = (step - warmup_steps) / (max_steps if ratio_over_total else max_steps - warmup_steps)
-    factor = 0.5 * (1.0 + math.cos(math.pi * ratio)) if half_cosine else math.cos(math.pi * ratio)
+    factor = 0.5 * (1.0 + math.cos(angle * ratio)) if half_cosine else math.cos(angle * ratio)
     if not floor:
         return factor * max_lr
     return min_lr + factor * (max_lr if amplitude_max else max_lr - min_lr)
@@ -111,6 +119,14 @@ COSINE = (
             "min_lr + 0.5 (1 + cos(pi r)) (max_lr - min_lr) goes from max_lr down to min_lr",
             lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
                 step, max_lr, min_lr, warmup_steps, max_steps, amplitude_max=True)),
+    Mistake("take cos(r) without pi: r runs from 0 to 1, so the angle must run from 0 to pi, "
+            "0.5 * (1 + cos(pi * r)), for the rate to reach min_lr at max_steps",
+            lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
+                step, max_lr, min_lr, warmup_steps, max_steps, angle=1.0)),
+    Mistake("divide the warmup by warmup_steps + 1, so it never reaches max_lr: max_lr * (step + 1) / warmup_steps "
+            "gives max_lr at step w - 1",
+            lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
+                step, max_lr, min_lr, warmup_steps, max_steps, warmup_over=1)),
     Mistake("keep step == warmup_steps in the warmup branch (step <= w), which gives it max_lr * (w + 1) / w, "
             "above the peak: the warmup is step < warmup_steps",
             lambda step, max_lr, min_lr, warmup_steps, max_steps: _schedule(
@@ -170,6 +186,15 @@ SFT = (
     Mistake("average each sequence first and then the sequences: one mean over all response tokens of the batch "
             "weights every token alike",
             _per_sequence_mean),
+    Mistake("pass the raw logits to F.nll_loss: nll_loss expects LOG-probabilities (it only picks -input[target]), "
+            "so apply F.log_softmax(logits, dim=-1) first, or use F.cross_entropy, which does both",
+            lambda logits, targets, loss_mask: F.nll_loss(logits[loss_mask], targets[loss_mask])),
+    Mistake("take F.softmax instead of F.log_softmax before F.nll_loss: nll_loss expects LOG-probabilities, "
+            "F.log_softmax(logits, dim=-1) (or F.cross_entropy on the logits)",
+            lambda logits, targets, loss_mask: F.nll_loss(F.softmax(logits[loss_mask], dim=-1), targets[loss_mask])),
+    Mistake("take the log_softmax over dim=1 (the positions of a (B, T, V) tensor): the classes are the LAST "
+            "dimension, F.log_softmax(logits, dim=-1)",
+            lambda logits, targets, loss_mask: F.nll_loss(F.log_softmax(logits, dim=1)[loss_mask], targets[loss_mask])),
     Mistake("sum the response tokens' losses without dividing: the loss is their mean",
             lambda logits, targets, loss_mask: _per_token(logits, targets)[loss_mask].sum()),
     Mistake("shift the targets once more: they are already the inputs shifted by one, so logits[:, t] goes with "
@@ -190,10 +215,11 @@ def mlp_from_state(state):
     return model
 
 
-def simulated_ddp_step(state, x, y, lr, max_norm, world_size=2, *, reduce: str = "mean", clip_first: bool = False):
+def simulated_ddp_step(state, x, y, lr, max_norm, world_size=2, *, reduce: str = "mean", clip_first: bool = False,
+                       clip: bool = True):
     """One data-parallel SGD step simulated in one process, the gradients combined by `reduce` ("mean", "sum",
-    "none": rank 0's own, "mean_twice": the mean divided by world_size again, "skip": no step): rank 0's
-    parameters after it."""
+    "none": rank 0's own, "mean_twice": the mean divided by world_size again, "skip": no step), clipped before
+    the step unless `clip` is False (a clip after the step changes nothing): rank 0's parameters after it."""
     if reduce == "skip":
         return {k: v.detach().clone() for k, v in state.items()}
     grads = []
@@ -212,7 +238,7 @@ def simulated_ddp_step(state, x, y, lr, max_norm, world_size=2, *, reduce: str =
     model = mlp_from_state(state)
     for p, g in zip(model.parameters(), total):
         p.grad = g.clone()
-    if not clip_first:
+    if clip and not clip_first:
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
     with torch.no_grad():
         for p in model.parameters():
@@ -220,10 +246,11 @@ def simulated_ddp_step(state, x, y, lr, max_norm, world_size=2, *, reduce: str =
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _ddp(reduce: str, clip_first: bool = False):
+def _ddp(reduce: str, clip_first: bool = False, clip: bool = True):
     """A wrong data-parallel step with the exercise's signature (run_ddp)."""
     def run_ddp(state, x, y, lr, max_norm, world_size=2):
-        return simulated_ddp_step(state, x, y, lr, max_norm, world_size, reduce=reduce, clip_first=clip_first)
+        return simulated_ddp_step(state, x, y, lr, max_norm, world_size, reduce=reduce, clip_first=clip_first,
+                                  clip=clip)
     return run_ddp
 
 
@@ -240,6 +267,9 @@ DDP = (
     Mistake("divide the averaged gradients by world_size once more: they are half the whole batch's gradient "
             "(all_reduce with ReduceOp.AVG already gives the mean; with the default SUM divide once)",
             _ddp("mean_twice")),
+    Mistake("take the optimizer step before clipping: the step used the unclipped gradient (clipping afterwards "
+            "changes nothing); the order is all_reduce and divide, clip_grad_norm_, then optimizer.step()",
+            _ddp("mean", clip=False)),
     Mistake("leave the parameters where they started: rank 0's parameters did not move, so the step used no "
             "gradient. Look at the order in ddp_train_step: zero_grad, backward, all_reduce, clip, step (a "
             "zero_grad between backward and step clears the gradients)",

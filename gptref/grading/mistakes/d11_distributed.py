@@ -46,9 +46,11 @@ def _rank_grads(models, x, y, micro_steps=1, scale=True, last_only=False):
 
 
 def _sgd(state, x, y, lr, *, broadcast=True, combine="mean", micro_steps=1, scale=True, last_only=False,
-         unflatten_first_piece=False, first_step_only=False, extra_scale=1.0) -> dict:
-    """SGD on WORLD simulated ranks with the given mistake; rank 0's parameters at the end."""
+         unflatten_first_piece=False, first_step_only=False, extra_scale=1.0, never_zeroed=False) -> dict:
+    """SGD on WORLD simulated ranks with the given mistake; rank 0's parameters at the end. never_zeroed: each
+    step's averaged gradient is added to the one left in p.grad by the steps before (no zero_grad)."""
     models = [_model(_start(state, r, broadcast)) for r in range(WORLD)]
+    carried = None
     for step in range(x.shape[0]):
         grads = _rank_grads(models, x[step], y[step], micro_steps, scale, last_only)
         how = "none" if first_step_only and step > 0 else combine
@@ -73,7 +75,11 @@ def _sgd(state, x, y, lr, *, broadcast=True, combine="mean", micro_steps=1, scal
             if unflatten_first_piece:  # every gradient gets the first elements of the flat buffer
                 flat = torch.cat([g.reshape(-1) for g in total])
                 total = [flat[:g.numel()].view_as(g) for g in total]
-            new = [[g * extra_scale for g in total]] * WORLD
+            total = [g * extra_scale for g in total]
+            if never_zeroed and carried is not None:
+                total = [g + c for g, c in zip(total, carried)]
+            carried = total
+            new = [total] * WORLD
         with torch.no_grad():
             for model, gs in zip(models, new):
                 for p, g in zip(model.parameters(), gs):
@@ -90,12 +96,14 @@ def _owners(state: dict) -> list[int]:
     return owners
 
 
-def _adamw_stepping(state, x, y, lr, stepped_by: tuple[int, ...]) -> dict:
+def _adamw_stepping(state, x, y, lr, stepped_by: tuple[int, ...], optimizer_lr: float | None = None,
+                    weight_decay: float = 0.01) -> dict:
     """Rank 0's parameters after whole-batch gradients (averaged over the ranks) when only the parameters owned by
-    `stepped_by` ever change on rank 0."""
+    `stepped_by` ever change on rank 0, stepped by AdamW with `optimizer_lr` (lr when None) and weight_decay."""
     model = _model(state)
     params = [p for p, owner in zip(model.parameters(), _owners(state)) if owner in stepped_by]
-    optimizer = torch.optim.AdamW(params, lr=lr) if params else None
+    rate = lr if optimizer_lr is None else optimizer_lr
+    optimizer = torch.optim.AdamW(params, lr=rate, weight_decay=weight_decay) if params else None
     for step in range(x.shape[0]):
         model.zero_grad()
         F.cross_entropy(model(x[step]), y[step]).backward()
@@ -115,6 +123,9 @@ MISTAKES = {
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="halve")),
         Mistake("never average the gradients, so every rank steps on its own half-batch",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="none")),
+        Mistake("divide by world_size both before and after the all_reduce: your gradients are world_size times "
+                "too small; divide once, after the all_reduce (it sums)",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, extra_scale=1 / WORLD)),
         Mistake("divide by world_size on rank 0 only: every rank must divide its all_reduced p.grad, or rank 1 "
                 "steps on the SUM and the copies drift apart (rank 0's next gradients come from them)",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="rank0_mean")),
@@ -127,6 +138,9 @@ MISTAKES = {
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="sum")),
         Mistake("reduce the flat buffer but never copy it back into the p.grad tensors",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="none")),
+        Mistake("divide the flat buffer by world_size both before and after the all_reduce: your gradients are "
+                "world_size times too small; divide once, after the all_reduce (it sums)",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, extra_scale=1 / WORLD)),
         Mistake("copy the same first piece of the flat buffer into every gradient: advance the offset by each "
                 "gradient's numel()",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, unflatten_first_piece=True)),
@@ -147,6 +161,10 @@ MISTAKES = {
                 lambda state, x, y, lr, micro_steps: _sgd(state, x, y, lr, micro_steps=micro_steps, scale=False)),
         Mistake("zero the gradients before every micro-batch, so only the last micro-batch counts",
                 lambda state, x, y, lr, micro_steps: _sgd(state, x, y, lr, micro_steps=micro_steps, last_only=True)),
+        Mistake("never zero the gradients between steps: p.grad still holds the previous step's averaged "
+                "gradient, and backward adds to it; call optimizer.zero_grad() once at the start of every step",
+                lambda state, x, y, lr, micro_steps: _sgd(state, x, y, lr, micro_steps=micro_steps,
+                                                          never_zeroed=True)),
         Mistake("scale by the number of micro-batches twice: the losses are already divided by N, so the "
                 "all_reduced gradients are divided by world_size only (yours are N times too small)",
                 lambda state, x, y, lr, micro_steps: _sgd(state, x, y, lr, micro_steps=micro_steps,
@@ -156,6 +174,9 @@ MISTAKES = {
         Mistake("broadcast every parameter from rank 0: the parameters rank 1 owns are stepped on rank 1 only, and "
                 "rank 0 never receives them; every parameter is broadcast from its owner (src=owner)",
                 lambda state, x, y, lr: _adamw_stepping(state, x, y, lr, stepped_by=(0,))),
+        Mistake("build the local AdamW without lr=lr: it steps with AdamW's default rate 0.001; pass "
+                "torch.optim.AdamW(own_params, lr=lr)",
+                lambda state, x, y, lr: _adamw_stepping(state, x, y, lr, stepped_by=(0, 1), optimizer_lr=1e-3)),
         Mistake("never update any parameter: none of rank 0's parameters changed after the steps. Look at which "
                 "parameters each rank's local optimizer holds (those with owner == rank) and that zero1_step steps "
                 "it before the broadcasts",
