@@ -81,6 +81,12 @@ def cell_failure(cell) -> str | None:
     return None
 
 
+def _without_markers(source: str) -> str:
+    """A solution cell as a student hands it in: the nbgrader solution markers' lines left out."""
+    return "\n".join(line for line in source.splitlines()
+                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+
+
 def _ensure_importable(monkeypatch) -> None:
     """Kernels inherit PYTHONPATH: make gptref (this checkout) importable in them."""
     old = os.environ.get("PYTHONPATH", "")
@@ -209,6 +215,9 @@ def test_mutants_fail_exactly_their_tests(day, tmp_path, monkeypatch):
         elif graded[m.cell][1].source.count(m.old) != 1:
             problems.append(f"mutant {m.why!r}: its `old` text occurs {graded[m.cell][1].source.count(m.old)} times "
                             f"in cell {m.cell!r} (must be exactly once)")
+        elif _without_markers(graded[m.cell][1].source).count(m.old) != 1:
+            problems.append(f"mutant {m.why!r}: its `old` text must occur once in {m.cell!r} without the solution "
+                            "markers too (a student's notebook has none; the real-course test applies it there)")
         unknown = set(m.fails) - set(tests)
         if unknown:
             problems.append(f"mutant {m.why!r} names unknown test cells {sorted(unknown)} (have {tests})")

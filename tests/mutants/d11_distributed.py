@@ -83,11 +83,10 @@ MUTANTS = [
            hint="torch.stack needs tensors of equal shapes"),
     Mutant(cell="flat_ddp", old="flat = torch.cat([g.reshape(-1) for g in grads])", new="flat = torch.cat(grads)",
            fails={"test_flat_ddp"}, why="torch.cat without flattening", hint="flatten each first"),
-    Mutant(cell="bucketed_ddp", old="""        self.in_flight = []
-        self.waiting = [len(b) for b in self.buckets]
-        ### END""", new="""        self.in_flight = []
-        ### END""", fails={"test_bucketed_ddp"}, why="the countdown is not reset after a step",
-           hint="average only in the first step"),
+    Mutant(cell="bucketed_ddp",
+           old="        self.in_flight = []\n        self.waiting = [len(b) for b in self.buckets]",
+           new="        self.in_flight = []", fails={"test_bucketed_ddp"},
+           why="the countdown is not reset after a step", hint="average only in the first step"),
     Mutant(cell="accumulation", old="        p.grad /= dist.get_world_size()",
            new="        p.grad /= dist.get_world_size() * len(micro_batches)",
            fails={"test_accumulation"}, why="scales by N twice", hint="scale by the number of micro-batches twice"),
