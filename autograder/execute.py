@@ -79,11 +79,13 @@ class SandboxedExecute(NbGraderPreprocessor):
         if self.unsafe:
             status["flags"].append("graded WITHOUT the sandbox (--unsafe-no-sandbox)")
 
-        hidden_in = {c.metadata.nbgrader.get("grade_id") for c in nb.cells if is_test_cell(c) and has_hidden_tests(c.source)}
+        hidden_in = {c.metadata.nbgrader.get("grade_id") for c in nb.cells
+                     if is_test_cell(c) and has_hidden_tests(c.source)}
         self._run(nb, notebook, sandbox, settings, run_seed, status)
         for cell in nb.cells:
             if is_test_cell(cell) and stderr_to_stdout(cell):
-                status["notes"].append(f"{cell.metadata.nbgrader.get('grade_id')}: stderr output kept as text (no penalty)")
+                status["notes"].append(f"{cell.metadata.nbgrader.get('grade_id')}: stderr output kept as text "
+                                       "(no penalty)")
 
         for extra in settings.python_paths:
             if extra not in sys.path:
@@ -156,7 +158,8 @@ class SandboxedExecute(NbGraderPreprocessor):
             if len(executed.cells) != len(nb.cells):
                 raise ValueError("the executed notebook has a different number of cells")
         except Exception as error:  # noqa: BLE001
-            why = f"the notebook run ran past {settings.notebook_timeout} s" if run.timed_out else f"the notebook run failed ({type(error).__name__}; exit {run.rc})"
+            why = (f"the notebook run ran past {settings.notebook_timeout} s" if run.timed_out
+                   else f"the notebook run failed ({type(error).__name__}; exit {run.rc})")
             status["flags"].append(f"{why}: no cell output, every test cell scored 0")
             for cell in nb.cells:
                 if cell.cell_type == "code":
@@ -168,8 +171,10 @@ class SandboxedExecute(NbGraderPreprocessor):
                 cell.execution_count = done.get("execution_count")
         status["run"].update(run_info)
         for event in run_info.get("events", []):
-            msg = {"timeout": "cell {cell} timed out", "kernel-killed": "kernel stopped after cell {cell} ignored the interrupt",
-                   "kernel-died": "kernel died in cell {cell}; later cells not run", "output-truncated": "cell {cell} output truncated",
+            msg = {"timeout": "cell {cell} timed out",
+                   "kernel-killed": "kernel stopped after cell {cell} ignored the interrupt",
+                   "kernel-died": "kernel died in cell {cell}; later cells not run",
+                   "output-truncated": "cell {cell} output truncated",
                    "error": "cell {cell}: runner error"}.get(event["event"], event["event"])
             status["notes"].append(msg.format(cell=event.get("cell")))
         if run_info.get("dead"):
@@ -184,7 +189,8 @@ class SandboxedExecute(NbGraderPreprocessor):
             if had_hidden:  # never run beside student code, and nothing else checks them: an instructor decides
                 cell.outputs.append(error_output("HiddenTestsNotRun", "this cell's hidden tests have no trusted check: "
                                                  "an instructor grades it"))
-                status["flags"].append(f"{gid}: its hidden tests have no trusted check in the registry: 0 points; review")
+                status["flags"].append(f"{gid}: its hidden tests have no trusted check in the registry: "
+                                       "0 points; review")
             return
         for name in governing:
             verdict = verdicts.get(name) or {"status": "unavailable", "detail": "no verdict",

@@ -110,7 +110,8 @@ def grade(course: Course, assignment: str | None = None, workers: int = 1, unsaf
     if not _no_workers_left(course):
         print("error: workers of an earlier grading run of this course are still running", file=sys.stderr)
         return 2
-    scratch_base = os.path.join(tempfile.gettempdir(), "autograder-" + hashlib.sha256(course.work.encode()).hexdigest()[:10])
+    work_digest = hashlib.sha256(course.work.encode()).hexdigest()[:10]
+    scratch_base = os.path.join(tempfile.gettempdir(), "autograder-" + work_digest)
     shutil.rmtree(scratch_base, ignore_errors=True)  # leftovers of a killed run (we hold the lock)
     os.makedirs(scratch_base, mode=0o711)
     todo = [(name, student) for name, student in submissions(course, assignment) if not students or student in students]
@@ -155,7 +156,8 @@ def grade(course: Course, assignment: str | None = None, workers: int = 1, unsaf
     n_rows = export_csv(course)
     shutil.rmtree(scratch_base, ignore_errors=True)
     if not quiet:
-        print(f"graded {len(jobs)} in {time.monotonic() - t0:.1f} s; {n_rows} rows in {os.path.join(course.work, 'grades.csv')}")
+        grades_csv = os.path.join(course.work, "grades.csv")
+        print(f"graded {len(jobs)} in {time.monotonic() - t0:.1f} s; {n_rows} rows in {grades_csv}")
         print("run `python -m autograder report` for what needs manual grading or review")
     return 0
 

@@ -8,8 +8,8 @@ no network, its own pid/ipc/uts namespaces, and dies with the grader. As root th
 as a uid leased from a machine-wide pool (`uidpool`), so no two sandboxes on the machine ever
 share one and RLIMIT_NPROC counts only its own processes; otherwise bwrap maps it to uid 65534
 in a user namespace. The answer comes back on fd 3, signed with a per-run key given on fd 4
-(`inside/channel.py`); anything unsigned is dropped and reported in `SandboxResult.forged`. Limits: RLIMIT_AS, CPU, NPROC,
-NOFILE, FSIZE, a wall clock, and the whole process group killed at the end.
+(`inside/channel.py`); anything unsigned is dropped and reported in `SandboxResult.forged`. Limits: RLIMIT_AS,
+CPU, NPROC, NOFILE, FSIZE, a wall clock, and the whole process group killed at the end.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def _mpl_cache() -> str | None:
     tmp = base + f".{os.getpid()}"
     try:
         os.makedirs(tmp, exist_ok=True)
-        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env={**os.environ, "MPLCONFIGDIR": tmp},
+        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"],
+                       env={**os.environ, "MPLCONFIGDIR": tmp},
                        capture_output=True, timeout=120, preexec_fn=functools.partial(deathsig.arm, os.getpid()))
         os.rename(tmp, base)
     except OSError:
@@ -200,11 +201,15 @@ class Sandbox:
             elif os.path.exists(p):
                 ro(p)
         for p in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
-                  "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/alternatives", "/etc/ssl/certs", "/etc/fonts"):
+                  "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/alternatives", "/etc/ssl/certs",
+                  "/etc/fonts"):
             ro(p, try_=True)
-        cmd += ["--perms", "1777", "--size", str(self.settings.disk_mb << 20), "--tmpfs", WRITABLE]  # before binds under /tmp
+        # before the binds under /tmp
+        cmd += ["--perms", "1777", "--size", str(self.settings.disk_mb << 20), "--tmpfs", WRITABLE]
         made.add(WRITABLE)
-        for p in _python_roots() + [os.path.abspath(p) for p in self.settings.python_paths] + list(self.settings.extra_ro_binds):
+        read_only = (_python_roots() + [os.path.abspath(p) for p in self.settings.python_paths]
+                     + list(self.settings.extra_ro_binds))
+        for p in read_only:
             if any(p == b or p.startswith(b + "/") for b in _bound(cmd)):
                 continue
             ro(p, try_=True)
@@ -242,7 +247,8 @@ class Sandbox:
         try:  # an unprivileged user: its other processes count too
             import psutil
 
-            mine = sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == os.getuid())
+            mine = sum(1 for p in psutil.process_iter(["uids"])
+                       if p.info["uids"] and p.info["uids"].real == os.getuid())
         except Exception:  # noqa: BLE001
             mine = 512
         return mine + self.settings.max_processes
@@ -347,7 +353,8 @@ class Sandbox:
             except channel.Forged as e:
                 payload, forged = b"", True
                 notes.append(f"forged answer rejected ({script}): {e}")
-        return SandboxResult(rc, timed_out, payload, log, round(time.monotonic() - t0, 2), not self.unsafe, notes, forged)
+        return SandboxResult(rc, timed_out, payload, log, round(time.monotonic() - t0, 2), not self.unsafe, notes,
+                             forged)
 
     def _kill(self, proc: subprocess.Popen) -> None:
         """No process of the run survives: its process group, and (as root) every process of its uid."""

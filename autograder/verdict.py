@@ -130,14 +130,16 @@ def trusted_verdict(nb, exercises: list, seeds: dict, sandbox, settings) -> dict
            "seed": seeds["__run__"], "cell_timeout": settings.cell_timeout, "call_timeout": settings.call_timeout}
     scratch = sandbox.new_scratch()
     try:
-        run = sandbox.run("run_verdict.py", [], scratch, json.dumps(job).encode(), settings.verdict_timeout, masked=masked)
+        run = sandbox.run("run_verdict.py", [], scratch, json.dumps(job).encode(), settings.verdict_timeout,
+                          masked=masked)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     try:
         answer = json.loads(run.payload.decode())
         results = answer["results"]
     except Exception:  # noqa: BLE001
-        why = "timed out" if run.timed_out else "answered with a forged result" if run.forged else f"exited with {run.rc}"
+        why = ("timed out" if run.timed_out else "answered with a forged result" if run.forged
+               else f"exited with {run.rc}")
         tail = run.log.strip().splitlines()[-1:] or [""]
         return {ex.name: {"status": "unavailable", "forged": run.forged,
                           "detail": f"the verdict run {why} without an answer {tail[0][:200]}",
@@ -174,7 +176,8 @@ def judge(ex, cases: list, res, call_timeout: float = 0) -> dict:
                     "message": f"case {i}: it calls a function this exercise forbids "
                                f"({', '.join(forbidden_names(ex)) or 'the reference'})"}
         if o.get("bad_answer"):
-            verdict = {"status": "fail", "detail": f"case {i}: the answer is not plain data ({str(o.get('error'))[:200]})",
+            verdict = {"status": "fail",
+                       "detail": f"case {i}: the answer is not plain data ({str(o.get('error'))[:200]})",
                        "message": f"case {i}: the answer is not plain data (tensors, arrays, numbers, strings, "
                                   "lists, tuples, dicts)"}
             continue
@@ -200,5 +203,6 @@ def judge(ex, cases: list, res, call_timeout: float = 0) -> dict:
         except Exception as e:  # noqa: BLE001 (a malformed answer can break a comparison)
             msg = f"comparison failed: {type(e).__name__}"
         if msg:
-            verdict = {"status": "fail", "detail": f"case {i}: {str(msg)[:300]}", "message": f"case {i}: {str(msg)[:300]}"}
+            verdict = {"status": "fail", "detail": f"case {i}: {str(msg)[:300]}",
+                       "message": f"case {i}: {str(msg)[:300]}"}
     return verdict

@@ -114,7 +114,8 @@ def grade_one(course: Course, assignment: str, student: str, slot: int = 0, unsa
     feedback), gather what each step found, and write the status record last."""
     t0 = time.monotonic()
     path = status_record.path(course, assignment, student)
-    status = status_record.new(student, assignment, hash=submission_hash(course, assignment, student), sandboxed=not unsafe)
+    status = status_record.new(student, assignment, hash=submission_hash(course, assignment, student),
+                               sandboxed=not unsafe)
     try:  # not "done" until this run writes it again: a killed run is redone, never skipped
         os.unlink(path)
     except FileNotFoundError:
@@ -212,7 +213,8 @@ def _gather(course: Course, assignment: str, student: str, status: status_record
         entry["flags"] += detail.pop("flags", [])
         entry["notes"] += detail.pop("notes", [])
         entry.update(detail)
-    status.setdefault("state", "ok" if all(entry["state"] == "ok" for entry in status["notebooks"].values()) else "partial")
+    every_ok = all(entry["state"] == "ok" for entry in status["notebooks"].values())
+    status.setdefault("state", "ok" if every_ok else "partial")
     try:
         status.update(_scores(course, assignment, student))
     except Exception as error:  # noqa: BLE001
@@ -243,7 +245,9 @@ def _check_feedback(course: Course, assignment: str, student: str, status: dict,
             for cell in nbformat.read(src, as_version=4).cells:
                 secret += hidden_lines(cell.source)
     public = []
-    for path in glob.glob(os.path.join(staged, "*.ipynb")) + glob.glob(os.path.join(course.release, assignment, "*.ipynb")):
+    notebooks = (glob.glob(os.path.join(staged, "*.ipynb"))
+                 + glob.glob(os.path.join(course.release, assignment, "*.ipynb")))
+    for path in notebooks:
         try:
             public += [str(cell.source) for cell in nbformat.read(path, as_version=4).cells]
         except Exception:  # noqa: BLE001 - an unreadable copy hides nothing

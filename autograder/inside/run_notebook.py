@@ -139,7 +139,8 @@ async def _execute(nb, job) -> dict:
                     await _run_extra(client, BEFORE_TEST)
                 await client.async_execute_cell(cell, i, store_history=not test)
             except CellTimeoutError:
-                cell.outputs.append(_error("CellTimeoutError", f"cell ran longer than {job['cell_timeout']} s and was interrupted"))
+                cell.outputs.append(_error("CellTimeoutError",
+                                           f"cell ran longer than {job['cell_timeout']} s and was interrupted"))
                 events.append({"cell": i, "event": "timeout"})
                 try:
                     await client.km.interrupt_kernel()
@@ -165,7 +166,8 @@ async def _execute(nb, job) -> dict:
                 except Exception as e:
                     events.append({"cell": i, "event": "error", "detail": "cleanup after the test: " + repr(e)[:200]})
             if i in client.truncated:
-                cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text="\n[output truncated by the autograder]\n"))
+                cell.outputs.append(nbformat.v4.new_output("stream", name="stdout",
+                                                           text="\n[output truncated by the autograder]\n"))
                 events.append({"cell": i, "event": "output-truncated"})
     return {"events": events, "dead": dead_reason, "seconds": round(time.monotonic() - t0, 2)}
 

@@ -116,7 +116,8 @@ def main() -> int:
     for name, calls, banned in prepared:
         fn = ns.get(name)
         if not callable(fn):
-            results[name] = {"status": "missing", "detail": f"no function named {name!r} after running the solution cells"}
+            results[name] = {"status": "missing",
+                             "detail": f"no function named {name!r} after running the solution cells"}
             continue
         outs = []
         for i, args in enumerate(calls):
