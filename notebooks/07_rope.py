@@ -234,7 +234,7 @@ def rope_score(q, k, distance, base=10000.0):
 
 nb.tests("test_rope_score", 2, r'''
 from gptref.grading.explain import call
-from gptref.grading.ladders import climb_answer
+from gptref.grading.ladders import call_unchanged, climb_answer
 from gptref.grading.ladders.d07_rope import LADDERS
 from gptref.grading.mistakes.d07_rope import MISTAKES
 from gptref.positions import rope as _ref_rope

@@ -2,7 +2,7 @@
 and torch's), about half the optimizer state per rank, and checkpoints holding the full state that resume
 sharded, unsharded, and in a single process.
 
-The two ranks are forked once and run every training one after the other (each joins a fresh process group
+The two ranks are started once (spawned) and run every training one after the other (each joins a fresh process group
 through a rendez-vous file); gradient clipping is on and active at every step, so the norm must be the global one.
 """
 
@@ -63,8 +63,9 @@ def worker(rank: int, folder: str) -> None:
 def runs(tmp_path_factory):
     """{rank: {name: (state_dict, state bytes)}}, the folder, and the single-process resume's parameters."""
     folder = str(tmp_path_factory.mktemp("zero1"))
-    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])  # import torch's optimizer machinery once, before fork
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: a child forked from a pytest worker that already runs threads (xdist's, torch's) can inherit
+    # a lock held by one of them and wait on it forever (seen in a full suite run: one rank asleep on a futex)
+    ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=worker, args=(rank, folder)) for rank in range(WORLD)]
     for p in procs:
         p.start()
