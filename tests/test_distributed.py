@@ -8,7 +8,6 @@ parent compares. Rank 1 starts from different parameters, so a missing broadcast
 from __future__ import annotations
 
 import datetime
-import multiprocessing
 import os
 import traceback
 
@@ -17,6 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
+from two_ranks import run_ranks
 
 from gptref.distributed import DataParallel, ShardedAdamW
 
@@ -112,17 +112,7 @@ def worker(rank: int, folder: str) -> None:
 def ranks(tmp_path_factory):
     """Run the two ranks once: {rank: results}."""
     folder = str(tmp_path_factory.mktemp("ddp"))
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=worker, args=(r, folder)) for r in range(WORLD)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        if p.is_alive():
-            p.kill()
-    errors = [open(f"{folder}/error{r}.txt").read() for r in range(WORLD) if os.path.exists(f"{folder}/error{r}.txt")]
-    assert not errors, errors[0]
-    return {r: torch.load(f"{folder}/rank{r}.pt") for r in range(WORLD)}
+    return run_ranks(worker, folder, WORLD, seconds=120)
 
 
 def whole_batch(decay_groups: bool = False) -> dict[str, torch.Tensor]:

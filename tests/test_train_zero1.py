@@ -9,7 +9,6 @@ through a rendez-vous file); gradient clipping is on and active at every step, s
 from __future__ import annotations
 
 import datetime
-import multiprocessing
 import os
 import shutil
 import traceback
@@ -17,6 +16,7 @@ import traceback
 import pytest
 import torch
 import torch.distributed as dist
+from two_ranks import run_ranks
 
 from gptref.train import load_config, train
 from gptref.train.checkpoint import load_checkpoint, previous_path
@@ -63,21 +63,7 @@ def worker(rank: int, folder: str) -> None:
 def runs(tmp_path_factory):
     """{rank: {name: (state_dict, state bytes)}}, the folder, and the single-process resume's parameters."""
     folder = str(tmp_path_factory.mktemp("zero1"))
-    # spawn, not fork: a child forked from a pytest worker that already runs threads (xdist's, torch's) can inherit
-    # a lock held by one of them and wait on it forever (seen in a full suite run: one rank asleep on a futex)
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=worker, args=(rank, folder)) for rank in range(WORLD)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(300)
-        if p.is_alive():
-            p.kill()
-    errors = [open(f"{folder}/error{r}.txt").read() for r in range(WORLD) if os.path.exists(f"{folder}/error{r}.txt")]
-    assert not errors, errors[0]
-    unfinished = [r for r in range(WORLD) if not os.path.exists(f"{folder}/rank{r}.pt")]
-    assert not unfinished, f"ranks {unfinished} did not finish within 300 s (a collective one rank never joined?)"
-    ranks = {r: torch.load(f"{folder}/rank{r}.pt") for r in range(WORLD)}
+    ranks = run_ranks(worker, folder, WORLD, seconds=300)
     single = train(load_config(out_dir=f"{folder}/resumed_single", resume=True,
                                **dict(TINY, batch_size=WORLD * TINY["batch_size"])))  # the same global batch
     return ranks, folder, single.model.state_dict()
