@@ -28,9 +28,6 @@ from gptref.grading.check import run_case
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = range(int(os.environ.get("GPTREF_VERDICT_SEEDS", "50")))
-# day 11's every call starts two gloo processes (about 3 s): 50 seeds would take 40 minutes, so it gets 2 here,
-# and its cases are built (not drawn) to separate its mutants on any seed
-SEEDS_BY_DAY = {"11_distributed": range(min(2, len(SEEDS)))}
 ALTERNATIVE_DIRS = [ROOT / "tests" / "similarity" / "plain", ROOT / "tests" / "similarity" / "terse",
                     ROOT / "tests" / "alternatives"]
 
@@ -110,7 +107,7 @@ def test_every_mutant_fails_the_verdict_under_every_seed(day, one_thread):
         for ex in governing:  # caught by every exercise that governs a cell it fails, under every seed
             fn = namespace.get(ex.name)
             assert callable(fn), f"{day}: the verdict cells define no function {ex.name}"
-            day_seeds = SEEDS_BY_DAY.get(day, SEEDS)
+            day_seeds = SEEDS
             seeds = [seed for seed in day_seeds if _passes(ex, fn, seed, cases) is None]
             if seeds:
                 lucky.append(f"{mutant.why!r} passes the verdict of {ex.name} under seeds {seeds[:10]}"
@@ -141,7 +138,7 @@ def test_honest_alternatives_pass_the_verdict_under_every_seed(day, path, one_th
     assert written, f"{path} defines none of {day}'s exercises"
     cases, failures = Cases(), []
     for ex in written:
-        for seed in SEEDS_BY_DAY.get(day, SEEDS):
+        for seed in SEEDS:
             why = _passes(ex, namespace[ex.name], seed, cases)
             if why:
                 failures.append(f"{ex.name} under seed {seed}: {why[:300]}")
