@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from autograder.inside.hidden import AFTER_TEST, BEFORE_TEST  # noqa: E402
 from tests import prose_numbers  # noqa: E402
 from tools import nbbuild  # noqa: E402
 
@@ -85,6 +86,26 @@ def _without_markers(source: str) -> str:
     """A solution cell as a student hands it in: the nbgrader solution markers' lines left out."""
     return "\n".join(line for line in source.splitlines()
                      if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+
+
+def _run_extra(client, source: str) -> None:
+    """Code that is no cell of the notebook, outside the history (appended for the call, removed after)."""
+    cells = client.nb.cells
+    cells.append(nbformat.v4.new_code_cell(source))
+    try:
+        client.execute_cell(cells[-1], len(cells) - 1, store_history=False)
+    finally:
+        cells.pop()
+
+
+def run_test_cell(client, cell, index: int) -> None:
+    """A test cell as the sandbox runs it (autograder/inside/run_notebook.py): the names it makes are gone after
+    it, so a test that leans on another test cell's imports or variables fails here as it would when graded."""
+    _run_extra(client, BEFORE_TEST)
+    try:
+        client.execute_cell(cell, index, store_history=False)
+    finally:
+        _run_extra(client, AFTER_TEST)
 
 
 def _ensure_importable(monkeypatch) -> None:
@@ -233,7 +254,7 @@ def test_mutants_fail_exactly_their_tests(day, tmp_path, monkeypatch):
         failed = {}
         for gid in tests:
             i, cell = graded[gid]
-            client.execute_cell(cell, i)
+            run_test_cell(client, cell, i)
             why = cell_failure(cell)
             if why:
                 failed[gid] = why
@@ -241,8 +262,11 @@ def test_mutants_fail_exactly_their_tests(day, tmp_path, monkeypatch):
 
     with client.setup_kernel():
         start = time.perf_counter()
+        test_indices = {graded[gid][0] for gid in tests}
         for i, cell in enumerate(nb.cells):
-            if cell.cell_type == "code":
+            if i in test_indices:
+                run_test_cell(client, cell, i)
+            elif cell.cell_type == "code":
                 client.execute_cell(cell, i)
         seconds = time.perf_counter() - start
         TIMES[f"{day} live"] = seconds
