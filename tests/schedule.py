@@ -14,7 +14,7 @@ import os
 LONG_FILES = {
     "test_real_course_a.py": 574, "test_real_course_b.py": 565, "test_course_env.py": 250, "test_sandbox.py": 139,
     "test_autograder_hostile.py": 138, "test_postgres.py": 85, "test_slurm.py": 79, "test_stats_real.py": 54,
-    "test_verdict_seeds.py": 200,
+    "test_verdict_seeds.py": 300,
 }
 
 
