@@ -7,7 +7,9 @@ In a temp folder (as benchmarks/grading.py: release, one student handing in the 
      wall and CPU seconds (cgroup: this process and every descendant, sandboxes included) around each
      stage: submission hash, pre-check and staging, nbgrader autograde (its sandboxed notebook run, the
      trusted verdict's cases, sandbox and judging, the static scan, the rest: sanitising, gradebook
-     writes), feedback export, feedback audit, the status and gradebook reads;
+     writes), feedback export, feedback audit, the status and gradebook reads. Stages are timed with
+     c.Autograder.concurrent_verdict = False (a whole-tree CPU meter cannot split two sandboxes running at
+     once); "grading_concurrent" is the same grading as configured (verdict beside the run), totals only;
   2. probes: the parts of a sandboxed run measured alone: bubblewrap running /bin/true, Python starting
      in the sandbox, the runner's imports, torch's import, an empty notebook's run (kernel start and stop),
      and the same probes unsandboxed;
@@ -84,6 +86,26 @@ def instrument(watch: Stopwatch) -> list:
     undo += [watch.wrap(NbGraderAPI, "autograde", "nbgrader_autograde_total"),
              watch.wrap(NbGraderAPI, "generate_feedback", "feedback_export")]
     return undo
+
+
+def sequential_config(cfg: str) -> str:
+    """The benchmark's config with the verdict run after the notebook (for the per-stage CPU split)."""
+    path = os.path.join(os.path.dirname(cfg), "nbgrader_config_sequential.py")
+    with open(path, "w") as out:
+        out.write(f"c = get_config()  # noqa: F821\nload_subconfig({cfg!r})  # noqa: F821\n"
+                  "c.Autograder.concurrent_verdict = False\n")
+    return path
+
+
+def grade_total(cfg: str, day: str, meter: CpuMeter) -> dict:
+    """One grading of student00's `day` as configured: wall and CPU seconds in all."""
+    from autograder import worker
+    from autograder.course import Course
+
+    wall, cpu = time.monotonic(), meter.seconds()
+    status = worker.grade_one(Course(cfg), day, "student00")
+    return {"total": {"wall": round(time.monotonic() - wall, 2), "cpu": round(meter.seconds() - cpu, 2)},
+            "state": status.get("state")}
 
 
 def grade_stages(cfg: str, day: str, meter: CpuMeter) -> dict:
@@ -186,21 +208,25 @@ def main(argv=None) -> int:
     days = args.days.split(",")
     out = args.out or tempfile.mkdtemp(prefix="grading-stages-")
     cfg = setup(out, days, 1, None)
+    sequential = sequential_config(cfg)
     meter = CpuMeter()
     results = {"days": days, "repeats": args.repeats, "cpu_meter": meter.kind, "load_before": os.getloadavg(),
                "per_day": {}}
     for day in days:
         grade_stages(cfg, day, meter)  # warm-up: a served worker's imports and caches
-        runs = {"grading": [], "plain": [], "probes": []}
+        runs = {"grading": [], "grading_concurrent": [], "plain": [], "probes": []}
         for _ in range(args.repeats):
-            runs["grading"].append(grade_stages(cfg, day, meter))
+            runs["grading"].append(grade_stages(sequential, day, meter))
+            runs["grading_concurrent"].append(grade_total(cfg, day, meter))
             runs["plain"].append({"plain_run": plain(out, day, meter)})
             if not args.no_probes:
                 runs["probes"].append(probes(cfg, meter))
         summary = {part: median_of(values) for part, values in runs.items() if values}
         results["per_day"][day] = {"median": summary, "runs": runs}
         grading, plain_cpu = summary["grading"]["total"], summary["plain"]["plain_run"]
-        print(f"{day}: grading {grading['wall']} s wall / {grading['cpu']} CPU s; plain {plain_cpu['wall']} / "
+        together = summary["grading_concurrent"]["total"]
+        print(f"{day}: grading {grading['wall']} s wall / {grading['cpu']} CPU s (verdict after the run), "
+              f"{together['wall']} / {together['cpu']} (verdict beside it); plain {plain_cpu['wall']} / "
               f"{plain_cpu['cpu']}")
         for part in ("grading", "probes"):
             for name, value in summary.get(part, {}).items():
