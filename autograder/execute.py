@@ -13,10 +13,12 @@ message, written here, is its last output), and a status file records every flag
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
@@ -56,6 +58,16 @@ def stderr_to_stdout(cell) -> bool:
     return changed
 
 
+class _Deferred:
+    """A call made when its result is first asked for (the verdict after the notebook run, one at a time)."""
+
+    def __init__(self, call):
+        self.call = call
+
+    def result(self):
+        return self.call()
+
+
 class SandboxedExecute(NbGraderPreprocessor):
     """Execute the notebook in the bubblewrap sandbox, then apply the trusted verdict."""
 
@@ -81,18 +93,23 @@ class SandboxedExecute(NbGraderPreprocessor):
 
         hidden_in = {c.metadata.nbgrader.get("grade_id") for c in nb.cells
                      if is_test_cell(c) and has_hidden_tests(c.source)}
-        self._run(nb, notebook, sandbox, settings, run_seed, status)
-        for cell in nb.cells:
-            if is_test_cell(cell) and stderr_to_stdout(cell):
-                status["notes"].append(f"{cell.metadata.nbgrader.get('grade_id')}: stderr output kept as text "
-                                       "(no penalty)")
-
         for extra in settings.python_paths:
             if extra not in sys.path:
                 sys.path.insert(0, extra)
         registry, registry_problem = load_registry(settings.registry, notebook)
         tests = {c.metadata.nbgrader.get("grade_id"): c for c in nb.cells if is_test_cell(c)}
         exercises = [ex for ex in registry.values() if set(ex.grade_ids) & set(tests)]
+        seeds = {ex.name: derive_seed(secret, assignment, student, notebook, ex.name) for ex in exercises}
+        seeds["__run__"] = run_seed
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the verdict's sandbox runs while the notebook's does
+            pending = self._start_verdict(pool, nb, exercises, seeds, sandbox, settings)
+            self._run(nb, notebook, sandbox, settings, run_seed, status)
+            verdicts = pending.result() if pending else {}
+        for cell in nb.cells:
+            if is_test_cell(cell) and stderr_to_stdout(cell):
+                status["notes"].append(f"{cell.metadata.nbgrader.get('grade_id')}: stderr output kept as text "
+                                       "(no penalty)")
+
         forbidden = {}
         for ex in exercises:
             for banned in ex.forbidden:
@@ -108,9 +125,6 @@ class SandboxedExecute(NbGraderPreprocessor):
         for finding in scan(student_sources, forbidden, exercises, self.config):
             status["flags"].append(f"static scan: {finding}")
 
-        seeds = {ex.name: derive_seed(secret, assignment, student, notebook, ex.name) for ex in exercises}
-        seeds["__run__"] = run_seed
-        verdicts = trusted_verdict(nb, exercises, seeds, sandbox, settings) if exercises else {}
         status["verdict"] = verdicts
         if registry_problem:
             status["flags" if "could not be loaded" in registry_problem else "notes"].append(
@@ -179,6 +193,23 @@ class SandboxedExecute(NbGraderPreprocessor):
             status["notes"].append(msg.format(cell=event.get("cell")))
         if run_info.get("dead"):
             status["flags"].append(f"kernel died: {run_info['dead']} (cells before it keep their credit)")
+
+    def _start_verdict(self, pool: ThreadPoolExecutor, nb, exercises: list, seeds: dict, sandbox: Sandbox,
+                       settings: Autograder) -> Future | _Deferred | None:
+        """The trusted verdict, started in `pool` on a copy of the notebook's trusted sources (the notebook run
+        writes outputs into `nb` meanwhile), in a sandbox of its own lane (its own uid as root; nothing shared with
+        the notebook run's, which is running at the same time); run after the notebook when
+        `concurrent_verdict` is off. None when no exercise governs this notebook."""
+        if not exercises:
+            return None
+        sources = copy.deepcopy(nb)
+        for cell in sources.cells:
+            if cell.cell_type == "code":
+                cell.outputs = []
+        if not settings.concurrent_verdict:  # the verdict runs when its result is asked for, after the run
+            return _Deferred(lambda: trusted_verdict(sources, exercises, seeds, sandbox, settings))
+        verdict_sandbox = Sandbox(settings, slot=self.slot, unsafe=self.unsafe, lane=1)
+        return pool.submit(trusted_verdict, sources, exercises, seeds, verdict_sandbox, settings)
 
     @staticmethod
     def _apply(cell, gid: str, governing: list[str], verdicts: dict, had_hidden: bool, status) -> None:

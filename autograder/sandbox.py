@@ -75,7 +75,7 @@ def _mpl_cache() -> str | None:
         return base
     if importlib.util.find_spec("matplotlib") is None:
         return None
-    tmp = base + f".{os.getpid()}"
+    tmp = base + f".{os.getpid()}.{threading.get_ident()}"  # two sandboxes of a worker may start at once
     try:
         os.makedirs(tmp, exist_ok=True)
         subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"],
@@ -87,8 +87,14 @@ def _mpl_cache() -> str | None:
     return base if os.path.isdir(base) else None
 
 
+_bwrap_works = False  # set once a check passed: a worker makes a Sandbox per notebook, one `bwrap true` is enough
+
+
 def bwrap_problem() -> str | None:
-    """None when bubblewrap can start a sandbox here, else why not."""
+    """None when bubblewrap can start a sandbox here, else why not (a pass is remembered for the process)."""
+    global _bwrap_works
+    if _bwrap_works:
+        return None
     exe = shutil.which("bwrap")
     if not exe:
         return "bubblewrap (bwrap) is not installed"
@@ -103,13 +109,15 @@ def bwrap_problem() -> str | None:
         return f"bwrap cannot create a sandbox: {r.stderr.decode(errors='replace').strip()[:300]}"
     if os.geteuid() == 0 and not shutil.which("setpriv"):
         return "setpriv (util-linux) is missing"
+    _bwrap_works = True
     return None
 
 
 class Sandbox:
-    """Runs `python /opt/autograder/<script> ...` jailed; one instance per worker slot."""
+    """Runs `python /opt/autograder/<script> ...` jailed; one run at a time per (worker, lane): sandboxes that
+    run at once are made with different lanes (as root, each lane leases its own uid)."""
 
-    def __init__(self, settings, slot: int = 0, unsafe: bool = False):
+    def __init__(self, settings, slot: int = 0, unsafe: bool = False, lane: int = 0):
         self.settings = settings
         self.slot = slot
         self.unsafe = unsafe
@@ -119,7 +127,8 @@ class Sandbox:
             if problem:
                 raise SandboxUnavailable(problem + " (grading refuses to run unsandboxed without --unsafe-no-sandbox)")
         if self.root_mode and not unsafe:  # held until this process exits: no other grader gets this uid
-            self.uid = uidpool.lease(settings.uid_lease_dir, settings.sandbox_uid_base, settings.sandbox_uid_count)
+            self.uid = uidpool.lease(settings.uid_lease_dir, settings.sandbox_uid_base, settings.sandbox_uid_count,
+                                     lane)
         else:
             self.uid = os.getuid()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from traitlets import Dict, Int, List, Unicode
+from traitlets import Bool, Dict, Int, List, Unicode
 from traitlets.config import Configurable, PyFileConfigLoader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,6 +38,8 @@ class Autograder(Configurable):
                             help="where the uid leases live (machine-wide; used only as root)").tag(config=True)
     disk_mb = Int(512,
                   help="total writable space of one sandbox (a size-limited tmpfs; ENOSPC past it)").tag(config=True)
+    concurrent_verdict = Bool(True, help="run the trusted verdict's sandbox while the notebook's runs (less wall time; "
+                              "both sandboxes' memory at once); False: one after the other").tag(config=True)
     retries = Int(2, help="times a worker that crashed (not the student's fault) is retried").tag(config=True)
     env = Dict(help="extra environment variables for the sandboxed kernel").tag(config=True)
     extra_ro_binds = List(Unicode(), help="extra host paths visible read-only in the sandbox").tag(config=True)

@@ -3,8 +3,9 @@
 A lease is an exclusive flock on `<dir>/<uid>.lock`, held by the grading worker until it exits
 (the kernel drops it when the process dies, however it dies: a dead holder's uid is free again
 at once). Whoever takes a uid first kills whatever that uid still runs (the remains of a dead
-holder), so a sandbox only ever contains its own processes. One lease per process: the worker
-grades one submission, and its sandboxes run one after the other.
+holder), so a sandbox only ever contains its own processes. One lease per process and lane: a worker
+runs at most one sandbox per lane at a time (the notebook run in lane 0 while the trusted verdict
+runs in lane 1), so two sandboxes running at once never share a uid.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import fcntl
 import os
 import signal
 
-_held: dict[tuple[str, int, int], tuple[int, object]] = {}
+_held: dict[tuple[str, int, int, int], tuple[int, object]] = {}
 
 
 class PoolExhausted(RuntimeError):
     pass
 
 
-def lease(lock_dir: str, base: int, count: int) -> int:
-    """A uid in [base, base + count) that no other process on the machine holds; held until exit."""
-    key = (lock_dir, base, count)
+def lease(lock_dir: str, base: int, count: int, lane: int = 0) -> int:
+    """A uid in [base, base + count) that no other process on the machine, nor another lane of this
+    one, holds; held until exit."""
+    key = (lock_dir, base, count, lane)
     if key in _held:
         return _held[key][0]
     os.makedirs(lock_dir, mode=0o700, exist_ok=True)

@@ -1,6 +1,7 @@
 """Grading throughput: seconds per student for the whole course, and where the time goes.
 
     python benchmarks/grading.py [--students 4] [--workers 1,2,all] [--days 03_layernorm,...] [--uid-base 61000]
+                                 [--repeats 3]
 
 Every student hands in the honest solutions of every day (the source notebooks). In a temp
 folder (nothing in the repository is written; the release goes to the temp folder too):
@@ -159,6 +160,7 @@ def main(argv=None) -> int:
     p.add_argument("--days", help="comma-separated days (default: every day in solutions/)")
     p.add_argument("--uid-base", type=int, help="c.Autograder.sandbox_uid_base for this run")
     p.add_argument("--out", default=None, help="folder for results.json (default: a temp folder)")
+    p.add_argument("--repeats", type=int, default=1, help="grade (and run plainly) this many times per worker count")
     p.add_argument("--no-breakdown", action="store_true")
     p.add_argument("--no-plain", action="store_true", help="skip the plain run (the ratio's yardstick)")
     p.add_argument("--breakdown-only", action="store_true", help="no throughput or plain run: the breakdown alone")
@@ -175,17 +177,22 @@ def main(argv=None) -> int:
     results = {"days": days, "students": a.students, "cpus": os.cpu_count(), "load_before": os.getloadavg(),
                "throughput": [], "breakdown": None, "cpu_meter": meter.kind}
     for w in counts:
-        r = throughput(cfg, w, a.students, meter)
-        results["throughput"].append(r)
-        print(f"{w} worker(s): {r['wall_s']} s for {a.students} students x {len(days)} days = "
-              f"{r['s_per_student']} s per student, {r['cpu_s_per_student']} CPU s per student"
-              + (f"  NOT OK: {r['not_ok']}" if r["not_ok"] else ""), flush=True)
-        if not a.no_plain:
-            plain = r["plain"] = yardstick(out, days, w, a.students, meter)
-            r["ratio_cpu"] = round(r["cpu_s"] / plain["cpu_s"], 2)
-            r["ratio_wall"] = round(r["wall_s"] / plain["wall_s"], 2)
-            print(f"  plain run, {w} worker(s): {plain['wall_s']} s wall, {plain['cpu_s_per_student']} CPU s per "
-                  f"student; grading / plain: {r['ratio_cpu']}x CPU, {r['ratio_wall']}x wall", flush=True)
+        for repeat in range(a.repeats):
+            load = os.getloadavg()[0]
+            r = throughput(cfg, w, a.students, meter)
+            r.update(repeat=repeat, load_before=round(load, 2))
+            results["throughput"].append(r)
+            print(f"{w} worker(s): {r['wall_s']} s for {a.students} students x {len(days)} days = "
+                  f"{r['s_per_student']} s per student, {r['cpu_s_per_student']} CPU s per student"
+                  + (f"  NOT OK: {r['not_ok']}" if r["not_ok"] else ""), flush=True)
+            if not a.no_plain:
+                plain = r["plain"] = yardstick(out, days, w, a.students, meter)
+                r["ratio_cpu"] = round(r["cpu_s"] / plain["cpu_s"], 2)
+                r["ratio_wall"] = round(r["wall_s"] / plain["wall_s"], 2)
+                r["load_after"] = round(os.getloadavg()[0], 2)
+                print(f"  plain run, {w} worker(s): {plain['wall_s']} s wall, {plain['cpu_s_per_student']} CPU s per "
+                      f"student; grading / plain: {r['ratio_cpu']}x CPU, {r['ratio_wall']}x wall (load "
+                      f"{r['load_before']} -> {r['load_after']})", flush=True)
     if not a.no_breakdown:
         results["breakdown"] = breakdown(cfg, days, meter)
         print(f"{'day':24s} {'total':>8s} {'run':>8s} {'verdict':>8s} {'nbgrader':>8s}   (wall s / CPU s)")

@@ -80,6 +80,7 @@ def _make_client(nb, job):
         startup_timeout=120,
         iopub_timeout=5,
         record_timing=False,
+        shutdown_kernel="immediate",  # every output is in once the last cell is idle: no graceful wait for its exit
         extra_arguments=["--HistoryManager.enabled=False", "--HistoryManager.hist_file=:memory:"],
         resources={"metadata": {"path": job["workdir"]}},
     )
