@@ -1,18 +1,23 @@
 """Where one training iteration's time goes: torch.profiler over the loop's own pieces, saved as JSON.
 
     python benchmarks/profile_homework.py [--steps 200] [--threads 0] [--batch_size 12] [--compile false]
+                                          [--nanogpt-dir PATH]
 
 Builds the model, optimizer and batches exactly as `gptref.train.loop.train` does (nanogpt_compare's cpu preset:
 4 layers, 4 heads, 128 wide, block 64, batch 12), runs warm-up steps, then profiles `--steps` steps with one
 labelled range per phase: batch sampling, forward, backward, gradient clipping, optimizer step, zero_grad,
 logging (the loop's flush to the host, every log_interval steps) and evaluation (one `estimate_loss`, spread over
-the iterations as the loop runs it: every eval_interval steps). Prints the table and saves it in benchmarks/results/.
+the iterations as the loop runs it: every eval_interval steps). With --nanogpt-dir (a nanoGPT checkout, as for
+nanogpt_compare.py) it also counts the aten calls of one forward+backward of nanoGPT's model.py and of ours, same
+shape and batch: the per-op dispatch cost both sides pay. Prints the table and saves it in benchmarks/results/.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
+from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
@@ -47,12 +52,36 @@ def one_step(model, optimizer, source, sampler, cfg: TrainConfig, pending: list,
             pending.clear()
 
 
+def aten_calls_per_forward_backward(model, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Number of aten operator calls in one forward+backward of model on (x, y), after one warm-up pass."""
+    _, loss = model(x, y)
+    loss.backward()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        _, loss = model(x, y)
+        loss.backward()
+    return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
+
+
+def compare_op_counts(nanogpt: Path, raw_model, cfg: TrainConfig, source, sampler) -> dict[str, int]:
+    """aten calls of one forward+backward: nanoGPT's model.py against ours, same shape, same batch."""
+    spec = importlib.util.spec_from_file_location("nanogpt_model", nanogpt / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shape = {k: getattr(raw_model.config, k) for k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd",
+                                                         "bias", "dropout")}
+    theirs = module.GPT(module.GPTConfig(**shape))
+    x, y = source.sample(sampler, cfg.batch_size)
+    return {"gptref": aten_calls_per_forward_backward(raw_model, x, y),
+            "nanoGPT": aten_calls_per_forward_backward(theirs, x, y)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--batch_size", type=int, default=12)
     p.add_argument("--compile", default="false", choices=("true", "false"))
+    p.add_argument("--nanogpt-dir", type=Path, default=None, help="also count nanoGPT's model.py aten calls")
     args = p.parse_args()
     cfg = TrainConfig(batch_size=args.batch_size, threads=args.threads, compile=args.compile, progress=False)
     if cfg.threads:
@@ -96,6 +125,10 @@ def main() -> int:
                "phase_ms_per_iter": per_iter, "wall_ms_per_step_profiled": round(wall_ms, 3),
                "one_evaluation_ms": round(eval_ms, 1), "aten_calls_per_step": round(aten_calls, 1),
                "top_ops_self_time": top_ops}
+    if args.nanogpt_dir:
+        results["aten_calls_per_forward_backward"] = compare_op_counts(args.nanogpt_dir, raw_model, cfg, train_src,
+                                                                       sampler)
+        print(f"aten calls per forward+backward: {results['aten_calls_per_forward_backward']}")
     print(f"saved {record.save('profile_homework', results)}")
     return 0
 
