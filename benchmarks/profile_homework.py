@@ -70,7 +70,7 @@ def compare_op_counts(nanogpt: Path, raw_model, cfg: TrainConfig, source, sample
     shape = {k: getattr(raw_model.config, k) for k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd",
                                                          "bias", "dropout")}
     theirs = module.GPT(module.GPTConfig(**shape))
-    x, y = source.sample(sampler, cfg.batch_size)
+    x, y = (t.contiguous() for t in source.sample(sampler, cfg.batch_size))  # nanoGPT .view()s its targets
     return {"gptref": aten_calls_per_forward_backward(raw_model, x, y),
             "nanoGPT": aten_calls_per_forward_backward(theirs, x, y)}
 
