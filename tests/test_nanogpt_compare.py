@@ -52,3 +52,17 @@ def test_both_sides_get_the_same_settings(compare, tmp_path):
         assert key in known and theirs[key] == ours[key], key
     assert theirs["gradient_accumulation_steps"] == "1" and ours.get("grad_accum", "1") == "1"
     assert (theirs["compile"], ours["compile"]) == ("False", "false")
+
+
+def test_threads_option_reaches_torch_in_both_sides_processes(compare, monkeypatch):
+    import subprocess
+    import sys
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # tests/conftest.py pins both to 1
+        monkeypatch.delenv(name, raising=False)
+    ask = [sys.executable, "-c", "import torch; print(torch.get_num_threads())"]
+    for threads in (1, 2):  # torch caps the count at the cores (2 here)
+        seen = subprocess.run(ask, env=compare.side_environment(threads), capture_output=True, text=True,
+                              check=True).stdout
+        assert seen.strip() == str(threads)  # what torch itself reads in a fresh process (nanoGPT's and ours alike)
+    assert "OMP_NUM_THREADS" not in compare.side_environment(0)  # 0: torch's own default, nothing forced
