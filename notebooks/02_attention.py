@@ -637,6 +637,7 @@ import torch.nn as nn
 from gptref.grading.compare import form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d02_attention import MISTAKES
+from gptref.grading.ladders.d02_attention import mha_dependence_problem
 torch.manual_seed(6)
 _B, _T, _C, _H = 2, 5, 16, 4
 _tm = nn.MultiheadAttention(_C, _H, batch_first=True).eval()   # torch's layer, its q/k/v weights in one matrix
@@ -656,8 +657,9 @@ def _check(expected, what, x, state, n_heads, **kwargs):
     got = call(mha_forward, x, state, n_heads, **kwargs)
     problem = form_difference(got, expected, "the output")
     if problem is None and not torch.allclose(got, expected, atol=1e-5):
-        problem = (f"the layer's output differs from the reference by up to {(got - expected).abs().max().item():.3g}"
-                   f": check the projections, the heads, the mask and the output projection in turn")
+        problem = mha_dependence_problem(mha_forward, x, state, n_heads, **kwargs) or (
+            f"the layer's output differs from the reference by up to {(got - expected).abs().max().item():.3g}"
+            f": check the projections, the heads, the mask and the output projection in turn")
     if problem:
         raise AssertionError(f"{what}: {problem}" + which_mistake(
             got, MISTAKES["mha_forward"], {"x": x, "state": state, "n_heads": n_heads, **kwargs}, expected,

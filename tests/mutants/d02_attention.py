@@ -398,4 +398,28 @@ MUTANTS = [
         "passes ~mask, torch's convention (True = not allowed)",
         "pass ~mask (nn.MultiheadAttention's convention",
     ),
+    Mutant(
+        "masked_softmax",
+        "return torch.softmax(scores, dim=-1).masked_fill(~any_key, 0.0)",
+        "return torch.log_softmax(scores, dim=-1).masked_fill(~any_key, 0.0)",
+        {"test_masked_softmax"},
+        "issue 23: log_softmax instead of softmax (was told to look for an overflow)",
+        "your weights are log-probabilities",
+    ),
+    Mutant(
+        "sdpa",
+        "scores = q @ k.transpose(-2, -1) / math.sqrt(d)",
+        "scores = q @ k.transpose(-2, -1) * math.sqrt(d)",
+        {"test_sdpa"},
+        "issue 23: multiplies the scores by sqrt(D) instead of dividing",
+        "every row is the expected distribution made sharper",
+    ),
+    Mutant(
+        "multi_head_attention",
+        "v = ref.split_heads(self.v_proj(source), self.n_kv_heads)",
+        "v = ref.split_heads(self.v_proj(x), self.n_kv_heads)",
+        {"test_multi_head_attention"},
+        "issue 23: values from x in cross-attention, keys from the context",
+        "the keys and values must both come from the context",
+    ),
 ]

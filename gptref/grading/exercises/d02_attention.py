@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 import gptref.attention as A
 from gptref.grading.compare import difference, form_difference
+from gptref.grading.ladders.d02_attention import not_probabilities, same_sum_note
 from gptref.grading.spec import Exercise
 
 DAY = "02_attention"
@@ -125,6 +126,9 @@ def _weight_rungs(weights, allowed, what) -> str | None:
     """Finite; masked keys exactly 0; a query with no key all zeros; the others sum to 1 over the keys."""
     weights = weights.detach()
     has_key = allowed.any(-1)  # (..., T_q)
+    outside = not_probabilities(weights, allowed)
+    if outside:
+        return f"{what}: {outside}"
     bad = ~torch.isfinite(weights)
     if bool(bad.any()):
         row = bad.any(-1)
@@ -154,7 +158,7 @@ def _weight_rungs(weights, allowed, what) -> str | None:
                     "of scores far below the number you subtract underflows to 0; subtract each row's OWN largest "
                     "allowed score, amax(dim=-1, keepdim=True), as torch.softmax does)")
         return (f"{what}: the weights of each query that may see some key must sum to 1 over the keys; query "
-                f"{_where(i)} sums to {sums[tuple(i)].item():.4g}{note}")
+                f"{_where(i)} sums to {sums[tuple(i)].item():.4g}{note or same_sum_note(sums[has_key])}")
     return None
 
 
