@@ -427,7 +427,7 @@ from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d01_bpe import MISTAKES
 from gptref.tokenizers.bpe import train_bpe as _ref_train_bpe
 from gptref.data import corpus as _corpus
-from gptref.grading.ladders.d01_bpe import wrong_merge
+from gptref.grading.ladders.d01_bpe import wrong_merges
 
 
 def _check_train_bpe(text, vocab_size, what):
@@ -465,7 +465,7 @@ def _check_train_bpe(text, vocab_size, what):
              f"{256 + len(expected[1])} (vocab_size - 256 merges, fewer only when no pair is left)")
     for r, (mine, theirs) in enumerate(zip(merges, expected[1])):
         if tuple(mine) != tuple(theirs):
-            fail(wrong_merge(text, r, expected[1][:r], mine, theirs))
+            fail(wrong_merges(text, merges, expected[1]) or f"merge {r} is {tuple(mine)}, expected {tuple(theirs)}")
 
 
 _toy = " ".join(["low"] * 5 + ["lower"] * 2 + ["newest"] * 6 + ["widest"] * 3)

@@ -272,6 +272,9 @@ torch.manual_seed(0)
 _s = torch.stack([-60 - torch.rand(5), torch.full((5,), 2.5), 100 + 20 * torch.randn(5), torch.randn(5)])  # (4, 5)
 _check_masked_softmax(_s, torch.tensor([[True, False, True, True, False]] * 4))  # negative maxima, equal, large
 _check_masked_softmax(_s.double()[None], torch.ones(4, 5, dtype=torch.bool).tril(1))  # float64, a broadcast mask
+# allowed scores far below any finite fill value: only -inf leaves the masked key (0.0) at weight exactly 0
+_check_masked_softmax(torch.tensor([[-3e10, -2e10, 0.0, -1e10], [0.5, -1.0, 2.0, 0.3]], dtype=torch.float64),
+                      torch.tensor([[True, True, False, True]] * 2))
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "masked_softmax", masked_softmax)

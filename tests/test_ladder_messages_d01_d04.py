@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from gptref.grading.ladders.d01_bpe import pair_counts_after, wrong_merge
+from gptref.grading.ladders.d01_bpe import pair_counts_after, wrong_merges
 from gptref.grading.ladders.d02_attention import not_probabilities, same_sum_note
 from gptref.grading.ladders.d04_decoding import beam_scores_are_normalised_log_probs, log_prob
 from gptref.grading.models import TableModel
@@ -22,11 +22,48 @@ def test_pair_counts_after_matches_the_reference_trainers_choices():
         assert counts[pair] == max(counts.values())
 
 
-def test_wrong_merge_tells_a_tie_from_a_rarer_pair():
-    _, merges = train_bpe(TOY, 256 + 2)          # (s, t) then (e, st), both 9 times; (e, s) ties with (s, t)
-    assert "a tie" in wrong_merge(TOY, 0, [], (b"e", b"s"), merges[0])
-    rarer = wrong_merge(TOY, 0, [], (b"l", b"o"), merges[0])
-    assert "occurs 7 times, the expected one 9 times" in rarer and "tie" not in rarer
+def test_wrong_merges_tells_a_tie_from_a_count():
+    """Ties broken right token first (counts right) against each distinct pre-token counted once (counts wrong)."""
+    _, merges = train_bpe(TOY, 256 + 6)
+    _, right_first = _train_with(TOY, 6, lambda pair, counts: (counts[pair], pair[1], pair[0]))
+    _, unweighted = _train_with(TOY, 6, lambda pair, counts: (counts[pair], pair[0], pair[1]), weighted=False)
+    assert right_first != merges and unweighted != merges
+    tie = wrong_merges(TOY, right_first, merges)
+    assert "every one of your merges is a most frequent pair" in tie and "the right token's bytes" in tie
+    counting = wrong_merges(TOY, unweighted, merges)
+    assert "merge the most frequent pair" in counting and "tie" not in counting
+
+
+def _train_with(text, n_merges, key, weighted=True):
+    """A small BPE trainer of (bytes, bytes) pairs with another tie rule, or counting each pre-token once."""
+    import regex
+
+    from gptref.tokenizers.bpe import GPT2_SPLIT_PATTERN
+    words = {}
+    for piece in regex.findall(GPT2_SPLIT_PATTERN, text):
+        word = tuple(bytes([b]) for b in piece.encode())
+        words[word] = words.get(word, 0) + 1
+    merges = []
+    for _ in range(n_merges):
+        counts = {}
+        for word, n in words.items():
+            for pair in zip(word, word[1:]):
+                counts[pair] = counts.get(pair, 0) + (n if weighted else 1)
+        pair = max(counts, key=lambda p: key(p, counts))
+        merges.append(pair)
+        merged = {}
+        for word, n in words.items():
+            out, i = [], 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+                    out.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            merged[tuple(out)] = merged.get(tuple(out), 0) + n
+        words = merged
+    return None, merges
 
 
 def test_log_probabilities_are_recognised_and_probabilities_pass():
@@ -52,3 +89,35 @@ def test_a_beam_score_is_said_as_what_it_equals():
     assert "sum / 2 ** 0.5" in beam_scores_are_normalised_log_probs([(tokens, total / 2 ** 0.5)], case)
     assert "the raw sum" in beam_scores_are_normalised_log_probs([(tokens, total)], case)
     assert "neither" in beam_scores_are_normalised_log_probs([(tokens, total / 3 ** 0.5 + 0.3)], case)
+
+
+def _mha(x, state, n_heads, context=None, mask=None, values_from_x=False, use_mask=True):
+    """gptref's MultiHeadAttention with these weights, or a copy that takes the values from x or drops the mask."""
+    import gptref.attention as reference
+
+    layer = reference.MultiHeadAttention(x.shape[-1], n_heads)
+    layer.load_state_dict(state)
+    source = x if context is None else context
+    q = reference.split_heads(layer.q_proj(x), n_heads)                                 # (B, H, T, D)
+    k = reference.split_heads(layer.k_proj(source), n_heads)                            # (B, H, S, D)
+    v = reference.split_heads(layer.v_proj(x if values_from_x else source), n_heads)
+    out, _ = reference.scaled_dot_product_attention(q, k, v, mask if use_mask else None)
+    return layer.out_proj(reference.merge_heads(out)).detach()                          # (B, T, C)
+
+
+def test_mha_dependence_finds_a_hidden_key_and_values_from_x():
+    import gptref.attention as reference
+    from gptref.grading.ladders.d02_attention import mha_dependence_problem
+
+    generator = torch.Generator().manual_seed(3)
+    state = {k: torch.randn(v.shape, generator=generator) / 4
+             for k, v in reference.MultiHeadAttention(8, 2).state_dict().items()}
+    x, context = torch.randn(2, 4, 8, generator=generator), torch.randn(2, 4, 8, generator=generator)
+    causal = reference.causal_mask(4)
+    real = reference.padding_mask(torch.tensor([[True] * 4, [True, True, False, False]]))
+    assert mha_dependence_problem(_mha, x, state, 2, mask=causal) is None
+    assert mha_dependence_problem(_mha, x, state, 2, context=context, mask=real) is None
+    hidden = mha_dependence_problem(_mha, x, state, 2, mask=causal, use_mask=False)
+    assert "whose mask hides key" in hidden
+    from_x = mha_dependence_problem(_mha, x, state, 2, context=context, mask=real, values_from_x=True)
+    assert "the keys and values must both come from the context" in from_x

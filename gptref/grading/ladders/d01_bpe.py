@@ -35,24 +35,36 @@ def pair_counts_after(text: str, merges: list[tuple[bytes, bytes]]) -> Counter:
     return counts
 
 
-def wrong_merge(text: str, step: int, agreed: list, mine: tuple, theirs: tuple) -> str:
-    """Why merge `step` is `mine` and not `theirs` (the merges before it agree): the two pairs' counts, in words."""
-    counts = pair_counts_after(text, [tuple(m) for m in agreed])
-    have, want = counts.get(tuple(mine), 0), counts.get(tuple(theirs), 0)
-    if have == 0:
-        return (f"merge {step} is {tuple(mine)!r}, expected {tuple(theirs)!r}: after the first {step} merges your pair "
-                f"does not occur in any GPT2_SPLIT_PATTERN pre-token of the text; {tuple(theirs)!r} occurs {want} "
-                f"times (count pairs inside each pre-token, leading space included, never across two)")
-    if have < want:
-        return (f"merge {step} is {tuple(mine)!r}, expected {tuple(theirs)!r}: after the first {step} merges your pair "
-                f"occurs {have} times, the expected one {want} times: merge the most frequent pair, counting every "
-                f"occurrence inside every pre-token, times how often that pre-token occurs")
-    if have == want:
-        return (f"merge {step} is {tuple(mine)!r}, expected {tuple(theirs)!r}: both pairs occur {want} times, a tie, "
-                f"and a tie goes to the greatest pair compared as a tuple of bytes, (vocab[a], vocab[b]): first by the "
-                f"left token's bytes, then by the right's")
-    return (f"merge {step} is {tuple(mine)!r}, expected {tuple(theirs)!r}, which occurs {want} times after the first "
-            f"{step} merges (yours {have}): check that each merge replaces every occurrence of its pair")
+def wrong_merges(text: str, mine: list, theirs: list) -> str:
+    """Why the merges `mine` differ from `theirs`, said with the pair counts: the first of your merges that is not a
+    most frequent pair after your merges before it (a counting problem), or, when every one is, the tie."""
+    mine, theirs = [tuple(m) for m in mine], [tuple(m) for m in theirs]
+    first = next((r for r, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)))
+    for step, pair in enumerate(mine):
+        counts = pair_counts_after(text, mine[:step])
+        if not counts:
+            break
+        best = max(counts.values())
+        if counts.get(pair, 0) < best:
+            top = max((p for p, n in counts.items() if n == best))
+            return (f"merge {step} is {pair!r}, which occurs {counts.get(pair, 0)} times in the GPT2_SPLIT_PATTERN "
+                    f"pre-tokens after your first {step} merges, but {top!r} occurs {best} times: merge the most "
+                    f"frequent pair, counting every occurrence inside every pre-token (its leading space included), "
+                    f"times how often that pre-token occurs")
+    if first >= min(len(mine), len(theirs)):
+        return ""
+    counts = pair_counts_after(text, mine[:first])
+    count = counts.get(mine[first], 0)
+    tied = [pair for pair, n in counts.items() if n == count]
+    note = ""
+    if mine[first] == max(tied, key=lambda pair: (pair[1], pair[0])):
+        note = " (yours is the greatest when the right token's bytes are compared first)"
+    elif mine[first] == min(tied):
+        note = " (yours is the smallest of the tied pairs)"
+    return (f"merge {first} is {mine[first]!r}, expected {theirs[first]!r}: both occur {count} times after the first "
+            f"{first} merges, and every one of your merges is a most frequent pair, counted as expected; so the "
+            f"difference is the tie{note}: among pairs of equal count take the greatest, compared as "
+            f"(vocab[a], vocab[b]), the left token's bytes first")
 
 
-__all__ = ["pair_counts_after", "wrong_merge"]
+__all__ = ["pair_counts_after", "wrong_merges"]
