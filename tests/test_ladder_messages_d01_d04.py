@@ -121,3 +121,20 @@ def test_mha_dependence_finds_a_hidden_key_and_values_from_x():
     assert "whose mask hides key" in hidden
     from_x = mha_dependence_problem(_mha, x, state, 2, context=context, mask=real, values_from_x=True)
     assert "the keys and values must both come from the context" in from_x
+
+
+def test_mistakes_agreeing_keeps_only_a_mistake_equal_on_every_case():
+    """A pair counter that misses the last pair equals 'every count is 1' on [1, 2, 3, 1, 2] only."""
+    from collections import Counter
+
+    from gptref.grading.explain import Mistake
+    from gptref.grading.ladders import mistakes_agreeing
+
+    def misses_last(ids):
+        return dict(Counter(zip(ids[:-1], ids[1:-1])))
+
+    ones = Mistake("set each count to 1", lambda ids: dict.fromkeys(zip(ids, ids[1:]), 1))
+    itself = Mistake("miss the last pair", misses_last)
+    cases = [{"ids": [1, 2, 3, 1, 2]}, {"ids": [7, 7, 7, 7]}]
+    assert mistakes_agreeing(misses_last, (ones, itself), cases[:1]) == (ones, itself)
+    assert mistakes_agreeing(misses_last, (ones, itself), cases) == (itself,)
