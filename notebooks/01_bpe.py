@@ -221,6 +221,7 @@ def pair_counts(ids):
 
 nb.tests("test_pair_counts", 1, r'''
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.mistakes.d01_bpe import MISTAKES
 
 
@@ -231,8 +232,8 @@ def _check_pair_counts(ids):
     expected = dict(Counter(zip(ids, ids[1:])))
 
     def fail(problem):
-        raise AssertionError(f"pair_counts({ids}): {problem}"
-                             + which_mistake(got, MISTAKES["pair_counts"], {"ids": ids}, expected))
+        known = mistakes_agreeing(pair_counts, MISTAKES["pair_counts"], [{"ids": list(i)} for i in _PAIR_INPUTS])
+        raise AssertionError(f"pair_counts({ids}): {problem}" + which_mistake(got, known, {"ids": ids}, expected))
 
     if not isinstance(got, dict):
         fail(f"return a dict, got {type(got).__name__}")
@@ -246,11 +247,15 @@ def _check_pair_counts(ids):
         fail(f"pairs that do not occur: {sorted(set(got) - set(expected))}")
 
 
-_check_pair_counts([1, 2, 3, 1, 2])
-_check_pair_counts([7, 7, 7])                     # overlapping pairs all count
-_check_pair_counts([])                            # fewer than two ids hold no pair
-_check_pair_counts([5])
-_check_pair_counts(list("abracadabra".encode()))  # (a, b) is not (b, a)
+_PAIR_INPUTS = [
+    [1, 2, 3, 1, 2],
+    [7, 7, 7],                     # overlapping pairs all count
+    [],                            # fewer than two ids hold no pair
+    [5],
+    list("abracadabra".encode()),  # (a, b) is not (b, a)
+]
+for _ids in _PAIR_INPUTS:
+    _check_pair_counts(_ids)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "pair_counts", pair_counts)
@@ -427,6 +432,7 @@ from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d01_bpe import MISTAKES
 from gptref.tokenizers.bpe import train_bpe as _ref_train_bpe
 from gptref.data import corpus as _corpus
+from gptref.grading.ladders.d01_bpe import wrong_merges
 
 
 def _check_train_bpe(text, vocab_size, what):
@@ -464,8 +470,7 @@ def _check_train_bpe(text, vocab_size, what):
              f"{256 + len(expected[1])} (vocab_size - 256 merges, fewer only when no pair is left)")
     for r, (mine, theirs) in enumerate(zip(merges, expected[1])):
         if tuple(mine) != tuple(theirs):
-            fail(f"merge {r} is {tuple(mine)}, expected {tuple(theirs)} (the most frequent pair; among equals the "
-                 f"greatest (bytes, bytes) pair)")
+            fail(wrong_merges(text, merges, expected[1]) or f"merge {r} is {tuple(mine)}, expected {tuple(theirs)}")
 
 
 _toy = " ".join(["low"] * 5 + ["lower"] * 2 + ["newest"] * 6 + ["widest"] * 3)
@@ -536,6 +541,7 @@ def encode(text, vocab, merges):
 
 nb.tests("test_encode", 2, r'''
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.mistakes.d01_bpe import MISTAKES
 from gptref.tokenizers.bpe import Tokenizer as _Tokenizer, train_bpe as _ref_train_bpe
 
@@ -547,9 +553,10 @@ def _check_encode(text, vocab, merges):
     expected = _Tokenizer(vocab, merges).encode(text)
 
     def fail(problem):
+        same = lambda a, b: None if list(a) == list(b) else "differs"   # noqa: E731
+        known = mistakes_agreeing(encode, MISTAKES["encode"], _ENCODE_CASES, same)
         raise AssertionError(f"encode({text[:30]!r}...): {problem}" + which_mistake(
-            got, MISTAKES["encode"], {"text": text, "vocab": vocab, "merges": merges}, expected,
-            lambda a, b: None if list(a) == list(b) else "differs"))
+            got, known, {"text": text, "vocab": vocab, "merges": merges}, expected, same))
 
     if not isinstance(got, list) or not all(isinstance(i, int) and i in vocab for i in got):
         fail("return a list of int ids, each a key of vocab")
@@ -579,22 +586,26 @@ def _check_encode(text, vocab, merges):
 
 _toy = " ".join(["low"] * 5 + ["lower"] * 2 + ["newest"] * 6 + ["widest"] * 3)
 _vocab, _merges = _ref_train_bpe(_toy, 256 + 10)
-_check_encode(" lowest", _vocab, _merges)                      # [b' low', b'est']
-_check_encode("", _vocab, _merges)                             # no tokens
-_check_encode("xyz low low", _vocab, _merges)                  # bytes with no merge; the space joins the next word
 _ws_text = "  To be,    or not\n\n\n   to be:\n\n  that is   the question.\t\t\n"
 _ws_vocab, _ws_merges = _ref_train_bpe(_ws_text * 20, 256 + 40)
-_check_encode("Alas,    poor   Yorick!\n\n\n\n  I knew him.", _ws_vocab, _ws_merges)  # runs of spaces are pre-tokens
 _hand_vocab = {i: bytes([i]) for i in range(256)} | {256: b"bc", 257: b"ab", 258: b"cd", 259: b"abc"}
-# (b, c) has rank 0: a + bc + d
-_check_encode("abcd", _hand_vocab, [(b"b", b"c"), (b"a", b"b"), (b"c", b"d"), (b"ab", b"c")])
-_hand_vocab = {i: bytes([i]) for i in range(256)} | {256: b"yz", 257: b"xy", 258: b"xyz"}
-_check_encode("xyz", _hand_vocab, [(b"y", b"z"), (b"x", b"y"), (b"xy", b"z")])  # (y, z) has rank 0: x + yz
-_check_encode("the newest lower widest, lowly owls", _vocab, _merges)
+_hand_vocab_2 = {i: bytes([i]) for i in range(256)} | {256: b"yz", 257: b"xy", 258: b"xyz"}
 _utf8_vocab, _utf8_merges = _ref_train_bpe("café déjà naïve — café déjà — é", 256 + 12)
-_check_encode("déjà café — naïve é", _utf8_vocab, _utf8_merges)  # é is 2 UTF-8 bytes, — is 3
 _num_vocab, _num_merges = _ref_train_bpe("In 1599 and 1600, 2024 lines; act3 of 1599 " * 3, 256 + 12)
-_check_encode("page 1599 of act3, 20241600", _num_vocab, _num_merges)   # a run of digits is one pre-token
+_ENCODE_CASES = [
+    dict(text=" lowest", vocab=_vocab, merges=_merges),                      # [b' low', b'est']
+    dict(text="", vocab=_vocab, merges=_merges),                             # no tokens
+    dict(text="xyz low low", vocab=_vocab, merges=_merges),  # bytes with no merge; the space joins the next word
+    dict(text="Alas,    poor   Yorick!\n\n\n\n  I knew him.", vocab=_ws_vocab, merges=_ws_merges),  # runs of spaces
+    # (b, c) has rank 0: a + bc + d
+    dict(text="abcd", vocab=_hand_vocab, merges=[(b"b", b"c"), (b"a", b"b"), (b"c", b"d"), (b"ab", b"c")]),
+    dict(text="xyz", vocab=_hand_vocab_2, merges=[(b"y", b"z"), (b"x", b"y"), (b"xy", b"z")]),  # (y, z) first: x + yz
+    dict(text="the newest lower widest, lowly owls", vocab=_vocab, merges=_merges),
+    dict(text="déjà café — naïve é", vocab=_utf8_vocab, merges=_utf8_merges),  # é is 2 UTF-8 bytes, — is 3
+    dict(text="page 1599 of act3, 20241600", vocab=_num_vocab, merges=_num_merges),  # a run of digits: one pre-token
+]
+for _case in _ENCODE_CASES:
+    _check_encode(**_case)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "encode", encode)

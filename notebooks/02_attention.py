@@ -272,6 +272,9 @@ torch.manual_seed(0)
 _s = torch.stack([-60 - torch.rand(5), torch.full((5,), 2.5), 100 + 20 * torch.randn(5), torch.randn(5)])  # (4, 5)
 _check_masked_softmax(_s, torch.tensor([[True, False, True, True, False]] * 4))  # negative maxima, equal, large
 _check_masked_softmax(_s.double()[None], torch.ones(4, 5, dtype=torch.bool).tril(1))  # float64, a broadcast mask
+# allowed scores far below any finite fill value: only -inf leaves the masked key (0.0) at weight exactly 0
+_check_masked_softmax(torch.tensor([[-3e10, -2e10, 0.0, -1e10], [0.5, -1.0, 2.0, 0.3]], dtype=torch.float64),
+                      torch.tensor([[True, True, False, True]] * 2))
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "masked_softmax", masked_softmax)
@@ -637,6 +640,7 @@ import torch.nn as nn
 from gptref.grading.compare import form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d02_attention import MISTAKES
+from gptref.grading.ladders.d02_attention import mha_dependence_problem
 torch.manual_seed(6)
 _B, _T, _C, _H = 2, 5, 16, 4
 _tm = nn.MultiheadAttention(_C, _H, batch_first=True).eval()   # torch's layer, its q/k/v weights in one matrix
@@ -656,8 +660,9 @@ def _check(expected, what, x, state, n_heads, **kwargs):
     got = call(mha_forward, x, state, n_heads, **kwargs)
     problem = form_difference(got, expected, "the output")
     if problem is None and not torch.allclose(got, expected, atol=1e-5):
-        problem = (f"the layer's output differs from the reference by up to {(got - expected).abs().max().item():.3g}"
-                   f": check the projections, the heads, the mask and the output projection in turn")
+        problem = mha_dependence_problem(mha_forward, x, state, n_heads, **kwargs) or (
+            f"the layer's output differs from the reference by up to {(got - expected).abs().max().item():.3g}"
+            f": check the projections, the heads, the mask and the output projection in turn")
     if problem:
         raise AssertionError(f"{what}: {problem}" + which_mistake(
             got, MISTAKES["mha_forward"], {"x": x, "state": state, "n_heads": n_heads, **kwargs}, expected,

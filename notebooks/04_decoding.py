@@ -445,6 +445,8 @@ _e[1, :, 2], _e[1, :, 0] = 0.0, -0.1                 # step 2: eos (token 2) or 
 _f = torch.full((3, 5, 5), -5.0)    # eos (4) is the second-best first token; then token 2, surely
 _f[0, 3] = torch.tensor([2.0, 1.0, -5.0, -5.0, 1.5])
 _f[1:, :, 2] = 8.0
+_g = torch.full((3, 4, 4), -3.0) - torch.arange(48.0).reshape(3, 4, 4) * 1e-3   # no two logits tied
+_g[0, :, 1], _g[1, :, 3], _g[2, :, 2] = 0.0, 0.0, 0.0   # tokens 1 then 3, then eos (2): 3 tokens, the eos included
 _plain = dict(length_penalty=1.0, eos_id=None)
 _cases = [
     # the worked example: with beam_size=2 the best continuation is B x = [2, 3], scored (log 0.4 + log 0.9) / 2
@@ -454,6 +456,8 @@ _cases = [
     # a beam wide enough to hold every prefix is exact, for alpha = 0, 1 and 2
     *[dict(model=_v, idx=torch.tensor([[0]]), max_new_tokens=3, beam_size=9, length_penalty=_alpha, eos_id=None)
       for _alpha in (0.0, 1.0, 2.0)],
+    # a finished hypothesis of 3 tokens, eos included, under alpha = 0.5: its score is its sum / 3 ** 0.5
+    dict(model=TableModel(_g), idx=torch.tensor([[0]]), max_new_tokens=3, beam_size=2, length_penalty=0.5, eos_id=2),
     # eos: finished hypotheses end with eos_id, and their length counts it
     dict(model=TableModel(_e), idx=torch.tensor([[0]]), max_new_tokens=3, beam_size=2, length_penalty=1.0, eos_id=2),
     # eos finishes first, then ranks last (alpha 1) or first (alpha 0)

@@ -41,6 +41,14 @@ def test_reduction_without_keepdim_is_named():
     assert "keepdim=True" in msg
 
 
+def test_an_optional_argument_used_when_it_is_none_is_named():
+    def scale(x, weight=None):
+        return x * weight
+
+    assert "if weight is not None" in _message(scale, torch.randn(3))
+    assert "is None" not in _message(scale, torch.randn(3), "w")   # a str weight: another error, no None cause
+
+
 def test_a_weight_stored_out_in_used_untransposed_is_named():
     def project(x, w):
         return x @ w

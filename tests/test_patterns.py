@@ -49,3 +49,16 @@ def test_no_pattern_is_claimed_for_an_error_without_one(expected):
     assert message is not None and not message.endswith(")") or "tolerance" in message.rsplit("(", 1)[-1]
     for words in ("swapped", "one position", "reverse", "same amount", "multiple", "diagonal", "only at positions"):
         assert words not in message
+
+
+def test_a_softmax_of_rescaled_scores_is_said_with_its_factor(expected):
+    """torch.softmax of the scores times c, against torch.softmax of the scores, masked keys included."""
+    allowed = torch.ones(8, 8, dtype=torch.bool).tril()
+    scores = expected.masked_fill(~allowed, float("-inf"))
+    reference = torch.softmax(scores, dim=-1)
+    sharper = difference(torch.softmax(scores * 4, dim=-1), reference)
+    assert "made sharper" in sharper and "times 4" in sharper
+    flatter = difference(torch.softmax(scores / 8 ** 0.5, dim=-1), reference)
+    assert "made flatter" in flatter and "(1/sqrt(8))" in flatter
+    other_dim = difference(torch.softmax(expected, dim=-2), torch.softmax(expected, dim=-1))
+    assert "sharper" not in other_dim and "flatter" not in other_dim  # not a rescaling: no factor is claimed

@@ -232,6 +232,10 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"can't convert|Can't call numpy\(\) on Tensor that requires grad"),
      lambda line: ("keep the computation in torch (no numpy or .item() inside it), so shapes, dtype and gradients "
                    "follow")),
+    (re.compile(r"unsupported operand type\(s\) for .*'NoneType'|'NoneType' object is not subscriptable"),
+     lambda line: ("a value on this line is None: an optional argument that was not given (such as weight=None or "
+                   "bias=None) must be used only when it is given, `if weight is not None:`; otherwise a function "
+                   "that returns nothing (a missing `return`)")),
 ]
 
 

@@ -41,6 +41,45 @@ def _transformed(got: torch.Tensor, expected: torch.Tensor, rtol: float, atol: f
     return None
 
 
+def _named_factor(c: float) -> str:
+    """' (c is sqrt(n))', ' (c is 1/n)'... when c is a small integer, its root or their inverses, else ''."""
+    for value, word in ((c, ""), (1 / c, "1/")):
+        for n in range(2, 65):
+            if abs(value - n) < 1e-3 * n:
+                return f" (1/{n})" if word else ""
+            if abs(value - n ** 0.5) < 1e-3 * n ** 0.5:
+                return f" ({word}sqrt({n}))"
+    return ""
+
+
+def _rescaled_softmax(got: torch.Tensor, expected: torch.Tensor) -> str | None:
+    """Both are probability rows (last dimension) and got = softmax(c * the scores behind expected), c != 1: the
+    scores were scaled by the wrong factor before the softmax (a sharper or flatter distribution)."""
+    if got.dim() < 1 or got.shape[-1] < 3 or bool((got < 0).any()) or bool((expected < 0).any()):
+        return None
+    if not (bool(((got.sum(-1) - 1).abs() < 1e-4).all()) and bool(((expected.sum(-1) - 1).abs() < 1e-4).all())):
+        return None
+    support = expected > 0
+    if not torch.equal(support, got > 0):
+        return None
+    log_got = got.clamp_min(1e-300).log().masked_fill(~support, 0)
+    log_expected = expected.clamp_min(1e-300).log().masked_fill(~support, 0)
+    count = support.sum(-1, keepdim=True)
+    centred_got = (log_got - log_got.sum(-1, keepdim=True) / count).masked_fill(~support, 0)  # per-row log-ratios
+    centred_expected = (log_expected - log_expected.sum(-1, keepdim=True) / count).masked_fill(~support, 0)
+    energy = float((centred_expected ** 2).sum())
+    if energy < 1e-12:
+        return None
+    factor = float((centred_got * centred_expected).sum()) / energy
+    if abs(factor - 1) < 1e-3 or factor <= 0:
+        return None
+    if not bool(torch.isclose(centred_got, factor * centred_expected, rtol=1e-3, atol=1e-4).all()):
+        return None
+    shape = "sharper" if factor > 1 else "flatter"
+    return (f"every row is the expected distribution made {shape}: the softmax of the expected scores times "
+            f"{factor:.4g}{_named_factor(factor)}: look at the factor the scores are scaled by before the softmax")
+
+
 def _per_row(got: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> str | None:
     """One constant, or one factor, per row of the last dimension (a term or a normalisation of the whole row)."""
     if got.dim() < 1 or got.shape[-1] < 3:
@@ -112,8 +151,8 @@ def error_pattern(got: torch.Tensor, expected: torch.Tensor, close: torch.Tensor
     got, expected = got.double(), expected.double()
     if not (torch.isfinite(got).all() and torch.isfinite(expected).all()):
         return ""
-    for finding in (_transformed(got, expected, rtol, atol), _triangle(~close), _where(~close),
-                    _per_row(got, expected, rtol, atol)):
+    for finding in (_transformed(got, expected, rtol, atol), _rescaled_softmax(got, expected), _triangle(~close),
+                    _where(~close), _per_row(got, expected, rtol, atol)):
         if finding:
             return f" ({finding})"
     return ""

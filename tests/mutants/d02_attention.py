@@ -398,4 +398,28 @@ MUTANTS = [
         "passes ~mask, torch's convention (True = not allowed)",
         "pass ~mask (nn.MultiheadAttention's convention",
     ),
+    Mutant(
+        "masked_softmax",
+        "return torch.softmax(scores, dim=-1).masked_fill(~any_key, 0.0)",
+        "return torch.log_softmax(scores, dim=-1).masked_fill(~any_key, 0.0)",
+        {"test_masked_softmax"},
+        "issue 23: log_softmax instead of softmax (was told to look for an overflow)",
+        "your weights are log-probabilities",
+    ),
+    Mutant(
+        "sdpa",
+        "scores = q @ k.transpose(-2, -1) / math.sqrt(d)",
+        "scores = q @ k.transpose(-2, -1) * math.sqrt(d)",
+        {"test_sdpa"},
+        "issue 23: multiplies the scores by sqrt(D) instead of dividing",
+        "made sharper: the softmax of the expected scores times 4:",
+    ),
+    Mutant(
+        "masked_softmax",
+        'scores = scores.masked_fill(~mask, float("-inf"))',
+        "scores = scores.masked_fill(~mask, -1e4)",
+        {"test_masked_softmax"},
+        "issue 23 section 3: a finite fill value (-1e4), caught by no input before",
+        "only -inf gives a masked key exactly 0",
+    ),
 ]

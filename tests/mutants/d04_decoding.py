@@ -140,4 +140,9 @@ MUTANTS = [
            fails={"test_greedy"}, why="`if eos_id:` is False for eos_id = 0", hint="which is False for eos_id = 0"),
     Mutant(cell="beam_search", old="torch.argsort(cand, descending=True)", new="torch.argsort(cand)",
            fails={"test_beam_search"}, why="walks the extensions worst first", hint="rank the extensions worst first"),
+    Mutant(cell="beam_search",
+           old="finished.append((generated, normalized(cand[flat].item(), len(generated))))",
+           new="finished.append((generated, normalized(cand[flat].item(), len(generated) - 1 or 1)))",
+           fails={"test_beam_search"}, why="issue 23: leaves the eos out of the length only (not out of the tokens)",
+           hint="your score is that sum / 2 ** 0.5"),
 ]

@@ -21,6 +21,7 @@ import gptref.data as data
 import gptref.tokenizers.bpe as bpe
 import gptref.tokenizers.bpe.tokenizer as bpe_tokenizer
 import gptref.tokenizers.bpe.train as bpe_train
+from gptref.grading.ladders.d01_bpe import wrong_merges
 from gptref.grading.spec import Exercise
 from gptref.tokenizers.bpe import GPT2_SPLIT_PATTERN
 
@@ -265,8 +266,7 @@ def _compare_training(got, expected, case) -> str | None:
         return f"merges must be a list of (bytes, bytes) pairs, got {type(merges).__name__}"
     for i, (a, b) in enumerate(zip(merges, ref_merges)):
         if tuple(a) != tuple(b):
-            return (f"merge {i} is {_show(tuple(a))}, expected {_show(tuple(b))} (highest count first; ties: the "
-                    f"greatest pair)")
+            return wrong_merges(case["text"], merges, ref_merges) or f"merge {i} is {a!r}, expected {b!r}"
     if len(merges) != len(ref_merges):
         return f"made {len(merges)} merges, expected {len(ref_merges)} (stop at vocab_size, or when no pair is left)"
     if not isinstance(vocab, dict) or vocab != ref_vocab:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 import gptref.attention as A
 from gptref.grading.compare import difference, form_difference
+from gptref.grading.ladders.d02_attention import not_probabilities, same_sum_note
 from gptref.grading.spec import Exercise
 
 DAY = "02_attention"
@@ -125,6 +126,9 @@ def _weight_rungs(weights, allowed, what) -> str | None:
     """Finite; masked keys exactly 0; a query with no key all zeros; the others sum to 1 over the keys."""
     weights = weights.detach()
     has_key = allowed.any(-1)  # (..., T_q)
+    outside = not_probabilities(weights, allowed)
+    if outside:
+        return f"{what}: {outside}"
     bad = ~torch.isfinite(weights)
     if bool(bad.any()):
         row = bad.any(-1)
@@ -154,7 +158,7 @@ def _weight_rungs(weights, allowed, what) -> str | None:
                     "of scores far below the number you subtract underflows to 0; subtract each row's OWN largest "
                     "allowed score, amax(dim=-1, keepdim=True), as torch.softmax does)")
         return (f"{what}: the weights of each query that may see some key must sum to 1 over the keys; query "
-                f"{_where(i)} sums to {sums[tuple(i)].item():.4g}{note}")
+                f"{_where(i)} sums to {sums[tuple(i)].item():.4g}{note or same_sum_note(sums[has_key])}")
     return None
 
 
@@ -325,6 +329,10 @@ def _softmax_cases(seed):
     keep = torch.tensor([[True, False, True, True, False]] * 3 + [[False] * 5])
     cases.append({"scores": special[None], "mask": keep})  # (1, 4, 5), the mask broadcasts
     cases.append({"scores": special.double()[None], "mask": A.causal_mask(4, 5)})
+    # allowed scores far below any finite fill value (-1e4, -1e9): only -inf leaves the masked key at exactly 0
+    # (and a row of ordinary scores, where a fill of 0 and a fill of -1e9 differ)
+    far = torch.stack([-1e10 * (1 + _randn(g, 4, dtype=torch.float64).abs()), 3 * _randn(g, 4, dtype=torch.float64)])
+    cases.append({"scores": far[None], "mask": torch.tensor([[True, False, True, True], [False, True, True, False]])})
     return cases
 
 
@@ -413,6 +421,7 @@ EXERCISES = [
              edge_cases=("a fully masked row", "a mask that broadcasts ((T_q, T_k) or (B, 1, T_k))", "T_q = 1",
                          "rows whose largest score is negative", "rows of equal scores",
                          "scores large enough to overflow exp", "rows far below the largest score of the tensor",
+                         "allowed scores far below any finite fill value (-1e9)",
                          "float32 and float64"),
              forbidden=(A.scaled_dot_product_attention, F.scaled_dot_product_attention, masked_softmax),
              description="softmax over allowed keys; a fully masked row gives zeros"),

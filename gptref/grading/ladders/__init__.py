@@ -103,6 +103,26 @@ def _agrees(mistake: Mistake, case: dict, got: Any, compare) -> bool:
         return False
 
 
+def mistakes_agreeing(fn: Callable, mistakes, cases: list[dict], compare: Callable[[Any, Any], Any] | None = None):
+    """The known mistakes whose answers equal fn's on every case fn runs on (one input can make two different slips
+    agree by chance): for a visible test that checks one input at a time and names a mistake with which_mistake."""
+    same = compare or (lambda a, b: difference(a, b))
+    answers = []
+    for case in cases:
+        try:
+            answers.append((case, fn(**copy.deepcopy(case))))
+        except Exception:  # noqa: BLE001 (the test reports the student's error itself)
+            continue
+    kept = []
+    for mistake in mistakes:
+        try:
+            if all(same(got, mistake.answer(**copy.deepcopy(case))) is None for case, got in answers):
+                kept.append(mistake)
+        except Exception:  # noqa: BLE001 (a mistake that cannot run on a case explains nothing)
+            continue
+    return tuple(kept)
+
+
 def climb_answer(got: Any, case: dict, properties, expected: Any = None, mistakes=(), what: str = "output",
           compare: Callable[[Any, Any], str | None] | None = None) -> None:
     """One answer already computed: raise an AssertionError at the first broken property, else at a wrong value
@@ -120,4 +140,5 @@ def climb_answer(got: Any, case: dict, properties, expected: Any = None, mistake
         raise AssertionError(message)
 
 
-__all__ = ["Property", "call_unchanged", "climb", "climb_answer", "first_broken", "tensor_form"]
+__all__ = ["Property", "call_unchanged", "climb", "climb_answer", "first_broken", "mistakes_agreeing",
+           "tensor_form"]

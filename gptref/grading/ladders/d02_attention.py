@@ -10,10 +10,38 @@ from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d02_attention import MISTAKES
 
 
+def not_probabilities(w, allowed):
+    """Attention weights are probabilities: a finite weight below 0 or above 1 says what the answer holds instead
+    (log-probabilities when their exp sums to 1 over the allowed keys of every row that sees some key)."""
+    finite = torch.isfinite(w)
+    outside = finite & ((w < 0) | (w > 1 + 1e-6))
+    if not outside.any():
+        return None
+    rows = allowed.any(-1)
+    exp_sums = w.double().exp().masked_fill(~allowed, 0.0).sum(-1)[rows]  # exp(-inf) = 0 at the masked keys
+    if rows.any() and bool(((exp_sums - 1).abs() < 1e-4).all()):
+        return ("your weights are log-probabilities (negative, and their exp sums to 1 over the allowed keys): the "
+                "weights are the probabilities themselves, softmax, not log_softmax")
+    return (f"attention weights are probabilities, between 0 and 1, but one is {w[outside][0].item():.4g}: the "
+            f"weights are the softmax of the scores over the keys, not the scores")
+
+
+def same_sum_note(sums):
+    """' (every ... sums to the same c ...)' when the rows that must sum to 1 all sum to one other number: the
+    weights were scaled by one factor after the softmax."""
+    if sums.numel() < 2 or not bool(((sums - sums[0]).abs() <= 1e-6 * sums[0].abs()).all()):
+        return ""
+    return (f" (every such query's weights sum to the same {sums[0].item():.4g}: the weights are multiplied by one "
+            f"factor after the softmax; a scale such as 1/sqrt(D) belongs to the scores, before the softmax)")
+
+
 def weights_problem(w, allowed):
     """The first property of attention weights that w breaks, in words (None when it has them all): finite; zero
     for a query that may see no key; exactly 0 at masked keys; summing to 1 over the keys otherwise."""
     has_key = allowed.any(-1)
+    outside = not_probabilities(w, allowed)
+    if outside:
+        return outside
     if not torch.isfinite(w).all():
         if torch.isfinite(w[has_key]).all():
             return ("a query that may see no key has NaN weights (the softmax of a row of -inf is 0/0); such a query "
@@ -27,7 +55,7 @@ def weights_problem(w, allowed):
     sums = w.double().sum(-1)[has_key]
     if ((sums - 1).abs() > 1e-4).any():
         return (f"the weights of each query that may see some key must sum to 1 over the keys; one sums to "
-                f"{sums[(sums - 1).abs().argmax()].item():.4g}")
+                f"{sums[(sums - 1).abs().argmax()].item():.4g}{same_sum_note(sums)}")
     return None
 
 
@@ -87,4 +115,45 @@ def check_heads(fn, x, *args, expected):
         fail(difference(got, expected, "the result"))
 
 
-__all__ = ["check_heads", "check_use", "weights_problem"]
+__all__ = ["check_heads", "check_use", "mha_dependence_problem", "not_probabilities", "same_sum_note",
+           "weights_problem"]
+
+
+def mha_dependence_problem(fn, x, state, n_heads, context=None, mask=None, **kwargs):
+    """What the layer's output depends on that it may not, found by changing one input position at a time (None
+    when nothing is found): a query's output may not change with a key its mask hides, nor, in cross-attention,
+    with x at another position (keys and values come from the context)."""
+    def run(x_in, context_in):
+        extra = {} if context_in is None else {"context": context_in}
+        return call(fn, x_in, state, n_heads, mask=mask, **extra, **kwargs).detach()
+
+    base = run(x, context)
+    B, T, _ = x.shape
+    source = x if context is None else context
+    S = source.shape[1]
+    allowed = (torch.ones(B, T, S, dtype=torch.bool) if mask is None
+               else torch.broadcast_to(mask, (B, n_heads, T, S))[:, 0])                 # (B, T, S)
+    generator = torch.Generator().manual_seed(0)
+    for s in range(S):
+        bumped = source.clone()
+        bumped[:, s] += torch.randn(bumped[:, s].shape, generator=generator, dtype=bumped.dtype)
+        moved = (run(bumped, None) if context is None else run(x, bumped)) != base     # (B, T, C)
+        moved = moved.any(-1) & ~allowed[:, :, s]                   # (B, T): where the hidden key s mattered
+        if context is None:
+            moved[:, s] = False                                                        # query s itself changed
+        if moved.any():
+            b, t = moved.nonzero()[0].tolist()
+            return (f"changing {'x' if context is None else 'the context'} at position {s} changes the output of "
+                    f"query {t} (sequence {b}), whose mask hides key {s}: the mask is not applied, or not the right "
+                    f"way round (True = may attend; pass it on to the attention as it is)")
+    if context is not None:
+        for s in range(T):
+            bumped = x.clone()
+            bumped[:, s] += torch.randn(bumped[:, s].shape, generator=generator, dtype=bumped.dtype)
+            moved = (run(bumped, context) != base).any(-1)                              # (B, T)
+            moved[:, s] = False
+            if moved.any():
+                b, t = moved.nonzero()[0].tolist()
+                return (f"in cross-attention, changing x at position {s} changes the output of query {t} (sequence "
+                        f"{b}): only the queries come from x; the keys and values must both come from the context")
+    return None

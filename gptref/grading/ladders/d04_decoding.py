@@ -262,9 +262,23 @@ def beam_scores_are_normalised_log_probs(got, case) -> str | None:
         want = total / len(tokens) ** alpha
         if abs(want - score) > 1e-4:
             return (f"hypothesis {tokens}: score {score:.5f}, but its summed log-probability {total:.5f} / "
-                    f"{len(tokens)} ** {alpha} = {want:.5f} (the length counts the generated tokens, the eos "
-                    "included, not the prompt)")
+                    f"{len(tokens)} ** {alpha} = {want:.5f}{_what_the_score_is(score, total, tokens, alpha, case)}")
     return None
+
+
+def _what_the_score_is(score: float, total: float, tokens: list[int], alpha: float, case: dict) -> str:
+    """What a wrong score equals, said only when it equals it: the right sum over another length, or the raw sum;
+    otherwise where to look (the sum itself)."""
+    prompt_len = case["idx"].shape[1]
+    for length in sorted({len(tokens) - 1, len(tokens) + 1, len(tokens) + prompt_len} - {len(tokens), 0}):
+        if abs(total / length ** alpha - score) <= 1e-4 and abs(total / len(tokens) ** alpha - score) > 1e-4:
+            return (f" (your score is that sum / {length} ** {alpha}: |y| counts the generated tokens, the eos "
+                    f"included, not the prompt; here {len(tokens)})")
+    if abs(total - score) <= 1e-4:
+        return f" (your score is the raw sum: divide it by |y| ** length_penalty, here {len(tokens)} ** {alpha})"
+    return (" (your score is neither that sum over another length nor the raw sum: check the sum itself, which "
+            "adds log_softmax of each step's logits at the chosen token, for every generated token, each beam "
+            "carrying its own running sum)")
 
 
 LADDERS = {
@@ -282,7 +296,9 @@ def same_beams(got, expected, case) -> str | None:
     wherever a score is not tied (a tie may be broken either way)."""
     hyps, want = _hypotheses(got), _hypotheses(expected)
     if len(hyps) != len(want):
-        return f"you returned {len(hyps)} hypotheses, the search finds {len(want)}"
+        note = (": the search keeps beam_size live beams at every step, so at least beam_size hypotheses finish; "
+                "return the best beam_size of them" if len(hyps) < len(want) else "")
+        return f"you returned {len(hyps)} hypotheses, the search finds {len(want)}{note}"
     for i, ((tokens, score), (want_tokens, want_score)) in enumerate(zip(hyps, want)):
         if abs(score - want_score) > 1e-6:
             return (f"hypothesis {i} is {tokens} with score {score:.5f}, but the search's hypothesis {i} is "

@@ -257,6 +257,10 @@ MISTAKES = {
                 lambda text, vocab, merges: _encode(text, vocab, merges, pattern=WORD_CHARS_ONLY)),
         Mistake(_SAYS_NO_LEADING_SPACE,
                 lambda text, vocab, merges: _encode(text, vocab, merges, pattern=NO_LEADING_SPACE)),
+        Mistake("pre-tokenize with a pattern of your own that cuts every space and punctuation mark into a piece of "
+                "its own (\\w+|\\W): GPT-2's pre-tokens carry their leading space, ' the', and keep a run of spaces "
+                "together" + _USE_GIVEN,
+                lambda text, vocab, merges: _encode(text, vocab, merges, pattern=r"\w+|\W")),
         Mistake(_SAYS_ONE_DIGIT, lambda text, vocab, merges: _encode(text, vocab, merges, pattern=ONE_DIGIT)),
         Mistake(_SAYS_DIGITS_BY_THREE,
                 lambda text, vocab, merges: _encode(text, vocab, merges, pattern=DIGITS_BY_THREE)),

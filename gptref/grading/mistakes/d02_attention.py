@@ -84,6 +84,12 @@ def _softmax_uniform_rows(scores, mask):
     return torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1)
 
 
+def _softmax_finite_fill(scores, mask):
+    """A finite fill value, with the fully masked rows set to zero: right unless the allowed scores lie below it."""
+    any_key = mask.expand_as(scores).any(-1, keepdim=True)
+    return torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1).masked_fill(~any_key, 0.0)
+
+
 def _softmax_global_max(scores, mask):
     exps = torch.exp(scores - scores.max()) * mask  # one max for the whole tensor: far rows underflow to 0
     return exps / exps.sum(-1, keepdim=True).clamp_min(1e-30)
@@ -286,6 +292,8 @@ MISTAKES = {
                 _softmax_fill_zero),
         Mistake("fill with -inf and stop there: a fully masked row gave NaN (0/0); give such rows zeros",
                 _softmax_nan_rows),
+        Mistake("fill the masked scores with a large finite number (-1e9, -1e4): where every allowed score is below "
+                "it, the masked keys take the weight; only -inf gives a masked key exactly 0", _softmax_finite_fill),
         Mistake("fill with a large negative number: the fully masked row should be all zeros, not uniform",
                 _softmax_uniform_rows),
         Mistake("take the softmax over the queries (dim=-2): take the softmax over the LAST dim (the keys)",

@@ -1,0 +1,70 @@
+"""Day 1's ladder helpers: why a BPE merge is not the expected one, said with the pair counts at that step
+(nothing hidden lives here: the counts come from the text and the merges both answers agree on)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import regex
+
+from gptref.tokenizers.bpe import GPT2_SPLIT_PATTERN
+
+
+def _merged(word: tuple[bytes, ...], pair: tuple[bytes, bytes]) -> tuple[bytes, ...]:
+    """word with each left-to-right occurrence of pair joined into one token."""
+    out, i = [], 0
+    while i < len(word):
+        if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+            out.append(word[i] + word[i + 1])
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return tuple(out)
+
+
+def pair_counts_after(text: str, merges: list[tuple[bytes, bytes]]) -> Counter:
+    """The weighted pair counts (as (bytes, bytes)) over the GPT-2 pre-tokens of text, after applying merges."""
+    words = Counter(tuple(bytes([b]) for b in w.encode("utf-8")) for w in regex.findall(GPT2_SPLIT_PATTERN, text))
+    for pair in merges:
+        words = Counter({_merged(word, pair): n for word, n in words.items()})
+    counts = Counter()
+    for word, n in words.items():
+        for pair in zip(word, word[1:]):
+            counts[pair] += n
+    return counts
+
+
+def wrong_merges(text: str, mine: list, theirs: list) -> str:
+    """Why the merges `mine` differ from `theirs`, said with the pair counts: the first of your merges that is not a
+    most frequent pair after your merges before it (a counting problem), or, when every one is, the tie."""
+    mine, theirs = [tuple(m) for m in mine], [tuple(m) for m in theirs]
+    first = next((r for r, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)))
+    for step, pair in enumerate(mine):
+        counts = pair_counts_after(text, mine[:step])
+        if not counts:
+            break
+        best = max(counts.values())
+        if counts.get(pair, 0) < best:
+            top = max((p for p, n in counts.items() if n == best))
+            return (f"merge {step} is {pair!r}, which occurs {counts.get(pair, 0)} times in the GPT2_SPLIT_PATTERN "
+                    f"pre-tokens after your first {step} merges, but {top!r} occurs {best} times: merge the most "
+                    f"frequent pair, counting every occurrence inside every pre-token (its leading space included), "
+                    f"times how often that pre-token occurs")
+    if first >= min(len(mine), len(theirs)):
+        return ""
+    counts = pair_counts_after(text, mine[:first])
+    count = counts.get(mine[first], 0)
+    tied = [pair for pair, n in counts.items() if n == count]
+    note = ""
+    if mine[first] == max(tied, key=lambda pair: (pair[1], pair[0])):
+        note = " (yours is the greatest when the right token's bytes are compared first)"
+    elif mine[first] == min(tied):
+        note = " (yours is the smallest of the tied pairs)"
+    return (f"merge {first} is {mine[first]!r}, expected {theirs[first]!r}: both occur {count} times after the first "
+            f"{first} merges, and every one of your merges is a most frequent pair, counted as expected; so the "
+            f"difference is the tie{note}: among pairs of equal count take the greatest, compared as "
+            f"(vocab[a], vocab[b]), the left token's bytes first")
+
+
+__all__ = ["pair_counts_after", "wrong_merges"]
