@@ -267,3 +267,37 @@ def test_a_division_by_zero_elsewhere_is_not_blamed_on_the_warmup():
     with pytest.raises(AssertionError, match="denominator on this line is 0") as raised:
         call(mean_of, [1.0], 0)
     assert "warmup" not in str(raised.value)
+
+
+def test_a_key_slice_cut_with_the_query_block_size_is_named():
+    """p @ v[..., j0:j0 + block_q, :]: a key slice as long as a query block fails when the two sizes differ."""
+    def tiles(q, k, v, block_q, block_k):
+        out = []
+        for i0 in range(0, q.shape[-2], block_q):
+            for j0 in range(0, k.shape[-2], block_k):
+                p = q[..., i0:i0 + block_q, :] @ k[..., j0:j0 + block_k, :].transpose(-2, -1)
+                out.append(p @ v[..., j0:j0 + block_q, :])
+        return out
+
+    q = torch.randn(2, 16, 4, dtype=torch.float64)
+    msg = _message(tiles, q, q, q, 8, 4)
+    assert "j0:j0 + block_q starts at a key position but is as long as a query block" in msg
+
+
+    def right_slices(p_tile, v, j0, block_k):
+        return p_tile @ v[..., j0:j0 + block_k, :]
+
+    msg = _message(right_slices, torch.randn(4, 8), torch.randn(6, 3), 0, 8)  # v too short: no slice to blame
+    assert "starts at a" not in msg and "kept per QUERY" in msg
+
+
+def test_a_per_query_value_sliced_with_the_key_block_is_pointed_at_without_a_cause():
+    """lse[..., j0:j0 + block_k, None] against a (block_q, block_k) tile: rows are queries, columns keys."""
+    def probabilities(s_tiles, lse, block_q, block_k):
+        return [torch.exp(s - lse[..., j0:j0 + block_k, None]) for (i0, j0), s in s_tiles.items()]
+
+    tiles = {(0, 0): torch.randn(4, 8)}
+    msg = _message(probabilities, tiles, torch.randn(16), 4, 8)
+    assert "a quantity kept per QUERY" in msg and "starts at a" not in msg
+    plain = _message(lambda a, b: a + b, torch.randn(3), torch.randn(4))
+    assert "kept per QUERY" not in plain

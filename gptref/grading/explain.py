@@ -168,7 +168,8 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
                 r"Tensors must have same number of dimensions"),
      _join_cause),
     (re.compile(r"must match the size of tensor b|shapes cannot be multiplied|mat1 and mat2 shapes|"
-                r"size mismatch|Expected size .* but got size|The size of tensor a"), _shape_cause),
+                r"size mismatch|Expected size .* but got size|The size of tensor a|"
+                r"Expected size for first two dimensions of batch2"), _shape_cause),
     (re.compile(r"Boolean value of Tensor with more than one (value|element)"),
      lambda line: ("a tensor was used as a True/False value (`if t:`, `t and u`, `not t`): for an optional "
                    "argument test `if t is not None:`; to test every entry use `.any()`/`.all()`, or `torch.where` "
@@ -291,6 +292,27 @@ def earlier_dropped_dim(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
+_TILE_SLICE = re.compile(r"\b([ij])0\s*:\s*\1\s*0?\s*\+\s*(block_[qk])\b")  # i0:i0 + block_q, j0:j0 + block_k
+
+
+def tile_slice_cause(line: str) -> str | None:
+    """For a shape error on a line that cuts tiles (x[..., i0:i0 + block_q, :]): a slice whose start and length belong
+    to different axes, or else how a tile's rows and columns are indexed; None on other lines."""
+    slices = _TILE_SLICE.findall(line.split("#")[0])
+    if not slices:
+        return None
+    for start, block in slices:
+        if (start, block) in (("i", "block_k"), ("j", "block_q")):
+            axis, other = ("query", "key") if start == "i" else ("key", "query")
+            return (f"the slice {start}0:{start}0 + {block} starts at a {axis} position but is as long as a {other} "
+                    f"block: {axis} slices are {start}0:{start}0 + {'block_q' if start == 'i' else 'block_k'} (the "
+                    "two block sizes differ in the tests)")
+    return ("a tile of scores has one row per query of the block (i0:i0 + block_q) and one column per key "
+            "(j0:j0 + block_k): a quantity kept per QUERY (q, the output, lse, m, l, D) is sliced with i0 and enters "
+            "the tile as a column, [..., None]; one kept per KEY (k, v, dk, dv) is sliced with j0: check which each "
+            "slice on this line is, and print the .shape of the tensors that meet here")
+
+
 _SIZES_DIFFER = re.compile(r"The expanded size of the tensor|The size of tensor a")
 _BLOCK_RANGE = re.compile(r"arange\([^)]*\bblock_\w+")  # positions counted with a block size
 
@@ -327,6 +349,9 @@ def explain_error(exc: BaseException, name: str) -> str:
                  "shorter when the length is not a multiple of the block, so the mask built from it no longer fits "
                  "the tile: size the mask's rows and columns from the tile itself (s.shape[-2], s.shape[-1]), not "
                  "from block_q or block_k")
+    tile = tile_slice_cause(where[2]) if where and cause and cause.startswith(_GENERIC_SHAPE) else None
+    if tile:
+        cause = tile
     dropped = earlier_dropped_dim(exc) if cause and cause.startswith(_GENERIC_SHAPE) else None
     if dropped and _reduction_without_keepdim(dropped[1].split("#")[0]):
         cause = (f"line {dropped[0]} ({dropped[1]}) reduces without `keepdim=True`, which removes a dimension (the "
