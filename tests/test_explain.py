@@ -301,3 +301,36 @@ def test_a_per_query_value_sliced_with_the_key_block_is_pointed_at_without_a_cau
     assert "a quantity kept per QUERY" in msg and "starts at a" not in msg
     plain = _message(lambda a, b: a + b, torch.randn(3), torch.randn(4))
     assert "kept per QUERY" not in plain
+
+
+def test_a_reduction_that_is_the_last_step_of_its_line_is_not_blamed_for_keepdim():
+    """(a * b).sum(-1) with a and b of other sizes: the sizes clash inside, not because of the reduction."""
+    def pair_terms(a, b):
+        return (a * b).sum(dim=-1)
+
+    msg = _message(pair_terms, torch.randn(3, 4), torch.randn(2))
+    assert "keepdim" not in msg and "print their .shape" in msg
+
+
+def test_a_float_mask_in_a_bool_operation_is_explained_not_passed_through():
+    """torch's NotImplementedError for a dtype is an error of the student's code, unlike `raise NotImplementedError`."""
+    def causal(key_is_token):
+        T = key_is_token.shape[-1]
+        return key_is_token[:, None, :] & torch.ones(T, T).tril()
+
+    msg = _message(causal, torch.ones(2, 3, dtype=torch.bool))
+    assert "a mask must be a bool tensor" in msg and "torch.ones(T, T).tril()" in msg
+
+
+def test_a_row_where_an_outer_product_needs_a_column_is_explained():
+    def angles(positions, theta):
+        return positions[None, :] * theta
+
+    msg = _message(angles, torch.arange(6.0), torch.ones(4))
+    assert "a[:, None] * b[None, :]" in msg
+
+
+    def add(a, b):
+        return a + b
+
+    assert "outer product" not in _message(add, torch.randn(3), torch.randn(4))
