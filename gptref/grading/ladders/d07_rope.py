@@ -87,8 +87,21 @@ def rope_position_zero_fixed(got, case) -> str | None:
     for t in (positions == 0).nonzero().flatten().tolist():
         if not torch.allclose(got[..., t, :].double(), x[..., t, :].double(), atol=1e-5):
             return (f"the vector at position 0 (sequence index {t}) must come out unchanged, since every angle is 0 "
-                    f"there; yours changed it from {_short(x[..., t, :])} to {_short(got[..., t, :])}")
+                    f"there; yours changed it from {_short(x[..., t, :])} to {_short(got[..., t, :])}"
+                    + _reordered(got[..., t, :].double(), x[..., t, :].double()))
     return None
+
+
+def _reordered(got: torch.Tensor, x: torch.Tensor) -> str:
+    """' (...)' when `got` holds x's own numbers in another channel order: the channels were put back wrongly."""
+    close = lambda a, b: a.shape == b.shape and torch.allclose(a, b, atol=1e-6)  # noqa: E731
+    if close(got[..., 0::2], x[..., 1::2]) and close(got[..., 1::2], x[..., 0::2]):
+        return (" (your output holds the same numbers with the two channels of every pair swapped: check which "
+                "result goes to channel 2i and which to 2i+1, and which input channel each formula reads)")
+    if close(got.sort(dim=-1).values, x.sort(dim=-1).values):
+        return (" (your output holds the same numbers in another channel order: check which channels you read as a "
+                "pair and the order you stack/cat/reshape the results back into)")
+    return ""
 
 
 # ---------------------------------------------------------------- rope_score
