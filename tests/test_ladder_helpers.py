@@ -115,3 +115,20 @@ def test_targets_form_says_when_the_targets_were_flattened():
     assert "flattened" in targets_form(torch.zeros(4, 5), case)
     assert "flattened" not in targets_form(torch.zeros(2, 5), case)
     assert targets_form(torch.zeros(2, 2, 5), case) is None
+
+
+def test_drift_with_position_names_angles_short_of_digits_and_nothing_else():
+    """A table whose frequencies were rounded to float32 is right at first and drifts with the position; a table
+    with one wrong pair everywhere, or a short table, gets no such remark."""
+    from gptref.grading.ladders.d07_rope import drift_with_position
+    from gptref.positions import sinusoidal_positions
+
+    n, d = 10000, 6
+    positions = torch.arange(n, dtype=torch.float64)[:, None]
+    for omega, drifts in ((10000.0 ** (-torch.arange(0, d, 2) / d), True),  # float32 frequencies
+                          (10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d) * 1.001, False)):
+        table = torch.zeros(n, d, dtype=torch.float64)
+        table[:, 0::2], table[:, 1::2] = (positions * omega).sin(), (positions * omega).cos()
+        remark = drift_with_position(table.float(), sinusoidal_positions(n, d))
+        assert ("too few digits" in remark) == drifts
+    assert drift_with_position(sinusoidal_positions(20, 6) + 1e-5, sinusoidal_positions(20, 6)) == ""

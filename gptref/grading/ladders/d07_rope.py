@@ -60,6 +60,24 @@ def table_frequencies(got, case) -> str | None:
     return None
 
 
+def drift_with_position(got: torch.Tensor, want: torch.Tensor) -> str:
+    """' (...)' when a table is right for the first positions and then drifts by a little that grows with the
+    position: the angles p * omega_i were carried with too few digits (float32) somewhere."""
+    if got.shape != want.shape or got.shape[0] < 1000:
+        return ""
+    error = (got.double() - want.double()).abs().amax(dim=-1)  # (n,) the largest error at each position
+    wrong = (error > 1e-6).nonzero().flatten()
+    n = got.shape[0]
+    if not len(wrong) or error.max() > 1e-3 or int(wrong[0]) < 50:
+        return ""
+    if error[-n // 4:].max() < error[int(wrong[0]):int(wrong[0]) + n // 4].max():  # not growing with the position
+        return ""
+    return (f" (your table is right up to position {int(wrong[0]) - 1} and then drifts by at most "
+            f"{error.max().item():.2g}, more at larger positions: the angle p * omega_i carries too few digits there, "
+            "so compute omega and the angles in float64 (torch.arange(..., dtype=torch.float64)) and convert to "
+            "float32 only at the end)")
+
+
 # ---------------------------------------------------------------- rope
 
 
