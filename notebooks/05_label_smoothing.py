@@ -126,7 +126,10 @@ _cases = [
     dict(target=torch.tensor([3]), n_classes=4, smoothing=1.0),                # smoothing 1: uniform
     dict(target=torch.tensor([], dtype=torch.long), n_classes=4, smoothing=0.1),   # an empty batch
 ]
-climb(smoothed_targets, _cases, LADDERS["smoothed_targets"], _one_hot_mix, mistakes=MISTAKES["smoothed_targets"])
+_labels = ["3 targets, C = 4, eps 0.1", "(B, T) targets", "classes 2..5 absent from the batch",
+           "eps 0 (one-hot), C = 2", "eps 1 (uniform)", "an empty batch"]
+climb(smoothed_targets, _cases, LADDERS["smoothed_targets"], _one_hot_mix, mistakes=MISTAKES["smoothed_targets"],
+      labels=_labels)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("05_label_smoothing", "smoothed_targets", smoothed_targets)
@@ -181,8 +184,12 @@ _cases = [
     dict(logits=torch.randn(4, 6, generator=_g) * 200, target=torch.tensor([0, 1, 2, 3]), smoothing=0.1,
          ignore_index=-100),
 ]
+_labels = ["6 rows, none ignored, eps 0.1", "rows with target -100 ignored", "ignore_index=3 (a class id) ignored",
+           "a row of equal logits and a row whose largest logit is negative, eps 0.3", "N = 1, C = 2, eps 0 (plain CE)",
+           "float32, eps 1 (the uniform term alone)", "large float32 logits (softmax underflows to 0)"]
 climb(smoothed_cross_entropy, _cases, LADDERS["smoothed_cross_entropy"], _torch_ce,
-      mistakes=MISTAKES["smoothed_cross_entropy"], compare=value("loss", "F.cross_entropy(label_smoothing=...)"))
+      mistakes=MISTAKES["smoothed_cross_entropy"], compare=value("loss", "F.cross_entropy(label_smoothing=...)"),
+      labels=_labels)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("05_label_smoothing", "smoothed_cross_entropy", smoothed_cross_entropy)
@@ -227,8 +234,10 @@ _cases = [
     dict(logits=torch.randn(4, 6, generator=_g) * 200, target=torch.tensor([0, 1, 2, 3]), smoothing=0.1),
     dict(logits=_z, target=_y, smoothing=0.0),                    # q has zeros: 0 log 0 counts as 0
 ]
+_labels = ["8 rows, eps 0.1", "p = q exactly (KL 0)", "a row of equal logits and a row of negative logits, eps 0.3",
+           "N = 1, C = 2, float32, eps 1", "large float32 logits (softmax underflows to 0)", "eps 0 (q has zeros)"]
 _got = climb(smoothed_kl, _cases, LADDERS["smoothed_kl"], _torch_kl, mistakes=MISTAKES["smoothed_kl"],
-             compare=value("KL", "F.kl_div(..., reduction='batchmean')"))
+             compare=value("KL", "F.kl_div(..., reduction='batchmean')"), labels=_labels)
 _entropy = -(_q * _q.log()).sum(-1).mean()
 _ce = F.cross_entropy(_z, _y, label_smoothing=0.1)
 assert torch.allclose(_got[0], _ce - _entropy), \

@@ -93,7 +93,10 @@ _cases = [dict(key_is_token=_right, causal=False), dict(key_is_token=_right, cau
           dict(key_is_token=_left, causal=True), dict(key_is_token=_left, causal=False),
           dict(key_is_token=torch.tensor([[True]]), causal=True),                 # T = 1
           dict(key_is_token=torch.tensor([[True, True, False], [False, False, False]]), causal=True)]  # all padding
-climb(attention_mask, _cases, LADDERS["attention_mask"], _mask_by_formula, mistakes=MISTAKES["attention_mask"])
+_labels = ["right padding, bidirectional", "right padding, causal", "left padding, causal",
+           "left padding, bidirectional", "T = 1", "a row that is all padding, causal"]
+climb(attention_mask, _cases, LADDERS["attention_mask"], _mask_by_formula, mistakes=MISTAKES["attention_mask"],
+      labels=_labels)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("06_bert_vs_gpt", "attention_mask", attention_mask)
@@ -163,12 +166,13 @@ _ids = torch.randint(3, 499, (64, 256), generator=_g)
 _ids[:, 0], _ids[:, -1] = 0, 1                               # [CLS] ... [SEP]
 _ids[::2, 200:] = 2                                           # padding on half of the rows
 _before = _ids.clone()
-for _p, _vocab in ((0.15, 500), (0.5, 500), (0.3, 30522)):    # p and the vocabulary size vary
-    _res = call(mask_tokens, _ids, mask_id=_vocab - 1, vocab_size=_vocab, p=_p, special_ids=(0, 1, 2), generator=_g)
+# p, the vocabulary size and the [MASK] id vary (BERT's [MASK] is 103, not the last id of its vocabulary)
+for _p, _vocab, _mask_id in ((0.15, 500, 499), (0.5, 500, 499), (0.3, 30522, 103)):
+    _res = call(mask_tokens, _ids, mask_id=_mask_id, vocab_size=_vocab, p=_p, special_ids=(0, 1, 2), generator=_g)
     assert torch.equal(_ids, _before), ("mask_tokens changed its argument ids in place: build inputs as a new "
                                         "tensor (torch.where, or ids.clone() before writing into it)")
-    _problem = mask_problems(_res, _ids, _vocab - 1, _vocab, _p, (0, 1, 2))
-    assert _problem is None, f"with p={_p}, vocab_size={_vocab}: {_problem}"
+    _problem = mask_problems(_res, _ids, _mask_id, _vocab, _p, (0, 1, 2))
+    assert _problem is None, f"with p={_p}, vocab_size={_vocab}, mask_id={_mask_id}: {_problem}"
 _a = call(mask_tokens, _ids, 499, 500, generator=torch.Generator().manual_seed(3))
 _b = call(mask_tokens, _ids, 499, 500, generator=torch.Generator().manual_seed(3))
 assert torch.equal(_a[0], _b[0]) and torch.equal(_a[1], _b[1]), \
@@ -413,8 +417,10 @@ _cases = [
     dict(lm_logits=_lm[:1, :2], clf_logits=_clf[:1], tokens=_tok[:1, :2], labels=_lab[:1], lam=0.5),  # B = 1, T = 2
     dict(lm_logits=_lm, clf_logits=_clf, tokens=_tok, labels=_lab, lam=0.0),    # lam = 0: the classification loss
 ]
+_labels = ["B = 3, T = 5, lam 0.5", "float32, lam 2", "B = 1, T = 2 (one next-token prediction)",
+           "lam = 0 (the classification loss L2 alone)"]
 climb(gpt1_objective, _cases, LADDERS["gpt1_objective"], _l3, mistakes=MISTAKES["gpt1_objective"],
-      compare=objective_value)
+      compare=objective_value, labels=_labels)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("06_bert_vs_gpt", "gpt1_objective", gpt1_objective)

@@ -362,8 +362,10 @@ recompute $S$ (with the causal mask) and $P = e^{S - \mathrm{lse}_i}$; $dV_j \ma
 $dP = dO_i V_j^\top$; $dS = P \circ (dP - D_i)$; $dQ_i \mathrel{+}= dS\,K_j / \sqrt d$;
 $dK_j \mathrel{+}= dS^\top Q_i / \sqrt d$.
 
-Two checks that any correct answer passes, used by the test below: since each row of $P$ sums to 1,
-$\sum_j dV_j = \sum_i dO_i$; since each row of $dS$ sums to $D_i - D_i = 0$, $\sum_j dK_j = 0$.
+Checks that any correct answer passes, used by the test below: since each row of $P$ sums to 1,
+$\sum_j dV_j = \sum_i dO_i$; since each row of $dS$ sums to $D_i - D_i = 0$, $\sum_j dK_j = 0$; and since
+scaling every query by a factor changes each score exactly as scaling every key by it,
+$\sum_i dQ_i \cdot q_i = \sum_j dK_j \cdot k_j$.
 
 **Exercise.** Write `tiled_attention_backward(q, k, v, out, lse, dout, block_q=64, block_k=64, causal=False)`
 returning `(dq, dk, dv)` shaped like `(q, k, v)`, for inputs `(..., T, D)`; `out` and `lse` are what the forward
@@ -419,7 +421,7 @@ from gptref.grading.mistakes.d08_flash_attention import MISTAKES
 def _backward_ladder(q, k, v, block_q, block_k, causal=False):
     """tiled_attention_backward on one input: the ladder every correct (dq, dk, dv) climbs
     (gptref.grading.ladders.d08_flash_attention: form; finite; sum of dV = sum of dO; sum of dK = 0; causal
-    dQ[0] = 0), then equal to autograd of naive attention."""
+    dQ[0] = 0; sum(dQ * Q) = sum(dK * K)), then equal to autograd of naive attention."""
     dout = torch.randn_like(q)
     out, lse = attention_with_lse(q, k, v, causal)
     kwargs = {"q": q, "k": k, "v": v, "out": out, "lse": lse, "dout": dout, "block_q": block_q, "block_k": block_k,

@@ -275,3 +275,70 @@ def test_a_division_by_zero_elsewhere_is_not_blamed_on_the_warmup():
     with pytest.raises(AssertionError, match="denominator on this line is 0") as raised:
         call(mean_of, [1.0], 0)
     assert "warmup" not in str(raised.value)
+
+
+def test_a_key_slice_cut_with_the_query_block_size_is_named():
+    """p @ v[..., j0:j0 + block_q, :]: a key slice as long as a query block fails when the two sizes differ."""
+    def tiles(q, k, v, block_q, block_k):
+        out = []
+        for i0 in range(0, q.shape[-2], block_q):
+            for j0 in range(0, k.shape[-2], block_k):
+                p = q[..., i0:i0 + block_q, :] @ k[..., j0:j0 + block_k, :].transpose(-2, -1)
+                out.append(p @ v[..., j0:j0 + block_q, :])
+        return out
+
+    q = torch.randn(2, 16, 4, dtype=torch.float64)
+    msg = _message(tiles, q, q, q, 8, 4)
+    assert "j0:j0 + block_q starts at a key position but is as long as a query block" in msg
+
+
+    def right_slices(p_tile, v, j0, block_k):
+        return p_tile @ v[..., j0:j0 + block_k, :]
+
+    msg = _message(right_slices, torch.randn(4, 8), torch.randn(6, 3), 0, 8)  # v too short: no slice to blame
+    assert "starts at a" not in msg and "kept per QUERY" in msg
+
+
+def test_a_per_query_value_sliced_with_the_key_block_is_pointed_at_without_a_cause():
+    """lse[..., j0:j0 + block_k, None] against a (block_q, block_k) tile: rows are queries, columns keys."""
+    def probabilities(s_tiles, lse, block_q, block_k):
+        return [torch.exp(s - lse[..., j0:j0 + block_k, None]) for (i0, j0), s in s_tiles.items()]
+
+    tiles = {(0, 0): torch.randn(4, 8)}
+    msg = _message(probabilities, tiles, torch.randn(16), 4, 8)
+    assert "a quantity kept per QUERY" in msg and "starts at a" not in msg
+    plain = _message(lambda a, b: a + b, torch.randn(3), torch.randn(4))
+    assert "kept per QUERY" not in plain
+
+
+def test_a_reduction_that_is_the_last_step_of_its_line_is_not_blamed_for_keepdim():
+    """(a * b).sum(-1) with a and b of other sizes: the sizes clash inside, not because of the reduction."""
+    def pair_terms(a, b):
+        return (a * b).sum(dim=-1)
+
+    msg = _message(pair_terms, torch.randn(3, 4), torch.randn(2))
+    assert "keepdim" not in msg and "print their .shape" in msg
+
+
+def test_a_float_mask_in_a_bool_operation_is_explained_not_passed_through():
+    """torch's NotImplementedError for a dtype is an error of the student's code, unlike `raise NotImplementedError`."""
+    def causal(key_is_token):
+        T = key_is_token.shape[-1]
+        return key_is_token[:, None, :] & torch.ones(T, T).tril()
+
+    msg = _message(causal, torch.ones(2, 3, dtype=torch.bool))
+    assert "a mask must be a bool tensor" in msg and "torch.ones(T, T).tril()" in msg
+
+
+def test_a_row_where_an_outer_product_needs_a_column_is_explained():
+    def angles(positions, theta):
+        return positions[None, :] * theta
+
+    msg = _message(angles, torch.arange(6.0), torch.ones(4))
+    assert "a[:, None] * b[None, :]" in msg
+
+
+    def add(a, b):
+        return a + b
+
+    assert "outer product" not in _message(add, torch.randn(3), torch.randn(4))

@@ -62,3 +62,11 @@ def test_a_softmax_of_rescaled_scores_is_said_with_its_factor(expected):
     assert "made flatter" in flatter and "(1/sqrt(8))" in flatter
     other_dim = difference(torch.softmax(expected, dim=-2), torch.softmax(expected, dim=-1))
     assert "sharper" not in other_dim and "flatter" not in other_dim  # not a rescaling: no factor is claimed
+
+
+def test_no_diagonal_is_claimed_for_a_tall_table():
+    """A (positions, channels) table whose errors grow with the position has entries below the 'diagonal' only
+    because it has far more rows than columns: that says nothing about queries and keys."""
+    table = torch.randn(400, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    drifted = table + (torch.arange(400, dtype=torch.float64)[:, None] - 100).clamp(min=0) * 1e-3  # rows past 100
+    assert "diagonal" not in difference(drifted, table)

@@ -73,6 +73,33 @@ def _reduction_without_keepdim(line: str) -> bool:
     return bool(re.search(r"\.(sum|mean|max|min|amax|logsumexp|std|var|norm)\(", line)) and "keepdim" not in line
 
 
+def _reduction_is_combined(line: str) -> bool:
+    """Whether a reduction's result meets another tensor on this line (x - x.mean(-1)), rather than being the last
+    step of it ((a * b).sum(-1)): only then can its dropped dimension be the one that does not fit."""
+    code = line.split("#")[0]
+    for found in re.finditer(r"\.(sum|mean|max|min|amax|logsumexp|std|var|norm)\(", code):
+        depth, close = 0, len(code)
+        for index in range(found.end() - 1, len(code)):  # the call's closing parenthesis
+            depth += {"(": 1, ")": -1}.get(code[index], 0)
+            if depth == 0:
+                close = index
+                break
+        start = found.start()
+        if start and code[start - 1] == ")":  # a parenthesised receiver: back to its opening parenthesis
+            depth, start = 0, start - 1
+            while start >= 0:
+                depth += {")": 1, "(": -1}.get(code[start], 0)
+                if depth == 0:
+                    break
+                start -= 1
+        while start > 0 and re.match(r"[\w.\[\]]", code[start - 1]):
+            start -= 1
+        if code[:start].rstrip()[-1:] in ("+", "-", "*", "/", "@") or code[close + 1:].lstrip()[:1] in (
+                "+", "-", "*", "/", "@"):
+            return True
+    return False
+
+
 def _per_row_without_trailing_dim(line: str) -> bool:
     """A line that slices a tensor and combines tensors entry by entry (+ - * /), adding no trailing dimension."""
     sliced = re.search(r"\w\[[^\]]*:[^\]]*\]", line)
@@ -102,11 +129,16 @@ def _shape_cause(line: str) -> str:
     if re.search(r"\.shape\[0\]|\.size\(0\)", line):
         return ("this line uses .shape[0], the BATCH size of a (B, T, ...) tensor: if you meant the sequence length, "
                 "that is .shape[1]; otherwise print the .shape of the tensors that meet here")
-    if _reduction_without_keepdim(line):
+    if _reduction_without_keepdim(line) and _reduction_is_combined(line):
         return ("a sum/mean/max without `keepdim=True` drops the reduced dimension, so the result no longer lines up "
                 "with the tensor it is combined with: add `keepdim=True`")
     if re.search(r"\.view\(|\.reshape\(", line):
         return "check the sizes you pass to view/reshape against the tensor's .shape"
+    if re.search(r"\[\s*None\s*(,\s*:\s*)?\]\s*\*|\*\s*[\w.]+\[\s*None\s*(,\s*:\s*)?\]", line):
+        return ("`v[None, :]` makes v a ROW (1, n), which lines up with the LAST dimension of what it meets; to pair "
+                "every entry of one vector with every entry of another (an outer product, such as positions times "
+                "frequencies), make the first a column and the second a row: `a[:, None] * b[None, :]` has shape "
+                "(len(a), len(b))")
     if _per_row_without_trailing_dim(line):
         return ("broadcasting lines up dimensions from the RIGHT: if one of these is a per-row vector (..., rows) "
                 "meant for a (..., rows, cols) tensor, give it a trailing dimension, `v[..., None]`; otherwise print "
@@ -168,7 +200,8 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
                 r"Tensors must have same number of dimensions"),
      _join_cause),
     (re.compile(r"must match the size of tensor b|shapes cannot be multiplied|mat1 and mat2 shapes|"
-                r"size mismatch|Expected size .* but got size|The size of tensor a"), _shape_cause),
+                r"size mismatch|Expected size .* but got size|The size of tensor a|"
+                r"Expected size for first two dimensions of batch2"), _shape_cause),
     (re.compile(r"Boolean value of Tensor with more than one (value|element)"),
      lambda line: ("a tensor was used as a True/False value (`if t:`, `t and u`, `not t`): for an optional "
                    "argument test `if t is not None:`; to test every entry use `.any()`/`.all()`, or `torch.where` "
@@ -193,6 +226,10 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"Dimension out of range"),
      lambda line: ("a dimension index is larger than the tensor has dimensions: count from the end (dim=-1 is the "
                    "last) so the code works for any number of leading dimensions")),
+    (re.compile(r"\"(bitwise|logical)_\w+\" not implemented for '(Float|Double|Half|BFloat16)'"),
+     lambda line: ("a True/False operation (&, |, ^, ~) met a float tensor: a mask must be a bool tensor, so make it "
+                   "bool where it is created (torch.ones(T, T, dtype=torch.bool).tril(), or a comparison such as "
+                   "j <= i)")),
     (re.compile(r"not implemented for '(Long|Int|Bool|Byte)'|\"\w+\" not implemented for '(Long|Int|Bool)'"),
      lambda line: ("an integer or bool tensor reached an operation that needs floating point: convert it with "
                    ".to(x.dtype)")),
@@ -295,6 +332,27 @@ def earlier_dropped_dim(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
+_TILE_SLICE = re.compile(r"\b([ij])0\s*:\s*\1\s*0?\s*\+\s*(block_[qk])\b")  # i0:i0 + block_q, j0:j0 + block_k
+
+
+def tile_slice_cause(line: str) -> str | None:
+    """For a shape error on a line that cuts tiles (x[..., i0:i0 + block_q, :]): a slice whose start and length belong
+    to different axes, or else how a tile's rows and columns are indexed; None on other lines."""
+    slices = _TILE_SLICE.findall(line.split("#")[0])
+    if not slices:
+        return None
+    for start, block in slices:
+        if (start, block) in (("i", "block_k"), ("j", "block_q")):
+            axis, other = ("query", "key") if start == "i" else ("key", "query")
+            return (f"the slice {start}0:{start}0 + {block} starts at a {axis} position but is as long as a {other} "
+                    f"block: {axis} slices are {start}0:{start}0 + {'block_q' if start == 'i' else 'block_k'} (the "
+                    "two block sizes differ in the tests)")
+    return ("a tile of scores has one row per query of the block (i0:i0 + block_q) and one column per key "
+            "(j0:j0 + block_k): a quantity kept per QUERY (q, the output, lse, m, l, D) is sliced with i0 and enters "
+            "the tile as a column, [..., None]; one kept per KEY (k, v, dk, dv) is sliced with j0: check which each "
+            "slice on this line is, and print the .shape of the tensors that meet here")
+
+
 _SIZES_DIFFER = re.compile(r"The expanded size of the tensor|The size of tensor a")
 _BLOCK_RANGE = re.compile(r"arange\([^)]*\bblock_\w+")  # positions counted with a block size
 
@@ -331,6 +389,9 @@ def explain_error(exc: BaseException, name: str) -> str:
                  "shorter when the length is not a multiple of the block, so the mask built from it no longer fits "
                  "the tile: size the mask's rows and columns from the tile itself (s.shape[-2], s.shape[-1]), not "
                  "from block_q or block_k")
+    tile = tile_slice_cause(where[2]) if where and cause and cause.startswith(_GENERIC_SHAPE) else None
+    if tile:
+        cause = tile
     dropped = earlier_dropped_dim(exc) if cause and cause.startswith(_GENERIC_SHAPE) else None
     if dropped and _reduction_without_keepdim(dropped[1].split("#")[0]):
         cause = (f"line {dropped[0]} ({dropped[1]}) reduces without `keepdim=True`, which removes a dimension (the "
@@ -383,12 +444,16 @@ def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     """fn(*args, **kwargs); an exception inside it becomes an AssertionError that explains it.
 
     AssertionError (a test's own), NotImplementedError (an exercise not written yet) and KeyboardInterrupt
-    pass through unchanged.
+    pass through unchanged; torch's NotImplementedError for a dtype ("... not implemented for 'Float'") is explained.
     """
     name = getattr(fn, "__name__", "your function")
     try:
         return fn(*args, **kwargs)
-    except (AssertionError, NotImplementedError, KeyboardInterrupt):
+    except NotImplementedError as exc:
+        if "not implemented for '" not in str(exc):  # torch's missing kernel for a dtype is an error of the code
+            raise
+        raise AssertionError(explain_error(exc, name)) from None
+    except (AssertionError, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 (every error of student code is explained, none is hidden)
         raise AssertionError(explain_error(exc, name)) from None

@@ -132,8 +132,8 @@ def _where(wrong: torch.Tensor) -> str | None:
 
 def _triangle(wrong: torch.Tensor) -> str | None:
     """Every wrong entry above (or below) the diagonal of the last two dimensions: the future (or past) positions."""
-    if wrong.dim() < 2 or min(wrong.shape[-2:]) < 2 or int(wrong.sum()) < 3:
-        return None
+    if wrong.dim() < 2 or min(wrong.shape[-2:]) < 2 or int(wrong.sum()) < 3 or wrong.shape[-1] != wrong.shape[-2]:
+        return None  # only a square (query, key) grid has a diagonal that means something
     rows, cols = wrong.shape[-2:]
     above = torch.ones(rows, cols, dtype=torch.bool).triu(1)
     below = torch.ones(rows, cols, dtype=torch.bool).tril(-1)

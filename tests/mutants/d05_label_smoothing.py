@@ -122,3 +122,18 @@ MUTANTS = [
            fails={"test_smoothed_kl"}, why="divides by C instead of N",
            hint="divide the total by C, the number of classes, instead of N"),
 ]
+
+# Fresh wrong answers of issue 23 (n58), named by the general machinery or a new known mistake.
+MUTANTS += [
+    Mutant("smoothed_targets", old="one_hot = F.one_hot(target, n_classes).to(torch.float32)",
+           new="one_hot = F.one_hot(target.reshape(-1), n_classes).to(torch.float32)",
+           fails={"test_smoothed_targets"}, why="targets flattened before one_hot (the (B, T) shape is lost)",
+           hint="one row per target, flattened"),
+    Mutant("smoothed_cross_entropy", old="per_row = torch.where(keep, per_row, torch.zeros_like(per_row))",
+           new="per_row = per_row", fails={"test_smoothed_cross_entropy"},
+           why="the ignored rows' losses stay in the sum", hint="keep the ignored rows' losses in the sum"),
+    Mutant("smoothed_kl", old="logp = logits.log_softmax(dim=-1)",
+           new="logp = (logits.softmax(dim=-1) + 1e-12).log()", fails={"test_smoothed_kl"},
+           why="log(softmax + a small constant): wrong where the softmax underflows",
+           hint="eps 0 (q has zeros)\n  and wrong on: large float32 logits (softmax underflows to 0)"),
+]

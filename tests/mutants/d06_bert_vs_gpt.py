@@ -128,3 +128,13 @@ MUTANTS = [
            fails={"test_gpt1_objective"}, why="the LM loss at the last position only",
            hint="take the LM loss at the last position only"),
 ]
+
+# Fresh wrong answers of issue 23 (n58), named by the general machinery or a new known mistake.
+MUTANTS += [
+    Mutant("mask_tokens", old="torch.full_like(ids, mask_id)", new="torch.full_like(ids, vocab_size - 1)",
+           fails={"test_mask_tokens"}, why="[MASK] hard-coded as the last id of the vocabulary",
+           hint="but the [MASK] id is the mask_id argument"),
+    Mutant("gpt1_objective", old="l2 = F.cross_entropy(clf_logits, labels)",
+           new="l2 = F.cross_entropy(clf_logits.softmax(-1), labels)", fails={"test_gpt1_objective"},
+           why="softmax before F.cross_entropy in L2", hint="so L2 went through a softmax twice"),
+]

@@ -130,3 +130,17 @@ MUTANTS = [
            fails={"test_rope_score"}, why="cos and sin left in float64 in the score",
            hint="q times a float64 tensor becomes float64"),
 ]
+
+# Fresh wrong answers of issue 23 (n58), named by the general machinery or a new known mistake.
+MUTANTS += [
+    Mutant("rope", old="    y_even = x_even * cos - x_odd * sin\n    y_odd = x_even * sin + x_odd * cos",
+           new="    y_even = x_odd * cos - x_even * sin\n    y_odd = x_odd * sin + x_even * cos",
+           fails={"test_rope"}, why="the two channels of each pair swapped in the rotation",
+           hint="the two channels of every pair swapped"),
+    Mutant("rope_score",
+           old="q_even, q_odd = q[..., 0::2], q[..., 1::2]                         # (..., D/2) each\n"
+               "    k_even, k_odd = k[..., 0::2], k[..., 1::2]",
+           new="q_even, q_odd = q[..., :D // 2], q[..., D // 2:]\n    k_even, k_odd = k[..., :D // 2], k[..., D // 2:]",
+           fails={"test_rope_score"}, why="rope_score reads q's pairs as halves (i, i + D/2)",
+           hint="and so must rope_score"),
+]

@@ -100,3 +100,20 @@ MUTANTS += [
            why="mask rows sized by block_q in the backward pass",
            hint="size the mask's rows and columns from the tile itself"),
 ]
+
+# Fresh wrong answers of issue 23 (n58), named by the general machinery (explain.tile_slice_cause, the backward's
+# sum(dQ * Q) = sum(dK * K) rung).
+MUTANTS += [
+    Mutant("tiled_attention", old="acc = acc * alpha[..., None] + p @ v[..., j0:j0 + block_k, :]",
+           new="acc = acc * alpha[..., None] + p @ v[..., j0:j0 + block_q, :]",
+           fails={"test_tiled_attention"}, why="the value tile sliced with the query block size",
+           hint="starts at a key position but is as long as a query block"),
+    Mutant("tiled_attention_backward", old="dq[..., i0:i0 + block_q, :] += ds @ kj * scale",
+           new="dq[..., i0:i0 + block_q, :] = ds @ kj * scale",
+           fails={"test_tiled_attention_backward"}, why="dQ assigned instead of accumulated over the key blocks",
+           hint="both with +="),
+    Mutant("tiled_attention_backward", old="p = torch.exp(s - lse[..., i0:i0 + block_q, None])",
+           new="p = torch.exp(s - lse[..., j0:j0 + block_k, None])",
+           fails={"test_tiled_attention_backward"}, why="lse sliced with the key block",
+           hint="a quantity kept per QUERY (q, the output, lse, m, l, D) is sliced with i0"),
+]

@@ -39,7 +39,8 @@ def _mask_cases(seed: int) -> list[dict]:
         for b, n in enumerate(lengths.tolist()):
             ids[b, n - 1] = 1
             ids[b, n:] = 2
-        cases.append({"ids": ids, "mask_id": V - 1, "vocab_size": V, "p": p, "special_ids": [0, 1, 2],
+        mask_id = 103 if V == 30522 else V - 1  # BERT's own [MASK] id, 103, is not the last id of its vocabulary
+        cases.append({"ids": ids, "mask_id": mask_id, "vocab_size": V, "p": p, "special_ids": [0, 1, 2],
                       "seed": int(torch.randint(0, 2**31 - 1, (1,), generator=g))})
     return cases
 
@@ -168,7 +169,7 @@ EXERCISES = [
         # special token; unselected inputs unchanged, ids inside the vocabulary; then the proportions
         properties=LADDERS["mask_tokens"] + (draws_only_from_the_generator,),
         edge_cases=("special tokens at both ends and padding", "p = 0.15, 0.3 and 0.5", "a small vocabulary (50)",
-                    "BERT's vocabulary (30522)"),
+                    "BERT's vocabulary (30522)", "a [MASK] id that is not vocab_size - 1 (BERT's 103)"),
     ),
     Exercise(
         day=DAY, name="attention_mask", grade_ids=("test_attention_mask",),

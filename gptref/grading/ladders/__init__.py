@@ -59,11 +59,14 @@ def call_unchanged(fn: Callable, case: dict) -> Any:
 
 
 def climb(fn: Callable, cases: list[dict], ladder: tuple[Property, ...], reference: Callable, *,
-          mistakes: tuple[Mistake, ...] = (), compare: Callable[[Any, Any, dict], str | None] | None = None) -> list:
+          mistakes: tuple[Mistake, ...] = (), compare: Callable[[Any, Any, dict], str | None] | None = None,
+          labels: list[str] | None = None) -> list:
     """Call fn(**case) for every case (errors explained), check the ladder then the value against reference(**case).
 
     On the first case that fails, raise its message; a known mistake is named only when the student's answers
     equal that mistake's on every case that ran (one input can make two different slips agree by chance).
+    With `labels` (one phrase per case, in the notebook's words) the message also says on which cases the answers
+    are right and on which wrong, which tells where to look when no known mistake fits.
     Returns the answers when every case passes.
     """
     compare = compare or policy
@@ -85,6 +88,8 @@ def climb(fn: Callable, cases: list[dict], ladder: tuple[Property, ...], referen
                 failure = message
     if failure is None:
         return [got for _, got, _ in answers]
+    if labels:
+        failure += _right_and_wrong(answers, labels, ladder, compare)
     for mistake in mistakes:
         named = [which_mistake(got, (mistake,), case, expected, lambda a, b, c=case: compare(a, b, c))
                  for case, got, expected in answers]
@@ -92,6 +97,17 @@ def climb(fn: Callable, cases: list[dict], ladder: tuple[Property, ...], referen
         if agrees and any(named):
             raise AssertionError(failure + next(n for n in named if n))
     raise AssertionError(failure)
+
+
+def _right_and_wrong(answers: list, labels: list[str], ladder, compare) -> str:
+    """'\n  Your answers are right on: ...; wrong on: ...' over the cases that ran (each named by its label)."""
+    right, wrong = [], []
+    for (case, got, expected), label in zip(answers, labels):
+        broken = first_broken(ladder, got, case) or compare(got, expected, case)
+        (wrong if broken else right).append(label)
+    if not right:
+        return f"\n  Your answers are wrong on every case that ran: {'; '.join(wrong)}"
+    return f"\n  Your answers are right on: {'; '.join(right)}\n  and wrong on: {'; '.join(wrong)}"
 
 
 def _agrees(mistake: Mistake, case: dict, got: Any, compare) -> bool:

@@ -15,6 +15,10 @@ def targets_form(got, case) -> str | None:
         if got.shape[:-1] == case["target"].shape and got.shape[-1] < case["n_classes"]:
             note = (" (one column per class, absent classes included: pass n_classes to F.one_hot, which otherwise "
                     "counts only up to the largest id in the batch)")
+        if not note and got.dim() == 2 and got.shape == (case["target"].numel(), case["n_classes"]) \
+                and case["target"].dim() != 1:
+            note = (" (one row per target, flattened: keep target's own shape in front; F.one_hot works on a target "
+                    "of any shape)")
         return f"the targets have shape {tuple(got.shape)}; they need target.shape + (n_classes,) = {want}{note}"
     if got.dtype != torch.float32:
         return f"the targets have dtype {got.dtype}: return float32 (class ids are int64; convert the one-hot)"

@@ -54,11 +54,30 @@ def only_selected_inputs_change(got, case) -> str | None:
     """Inputs keep their id wherever the label is -100, and every id stays inside the vocabulary."""
     ids, (inputs, labels) = case["ids"], got
     selected = labels != -100
-    if not torch.equal(inputs[~selected], ids[~selected]):
-        return "positions that were not selected keep their id in inputs (and get label -100)"
+    moved = (inputs != ids) & ~selected
+    if moved.any():
+        where = tuple(int(i) for i in moved.nonzero()[0])
+        return (f"positions that were not selected keep their id in inputs (and get label -100); "
+                f"{int(moved.sum())} of your unselected positions changed, e.g. at {where} id {int(ids[where])} became "
+                f"{int(inputs[where])}: every replacement (mask_id or random) applies to selected positions only")
     V = case["vocab_size"]
     if ((inputs < 0) | (inputs >= V)).any():
         return f"random replacement ids must lie in [0, vocab_size={V})"
+    return None
+
+
+def masks_use_mask_id(got, case) -> str | None:
+    """The replacement most selected tokens get is mask_id itself (not another fixed id)."""
+    ids, (inputs, labels) = case["ids"], got
+    changed = inputs[(labels != -100) & (inputs != ids)]
+    if changed.numel() < 20:
+        return None
+    commonest = int(changed.mode().values)
+    share = (changed == commonest).float().mean().item()
+    if commonest != case["mask_id"] and share > 0.5:
+        return (f"{share:.0%} of the selected tokens you changed became id {commonest}, but the [MASK] id is the "
+                f"mask_id argument, {case['mask_id']} here: replace with mask_id (BERT's [MASK] is 103, not the "
+                f"last id of its vocabulary)")
     return None
 
 
@@ -171,12 +190,16 @@ def objective_value(got, expected, case) -> str | None:
     V = lm.shape[-1]
     l2 = F.cross_entropy(clf, lab).item()
     l1 = F.cross_entropy(lm[:, :-1].reshape(-1, V), tok[:, 1:].reshape(-1)).item()
+    if case.get("lam", 0.5) == 0:
+        return (f"got {got.item():.6f}; with lam = 0 the objective is L2 alone, the classifier's cross-entropy "
+                f"F.cross_entropy(clf_logits, labels) = {l2:.6f}: look at how you compute L2")
     return (f"got {got.item():.6f}, expected L2 + lam * L1 = {l2:.6f} + {case.get('lam', 0.5)} * {l1:.6f} = "
             f"{expected.item():.6f} (L2: classifier cross-entropy; L1: next-token cross-entropy)")
 
 
 LADDERS = {
-    "mask_tokens": (masking_form, labels_mark_the_selection, only_selected_inputs_change, proportions),
+    "mask_tokens": (masking_form, labels_mark_the_selection, only_selected_inputs_change, masks_use_mask_id,
+                    proportions),
     "attention_mask": (mask_form, padded_keys_hidden, causal_rule),
     "gpt1_objective": (objective_form,),
 }

@@ -60,6 +60,24 @@ def table_frequencies(got, case) -> str | None:
     return None
 
 
+def drift_with_position(got: torch.Tensor, want: torch.Tensor) -> str:
+    """' (...)' when a table is right for the first positions and then drifts by a little that grows with the
+    position: the angles p * omega_i were carried with too few digits (float32) somewhere."""
+    if got.shape != want.shape or got.shape[0] < 1000:
+        return ""
+    error = (got.double() - want.double()).abs().amax(dim=-1)  # (n,) the largest error at each position
+    wrong = (error > 1e-6).nonzero().flatten()
+    n = got.shape[0]
+    if not len(wrong) or error.max() > 1e-3 or int(wrong[0]) < 50:
+        return ""
+    if error[-n // 4:].max() < error[int(wrong[0]):int(wrong[0]) + n // 4].max():  # not growing with the position
+        return ""
+    return (f" (your table is right up to position {int(wrong[0]) - 1} and then drifts by at most "
+            f"{error.max().item():.2g}, more at larger positions: the angle p * omega_i carries too few digits there, "
+            "so compute omega and the angles in float64 (torch.arange(..., dtype=torch.float64)) and convert to "
+            "float32 only at the end)")
+
+
 # ---------------------------------------------------------------- rope
 
 
@@ -87,8 +105,21 @@ def rope_position_zero_fixed(got, case) -> str | None:
     for t in (positions == 0).nonzero().flatten().tolist():
         if not torch.allclose(got[..., t, :].double(), x[..., t, :].double(), atol=1e-5):
             return (f"the vector at position 0 (sequence index {t}) must come out unchanged, since every angle is 0 "
-                    f"there; yours changed it from {_short(x[..., t, :])} to {_short(got[..., t, :])}")
+                    f"there; yours changed it from {_short(x[..., t, :])} to {_short(got[..., t, :])}"
+                    + _reordered(got[..., t, :].double(), x[..., t, :].double()))
     return None
+
+
+def _reordered(got: torch.Tensor, x: torch.Tensor) -> str:
+    """' (...)' when `got` holds x's own numbers in another channel order: the channels were put back wrongly."""
+    close = lambda a, b: a.shape == b.shape and torch.allclose(a, b, atol=1e-6)  # noqa: E731
+    if close(got[..., 0::2], x[..., 1::2]) and close(got[..., 1::2], x[..., 0::2]):
+        return (" (your output holds the same numbers with the two channels of every pair swapped: check which "
+                "result goes to channel 2i and which to 2i+1, and which input channel each formula reads)")
+    if close(got.sort(dim=-1).values, x.sort(dim=-1).values):
+        return (" (your output holds the same numbers in another channel order: check which channels you read as a "
+                "pair and the order you stack/cat/reshape the results back into)")
+    return ""
 
 
 # ---------------------------------------------------------------- rope_score

@@ -5,7 +5,7 @@ online_softmax_stats: a pair (m, l), one value per row in the scores' dtype; m i
 tiled_attention: (..., T_q, D) in the inputs' dtype; finite; each output a weighted average of the values its query
 may see; with causal=True query 0's output is v[0].
 tiled_attention_backward: (dq, dk, dv) shaped like (q, k, v); finite; the rows of dV add up to those of dO; the rows
-of dK add up to 0; with causal=True dQ[0] = 0.
+of dK add up to 0; with causal=True dQ[0] = 0; sum(dQ * Q) = sum(dK * K).
 The same functions are the Exercises' `properties=` and the notebook's visible ladders.
 """
 
@@ -110,7 +110,8 @@ def attention_average(got, case) -> str | None:
         return (f"attention's output is a weighted average of the values (weights >= 0 that sum to 1), so each "
                 f"coordinate lies between the smallest and largest value the query may see ({seen}); at index {i} "
                 f"the output is {got[i].item():.4g}, outside [{low[i].item():.4g}, {high[i].item():.4g}]: look at "
-                f"the division by l, the rescaling of acc and l, and which keys the mask hides")
+                f"the division by l, the rescaling of acc and l, which keys the mask hides, and whether the loops "
+                f"write every query's output (rows never written keep what torch.empty left there)")
     return None
 
 
@@ -166,6 +167,31 @@ def backward_dk_sum(got, case) -> str | None:
     return None
 
 
+def backward_q_k_balance(got, case) -> str | None:
+    """Rung 6: sum(dQ * Q) = sum(dK * K) per sequence and head, because scaling every query by a factor changes each
+    score q . k exactly as scaling every key by it does."""
+    dq, dk = got[0].double(), got[1].double()
+    q, k = case["q"].double(), case["k"].double()
+    from_q, from_k = (dq * q).sum(dim=(-2, -1)), (dk * k).sum(dim=(-2, -1))  # (...) one number per sequence and head
+    size = (dq.abs() * q.abs()).sum(dim=(-2, -1)) + (dk.abs() * k.abs()).sum(dim=(-2, -1)) + 1
+    if ((from_q - from_k).abs() / size > tolerance(got[0].dtype)["rtol"] * 100).any():
+        i = _first_bad((from_q - from_k).abs() / size > tolerance(got[0].dtype)["rtol"] * 100)
+        head = (f"sum(dQ * Q) must equal sum(dK * K) (scaling every query by a factor changes each score q . k exactly "
+                f"as scaling every key by it); for sequence/head {i} yours are {from_q[i].item():.6g} and "
+                f"{from_k[i].item():.6g}")
+        root_d = q.shape[-1] ** 0.5
+        ratio = (from_q / from_k).flatten()
+        for factor, big, small in ((root_d, "dQ", "dK"), (1 / root_d, "dK", "dQ")):
+            if torch.allclose(ratio, torch.full_like(ratio, factor), rtol=1e-6):
+                return (f"{head}: your {big} side is sqrt(D) = {root_d:.4g} times your {small} side everywhere, so "
+                        f"one of them lacks, or has an extra, factor 1/sqrt(D): dQ_i += dS K_j / sqrt(D) and "
+                        f"dK_j += dS^T Q_i / sqrt(D)")
+        return (f"{head}: dQ or dK is wrong while dV and D may be right: look at how each is summed over the tiles "
+                f"(dQ_i over every key block, dK_j over every query block, both with +=) and at the factor 1/sqrt(D) "
+                f"on each")
+    return None
+
+
 def backward_first_query(got, case) -> str | None:
     """Rung 5 (causal, T_q = T_k): query 0 attends to key 0 with weight 1, so dQ[0] = 0."""
     if not case["causal"]:
@@ -181,5 +207,5 @@ LADDERS = {
     "online_softmax_stats": (stats_form, stats_max, stats_sum_range),
     "tiled_attention": (attention_form, attention_finite, attention_average, attention_first_query),
     "tiled_attention_backward": (backward_form, backward_finite, backward_dv_sum, backward_dk_sum,
-                                 backward_first_query),
+                                 backward_first_query, backward_q_k_balance),
 }

@@ -27,7 +27,7 @@ def _terms(logits, target, ignore_index=-100, dim=-1, log=None, pick="gather"):
 
 
 def _ce(logits, target, smoothing=0.1, ignore_index=-100, *, dim=-1, log=None, nll_weight=None, spread="mean",
-        reduce="kept", pick="gather"):
+        reduce="kept", pick="gather", zero_ignored=True):
     nll, minus_logp, keep = _terms(logits, target, ignore_index, dim, log, pick)
     n_classes = logits.shape[-1]
     if spread == "mean":
@@ -40,7 +40,8 @@ def _ce(logits, target, smoothing=0.1, ignore_index=-100, *, dim=-1, log=None, n
         to_uniform = (minus_logp.sum(-1) - nll) / (n_classes - 1)
     weight = 1.0 - smoothing if nll_weight is None else nll_weight
     per_row = weight * nll + smoothing * to_uniform
-    per_row = torch.where(keep, per_row, torch.zeros_like(per_row))
+    if zero_ignored:
+        per_row = torch.where(keep, per_row, torch.zeros_like(per_row))
     if reduce == "kept":
         return per_row.sum() / keep.sum()
     return per_row.mean() if reduce == "all" else per_row.sum()
@@ -131,6 +132,10 @@ MISTAKES = {
         Mistake("leave out the rows whose target is -100 instead of those equal to the ignore_index argument you "
                 "were given (here ignore_index is another id)",
                 lambda logits, target, smoothing=0.1, ignore_index=-100: _ce(logits, target, smoothing, -100)),
+        Mistake("keep the ignored rows' losses in the sum (computed with a stand-in class) and divide by the kept "
+                "rows: zero the ignored rows' losses before summing",
+                lambda logits, target, smoothing=0.1, ignore_index=-100: _ce(
+                    logits, target, smoothing, ignore_index, zero_ignored=False)),
     ),
     "smoothed_kl": (
         Mistake("compute q log q as q * q.log(): 0 * log 0 must count as 0 (torch.xlogy(q, q))",

@@ -23,8 +23,12 @@ def _mask(key_is_token, causal, *, keys=True, triangle="tril", pad_when_causal=T
     return ~allowed if inverted else allowed
 
 
-def _objective(lm_logits, clf_logits, tokens, labels, lam=0.5, *, shift="next", weights="right"):
+def _objective(lm_logits, clf_logits, tokens, labels, lam=0.5, *, shift="next", weights="right", probs=""):
     V = lm_logits.shape[-1]
+    if "clf" in probs:  # probabilities handed to F.cross_entropy, which applies log_softmax itself
+        clf_logits = clf_logits.softmax(-1)
+    if "lm" in probs:
+        lm_logits = lm_logits.softmax(-1)
     l2 = F.cross_entropy(clf_logits, labels)
     if shift == "next":
         l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))
@@ -97,5 +101,13 @@ MISTAKES = {
         Mistake("add L1 without lambda (L2 + L1)",
                 lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
                     lm_logits, clf_logits, tokens, labels, lam, weights="none")),
+        Mistake("give F.cross_entropy the classifier's probabilities (softmax first): it takes raw logits and applies "
+                "log_softmax itself, so L2 went through a softmax twice",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, probs="clf")),
+        Mistake("give F.cross_entropy the LM's probabilities (softmax first): it takes raw logits and applies "
+                "log_softmax itself, so L1 went through a softmax twice",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, probs="lm")),
     ),
 }

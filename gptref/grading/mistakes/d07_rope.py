@@ -132,7 +132,7 @@ ROPE = (
 
 
 def _score(q, k, distance, base=10000.0, sign=1.0, exponent=lambda i, D: -i / D, imag_sign=-1.0, keep_sin=True,
-           total=True, dtype=torch.float64, real_sign=1.0, absolute=False, out_dtype=None):
+           total=True, dtype=torch.float64, real_sign=1.0, absolute=False, out_dtype=None, halves=False):
     D = q.shape[-1]
     theta = base ** exponent(torch.arange(0, D, 2, dtype=dtype), D)  # (D/2,)
     distance = abs(distance) if absolute else distance
@@ -140,6 +140,8 @@ def _score(q, k, distance, base=10000.0, sign=1.0, exponent=lambda i, D: -i / D,
     cos = torch.cos(sign * distance * theta).to(out_dtype)
     sin = torch.sin(sign * distance * theta).to(out_dtype)
     q_even, q_odd, k_even, k_odd = q[..., 0::2], q[..., 1::2], k[..., 0::2], k[..., 1::2]
+    if halves:  # pair i is (i, i + D/2)
+        q_even, q_odd, k_even, k_odd = q[..., :D // 2], q[..., D // 2:], k[..., :D // 2], k[..., D // 2:]
     real = q_even * k_even + real_sign * q_odd * k_odd
     imag = q_odd * k_even + imag_sign * q_even * k_odd
     terms = real * cos - (imag * sin if keep_sin else 0.0)  # (..., D/2)
@@ -151,6 +153,9 @@ def _score(q, k, distance, base=10000.0, sign=1.0, exponent=lambda i, D: -i / D,
 
 
 ROPE_SCORE = (  # |m - n| first: on a negative distance it equals n - m, and it is the likelier slip
+    Mistake("pair channel i with channel i + D/2 (the GPT-NeoX / HF Llama convention): this notebook pairs "
+            "neighbours (2i, 2i+1), q[..., 0::2] with q[..., 1::2], and so must rope_score",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, halves=True)),
     Mistake("use the distance's size |m - n|: a negative distance (the key after the query) turns the other way, "
             "so keep its sign",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, absolute=True)),
