@@ -267,3 +267,20 @@ def test_a_division_by_zero_elsewhere_is_not_blamed_on_the_warmup():
     with pytest.raises(AssertionError, match="denominator on this line is 0") as raised:
         call(mean_of, [1.0], 0)
     assert "warmup" not in str(raised.value)
+
+
+def test_a_vocab_size_below_the_reserved_pieces_is_named_with_its_numbers():
+    import io
+
+    import sentencepiece as spm
+
+    def train(text, vocab_size):
+        out = io.BytesIO()
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(text.split("\n")), model_writer=out,
+                                       vocab_size=vocab_size - 259, byte_fallback=True, minloglevel=2)
+        return out.getvalue()
+
+    msg = _message(train, "the quick brown fox jumps over the lazy dog\n" * 50, 300)
+    assert "vocab_size = 41" in msg and "the WHOLE vocabulary" in msg
+    other = _message(lambda: spm.SentencePieceProcessor().LoadFromSerializedProto(b"not a model"))
+    assert "WHOLE vocabulary" not in other
