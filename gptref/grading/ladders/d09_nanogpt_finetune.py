@@ -40,9 +40,16 @@ def lr_landmarks(got, case) -> str | None:
     if step == w - 1 and abs(got - max_lr) > tol:
         return (f"the warmup reaches max_lr = {max_lr:g} at its last step, step w - 1 = {step} "
                 f"(max_lr * (step + 1) / w); got {got:.6g}")
+    if step == w and abs(got - max_lr) > tol and abs(got - (max_lr - min_lr)) <= tol:
+        return (f"the cosine starts at step w = {w} with r = 0, where it must give max_lr = {max_lr:g}; yours gives "
+                f"{got:.6g} = max_lr - min_lr: the cosine part 0.5 (1 + cos(pi r)) (max_lr - min_lr) is there, but "
+                "the floor min_lr is not added to it")
     if step == w and abs(got - max_lr) > tol:
         return (f"the cosine starts at step w = {w} with r = 0, where 0.5 (1 + cos 0) = 1 gives max_lr = {max_lr:g}; "
                 f"got {got:.6g}. Look at the first step after the warmup")
+    if step == n and n > w and min_lr > tol and abs(got) <= tol:
+        return (f"the decay ends at step max_steps = {n} at the floor min_lr = {min_lr:g}, where 0.5 (1 + cos pi) = 0; "
+                "yours gives 0 there: the floor min_lr is not added to the cosine part")
     if step == n and n > w and abs(got - min_lr) > tol:
         return (f"the decay ends at step max_steps = {n} with r = 1, where 0.5 (1 + cos pi) = 0 gives min_lr = "
                 f"{min_lr:g}; got {got:.6g}. Look at r at the last step")
