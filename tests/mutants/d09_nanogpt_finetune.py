@@ -177,4 +177,8 @@ MUTANTS = [
     log_probs = F.log_softmax(logits, dim=1)
     per_token = F.nll_loss(log_probs.reshape(-1, V), targets.reshape(-1), reduction="none")""",
            fails={"test_sft_loss"}, why="log_softmax over the positions", hint="take the log_softmax over dim=1"),
+    # issue 23, fresh set 1
+    Mutant(cell="cosine_lr", old="return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)",
+           new="return 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)", fails={"test_cosine_lr"},
+           why="the cosine without its floor min_lr", hint="the floor min_lr is not added"),
 ]
