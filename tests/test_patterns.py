@@ -49,3 +49,10 @@ def test_no_pattern_is_claimed_for_an_error_without_one(expected):
     assert message is not None and not message.endswith(")") or "tolerance" in message.rsplit("(", 1)[-1]
     for words in ("swapped", "one position", "reverse", "same amount", "multiple", "diagonal", "only at positions"):
         assert words not in message
+
+
+def test_an_answer_slightly_off_everywhere_is_told_so_and_a_large_error_is_not(expected):
+    tanh_gelu = torch.nn.functional.gelu(expected, approximate="tanh")
+    message = difference(tanh_gelu, torch.nn.functional.gelu(expected))
+    assert "up to a small difference" in message
+    assert "up to a small difference" not in difference(expected * 1.5 + 0.1 * expected.abs(), expected)
