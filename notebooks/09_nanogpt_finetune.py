@@ -345,7 +345,7 @@ def sft_loss(logits, targets, loss_mask):
 ''')
 
 nb.tests("test_sft_loss", 2, r'''
-from gptref.grading.explain import call
+from gptref.grading.explain import call, which_mistake
 from gptref.grading.ladders import climb_answer
 from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
@@ -365,6 +365,17 @@ for _case, _copy in zip(_cases, _given):   # the inputs are the caller's: they m
                                "and select the response positions with the mask")
 for _case, _out in zip(_cases, _losses):   # the ladder: a scalar in the logits' dtype, within the tokens' losses
     climb_answer(_out, _case, LADDERS["sft_loss"], mistakes=MISTAKES["sft_loss"])
+_first = _cases[0]
+_noisy = _first["logits"].clone()
+_off = ~_first["loss_mask"]                  # prompt and padding positions
+_noisy[_off] += 10 * torch.randn(_noisy[_off].shape, dtype=_noisy.dtype, generator=torch.Generator().manual_seed(0))
+_moved = (call(sft_loss, _noisy, _first["targets"], _first["loss_mask"]) - _losses[0]).abs().item()
+assert _moved < 1e-9, (
+    f"changing only the logits where loss_mask is False (prompt and padding) changed your loss by {_moved:.3g}: only "
+    "the positions where loss_mask is True may count; check that the mask lines up with the targets position by "
+    "position (flatten both in the same (B, T) order)" + which_mistake(
+        _losses[0], MISTAKES["sft_loss"], _first, F.cross_entropy(_first["logits"][_first["loss_mask"]],
+                                                                   _first["targets"][_first["loss_mask"]])))
 for _case, _out in zip(_cases, _losses):   # values last: the mean over the response tokens
     _m = _case["loss_mask"]
     climb_answer(_out.reshape(()), _case, (), F.cross_entropy(_case["logits"][_m], _case["targets"][_m]),
@@ -528,6 +539,7 @@ def run_ddp(state, x, y, lr, max_norm, world_size=2):
 # The mistakes this test names (summing, no all_reduce, clipping first, ...) are in
 # gptref.grading.mistakes.d09_nanogpt_finetune.
 nb.tests("test_ddp_train_step", 2, r'''
+from gptref.grading.data_parallel import one_step_finding
 from gptref.grading.explain import call
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 _g = torch.Generator().manual_seed(11)
@@ -557,9 +569,11 @@ for _max_norm in (100.0, 0.05):   # clipping inactive, then active
             assert _same(_params, _want) or not _same(_got, _params), \
                 f"max_norm={_max_norm}: your parameters are exactly what you get when you {_mistake.says}"
     _err = max((_got[k] - _want[k]).abs().max().item() for k in _want)
+    _finding = one_step_finding(_got, _state, _x, _y, 0.5, max_norm=_max_norm)
     assert _same(_got, _want), (f"max_norm={_max_norm}: after one step on two half-batches the parameters differ by "
-                                f"up to {_err:.3g} from one step on the whole batch. Look at the steps in order: "
-                                "zero_grad, backward, all_reduce and divide every p.grad, clip, optimizer.step()")
+                                f"up to {_err:.3g} from one step on the whole batch. " + (_finding + ". " if _finding else "")
+                                + "Look at the steps in order: zero_grad, backward, all_reduce and divide every "
+                                "p.grad, clip, optimizer.step()")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "run_ddp", run_ddp)

@@ -502,12 +502,12 @@ def run_accumulated(state, x, y, lr, micro_steps):
 nb.tests("test_accumulation", 2, r'''
 _state, _x, _y = toy_problem(seed=14)
 _got = call(run_accumulated, _state, _x, _y, 0.5, 2)
-assert _got["optimizer_steps"] == _x.shape[0], (
-    f"optimizer.step() ran {_got['optimizer_steps']} times in {_x.shape[0]} calls of accumulated_step: the "
-    "micro-batches' gradients add up in p.grad, and ONE optimizer.step() follows the last micro-batch of each call")
 assert _got["early_all_reduce_calls"] == 0, (
     f"{_got['early_all_reduce_calls']} all_reduce calls came before a step's last micro-batch: communicate once per "
     "step, after the last micro-batch, not after each one")
+assert _got["optimizer_steps"] == _x.shape[0], (
+    f"optimizer.step() ran {_got['optimizer_steps']} times in {_x.shape[0]} calls of accumulated_step: the "
+    "micro-batches' gradients add up in p.grad, and ONE optimizer.step() follows the last micro-batch of each call")
 report(_got["params"], whole_batch_sgd(_state, _x, _y, 0.5), "run_accumulated",
        dict(state=_state, x=_x, y=_y, lr=0.5, micro_steps=2),
        "N micro-batches must add up to the gradient of the whole batch before ONE optimizer step: look at where "

@@ -85,3 +85,6 @@ def test_clipping_is_part_of_the_right_step_when_max_norm_is_given():
     clipped = {k: state[k] - 0.5 * p.grad for k, p in zip(state, model.parameters())}
     assert one_step_finding(clipped, state, x, y, 0.5, max_norm=0.05) is None
     assert one_step_finding(clipped, state, x, y, 0.5) is not None
+    twice = {k: 2 * clipped[k] - state[k] for k in state}
+    finding = one_step_finding(twice, state, x, y, 0.5, max_norm=0.05)
+    assert "2 times the right step" in finding and "clipped to max_norm = 0.05" in finding and "SUM" not in finding

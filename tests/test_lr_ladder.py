@@ -1,4 +1,5 @@
-"""Day 9's cosine_lr ladder names a cosine without its floor min_lr only when the rate is exactly that."""
+"""Day 9's cosine_lr ladder, on seeded random schedules: a cosine without its floor, a warmup from min_lr and an r
+that stays 0 are named only when the rates are exactly theirs."""
 
 from __future__ import annotations
 
@@ -54,3 +55,28 @@ def test_the_right_schedule_and_another_wrong_cosine_are_not_told_about_the_floo
         settings = _settings(seed)
         assert _first_message(right, settings) is None
         assert "floor" not in (_first_message(half_period, settings) or "")
+
+
+def _warmup_from_min_lr(step, max_lr, min_lr, warmup_steps, max_steps):
+    if step < warmup_steps:
+        return min_lr + (max_lr - min_lr) * (step + 1) / warmup_steps
+    return lr_at(step, max_lr, min_lr, warmup_steps, max_steps)
+
+
+def _integer_ratio(step, max_lr, min_lr, warmup_steps, max_steps):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step > max_steps:
+        return min_lr
+    return min_lr + 0.5 * (1 + math.cos(math.pi * ((step - warmup_steps) // (max_steps - warmup_steps)))) * (
+        max_lr - min_lr)
+
+
+def test_a_warmup_from_min_lr_and_an_r_that_stays_zero_are_named():
+    for seed in range(20):
+        settings = _settings(seed)
+        if settings["warmup_steps"] > 1:
+            assert "your warmup rises from min_lr" in _first_message(_warmup_from_min_lr, settings)
+        settings["max_steps"] += (settings["max_steps"] - settings["warmup_steps"]) % 2   # an integer midpoint
+        assert "as if r were 0 there" in _first_message(_integer_ratio, settings)
+        assert "as if r were 0" not in (_first_message(_no_floor, settings) or "")

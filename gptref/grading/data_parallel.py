@@ -68,6 +68,9 @@ def one_step_finding(after: dict, state: dict, x: torch.Tensor, y: torch.Tensor,
         return ("rank 0 took exactly the step of its OWN half of the batch: rank 1's gradient never reached it; "
                 "the gradients must be all_reduced (summed over the ranks) and divided by world_size before the step")
     c = _multiple(step, right_step, tol)
+    if c is not None and max_norm is not None:
+        return (f"rank 0's step is {c:.4g} times the right step {size}: the gradient that reached optimizer.step() "
+                f"is {c:.4g} times the mean of the ranks' gradients clipped to max_norm = {max_norm:g}")
     if c is not None:
         said = f" ({c:g} x the mean is the SUM over the {world_size} ranks)" if abs(c - world_size) < 1e-6 else ""
         return (f"rank 0's step is {c:.4g} times the right step {size}: the gradient it stepped with is {c:.4g} times "

@@ -181,4 +181,11 @@ MUTANTS = [
     Mutant(cell="cosine_lr", old="return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)",
            new="return 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)", fails={"test_cosine_lr"},
            why="the cosine without its floor min_lr", hint="the floor min_lr is not added"),
+    Mutant(cell="cosine_lr", old="ratio = (step - warmup_steps) / (max_steps - warmup_steps)",
+           new="ratio = (step - warmup_steps) // (max_steps - warmup_steps)", fails={"test_cosine_lr"},
+           why="an integer division for r, which stays 0", hint="as if r were 0 there"),
+    Mutant(cell="sft_loss", old="mask = loss_mask.reshape(-1).to(per_token.dtype)",
+           new="mask = loss_mask.T.reshape(-1).to(per_token.dtype)", fails={"test_sft_loss"},
+           why="the mask flattened in (T, B) order, the losses in (B, T)",
+           hint="lines up with the targets position by position"),
 ]

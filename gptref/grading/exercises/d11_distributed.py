@@ -179,7 +179,7 @@ EXERCISES = [
              description="overlapped bucketed DDP with post-accumulate-grad hooks and async all_reduce"),
     Exercise(day=DAY, name="run_accumulated", grade_ids=("test_accumulation",), make_cases=_accumulated_cases,
              reference=reference_accumulated, compare=compare_params,
-             properties=(_one_optimizer_step_per_call, _no_early_communication),
+             properties=(_no_early_communication, _one_optimizer_step_per_call),
              forbidden=_DDP_FORBIDDEN, edge_cases=("2 and 4 micro-batches",),
              description="gradient accumulation: N micro-batches, one all_reduce, one step"),
     Exercise(day=DAY, name="run_zero", grade_ids=("test_zero1",), make_cases=_zero_cases,
