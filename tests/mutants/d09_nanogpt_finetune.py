@@ -187,5 +187,5 @@ MUTANTS = [
     Mutant(cell="sft_loss", old="mask = loss_mask.reshape(-1).to(per_token.dtype)",
            new="mask = loss_mask.T.reshape(-1).to(per_token.dtype)", fails={"test_sft_loss"},
            why="the mask flattened in (T, B) order, the losses in (B, T)",
-           hint="lines up with the targets position by position"),
+           hint="while loss_mask is True"),
 ]

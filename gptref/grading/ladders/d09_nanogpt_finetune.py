@@ -164,6 +164,30 @@ def sft_between_token_losses(got, case) -> str | None:
     return None
 
 
+def sft_counted_positions(sft_loss, case) -> str | None:
+    """Which positions' logits move the answer's loss (each changed alone), against the positions loss_mask counts:
+    None when they are the same, else what the loss counts instead (a property no mask-respecting loss breaks)."""
+    logits, targets, mask = case["logits"], case["targets"], case["loss_mask"]
+    base = sft_loss(logits.clone(), targets.clone(), mask.clone())
+    noise = torch.randn(logits.shape, dtype=logits.dtype, generator=torch.Generator().manual_seed(0)) * 10
+    counted = torch.zeros_like(mask)
+    for b, t in torch.ones_like(mask).nonzero().tolist():
+        moved = logits.clone()
+        moved[b, t] += noise[b, t]
+        counted[b, t] = bool((sft_loss(moved, targets.clone(), mask.clone()) - base).abs() > 1e-9)
+    if torch.equal(counted, mask):
+        return None
+    if counted.all():
+        return ("your loss changes with the logits of EVERY position, prompt and padding included: only the positions "
+                "where loss_mask is True may count")
+    if torch.equal(counted, ~mask):
+        return ("your loss changes with the logits of exactly the positions where loss_mask is False (prompt and "
+                "padding) and not with those where it is True: it counts the complement of the mask")
+    where = lambda m: [tuple(p) for p in m.nonzero().tolist()]  # noqa: E731
+    return (f"your loss changes with the logits of the positions (b, t) {where(counted)}, while loss_mask is True "
+            f"only at {where(mask)}: look at how the mask is lined up with the per-position losses")
+
+
 LADDERS = {
     "block_forward": (block_form,),
     "cosine_lr": (lr_number, lr_landmarks, lr_in_range, lr_warmup_line, lr_cosine_midpoint),
