@@ -500,7 +500,7 @@ def run_accumulated(state, x, y, lr, micro_steps):
 ''')
 
 nb.tests("test_accumulation", 2, r'''
-_state, _x, _y = toy_problem(seed=14)
+_state, _x, _y = toy_problem(seed=14, batch=12)   # 3 rows per micro-batch: a size that differs from N = 2
 _got = call(run_accumulated, _state, _x, _y, 0.5, 2)
 assert _got["early_all_reduce_calls"] == 0, (
     f"{_got['early_all_reduce_calls']} all_reduce calls came before a step's last micro-batch: communicate once per "
