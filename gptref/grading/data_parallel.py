@@ -72,10 +72,9 @@ def one_step_finding(after: dict, state: dict, x: torch.Tensor, y: torch.Tensor,
         return (f"rank 0's step is {c:.4g} times the right step {size}: the gradient that reached optimizer.step() "
                 f"is {c:.4g} times the mean of the ranks' gradients clipped to max_norm = {max_norm:g}")
     if c is not None:
-        said = f" ({c:g} x the mean is the SUM over the {world_size} ranks)" if abs(c - world_size) < 1e-6 else ""
         return (f"rank 0's step is {c:.4g} times the right step {size}: the gradient it stepped with is {c:.4g} times "
-                f"the mean of the ranks' gradients{said}; each p.grad must end as the sum over the ranks divided by "
-                "world_size, once")
+                "the mean of the ranks' gradients (the whole batch's gradient): look at every factor on its way to "
+                "p.grad (the loss's scale, the all_reduce's sum, the division by world_size)")
     c = _multiple(step, own_step, tol)
     if c is not None:
         return (f"rank 0's step is {c:.4g} times the step of its OWN half of the batch: rank 1's gradient never "
