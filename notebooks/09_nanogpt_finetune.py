@@ -345,9 +345,9 @@ def sft_loss(logits, targets, loss_mask):
 ''')
 
 nb.tests("test_sft_loss", 2, r'''
-from gptref.grading.explain import call
+from gptref.grading.explain import call, which_mistake
 from gptref.grading.ladders import climb_answer
-from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
+from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS, sft_counted_positions
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 torch.manual_seed(4)
 _logits, _targets = torch.randn(2, 6, 9, dtype=torch.float64), torch.randint(0, 9, (2, 6))
@@ -365,6 +365,10 @@ for _case, _copy in zip(_cases, _given):   # the inputs are the caller's: they m
                                "and select the response positions with the mask")
 for _case, _out in zip(_cases, _losses):   # the ladder: a scalar in the logits' dtype, within the tokens' losses
     climb_answer(_out, _case, LADDERS["sft_loss"], mistakes=MISTAKES["sft_loss"])
+_counted = call(sft_counted_positions, sft_loss, _cases[0])   # which positions' logits move your loss
+assert not _counted, _counted + which_mistake(
+    _losses[0], MISTAKES["sft_loss"], _cases[0],
+    F.cross_entropy(_cases[0]["logits"][_cases[0]["loss_mask"]], _cases[0]["targets"][_cases[0]["loss_mask"]]))
 for _case, _out in zip(_cases, _losses):   # values last: the mean over the response tokens
     _m = _case["loss_mask"]
     climb_answer(_out.reshape(()), _case, (), F.cross_entropy(_case["logits"][_m], _case["targets"][_m]),
@@ -528,6 +532,7 @@ def run_ddp(state, x, y, lr, max_norm, world_size=2):
 # The mistakes this test names (summing, no all_reduce, clipping first, ...) are in
 # gptref.grading.mistakes.d09_nanogpt_finetune.
 nb.tests("test_ddp_train_step", 2, r'''
+from gptref.grading.data_parallel import one_step_finding
 from gptref.grading.explain import call
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 _g = torch.Generator().manual_seed(11)
@@ -557,9 +562,11 @@ for _max_norm in (100.0, 0.05):   # clipping inactive, then active
             assert _same(_params, _want) or not _same(_got, _params), \
                 f"max_norm={_max_norm}: your parameters are exactly what you get when you {_mistake.says}"
     _err = max((_got[k] - _want[k]).abs().max().item() for k in _want)
+    _finding = one_step_finding(_got, _state, _x, _y, 0.5, max_norm=_max_norm)
     assert _same(_got, _want), (f"max_norm={_max_norm}: after one step on two half-batches the parameters differ by "
-                                f"up to {_err:.3g} from one step on the whole batch. Look at the steps in order: "
-                                "zero_grad, backward, all_reduce and divide every p.grad, clip, optimizer.step()")
+                                f"up to {_err:.3g} from one step on the whole batch. "
+                                + (_finding + ". " if _finding else "") + "Look at the steps in order: zero_grad, "
+                                "backward, all_reduce and divide every p.grad, clip, optimizer.step()")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "run_ddp", run_ddp)

@@ -295,7 +295,7 @@ from gptref.grading.explain import call
 from gptref.grading.ladders import climb_answer
 from gptref.grading.ladders.d10_baichuan2 import LADDERS
 from gptref.grading.mistakes.d10_baichuan2 import MISTAKES
-_l = torch.tensor([[1.0, 3.0, -2.0], [-5.0, -1.0, -4.0]], dtype=torch.float64)   # row 2: all negative
+_l = torch.tensor([[1.0, 3.5, -2.0], [-5.0, -1.0, -4.0]], dtype=torch.float64)   # row 2: all negative; mean z != 1
 torch.manual_seed(4)
 # two positions; another weight; one position (V,); a row of equal logits; float32 (B, T, V)
 _cases = [dict(logits=_l), dict(logits=_l, weight=1.0), dict(logits=torch.tensor([0.5, -2.0, 4.0])),

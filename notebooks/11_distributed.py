@@ -41,6 +41,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gptref.grading.data_parallel import later_steps_finding, one_step_finding
 from gptref.grading.explain import call, explain_trace, secondhand, which_mistake
 from gptref.grading.mistakes.d11_distributed import MISTAKES
 
@@ -181,13 +182,18 @@ def toy_problem(seed=11, n_in=6, hidden=16, n_out=4, batch=8, steps=2):
     return state, x, torch.randint(0, n_out, (steps, batch), generator=g)
 
 
-def report(got, want, name, kwargs, otherwise):
-    """Fail with the largest difference, and the known mistake that gives exactly `got` (else `otherwise`)."""
+def report(got, want, name, kwargs, otherwise, one_step=None):
+    """Fail with the largest difference, and the known mistake that gives exactly `got`; else what rank 0's first
+    step shows (`one_step()` reruns the exercise for the first step only), then `otherwise`."""
     err = max((got[k] - want[k]).abs().max().item() for k in want)
     if err < 1e-10:
         return
     close = lambda a, b: None if max((a[k] - b[k]).abs().max().item() for k in b) < 1e-10 else "differs"
     named = which_mistake(got, MISTAKES.get(name, ()), kwargs, want, close)
+    if not named and one_step is not None:
+        x, y = kwargs["x"], kwargs["y"]
+        finding = one_step_finding(one_step(), kwargs["state"], x[0], y[0], kwargs["lr"])
+        named = "\n  " + (finding or later_steps_finding(x.shape[0])) + "\n  " + otherwise
     raise AssertionError(f"rank 0's parameters differ from one process on the whole batch by up to {err:.3g}."
                          + (named or "\n  " + otherwise))
 
@@ -258,7 +264,8 @@ nb.tests("test_naive_ddp", 2, r'''
 _state, _x, _y = toy_problem()
 _got = call(run_naive, _state, _x, _y, 0.5)
 report(_got, whole_batch_sgd(_state, _x, _y, 0.5), "run_naive", dict(state=_state, x=_x, y=_y, lr=0.5),
-       "check both halves: broadcast rank 0's parameters first, then all_reduce and divide every p.grad")
+       "check both halves: broadcast rank 0's parameters first, then all_reduce and divide every p.grad",
+       one_step=lambda: call(run_naive, _state, _x[:1], _y[:1], 0.5))
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_naive", run_naive)
@@ -314,7 +321,8 @@ nb.tests("test_flat_ddp", 2, r'''
 _state, _x, _y = toy_problem(seed=12)
 _got = call(run_flat, _state, _x, _y, 0.5)
 report(_got, whole_batch_sgd(_state, _x, _y, 0.5), "run_flat", dict(state=_state, x=_x, y=_y, lr=0.5),
-       "check that the flat buffer holds the gradients, is reduced once, divided by the world size, and copied back")
+       "check that the flat buffer holds the gradients, is reduced once, divided by the world size, and copied back",
+       one_step=lambda: call(run_flat, _state, _x[:1], _y[:1], 0.5))
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_flat", run_flat)
@@ -422,7 +430,8 @@ _got = call(run_bucketed, _state, _x, _y, 0.5, 0.0007)
 report(_got, whole_batch_sgd(_state, _x, _y, 0.5), "run_bucketed",
        dict(state=_state, x=_x, y=_y, lr=0.5, bucket_mb=0.0007),
        "launch a bucket's all_reduce only when every gradient in it is ready (count down per bucket in the hook), "
-       "and copy each buffer back into the same parameters, in the same order")
+       "and copy each buffer back into the same parameters, in the same order",
+       one_step=lambda: call(run_bucketed, _state, _x[:1], _y[:1], 0.5, 0.0007))
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_bucketed", run_bucketed)
@@ -471,28 +480,39 @@ def _accumulated_rank(rank, state, x, y, lr, micro_steps):
 
     dist.all_reduce = watched_all_reduce                 # this process only: watch the communication
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    steps, real_step = [0], optimizer.step
+
+    def counted_step(*args, **kwargs):
+        steps[0] += 1
+        return real_step(*args, **kwargs)
+
+    optimizer.step = counted_step                        # count the optimizer steps too
     for step in range(x.shape[0]):
         xs, ys = my_rows(x[step], rank, 2), my_rows(y[step], rank, 2)
         accumulated_step(model, optimizer, list(zip(xs.chunk(micro_steps), ys.chunk(micro_steps))))
-    return {"params": dict(model.state_dict()), "early_all_reduce_calls": early[0]}
+    return {"params": dict(model.state_dict()), "early_all_reduce_calls": early[0], "optimizer_steps": steps[0]}
 
 
 def run_accumulated(state, x, y, lr, micro_steps):
-    """Your accumulated_step on 2 ranks, `micro_steps` micro-batches each: rank 0's parameters, and how many
-    all_reduce calls it made before a step's last micro-batch."""
+    """Your accumulated_step on 2 ranks, `micro_steps` micro-batches each: rank 0's parameters, how many
+    all_reduce calls it made before a step's last micro-batch, and how many optimizer steps it took."""
     return launch(_accumulated_rank, (state, x, y, lr, micro_steps))[0]
 ''')
 
 nb.tests("test_accumulation", 2, r'''
-_state, _x, _y = toy_problem(seed=14)
+_state, _x, _y = toy_problem(seed=14, batch=12)   # 3 rows per micro-batch: a size that differs from N = 2
 _got = call(run_accumulated, _state, _x, _y, 0.5, 2)
 assert _got["early_all_reduce_calls"] == 0, (
     f"{_got['early_all_reduce_calls']} all_reduce calls came before a step's last micro-batch: communicate once per "
     "step, after the last micro-batch, not after each one")
+assert _got["optimizer_steps"] == _x.shape[0], (
+    f"optimizer.step() ran {_got['optimizer_steps']} times in {_x.shape[0]} calls of accumulated_step: the "
+    "micro-batches' gradients add up in p.grad, and ONE optimizer.step() follows the last micro-batch of each call")
 report(_got["params"], whole_batch_sgd(_state, _x, _y, 0.5), "run_accumulated",
        dict(state=_state, x=_x, y=_y, lr=0.5, micro_steps=2),
        "N micro-batches must add up to the gradient of the whole batch before ONE optimizer step: look at where "
-       "the gradients are zeroed (once per step), the loss scale (1/N) and the one averaging over the ranks")
+       "the gradients are zeroed (once per step), the loss scale (1/N) and the one averaging over the ranks",
+       one_step=lambda: call(run_accumulated, _state, _x[:1], _y[:1], 0.5, 2)["params"])
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_accumulated", run_accumulated)

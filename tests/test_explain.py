@@ -342,3 +342,20 @@ def test_a_row_where_an_outer_product_needs_a_column_is_explained():
         return a + b
 
     assert "outer product" not in _message(add, torch.randn(3), torch.randn(4))
+
+
+def test_a_vocab_size_below_the_reserved_pieces_is_named_with_its_numbers():
+    import io
+
+    import sentencepiece as spm
+
+    def train(text, vocab_size):
+        out = io.BytesIO()
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(text.split("\n")), model_writer=out,
+                                       vocab_size=vocab_size - 259, byte_fallback=True, minloglevel=2)
+        return out.getvalue()
+
+    msg = _message(train, "the quick brown fox jumps over the lazy dog\n" * 50, 300)
+    assert "vocab_size = 41" in msg and "the WHOLE vocabulary" in msg
+    other = _message(lambda: spm.SentencePieceProcessor().LoadFromSerializedProto(b"not a model"))
+    assert "WHOLE vocabulary" not in other

@@ -70,3 +70,10 @@ def test_no_diagonal_is_claimed_for_a_tall_table():
     table = torch.randn(400, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     drifted = table + (torch.arange(400, dtype=torch.float64)[:, None] - 100).clamp(min=0) * 1e-3  # rows past 100
     assert "diagonal" not in difference(drifted, table)
+
+
+def test_an_answer_slightly_off_everywhere_is_told_so_and_a_large_error_is_not(expected):
+    tanh_gelu = torch.nn.functional.gelu(expected, approximate="tanh")
+    message = difference(tanh_gelu, torch.nn.functional.gelu(expected))
+    assert "up to a small difference" in message
+    assert "up to a small difference" not in difference(expected * 1.5 + 0.1 * expected.abs(), expected)

@@ -295,7 +295,19 @@ def _values_of_max(text: str) -> str | None:
     return None
 
 
-_FROM_THE_MESSAGE: list[Callable[[str], str | None]] = [_weight_not_transposed, _values_of_max]
+def _vocabulary_below_required(text: str) -> str | None:
+    """SentencePiece refused a vocab_size smaller than the pieces it must hold before learning any merge."""
+    sizes = re.search(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)", text)
+    if sizes:
+        return (f"the trainer was given vocab_size = {sizes[1]}, fewer than the {sizes[2]} pieces it must hold before "
+                "learning any merge (the special pieces, the 256 byte pieces and the characters it covers): vocab_size "
+                "is the size of the WHOLE vocabulary, those pieces included, so pass the vocab_size your function "
+                "receives as it is")
+    return None
+
+
+_FROM_THE_MESSAGE: list[Callable[[str], str | None]] = [_weight_not_transposed, _values_of_max,
+                                                        _vocabulary_below_required]
 
 
 def cause_of(exc: BaseException, line: str = "") -> str | None:

@@ -146,13 +146,23 @@ def _triangle(wrong: torch.Tensor) -> str | None:
     return None
 
 
+def _slightly_off(got: torch.Tensor, expected: torch.Tensor) -> str | None:
+    """Every error below 0.1% of the tensor's largest value: the right computation up to a small difference."""
+    scale, err = float(expected.abs().max()), float((got - expected).abs().max())
+    if scale > 0 and err <= 1e-3 * scale:
+        return (f"every error is below {err / scale:.1g} of the largest expected value: the computation is the "
+                "expected one up to a small difference: look for an approximation, a small constant (an epsilon) or "
+                "a lower precision used on the way")
+    return None
+
+
 def error_pattern(got: torch.Tensor, expected: torch.Tensor, close: torch.Tensor, rtol: float, atol: float) -> str:
     """' (observation: where to look)' for a wrong float tensor, or '' when no pattern is clear."""
     got, expected = got.double(), expected.double()
     if not (torch.isfinite(got).all() and torch.isfinite(expected).all()):
         return ""
     for finding in (_transformed(got, expected, rtol, atol), _rescaled_softmax(got, expected), _triangle(~close),
-                    _where(~close), _per_row(got, expected, rtol, atol)):
+                    _where(~close), _per_row(got, expected, rtol, atol), _slightly_off(got, expected)):
         if finding:
             return f" ({finding})"
     return ""

@@ -177,4 +177,15 @@ MUTANTS = [
     log_probs = F.log_softmax(logits, dim=1)
     per_token = F.nll_loss(log_probs.reshape(-1, V), targets.reshape(-1), reduction="none")""",
            fails={"test_sft_loss"}, why="log_softmax over the positions", hint="take the log_softmax over dim=1"),
+    # issue 23, fresh set 1
+    Mutant(cell="cosine_lr", old="return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)",
+           new="return 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)", fails={"test_cosine_lr"},
+           why="the cosine without its floor min_lr", hint="the floor min_lr is not added"),
+    Mutant(cell="cosine_lr", old="ratio = (step - warmup_steps) / (max_steps - warmup_steps)",
+           new="ratio = (step - warmup_steps) // (max_steps - warmup_steps)", fails={"test_cosine_lr"},
+           why="an integer division for r, which stays 0", hint="as if r were 0 there"),
+    Mutant(cell="sft_loss", old="mask = loss_mask.reshape(-1).to(per_token.dtype)",
+           new="mask = loss_mask.T.reshape(-1).to(per_token.dtype)", fails={"test_sft_loss"},
+           why="the mask flattened in (T, B) order, the losses in (B, T)",
+           hint="while loss_mask is True"),
 ]

@@ -128,4 +128,8 @@ MUTANTS = [
            fails={"test_max_z_loss"}, why="the mean logit instead of the largest", hint="take the mean logit"),
     Mutant(cell="max_z_loss", old="return weight * z.pow(2).mean()", new="return z.pow(2).mean()",
            fails={"test_max_z_loss"}, why="no weight", hint="leave out the weight"),
+    # issue 23, fresh set 1
+    Mutant(cell="train_baichuan_tokenizer", old="vocab_size=vocab_size, model_type",
+           new="vocab_size=vocab_size - 259, model_type", fails={"test_train_baichuan_tokenizer"},
+           why="vocab_size without the reserved pieces", hint="the WHOLE vocabulary"),
 ]

@@ -120,4 +120,16 @@ MUTANTS = [
            why="gradients never zeroed between steps", hint="never zero the gradients between steps"),
     Mutant(cell="zero1", old="if owner == rank], lr=lr)", new="if owner == rank])", fails={"test_zero1"},
            why="the local AdamW built without lr", hint="build the local AdamW without lr=lr"),
+    # issue 23, fresh set 1: messages from what the first step shows (gptref.grading.data_parallel)
+    Mutant(cell="naive_ddp", old="dist.all_reduce(p.grad)     # the sum over the ranks, in place",
+           new="dist.all_reduce(p.data)     # the sum over the ranks, in place", fails={"test_naive_ddp"},
+           why="all_reduce of the parameters, the gradients divided but never reduced",
+           hint="times their starting values"),
+    Mutant(cell="flat_ddp", old="        offset += g.numel()", new="        offset = g.numel()",
+           fails={"test_flat_ddp"},
+           why="the offset set to the last gradient's size instead of advanced",
+           hint="['0.weight', '0.bias'] are right but"),
+    Mutant(cell="accumulation", old="# p.grad adds up; no communication yet",
+           new="# p.grad adds up\n        optimizer.step()", fails={"test_accumulation"},
+           why="an optimizer step after every micro-batch", hint="optimizer.step() ran"),
 ]

@@ -135,6 +135,14 @@ def _no_early_communication(got, case) -> str | None:
     return None
 
 
+def _one_optimizer_step_per_call(got, case) -> str | None:
+    steps = got.get("optimizer_steps") if isinstance(got, dict) else None
+    if steps is not None and steps != case["x"].shape[0]:
+        return (f"optimizer.step() ran {steps} times in {case['x'].shape[0]} calls of accumulated_step: the "
+                "micro-batches' gradients add up in p.grad, and ONE optimizer.step() follows the last micro-batch")
+    return None
+
+
 def _sharded_memory(got, case) -> str | None:
     if not isinstance(got, dict) or not isinstance(got.get("state_bytes"), (list, tuple)):
         return "run_zero returns {'params': ..., 'state_bytes': [bytes on rank 0, bytes on rank 1]}"
@@ -170,7 +178,8 @@ EXERCISES = [
                          "one bucket for everything", "two steps (the countdown must start again)"),
              description="overlapped bucketed DDP with post-accumulate-grad hooks and async all_reduce"),
     Exercise(day=DAY, name="run_accumulated", grade_ids=("test_accumulation",), make_cases=_accumulated_cases,
-             reference=reference_accumulated, compare=compare_params, properties=(_no_early_communication,),
+             reference=reference_accumulated, compare=compare_params,
+             properties=(_no_early_communication, _one_optimizer_step_per_call),
              forbidden=_DDP_FORBIDDEN, edge_cases=("2 and 4 micro-batches",),
              description="gradient accumulation: N micro-batches, one all_reduce, one step"),
     Exercise(day=DAY, name="run_zero", grade_ids=("test_zero1",), make_cases=_zero_cases,

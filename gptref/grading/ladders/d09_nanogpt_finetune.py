@@ -2,7 +2,8 @@
 
 block_forward: x's shape and dtype, finite.
 cosine_lr: a plain number; max_lr at steps w - 1 and w, min_lr at max_steps; during the warmup in (0, max_lr],
-afterwards between min_lr and max_lr.
+afterwards between min_lr and max_lr; the warmup is the line max_lr * (s + 1) / w; halfway through the decay the
+midpoint (max_lr + min_lr) / 2.
 clip_gradients: a pair (one tensor per gradient with its shape, a number); the clipped gradients' global norm is at
 most max_norm; every gradient is scaled by the same factor (the direction is kept).
 sft_loss: a 0-dim tensor in the logits' dtype, finite, between the smallest and largest response-token loss.
@@ -40,9 +41,16 @@ def lr_landmarks(got, case) -> str | None:
     if step == w - 1 and abs(got - max_lr) > tol:
         return (f"the warmup reaches max_lr = {max_lr:g} at its last step, step w - 1 = {step} "
                 f"(max_lr * (step + 1) / w); got {got:.6g}")
+    if step == w and abs(got - max_lr) > tol and abs(got - (max_lr - min_lr)) <= tol:
+        return (f"the cosine starts at step w = {w} with r = 0, where it must give max_lr = {max_lr:g}; yours gives "
+                f"{got:.6g} = max_lr - min_lr: the cosine part 0.5 (1 + cos(pi r)) (max_lr - min_lr) is there, but "
+                "the floor min_lr is not added to it")
     if step == w and abs(got - max_lr) > tol:
         return (f"the cosine starts at step w = {w} with r = 0, where 0.5 (1 + cos 0) = 1 gives max_lr = {max_lr:g}; "
                 f"got {got:.6g}. Look at the first step after the warmup")
+    if step == n and n > w and min_lr > tol and abs(got) <= tol:
+        return (f"the decay ends at step max_steps = {n} at the floor min_lr = {min_lr:g}, where 0.5 (1 + cos pi) = 0; "
+                "yours gives 0 there: the floor min_lr is not added to the cosine part")
     if step == n and n > w and abs(got - min_lr) > tol:
         return (f"the decay ends at step max_steps = {n} with r = 1, where 0.5 (1 + cos pi) = 0 gives min_lr = "
                 f"{min_lr:g}; got {got:.6g}. Look at r at the last step")
@@ -59,6 +67,35 @@ def lr_in_range(got, case) -> str | None:
         return (f"after the warmup the rate stays between min_lr = {min_lr:g} and max_lr = {max_lr:g}; at step "
                 f"{step} got {got:.6g}")
     return None
+
+
+def lr_warmup_line(got, case) -> str | None:
+    """During the warmup the rate is the straight line max_lr * (s + 1) / w, through 0 at s = -1."""
+    step, max_lr, min_lr, w = case["step"], case["max_lr"], case["min_lr"], case["warmup_steps"]
+    tol = 1e-12 + 1e-9 * max_lr
+    want = max_lr * (step + 1) / w
+    if step >= w or abs(got - want) <= tol:
+        return None
+    message = (f"the warmup is the straight line max_lr * (step + 1) / w from max_lr / w = {max_lr / w:.6g} at step 0 "
+               f"to max_lr at step w - 1 = {w - 1}; at step {step} it gives {want:.6g}, yours {got:.6g}")
+    if abs(got - (min_lr + (max_lr - min_lr) * (step + 1) / w)) <= tol:
+        message += " = min_lr + (max_lr - min_lr) * (step + 1) / w: your warmup rises from min_lr, the formula's from 0"
+    return message
+
+
+def lr_cosine_midpoint(got, case) -> str | None:
+    """Halfway through the decay (r = 1/2) the cosine gives the midpoint of max_lr and min_lr."""
+    step, max_lr, min_lr, w, n = case["step"], case["max_lr"], case["min_lr"], case["warmup_steps"], case["max_steps"]
+    tol = 1e-12 + 1e-9 * max_lr
+    if 2 * (step - w) != n - w or step <= w or abs(got - (max_lr + min_lr) / 2) <= tol:
+        return None
+    message = (f"halfway through the decay, at step {step} (r = (step - w) / (N - w) = 0.5), the cosine gives "
+               f"0.5 (1 + cos(pi / 2)) = 0.5 of the way: (max_lr + min_lr) / 2 = {(max_lr + min_lr) / 2:.6g}; yours "
+               f"{got:.6g}")
+    if abs(got - max_lr) <= tol:
+        message += (", still max_lr, as if r were 0 there: r must grow as a fraction from 0 at step w to 1 at "
+                    "max_steps (a true division)")
+    return message
 
 
 def clip_pair(got, case) -> str | None:
@@ -127,9 +164,33 @@ def sft_between_token_losses(got, case) -> str | None:
     return None
 
 
+def sft_counted_positions(sft_loss, case) -> str | None:
+    """Which positions' logits move the answer's loss (each changed alone), against the positions loss_mask counts:
+    None when they are the same, else what the loss counts instead (a property no mask-respecting loss breaks)."""
+    logits, targets, mask = case["logits"], case["targets"], case["loss_mask"]
+    base = sft_loss(logits.clone(), targets.clone(), mask.clone())
+    noise = torch.randn(logits.shape, dtype=logits.dtype, generator=torch.Generator().manual_seed(0)) * 10
+    counted = torch.zeros_like(mask)
+    for b, t in torch.ones_like(mask).nonzero().tolist():
+        moved = logits.clone()
+        moved[b, t] += noise[b, t]
+        counted[b, t] = bool((sft_loss(moved, targets.clone(), mask.clone()) - base).abs() > 1e-9)
+    if torch.equal(counted, mask):
+        return None
+    if counted.all():
+        return ("your loss changes with the logits of EVERY position, prompt and padding included: only the positions "
+                "where loss_mask is True may count")
+    if torch.equal(counted, ~mask):
+        return ("your loss changes with the logits of exactly the positions where loss_mask is False (prompt and "
+                "padding) and not with those where it is True: it counts the complement of the mask")
+    where = lambda m: [tuple(p) for p in m.nonzero().tolist()]  # noqa: E731
+    return (f"your loss changes with the logits of the positions (b, t) {where(counted)}, while loss_mask is True "
+            f"only at {where(mask)}: look at how the mask is lined up with the per-position losses")
+
+
 LADDERS = {
     "block_forward": (block_form,),
-    "cosine_lr": (lr_number, lr_landmarks, lr_in_range),
+    "cosine_lr": (lr_number, lr_landmarks, lr_in_range, lr_warmup_line, lr_cosine_midpoint),
     "clip_gradients": (clip_pair, clip_at_most_max_norm, clip_same_direction),
     "sft_loss": (sft_form, sft_between_token_losses),
 }
