@@ -13,8 +13,9 @@ import tempfile
 
 from . import status
 from .course import Course
+from .feedback_safety.final_audit import audit_feedback
 from .grade import export_csv, statuses
-from .worker import _check_feedback, _last_error, _overrides
+from .worker import _last_error, _overrides
 
 
 def feedback(course: Course, assignment: str | None = None, students: list[str] | None = None,
@@ -37,7 +38,7 @@ def feedback(course: Course, assignment: str | None = None, students: list[str] 
                 print(f"FAILED  {student} {name}: {_last_error(answer)}", file=sys.stderr)
                 continue
             record["flags"] = [flag for flag in record.get("flags", []) if not flag.startswith("feedback ")]
-            _check_feedback(course, name, student, record, os.path.join(course.autograded, student, name))
+            audit_feedback(course, name, student, record, os.path.join(course.autograded, student, name))
             _rewrite_status(course, record)
             if not quiet:
                 withheld = [flag for flag in record["flags"] if flag.startswith("feedback ")]

@@ -22,7 +22,6 @@ import glob
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -32,7 +31,7 @@ from traitlets.config import Config
 
 from . import status as status_record
 from .course import Course
-from .feedback_safety.hidden_tests import hidden_lines
+from .feedback_safety.final_audit import audit_feedback
 from .precheck import precheck
 
 
@@ -193,7 +192,7 @@ def _autograde(course: Course, assignment: str, student: str, status: status_rec
     feedback = api.generate_feedback(assignment, student, force=True)
     if not feedback.get("success"):
         status["notes"].append("feedback failed: " + _last_error(feedback))
-    _check_feedback(course, assignment, student, status, os.path.join(staging, student, assignment))
+    audit_feedback(course, assignment, student, status, os.path.join(staging, student, assignment))
 
 
 def _nothing_to_grade(course: Course, assignment: str, student: str) -> None:
@@ -225,47 +224,6 @@ def _last_error(result: dict) -> str:
     text = (str(result.get("error") or "") + "\n" + (result.get("log") or "")).strip().splitlines()
     errs = [line for line in text if "error" in line.lower()] or text
     return (errs[-1] if errs else "unknown error")[:300]
-
-
-def _check_feedback(course: Course, assignment: str, student: str, status: dict, staged: str) -> None:
-    """After the export, belt and braces: every feedback file is audited and locked (feedback_safety.inert_html:
-    no script, CSP first in <head>); one that could run something, or that shows a hidden-test line (plain or
-    encoded: feedback_safety.encoded_leaks), is withheld. Lines public in the release or the student's own do
-    not count."""
-    import html
-
-    from .feedback_safety.encoded_leaks import Detector
-    from .feedback_safety.hidden_tests import LEAK_MARK
-    from .feedback_safety.inert_html import finalize
-
-    secret = []
-    for nb_id in course.notebooks(assignment):
-        src = os.path.join(course.source, assignment, f"{nb_id}.ipynb")
-        if os.path.exists(src):
-            for cell in nbformat.read(src, as_version=4).cells:
-                secret += hidden_lines(cell.source)
-    public = []
-    notebooks = (glob.glob(os.path.join(staged, "*.ipynb"))
-                 + glob.glob(os.path.join(course.release, assignment, "*.ipynb")))
-    for path in notebooks:
-        try:
-            public += [str(cell.source) for cell in nbformat.read(path, as_version=4).cells]
-        except Exception:  # noqa: BLE001 - an unreadable copy hides nothing
-            pass
-    detector = Detector(secret, "\n".join(public))
-    for path in sorted(glob.glob(os.path.join(course.feedback, student, assignment, "*.html"))):
-        name = os.path.basename(path)
-        problems = finalize(path)
-        page = open(path, encoding="utf-8", errors="replace").read()
-        found = detector.find(page + "\n" + html.unescape(re.sub(r"<[^>]+>", "", page)))
-        if problems or found:
-            os.replace(path, path + ".withheld")
-            why = (f"it could run code in a browser ({'; '.join(problems)[:200]})" if problems else
-                   f"it showed hidden test code ({found[1]}: {found[0][:60]!r})")
-            status["flags"].append(f"feedback {name} withheld: {why}")
-        elif LEAK_MARK in page:
-            status["flags"].append(f"feedback {name}: {page.count(LEAK_MARK)} output(s) cut because they showed "
-                                   "hidden test code (the student's code printed it)")
 
 
 def hold_worker_lock(course: Course) -> None:

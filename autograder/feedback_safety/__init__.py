@@ -11,7 +11,7 @@ In the order they run on each graded notebook:
    HTML, images and text. Guarantees: nothing of the student's can run script or load a URL in a browser.
 4. `locked_exporter.LockedHTMLExporter` (GenerateFeedback's exporter): the page's head scripts removed and a
    Content-Security-Policy put first in <head>. Guarantees: even a missed element can run no script, fetch nothing.
-5. The worker's last check (`autograder.worker._check_feedback`, with `inert_html.finalize`): each exported file
+5. The last audit (`final_audit.audit_feedback`, with `inert_html.finalize`): each exported file
    is audited and locked again; one that could still run code or shows a hidden-test line is withheld and flagged.
 
 Before all of these, while grading (`autograder.execute`): `hidden_values.withhold_values` writes the trusted
