@@ -3,9 +3,10 @@
     python benchmarks/recipe_ablation.py [--iters 300] [--seeds 1337 1338 1339] [--workers 2] [--plot PATH]
 
 Every variant trains the homework's pretraining run (gptref/train/configs/homework.toml: 4 layers, 128 wide,
-batch 24 x 64 characters of Shakespeare) for the same number of iterations (its schedule fitted to them), on one
+batch 24 x 64 characters of Shakespeare) for the same number of iterations (its schedule fitted to them: warmup
+a tenth of the run, decay to its end), on one
 CPU thread per run, once per seed; a seed fixes the initial weights, the batches and the fixed val batches, the
-same for every variant, so differences are paired. Measured per run: val cross-entropy every --iters/3
+same for every variant, so differences are paired. Measured per run: val cross-entropy every --iters/2
 iterations (eval_iters fixed batches), wall time of the whole run and iterations per second. Runs are interleaved
 (seed by seed) so that the machine's load falls on every variant alike. Writes benchmarks/results/
 recipe_ablation-<time>.json (with date, commit, machine, load average, command) and the plot (mean +- std).
@@ -48,7 +49,8 @@ def train_one(name: str, options: dict, seed: int, iters: int, eval_iters: int) 
     from gptref.train.config import load_config
     from gptref.train.loop import train
 
-    cfg = load_config(BASE, **options, seed=seed, max_iters=iters, eval_interval=max(1, iters // 3),
+    cfg = load_config(BASE, **options, seed=seed, max_iters=iters, eval_interval=max(1, iters // 2),
+                      warmup_iters=max(1, iters // 10),
                       eval_iters=eval_iters, threads=1, save_checkpoints=False, progress=False,
                       out_dir=f"/tmp/recipe-ablation-{name}-{seed}", tokenizer="char")
     t0 = time.perf_counter()
@@ -103,9 +105,9 @@ def plot(summary: dict[str, dict], iters: int, path: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iters", type=int, default=300)
+    ap.add_argument("--iters", type=int, default=150)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1337, 1338, 1339])
-    ap.add_argument("--eval-iters", type=int, default=40, help="fixed val batches of 24 rows at each evaluation")
+    ap.add_argument("--eval-iters", type=int, default=20, help="fixed val batches of 24 rows at each evaluation")
     ap.add_argument("--workers", type=int, default=2, help="runs at a time (one CPU thread each)")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "recipe_ablation.png")
     args = ap.parse_args(argv)
