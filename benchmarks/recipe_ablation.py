@@ -15,10 +15,11 @@ recipe_ablation-<time>.json (with date, commit, machine, load average, command) 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -109,6 +110,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1337, 1338, 1339])
     ap.add_argument("--eval-iters", type=int, default=20, help="fixed val batches of 24 rows at each evaluation")
     ap.add_argument("--workers", type=int, default=2, help="runs at a time (one CPU thread each)")
+    ap.add_argument("--partial", type=Path, default=Path("/tmp/recipe_ablation-partial.json"),
+                    help="the runs finished so far, rewritten after each")
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "recipe_ablation.png")
     args = ap.parse_args(argv)
     jobs = [(name, options, seed) for seed in args.seeds for name, options in variants().items()]
@@ -117,11 +120,14 @@ def main(argv=None) -> int:
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(train_one, name, options, seed, args.iters, args.eval_iters)
                    for name, options, seed in jobs]
-        for future in futures:
+        for future in as_completed(futures):
             run = future.result()
             runs.append(run)
+            args.partial.write_text(json.dumps(runs))  # an interrupted run keeps what it finished
             print(f"[ablation] {run['variant']:16s} seed {run['seed']}: val {run['final_val']:.4f}, "
                   f"{run['wall_s']:.0f} s, {run['iters_per_s']:.2f} it/s", flush=True)
+    order = {(name, seed): k for k, (name, _, seed) in enumerate(jobs)}
+    runs.sort(key=lambda run: order[run["variant"], run["seed"]])
     summary = summarise(runs)
     for name, s in summary.items():
         print(f"[ablation] {name:16s} val {s['val_mean']:.4f} +- {s['val_std']:.4f}  "
