@@ -101,7 +101,8 @@ def run_logged(cmd: list[str], cwd: Path, log: Path) -> tuple[str, float, list[t
     t0 = time.perf_counter()
     env = dict(os.environ, PYTHONUNBUFFERED="1")  # lines arrive when printed, so their time stamps are right
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    stamped = [(time.perf_counter() - t0, line) for line in proc.stdout]
+    # readline, not `for line in proc.stdout`: iteration reads ahead in chunks and would stamp lines late
+    stamped = [(time.perf_counter() - t0, line) for line in iter(proc.stdout.readline, "")]
     proc.wait()
     wall = time.perf_counter() - t0
     output = "".join(line for _, line in stamped)
