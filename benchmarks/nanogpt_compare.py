@@ -1,6 +1,7 @@
 """gptref's training loop against nanoGPT's own train.py: same data, model shape, settings and machine, one run.
 
     python benchmarks/nanogpt_compare.py --nanogpt-dir PATH/TO/nanoGPT [--preset cpu|gpu] [--repeats N]
+                                         [--modern-iters N]
 
 nanoGPT is not vendored here: clone it yourself (`git clone https://github.com/karpathy/nanoGPT`) and pass the
 folder holding its train.py, model.py and configurator.py. Nothing in that folder is changed.
@@ -8,7 +9,10 @@ folder holding its train.py, model.py and configurator.py. Nothing in that folde
 What runs, per repeat (alternating, each in a fresh process, nothing else of ours in it):
   1. nanoGPT: `python <nanoGPT>/train.py --key=value ...` in a work folder whose data/gptref_shakespeare_char/ holds
      our character-level Shakespeare split in nanoGPT's format (train.bin, val.bin as uint16, meta.pkl);
-  2. gptref: `python -m gptref train --key value ...` with the same settings on the same split.
+  2. gptref: `python -m gptref train --key value ...` with the same settings on the same split;
+  3. gptref modern (with --modern-iters N > 0): the same, with the modern recipe's options
+     (gptref.commands.homework.recipe_options("modern"): Muon, QK-norm, ReLU^2, ...) for N iterations,
+     evaluated every --modern-eval-interval.
 Presets (the issue's): cpu = nanoGPT's README CPU run (4 layers, 4 heads, 128 wide, block 64, batch 12,
 2000 iterations, no dropout, eval_iters 20, no compile); gpu = config/train_shakespeare_char.py (6/6/384, block 256,
 batch 64, 5000 iterations, dropout 0.2, bf16 autocast, torch.compile).
@@ -16,10 +20,14 @@ batch 64, 5000 iterations, dropout 0.2, bf16 autocast, torch.compile).
 Measured: ms per iteration in steady state (mean over the logged iterations after the first five, leaving out
 those that ran an evaluation), wall time of each process, each side's own printed val loss at the last
 iteration, and both final models' val loss on one common set of fixed val windows (the fair comparison: the
-printed ones use 20 random batches and differ by noise). Target (issue 20): our ms/iter <= 0.8x nanoGPT's and our
-common val loss <= nanoGPT's + 0.02. `--threads N` sets OMP_NUM_THREADS=N for both sides (0: torch's default, all
-cores); the 1-minute load average before and after each run is recorded with it, since a busy machine slows both.
-Results: results.json, compare.png (val loss curves) and the two logs in --out.
+printed ones use 20 random batches and differ by noise). Time to loss: each process's output is read as it comes
+and time-stamped, so every printed "step N: ... val loss X" line has the wall time (from the process's launch)
+at which it appeared; a side's time to loss is that of its first line with val loss <= nanoGPT's final printed
+val loss (the median over repeats), or none. Targets (issue 20): our ms/iter <= 0.8x nanoGPT's and our common val
+loss <= nanoGPT's + 0.02; the modern recipe's time to loss <= 0.5x nanoGPT's. `--threads N` sets
+OMP_NUM_THREADS=N for both sides (0: torch's default, all cores); the load average before and after each run is
+recorded with it, since a busy machine slows both. Results: results.json, compare.png (val loss curves) and the
+logs in --out.
 """
 
 from __future__ import annotations
@@ -84,9 +92,10 @@ def nanogpt_command(nanogpt: Path, settings: dict, out_dir: Path) -> list[str]:
     return [sys.executable, str(nanogpt / "train.py"), *(f"--{k}={v}" for k, v in opts.items())]
 
 
-def gptref_command(settings: dict, out_dir: Path) -> list[str]:
-    opts = dict(settings, lr_decay_iters=settings["max_iters"], bias=False, beta1=0.9, out_dir=str(out_dir),
-                overwrite=True, progress=False, log_interval=10, dataset="shakespeare", tokenizer="char",
+def gptref_command(settings: dict, out_dir: Path, extra: dict | None = None) -> list[str]:
+    opts = dict(settings, **(extra or {}), lr_decay_iters=settings["max_iters"], bias=False, beta1=0.9,
+                out_dir=str(out_dir), overwrite=True, progress=False, log_interval=10, dataset="shakespeare",
+                tokenizer="char",
                 compile="true" if settings["compile"] else "false")
     return [sys.executable, "-m", "gptref", "train", *(f"--{k}={v}" for k, v in opts.items())]
 
@@ -99,16 +108,37 @@ def side_environment(threads: int) -> dict[str, str]:
     return env
 
 
-def run_logged(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> tuple[str, float]:
-    """Run cmd, tee its output to log; return (output, wall seconds). Exit with the log's tail if it fails."""
+def run_logged(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None
+               ) -> tuple[str, float, list[tuple[float, str]]]:
+    """Run cmd, tee its output to log; return (output, wall seconds, (seconds since launch, line) per line).
+    Exit with the log's tail if it fails."""
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    env = dict(env or os.environ, PYTHONUNBUFFERED="1")  # lines arrive when printed, so their time stamps are right
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    # readline, not `for line in proc.stdout`: iteration reads ahead in chunks and would stamp lines late
+    stamped = [(time.perf_counter() - t0, line) for line in iter(proc.stdout.readline, "")]
+    proc.wait()
     wall = time.perf_counter() - t0
-    log.write_text(proc.stdout + proc.stderr)
+    output = "".join(line for _, line in stamped)
+    log.write_text(output)
     if proc.returncode != 0:
-        sys.exit(f"error: {' '.join(cmd[:3])} ... failed (exit {proc.returncode}); see {log}\n"
-                 + (proc.stdout + proc.stderr)[-3000:])
-    return proc.stdout, wall
+        sys.exit(f"error: {' '.join(cmd[:3])} ... failed (exit {proc.returncode}); see {log}\n" + output[-3000:])
+    return output, wall, stamped
+
+
+def timed_evals(stamped: list[tuple[float, str]]) -> list[tuple[float, int, float]]:
+    """(seconds since launch, step, printed val loss) of every "step N: train loss X, val loss Y" line."""
+    out = []
+    for seconds, line in stamped:
+        match = STEP_LINE.match(line)
+        if match:
+            out.append((seconds, int(match.group(1)), float(match.group(3))))
+    return out
+
+
+def time_to_loss(evals: list[tuple[float, int, float]], target: float) -> float | None:
+    """Wall time of the first evaluation whose val loss is <= target; None if none is."""
+    return next((seconds for seconds, _, val in evals if val <= target), None)
 
 
 def nanogpt_ms_per_iter(output: str, eval_interval: int) -> float:
@@ -183,6 +213,9 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS of both sides (0: torch's default)")
     p.add_argument("--eval-batches", type=int, default=100, help="64-row batches in the common val set")
     p.add_argument("--out", type=Path, default=None, help="results folder (default runs/nanogpt-compare-<time>)")
+    p.add_argument("--modern-iters", type=int, default=0, help="also run gptref's modern recipe this many iterations")
+    p.add_argument("--modern-eval-interval", type=int, default=100)
+    p.add_argument("--skip-gptref", action="store_true", help="only nanoGPT and gptref modern (needs --modern-iters)")
     args = p.parse_args()
 
     nanogpt = args.nanogpt_dir.resolve()
@@ -211,18 +244,30 @@ def main() -> int:
     print(f"[compare] data: our Shakespeare split, vocab {vocab}, train {os.path.getsize(folder / 'train.bin') // 2:,} "
           f"tokens, val {len(val):,} tokens -> {folder}")
 
-    runs: dict[str, list[dict]] = {"nanoGPT": [], "gptref": []}
+    if args.skip_gptref and not args.modern_iters:
+        print("error: --skip-gptref leaves nanoGPT alone: give --modern-iters too", file=sys.stderr)
+        return 2
+    sides = ["nanoGPT"] + ([] if args.skip_gptref else ["gptref"]) + (["gptref modern"] if args.modern_iters else [])
+    runs: dict[str, list[dict]] = {name: [] for name in sides}
+    modern_settings = dict(settings, max_iters=args.modern_iters, eval_interval=args.modern_eval_interval)
+    if args.modern_iters:
+        from gptref.commands.homework import recipe_options
+
+        print(f"[compare] gptref modern: {args.modern_iters} iterations with {recipe_options('modern')}")
     curves = {}
     for r in range(args.repeats):
-        for name in ("nanoGPT", "gptref"):
-            run_dir = out / f"{name}-{r}"
+        for name in sides:
+            run_dir = out / f"{name.replace(' ', '-')}-{r}"
             if name == "nanoGPT":
                 cmd = nanogpt_command(nanogpt, settings, run_dir)
-            else:
+            elif name == "gptref":
                 cmd = gptref_command(settings, run_dir)
+            else:
+                cmd = gptref_command(modern_settings, run_dir, recipe_options("modern"))
             print(f"[compare] repeat {r + 1}/{args.repeats}: {name} ...", flush=True)
             load_before = os.getloadavg()[0]
-            text, wall = run_logged(cmd, work, out / f"{name}-{r}.log", side_environment(args.threads))
+            text, wall, stamped = run_logged(cmd, work, out / f"{name.replace(' ', '-')}-{r}.log",
+                                             side_environment(args.threads))
             load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
             if name == "nanoGPT":
                 model, steps = load_nanogpt_model(nanogpt, run_dir / "ckpt.pt")
@@ -235,37 +280,57 @@ def main() -> int:
                 evals = [(int(s), float(v)) for s, _, v in history["eval"]]
             common = common_val_loss(model, val, settings["block_size"], settings["device"], args.eval_batches)
             runs[name].append({"ms_per_iter": ms, "wall_s": wall, "updates": steps, "printed_val": evals[-1][1],
-                               "common_val": common, "load_average_1min_before_after": load})
+                               "common_val": common, "timed_evals": timed_evals(stamped),
+                               "load_average_1min_before_after": load})
             curves.setdefault(name, evals)
             print(f"[compare]   {ms:.2f} ms/iter, wall {wall:.0f} s, printed val {evals[-1][1]:.4f} "
                   f"(iter {evals[-1][0]}), common val {common:.4f} after {steps} updates, load {load}", flush=True)
 
-    med = {name: {k: statistics.median(run[k] for run in rs) for k in rs[0] if k != "load_average_1min_before_after"}
-           for name, rs in runs.items()}
-    ours, theirs = med["gptref"], med["nanoGPT"]
-    speed_ok = ours["ms_per_iter"] <= SPEED_TARGET * theirs["ms_per_iter"]
-    loss_ok = ours["common_val"] <= theirs["common_val"] + QUALITY_MARGIN
-    pair_ratios = [round(a["ms_per_iter"] / b["ms_per_iter"], 3) for a, b in zip(runs["gptref"], runs["nanoGPT"])]
+    numeric = ("ms_per_iter", "wall_s", "updates", "printed_val", "common_val")
+    med = {name: {k: statistics.median(run[k] for run in rs) for k in numeric} for name, rs in runs.items()}
+    target = med["nanoGPT"]["printed_val"]  # the loss every side races to: nanoGPT's own final printed val loss
+    for name, rs in runs.items():
+        for run in rs:
+            run["time_to_loss_s"] = time_to_loss(run["timed_evals"], target)
+        reached = [run["time_to_loss_s"] for run in rs if run["time_to_loss_s"] is not None]
+        med[name]["time_to_loss_s"] = statistics.median(reached) if len(reached) == len(rs) else None
+    theirs = med["nanoGPT"]
+    ours = med.get("gptref")
+    speed_ok = ours is None or ours["ms_per_iter"] <= SPEED_TARGET * theirs["ms_per_iter"]
+    loss_ok = ours is None or ours["common_val"] <= theirs["common_val"] + QUALITY_MARGIN
+    pair_ratios = [round(a["ms_per_iter"] / b["ms_per_iter"], 3)
+                   for a, b in zip(runs.get("gptref", []), runs["nanoGPT"])]
     tokens_per_iter = settings["batch_size"] * settings["block_size"]
-    print(f"\n{'':10}{'ms/iter':>10}{'tokens/s':>12}{'wall s':>9}{'printed val':>13}{'common val':>12}")
+    print(f"\n{'':14}{'ms/iter':>10}{'tokens/s':>12}{'wall s':>9}{'printed val':>13}{'common val':>12}"
+          f"{'s to ' + format(target, '.4f'):>14}")
     for name, m in med.items():
-        print(f"{name:10}{m['ms_per_iter']:10.2f}{tokens_per_iter / m['ms_per_iter'] * 1000:12,.0f}{m['wall_s']:9.0f}"
-              f"{m['printed_val']:13.4f}{m['common_val']:12.4f}")
-    print(f"speed: gptref/nanoGPT time per iteration {ours['ms_per_iter'] / theirs['ms_per_iter']:.3f}x "
-          f"({'PASS' if speed_ok else 'FAIL'}: <= {SPEED_TARGET}; single pairs {pair_ratios})")
-    print(f"quality: common val loss gptref - nanoGPT = {ours['common_val'] - theirs['common_val']:+.4f} "
-          f"({'PASS' if loss_ok else 'FAIL'}: <= +{QUALITY_MARGIN})")
+        reach = "not reached" if m["time_to_loss_s"] is None else f"{m['time_to_loss_s']:.0f}"
+        print(f"{name:14}{m['ms_per_iter']:10.2f}{tokens_per_iter / m['ms_per_iter'] * 1000:12,.0f}"
+              f"{m['wall_s']:9.0f}{m['printed_val']:13.4f}{m['common_val']:12.4f}{reach:>14}")
+    modern_ratio = None
+    if "gptref modern" in med and med["gptref modern"]["time_to_loss_s"] and theirs["time_to_loss_s"]:
+        modern_ratio = med["gptref modern"]["time_to_loss_s"] / theirs["time_to_loss_s"]
+        print(f"time to nanoGPT's final val loss: gptref modern / nanoGPT = {modern_ratio:.3f}x "
+              f"({'PASS' if modern_ratio <= 0.5 else 'FAIL'}: <= 0.5)")
+    if ours is not None:
+        print(f"speed: gptref/nanoGPT time per iteration {ours['ms_per_iter'] / theirs['ms_per_iter']:.3f}x "
+              f"({'PASS' if speed_ok else 'FAIL'}: <= {SPEED_TARGET}; single pairs {pair_ratios})")
+        print(f"quality: common val loss gptref - nanoGPT = {ours['common_val'] - theirs['common_val']:+.4f} "
+              f"({'PASS' if loss_ok else 'FAIL'}: <= +{QUALITY_MARGIN})")
     device_name = torch.cuda.get_device_name() if settings["device"] == "cuda" else f"CPU x{os.cpu_count()}"
     results = {"preset": args.preset, "settings": settings, "threads": args.threads or "torch default",
                "device": device_name, "torch": torch.__version__, "runs": runs, "median": med,
-               "ratio_gptref_over_nanogpt": round(ours["ms_per_iter"] / theirs["ms_per_iter"], 3),
+               "ratio_gptref_over_nanogpt": round(ours["ms_per_iter"] / theirs["ms_per_iter"], 3) if ours else None,
                "single_pair_ratios": pair_ratios, "speed_target": SPEED_TARGET, "speed_ok": speed_ok,
-               "loss_ok": loss_ok}
+               "loss_ok": loss_ok, "target_val": target,
+               "modern_settings": modern_settings if args.modern_iters else None,
+               "modern_time_to_loss_ratio": modern_ratio}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     kept = record.save(f"nanogpt_compare-{args.preset}", results)
     plot(curves, out / "compare.png", f"{args.preset} preset, {device_name}: val loss (each side's own eval)")
     print(f"results: {out / 'results.json'} and {kept}, plot: {out / 'compare.png'}")
-    return 0 if speed_ok and loss_ok else 1
+    modern_ok = not args.modern_iters or (modern_ratio is not None and modern_ratio <= 0.5)
+    return 0 if speed_ok and loss_ok and modern_ok else 1
 
 
 if __name__ == "__main__":

@@ -252,12 +252,13 @@ class MultiHeadAttention(nn.Module):
     kernel: one of KERNELS (see `attend`). rope=True rotates q and k by their absolute positions
     (gptref.positions.rope, base rope_base). fused_qkv=True keeps GPT-2's layout and names, so its
     checkpoints map 1:1: one projection c_attn = [q; k; v] and the output projection c_proj
-    (self-attention only); otherwise q_proj, k_proj, v_proj and out_proj.
+    (self-attention only); otherwise q_proj, k_proj, v_proj and out_proj. qk_norm=True gives every head's
+    q and k unit RMS over the head dimension (QK-norm, parameter-free), so no score can grow without bound.
     """
 
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None, bias: bool = True,
                  dropout: float = 0.0, *, kernel: str = "math", fused_qkv: bool = False, rope: bool = False,
-                 rope_base: float = 10000.0):
+                 rope_base: float = 10000.0, qk_norm: bool = False):
         super().__init__()
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
         if n_heads <= 0 or d_model % n_heads != 0:
@@ -274,6 +275,7 @@ class MultiHeadAttention(nn.Module):
         self.head_dim = d_model // n_heads
         self.dropout, self.kernel, self.fused_qkv = dropout, kernel, fused_qkv
         self.rope, self.rope_base = rope, rope_base
+        self.qk_norm = qk_norm  # RMS-normalise each head's q and k (no gain) before scoring: bounded logits
         kv_dim = n_kv_heads * self.head_dim
         if fused_qkv:
             self.c_attn = nn.Linear(d_model, d_model + 2 * kv_dim, bias=bias)
@@ -306,13 +308,17 @@ class MultiHeadAttention(nn.Module):
         else:
             q = self.q_proj(x)  # (B, T, C)
             if context is not None and cache is not None and cache.k is not None:
-                return q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2), None, None
+                return self._norm_head(q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)), None, None
             src = x if context is None else context
             k, v, src_len = self.k_proj(src), self.v_proj(src), src.shape[1]  # (B, S, kv_dim) each
         q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, src_len, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, S, D)
         v = v.view(B, src_len, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, S, D)
-        return q, k, v
+        return self._norm_head(q), self._norm_head(k), v
+
+    def _norm_head(self, t: Tensor) -> Tensor:
+        """QK-norm: t (B, H, T, D) scaled to unit RMS over D when qk_norm is on; t itself otherwise."""
+        return F.rms_norm(t, (self.head_dim,)) if self.qk_norm else t
 
     def forward(
         self,

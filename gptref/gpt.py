@@ -39,7 +39,7 @@ from gptref.positions import alibi_bias, sinusoidal_positions
 
 POSITIONS = ("learned", "sinusoidal", "rope", "alibi")
 NORMS = ("layernorm", "rmsnorm")
-ACTIVATIONS = ("gelu", "gelu_tanh")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu2")
 HEADS = ("linear", "normhead")
 MLPS = ("gelu", "swiglu")  # GPTConfig.mlp: gptref.mlp.MLP with GELU (GPT-2) or SwiGLU (Llama, Baichuan 2)
 
@@ -57,7 +57,7 @@ class GPTConfig:
     bias: bool = True  # biases in Linear layers and LayerNorms, like GPT-2
     positions: str = "learned"  # "learned" (GPT-2's wpe), "sinusoidal" (fixed), "rope" (rotary) or "alibi" (score bias)
     norm: str = "layernorm"  # "layernorm" or "rmsnorm"
-    activation: str = "gelu"  # "gelu" (exact erf) or "gelu_tanh" (GPT-2's "gelu_new")
+    activation: str = "gelu"  # "gelu" (exact erf), "gelu_tanh" (GPT-2's "gelu_new") or "relu2" (Primer's ReLU^2)
     norm_eps: float = 1e-5
     rope_base: float = 10000.0
     kernel: str = "sdpa"  # attention kernel, one of gptref.attention.KERNELS; "math" also writes the norms out
@@ -65,6 +65,10 @@ class GPTConfig:
     mlp_multiple_of: int = 128  # SwiGLU's width: 8/3 n_embd rounded up to a multiple of this
     head: str = "linear"  # "linear" (tied to wte) or "normhead" (gptref.heads.NormHead: unit-norm rows, untied)
     z_loss: float = 0.0  # weight of Baichuan 2's max-z loss (gptref.losses.max_z_loss) added to the loss; 2e-4 there
+    # the modern recipe's model options (docs/homework.md); the defaults are GPT-2's
+    qk_norm: bool = False  # unit-RMS q and k per head before the scores (QK-norm)
+    zero_init_proj: bool = False  # output projections (attn c_proj, MLP c_proj/down_proj) start at 0: blocks = identity
+    tie_head: bool = True  # head="linear": share the weight with wte (False: the head has its own matrix)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -103,6 +107,9 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.head must be one of {HEADS}, got {self.head!r}")
         if isinstance(self.z_loss, bool) or not isinstance(self.z_loss, (int, float)) or not self.z_loss >= 0:
             raise ValueError(f"GPTConfig.z_loss must be a number >= 0, got {self.z_loss!r}")
+        for name in ("qk_norm", "zero_init_proj", "tie_head"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"GPTConfig.{name} must be a bool, got {getattr(self, name)!r}")
         if self.positions == "alibi" and self.kernel not in ("math", "sdpa"):
             raise ValueError(f"GPTConfig.positions='alibi' adds a bias to the scores: kernel must be 'math' or "
                              f"'sdpa', got {self.kernel!r}")
@@ -126,7 +133,8 @@ def _norm(config: GPTConfig) -> nn.Module:
 def _attention_args(config: GPTConfig) -> dict[str, Any]:
     """MultiHeadAttention's arguments for a GPT block: GPT-2's fused layout (attn.c_attn, attn.c_proj)."""
     return dict(d_model=config.n_embd, n_heads=config.n_head, bias=config.bias, dropout=config.dropout,
-                kernel=config.kernel, fused_qkv=True, rope=config.positions == "rope", rope_base=config.rope_base)
+                kernel=config.kernel, fused_qkv=True, rope=config.positions == "rope", rope_base=config.rope_base,
+                qk_norm=config.qk_norm)
 
 
 def _mlp_args(config: GPTConfig) -> dict[str, Any]:
@@ -174,7 +182,8 @@ class GPT(nn.Module):
             self.lm_head = NormHead(config.n_embd, config.vocab_size)
         else:
             self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-            self.transformer.wte.weight = self.lm_head.weight  # weight tying (Press & Wolf, 2017)
+            if config.tie_head:
+                self.transformer.wte.weight = self.lm_head.weight  # weight tying (Press & Wolf, 2017)
         if config.positions == "sinusoidal":
             table = sinusoidal_positions(config.block_size, config.n_embd)  # (block_size, C), not learned
             self.register_buffer("pos_table", table, persistent=False)
@@ -182,6 +191,8 @@ class GPT(nn.Module):
         for name, p in self.named_parameters():  # GPT-2: residual projections scaled by 1/sqrt(2 n_layer)
             if name.endswith(("c_proj.weight", "down_proj.weight")):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                if config.zero_init_proj:  # each block adds 0 at step 0 and learns what to add (modded-nanogpt)
+                    nn.init.zeros_(p)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -198,7 +209,8 @@ class GPT(nn.Module):
         return self.config.block_size
 
     def num_params(self, non_embedding: bool = False) -> int:
-        """Number of parameters (a tied wte/lm_head counted once); non_embedding drops wpe, as nanoGPT does."""
+        """Number of parameters (a tied wte/lm_head counted once, untied: both); non_embedding drops wpe, as
+        nanoGPT does."""
         n = sum(p.numel() for p in self.parameters())
         if non_embedding and "wpe" in self.transformer:
             n -= self.transformer.wpe.weight.numel()

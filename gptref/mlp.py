@@ -11,7 +11,7 @@ from torch import Tensor
 
 __all__ = ["MLP", "SwiGLU", "swiglu_hidden", "ACTIVATIONS"]
 
-ACTIVATIONS = ("gelu", "gelu_tanh", "swiglu")  # exact GELU (BERT), tanh GELU (GPT-2's gelu_new), gated SiLU
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu2", "swiglu")  # exact GELU (BERT), tanh GELU (GPT-2), ReLU^2, gated SiLU
 
 
 def swiglu_hidden(n_embd: int, multiple_of: int = 128) -> int:
@@ -30,6 +30,7 @@ class MLP(nn.Module):
     """Position-wise feed-forward n_embd -> hidden -> n_embd.
 
     activation "gelu"/"gelu_tanh": c_proj(GELU(c_fc(x))), hidden 4 n_embd (GPT-2's and BERT's names).
+    activation "relu2": c_proj(relu(c_fc(x))^2), the squared ReLU of Primer (So et al. 2021), same shape.
     activation "swiglu": down_proj(silu(gate_proj(x)) * up_proj(x)) (Shazeer 2020), hidden 8/3 n_embd rounded
     up to `multiple_of` (Llama's names).
     """
@@ -55,6 +56,8 @@ class MLP(nn.Module):
         """x (..., n_embd) -> (..., n_embd)."""
         if self.activation == "swiglu":
             return self.dropout(self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x)))
+        if self.activation == "relu2":
+            return self.dropout(self.c_proj(F.relu(self.c_fc(x)).square()))
         approximate = "tanh" if self.activation == "gelu_tanh" else "none"
         return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate=approximate)))
 

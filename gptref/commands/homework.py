@@ -19,6 +19,20 @@ CONFIG_FILES = {  # (pretraining, fine-tuning) config for each size of run
 ARCH_CONFIG_FILES = {"gpt2": {}, "baichuan2": {"tiny": "tiny.toml", "cpu": "homework_baichuan2.toml"}}
 
 
+RECIPE_FILES = {"nanogpt": "homework.toml", "modern": "homework_modern.toml"}  # --recipe: what homework.toml changes
+
+
+def recipe_options(recipe: str) -> dict:
+    """The TrainConfig options `recipe` sets on top of homework.toml: {} for nanogpt; for modern, every option
+    homework_modern.toml gives another value (Muon, QK-norm, ReLU^2, zero-init projections, untied head, WSD)."""
+    from gptref.train.config import read_config_file
+
+    if recipe not in RECIPE_FILES:
+        raise ValueError(f"--recipe must be one of {', '.join(RECIPE_FILES)}, got {recipe!r}")
+    base, mine = read_config_file(CONFIGS / RECIPE_FILES["nanogpt"]), read_config_file(CONFIGS / RECIPE_FILES[recipe])
+    return {name: value for name, value in mine.items() if base.get(name) != value}
+
+
 def arch_pretrain_file(arch: str, size: str) -> Path:
     """The pretraining config of `arch` for this size of run; ValueError when that pairing has none."""
     if arch not in ARCH_CONFIG_FILES:
@@ -36,6 +50,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--finetune_mode", "--finetune-mode", choices=("continue", "sft"), default="continue")
     parser.add_argument("--arch", choices=tuple(ARCH_CONFIG_FILES), default="gpt2",
                         help="gpt2 (default) or baichuan2: ALiBi, RMSNorm, SwiGLU, NormHead, max-z loss, same budget")
+    parser.add_argument("--recipe", choices=tuple(RECIPE_FILES), default="nanogpt",
+                        help="nanogpt (default) or modern: Muon, QK-norm, ReLU^2, zero-init projections, untied head "
+                             "and a WSD schedule (gptref/train/configs/homework_modern.toml)")
     parser.add_argument("--tokenizer", choices=("char", "bpe", "spm"), default="char",
                         help="char (default), bpe (gptref's byte-level BPE) or spm (SentencePiece with Baichuan 2's "
                              "options); both trained on Shakespeare's train split")
@@ -73,7 +90,7 @@ def run(args) -> int:
         if args.bpe_vocab_size is not None and args.tokenizer not in ("bpe", "spm"):
             raise ValueError("--bpe_vocab_size needs --tokenizer bpe or spm")
         pre_cfg = load_config(pre_file, out_dir=str(out / "pretrain"), tokenizer=args.tokenizer, **common,
-                              **ARCH_OPTIONS[arch],
+                              **ARCH_OPTIONS[arch], **recipe_options(getattr(args, "recipe", "nanogpt")),
                               **({"max_iters": args.pretrain_iters} if args.pretrain_iters else {}),
                               **({"bpe_vocab_size": args.bpe_vocab_size} if args.bpe_vocab_size else {}))
         print(f"[homework] 1/3 pretraining on Shakespeare ({pre_cfg.max_iters} iterations) -> {out}")
@@ -101,7 +118,8 @@ def run(args) -> int:
         return 2
     vocab = len(pre.tokenizer)
     metrics = {
-        "arch": arch, "tokenizer": args.tokenizer, "vocab_size": vocab, "chance_loss": math.log(vocab),
+        "arch": arch, "recipe": getattr(args, "recipe", "nanogpt"), "tokenizer": args.tokenizer, "vocab_size": vocab,
+        "chance_loss": math.log(vocab),
         "device": device,
         "milton_val_before": before, "milton_val_after": after,
         "phases": {

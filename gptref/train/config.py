@@ -39,6 +39,11 @@ class TrainConfig:
     mlp_multiple_of: int = 128  # SwiGLU width: 8/3 n_embd rounded up to a multiple of this
     head: str = "linear"  # "linear" (tied to the embedding) or "normhead" (Baichuan 2)
     z_loss: float = 0.0  # weight of Baichuan 2's max-z loss (2e-4 there); val loss reports cross-entropy alone
+    # the modern recipe (configs/homework_modern.toml, docs/homework.md); each option on its own
+    activation: str = "gelu"  # "gelu", "gelu_tanh" or "relu2" (Primer's squared ReLU)
+    qk_norm: bool = False  # unit-RMS q and k per head
+    zero_init_proj: bool = False  # output projections start at zero: every block is the identity at step 0
+    tie_head: bool = True  # False: the output head has its own matrix instead of the embedding's
     # optimisation
     batch_size: int = 12  # per process and micro-step
     grad_accum: int = 1
@@ -52,6 +57,10 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0  # 0 = off
+    optimizer: str = "adamw"  # "adamw", or "muon": Muon on the blocks' 2-D matrices at muon_lr, AdamW on the rest
+    muon_lr: float = 0.02  # optimizer="muon": Muon's peak lr (the schedule scales it like learning_rate)
+    schedule: str = "cosine"  # "cosine" (warmup, cosine to min_lr) or "wsd" (warmup, constant, linear cooldown)
+    cooldown_frac: float = 0.2  # schedule="wsd": the last fraction of lr_decay_iters spent cooling down
     # evaluation, logging, checkpoints
     eval_interval: int = 250
     eval_iters: int = 20
@@ -81,11 +90,13 @@ class TrainConfig:
         choices = {
             "dataset": ("shakespeare", "milton"), "tokenizer": ("auto", "char", "bpe", "spm"), "task": ("lm", "sft"),
             "dtype": ("auto", "float32", "bfloat16"), "compile": ("auto", "true", "false"),
-            "ddp_impl": ("torch", "gptref"),
+            "ddp_impl": ("torch", "gptref"), "optimizer": ("adamw", "muon"),
         }
-        from gptref.gpt import HEADS, MLPS, NORMS, POSITIONS
+        from gptref.gpt import ACTIVATIONS, HEADS, MLPS, NORMS, POSITIONS
+        from gptref.train.schedule import SCHEDULES
 
-        choices.update(positions=POSITIONS, norm=NORMS, mlp=tuple(MLPS), head=HEADS)
+        choices.update(positions=POSITIONS, norm=NORMS, mlp=tuple(MLPS), head=HEADS, activation=ACTIVATIONS,
+                       schedule=SCHEDULES)
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"option {name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -102,9 +113,15 @@ class TrainConfig:
             raise ValueError(f"option n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"option dropout must be in [0, 1), got {self.dropout!r}")
-        for name in ("learning_rate", "min_lr", "weight_decay", "grad_clip", "z_loss", "ddp_bucket_mb"):
+        for name in ("learning_rate", "min_lr", "weight_decay", "grad_clip", "z_loss", "ddp_bucket_mb", "muon_lr"):
             if not getattr(self, name) >= 0:  # also catches NaN
                 raise ValueError(f"option {name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0.0 < self.cooldown_frac <= 1.0:
+            raise ValueError(f"option cooldown_frac must be in (0, 1], got {self.cooldown_frac!r}")
+        if self.optimizer == "muon" and self.zero1:
+            raise ValueError("option optimizer='muon' has no sharded (zero1) version here; leave zero1 off")
+        if self.optimizer == "muon" and self.learning_rate == 0:
+            raise ValueError("option optimizer='muon' needs learning_rate > 0 (Muon's lr is a multiple of it)")
         if self.min_lr > self.learning_rate:
             raise ValueError(f"option min_lr={self.min_lr} must not exceed learning_rate={self.learning_rate}")
 

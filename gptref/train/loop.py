@@ -22,9 +22,9 @@ from gptref.tokenizers import get_tokenizer, tokenizer_from_spec
 from gptref.train import ddp
 from gptref.train.checkpoint import load_checkpoint, save_checkpoint
 from gptref.train.config import TrainConfig
-from gptref.train.optim import make_optimizer, optimizer_state_bytes, optimizer_state_for_checkpoint
+from gptref.train.optim import make_optimizer_for, optimizer_state_bytes, optimizer_state_for_checkpoint
 from gptref.train.prepare import token_file
-from gptref.train.schedule import lr_at
+from gptref.train.schedule import schedule_lr
 from gptref.train.sft import LMBatches, SFTBatches, next_line_examples
 
 WARMUP_STEPS = 5  # the first steps (torch.compile, first allocations) are not counted in tokens/s
@@ -157,7 +157,8 @@ def _model_and_tokenizer(cfg: TrainConfig, source: dict | None, cache) -> tuple[
         model_args = dict(vocab_size=len(tokenizer), block_size=cfg.block_size, n_layer=cfg.n_layer,
                           n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
                           positions=cfg.positions, norm=cfg.norm, mlp=cfg.mlp, mlp_multiple_of=cfg.mlp_multiple_of,
-                          head=cfg.head, z_loss=cfg.z_loss)
+                          head=cfg.head, z_loss=cfg.z_loss, activation=cfg.activation, qk_norm=cfg.qk_norm,
+                          zero_init_proj=cfg.zero_init_proj, tie_head=cfg.tie_head)
     model = GPT(GPTConfig(**model_args))
     if source is not None:
         model.load_state_dict(source["model"])
@@ -263,8 +264,7 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
     init = load_checkpoint(cfg.init_from) if (state is None and cfg.init_from != "scratch") else None
     raw_model, tokenizer, model_args = _model_and_tokenizer(cfg, state or init, cache)
     raw_model.to(device)
-    optimizer = make_optimizer(raw_model, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2), device,
-                               sharded=cfg.zero1)
+    optimizer = make_optimizer_for(cfg, raw_model, device)
     start = 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -304,9 +304,9 @@ def train(cfg: TrainConfig, cache=None, log=print) -> TrainResult:
         if it >= end:
             break
         t0 = time.perf_counter()
-        lr = lr_at(it, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters, cfg.decay_iters)
+        lr = schedule_lr(cfg, it)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # Muon's groups run at muon_lr / learning_rate times it
         step_loss = _train_step(model, optimizer, train_src.sample(sampler, rows_per_step), cfg, dist, device, autocast)
         record.pending.append((it, step_loss))
         history["lr"].append([it, lr])

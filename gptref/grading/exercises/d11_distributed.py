@@ -72,16 +72,16 @@ def reference_zero(state, x, y, lr):
     return {"params": params, "state_bytes": per_rank}
 
 
-def _toy(seed: int, offset: int) -> dict:
-    """Float64 weights, 2 steps of 8 rows; n_in is n_out + 1 or + 2, so the first layer and the rest balance."""
+def _toy(seed: int, offset: int, rows: int = 8) -> dict:
+    """Float64 weights, 2 steps of `rows` rows; n_in is n_out + 1 or + 2, so the first layer and the rest balance."""
     g = torch.Generator().manual_seed(1000 * offset + seed)
     n_out = int(torch.randint(2, 6, (1,), generator=g))
     n_in = n_out + 1 + int(torch.randint(0, 2, (1,), generator=g))
     hidden = int(torch.randint(8, 21, (1,), generator=g))
     shapes = {"0.weight": (hidden, n_in), "0.bias": (hidden,), "2.weight": (n_out, hidden), "2.bias": (n_out,)}
     state = {k: torch.randn(*s, generator=g, dtype=torch.float64) / s[-1] ** 0.5 for k, s in shapes.items()}
-    x = torch.randn(2, 8, n_in, generator=g, dtype=torch.float64)
-    return {"state": state, "x": x, "y": torch.randint(0, n_out, (2, 8), generator=g), "lr": 0.5}
+    x = torch.randn(2, rows, n_in, generator=g, dtype=torch.float64)
+    return {"state": state, "x": x, "y": torch.randint(0, n_out, (2, rows), generator=g), "lr": 0.5}
 
 
 def _naive_cases(seed):
@@ -101,7 +101,9 @@ def _bucketed_cases(seed):
 
 
 def _accumulated_cases(seed):
-    return [dict(_toy(seed, 4), micro_steps=2), dict(_toy(seed, 14), micro_steps=4)]
+    """12 rows per rank: micro-batches of 6 and 3 rows, never N rows, so a loss summed over a micro-batch is not
+    mistaken for a loss left undivided by N."""
+    return [dict(_toy(seed, 4, rows=24), micro_steps=2), dict(_toy(seed, 14, rows=24), micro_steps=4)]
 
 
 def _zero_cases(seed):
