@@ -14,8 +14,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def _mlp(state: dict) -> nn.Module:
-    """Linear -> Tanh -> Linear with the weights in `state` (the notebooks' mlp_from_state)."""
+def mlp_from_state(state: dict) -> nn.Module:
+    """Linear -> Tanh -> Linear with the weights in `state`: the toy classifier of days 9 and 11's data-parallel
+    exercises (the notebooks' given mlp_from_state), built once here for every grading module."""
     n_hidden, n_in = state["0.weight"].shape
     model = nn.Sequential(nn.Linear(n_in, n_hidden), nn.Tanh(), nn.Linear(n_hidden, state["2.weight"].shape[0]))
     model = model.to(state["0.weight"].dtype)
@@ -25,7 +26,7 @@ def _mlp(state: dict) -> nn.Module:
 
 def _sgd_step(state: dict, x: torch.Tensor, y: torch.Tensor, lr: float, max_norm: float | None) -> dict:
     """The parameters after one SGD step on (x, y), the gradient clipped to max_norm when given."""
-    model = _mlp(state)
+    model = mlp_from_state(state)
     F.cross_entropy(model(x), y).backward()
     if max_norm is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)

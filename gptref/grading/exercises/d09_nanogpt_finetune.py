@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 import gptref.attention as A
 import gptref.gpt as gpt
+from gptref.grading.data_parallel import mlp_from_state
 from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
-from gptref.grading.mistakes.d09_nanogpt_finetune import mlp_from_state  # the simulated wrong steps live there
 from gptref.grading.spec import Exercise
 from gptref.mlp import MLP
 from gptref.train.schedule import lr_at

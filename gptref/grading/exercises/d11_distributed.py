@@ -10,22 +10,13 @@ keep a balanced shard possible and put the last layer's weight and bias into one
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from gptref.distributed import DataParallel, ShardedAdamW
+from gptref.grading.data_parallel import mlp_from_state
 from gptref.grading.spec import Exercise
 
 DAY = "11_distributed"
-
-
-def mlp_from_state(state: dict) -> nn.Module:
-    """Linear -> Tanh -> Linear with the weights in `state` (the notebook's given mlp_from_state)."""
-    n_hidden, n_in = state["0.weight"].shape
-    model = nn.Sequential(nn.Linear(n_in, n_hidden), nn.Tanh(), nn.Linear(n_hidden, state["2.weight"].shape[0]))
-    model = model.to(state["0.weight"].dtype)
-    model.load_state_dict(state)
-    return model
 
 
 def _whole_batch(state, x, y, optimizer):

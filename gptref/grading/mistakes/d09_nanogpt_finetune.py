@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gptref.attention import MultiHeadAttention
+from gptref.grading.data_parallel import mlp_from_state
 from gptref.grading.explain import Mistake
 
 # ---------------------------------------------------------------- the block
@@ -204,15 +205,6 @@ SFT = (
 )
 
 # ---------------------------------------------------------------- the data-parallel step
-
-
-def mlp_from_state(state):
-    """The data-parallel exercise's classifier, Linear -> Tanh -> Linear, with the weights in `state`."""
-    n_hidden, n_in = state["0.weight"].shape
-    model = nn.Sequential(nn.Linear(n_in, n_hidden), nn.Tanh(), nn.Linear(n_hidden, state["2.weight"].shape[0]))
-    model = model.to(state["0.weight"].dtype)
-    model.load_state_dict(state)
-    return model
 
 
 def simulated_ddp_step(state, x, y, lr, max_norm, world_size=2, *, reduce: str = "mean", clip_first: bool = False,

@@ -7,21 +7,12 @@ The toy model and the starting values match the notebook's given cell (mlp_from_
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
+from gptref.grading.data_parallel import mlp_from_state
 from gptref.grading.explain import Mistake
 
 WORLD = 2
-
-
-def _model(state: dict) -> nn.Module:
-    """Linear -> Tanh -> Linear with the weights in `state` (the notebook's mlp_from_state)."""
-    n_hidden, n_in = state["0.weight"].shape
-    model = nn.Sequential(nn.Linear(n_in, n_hidden), nn.Tanh(), nn.Linear(n_hidden, state["2.weight"].shape[0]))
-    model = model.to(state["0.weight"].dtype)
-    model.load_state_dict(state)
-    return model
 
 
 def _start(state: dict, rank: int, broadcast: bool) -> dict:
@@ -49,7 +40,7 @@ def _sgd(state, x, y, lr, *, broadcast=True, combine="mean", micro_steps=1, scal
          unflatten_first_piece=False, first_step_only=False, extra_scale=1.0, never_zeroed=False) -> dict:
     """SGD on WORLD simulated ranks with the given mistake; rank 0's parameters at the end. never_zeroed: each
     step's averaged gradient is added to the one left in p.grad by the steps before (no zero_grad)."""
-    models = [_model(_start(state, r, broadcast)) for r in range(WORLD)]
+    models = [mlp_from_state(_start(state, r, broadcast)) for r in range(WORLD)]
     carried = None
     for step in range(x.shape[0]):
         grads = _rank_grads(models, x[step], y[step], micro_steps, scale, last_only)
@@ -100,7 +91,7 @@ def _adamw_stepping(state, x, y, lr, stepped_by: tuple[int, ...], optimizer_lr: 
                     weight_decay: float = 0.01) -> dict:
     """Rank 0's parameters after whole-batch gradients (averaged over the ranks) when only the parameters owned by
     `stepped_by` ever change on rank 0, stepped by AdamW with `optimizer_lr` (lr when None) and weight_decay."""
-    model = _model(state)
+    model = mlp_from_state(state)
     params = [p for p, owner in zip(model.parameters(), _owners(state)) if owner in stepped_by]
     rate = lr if optimizer_lr is None else optimizer_lr
     optimizer = torch.optim.AdamW(params, lr=rate, weight_decay=weight_decay) if params else None
