@@ -8,26 +8,15 @@ from collections import Counter
 import regex
 
 from gptref.tokenizers.bpe import GPT2_SPLIT_PATTERN
-
-
-def _merged(word: tuple[bytes, ...], pair: tuple[bytes, bytes]) -> tuple[bytes, ...]:
-    """word with each left-to-right occurrence of pair joined into one token."""
-    out, i = [], 0
-    while i < len(word):
-        if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
-            out.append(word[i] + word[i + 1])
-            i += 2
-        else:
-            out.append(word[i])
-            i += 1
-    return tuple(out)
+from gptref.tokenizers.bpe.train import merge_pair
 
 
 def pair_counts_after(text: str, merges: list[tuple[bytes, bytes]]) -> Counter:
     """The weighted pair counts (as (bytes, bytes)) over the GPT-2 pre-tokens of text, after applying merges."""
     words = Counter(tuple(bytes([b]) for b in w.encode("utf-8")) for w in regex.findall(GPT2_SPLIT_PATTERN, text))
     for pair in merges:
-        words = Counter({_merged(word, pair): n for word, n in words.items()})
+        # merge_pair compares items only, so it joins bytes tokens as it joins ids
+        words = Counter({tuple(merge_pair(list(word), *pair, pair[0] + pair[1])): n for word, n in words.items()})
     counts = Counter()
     for word, n in words.items():
         for pair in zip(word, word[1:]):
