@@ -158,6 +158,18 @@ def exception_name(error: str) -> str:
     return name if isinstance(known, type) and issubclass(known, BaseException) else "an exception"
 
 
+def _answers(cases: list, outs: list, but: int) -> list:
+    """(answer, case) for every case but one that the student's function answered readably."""
+    answers = []
+    for i, (case, out) in enumerate(zip(cases, outs)):
+        if i != but and isinstance(out, dict) and out.get("ok") and not out.get("bad_answer") and "value" in out:
+            try:
+                answers.append((plaindata.decode(out["value"]), case))
+            except Exception:  # noqa: BLE001
+                continue
+    return answers
+
+
 def judge(ex, cases: list, res, call_timeout: float = 0) -> dict:
     """The verdict of one exercise from the sandbox's raw answers (compared here, outside)."""
     if not isinstance(res, dict) or res.get("status") != "ran":
@@ -199,7 +211,8 @@ def judge(ex, cases: list, res, call_timeout: float = 0) -> dict:
             continue
         expected = ex.reference(**ex.arguments(copy.deepcopy(case)))
         try:
-            msg = ex.explain(got, expected, case)
+            msg = ex.explain(got, expected, case, _answers(cases, outs, but=i)) if ex.check_answer(
+                got, expected, case) else None
         except Exception as e:  # noqa: BLE001 (a malformed answer can break a comparison)
             msg = f"comparison failed: {type(e).__name__}"
         if msg:

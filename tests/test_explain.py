@@ -3,6 +3,9 @@ mistakes are named only when the answer really equals them."""
 
 from __future__ import annotations
 
+import copy
+import importlib
+
 import pytest
 import torch
 
@@ -359,3 +362,35 @@ def test_a_vocab_size_below_the_reserved_pieces_is_named_with_its_numbers():
     assert "vocab_size = 41" in msg and "the WHOLE vocabulary" in msg
     other = _message(lambda: spm.SentencePieceProcessor().LoadFromSerializedProto(b"not a model"))
     assert "WHOLE vocabulary" not in other
+
+
+def _toy_exercise():
+    """f(x) = x + 1 with one known mistake (2x); on the first case ([1, 0]) the answer x*x + x equals the
+    mistake's, on the second it does not."""
+    from gptref.grading.spec import Exercise
+
+    doubles = Mistake("double x instead of adding 1", lambda x: 2 * x)
+    cases = [{"x": torch.tensor([1.0, 0.0])}, {"x": torch.tensor([3.0, 4.0])}]
+    return Exercise(day="99_toy", name="f", grade_ids=("t",), make_cases=lambda seed: copy.deepcopy(cases),
+                    reference=lambda x: x + 1, mistakes=(doubles,))
+
+
+def test_hidden_check_and_verdict_name_a_mistake_only_when_it_gives_every_answer(monkeypatch):
+    """One input can make two different slips agree: the hidden check and the trusted verdict name a known
+    mistake only when it gives the student's answers on the other cases too."""
+    from autograder.inside import plaindata
+    from autograder.verdict import judge
+    check_module = importlib.import_module("gptref.grading.check")
+
+    ex = _toy_exercise()
+    monkeypatch.setattr(check_module.exercises, "get", lambda day, name: ex)
+    squares = lambda x: x * x + x  # noqa: E731 (equals 2x at x = 1 and x = 0 only)
+    doubles = lambda x: 2 * x  # noqa: E731
+    for student, named in ((squares, False), (doubles, True)):
+        with pytest.raises(AssertionError) as caught:
+            check_module.check("99_toy", "f", student)
+        assert ("double x" in str(caught.value)) == named, str(caught.value)
+        cases = ex.make_cases(0)
+        outputs = [{"ok": True, "value": plaindata.encode(student(**case))} for case in cases]
+        verdict = judge(ex, cases, {"status": "ran", "outputs": outputs})
+        assert verdict["status"] == "fail" and ("double x" in verdict["message"]) == named, verdict

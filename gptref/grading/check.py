@@ -88,7 +88,21 @@ def check(day: str, name: str, fn: Callable, seed: int = 0) -> None:
             raise AssertionError(f"{e}\n  in {call}") from None
         except Exception as e:  # noqa: BLE001 (explained: where in the student's code, and why where known)
             raise AssertionError(f"{explain_error(e, name)}\n  in {call} (case {i + 1} of {len(cases)})") from None
-        message = exercise.explain(got, expected, case)
-        if message:
+        if exercise.check_answer(got, expected, case):
+            message = exercise.explain(got, expected, case, _other_answers(exercise, fn, cases, i))
             raise AssertionError(f"{message}\n  in {call} (case {i + 1} of {len(cases)})")
     return None
+
+
+def _other_answers(exercise, fn: Callable, cases: list[dict], failed: int) -> list[tuple[Any, dict]]:
+    """fn's answers on the cases other than the one that failed (those it answers without raising): a known
+    mistake is named only when it gives these answers too."""
+    answers = []
+    for i, case in enumerate(cases):
+        if i == failed:
+            continue
+        try:
+            answers.append((run_case(exercise, fn, case), case))
+        except Exception:  # noqa: BLE001 (the failing case is what the student reads about)
+            continue
+    return answers

@@ -20,8 +20,10 @@ seed (tests/test_verdict_seeds.py holds them to it: every planted mistake fails 
 
 from __future__ import annotations
 
+import copy
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from gptref.grading.compare import policy
 from gptref.grading.explain import Mistake, which_mistake
@@ -59,11 +61,27 @@ class Exercise:
                 return message
         return (self.compare or policy)(got, expected, case)
 
-    def explain(self, got: Any, expected: Any, case: dict) -> str | None:
-        """check_answer, plus which known mistake the answer equals (None when the answer is right)."""
+    def explain(self, got: Any, expected: Any, case: dict, others: Iterable[tuple[Any, dict]] = ()) -> str | None:
+        """check_answer, plus which known mistake the answer equals (None when the answer is right).
+
+        `others` holds the same function's (answer, case) on the exercise's other cases: a mistake is named only
+        when its answers equal those too, since on one input two different slips can give the same answer."""
         message = self.check_answer(got, expected, case)
         mistakes = self.mistakes or for_exercise(self.day, self.name)
         if message and mistakes:
+            others = list(others)
+            mistakes = tuple(mistake for mistake in mistakes
+                             if all(self.gives(mistake, answer, other) for answer, other in others))
             compare = self.compare or policy
             message += which_mistake(got, mistakes, self.arguments(case), expected, lambda a, b: compare(a, b, case))
         return message
+
+    def gives(self, mistake: Mistake, answer: Any, case: dict) -> bool:
+        """Whether `mistake` answers `case` with `answer` (a mistake that cannot run on the case: no)."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                theirs = mistake.answer(**self.arguments(copy.deepcopy(case)))
+            return (self.compare or policy)(answer, theirs, case) is None
+        except Exception:  # noqa: BLE001 (a mistake that cannot run here explains nothing)
+            return False

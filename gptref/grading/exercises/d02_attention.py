@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 import gptref.attention as A
 from gptref.grading.compare import difference, form_difference
-from gptref.grading.ladders.d02_attention import not_probabilities, same_sum_note
+from gptref.grading.ladders.d02_attention import not_probabilities, over_queries_note, same_sum_note
 from gptref.grading.spec import Exercise
 
 DAY = "02_attention"
@@ -157,8 +157,9 @@ def _weight_rungs(weights, allowed, what) -> str | None:
             note = (" (every weight of that query is 0 although it may see keys: if you compute exp yourself, the exp "
                     "of scores far below the number you subtract underflows to 0; subtract each row's OWN largest "
                     "allowed score, amax(dim=-1, keepdim=True), as torch.softmax does)")
+        note = note or same_sum_note(sums[has_key]) or over_queries_note(weights)
         return (f"{what}: the weights of each query that may see some key must sum to 1 over the keys; query "
-                f"{_where(i)} sums to {sums[tuple(i)].item():.4g}{note or same_sum_note(sums[has_key])}")
+                f"{_where(i)} sums to {sums[tuple(i)].item():.4g}{note}")
     return None
 
 

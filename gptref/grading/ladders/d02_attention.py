@@ -55,8 +55,18 @@ def weights_problem(w, allowed):
     sums = w.double().sum(-1)[has_key]
     if ((sums - 1).abs() > 1e-4).any():
         return (f"the weights of each query that may see some key must sum to 1 over the keys; one sums to "
-                f"{sums[(sums - 1).abs().argmax()].item():.4g}{same_sum_note(sums)}")
+                f"{sums[(sums - 1).abs().argmax()].item():.4g}{same_sum_note(sums) or over_queries_note(w)}")
     return None
+
+
+def over_queries_note(w):
+    """' (... sum to 1 over the queries ...)' when every key's column of weights sums to 1: the softmax ran over the
+    queries' dimension instead of the keys'."""
+    columns = w.double().sum(-2)  # (..., S): each key's weights summed over the queries
+    if w.shape[-2] < 2 or not bool(((columns - 1).abs() < 1e-4).all()):
+        return ""
+    return (" (instead, each KEY's weights sum to 1 over the queries: the softmax ran over dim -2, the queries; "
+            "take it over the LAST dim, the keys: softmax(scores, dim=-1))")
 
 
 def check_use(fn, args, names, queries, keys, is_token, causal, expected):
@@ -115,8 +125,8 @@ def check_heads(fn, x, *args, expected):
         fail(difference(got, expected, "the result"))
 
 
-__all__ = ["check_heads", "check_use", "mha_dependence_problem", "not_probabilities", "same_sum_note",
-           "weights_problem"]
+__all__ = ["check_heads", "check_use", "mha_dependence_problem", "not_probabilities", "over_queries_note",
+           "same_sum_note", "weights_problem"]
 
 
 def mha_dependence_problem(fn, x, state, n_heads, context=None, mask=None, **kwargs):
