@@ -132,3 +132,21 @@ def test_drift_with_position_names_angles_short_of_digits_and_nothing_else():
         remark = drift_with_position(table.float(), sinusoidal_positions(n, d))
         assert ("too few digits" in remark) == drifts
     assert drift_with_position(sinusoidal_positions(20, 6) + 1e-5, sinusoidal_positions(20, 6)) == ""
+
+
+def test_unlabelled_changed_inputs_are_not_blamed_on_the_replacement_alone():
+    """Labels kept only on the [MASK]ed positions: the randomly replaced ones lost their label, and the message says
+    that this can be the cause (and that none of the changed positions holds mask_id), as the rung cannot tell."""
+    from gptref.grading.ladders.d06_bert_vs_gpt import only_selected_inputs_change
+
+    generator = torch.Generator().manual_seed(5)
+    ids = torch.randint(3, 400, (20, 50), generator=generator)
+    selected = torch.rand(ids.shape, generator=generator) < 0.3
+    choice = torch.rand(ids.shape, generator=generator)
+    inputs = torch.where(selected & (choice < 0.8), torch.full_like(ids, 103), ids)
+    inputs = torch.where(selected & (choice >= 0.8), (ids + 1) % 500, inputs)       # random ids, all changed
+    case = {"ids": ids, "mask_id": 103, "vocab_size": 500}
+    assert only_selected_inputs_change((inputs, torch.where(selected, ids, -100)), case) is None
+    message = only_selected_inputs_change((inputs, torch.where(selected & (choice < 0.8), ids, -100)), case)
+    assert "a selected position was left without its label" in message
+    assert "None of them became mask_id" in message
