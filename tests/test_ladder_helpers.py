@@ -150,3 +150,19 @@ def test_unlabelled_changed_inputs_are_not_blamed_on_the_replacement_alone():
     message = only_selected_inputs_change((inputs, torch.where(selected & (choice < 0.8), ids, -100)), case)
     assert "a selected position was left without its label" in message
     assert "None of them became mask_id" in message
+
+
+def test_norm_head_zero_rung_says_x_enters_as_it_is():
+    """Dividing x by its own length too gives NaN logits for a zero hidden state: the rung says x enters as it is;
+    the reference (torch's F.normalize of the rows) passes."""
+    from gptref.grading.ladders.d10_baichuan2 import LADDERS
+
+    generator = torch.Generator().manual_seed(6)
+    x, weight = torch.randn(3, 4, 8, generator=generator, dtype=torch.float64), torch.randn(5, 8, dtype=torch.float64)
+    x[1, 2] = 0.0
+    case = {"x": x, "weight": weight}
+    right = x @ torch.nn.functional.normalize(weight, dim=1).T
+    assert all(rung(right, case) is None for rung in LADDERS["norm_head_logits"])
+    cosine = (x / x.norm(dim=-1, keepdim=True)) @ torch.nn.functional.normalize(weight, dim=1).T
+    message = LADDERS["norm_head_logits"][0](cosine, case)
+    assert "x[1, 2] is the zero vector" in message and "x enters as it is" in message
