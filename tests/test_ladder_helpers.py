@@ -166,3 +166,19 @@ def test_norm_head_zero_rung_says_x_enters_as_it_is():
     cosine = (x / x.norm(dim=-1, keepdim=True)) @ torch.nn.functional.normalize(weight, dim=1).T
     message = LADDERS["norm_head_logits"][0](cosine, case)
     assert "x[1, 2] is the zero vector" in message and "x enters as it is" in message
+
+
+def test_sft_rung_says_by_what_the_sum_was_divided():
+    """A loss divided by the batch size instead of the number of response tokens: the rung gives the divisor."""
+    from gptref.grading.ladders.d09_nanogpt_finetune import sft_between_token_losses
+
+    generator = torch.Generator().manual_seed(7)
+    logits, targets = torch.randn(2, 6, 9, generator=generator, dtype=torch.float64), torch.randint(0, 9, (2, 6))
+    mask = torch.tensor([[False, True, True, True, True, False], [True] * 6])
+    case = {"logits": logits, "targets": targets, "loss_mask": mask}
+    per_token = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+    total = per_token[mask.flatten()].sum()
+    assert sft_between_token_losses(total / mask.sum(), case) is None
+    message = sft_between_token_losses(total / 2, case)
+    assert "divided by 2 instead of by their number, 10" in message
+    assert "divided by" not in (sft_between_token_losses(total / 2 + 0.37, case) or "")
