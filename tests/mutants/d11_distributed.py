@@ -133,3 +133,13 @@ MUTANTS = [
            new="# p.grad adds up\n        optimizer.step()", fails={"test_accumulation"},
            why="an optimizer step after every micro-batch", hint="optimizer.step() ran"),
 ]
+
+# Issue 23, fresh set 3 (f611): the order of ZeRO-1's step and broadcast, shown by the first step.
+MUTANTS += [
+    Mutant(cell="zero1",
+           old="    local_optimizer.step()\n    with torch.no_grad():\n        for p, owner in zip(params, owners):\n"
+               "            dist.broadcast(p.data, src=owner)",
+           new="    with torch.no_grad():\n        for p, owner in zip(params, owners):\n"
+               "            dist.broadcast(p.data, src=owner)\n    local_optimizer.step()",
+           fails={"test_zero1"}, why="broadcasts before the local step", hint="still hold their starting values"),
+]
