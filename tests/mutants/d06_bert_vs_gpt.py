@@ -147,5 +147,5 @@ MUTANTS += [
            new="r = torch.rand(ids.shape, generator=generator)\n"
                "    labels = torch.where(selected & (r < 0.8), ids, torch.full_like(ids, -100))",
            fails={"test_mask_tokens"}, why="labels only on the positions replaced by [MASK]",
-           hint="a selected position was left without its label"),
+           hint="none of them to mask_id"),
 ]
