@@ -183,3 +183,23 @@ def test_sft_rung_says_by_what_the_sum_was_divided():
     message = sft_between_token_losses(total / 2, case)
     assert "divided by 2 instead of by their number, 10" in message
     assert "divided by" not in (sft_between_token_losses(total / 2 + 0.37, case) or "")
+
+
+def test_rope_digits_suffix_names_float32_angles_only():
+    """RoPE with theta in float32 is off by a little at the large positions only: the suffix says the angles lack
+    digits; a rotation by the wrong angle (errors everywhere, large) gets no suffix."""
+    from gptref.grading.ladders.d07_rope import rope_short_of_digits
+    from gptref.positions import rope
+
+    generator = torch.Generator().manual_seed(8)
+    x, positions = torch.randn(4, 6, generator=generator, dtype=torch.float64), torch.tensor([3999, 0, 1234, 7])
+    want = rope(x, positions)
+    theta = 10000.0 ** (-torch.arange(0, 6, 2) / 6)                    # float32: too few digits
+    angles = positions.double()[:, None] * theta                        # (T, D/2)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    short = torch.stack([even * angles.cos() - odd * angles.sin(), even * angles.sin() + odd * angles.cos()],
+                        dim=-1).reshape(x.shape)                         # (T, D/2, 2) -> (T, D)
+    assert "only the vectors at the largest positions [1234, 3999] are off" in rope_short_of_digits(short, want,
+                                                                                                  positions)
+    assert rope_short_of_digits(rope(x, -positions), want, positions) == ""
+    assert rope_short_of_digits(want, want, positions) == ""
