@@ -61,7 +61,7 @@ MUTANTS = [
     # ZeRO-1
     Mutant(cell="zero1", old="            dist.broadcast(p.data, src=owner)", new="            pass",
            fails={"test_zero1"}, why="the updated shards are not broadcast back",
-           hint="every parameter is broadcast from its owner"),
+           hint="still hold their starting values"),
     Mutant(cell="zero1",
            old="    return torch.optim.AdamW([p for p, owner in zip(params, owners) if owner == rank], lr=lr)\n",
            new="    return torch.optim.AdamW(params, lr=lr)\n", fails={"test_zero1"},
