@@ -149,5 +149,5 @@ MUTANTS += [
 MUTANTS += [
     Mutant(cell="rope", old="theta = base ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)",
            new="theta = base ** (-torch.arange(0, D, 2) / D)", fails={"test_rope"}, why="theta in float32",
-           hint="only the vectors at the largest positions"),
+           hint="compute the angles in float32"),
 ]

@@ -90,9 +90,9 @@ def rope_short_of_digits(got: torch.Tensor, want: torch.Tensor, positions) -> st
     if not wrong.any() or wrong.all() or per_position.max() > 1e-3 or places[wrong].min() <= places[~wrong].max():
         return ""
     return (f" (only the vectors at the largest positions {sorted(int(p) for p in places[wrong])} are off, by at most "
-            f"{per_position.max().item():.2g}: the angle position * theta_i carries too few digits there, so compute "
-            "theta and the angles in float64 (torch.arange(..., dtype=torch.float64)) and convert cos and sin to "
-            "x.dtype only at the end)")
+            f"{per_position.max().item():.2g}, as when you compute the angles in float32: the angle position * theta_i "
+            "carries too few digits there, so compute theta and the angles in float64 (torch.arange(..., "
+            "dtype=torch.float64)) and convert cos and sin to x.dtype only at the end)")
 
 
 # ---------------------------------------------------------------- rope
