@@ -41,7 +41,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gptref.grading.data_parallel import later_steps_finding, one_step_finding
+from gptref.grading.data_parallel import later_steps_finding, one_step_finding, unmoved_finding
 from gptref.grading.explain import call, explain_trace, secondhand, which_mistake
 from gptref.grading.mistakes.d11_distributed import MISTAKES
 
@@ -182,9 +182,10 @@ def toy_problem(seed=11, n_in=6, hidden=16, n_out=4, batch=8, steps=2):
     return state, x, torch.randint(0, n_out, (steps, batch), generator=g)
 
 
-def report(got, want, name, kwargs, otherwise, one_step=None):
+def report(got, want, name, kwargs, otherwise, one_step=None, first_step=None):
     """Fail with the largest difference, and the known mistake that gives exactly `got`; else what rank 0's first
-    step shows (`one_step()` reruns the exercise for the first step only), then `otherwise`."""
+    step shows (`one_step()` reruns the exercise for the first step only; `first_step()` says what it shows, for
+    exercises that are not SGD), then `otherwise`."""
     err = max((got[k] - want[k]).abs().max().item() for k in want)
     if err < 1e-10:
         return
@@ -194,6 +195,9 @@ def report(got, want, name, kwargs, otherwise, one_step=None):
         x, y = kwargs["x"], kwargs["y"]
         finding = one_step_finding(one_step(), kwargs["state"], x[0], y[0], kwargs["lr"])
         named = "\n  " + (finding or later_steps_finding(x.shape[0])) + "\n  " + otherwise
+    finding = first_step() if not named and first_step is not None else None
+    if finding:
+        named = "\n  " + finding + "\n  " + otherwise
     raise AssertionError(f"rank 0's parameters differ from one process on the whole batch by up to {err:.3g}."
                          + (named or "\n  " + otherwise))
 
@@ -618,7 +622,8 @@ assert max(_mine) <= 0.7 * _full, (f"state per rank {_mine} bytes of {_full}: th
                                    "parameter to the rank with the fewest ELEMENTS so far")
 report(_got["params"], _want, "run_zero", dict(state=_state, x=_x, y=_y, lr=0.05),
        "each rank must step its own shard, then every parameter is broadcast from its owner: look at the owners, "
-       "the local optimizer (its parameters, and lr=lr), and the broadcasts after its step")
+       "the local optimizer (its parameters, and lr=lr), and the broadcasts after its step",
+       first_step=lambda: unmoved_finding(call(run_zero, _state, _x[:1], _y[:1], 0.05)["params"], _state))
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_zero", run_zero)

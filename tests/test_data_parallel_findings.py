@@ -89,3 +89,22 @@ def test_clipping_is_part_of_the_right_step_when_max_norm_is_given():
     finding = one_step_finding(twice, state, x, y, 0.5, max_norm=0.05)
     assert "2 times the right step" in finding and "clipped to max_norm = 0.05" in finding
     assert "all_reduce" not in finding
+
+
+def test_unmoved_finding_names_the_parameters_that_kept_their_start():
+    """ZeRO-1 with the broadcast before the step: on rank 0 the parameters rank 1 owns keep their starting values
+    (simulated with torch's AdamW stepping only rank 0's shard); a step that moves all, or none, has no finding."""
+    from gptref.grading.data_parallel import unmoved_finding
+
+    for seed in range(3):
+        state, x, y = _problem(seed)
+        params = {k: v.clone().requires_grad_() for k, v in state.items()}
+        owned = [params["0.weight"], params["2.bias"]]          # rank 0's shard
+        h = torch.tanh(F.linear(x, params["0.weight"], params["0.bias"]))
+        F.cross_entropy(F.linear(h, params["2.weight"], params["2.bias"]), y).backward()
+        torch.optim.AdamW(owned, lr=0.05).step()
+        after = {k: p.detach() for k, p in params.items()}
+        message = unmoved_finding(after, state)
+        assert "moved but ['0.bias', '2.weight'] still hold their starting values" in message
+        assert unmoved_finding(state, state) is None
+        assert unmoved_finding({k: v + 1 for k, v in state.items()}, state) is None

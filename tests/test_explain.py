@@ -227,6 +227,7 @@ def test_a_dimension_dropped_on_an_earlier_line_is_pointed_at():
     ("torch.randn(3, 5, 7)[:, :-1].view(-1, 7)", "not contiguous in memory"),
     ("torch.nn.functional.cross_entropy(x.reshape(1, 2, 5), torch.zeros(1, 3, dtype=torch.long))",
      "reads the classes from dim 1"),
+    ("x.sum()[0, 1]", "more indices than it has dimensions"),   # a reduction without dim=, then indexed per row
 ])
 def test_torch_errors_with_a_known_cause_are_explained(body, cause):
     namespace = {"torch": torch}

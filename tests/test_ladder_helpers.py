@@ -132,3 +132,74 @@ def test_drift_with_position_names_angles_short_of_digits_and_nothing_else():
         remark = drift_with_position(table.float(), sinusoidal_positions(n, d))
         assert ("too few digits" in remark) == drifts
     assert drift_with_position(sinusoidal_positions(20, 6) + 1e-5, sinusoidal_positions(20, 6)) == ""
+
+
+def test_unlabelled_changed_inputs_are_not_blamed_on_the_replacement_alone():
+    """Labels kept only on the [MASK]ed positions: the randomly replaced ones lost their label, and the message says
+    says what the changed positions show (none holds mask_id) and both rules, not a replacement outside the
+    selection alone."""
+    from gptref.grading.ladders.d06_bert_vs_gpt import only_selected_inputs_change
+
+    generator = torch.Generator().manual_seed(5)
+    ids = torch.randint(3, 400, (20, 50), generator=generator)
+    selected = torch.rand(ids.shape, generator=generator) < 0.3
+    choice = torch.rand(ids.shape, generator=generator)
+    inputs = torch.where(selected & (choice < 0.8), torch.full_like(ids, 103), ids)
+    inputs = torch.where(selected & (choice >= 0.8), (ids + 1) % 500, inputs)       # random ids, all changed
+    case = {"ids": ids, "mask_id": 103, "vocab_size": 500}
+    assert only_selected_inputs_change((inputs, torch.where(selected, ids, -100)), case) is None
+    message = only_selected_inputs_change((inputs, torch.where(selected & (choice < 0.8), ids, -100)), case)
+    assert "changed in inputs, none of them to mask_id" in message and "the labels of the positions" in message
+    assert "positions that were not selected keep their id" not in message  # the replacement is not blamed alone
+
+
+def test_norm_head_zero_rung_says_x_enters_as_it_is():
+    """Dividing x by its own length too gives NaN logits for a zero hidden state: the rung says x enters as it is;
+    the reference (torch's F.normalize of the rows) passes."""
+    from gptref.grading.ladders.d10_baichuan2 import LADDERS
+
+    generator = torch.Generator().manual_seed(6)
+    x, weight = torch.randn(3, 4, 8, generator=generator, dtype=torch.float64), torch.randn(5, 8, dtype=torch.float64)
+    x[1, 2] = 0.0
+    case = {"x": x, "weight": weight}
+    right = x @ torch.nn.functional.normalize(weight, dim=1).T
+    assert all(rung(right, case) is None for rung in LADDERS["norm_head_logits"])
+    cosine = (x / x.norm(dim=-1, keepdim=True)) @ torch.nn.functional.normalize(weight, dim=1).T
+    message = LADDERS["norm_head_logits"][0](cosine, case)
+    assert "x[1, 2] is the zero vector" in message and "x enters as it is" in message
+
+
+def test_sft_rung_says_by_what_the_sum_was_divided():
+    """A loss divided by the batch size instead of the number of response tokens: the rung gives the divisor."""
+    from gptref.grading.ladders.d09_nanogpt_finetune import sft_between_token_losses
+
+    generator = torch.Generator().manual_seed(7)
+    logits, targets = torch.randn(2, 6, 9, generator=generator, dtype=torch.float64), torch.randint(0, 9, (2, 6))
+    mask = torch.tensor([[False, True, True, True, True, False], [True] * 6])
+    case = {"logits": logits, "targets": targets, "loss_mask": mask}
+    per_token = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
+    total = per_token[mask.flatten()].sum()
+    assert sft_between_token_losses(total / mask.sum(), case) is None
+    message = sft_between_token_losses(total / 2, case)
+    assert "divided by 2 instead of by their number, 10" in message
+    assert "divided by" not in (sft_between_token_losses(total / 2 + 0.37, case) or "")
+
+
+def test_rope_digits_suffix_names_float32_angles_only():
+    """RoPE with theta in float32 is off by a little at the large positions only: the suffix says the angles lack
+    digits; a rotation by the wrong angle (errors everywhere, large) gets no suffix."""
+    from gptref.grading.ladders.d07_rope import rope_short_of_digits
+    from gptref.positions import rope
+
+    generator = torch.Generator().manual_seed(8)
+    x, positions = torch.randn(4, 6, generator=generator, dtype=torch.float64), torch.tensor([3999, 0, 1234, 7])
+    want = rope(x, positions)
+    theta = 10000.0 ** (-torch.arange(0, 6, 2) / 6)                    # float32: too few digits
+    angles = positions.double()[:, None] * theta                        # (T, D/2)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    short = torch.stack([even * angles.cos() - odd * angles.sin(), even * angles.sin() + odd * angles.cos()],
+                        dim=-1).reshape(x.shape)                         # (T, D/2, 2) -> (T, D)
+    assert "only the vectors at the largest positions [1234, 3999] are off" in rope_short_of_digits(short, want,
+                                                                                                  positions)
+    assert rope_short_of_digits(rope(x, -positions), want, positions) == ""
+    assert rope_short_of_digits(want, want, positions) == ""

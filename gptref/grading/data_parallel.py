@@ -92,10 +92,23 @@ def one_step_finding(after: dict, state: dict, x: torch.Tensor, y: torch.Tensor,
     return f"already after one step rank 0's parameters differ from one SGD step on the whole batch {size}"
 
 
+def unmoved_finding(after: dict, state: dict) -> str | None:
+    """For an optimizer whose every step moves every parameter (AdamW): which of rank 0's parameters `after` one step
+    still hold their starting values in `state` while others moved (a fact of the answer: rank 0 never got their
+    update); None when all or none moved."""
+    unmoved = [k for k in state if torch.equal(after[k], state[k])]
+    if not unmoved or len(unmoved) == len(state):
+        return None
+    moved = [k for k in state if k not in unmoved]
+    return (f"after one step rank 0's {moved} moved but {unmoved} still hold their starting values: rank 0 never "
+            "received the new values of those parameters; each rank steps the parameters it owns, and only a "
+            "broadcast from the owner AFTER that step brings the new values to the other ranks")
+
+
 def later_steps_finding(steps: int) -> str:
     """When the first step is right and the run of `steps` steps is not."""
     return (f"after ONE step rank 0's parameters are right, after {steps} steps they are not: the first step works, "
             "so look at what your code keeps from one step to the next (what must start afresh at every step)")
 
 
-__all__ = ["later_steps_finding", "one_step_finding"]
+__all__ = ["later_steps_finding", "one_step_finding", "unmoved_finding"]

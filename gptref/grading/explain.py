@@ -259,6 +259,11 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"view size is not compatible with input tensor's size and stride"),
      lambda line: ("a slice such as `x[:, :-1]` is not contiguous in memory, so `.view` cannot flatten it: use "
                    "`.reshape` (it copies when it must)")),
+    (re.compile(r"too many indices for tensor of dimension (\d+)"),
+     lambda line: ("a tensor was indexed with more indices than it has dimensions (the error says how many it has): "
+                   "for example a reduction without dim= (`.sum()`, `.mean()`, `.max()`) returns one number, a 0-d "
+                   "tensor, where a tensor with a value per row was meant; print the .shape of what is indexed on this "
+                   "line, and reduce over the dimension you mean (dim=-1)")),
     (re.compile(r"out of bounds|index out of range|IndexError"),
      lambda line: ("an index reached past the end of a tensor or list: check the loop bounds and the sizes you "
                    "index with")),

@@ -138,3 +138,14 @@ MUTANTS += [
            new="l2 = F.cross_entropy(clf_logits.softmax(-1), labels)", fails={"test_gpt1_objective"},
            why="softmax before F.cross_entropy in L2", hint="so L2 went through a softmax twice"),
 ]
+
+# Issue 23, fresh set 3 (f611): a wrong answer whose message blamed the inputs alone.
+MUTANTS += [
+    Mutant("mask_tokens",
+           old="labels = torch.where(selected, ids, torch.full_like(ids, -100))\n"
+               "    r = torch.rand(ids.shape, generator=generator)",
+           new="r = torch.rand(ids.shape, generator=generator)\n"
+               "    labels = torch.where(selected & (r < 0.8), ids, torch.full_like(ids, -100))",
+           fails={"test_mask_tokens"}, why="labels only on the positions replaced by [MASK]",
+           hint="none of them to mask_id"),
+]

@@ -144,3 +144,10 @@ MUTANTS += [
            fails={"test_rope_score"}, why="rope_score reads q's pairs as halves (i, i + D/2)",
            hint="and so must rope_score"),
 ]
+
+# Issue 23, fresh set 3 (f611): float32 angles in rope, off only at the largest positions.
+MUTANTS += [
+    Mutant(cell="rope", old="theta = base ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)",
+           new="theta = base ** (-torch.arange(0, D, 2) / D)", fails={"test_rope"}, why="theta in float32",
+           hint="compute the angles in float32"),
+]

@@ -117,3 +117,10 @@ MUTANTS += [
            fails={"test_tiled_attention_backward"}, why="lse sliced with the key block",
            hint="a quantity kept per QUERY (q, the output, lse, m, l, D) is sliced with i0"),
 ]
+
+# Issue 23, fresh set 3 (f611): an IndexError that was blamed on loop bounds.
+MUTANTS += [
+    Mutant(cell="tiled_attention_backward", old="delta = (dout * out).sum(dim=-1)", new="delta = (dout * out).sum()",
+           fails={"test_tiled_attention_backward"}, why="D summed over everything (no dim=)",
+           hint="more indices than it has dimensions"),
+]

@@ -189,3 +189,10 @@ MUTANTS = [
            why="the mask flattened in (T, B) order, the losses in (B, T)",
            hint="while loss_mask is True"),
 ]
+
+# Issue 23, fresh set 3 (f611): the mean's range alone did not say what was wrong.
+MUTANTS += [
+    Mutant(cell="sft_loss", old="return (per_token * mask).sum() / mask.sum()",
+           new="return (per_token * mask).sum() / loss_mask.shape[0]", fails={"test_sft_loss"},
+           why="divides the masked sum by the batch size", hint="divided by 2 instead of by their number"),
+]

@@ -133,3 +133,13 @@ MUTANTS = [
            new="vocab_size=vocab_size - 259, model_type", fails={"test_train_baichuan_tokenizer"},
            why="vocab_size without the reserved pieces", hint="the WHOLE vocabulary"),
 ]
+
+# Issue 23, fresh set 3 (f611): wrong answers whose visible message did not name the mistake.
+MUTANTS += [
+    Mutant(cell="norm_head_logits", old="return x @ unit.T", new="return (x / x.norm(dim=-1, keepdim=True)) @ unit.T",
+           fails={"test_norm_head_logits"}, why="divides x by its own length too (NaN for a zero hidden state)",
+           hint="x enters as it is"),
+    Mutant(cell="max_z_loss", old="return weight * z.pow(2).mean()", new="return weight * z.mean() ** 2",
+           fails={"test_max_z_loss"}, why="the square of the mean z instead of the mean of the squares",
+           hint="square the mean of z"),
+]

@@ -61,7 +61,7 @@ MUTANTS = [
     # ZeRO-1
     Mutant(cell="zero1", old="            dist.broadcast(p.data, src=owner)", new="            pass",
            fails={"test_zero1"}, why="the updated shards are not broadcast back",
-           hint="every parameter is broadcast from its owner"),
+           hint="still hold their starting values"),
     Mutant(cell="zero1",
            old="    return torch.optim.AdamW([p for p, owner in zip(params, owners) if owner == rank], lr=lr)\n",
            new="    return torch.optim.AdamW(params, lr=lr)\n", fails={"test_zero1"},
@@ -132,4 +132,14 @@ MUTANTS = [
     Mutant(cell="accumulation", old="# p.grad adds up; no communication yet",
            new="# p.grad adds up\n        optimizer.step()", fails={"test_accumulation"},
            why="an optimizer step after every micro-batch", hint="optimizer.step() ran"),
+]
+
+# Issue 23, fresh set 3 (f611): the order of ZeRO-1's step and broadcast, shown by the first step.
+MUTANTS += [
+    Mutant(cell="zero1",
+           old="    local_optimizer.step()\n    with torch.no_grad():\n        for p, owner in zip(params, owners):\n"
+               "            dist.broadcast(p.data, src=owner)",
+           new="    with torch.no_grad():\n        for p, owner in zip(params, owners):\n"
+               "            dist.broadcast(p.data, src=owner)\n    local_optimizer.step()",
+           fails={"test_zero1"}, why="broadcasts before the local step", hint="still hold their starting values"),
 ]

@@ -57,6 +57,12 @@ def only_selected_inputs_change(got, case) -> str | None:
     moved = (inputs != ids) & ~selected
     if moved.any():
         where = tuple(int(i) for i in moved.nonzero()[0])
+        if not (inputs[moved] == case["mask_id"]).any():  # random ids only: a replacement or a label left out
+            return (f"{int(moved.sum())} of your positions with label -100 changed in inputs, none of them to mask_id, "
+                    f"e.g. at {where} id {int(ids[where])} became {int(inputs[where])}: an input may change only at a "
+                    "selected position, and every selected position gets its original id as label, whatever its "
+                    "input became (mask_id, a random id or itself): look at the random replacement, its condition "
+                    "and the labels of the positions it replaces")
         return (f"positions that were not selected keep their id in inputs (and get label -100); "
                 f"{int(moved.sum())} of your unselected positions changed, e.g. at {where} id {int(ids[where])} became "
                 f"{int(inputs[where])}: every replacement (mask_id or random) applies to selected positions only")

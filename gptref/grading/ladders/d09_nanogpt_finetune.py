@@ -160,8 +160,21 @@ def sft_between_token_losses(got, case) -> str | None:
     slack = 1e-5 * (1 + abs(high))
     if not low - slack <= value <= high + slack:
         return (f"a mean of the response tokens' losses lies between the smallest and the largest of them "
-                f"({low:.4g} and {high:.4g}); yours is {value:.4g}")
+                f"({low:.4g} and {high:.4g}); yours is {value:.4g}" + _divided_by(per_token[mask].sum().item(), value,
+                                                                               int(mask.sum())))
     return None
+
+
+def _divided_by(total: float, value: float, count: int) -> str:
+    """When `value` is the response tokens' summed loss `total` divided by a whole number other than their `count`:
+    which number (a fact of the answer, for the student to find in the code); '' otherwise."""
+    if value == 0 or total == 0:
+        return ""
+    divisor = total / value
+    if divisor < 0.5 or abs(divisor - round(divisor)) > 1e-6 * divisor or round(divisor) == count:
+        return ""
+    return (f", which is the sum of their losses divided by {round(divisor)} instead of by their number, {count} "
+            "(loss_mask.sum()): look at the denominator")
 
 
 def sft_counted_positions(sft_loss, case) -> str | None:

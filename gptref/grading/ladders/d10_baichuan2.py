@@ -4,7 +4,8 @@ swiglu: x's shape and dtype, finite; a zero input row gives a zero output row (n
 alibi_bias: float32 (H, t_q, t_k), finite; 0 for the query's own key and every later key; <= 0 elsewhere; within
 a head each step further back costs the same slope; the first H' slopes (H' the largest power of two <= H) are
 2^(-8/H'), 2^(-16/H'), ...
-norm_head_logits: x's leading shape with V logits, x's dtype, finite; |logit| <= ||x|| (unit rows).
+norm_head_logits: a zero hidden state gets zero logits (linear in x); x's leading shape with V logits, x's dtype,
+finite; |logit| <= ||x|| (unit rows).
 max_z_loss: a 0-dim tensor in the logits' dtype, finite, >= 0.
 train_baichuan_tokenizer: bytes that load as a SentencePiece model; vocab_size pieces, 3 specials then the 256 byte
 pieces; trained with every option of the notebook's table (read back from the model); every probe text (accents,
@@ -98,6 +99,22 @@ def alibi_power_of_two_slopes(got, case) -> str | None:
 def norm_head_form(got, case) -> str | None:
     x, weight = case["x"], case["weight"]
     return tensor_form(got, (*x.shape[:-1], weight.shape[0]), x.dtype, "the logits (..., V) in x's dtype")
+
+
+def norm_head_zero_hidden_state(got, case) -> str | None:
+    """Where x is the zero vector its logits are 0: a logit x . w_v / ||w_v|| is linear in x (only weight's rows are
+    divided by their length)."""
+    x = case["x"]
+    zero = (x == 0).all(dim=-1)  # (...) the zero hidden states
+    if not isinstance(got, torch.Tensor) or tuple(got.shape[:-1]) != tuple(x.shape[:-1]) or not zero.any():
+        return None
+    wrong = zero & ~(got == 0).all(dim=-1)
+    if wrong.any():
+        index = tuple(int(v) for v in wrong.nonzero()[0])
+        return (f"x{list(index)} is the zero vector, so its logits must all be 0 (each logit x . w_v / ||w_v|| is "
+                f"linear in x); yours are {got[index][:4].tolist()}: only weight's rows are divided by their "
+                "length, x enters as it is")
+    return None
 
 
 def norm_head_bounded(got, case) -> str | None:
@@ -223,7 +240,7 @@ def same_tokenization(got, expected, probes) -> str | None:
 LADDERS = {
     "swiglu": (swiglu_form, swiglu_zero_in_zero_out),
     "alibi_bias": (alibi_form, alibi_zero_from_the_diagonal_on, alibi_penalty_linear, alibi_power_of_two_slopes),
-    "norm_head_logits": (norm_head_form, norm_head_bounded),
+    "norm_head_logits": (norm_head_zero_hidden_state, norm_head_form, norm_head_bounded),
     "max_z_loss": (max_z_form, max_z_not_negative),
     "train_baichuan_tokenizer": (tokenizer_form, tokenizer_vocabulary, tokenizer_options, tokenizer_round_trip),
 }

@@ -128,6 +128,8 @@ MAX_Z = (
             lambda logits, weight=2e-4: (weight * logits.max(dim=-1).values).pow(2).mean()),
     Mistake("take the mean logit of each position: z is the LARGEST logit, logits.max(dim=-1).values",
             lambda logits, weight=2e-4: weight * logits.mean(dim=-1).pow(2).mean()),
+    Mistake("square the mean of z, mean(z)^2: the loss averages the squares, mean(z^2), one square per position",
+            lambda logits, weight=2e-4: weight * logits.max(dim=-1).values.mean().pow(2)),
     Mistake("leave out the weight: the loss is weight * mean(z^2)",
             lambda logits, weight=2e-4: logits.max(dim=-1).values.pow(2).mean()),
 )

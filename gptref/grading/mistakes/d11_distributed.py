@@ -112,7 +112,8 @@ MISTAKES = {
         Mistake("divide each gradient by world_size without all_reduce-ing it first, so every rank steps on half "
                 "of its own gradient",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="halve")),
-        Mistake("never average the gradients, so every rank steps on its own half-batch",
+        Mistake("never average the gradients, so every rank steps on its own half-batch (an all_reduce of a "
+                "temporary such as p.grad / W does that too: it leaves p.grad as it was)",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="none")),
         Mistake("divide by world_size both before and after the all_reduce: your gradients are world_size times "
                 "too small; divide once, after the all_reduce (it sums)",
