@@ -132,3 +132,24 @@ def test_drift_with_position_names_angles_short_of_digits_and_nothing_else():
         remark = drift_with_position(table.float(), sinusoidal_positions(n, d))
         assert ("too few digits" in remark) == drifts
     assert drift_with_position(sinusoidal_positions(20, 6) + 1e-5, sinusoidal_positions(20, 6)) == ""
+
+
+def test_climb_says_when_the_answers_are_right_exactly_for_one_value_of_an_argument():
+    """A function that writes in scale=2.0 is right on the cases with scale 2.0 only, and is told to look at scale;
+    one right case alone, or none, says nothing about the arguments."""
+    from gptref.grading.ladders import climb
+
+    def scaled(x, scale):
+        return x * scale
+
+    generator = torch.Generator().manual_seed(0)
+    cases = [dict(x=torch.randn(4, generator=generator, dtype=torch.float64), scale=s) for s in (2.0, 3.0, 2.0, 0.5)]
+    with pytest.raises(AssertionError) as info:
+        climb(lambda x, scale: x * 2.0, cases, (), scaled)
+    assert "right exactly on the cases where scale = 2.0, and wrong where it is 0.5, 3.0" in str(info.value)
+    with pytest.raises(AssertionError) as info:
+        climb(lambda x, scale: x * 3.0, cases, (), scaled)   # right on one case only
+    assert "right exactly" not in str(info.value)
+    with pytest.raises(AssertionError) as info:
+        climb(lambda x, scale: -x * scale, cases, (), scaled)   # wrong everywhere
+    assert "right exactly" not in str(info.value)
