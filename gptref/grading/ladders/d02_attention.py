@@ -107,7 +107,22 @@ def check_use(fn, args, names, queries, keys, is_token, causal, expected):
              + ("" if causal else " (there is no causal mask here)"))
     for name, got, want in zip(("weights", "output"), res[::-1], expected[::-1]):
         if difference(got, want, name):
-            fail(difference(got, want, name))
+            fail(difference(got, want, name) + (values_note(res, dict(zip(names, args)), queries, keys)
+                                                if name == "output" else ""))
+
+
+def values_note(res, given, queries, keys):
+    """For right weights and a wrong output: the output is weights @ values, values = keys' sequence @ w_v; says so,
+    and says when the output is weights @ (queries' sequence @ w_v) instead (checked on these inputs)."""
+    w, w_v = res[1], given.get("w_v")
+    note = (" (your weights are right, so the output should be weights @ V with V = (the keys' sequence) @ w_v: look "
+            "at how you compute the values: which sequence, which matrix)")
+    if w_v is None or queries is keys or queries.shape != keys.shape:
+        return note
+    if not difference(res[0], w @ (queries @ w_v)):
+        return (" (your weights are right, and your output equals weights @ (the QUERIES' sequence @ w_v): the values "
+                "come from the sequence the queries come from; they must come from the keys' sequence, like the keys)")
+    return note
 
 
 def check_heads(fn, x, *args, expected):
