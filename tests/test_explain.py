@@ -394,3 +394,15 @@ def test_hidden_check_and_verdict_name_a_mistake_only_when_it_gives_every_answer
         outputs = [{"ok": True, "value": plaindata.encode(student(**case))} for case in cases]
         verdict = judge(ex, cases, {"status": "ran", "outputs": outputs})
         assert verdict["status"] == "fail" and ("double x" in verdict["message"]) == named, verdict
+
+
+def test_an_earlier_reduction_over_a_leading_dim_is_not_blamed_on_keepdim_alone():
+    """x.mean(dim=0) meeting an (N,) vector: keepdim would not fix it (the dimension is the wrong one), so the message
+    asks to check the dimension, and keeps the keepdim advice for a reduction over the last dimension."""
+    def per_row(x):
+        total = x.sum(dim=-1)
+        average = x.mean(dim=0)
+        return 0.9 * total + 0.1 * average
+
+    msg = _message(per_row, torch.randn(6, 5))
+    assert "add keepdim=True there" not in msg and "check that it works on the dimension you mean" in msg

@@ -73,6 +73,13 @@ def _reduction_without_keepdim(line: str) -> bool:
     return bool(re.search(r"\.(sum|mean|max|min|amax|logsumexp|std|var|norm)\(", line)) and "keepdim" not in line
 
 
+def _reduces_a_leading_dim(line: str) -> bool:
+    """A reduction told to work on a dimension other than the last (x.mean(dim=0), x.sum(1)): then keepdim is not
+    the only suspect, the dimension itself may be the wrong one."""
+    found = re.search(r"\.(sum|mean|max|min|amax|logsumexp|std|var|norm)\(\s*(dim\s*=\s*)?(-?\d+)", line.split("#")[0])
+    return bool(found) and found[3] != "-1"
+
+
 def _reduction_is_combined(line: str) -> bool:
     """Whether a reduction's result meets another tensor on this line (x - x.mean(-1)), rather than being the last
     step of it ((a * b).sum(-1)): only then can its dropped dimension be the one that does not fit."""
@@ -405,7 +412,7 @@ def explain_error(exc: BaseException, name: str) -> str:
     if tile:
         cause = tile
     dropped = earlier_dropped_dim(exc) if cause and cause.startswith(_GENERIC_SHAPE) else None
-    if dropped and _reduction_without_keepdim(dropped[1].split("#")[0]):
+    if dropped and _reduction_without_keepdim(dropped[1].split("#")[0]) and not _reduces_a_leading_dim(dropped[1]):
         cause = (f"line {dropped[0]} ({dropped[1]}) reduces without `keepdim=True`, which removes a dimension (the "
                  "reduced one), so its result no longer lines up with the tensor it meets here: add keepdim=True "
                  "there; otherwise print the .shape of the tensors that meet on this line")
