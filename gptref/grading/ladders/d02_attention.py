@@ -154,6 +154,12 @@ def mha_dependence_problem(fn, x, state, n_heads, context=None, mask=None, **kwa
 
     base = run(x, context)
     B, T, _ = x.shape
+    if context is not None:
+        moved_x = x + torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=x.dtype)
+        if torch.equal(run(moved_x, context), base):
+            return ("in cross-attention, changing every position of x leaves the output unchanged: the output does "
+                    "not depend on x at all, yet the queries must come from x (q_proj(x)); only the keys and values "
+                    "come from the context")
     source = x if context is None else context
     S = source.shape[1]
     allowed = (torch.ones(B, T, S, dtype=torch.bool) if mask is None
