@@ -126,6 +126,7 @@ def clean_gutenberg(raw):
 
 nb.tests("test_clean_gutenberg", 2, r'''
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.mistakes.d01_bpe import MISTAKES
 
 
@@ -135,7 +136,8 @@ def _check_clean(raw, expected):
     got = call(clean_gutenberg, raw)
 
     def fail(problem):
-        raise AssertionError(problem + which_mistake(got, MISTAKES["clean_gutenberg"], {"raw": raw}, expected))
+        known = mistakes_agreeing(clean_gutenberg, MISTAKES["clean_gutenberg"], [{"raw": r} for r, _ in _CLEAN_CASES])
+        raise AssertionError(problem + which_mistake(got, known, {"raw": raw}, expected))
 
     if not isinstance(got, str):
         fail(f"return a str, got {type(got).__name__}")
@@ -164,16 +166,20 @@ def _check_clean(raw, expected):
              f"expected {expected[i:i + 40]!r}")
 
 
-# a footer that begins with an "End of Project Gutenberg" line and has no *** END line
-_check_clean("Text.\nEnd of Project Gutenberg's Sonnets\n\nSection 1.  General Terms of Use\n", "Text.\n")
-_check_clean(raw_example, "  I\nFrom fairest creatures we desire increase,\nThat thereby beauty's rose might never "
-                          "die,\n\n  II\nWhen forty winters shall besiege thy brow,\n")
-_check_clean("No header here.  \r\nSecond line.\r\n\r\n\r\nThird.", "No header here.\nSecond line.\n\nThird.\n")
-_check_clean("\n \n\n", "")   # nothing in it: the empty string
-_check_clean("Header\n***START OF THE PROJECT GUTENBERG EBOOK X***\nThe work.\n", "The work.\n")  # THE, no space
-# a lone \r ends a line too
-_check_clean("Old Mac files end\ra line with CR alone,\r\nothers with CR LF.\r",
-             "Old Mac files end\na line with CR alone,\nothers with CR LF.\n")
+_CLEAN_CASES = [  # (raw, expected); a known mistake is named only when it gives your answers on all of them
+    # a footer that begins with an "End of Project Gutenberg" line and has no *** END line
+    ("Text.\nEnd of Project Gutenberg's Sonnets\n\nSection 1.  General Terms of Use\n", "Text.\n"),
+    (raw_example, "  I\nFrom fairest creatures we desire increase,\nThat thereby beauty's rose might never "
+                  "die,\n\n  II\nWhen forty winters shall besiege thy brow,\n"),
+    ("No header here.  \r\nSecond line.\r\n\r\n\r\nThird.", "No header here.\nSecond line.\n\nThird.\n"),
+    ("\n \n\n", ""),   # nothing in it: the empty string
+    ("Header\n***START OF THE PROJECT GUTENBERG EBOOK X***\nThe work.\n", "The work.\n"),  # THE, no space
+    # a lone \r ends a line too
+    ("Old Mac files end\ra line with CR alone,\r\nothers with CR LF.\r",
+     "Old Mac files end\na line with CR alone,\nothers with CR LF.\n"),
+]
+for _raw, _cleaned in _CLEAN_CASES:
+    _check_clean(_raw, _cleaned)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "clean_gutenberg", clean_gutenberg)
@@ -290,6 +296,9 @@ from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d01_bpe import MISTAKES
 
 
+from gptref.grading.ladders import mistakes_agreeing
+
+
 def _check_merge(ids, pair, new_id):
     """merge in order: a new list; the input unchanged; the pair gone; expanding new_id gives back ids; then the
     ids themselves. A failure also names the known mistake it matches."""
@@ -303,8 +312,9 @@ def _check_merge(ids, pair, new_id):
 
     def fail(problem):
         raise AssertionError(f"merge({before}, {pair}, {new_id}): {problem}"
-                             + which_mistake(got, MISTAKES["merge"], {"ids": before, "pair": pair, "new_id": new_id},
-                                             expected))
+                             + which_mistake(got, mistakes_agreeing(merge, MISTAKES["merge"], [
+                                 {"ids": list(i), "pair": p, "new_id": n} for i, p, n in _MERGE_CASES]),
+                                 {"ids": before, "pair": pair, "new_id": new_id}, expected))
 
     if not isinstance(got, list):
         fail(f"return a list, got {type(got).__name__}")
@@ -322,13 +332,17 @@ def _check_merge(ids, pair, new_id):
         fail(f"got {got}, expected {expected} (scan left to right; a merged position is not reused)")
 
 
-_check_merge([1, 2, 3, 1, 2], (1, 2), 256)
-_check_merge([1, 2, 5], (1, 2), 9)
-_check_merge([7, 7, 7], (7, 7), 300)      # left to right: [300, 7]
-_check_merge([7, 7, 7, 7], (7, 7), 300)
-_check_merge([1, 2], (2, 1), 9)           # the order inside the pair matters
-_check_merge([1, 2, 1], (1, 2), 9)        # the last id is not part of a merge
-_check_merge([], (1, 2), 9)
+_MERGE_CASES = [  # a known mistake is named only when it gives your answers on all of them
+    ([1, 2, 3, 1, 2], (1, 2), 256),
+    ([1, 2, 5], (1, 2), 9),
+    ([7, 7, 7], (7, 7), 300),      # left to right: [300, 7]
+    ([7, 7, 7, 7], (7, 7), 300),
+    ([1, 2], (2, 1), 9),           # the order inside the pair matters
+    ([1, 2, 1], (1, 2), 9),        # the last id is not part of a merge
+    ([], (1, 2), 9),
+]
+for _ids, _pair, _new in _MERGE_CASES:
+    _check_merge(list(_ids), _pair, _new)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "merge", merge)
@@ -628,6 +642,7 @@ def decode(ids, vocab):
 
 nb.tests("test_decode", 1, r'''
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.mistakes.d01_bpe import MISTAKES
 
 
@@ -645,15 +660,20 @@ def _check_decode(ids, expected):
     """decode(ids) in order: a str, then the text. A failure also names the known mistake it matches."""
     got = call(decode, ids, _vocab)
     if not isinstance(got, str) or got != expected:
+        known = mistakes_agreeing(decode, MISTAKES["decode"], [{"ids": i, "vocab": _vocab} for i, _ in _DECODE_CASES])
         raise AssertionError(f"decode({ids}) should be {expected!r}, got {got!r}"
-                             + which_mistake(got, MISTAKES["decode"], {"ids": ids, "vocab": _vocab}, expected))
+                             + which_mistake(got, known, {"ids": ids, "vocab": _vocab}, expected))
 
 
-_check_decode([256, 108, 108, 111], "hello")           # the tokens' bytes in order
-_check_decode([256, 257, 258], "heé!")                 # a character split across two tokens
-_check_decode([], "")
-_check_decode([104, 0xC3], "h\ufffd")                  # an incomplete character becomes U+FFFD
-_check_decode([0xE9, 0x21], "\ufffd!")                 # a byte that no UTF-8 text starts with
+_DECODE_CASES = [  # a known mistake is named only when it gives your answers on all of them
+    ([256, 108, 108, 111], "hello"),           # the tokens' bytes in order
+    ([256, 257, 258], "heé!"),                 # a character split across two tokens
+    ([], ""),
+    ([104, 0xC3], "h\ufffd"),                  # an incomplete character becomes U+FFFD
+    ([0xE9, 0x21], "\ufffd!"),                 # a byte that no UTF-8 text starts with
+]
+for _ids, _text in _DECODE_CASES:
+    _check_decode(_ids, _text)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "decode", decode)
