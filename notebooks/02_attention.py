@@ -113,6 +113,7 @@ def causal_mask(t_q, t_k=None):
 nb.tests("test_causal_mask", 1, r"""
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.mistakes.d02_attention import MISTAKES
 
 
@@ -126,8 +127,9 @@ def _check_causal_mask(*args):
 
     def fail(problem):
         kwargs = dict(zip(("t_q", "t_k"), args))
-        raise AssertionError(f"causal_mask{args}: {problem}"
-                             + which_mistake(m, MISTAKES["causal_mask"], kwargs, expected))
+        known = mistakes_agreeing(causal_mask, MISTAKES["causal_mask"],
+                                  [dict(zip(("t_q", "t_k"), a)) for a in _CAUSAL_CASES])
+        raise AssertionError(f"causal_mask{args}: {problem}" + which_mistake(m, known, kwargs, expected))
 
     if form_difference(m, expected, "the mask"):
         fail(form_difference(m, expected, "the mask"))
@@ -144,10 +146,11 @@ def _check_causal_mask(*args):
                  f"{int((~m[i, :p]).nonzero()[0])} is False")
 
 
-_check_causal_mask(3)
-_check_causal_mask(1)        # T = 1
-_check_causal_mask(2, 4)     # t_k > t_q: the queries are positions 2 and 3
-_check_causal_mask(1, 5)     # one new query against a cache of 4 earlier keys
+_CAUSAL_CASES = [(3,), (1,),  # T = 1
+                 (2, 4),       # t_k > t_q: the queries are positions 2 and 3
+                 (1, 5)]       # one new query against a cache of 4 earlier keys
+for _args in _CAUSAL_CASES:   # a known mistake is named only when it gives your answers on all of them
+    _check_causal_mask(*_args)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "causal_mask", causal_mask)
@@ -171,6 +174,7 @@ def padding_mask(key_is_token):
 nb.tests("test_padding_mask", 1, r"""
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.mistakes.d02_attention import MISTAKES
 
 
@@ -181,7 +185,8 @@ def _check_padding_mask(is_token):
     expected = is_token.reshape(B, 1, 1, T_k)
 
     def fail(problem):
-        raise AssertionError(problem + which_mistake(m, MISTAKES["padding_mask"], {"key_is_token": is_token}, expected))
+        known = mistakes_agreeing(padding_mask, MISTAKES["padding_mask"], [{"key_is_token": t} for t in _PADDING_CASES])
+        raise AssertionError(problem + which_mistake(m, known, {"key_is_token": is_token}, expected))
 
     if form_difference(m, expected, "padding_mask(key_is_token)"):
         fail(form_difference(m, expected, "padding_mask(key_is_token)"))
@@ -192,8 +197,10 @@ def _check_padding_mask(is_token):
              f"should be {bool(is_token[b, j])} (True where a query MAY attend)")
 
 
-_check_padding_mask(torch.tensor([[True, True, False], [True, False, False]]))
-_check_padding_mask(torch.tensor([[True], [False]]))     # T_k = 1, and a sequence that is all padding
+_PADDING_CASES = [torch.tensor([[True, True, False], [True, False, False]]),
+                  torch.tensor([[True], [False]])]     # T_k = 1, and a sequence that is all padding
+for _is_token in _PADDING_CASES:   # a known mistake is named only when it gives your answers on both
+    _check_padding_mask(_is_token)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "padding_mask", padding_mask)
@@ -229,6 +236,7 @@ nb.tests("test_masked_softmax", 1, r"""
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d02_attention import MISTAKES
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.ladders.d02_attention import weights_problem
 
 
@@ -254,8 +262,10 @@ def _check_masked_softmax(scores, mask):
                 problem += (" (every weight of that query is 0 although it may see keys: if you compute exp "
                             "yourself, the exp of scores far below the number you subtract underflows to 0; subtract "
                             "each row's OWN largest allowed score, amax(dim=-1, keepdim=True))")
+        known = mistakes_agreeing(masked_softmax, MISTAKES["masked_softmax"],
+                                  [{"scores": s, "mask": m} for s, m in _SOFTMAX_CASES])
         raise AssertionError("masked_softmax: " + problem
-                             + which_mistake(w, MISTAKES["masked_softmax"], {"scores": scores, "mask": mask}, expected))
+                             + which_mistake(w, known, {"scores": scores, "mask": mask}, expected))
 
     if form_difference(w, scores, "the weights"):
         fail(form_difference(w, scores, "the weights"))
@@ -266,15 +276,18 @@ def _check_masked_softmax(scores, mask):
              + " (the allowed keys' weights are the softmax over those keys only)")
 
 
-_check_masked_softmax(torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]]),
-                      torch.tensor([[True, True, False], [False, False, False]]))
 torch.manual_seed(0)
 _s = torch.stack([-60 - torch.rand(5), torch.full((5,), 2.5), 100 + 20 * torch.randn(5), torch.randn(5)])  # (4, 5)
-_check_masked_softmax(_s, torch.tensor([[True, False, True, True, False]] * 4))  # negative maxima, equal, large
-_check_masked_softmax(_s.double()[None], torch.ones(4, 5, dtype=torch.bool).tril(1))  # float64, a broadcast mask
-# allowed scores far below any finite fill value: only -inf leaves the masked key (0.0) at weight exactly 0
-_check_masked_softmax(torch.tensor([[-3e10, -2e10, 0.0, -1e10], [0.5, -1.0, 2.0, 0.3]], dtype=torch.float64),
-                      torch.tensor([[True, True, False, True]] * 2))
+_SOFTMAX_CASES = [  # (scores, mask); a known mistake is named only when it gives your answers on all of them
+    (torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]]), torch.tensor([[True, True, False], [False, False, False]])),
+    (_s, torch.tensor([[True, False, True, True, False]] * 4)),  # negative maxima, equal, large
+    (_s.double()[None], torch.ones(4, 5, dtype=torch.bool).tril(1)),  # float64, a broadcast mask
+    # allowed scores far below any finite fill value: only -inf leaves the masked key (0.0) at weight exactly 0
+    (torch.tensor([[-3e10, -2e10, 0.0, -1e10], [0.5, -1.0, 2.0, 0.3]], dtype=torch.float64),
+     torch.tensor([[True, True, False, True]] * 2)),
+]
+for _scores, _mask in _SOFTMAX_CASES:
+    _check_masked_softmax(_scores, _mask)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "masked_softmax", masked_softmax)
@@ -309,6 +322,7 @@ nb.tests("test_sdpa", 2, r"""
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d02_attention import MISTAKES
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.ladders.d02_attention import weights_problem
 
 
@@ -329,8 +343,10 @@ def _check_sdpa(q, k, v, mask=None):
 
     def fail(problem):
         kwargs = dict(zip(("q", "k", "v", "mask"), args))
+        known = mistakes_agreeing(scaled_dot_product_attention, MISTAKES["scaled_dot_product_attention"],
+                                  [dict(zip(("q", "k", "v", "mask"), a)) for a in _SDPA_CASES])
         raise AssertionError("scaled_dot_product_attention: " + problem
-                             + which_mistake(res, MISTAKES["scaled_dot_product_attention"], kwargs, expected))
+                             + which_mistake(res, known, kwargs, expected))
 
     if not isinstance(res, tuple) or len(res) != 2:
         fail(f"return a tuple (output, weights), got {type(res).__name__}")
@@ -350,15 +366,18 @@ def _check_sdpa(q, k, v, mask=None):
 
 torch.manual_seed(1)
 _q, _k, _v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 6)
-_check_sdpa(_q, _k, _v)                                                           # no mask, D_v != D
-# a fully masked query
-_check_sdpa(_q, _k, _v, torch.tensor([[False] * 5, [True, True, False, False, False], [True] * 5]))
 _q4 = torch.randn(2, 3, 4, 8)                                                     # (B, H, T, D)
-_check_sdpa(_q4, _q4, _q4, ref.causal_mask(4))
-_check_sdpa(torch.randn(1, 1, 1, 8), torch.randn(1, 1, 6, 8), torch.randn(1, 1, 6, 8),  # one head, T_q = 1
-            ref.padding_mask(torch.tensor([[True, True, True, False, False, False]])))
 _d = torch.randn(2, 4, 16, dtype=torch.float64)                                   # float64, padding (B, 1, T_k)
-_check_sdpa(_d, _d, _d, torch.tensor([[True] * 4, [True, True, False, False]])[:, None, :])
+_SDPA_CASES = [  # a known mistake is named only when it gives your answers on all of them
+    (_q, _k, _v),                                                                 # no mask, D_v != D
+    (_q, _k, _v, torch.tensor([[False] * 5, [True, True, False, False, False], [True] * 5])),  # a fully masked query
+    (_q4, _q4, _q4, ref.causal_mask(4)),
+    (torch.randn(1, 1, 1, 8), torch.randn(1, 1, 6, 8), torch.randn(1, 1, 6, 8),   # one head, T_q = 1
+     ref.padding_mask(torch.tensor([[True, True, True, False, False, False]]))),
+    (_d, _d, _d, torch.tensor([[True] * 4, [True, True, False, False]])[:, None, :]),
+]
+for _args in _SDPA_CASES:
+    _check_sdpa(*_args)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "scaled_dot_product_attention", scaled_dot_product_attention)
