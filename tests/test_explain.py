@@ -405,7 +405,7 @@ def test_an_earlier_reduction_over_a_leading_dim_is_not_blamed_on_keepdim_alone(
         return 0.9 * total + 0.1 * average
 
     msg = _message(per_row, torch.randn(6, 5))
-    assert "add keepdim=True there" not in msg and "check that it works on the dimension you mean" in msg
+    assert "add keepdim=True there" not in msg and "check that dim 0 is the one you mean" in msg
 
 
 def test_a_reduction_over_dim_0_before_a_shape_error_is_pointed_at():

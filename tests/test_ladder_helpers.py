@@ -153,3 +153,7 @@ def test_climb_says_when_the_answers_are_right_exactly_for_one_value_of_an_argum
     with pytest.raises(AssertionError) as info:
         climb(lambda x, scale: -x * scale, cases, (), scaled)   # wrong everywhere
     assert "right exactly" not in str(info.value)
+    neutral = [dict(case, scale=1.0 if case["scale"] == 2.0 else case["scale"]) for case in cases]
+    with pytest.raises(AssertionError) as info:
+        climb(lambda x, scale: x * scale ** 2, neutral, (), scaled)   # right where scale = 1 switches the slip off
+    assert "right exactly" not in str(info.value)
