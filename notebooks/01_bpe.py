@@ -148,8 +148,10 @@ def _check_clean(raw, expected):
               (any("START OF" in l and "GUTENBERG" in l.upper() for l in lines),
                "the *** START OF ... *** line is still there"),
               ("End of" in got or "END OF" in got or "Terms of Use" in got,
-               "footer text is still there (everything from the END OF / End of the Project Gutenberg line on "
-               "must go)"),
+               "footer text is still there, from the line "
+               + repr(next((l for l in lines if "End of" in l or "END OF" in l or "Terms of Use" in l), ""))
+               + " on (everything from the *** END OF line, or from a line that begins End of the Project Gutenberg "
+               "or End of Project Gutenberg, must go)"),
               ("\n\n\n" in got, "two blank lines follow each other somewhere: at most one blank line in a row"),
               (got != "" and (not got.endswith("\n") or got.endswith("\n\n") or got.startswith("\n")),
                "the text must start with its first non-blank line and end with exactly one newline")]
