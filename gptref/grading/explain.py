@@ -445,10 +445,11 @@ def explain_error(exc: BaseException, name: str) -> str:
     over_rows = earlier_reduction_over_dim_0(exc) if cause and re.search(
         r"must match|Sizes of tensors|shapes cannot be multiplied|expanded size", str(exc)) else None
     if over_rows:
-        cause = (f"tensors whose sizes do not fit meet here; look at line {over_rows[0]} ({over_rows[1]}): it works "
-                 "over dim 0, the FIRST dimension (for a "
-                 "(B, V) tensor, across the batch), so its result has one entry per column, not one per row: check "
-                 "that dim 0 is the one you mean (a result per row works over the LAST dimension, dim=-1)")
+        pointer = (f"look at line {over_rows[0]} ({over_rows[1]}): it works over dim 0, the FIRST dimension (for a "
+                   "(B, V) tensor, across the batch), so its result has one entry per column, not one per row: check "
+                   "that dim 0 is the one you mean (a result per row works over the LAST dimension, dim=-1)")
+        joined = re.search(r"Sizes of tensors must match except", str(exc))  # torch.cat's advice would mislead here
+        cause = f"tensors whose sizes do not fit meet here; {pointer}" if joined else f"{cause}; {pointer}"
     head = f"{name} raised {raw}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"
