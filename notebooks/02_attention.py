@@ -433,10 +433,12 @@ from gptref.grading.ladders.d02_attention import check_use
 
 torch.manual_seed(2)
 x, W = torch.randn(2, 4, 6), [torch.randn(6, 3) for _ in range(3)]
-is_token = torch.tensor([[True, True, True, True], [True, True, False, False]])
-_expected = ref.scaled_dot_product_attention(x @ W[0], x @ W[1], x @ W[2], is_token[:, None, :])
-check_use(encoder_self_attention, (x, is_token, *W), ("x", "x_is_token", "w_q", "w_k", "w_v"), x, x, is_token,
-          False, _expected)
+_inputs = [(x, torch.tensor([[True, True, True, True], [True, True, False, False]])),
+           (torch.randn(3, 5, 6), torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4]))]
+for x, is_token in _inputs:   # a known mistake is named only when it gives your answers on both
+    _expected = ref.scaled_dot_product_attention(x @ W[0], x @ W[1], x @ W[2], is_token[:, None, :])
+    check_use(encoder_self_attention, (x, is_token, *W), ("x", "x_is_token", "w_q", "w_k", "w_v"), x, x, is_token,
+              False, _expected, all_args=[(x_, t_, *W) for x_, t_ in _inputs])
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "encoder_self_attention", encoder_self_attention)
@@ -458,10 +460,14 @@ from gptref.grading.ladders.d02_attention import check_use
 
 torch.manual_seed(3)
 y, W = torch.randn(2, 4, 6), [torch.randn(6, 3) for _ in range(3)]
-is_token = torch.tensor([[True, True, True, True], [True, True, True, False]])
-_expected = ref.scaled_dot_product_attention(y @ W[0], y @ W[1], y @ W[2], ref.causal_mask(4) & is_token[:, None, :])
-check_use(decoder_self_attention, (y, is_token, *W), ("y", "y_is_token", "w_q", "w_k", "w_v"), y, y, is_token,
-          True, _expected)
+_inputs = [(y, torch.tensor([[True, True, True, True], [True, True, True, False]])),
+           (torch.randn(3, 5, 6), torch.tensor([[True] * 5, [True] * 2 + [False] * 3, [True] * 4 + [False]]))]
+for y, is_token in _inputs:   # a known mistake is named only when it gives your answers on both
+    _T = y.shape[1]
+    _expected = ref.scaled_dot_product_attention(y @ W[0], y @ W[1], y @ W[2],
+                                                 ref.causal_mask(_T) & is_token[:, None, :])
+    check_use(decoder_self_attention, (y, is_token, *W), ("y", "y_is_token", "w_q", "w_k", "w_v"), y, y, is_token,
+              True, _expected, all_args=[(y_, t_, *W) for y_, t_ in _inputs])
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "decoder_self_attention", decoder_self_attention)
@@ -482,11 +488,11 @@ from gptref.grading.ladders.d02_attention import check_use
 
 torch.manual_seed(4)
 W, is_token = [torch.randn(6, 4) for _ in range(3)], torch.tensor([[True] * 5, [True, True, False, False, False]])
-for _T in (5, 3):  # a decoder as long as the encoder (a mix-up of x and y still runs), then a shorter one
-    y, x = torch.randn(2, _T, 6), torch.randn(2, 5, 6)
+_inputs = [(torch.randn(2, _T, 6), torch.randn(2, 5, 6)) for _T in (5, 3)]  # a decoder as long as the encoder (a
+for y, x in _inputs:                                                   # mix-up of x and y still runs), then shorter
     _expected = ref.scaled_dot_product_attention(y @ W[0], x @ W[1], x @ W[2], is_token[:, None, :])
     check_use(cross_attention, (y, x, is_token, *W), ("y", "x", "x_is_token", "w_q", "w_k", "w_v"), y, x, is_token,
-              False, _expected)
+              False, _expected, all_args=[(y_, x_, is_token, *W) for y_, x_ in _inputs])
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "cross_attention", cross_attention)
@@ -552,9 +558,11 @@ from gptref.grading.ladders.d02_attention import check_heads
 
 
 _x = torch.arange(2 * 3 * 4.0).reshape(1, 2, 12)  # B=1, T=2, C=12: head 1 at time 0 holds channels 4..7 of token 0
-check_heads(split_heads, _x, 3, expected=torch.stack([_x[0, :, 4 * h:4 * h + 4] for h in range(3)])[None])
-_x = torch.randn(2, 3, 6)
-check_heads(split_heads, _x, 1, expected=_x[:, None])  # one head
+_x1 = torch.randn(2, 3, 6)
+_all = [(_x, 3), (_x1, 1)]   # a known mistake is named only when it gives your answers on both
+check_heads(split_heads, _x, 3, expected=torch.stack([_x[0, :, 4 * h:4 * h + 4] for h in range(3)])[None],
+            all_inputs=_all)
+check_heads(split_heads, _x1, 1, expected=_x1[:, None], all_inputs=_all)  # one head
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "split_heads", split_heads)
@@ -574,9 +582,10 @@ from gptref.grading.ladders.d02_attention import check_heads
 
 
 _h = torch.arange(24.0).reshape(1, 3, 2, 4)  # B=1, H=3, T=2, D=4: channels 4..7 of token 0 come from head 1, time 0
-check_heads(merge_heads, _h, expected=torch.cat([_h[:, h] for h in range(3)], dim=-1))
-_h = torch.randn(2, 1, 3, 5)
-check_heads(merge_heads, _h, expected=_h[:, 0])  # one head
+_h1 = torch.randn(2, 1, 3, 5)
+_all = [(_h,), (_h1,)]   # a known mistake is named only when it gives your answers on both
+check_heads(merge_heads, _h, expected=torch.cat([_h[:, h] for h in range(3)], dim=-1), all_inputs=_all)
+check_heads(merge_heads, _h1, expected=_h1[:, 0], all_inputs=_all)  # one head
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "merge_heads", merge_heads)
@@ -659,6 +668,7 @@ import torch.nn as nn
 from gptref.grading.compare import form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d02_attention import MISTAKES
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.ladders.d02_attention import mha_dependence_problem
 torch.manual_seed(6)
 _B, _T, _C, _H = 2, 5, 16, 4
@@ -683,9 +693,11 @@ def _check(expected, what, x, state, n_heads, **kwargs):
             f"the layer's output differs from the reference by up to {(got - expected).abs().max().item():.3g}"
             f": check the projections, the heads, the mask and the output projection in turn")
     if problem:
+        same = lambda a, b: None if a.shape == b.shape and torch.allclose(a, b, atol=1e-5) else "differs"  # noqa: E731
+        known = mistakes_agreeing(mha_forward, MISTAKES["mha_forward"],   # named only if it fits every case
+                                  [dict(x=c[2], state=c[3], n_heads=c[4], **c[5]) for c in _MHA_CASES], same)
         raise AssertionError(f"{what}: {problem}" + which_mistake(
-            got, MISTAKES["mha_forward"], {"x": x, "state": state, "n_heads": n_heads, **kwargs}, expected,
-            lambda a, b: None if a.shape == b.shape and torch.allclose(a, b, atol=1e-5) else "differs"))
+            got, known, {"x": x, "state": state, "n_heads": n_heads, **kwargs}, expected, same))
 
 
 # self-attention with a causal mask, against torch.nn.MultiheadAttention (its bool mask is True where NOT allowed)
@@ -693,15 +705,15 @@ _x = torch.randn(_B, _T, _C)
 _causal = ref.causal_mask(_T)
 with torch.no_grad():
     _expected = _tm(_x, _x, _x, attn_mask=~_causal, need_weights=False)[0]
-_check(_expected, "causal self-attention vs torch.nn.MultiheadAttention", _x, _st, _H, mask=_causal)
+_MHA_CASES = [(_expected, "causal self-attention vs torch.nn.MultiheadAttention", _x, _st, _H, dict(mask=_causal))]
 # cross-attention: keys and values from a context with padding
 for _S in (_T, 7):
     _ctx = torch.randn(_B, _S, _C)
     _real = torch.arange(_S)[None, :] < torch.tensor([[_S], [3]])          # (B, S): sequence 1 has 3 real tokens
     with torch.no_grad():
         _expected = _tm(_x, _ctx, _ctx, key_padding_mask=~_real, need_weights=False)[0]
-    _check(_expected, f"cross-attention to a context of length {_S}", _x, _st, _H, context=_ctx,
-           mask=ref.padding_mask(_real))
+    _MHA_CASES.append((_expected, f"cross-attention to a context of length {_S}", _x, _st, _H,
+                       dict(context=_ctx, mask=ref.padding_mask(_real))))
 # grouped key/value heads, then one key/value head and no bias, against gptref's layer
 import gptref.attention as _A
 for _H_kv, _bias in ((2, True), (1, False)):
@@ -710,8 +722,10 @@ for _H_kv, _bias in ((2, True), (1, False)):
     _g.load_state_dict(_gst)
     with torch.no_grad():
         _expected = _g.eval()(_x, mask=_causal)
-    _check(_expected, f"{_H} query heads sharing {_H_kv} key/value heads, bias={_bias}", _x, _gst, _H,
-           n_kv_heads=_H_kv, mask=_causal)
+    _MHA_CASES.append((_expected, f"{_H} query heads sharing {_H_kv} key/value heads, bias={_bias}", _x, _gst, _H,
+                       dict(n_kv_heads=_H_kv, mask=_causal)))
+for _expected, _what, _x_in, _state, _heads, _kwargs in _MHA_CASES:
+    _check(_expected, _what, _x_in, _state, _heads, **_kwargs)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "mha_forward", mha_forward)
