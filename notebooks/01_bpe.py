@@ -448,6 +448,7 @@ from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d01_bpe import MISTAKES
 from gptref.tokenizers.bpe import train_bpe as _ref_train_bpe
 from gptref.data import corpus as _corpus
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.ladders.d01_bpe import wrong_merges
 
 
@@ -459,9 +460,11 @@ def _check_train_bpe(text, vocab_size, what):
     expected = _ref_train_bpe(text, vocab_size)
 
     def fail(problem):
+        same = lambda a, b: None if (list(a[1]), a[0]) == (list(b[1]), b[0]) else "differs"   # noqa: E731
+        known = mistakes_agreeing(train_bpe, MISTAKES["train_bpe"],   # named only if it fits every input
+                                  [{"text": t, "vocab_size": n} for t, n, _ in _TRAIN_CASES], same)
         raise AssertionError(f"train_bpe on {what}: {problem}" + which_mistake(
-            got, MISTAKES["train_bpe"], {"text": text, "vocab_size": vocab_size}, expected,
-            lambda a, b: None if (list(a[1]), a[0]) == (list(b[1]), b[0]) else "differs"))
+            got, known, {"text": text, "vocab_size": vocab_size}, expected, same))
 
     if not isinstance(got, tuple) or len(got) != 2 or not isinstance(got[0], dict) or not isinstance(got[1], list):
         fail("return a tuple (vocab, merges): a dict id -> bytes and a list of (bytes, bytes) pairs")
@@ -490,13 +493,17 @@ def _check_train_bpe(text, vocab_size, what):
 
 
 _toy = " ".join(["low"] * 5 + ["lower"] * 2 + ["newest"] * 6 + ["widest"] * 3)
-_check_train_bpe(_toy, 256 + 4, "the toy corpus")             # first merges: st, est, ow, low
 _numbers = "In 1599 and 1600, 2024 lines; act3 of 1599 " * 3   # ' 1599' is one pre-token; 'act3' is two
-_check_train_bpe(_numbers, 256 + 12, "a text with numbers")
-_check_train_bpe("a b", 300, "'a b'")                          # one pair only, and it occurs once
-_check_train_bpe("", 260, "the empty text")
-_check_train_bpe("abc abc abd zy zy", 256 + 3, "'abc abc abd zy zy'")  # a tie: (b'z', b'y') > (b'ab', b'c')
-_check_train_bpe(_corpus("shakespeare", "train")[:3000], 256 + 20, "3000 characters of Shakespeare")
+_TRAIN_CASES = [
+    (_toy, 256 + 4, "the toy corpus"),             # first merges: st, est, ow, low
+    (_numbers, 256 + 12, "a text with numbers"),
+    ("a b", 300, "'a b'"),                          # one pair only, and it occurs once
+    ("", 260, "the empty text"),
+    ("abc abc abd zy zy", 256 + 3, "'abc abc abd zy zy'"),  # a tie: (b'z', b'y') > (b'ab', b'c')
+    (_corpus("shakespeare", "train")[:3000], 256 + 20, "3000 characters of Shakespeare"),
+]
+for _text, _size, _what in _TRAIN_CASES:
+    _check_train_bpe(_text, _size, _what)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "train_bpe", train_bpe)
