@@ -126,6 +126,7 @@ def clean_gutenberg(raw):
 
 nb.tests("test_clean_gutenberg", 2, r'''
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.mistakes.d01_bpe import MISTAKES
 
 
@@ -135,7 +136,8 @@ def _check_clean(raw, expected):
     got = call(clean_gutenberg, raw)
 
     def fail(problem):
-        raise AssertionError(problem + which_mistake(got, MISTAKES["clean_gutenberg"], {"raw": raw}, expected))
+        known = mistakes_agreeing(clean_gutenberg, MISTAKES["clean_gutenberg"], [{"raw": r} for r, _ in _CLEAN_CASES])
+        raise AssertionError(problem + which_mistake(got, known, {"raw": raw}, expected))
 
     if not isinstance(got, str):
         fail(f"return a str, got {type(got).__name__}")
@@ -146,8 +148,10 @@ def _check_clean(raw, expected):
               (any("START OF" in l and "GUTENBERG" in l.upper() for l in lines),
                "the *** START OF ... *** line is still there"),
               ("End of" in got or "END OF" in got or "Terms of Use" in got,
-               "footer text is still there (everything from the END OF / End of the Project Gutenberg line on "
-               "must go)"),
+               "footer text is still there, from the line "
+               + repr(next((l for l in lines if "End of" in l or "END OF" in l or "Terms of Use" in l), ""))
+               + " on (everything from the *** END OF line, or from a line that begins End of the Project Gutenberg "
+               "or End of Project Gutenberg, must go)"),
               ("\n\n\n" in got, "two blank lines follow each other somewhere: at most one blank line in a row"),
               (got != "" and (not got.endswith("\n") or got.endswith("\n\n") or got.startswith("\n")),
                "the text must start with its first non-blank line and end with exactly one newline")]
@@ -164,16 +168,20 @@ def _check_clean(raw, expected):
              f"expected {expected[i:i + 40]!r}")
 
 
-# a footer that begins with an "End of Project Gutenberg" line and has no *** END line
-_check_clean("Text.\nEnd of Project Gutenberg's Sonnets\n\nSection 1.  General Terms of Use\n", "Text.\n")
-_check_clean(raw_example, "  I\nFrom fairest creatures we desire increase,\nThat thereby beauty's rose might never "
-                          "die,\n\n  II\nWhen forty winters shall besiege thy brow,\n")
-_check_clean("No header here.  \r\nSecond line.\r\n\r\n\r\nThird.", "No header here.\nSecond line.\n\nThird.\n")
-_check_clean("\n \n\n", "")   # nothing in it: the empty string
-_check_clean("Header\n***START OF THE PROJECT GUTENBERG EBOOK X***\nThe work.\n", "The work.\n")  # THE, no space
-# a lone \r ends a line too
-_check_clean("Old Mac files end\ra line with CR alone,\r\nothers with CR LF.\r",
-             "Old Mac files end\na line with CR alone,\nothers with CR LF.\n")
+_CLEAN_CASES = [  # (raw, expected); a known mistake is named only when it gives your answers on all of them
+    # a footer that begins with an "End of Project Gutenberg" line and has no *** END line
+    ("Text.\nEnd of Project Gutenberg's Sonnets\n\nSection 1.  General Terms of Use\n", "Text.\n"),
+    (raw_example, "  I\nFrom fairest creatures we desire increase,\nThat thereby beauty's rose might never "
+                  "die,\n\n  II\nWhen forty winters shall besiege thy brow,\n"),
+    ("No header here.  \r\nSecond line.\r\n\r\n\r\nThird.", "No header here.\nSecond line.\n\nThird.\n"),
+    ("\n \n\n", ""),   # nothing in it: the empty string
+    ("Header\n***START OF THE PROJECT GUTENBERG EBOOK X***\nThe work.\n", "The work.\n"),  # THE, no space
+    # a lone \r ends a line too
+    ("Old Mac files end\ra line with CR alone,\r\nothers with CR LF.\r",
+     "Old Mac files end\na line with CR alone,\nothers with CR LF.\n"),
+]
+for _raw, _cleaned in _CLEAN_CASES:
+    _check_clean(_raw, _cleaned)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "clean_gutenberg", clean_gutenberg)
@@ -290,6 +298,9 @@ from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d01_bpe import MISTAKES
 
 
+from gptref.grading.ladders import mistakes_agreeing
+
+
 def _check_merge(ids, pair, new_id):
     """merge in order: a new list; the input unchanged; the pair gone; expanding new_id gives back ids; then the
     ids themselves. A failure also names the known mistake it matches."""
@@ -303,8 +314,9 @@ def _check_merge(ids, pair, new_id):
 
     def fail(problem):
         raise AssertionError(f"merge({before}, {pair}, {new_id}): {problem}"
-                             + which_mistake(got, MISTAKES["merge"], {"ids": before, "pair": pair, "new_id": new_id},
-                                             expected))
+                             + which_mistake(got, mistakes_agreeing(merge, MISTAKES["merge"], [
+                                 {"ids": list(i), "pair": p, "new_id": n} for i, p, n in _MERGE_CASES]),
+                                 {"ids": before, "pair": pair, "new_id": new_id}, expected))
 
     if not isinstance(got, list):
         fail(f"return a list, got {type(got).__name__}")
@@ -322,13 +334,17 @@ def _check_merge(ids, pair, new_id):
         fail(f"got {got}, expected {expected} (scan left to right; a merged position is not reused)")
 
 
-_check_merge([1, 2, 3, 1, 2], (1, 2), 256)
-_check_merge([1, 2, 5], (1, 2), 9)
-_check_merge([7, 7, 7], (7, 7), 300)      # left to right: [300, 7]
-_check_merge([7, 7, 7, 7], (7, 7), 300)
-_check_merge([1, 2], (2, 1), 9)           # the order inside the pair matters
-_check_merge([1, 2, 1], (1, 2), 9)        # the last id is not part of a merge
-_check_merge([], (1, 2), 9)
+_MERGE_CASES = [  # a known mistake is named only when it gives your answers on all of them
+    ([1, 2, 3, 1, 2], (1, 2), 256),
+    ([1, 2, 5], (1, 2), 9),
+    ([7, 7, 7], (7, 7), 300),      # left to right: [300, 7]
+    ([7, 7, 7, 7], (7, 7), 300),
+    ([1, 2], (2, 1), 9),           # the order inside the pair matters
+    ([1, 2, 1], (1, 2), 9),        # the last id is not part of a merge
+    ([], (1, 2), 9),
+]
+for _ids, _pair, _new in _MERGE_CASES:
+    _check_merge(list(_ids), _pair, _new)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "merge", merge)
@@ -432,6 +448,7 @@ from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d01_bpe import MISTAKES
 from gptref.tokenizers.bpe import train_bpe as _ref_train_bpe
 from gptref.data import corpus as _corpus
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.ladders.d01_bpe import wrong_merges
 
 
@@ -443,9 +460,11 @@ def _check_train_bpe(text, vocab_size, what):
     expected = _ref_train_bpe(text, vocab_size)
 
     def fail(problem):
+        same = lambda a, b: None if (list(a[1]), a[0]) == (list(b[1]), b[0]) else "differs"   # noqa: E731
+        known = mistakes_agreeing(train_bpe, MISTAKES["train_bpe"],   # named only if it fits every input
+                                  [{"text": t, "vocab_size": n} for t, n, _ in _TRAIN_CASES], same)
         raise AssertionError(f"train_bpe on {what}: {problem}" + which_mistake(
-            got, MISTAKES["train_bpe"], {"text": text, "vocab_size": vocab_size}, expected,
-            lambda a, b: None if (list(a[1]), a[0]) == (list(b[1]), b[0]) else "differs"))
+            got, known, {"text": text, "vocab_size": vocab_size}, expected, same))
 
     if not isinstance(got, tuple) or len(got) != 2 or not isinstance(got[0], dict) or not isinstance(got[1], list):
         fail("return a tuple (vocab, merges): a dict id -> bytes and a list of (bytes, bytes) pairs")
@@ -474,13 +493,17 @@ def _check_train_bpe(text, vocab_size, what):
 
 
 _toy = " ".join(["low"] * 5 + ["lower"] * 2 + ["newest"] * 6 + ["widest"] * 3)
-_check_train_bpe(_toy, 256 + 4, "the toy corpus")             # first merges: st, est, ow, low
 _numbers = "In 1599 and 1600, 2024 lines; act3 of 1599 " * 3   # ' 1599' is one pre-token; 'act3' is two
-_check_train_bpe(_numbers, 256 + 12, "a text with numbers")
-_check_train_bpe("a b", 300, "'a b'")                          # one pair only, and it occurs once
-_check_train_bpe("", 260, "the empty text")
-_check_train_bpe("abc abc abd zy zy", 256 + 3, "'abc abc abd zy zy'")  # a tie: (b'z', b'y') > (b'ab', b'c')
-_check_train_bpe(_corpus("shakespeare", "train")[:3000], 256 + 20, "3000 characters of Shakespeare")
+_TRAIN_CASES = [
+    (_toy, 256 + 4, "the toy corpus"),             # first merges: st, est, ow, low
+    (_numbers, 256 + 12, "a text with numbers"),
+    ("a b", 300, "'a b'"),                          # one pair only, and it occurs once
+    ("", 260, "the empty text"),
+    ("abc abc abd zy zy", 256 + 3, "'abc abc abd zy zy'"),  # a tie: (b'z', b'y') > (b'ab', b'c')
+    (_corpus("shakespeare", "train")[:3000], 256 + 20, "3000 characters of Shakespeare"),
+]
+for _text, _size, _what in _TRAIN_CASES:
+    _check_train_bpe(_text, _size, _what)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "train_bpe", train_bpe)
@@ -628,6 +651,7 @@ def decode(ids, vocab):
 
 nb.tests("test_decode", 1, r'''
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.mistakes.d01_bpe import MISTAKES
 
 
@@ -645,15 +669,20 @@ def _check_decode(ids, expected):
     """decode(ids) in order: a str, then the text. A failure also names the known mistake it matches."""
     got = call(decode, ids, _vocab)
     if not isinstance(got, str) or got != expected:
+        known = mistakes_agreeing(decode, MISTAKES["decode"], [{"ids": i, "vocab": _vocab} for i, _ in _DECODE_CASES])
         raise AssertionError(f"decode({ids}) should be {expected!r}, got {got!r}"
-                             + which_mistake(got, MISTAKES["decode"], {"ids": ids, "vocab": _vocab}, expected))
+                             + which_mistake(got, known, {"ids": ids, "vocab": _vocab}, expected))
 
 
-_check_decode([256, 108, 108, 111], "hello")           # the tokens' bytes in order
-_check_decode([256, 257, 258], "heé!")                 # a character split across two tokens
-_check_decode([], "")
-_check_decode([104, 0xC3], "h\ufffd")                  # an incomplete character becomes U+FFFD
-_check_decode([0xE9, 0x21], "\ufffd!")                 # a byte that no UTF-8 text starts with
+_DECODE_CASES = [  # a known mistake is named only when it gives your answers on all of them
+    ([256, 108, 108, 111], "hello"),           # the tokens' bytes in order
+    ([256, 257, 258], "heé!"),                 # a character split across two tokens
+    ([], ""),
+    ([104, 0xC3], "h\ufffd"),                  # an incomplete character becomes U+FFFD
+    ([0xE9, 0x21], "\ufffd!"),                 # a byte that no UTF-8 text starts with
+]
+for _ids, _text in _DECODE_CASES:
+    _check_decode(_ids, _text)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("01_bpe", "decode", decode)

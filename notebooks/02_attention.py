@@ -113,6 +113,7 @@ def causal_mask(t_q, t_k=None):
 nb.tests("test_causal_mask", 1, r"""
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.mistakes.d02_attention import MISTAKES
 
 
@@ -126,8 +127,9 @@ def _check_causal_mask(*args):
 
     def fail(problem):
         kwargs = dict(zip(("t_q", "t_k"), args))
-        raise AssertionError(f"causal_mask{args}: {problem}"
-                             + which_mistake(m, MISTAKES["causal_mask"], kwargs, expected))
+        known = mistakes_agreeing(causal_mask, MISTAKES["causal_mask"],
+                                  [dict(zip(("t_q", "t_k"), a)) for a in _CAUSAL_CASES])
+        raise AssertionError(f"causal_mask{args}: {problem}" + which_mistake(m, known, kwargs, expected))
 
     if form_difference(m, expected, "the mask"):
         fail(form_difference(m, expected, "the mask"))
@@ -144,10 +146,11 @@ def _check_causal_mask(*args):
                  f"{int((~m[i, :p]).nonzero()[0])} is False")
 
 
-_check_causal_mask(3)
-_check_causal_mask(1)        # T = 1
-_check_causal_mask(2, 4)     # t_k > t_q: the queries are positions 2 and 3
-_check_causal_mask(1, 5)     # one new query against a cache of 4 earlier keys
+_CAUSAL_CASES = [(3,), (1,),  # T = 1
+                 (2, 4),       # t_k > t_q: the queries are positions 2 and 3
+                 (1, 5)]       # one new query against a cache of 4 earlier keys
+for _args in _CAUSAL_CASES:   # a known mistake is named only when it gives your answers on all of them
+    _check_causal_mask(*_args)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "causal_mask", causal_mask)
@@ -171,6 +174,7 @@ def padding_mask(key_is_token):
 nb.tests("test_padding_mask", 1, r"""
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.mistakes.d02_attention import MISTAKES
 
 
@@ -181,7 +185,8 @@ def _check_padding_mask(is_token):
     expected = is_token.reshape(B, 1, 1, T_k)
 
     def fail(problem):
-        raise AssertionError(problem + which_mistake(m, MISTAKES["padding_mask"], {"key_is_token": is_token}, expected))
+        known = mistakes_agreeing(padding_mask, MISTAKES["padding_mask"], [{"key_is_token": t} for t in _PADDING_CASES])
+        raise AssertionError(problem + which_mistake(m, known, {"key_is_token": is_token}, expected))
 
     if form_difference(m, expected, "padding_mask(key_is_token)"):
         fail(form_difference(m, expected, "padding_mask(key_is_token)"))
@@ -192,8 +197,10 @@ def _check_padding_mask(is_token):
              f"should be {bool(is_token[b, j])} (True where a query MAY attend)")
 
 
-_check_padding_mask(torch.tensor([[True, True, False], [True, False, False]]))
-_check_padding_mask(torch.tensor([[True], [False]]))     # T_k = 1, and a sequence that is all padding
+_PADDING_CASES = [torch.tensor([[True, True, False], [True, False, False]]),
+                  torch.tensor([[True], [False]])]     # T_k = 1, and a sequence that is all padding
+for _is_token in _PADDING_CASES:   # a known mistake is named only when it gives your answers on both
+    _check_padding_mask(_is_token)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "padding_mask", padding_mask)
@@ -229,6 +236,7 @@ nb.tests("test_masked_softmax", 1, r"""
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d02_attention import MISTAKES
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.ladders.d02_attention import weights_problem
 
 
@@ -254,8 +262,10 @@ def _check_masked_softmax(scores, mask):
                 problem += (" (every weight of that query is 0 although it may see keys: if you compute exp "
                             "yourself, the exp of scores far below the number you subtract underflows to 0; subtract "
                             "each row's OWN largest allowed score, amax(dim=-1, keepdim=True))")
+        known = mistakes_agreeing(masked_softmax, MISTAKES["masked_softmax"],
+                                  [{"scores": s, "mask": m} for s, m in _SOFTMAX_CASES])
         raise AssertionError("masked_softmax: " + problem
-                             + which_mistake(w, MISTAKES["masked_softmax"], {"scores": scores, "mask": mask}, expected))
+                             + which_mistake(w, known, {"scores": scores, "mask": mask}, expected))
 
     if form_difference(w, scores, "the weights"):
         fail(form_difference(w, scores, "the weights"))
@@ -266,15 +276,18 @@ def _check_masked_softmax(scores, mask):
              + " (the allowed keys' weights are the softmax over those keys only)")
 
 
-_check_masked_softmax(torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]]),
-                      torch.tensor([[True, True, False], [False, False, False]]))
 torch.manual_seed(0)
 _s = torch.stack([-60 - torch.rand(5), torch.full((5,), 2.5), 100 + 20 * torch.randn(5), torch.randn(5)])  # (4, 5)
-_check_masked_softmax(_s, torch.tensor([[True, False, True, True, False]] * 4))  # negative maxima, equal, large
-_check_masked_softmax(_s.double()[None], torch.ones(4, 5, dtype=torch.bool).tril(1))  # float64, a broadcast mask
-# allowed scores far below any finite fill value: only -inf leaves the masked key (0.0) at weight exactly 0
-_check_masked_softmax(torch.tensor([[-3e10, -2e10, 0.0, -1e10], [0.5, -1.0, 2.0, 0.3]], dtype=torch.float64),
-                      torch.tensor([[True, True, False, True]] * 2))
+_SOFTMAX_CASES = [  # (scores, mask); a known mistake is named only when it gives your answers on all of them
+    (torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]]), torch.tensor([[True, True, False], [False, False, False]])),
+    (_s, torch.tensor([[True, False, True, True, False]] * 4)),  # negative maxima, equal, large
+    (_s.double()[None], torch.ones(4, 5, dtype=torch.bool).tril(1)),  # float64, a broadcast mask
+    # allowed scores far below any finite fill value: only -inf leaves the masked key (0.0) at weight exactly 0
+    (torch.tensor([[-3e10, -2e10, 0.0, -1e10], [0.5, -1.0, 2.0, 0.3]], dtype=torch.float64),
+     torch.tensor([[True, True, False, True]] * 2)),
+]
+for _scores, _mask in _SOFTMAX_CASES:
+    _check_masked_softmax(_scores, _mask)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "masked_softmax", masked_softmax)
@@ -309,6 +322,7 @@ nb.tests("test_sdpa", 2, r"""
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d02_attention import MISTAKES
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.ladders.d02_attention import weights_problem
 
 
@@ -329,8 +343,10 @@ def _check_sdpa(q, k, v, mask=None):
 
     def fail(problem):
         kwargs = dict(zip(("q", "k", "v", "mask"), args))
+        known = mistakes_agreeing(scaled_dot_product_attention, MISTAKES["scaled_dot_product_attention"],
+                                  [dict(zip(("q", "k", "v", "mask"), a)) for a in _SDPA_CASES])
         raise AssertionError("scaled_dot_product_attention: " + problem
-                             + which_mistake(res, MISTAKES["scaled_dot_product_attention"], kwargs, expected))
+                             + which_mistake(res, known, kwargs, expected))
 
     if not isinstance(res, tuple) or len(res) != 2:
         fail(f"return a tuple (output, weights), got {type(res).__name__}")
@@ -350,15 +366,18 @@ def _check_sdpa(q, k, v, mask=None):
 
 torch.manual_seed(1)
 _q, _k, _v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 6)
-_check_sdpa(_q, _k, _v)                                                           # no mask, D_v != D
-# a fully masked query
-_check_sdpa(_q, _k, _v, torch.tensor([[False] * 5, [True, True, False, False, False], [True] * 5]))
 _q4 = torch.randn(2, 3, 4, 8)                                                     # (B, H, T, D)
-_check_sdpa(_q4, _q4, _q4, ref.causal_mask(4))
-_check_sdpa(torch.randn(1, 1, 1, 8), torch.randn(1, 1, 6, 8), torch.randn(1, 1, 6, 8),  # one head, T_q = 1
-            ref.padding_mask(torch.tensor([[True, True, True, False, False, False]])))
 _d = torch.randn(2, 4, 16, dtype=torch.float64)                                   # float64, padding (B, 1, T_k)
-_check_sdpa(_d, _d, _d, torch.tensor([[True] * 4, [True, True, False, False]])[:, None, :])
+_SDPA_CASES = [  # a known mistake is named only when it gives your answers on all of them
+    (_q, _k, _v),                                                                 # no mask, D_v != D
+    (_q, _k, _v, torch.tensor([[False] * 5, [True, True, False, False, False], [True] * 5])),  # a fully masked query
+    (_q4, _q4, _q4, ref.causal_mask(4)),
+    (torch.randn(1, 1, 1, 8), torch.randn(1, 1, 6, 8), torch.randn(1, 1, 6, 8),   # one head, T_q = 1
+     ref.padding_mask(torch.tensor([[True, True, True, False, False, False]]))),
+    (_d, _d, _d, torch.tensor([[True] * 4, [True, True, False, False]])[:, None, :]),
+]
+for _args in _SDPA_CASES:
+    _check_sdpa(*_args)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "scaled_dot_product_attention", scaled_dot_product_attention)
@@ -414,10 +433,12 @@ from gptref.grading.ladders.d02_attention import check_use
 
 torch.manual_seed(2)
 x, W = torch.randn(2, 4, 6), [torch.randn(6, 3) for _ in range(3)]
-is_token = torch.tensor([[True, True, True, True], [True, True, False, False]])
-_expected = ref.scaled_dot_product_attention(x @ W[0], x @ W[1], x @ W[2], is_token[:, None, :])
-check_use(encoder_self_attention, (x, is_token, *W), ("x", "x_is_token", "w_q", "w_k", "w_v"), x, x, is_token,
-          False, _expected)
+_inputs = [(x, torch.tensor([[True, True, True, True], [True, True, False, False]])),
+           (torch.randn(3, 5, 6), torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4]))]
+for x, is_token in _inputs:   # a known mistake is named only when it gives your answers on both
+    _expected = ref.scaled_dot_product_attention(x @ W[0], x @ W[1], x @ W[2], is_token[:, None, :])
+    check_use(encoder_self_attention, (x, is_token, *W), ("x", "x_is_token", "w_q", "w_k", "w_v"), x, x, is_token,
+              False, _expected, all_args=[(x_, t_, *W) for x_, t_ in _inputs])
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "encoder_self_attention", encoder_self_attention)
@@ -439,10 +460,14 @@ from gptref.grading.ladders.d02_attention import check_use
 
 torch.manual_seed(3)
 y, W = torch.randn(2, 4, 6), [torch.randn(6, 3) for _ in range(3)]
-is_token = torch.tensor([[True, True, True, True], [True, True, True, False]])
-_expected = ref.scaled_dot_product_attention(y @ W[0], y @ W[1], y @ W[2], ref.causal_mask(4) & is_token[:, None, :])
-check_use(decoder_self_attention, (y, is_token, *W), ("y", "y_is_token", "w_q", "w_k", "w_v"), y, y, is_token,
-          True, _expected)
+_inputs = [(y, torch.tensor([[True, True, True, True], [True, True, True, False]])),
+           (torch.randn(3, 5, 6), torch.tensor([[True] * 5, [True] * 2 + [False] * 3, [True] * 4 + [False]]))]
+for y, is_token in _inputs:   # a known mistake is named only when it gives your answers on both
+    _T = y.shape[1]
+    _expected = ref.scaled_dot_product_attention(y @ W[0], y @ W[1], y @ W[2],
+                                                 ref.causal_mask(_T) & is_token[:, None, :])
+    check_use(decoder_self_attention, (y, is_token, *W), ("y", "y_is_token", "w_q", "w_k", "w_v"), y, y, is_token,
+              True, _expected, all_args=[(y_, t_, *W) for y_, t_ in _inputs])
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "decoder_self_attention", decoder_self_attention)
@@ -463,11 +488,11 @@ from gptref.grading.ladders.d02_attention import check_use
 
 torch.manual_seed(4)
 W, is_token = [torch.randn(6, 4) for _ in range(3)], torch.tensor([[True] * 5, [True, True, False, False, False]])
-for _T in (5, 3):  # a decoder as long as the encoder (a mix-up of x and y still runs), then a shorter one
-    y, x = torch.randn(2, _T, 6), torch.randn(2, 5, 6)
+_inputs = [(torch.randn(2, _T, 6), torch.randn(2, 5, 6)) for _T in (5, 3)]  # a decoder as long as the encoder (a
+for y, x in _inputs:                                                   # mix-up of x and y still runs), then shorter
     _expected = ref.scaled_dot_product_attention(y @ W[0], x @ W[1], x @ W[2], is_token[:, None, :])
     check_use(cross_attention, (y, x, is_token, *W), ("y", "x", "x_is_token", "w_q", "w_k", "w_v"), y, x, is_token,
-              False, _expected)
+              False, _expected, all_args=[(y_, x_, is_token, *W) for y_, x_ in _inputs])
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "cross_attention", cross_attention)
@@ -533,9 +558,11 @@ from gptref.grading.ladders.d02_attention import check_heads
 
 
 _x = torch.arange(2 * 3 * 4.0).reshape(1, 2, 12)  # B=1, T=2, C=12: head 1 at time 0 holds channels 4..7 of token 0
-check_heads(split_heads, _x, 3, expected=torch.stack([_x[0, :, 4 * h:4 * h + 4] for h in range(3)])[None])
-_x = torch.randn(2, 3, 6)
-check_heads(split_heads, _x, 1, expected=_x[:, None])  # one head
+_x1 = torch.randn(2, 3, 6)
+_all = [(_x, 3), (_x1, 1)]   # a known mistake is named only when it gives your answers on both
+check_heads(split_heads, _x, 3, expected=torch.stack([_x[0, :, 4 * h:4 * h + 4] for h in range(3)])[None],
+            all_inputs=_all)
+check_heads(split_heads, _x1, 1, expected=_x1[:, None], all_inputs=_all)  # one head
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "split_heads", split_heads)
@@ -555,9 +582,10 @@ from gptref.grading.ladders.d02_attention import check_heads
 
 
 _h = torch.arange(24.0).reshape(1, 3, 2, 4)  # B=1, H=3, T=2, D=4: channels 4..7 of token 0 come from head 1, time 0
-check_heads(merge_heads, _h, expected=torch.cat([_h[:, h] for h in range(3)], dim=-1))
-_h = torch.randn(2, 1, 3, 5)
-check_heads(merge_heads, _h, expected=_h[:, 0])  # one head
+_h1 = torch.randn(2, 1, 3, 5)
+_all = [(_h,), (_h1,)]   # a known mistake is named only when it gives your answers on both
+check_heads(merge_heads, _h, expected=torch.cat([_h[:, h] for h in range(3)], dim=-1), all_inputs=_all)
+check_heads(merge_heads, _h1, expected=_h1[:, 0], all_inputs=_all)  # one head
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "merge_heads", merge_heads)
@@ -640,6 +668,7 @@ import torch.nn as nn
 from gptref.grading.compare import form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d02_attention import MISTAKES
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.ladders.d02_attention import mha_dependence_problem
 torch.manual_seed(6)
 _B, _T, _C, _H = 2, 5, 16, 4
@@ -664,9 +693,11 @@ def _check(expected, what, x, state, n_heads, **kwargs):
             f"the layer's output differs from the reference by up to {(got - expected).abs().max().item():.3g}"
             f": check the projections, the heads, the mask and the output projection in turn")
     if problem:
+        same = lambda a, b: None if a.shape == b.shape and torch.allclose(a, b, atol=1e-5) else "differs"  # noqa: E731
+        known = mistakes_agreeing(mha_forward, MISTAKES["mha_forward"],   # named only if it fits every case
+                                  [dict(x=c[2], state=c[3], n_heads=c[4], **c[5]) for c in _MHA_CASES], same)
         raise AssertionError(f"{what}: {problem}" + which_mistake(
-            got, MISTAKES["mha_forward"], {"x": x, "state": state, "n_heads": n_heads, **kwargs}, expected,
-            lambda a, b: None if a.shape == b.shape and torch.allclose(a, b, atol=1e-5) else "differs"))
+            got, known, {"x": x, "state": state, "n_heads": n_heads, **kwargs}, expected, same))
 
 
 # self-attention with a causal mask, against torch.nn.MultiheadAttention (its bool mask is True where NOT allowed)
@@ -674,15 +705,15 @@ _x = torch.randn(_B, _T, _C)
 _causal = ref.causal_mask(_T)
 with torch.no_grad():
     _expected = _tm(_x, _x, _x, attn_mask=~_causal, need_weights=False)[0]
-_check(_expected, "causal self-attention vs torch.nn.MultiheadAttention", _x, _st, _H, mask=_causal)
+_MHA_CASES = [(_expected, "causal self-attention vs torch.nn.MultiheadAttention", _x, _st, _H, dict(mask=_causal))]
 # cross-attention: keys and values from a context with padding
 for _S in (_T, 7):
     _ctx = torch.randn(_B, _S, _C)
     _real = torch.arange(_S)[None, :] < torch.tensor([[_S], [3]])          # (B, S): sequence 1 has 3 real tokens
     with torch.no_grad():
         _expected = _tm(_x, _ctx, _ctx, key_padding_mask=~_real, need_weights=False)[0]
-    _check(_expected, f"cross-attention to a context of length {_S}", _x, _st, _H, context=_ctx,
-           mask=ref.padding_mask(_real))
+    _MHA_CASES.append((_expected, f"cross-attention to a context of length {_S}", _x, _st, _H,
+                       dict(context=_ctx, mask=ref.padding_mask(_real))))
 # grouped key/value heads, then one key/value head and no bias, against gptref's layer
 import gptref.attention as _A
 for _H_kv, _bias in ((2, True), (1, False)):
@@ -691,8 +722,10 @@ for _H_kv, _bias in ((2, True), (1, False)):
     _g.load_state_dict(_gst)
     with torch.no_grad():
         _expected = _g.eval()(_x, mask=_causal)
-    _check(_expected, f"{_H} query heads sharing {_H_kv} key/value heads, bias={_bias}", _x, _gst, _H,
-           n_kv_heads=_H_kv, mask=_causal)
+    _MHA_CASES.append((_expected, f"{_H} query heads sharing {_H_kv} key/value heads, bias={_bias}", _x, _gst, _H,
+                       dict(n_kv_heads=_H_kv, mask=_causal)))
+for _expected, _what, _x_in, _state, _heads, _kwargs in _MHA_CASES:
+    _check(_expected, _what, _x_in, _state, _heads, **_kwargs)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("02_attention", "mha_forward", mha_forward)

@@ -104,6 +104,7 @@ nb.tests("test_layer_norm", 2, r'''
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d03_layernorm import MISTAKES
+from gptref.grading.ladders import mistakes_agreeing
 
 
 def _check_layer_norm(x, **kwargs):
@@ -115,7 +116,8 @@ def _check_layer_norm(x, **kwargs):
     ref = F.layer_norm(x, (x.shape[-1],), kwargs.get("weight"), kwargs.get("bias"), eps)
 
     def fail(problem):
-        raise AssertionError(problem + which_mistake(out, MISTAKES["layer_norm"], {"x": x, **kwargs}, ref))
+        known = mistakes_agreeing(layer_norm, MISTAKES["layer_norm"], _LN_CASES)  # named only if it fits them all
+        raise AssertionError(problem + which_mistake(out, known, {"x": x, **kwargs}, ref))
 
     changed = [k for k, v in given.items() if torch.is_tensor(v) and not torch.equal(v, {"x": x, **kwargs}[k])]
     if changed:
@@ -153,16 +155,20 @@ def _check_layer_norm(x, **kwargs):
 
 
 torch.manual_seed(1)
-_check_layer_norm(torch.randn(5, 12, dtype=torch.float64) * 3 + 2)           # rows far from 0
-_check_layer_norm(torch.full((2, 6), 3.0))                                    # constant rows: variance 0
-_check_layer_norm(torch.randn(4, 1, dtype=torch.float64))                     # d = 1: every row is constant
-_check_layer_norm(torch.randn(2, 3, 8))                                       # float32, 3-D
-_check_layer_norm(torch.randn(2, 3, 8, dtype=torch.float64), eps=0.5)         # another eps, large enough to matter
 _x = torch.randn(5, 12, dtype=torch.float64) * 3 + 2
 _w, _b = torch.randn(12, dtype=torch.float64), torch.randn(12, dtype=torch.float64)
-_check_layer_norm(_x, weight=_w, bias=_b)                                     # y = x_hat * weight + bias
-_check_layer_norm(-torch.rand(3, 12, dtype=torch.float64) - 2, weight=_w)     # all negative, weight only
-_check_layer_norm(_x, bias=_b)                                                # bias only
+_LN_CASES = [
+    dict(x=torch.randn(5, 12, dtype=torch.float64) * 3 + 2),           # rows far from 0
+    dict(x=torch.full((2, 6), 3.0)),                                    # constant rows: variance 0
+    dict(x=torch.randn(4, 1, dtype=torch.float64)),                     # d = 1: every row is constant
+    dict(x=torch.randn(2, 3, 8)),                                       # float32, 3-D
+    dict(x=torch.randn(2, 3, 8, dtype=torch.float64), eps=0.5),         # another eps, large enough to matter
+    dict(x=_x, weight=_w, bias=_b),                                     # y = x_hat * weight + bias
+    dict(x=-torch.rand(3, 12, dtype=torch.float64) - 2, weight=_w),     # all negative, weight only
+    dict(x=_x, bias=_b),                                                # bias only
+]
+for _case in _LN_CASES:
+    _check_layer_norm(**_case)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("03_layernorm", "layer_norm", layer_norm)
@@ -225,6 +231,7 @@ nb.tests("test_layer_norm_backward", 3, r'''
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d03_layernorm import MISTAKES
+from gptref.grading.ladders import mistakes_agreeing
 
 
 def _check_layer_norm_backward(g, x, w, eps=1e-5):
@@ -237,8 +244,10 @@ def _check_layer_norm_backward(g, x, w, eps=1e-5):
     res = call(layer_norm_backward, *given, eps=eps)
 
     def fail(problem):
-        raise AssertionError(problem + which_mistake(res, MISTAKES["layer_norm_backward"],
-                                                     {"grad_out": g, "x": x, "weight": w, "eps": eps}, ref))
+        known = mistakes_agreeing(layer_norm_backward, MISTAKES["layer_norm_backward"],   # named only if it fits
+                                  [dict(zip(("grad_out", "x", "weight", "eps"), c)) for c in _LNB_CASES])  # them all
+        raise AssertionError(problem + which_mistake(res, known, {"grad_out": g, "x": x, "weight": w, "eps": eps},
+                                                     ref))
 
     for name, after, before in zip(("grad_out", "x", "weight"), given, (g, x, w)):
         if not torch.equal(after, before):
@@ -281,14 +290,18 @@ def _check_layer_norm_backward(g, x, w, eps=1e-5):
 
 
 torch.manual_seed(2)
-_check_layer_norm_backward(torch.randn(4, 3, 10, dtype=torch.float64),               # 2 leading dimensions
-                           torch.randn(4, 3, 10, dtype=torch.float64) * 2 + 1, torch.randn(10, dtype=torch.float64))
 _xc = torch.randn(3, 6, dtype=torch.float64)
 _xc[1] = 2.5                                                                      # a constant row: x_hat = 0 there
-_check_layer_norm_backward(torch.randn(3, 6, dtype=torch.float64), _xc, torch.randn(6, dtype=torch.float64), eps=1e-2)
-_check_layer_norm_backward(torch.randn(5, 1, dtype=torch.float64), torch.randn(5, 1, dtype=torch.float64),
-                           torch.randn(1, dtype=torch.float64))                   # d = 1: grad_x is 0
-_check_layer_norm_backward(torch.randn(2, 7), torch.randn(2, 7) * 3 - 1, torch.randn(7))  # float32
+_LNB_CASES = [  # (grad_out, x, weight, eps)
+    (torch.randn(4, 3, 10, dtype=torch.float64),                                  # 2 leading dimensions
+     torch.randn(4, 3, 10, dtype=torch.float64) * 2 + 1, torch.randn(10, dtype=torch.float64), 1e-5),
+    (torch.randn(3, 6, dtype=torch.float64), _xc, torch.randn(6, dtype=torch.float64), 1e-2),
+    (torch.randn(5, 1, dtype=torch.float64), torch.randn(5, 1, dtype=torch.float64),
+     torch.randn(1, dtype=torch.float64), 1e-5),                                  # d = 1: grad_x is 0
+    (torch.randn(2, 7), torch.randn(2, 7) * 3 - 1, torch.randn(7), 1e-5),         # float32
+]
+for _g, _x, _w, _eps in _LNB_CASES:
+    _check_layer_norm_backward(_g, _x, _w, eps=_eps)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("03_layernorm", "layer_norm_backward", layer_norm_backward)
@@ -325,6 +338,7 @@ nb.tests("test_rms_norm", 1, r'''
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
 from gptref.grading.mistakes.d03_layernorm import MISTAKES
+from gptref.grading.ladders import mistakes_agreeing
 
 
 def _check_rms_norm(x, **kwargs):
@@ -341,7 +355,8 @@ def _check_rms_norm(x, **kwargs):
     ref = (x.double() / torch.sqrt(ms + eps) * kwargs.get("weight", 1.0)).to(x.dtype)
 
     def fail(problem):
-        raise AssertionError(problem + which_mistake(out, MISTAKES["rms_norm"], {"x": x, **kwargs}, ref))
+        known = mistakes_agreeing(rms_norm, MISTAKES["rms_norm"], _RMS_CASES)   # named only if it fits them all
+        raise AssertionError(problem + which_mistake(out, known, {"x": x, **kwargs}, ref))
 
     if form_difference(out, ref, "rms_norm(x)"):
         fail(form_difference(out, ref, "rms_norm(x)"))
@@ -362,10 +377,14 @@ def _check_rms_norm(x, **kwargs):
 
 
 torch.manual_seed(3)
-_check_rms_norm(torch.randn(6, 16, dtype=torch.float64) * 2 + 1)
-_check_rms_norm(torch.zeros(2, 4))                                              # all-zero rows: eps keeps them finite
-_check_rms_norm(-torch.rand(3, 5, dtype=torch.float64) - 1, eps=1e-3)           # all negative, another eps
-_check_rms_norm(torch.randn(2, 3, 16), weight=torch.randn(16))                  # float32, 3-D, with weight
+_RMS_CASES = [
+    dict(x=torch.randn(6, 16, dtype=torch.float64) * 2 + 1),
+    dict(x=torch.zeros(2, 4)),                                              # all-zero rows: eps keeps them finite
+    dict(x=-torch.rand(3, 5, dtype=torch.float64) - 1, eps=1e-3),           # all negative, another eps
+    dict(x=torch.randn(2, 3, 16), weight=torch.randn(16)),                  # float32, 3-D, with weight
+]
+for _case in _RMS_CASES:
+    _check_rms_norm(**_case)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("03_layernorm", "rms_norm", rms_norm)

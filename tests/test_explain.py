@@ -395,3 +395,31 @@ def test_hidden_check_and_verdict_name_a_mistake_only_when_it_gives_every_answer
         outputs = [{"ok": True, "value": plaindata.encode(student(**case))} for case in cases]
         verdict = judge(ex, cases, {"status": "ran", "outputs": outputs})
         assert verdict["status"] == "fail" and ("double x" in verdict["message"]) == named, verdict
+
+
+def test_an_earlier_reduction_over_a_leading_dim_is_not_blamed_on_keepdim_alone():
+    """x.mean(dim=0) meeting an (N,) vector: keepdim would not fix it (the dimension is the wrong one), so the message
+    asks to check the dimension, and keeps the keepdim advice for a reduction over the last dimension."""
+    def per_row(x):
+        total = x.sum(dim=-1)
+        average = x.mean(dim=0)
+        return 0.9 * total + 0.1 * average
+
+    msg = _message(per_row, torch.randn(6, 5))
+    assert "add keepdim=True there" not in msg and "check that dim 0 is the one you mean" in msg
+
+
+def test_a_reduction_over_dim_0_before_a_shape_error_is_pointed_at():
+    """argmax(dim=0) of (B, V) logits gives V entries, not B: the cat that follows fails, and the message points at
+    the line that worked over dim 0; a shape error with no such line says nothing of dim 0."""
+    def next_tokens(seq, logits):
+        token = logits.argmax(dim=0)
+        return torch.cat([seq, token[:, None]], dim=1)
+
+    def too_short(seq, logits):
+        token = logits.argmax(dim=-1)[:-1]
+        return torch.cat([seq, token[:, None]], dim=1)
+
+    seq, logits = torch.zeros(2, 3, dtype=torch.long), torch.randn(2, 5)
+    assert "(token = logits.argmax(dim=0)): it works over dim 0" in _message(next_tokens, seq, logits)
+    assert "dim 0" not in _message(too_short, seq, logits)

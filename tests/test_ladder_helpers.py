@@ -203,3 +203,28 @@ def test_rope_digits_suffix_names_float32_angles_only():
                                                                                                   positions)
     assert rope_short_of_digits(rope(x, -positions), want, positions) == ""
     assert rope_short_of_digits(want, want, positions) == ""
+
+
+def test_climb_says_when_the_answers_are_right_exactly_for_one_value_of_an_argument():
+    """A function that writes in scale=2.0 is right on the cases with scale 2.0 only, and is told to look at scale;
+    one right case alone, or none, says nothing about the arguments."""
+    from gptref.grading.ladders import climb
+
+    def scaled(x, scale):
+        return x * scale
+
+    generator = torch.Generator().manual_seed(0)
+    cases = [dict(x=torch.randn(4, generator=generator, dtype=torch.float64), scale=s) for s in (2.0, 3.0, 2.0, 0.5)]
+    with pytest.raises(AssertionError) as info:
+        climb(lambda x, scale: x * 2.0, cases, (), scaled)
+    assert "right exactly on the cases where scale = 2.0, and wrong where it is 0.5, 3.0" in str(info.value)
+    with pytest.raises(AssertionError) as info:
+        climb(lambda x, scale: x * 3.0, cases, (), scaled)   # right on one case only
+    assert "right exactly" not in str(info.value)
+    with pytest.raises(AssertionError) as info:
+        climb(lambda x, scale: -x * scale, cases, (), scaled)   # wrong everywhere
+    assert "right exactly" not in str(info.value)
+    neutral = [dict(case, scale=1.0 if case["scale"] == 2.0 else case["scale"]) for case in cases]
+    with pytest.raises(AssertionError) as info:
+        climb(lambda x, scale: x * scale ** 2, neutral, (), scaled)   # right where scale = 1 switches the slip off
+    assert "right exactly" not in str(info.value)

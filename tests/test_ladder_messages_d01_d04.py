@@ -88,17 +88,20 @@ def test_a_beam_score_is_said_as_what_it_equals():
     assert beam_scores_are_normalised_log_probs([(tokens, total / 3 ** 0.5)], case) is None
     assert "sum / 2 ** 0.5" in beam_scores_are_normalised_log_probs([(tokens, total / 2 ** 0.5)], case)
     assert "the raw sum" in beam_scores_are_normalised_log_probs([(tokens, total)], case)
-    assert "neither" in beam_scores_are_normalised_log_probs([(tokens, total / 3 ** 0.5 + 0.3)], case)
+    neither = beam_scores_are_normalised_log_probs([(tokens, total / 3 ** 0.5 + 0.3)], case)
+    assert "neither" in neither and "division by |y| ** length_penalty" in neither  # the sum is not the only suspect
+    assert "the factor the sum is scaled by is 0" in beam_scores_are_normalised_log_probs([(tokens, 0.0)], case)
 
 
-def _mha(x, state, n_heads, context=None, mask=None, values_from_x=False, use_mask=True):
-    """gptref's MultiHeadAttention with these weights, or a copy that takes the values from x or drops the mask."""
+def _mha(x, state, n_heads, context=None, mask=None, values_from_x=False, use_mask=True, queries_from_context=False):
+    """gptref's MultiHeadAttention with these weights, or a copy that takes the values from x, the queries from the
+    context, or drops the mask."""
     import gptref.attention as reference
 
     layer = reference.MultiHeadAttention(x.shape[-1], n_heads)
     layer.load_state_dict(state)
     source = x if context is None else context
-    q = reference.split_heads(layer.q_proj(x), n_heads)                                 # (B, H, T, D)
+    q = reference.split_heads(layer.q_proj(source if queries_from_context else x), n_heads)  # (B, H, T, D)
     k = reference.split_heads(layer.k_proj(source), n_heads)                            # (B, H, S, D)
     v = reference.split_heads(layer.v_proj(x if values_from_x else source), n_heads)
     out, _ = reference.scaled_dot_product_attention(q, k, v, mask if use_mask else None)
@@ -121,6 +124,8 @@ def test_mha_dependence_finds_a_hidden_key_and_values_from_x():
     assert "whose mask hides key" in hidden
     from_x = mha_dependence_problem(_mha, x, state, 2, context=context, mask=real, values_from_x=True)
     assert "the keys and values must both come from the context" in from_x
+    queries = mha_dependence_problem(_mha, x, state, 2, context=context, mask=real, queries_from_context=True)
+    assert "does not depend on x at all" in queries and "mask" not in queries  # not blamed on the mask
 
 
 def test_mistakes_agreeing_keeps_only_a_mistake_equal_on_every_case():

@@ -77,3 +77,15 @@ def test_an_answer_slightly_off_everywhere_is_told_so_and_a_large_error_is_not(e
     message = difference(tanh_gelu, torch.nn.functional.gelu(expected))
     assert "up to a small difference" in message
     assert "up to a small difference" not in difference(expected * 1.5 + 0.1 * expected.abs(), expected)
+
+
+def test_moved_values_are_told_apart_from_wrong_values(expected):
+    """A view that regroups the dimensions moves every value without changing one; a wrong computation does not."""
+    regrouped = expected.reshape(2, 3, 8, 4, 2).transpose(-2, -1).reshape(expected.shape)  # (D, H) read as (H, D)
+    assert "exactly the expected values, but many in other places" in difference(regrouped, expected)
+    wrong = expected.clone()
+    wrong[0, 0, 0, :2] = wrong[0, 0, 0, :2].flip(0) + 1.0  # moved AND changed
+    assert "other places" not in difference(wrong, expected)
+    ties = torch.zeros(4, 4)
+    ties[0, 0], ties[1, 1] = 1.0, 2.0                       # equal values: a multiset match proves nothing
+    assert "other places" not in difference(ties.flip(0), ties)

@@ -73,6 +73,13 @@ def _reduction_without_keepdim(line: str) -> bool:
     return bool(re.search(r"\.(sum|mean|max|min|amax|logsumexp|std|var|norm)\(", line)) and "keepdim" not in line
 
 
+def _reduces_a_leading_dim(line: str) -> bool:
+    """A reduction told to work on a dimension other than the last (x.mean(dim=0), x.sum(1)): then keepdim is not
+    the only suspect, the dimension itself may be the wrong one."""
+    found = re.search(r"\.(sum|mean|max|min|amax|logsumexp|std|var|norm)\(\s*(dim\s*=\s*)?(-?\d+)", line.split("#")[0])
+    return bool(found) and found[3] != "-1"
+
+
 def _reduction_is_combined(line: str) -> bool:
     """Whether a reduction's result meets another tensor on this line (x - x.mean(-1)), rather than being the last
     step of it ((a * b).sum(-1)): only then can its dropped dimension be the one that does not fit."""
@@ -349,6 +356,25 @@ def earlier_dropped_dim(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
+_OVER_DIM_0 = re.compile(r"\.(argmax|argmin|sum|mean|max|min|amax|amin|softmax|log_softmax)\(\s*(dim\s*=\s*)?0\s*[,)]")
+
+
+def earlier_reduction_over_dim_0(exc: BaseException) -> tuple[int, str] | None:
+    """(line number, source) of the failing line or an earlier one of the same student function that reduces over dim
+    0 (argmax(dim=0), sum(0)...), the nearest first; None if none."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_student_frame(f.filename)]
+    if not frames or not frames[-1].lineno:
+        return None
+    lines = linecache.getlines(frames[-1].filename)
+    for number in range(frames[-1].lineno, 0, -1):
+        text = lines[number - 1].strip() if number <= len(lines) else ""
+        if text.startswith("def "):
+            return None
+        if _OVER_DIM_0.search(text.split("#")[0]):
+            return number, text
+    return None
+
+
 _TILE_SLICE = re.compile(r"\b([ij])0\s*:\s*\1\s*0?\s*\+\s*(block_[qk])\b")  # i0:i0 + block_q, j0:j0 + block_k
 
 
@@ -410,7 +436,7 @@ def explain_error(exc: BaseException, name: str) -> str:
     if tile:
         cause = tile
     dropped = earlier_dropped_dim(exc) if cause and cause.startswith(_GENERIC_SHAPE) else None
-    if dropped and _reduction_without_keepdim(dropped[1].split("#")[0]):
+    if dropped and _reduction_without_keepdim(dropped[1].split("#")[0]) and not _reduces_a_leading_dim(dropped[1]):
         cause = (f"line {dropped[0]} ({dropped[1]}) reduces without `keepdim=True`, which removes a dimension (the "
                  "reduced one), so its result no longer lines up with the tensor it meets here: add keepdim=True "
                  "there; otherwise print the .shape of the tensors that meet on this line")
@@ -421,6 +447,14 @@ def explain_error(exc: BaseException, name: str) -> str:
                   "dimension, keep it ([..., -1:], keepdim=True)")
     elif cause and cause.startswith(_GENERIC_SHAPE) and where and _masks(where[2]):
         cause = _MASK_CAUSE  # no earlier line removed a dimension: the mask was built with other sizes
+    over_rows = earlier_reduction_over_dim_0(exc) if cause and re.search(
+        r"must match|Sizes of tensors|shapes cannot be multiplied|expanded size", str(exc)) else None
+    if over_rows:
+        pointer = (f"look at line {over_rows[0]} ({over_rows[1]}): it works over dim 0, the FIRST dimension (for a "
+                   "(B, V) tensor, across the batch), so its result has one entry per column, not one per row: check "
+                   "that dim 0 is the one you mean (a result per row works over the LAST dimension, dim=-1)")
+        joined = re.search(r"Sizes of tensors must match except", str(exc))  # torch.cat's advice would mislead here
+        cause = f"tensors whose sizes do not fit meet here; {pointer}" if joined else f"{cause}; {pointer}"
     head = f"{name} raised {raw}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"

@@ -38,7 +38,21 @@ def _transformed(got: torch.Tensor, expected: torch.Tensor, rtol: float, atol: f
         if _same(got, expected.flip(dim), rtol, atol):
             return (f"it equals the expected result in reverse order along dimension {dim}: "
                     "look at the order of a loop or index")
-    return None
+    return _rearranged(got, expected, rtol, atol)
+
+
+def _rearranged(got: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> str | None:
+    """The expected values, all of them, each in another place: entries moved, none computed wrong (a reshape or
+    view that regroups the dimensions, a permute of the wrong axes). Only when the values are all distinct, so that
+    equal multisets cannot come from a wrong computation by chance."""
+    flat_got, flat_expected = got.flatten().sort().values, expected.flatten().sort().values
+    if flat_got.numel() < 4 or not _same(flat_got, flat_expected, rtol, atol):
+        return None
+    if bool((flat_expected[1:] - flat_expected[:-1] <= atol + rtol * flat_expected[1:].abs()).any()):
+        return None
+    return ("it holds exactly the expected values, but many in other places: nothing is computed wrong, the entries "
+            "are moved: look at the order of the dimensions in a view/reshape (it regroups the memory as it lies) "
+            "and at which axes a transpose or permute swaps")
 
 
 def _named_factor(c: float) -> str:

@@ -71,7 +71,7 @@ MUTANTS = [
         "weights = torch.softmax(scores, dim=-2)\n",
         {"test_sdpa"},
         "softmax over the wrong dimension (unmasked case)",
-        "take the softmax over the LAST dimension",
+        "the softmax ran over dim -2, the queries",
     ),
     Mutant(
         "sdpa",
@@ -421,5 +421,21 @@ MUTANTS = [
         {"test_masked_softmax"},
         "issue 23 section 3: a finite fill value (-1e4), caught by no input before",
         "only -inf gives a masked key exactly 0",
+    ),
+    Mutant(
+        "cross_attention",
+        "x @ w_v, mask)",
+        "y @ w_v, mask)",
+        {"test_cross_attention"},
+        "issue 23 fresh set 3: the values from the decoder's y (unnamed before: only 'output is wrong')",
+        "your output equals weights @ (the QUERIES' sequence @ w_v)",
+    ),
+    Mutant(
+        "multi_head_attention",
+        "q = ref.split_heads(self.q_proj(x), self.n_heads)",
+        "q = ref.split_heads(self.q_proj(source), self.n_heads)",
+        {"test_multi_head_attention"},
+        "issue 23 fresh set 3: the queries from the context (was blamed on the mask: a wrong cause)",
+        "the output does not depend on x at all",
     ),
 ]

@@ -241,4 +241,8 @@ MUTANTS = [
         why="the mean without keepdim",
         hint="reduces without `keepdim=True`",
     ),
+    Mutant(cell="rms_norm", old="return y if weight is None else y * weight",
+           new="return y if weight is None else y + weight", fails={"test_rms_norm"},
+           why="issue 23 fresh set 3: weight added, not multiplied (unnamed before)",
+           hint="add weight to the normalized x"),
 ]

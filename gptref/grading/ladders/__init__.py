@@ -90,6 +90,7 @@ def climb(fn: Callable, cases: list[dict], ladder: tuple[Property, ...], referen
         return [got for _, got, _ in answers]
     if labels:
         failure += _right_and_wrong(answers, labels, ladder, compare)
+    failure += _right_only_with(answers, ladder, compare)
     for mistake in mistakes:
         named = [which_mistake(got, (mistake,), case, expected, lambda a, b, c=case: compare(a, b, c))
                  for case, got, expected in answers]
@@ -108,6 +109,27 @@ def _right_and_wrong(answers: list, labels: list[str], ladder, compare) -> str:
     if not right:
         return f"\n  Your answers are wrong on every case that ran: {'; '.join(wrong)}"
     return f"\n  Your answers are right on: {'; '.join(right)}\n  and wrong on: {'; '.join(wrong)}"
+
+
+def _right_only_with(answers: list, ladder, compare) -> str:
+    """'\n  Your answers are right exactly on the cases where <name> = <value> ...' when at least two cases are right,
+    all of them share one plain value of an argument and no wrong case has it: an argument ignored or written in.
+    Not for 0 or 1 (nor None, True, False): such a value can switch off the very term that is wrong."""
+    right, wrong = [], []
+    for case, got, expected in answers:
+        (wrong if first_broken(ladder, got, case) or compare(got, expected, case) else right).append(case)
+    if len(right) < 2 or not wrong:
+        return ""
+    for name, value in right[0].items():
+        if not isinstance(value, (int, float, str)) or isinstance(value, bool) or value in (0, 1):
+            continue  # 0, 1, None, False, True can switch a term off: then the term is the suspect, not the argument
+        if all(type(c.get(name)) is type(value) and c.get(name) == value for c in right) and all(
+                not (type(c.get(name)) is type(value) and c.get(name) == value) for c in wrong):
+            others = sorted({repr(c.get(name)) for c in wrong})
+            return (f"\n  Your answers are right exactly on the cases where {name} = {value!r}, and wrong where it is "
+                    f"{', '.join(others)}: look at how {name} enters your code (is the argument used, or a fixed value "
+                    "written in its place?)")
+    return ""
 
 
 def _agrees(mistake: Mistake, case: dict, got: Any, compare) -> bool:

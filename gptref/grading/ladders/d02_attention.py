@@ -7,6 +7,7 @@ import torch
 
 from gptref.grading.compare import difference, form_difference
 from gptref.grading.explain import call, which_mistake
+from gptref.grading.ladders import mistakes_agreeing
 from gptref.grading.mistakes.d02_attention import MISTAKES
 
 
@@ -69,9 +70,10 @@ def over_queries_note(w):
             "take it over the LAST dim, the keys: softmax(scores, dim=-1))")
 
 
-def check_use(fn, args, names, queries, keys, is_token, causal, expected):
+def check_use(fn, args, names, queries, keys, is_token, causal, expected, all_args=None):
     """One of the three uses, in order: a tuple (output, weights) of the right shapes; no weight on later keys
-    (causal) nor on padding keys; rows summing to 1; every allowed key weighs > 0; then the values."""
+    (causal) nor on padding keys; rows summing to 1; every allowed key weighs > 0; then the values. A known mistake
+    is named only when it gives fn's answers on every argument tuple of `all_args` (default: this one)."""
     res = call(fn, *args)
     B, T, S = queries.shape[0], queries.shape[1], keys.shape[1]
     allowed = is_token[:, None, :].expand(B, T, S)
@@ -79,8 +81,8 @@ def check_use(fn, args, names, queries, keys, is_token, causal, expected):
         allowed = allowed & torch.ones(T, S, dtype=torch.bool).tril()
 
     def fail(problem):
-        raise AssertionError(f"{fn.__name__}: " + problem
-                             + which_mistake(res, MISTAKES[fn.__name__], dict(zip(names, args)), expected))
+        known = mistakes_agreeing(fn, MISTAKES[fn.__name__], [dict(zip(names, a)) for a in (all_args or [args])])
+        raise AssertionError(f"{fn.__name__}: " + problem + which_mistake(res, known, dict(zip(names, args)), expected))
 
     if not isinstance(res, tuple) or len(res) != 2:
         fail(f"return a tuple (output, weights), got {type(res).__name__}")
@@ -107,17 +109,35 @@ def check_use(fn, args, names, queries, keys, is_token, causal, expected):
              + ("" if causal else " (there is no causal mask here)"))
     for name, got, want in zip(("weights", "output"), res[::-1], expected[::-1]):
         if difference(got, want, name):
-            fail(difference(got, want, name))
+            fail(difference(got, want, name) + (values_note(res, dict(zip(names, args)), queries, keys)
+                                                if name == "output" else ""))
 
 
-def check_heads(fn, x, *args, expected):
-    """split_heads / merge_heads: the form, then the values (which channel lands where)."""
+def values_note(res, given, queries, keys):
+    """For right weights and a wrong output: the output is weights @ values, values = keys' sequence @ w_v; says so,
+    and says when the output is weights @ (queries' sequence @ w_v) instead (checked on these inputs)."""
+    w, w_v = res[1], given.get("w_v")
+    note = (" (your weights are right, so the output should be weights @ V with V = (the keys' sequence) @ w_v: look "
+            "at how you compute the values: which sequence, which matrix)")
+    if w_v is None or queries is keys or queries.shape != keys.shape:
+        return note
+    if not difference(res[0], w @ (queries @ w_v)):
+        return (" (your weights are right, and your output equals weights @ (the QUERIES' sequence @ w_v): the values "
+                "come from the sequence the queries come from; they must come from the keys' sequence, like the keys)")
+    return note
+
+
+def check_heads(fn, x, *args, expected, all_inputs=None):
+    """split_heads / merge_heads: the form, then the values (which channel lands where). A known mistake is named
+    only when it gives fn's answers on every input tuple of `all_inputs` (default: this one)."""
     got = call(fn, x, *args)
     names = ("x", "n_heads")[:1 + len(args)]
 
     def fail(problem):
+        known = mistakes_agreeing(fn, MISTAKES[fn.__name__],
+                                  [dict(zip(names, inputs)) for inputs in (all_inputs or [(x, *args)])])
         raise AssertionError(f"{fn.__name__}: " + problem
-                             + which_mistake(got, MISTAKES[fn.__name__], dict(zip(names, (x, *args))), expected))
+                             + which_mistake(got, known, dict(zip(names, (x, *args))), expected))
 
     if form_difference(got, expected, "the result"):
         fail(form_difference(got, expected, "the result"))
@@ -139,6 +159,12 @@ def mha_dependence_problem(fn, x, state, n_heads, context=None, mask=None, **kwa
 
     base = run(x, context)
     B, T, _ = x.shape
+    if context is not None:
+        moved_x = x + torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=x.dtype)
+        if torch.equal(run(moved_x, context), base):
+            return ("in cross-attention, changing every position of x leaves the output unchanged: the output does "
+                    "not depend on x at all, yet the queries must come from x (q_proj(x)); only the keys and values "
+                    "come from the context")
     source = x if context is None else context
     S = source.shape[1]
     allowed = (torch.ones(B, T, S, dtype=torch.bool) if mask is None

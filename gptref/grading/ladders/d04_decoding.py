@@ -276,9 +276,12 @@ def _what_the_score_is(score: float, total: float, tokens: list[int], alpha: flo
                     f"included, not the prompt; here {len(tokens)})")
     if abs(total - score) <= 1e-4:
         return f" (your score is the raw sum: divide it by |y| ** length_penalty, here {len(tokens)} ** {alpha})"
-    return (" (your score is neither that sum over another length nor the raw sum: check the sum itself, which "
-            "adds log_softmax of each step's logits at the chosen token, for every generated token, each beam "
-            "carrying its own running sum)")
+    if score == 0 and total != 0:
+        return (f" (your score is 0 for a sum of {total:.5f}: the factor the sum is scaled by is 0 here; look at how "
+                f"the sum is divided by |y| ** length_penalty, here {len(tokens)} ** {alpha})")
+    return (" (your score is neither that sum over another length nor the raw sum: check both the sum, which adds "
+            "log_softmax of each step's logits at the chosen token for every generated token, each beam carrying its "
+            "own running sum, and its division by |y| ** length_penalty)")
 
 
 LADDERS = {

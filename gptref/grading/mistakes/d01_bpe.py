@@ -90,6 +90,8 @@ _CONTRACTIONS = r"'s|'t|'re|'ve|'m|'ll|'d|"
 NO_LEADING_SPACE = _CONTRACTIONS + r"\p{L}+|\p{N}+|[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 WORD_CHARS_ONLY = r"\w+"
 WORD_CHARS = r" ?\w+| ?[^\w\s]+|\s+"
+# GPT-2's pattern with letters and digits joined into one class
+LETTERS_WITH_DIGITS = _CONTRACTIONS + r" ?[\p{L}\p{N}]+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 ONE_DIGIT = _CONTRACTIONS + r" ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 DIGITS_BY_THREE = _CONTRACTIONS + r" ?\p{L}+| ?\p{N}{1,3}| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 DIGITS_WITHOUT_SPACE = _CONTRACTIONS + r" ?\p{L}+|\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
@@ -236,6 +238,9 @@ MISTAKES = {
         Mistake("put letters and digits into one pre-token (\\w+ or [\\p{L}\\p{N}]+ in a pattern of your own): "
                 "GPT-2 cuts 'act3' into 'act' and '3', letters (\\p{L}+) apart from digits (\\p{N}+)" + _USE_GIVEN,
                 lambda text, vocab_size: _train(text, vocab_size, pattern=WORD_CHARS)),
+        Mistake("put letters and digits into one pre-token (\\w+ or [\\p{L}\\p{N}]+ in a pattern of your own): "
+                "GPT-2 cuts 'act3' into 'act' and '3', letters (\\p{L}+) apart from digits (\\p{N}+)" + _USE_GIVEN,
+                lambda text, vocab_size: _train(text, vocab_size, pattern=LETTERS_WITH_DIGITS)),
         Mistake(_SAYS_WORDS_ONLY, lambda text, vocab_size: _train(text, vocab_size, pattern=WORD_CHARS_ONLY)),
         Mistake(_SAYS_ONE_DIGIT, lambda text, vocab_size: _train(text, vocab_size, pattern=ONE_DIGIT)),
         Mistake(_SAYS_DIGITS_BY_THREE, lambda text, vocab_size: _train(text, vocab_size, pattern=DIGITS_BY_THREE)),

@@ -84,6 +84,14 @@ def _softmax_uniform_rows(scores, mask):
     return torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1)
 
 
+def _softmax_uniform_unzeroed(scores, mask):
+    """-inf at the masked keys, 0 for the fully masked rows' scores, but those rows are not zeroed after the softmax:
+    they come out uniform."""
+    mask = mask.expand_as(scores)
+    any_key = mask.any(dim=-1, keepdim=True)
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")).masked_fill(~any_key, 0.0), dim=-1)
+
+
 def _softmax_finite_fill(scores, mask):
     """A finite fill value, with the fully masked rows set to zero: right unless the allowed scores lie below it."""
     any_key = mask.expand_as(scores).any(-1, keepdim=True)
@@ -100,6 +108,14 @@ def _softmax_first_dim(scores, mask):
     any_key = mask.any(dim=-1, keepdim=True)
     weights = torch.softmax(scores.masked_fill(~mask, float("-inf")).masked_fill(~any_key, 0.0), dim=-2)
     return weights.masked_fill(~any_key, 0.0).nan_to_num(0.0)
+
+
+def _softmax_first_dim_nan(scores, mask):
+    """The same, with the NaN of a key masked for every query left in (0/0 over the queries)."""
+    mask = mask.expand_as(scores)
+    any_key = mask.any(dim=-1, keepdim=True)
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")).masked_fill(~any_key, 0.0), dim=-2)
+    return weights.masked_fill(~any_key, 0.0)
 
 
 def _attend(q, k, v, mask, scale, combine):
@@ -298,6 +314,11 @@ MISTAKES = {
                 _softmax_uniform_rows),
         Mistake("take the softmax over the queries (dim=-2): take the softmax over the LAST dim (the keys)",
                 _softmax_first_dim),
+        Mistake("take the softmax over the queries (dim=-2): take the softmax over the LAST dim (the keys)",
+                _softmax_first_dim_nan),
+        Mistake("leave a fully masked row as the softmax gives it (uniform, its scores being all equal): the fully "
+                "masked row should be all zeros, not uniform: set it to zero after the softmax",
+                _softmax_uniform_unzeroed),
         Mistake("subtract the largest score of the whole tensor before exp: a row far below it underflows to all "
                 "zeros; subtract each row's OWN largest allowed score, amax(dim=-1, keepdim=True)",
                 _softmax_global_max),

@@ -182,6 +182,11 @@ def _rms_weight_first(x, weight=None, eps=1e-6):
     return x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)
 
 
+def _rms_weight_added(x, weight=None, eps=1e-6):
+    y = x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)
+    return y if weight is None else y + weight  # a shift where the formula scales
+
+
 def _rms_sum(x, weight=None, eps=1e-6):
     y = x / torch.sqrt((x ** 2).sum(dim=-1, keepdim=True) + eps)
     return y if weight is None else y * weight
@@ -237,5 +242,7 @@ MISTAKES = {
                 "keepdim=True)", _rms_whole_tensor),
         Mistake("multiply x by weight before normalizing: normalize x first, then scale, y = weight * x / "
                 "sqrt(mean(x**2) + eps)", _rms_weight_first),
+        Mistake("add weight to the normalized x: weight is a scale, y = x / sqrt(mean(x**2) + eps) * weight",
+                _rms_weight_added),
     ),
 }

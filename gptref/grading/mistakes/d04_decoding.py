@@ -25,9 +25,10 @@ def _top_k(logits, k, *, threshold_rank="largest", removed=float("-inf"), ties=T
     return logits.masked_fill(logits < kth, removed)
 
 
-def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True, strict=False, descending=True):
+def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True, strict=False, descending=True,
+           softmax_dim=-1):
     sorted_logits, order = torch.sort(logits, dim=-1, descending=descending)  # (..., V)
-    probs = F.softmax(sorted_logits, dim=-1) if use_softmax else sorted_logits
+    probs = F.softmax(sorted_logits, dim=softmax_dim) if use_softmax else sorted_logits
     mass_above = torch.cumsum(probs, dim=-1) - (0 if own_mass else probs)
     remove_sorted = mass_above > p if strict else mass_above >= p
     if unsort == "sorted":
@@ -144,6 +145,9 @@ MISTAKES = {
                 lambda logits, p: _top_p(logits, p, strict=True)),
         Mistake("sort in ascending order (torch.sort's default), so the least probable tokens come first: "
                 "sort with descending=True", lambda logits, p: _top_p(logits, p, descending=False)),
+        Mistake("take the softmax over dim 0 (across the rows) instead of over each row's tokens: each row's "
+                "probabilities are the softmax over the LAST dimension, dim=-1",
+                lambda logits, p: _top_p(logits, p, softmax_dim=0)),
     ),
     "greedy": (
         Mistake("read the logits of the first position, model(seq)[:, 0, :]: use the logits of the LAST position",
