@@ -168,19 +168,27 @@ def _run_all(page) -> None:
     """Run > Run All Cells until the cells have run (up to the first that fails). JupyterLab can open the
     released notebook with a "Select Kernel" dialog (seen with this toy release on a busy machine: that is what
     left every cell unrun) and runs nothing until it is answered: choose the kernel it proposes, as a student
-    would, and run all again."""
+    would, and run all again. A dialog may also appear while the menu is being clicked (seen beside two busy
+    loops: the click waited 180 s behind it), so each click has a short limit and each attempt answers any
+    dialog first: Select Kernel with the proposed kernel, any other with its default button (its text is kept
+    for the failure message)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     select_kernel = page.locator(".jp-Dialog", has_text="Select Kernel")
-    for _attempt in range(6):
-        if select_kernel.is_visible():
-            select_kernel.locator(".jp-Dialog-button", has_text="Select").click()
-        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click()
-        page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).click()
+    any_dialog = page.locator(".jp-Dialog")
+    other_dialogs = []
+    for _attempt in range(8):
         try:
+            if select_kernel.is_visible():
+                select_kernel.locator(".jp-Dialog-button", has_text="Select").first.click(timeout=15_000)
+            elif any_dialog.is_visible():
+                other_dialogs.append(any_dialog.first.inner_text(timeout=5_000)[:200])
+                any_dialog.first.locator(".jp-mod-accept").first.click(timeout=15_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).click(timeout=15_000)
+            page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).click(timeout=15_000)
             page.wait_for_function("""() => {
-                if ([...document.querySelectorAll('.jp-Dialog')].some(d => /Select Kernel/.test(d.innerText))) {
-                    return true;
+                if (document.querySelector('.jp-Dialog')) {
+                    return true;  // answered on the next attempt
                 }
                 const p = [...document.querySelectorAll(
                     '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
@@ -188,10 +196,12 @@ def _run_all(page) -> None:
                     !p.some(e => e.textContent.includes('*'));  // Run All stops at a failing cell
             }""", timeout=60_000)
         except PlaywrightTimeout:
+            if not any_dialog.is_visible():
+                page.keyboard.press("Escape")  # close a menu left open (a dialog is answered next attempt)
             continue
-        if not select_kernel.is_visible():
+        if not any_dialog.is_visible():
             return
-    raise AssertionError("Run All Cells left cells unrun six times (see the kernel and the dialogs)")
+    raise AssertionError(f"Run All Cells left cells unrun eight times; other dialogs seen: {other_dialogs}")
 
 
 def _run_all_and_validate(page, base, name) -> str:
