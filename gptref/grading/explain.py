@@ -339,21 +339,31 @@ _GENERIC_SHAPE = "two tensors whose shapes do not fit together"
 _DROPS_A_DIM = re.compile(r"\[\s*\.\.\.\s*,\s*-?\d+\s*\]")  # x[..., -1]: an integer index removes the last dim
 
 
-def earlier_dropped_dim(exc: BaseException) -> tuple[int, str] | None:
-    """(line number, source) of an earlier line of the failing student function that removes a dimension
-    (an integer index like `[..., -1]`, or a reduction without keepdim), the nearest one first; None if none."""
+def _nearest_student_line(exc: BaseException, matches: Callable[[str], bool],
+                          from_failing_line: bool = True) -> tuple[int, str] | None:
+    """(line number, source) of the nearest line of the failing student function, from the failing line (or the one
+    above it) up to its `def`, whose code matches; None if none does. A lambda is its own one line."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_student_frame(f.filename)]
     if not frames or not frames[-1].lineno:
         return None
     lines = linecache.getlines(frames[-1].filename)
-    for number in range(frames[-1].lineno - 1, 0, -1):
+    last = frames[-1].lineno if from_failing_line else frames[-1].lineno - 1
+    first = frames[-1].lineno if frames[-1].name == "<lambda>" else 1
+    for number in range(last, first - 1, -1):
         text = lines[number - 1].strip() if number <= len(lines) else ""
         if text.startswith("def "):
             return None
-        code = text.split("#")[0]
-        if "=" in code and (_DROPS_A_DIM.search(code) or _reduction_without_keepdim(code)):
+        if matches(text.split("#")[0]):
             return number, text
     return None
+
+
+def earlier_dropped_dim(exc: BaseException) -> tuple[int, str] | None:
+    """(line number, source) of an earlier line of the failing student function that removes a dimension
+    (an integer index like `[..., -1]`, or a reduction without keepdim), the nearest one first; None if none."""
+    return _nearest_student_line(
+        exc, lambda code: "=" in code and bool(_DROPS_A_DIM.search(code) or _reduction_without_keepdim(code)),
+        from_failing_line=False)
 
 
 _OVER_DIM_0 = re.compile(r"\.(argmax|argmin|sum|mean|max|min|amax|amin|softmax|log_softmax)\(\s*(dim\s*=\s*)?0\s*[,)]")
@@ -362,17 +372,7 @@ _OVER_DIM_0 = re.compile(r"\.(argmax|argmin|sum|mean|max|min|amax|amin|softmax|l
 def earlier_reduction_over_dim_0(exc: BaseException) -> tuple[int, str] | None:
     """(line number, source) of the failing line or an earlier one of the same student function that reduces over dim
     0 (argmax(dim=0), sum(0)...), the nearest first; None if none."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_student_frame(f.filename)]
-    if not frames or not frames[-1].lineno:
-        return None
-    lines = linecache.getlines(frames[-1].filename)
-    for number in range(frames[-1].lineno, 0, -1):
-        text = lines[number - 1].strip() if number <= len(lines) else ""
-        if text.startswith("def "):
-            return None
-        if _OVER_DIM_0.search(text.split("#")[0]):
-            return number, text
-    return None
+    return _nearest_student_line(exc, lambda code: bool(_OVER_DIM_0.search(code)))
 
 
 _TILE_SLICE = re.compile(r"\b([ij])0\s*:\s*\1\s*0?\s*\+\s*(block_[qk])\b")  # i0:i0 + block_q, j0:j0 + block_k
@@ -403,18 +403,7 @@ _BLOCK_RANGE = re.compile(r"arange\([^)]*\bblock_\w+")  # positions counted with
 def range_of_a_block(exc: BaseException) -> tuple[int, str] | None:
     """(line number, source) of the failing line, or an earlier line of the same student function, that counts
     positions with a block size (torch.arange(i0, i0 + block_q)); None if none."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_student_frame(f.filename)]
-    if not frames or not frames[-1].lineno:
-        return None
-    lines = linecache.getlines(frames[-1].filename)
-    first = frames[-1].lineno if frames[-1].name == "<lambda>" else 1  # a lambda is its own line
-    for number in range(frames[-1].lineno, first - 1, -1):
-        text = lines[number - 1].strip() if number <= len(lines) else ""
-        if text.startswith("def "):
-            return None
-        if _BLOCK_RANGE.search(text.split("#")[0]):
-            return number, text
-    return None
+    return _nearest_student_line(exc, lambda code: bool(_BLOCK_RANGE.search(code)))
 
 
 def explain_error(exc: BaseException, name: str) -> str:
