@@ -88,9 +88,10 @@ def climb(fn: Callable, cases: list[dict], ladder: tuple[Property, ...], referen
                 failure = message
     if failure is None:
         return [got for _, got, _ in answers]
+    rights = [not (first_broken(ladder, got, case) or compare(got, expected, case)) for case, got, expected in answers]
     if labels:
-        failure += _right_and_wrong(answers, labels, ladder, compare)
-    failure += _right_only_with(answers, ladder, compare)
+        failure += _right_and_wrong(rights, labels)
+    failure += _right_only_with([case for case, _, _ in answers], rights)
     for mistake in mistakes:
         named = [which_mistake(got, (mistake,), case, expected, lambda a, b, c=case: compare(a, b, c))
                  for case, got, expected in answers]
@@ -100,24 +101,21 @@ def climb(fn: Callable, cases: list[dict], ladder: tuple[Property, ...], referen
     raise AssertionError(failure)
 
 
-def _right_and_wrong(answers: list, labels: list[str], ladder, compare) -> str:
+def _right_and_wrong(rights: list[bool], labels: list[str]) -> str:
     """'\n  Your answers are right on: ...; wrong on: ...' over the cases that ran (each named by its label)."""
-    right, wrong = [], []
-    for (case, got, expected), label in zip(answers, labels):
-        broken = first_broken(ladder, got, case) or compare(got, expected, case)
-        (wrong if broken else right).append(label)
+    right = [label for label, is_right in zip(labels, rights) if is_right]
+    wrong = [label for label, is_right in zip(labels, rights) if not is_right]
     if not right:
         return f"\n  Your answers are wrong on every case that ran: {'; '.join(wrong)}"
     return f"\n  Your answers are right on: {'; '.join(right)}\n  and wrong on: {'; '.join(wrong)}"
 
 
-def _right_only_with(answers: list, ladder, compare) -> str:
+def _right_only_with(cases: list[dict], rights: list[bool]) -> str:
     """'\n  Your answers are right exactly on the cases where <name> = <value> ...' when at least two cases are right,
     all of them share one plain value of an argument and no wrong case has it: an argument ignored or written in.
     Not for 0 or 1 (nor None, True, False): such a value can switch off the very term that is wrong."""
-    right, wrong = [], []
-    for case, got, expected in answers:
-        (wrong if first_broken(ladder, got, case) or compare(got, expected, case) else right).append(case)
+    right = [case for case, is_right in zip(cases, rights) if is_right]
+    wrong = [case for case, is_right in zip(cases, rights) if not is_right]
     if len(right) < 2 or not wrong:
         return ""
     for name, value in right[0].items():
