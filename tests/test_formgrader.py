@@ -141,6 +141,10 @@ def test_instructor_grades_a_written_answer_in_formgrader(graded, browser):
         page.get_by_role("link", name="toy", exact=True).click()  # its notebook
         page.goto(base + page.locator("a", has_text="bo").first.get_attribute("href"))  # bo's submission
         page.wait_for_selector("input#why_max")
+        # The score box is in the HTML before formgrader's scripts have fetched the grades and bound it: a value
+        # typed earlier is overwritten when the grades arrive and never saved (seen in CI: no PUT in 120 s).
+        page.wait_for_function("() => window.formgrader && formgrader.grades && formgrader.grades.loaded"
+                               " && formgrader.comments && formgrader.comments.loaded")
         with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT" and r.ok):
             page.fill("input#why_max", "0.5")
             page.keyboard.press("Tab")
