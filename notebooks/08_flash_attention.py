@@ -85,40 +85,44 @@ def online_softmax_stats(blocks):
 nb.tests("test_online_softmax_stats", 2, r'''
 from gptref.grading.compare import difference
 from gptref.grading.explain import call, which_mistake
-from gptref.grading.ladders import first_broken
+from gptref.grading.ladders import agreeing, first_broken
 from gptref.grading.ladders.d08_flash_attention import LADDERS
 from gptref.grading.mistakes.d08_flash_attention import MISTAKES
 
 
-def _stats_ladder(x, block):
-    """online_softmax_stats on the rows of x cut into blocks of `block` scores: the ladder every correct (m, l)
-    climbs (gptref.grading.ladders.d08_flash_attention: form; m is the row max; 1 <= l <= number of scores), then
-    l = sum exp(x - m) over the whole row; fails on the first broken, naming a known mistake when it is one."""
+def _stats_ladder(x, block, got, known):
+    """Your (m, l) for the rows of x cut into blocks of `block` scores: the ladder every correct (m, l) climbs
+    (gptref.grading.ladders.d08_flash_attention: form; m is the row max; 1 <= l <= number of scores), then
+    l = sum exp(x - m) over the whole row; fails on the first broken, naming a known mistake of `known` (those that
+    give every one of your answers) when it is one."""
     blocks = list(x.split(block, dim=-1))
     true_max = x.amax(dim=-1)                                           # (...) one max per row
     expected = (true_max, torch.exp(x - true_max[..., None]).sum(dim=-1))
-    got = call(online_softmax_stats, blocks)
     message = first_broken(LADDERS["online_softmax_stats"], got, {"blocks": blocks}) or difference(
         got[1], expected[1], "l (the sum of exp(x - m) over the whole row)",
         rtol=1e-5 if x.dtype == torch.float32 else 1e-9, atol=1e-6 if x.dtype == torch.float32 else 1e-9)
     if message:
         raise AssertionError(f"{message}\n  (scores of shape {tuple(x.shape)}, {x.dtype}, blocks of {block})"
-                             + which_mistake(got, MISTAKES["online_softmax_stats"], {"blocks": blocks}, expected))
+                             + which_mistake(got, known, {"blocks": blocks}, expected))
 
 torch.manual_seed(7)
-_stats_ladder(torch.tensor([[1.0, 2.0, 5.0, 3.0, 9.0, 0.0]], dtype=torch.float64), 2)   # the max grows twice
-_stats_ladder(torch.tensor([[800.0, 790.0, 810.0, 805.0]], dtype=torch.float64), 2)     # exp(800) overflows
 _negative = -5 - torch.rand(3, 12, dtype=torch.float64)                 # every score negative
 _negative[1] = -2.5                                                     # an all-equal row
 _negative[2] = _negative[2].sort(descending=True).values                # the max sits in the first block
-_stats_ladder(_negative, 4)
 _masked = torch.randn(2, 20, dtype=torch.float64)
 _masked[0, 8:] = float("-inf")                                          # whole blocks of masked scores
 _masked[1, 2:5] = float("-inf")
-_stats_ladder(_masked, 4)
-_stats_ladder(torch.randn(2, 3, 50) * 3, 16)                            # float32; blocks 16 + 16 + 16 + 2
-_stats_ladder(torch.randn(4, 9, dtype=torch.float64), 1)                # one score at a time
-_stats_ladder(torch.randn(4, 9, dtype=torch.float64), 32)               # one block holds the whole row
+_inputs = [(torch.tensor([[1.0, 2.0, 5.0, 3.0, 9.0, 0.0]], dtype=torch.float64), 2),   # the max grows twice
+           (torch.tensor([[800.0, 790.0, 810.0, 805.0]], dtype=torch.float64), 2),     # exp(800) overflows
+           (_negative, 4), (_masked, 4),
+           (torch.randn(2, 3, 50) * 3, 16),                             # float32; blocks 16 + 16 + 16 + 2
+           (torch.randn(4, 9, dtype=torch.float64), 1),                 # one score at a time
+           (torch.randn(4, 9, dtype=torch.float64), 32)]                # one block holds the whole row
+_cases = [{"blocks": list(_x.split(_block, dim=-1))} for _x, _block in _inputs]
+_answers = [call(online_softmax_stats, **_case) for _case in _cases]
+_known = agreeing(MISTAKES["online_softmax_stats"], _cases, _answers)  # named only if it gives every answer
+for (_x, _block), _got in zip(_inputs, _answers):
+    _stats_ladder(_x, _block, _got, _known)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("08_flash_attention", "online_softmax_stats", online_softmax_stats)
@@ -230,20 +234,24 @@ print(f"naive attention at T=256, D=16: largest tensor has {n} elements (256 x 2
 nb.tests("test_tiled_attention", 3, r'''
 from gptref.grading.compare import difference
 from gptref.grading.explain import call, which_mistake
-from gptref.grading.ladders import first_broken
+from gptref.grading.ladders import agreeing, first_broken
 from gptref.grading.ladders.d08_flash_attention import LADDERS
 from gptref.grading.mistakes.d08_flash_attention import MISTAKES
 
 
-def _attention_ladder(q, k, v, block_q, block_k, causal=False):
-    """tiled_attention on one input: the ladder every correct output climbs (gptref.grading.ladders.d08_flash_attention:
-    form; finite; a weighted average of the values the query may see; causal query 0 = v[0]), then equal to torch's;
-    a wrong value is run again with one tile to tell the tiles' loop from the arithmetic."""
-    kwargs = {"q": q, "k": k, "v": v, "block_q": block_q, "block_k": block_k, "causal": causal}
+def _args(q, k, v, block_q, block_k, causal=False):
+    return {"q": q, "k": k, "v": v, "block_q": block_q, "block_k": block_k, "causal": causal}
+
+
+def _attention_ladder(kwargs, out, known):
+    """Your tiled_attention output `out` on one input: the ladder every correct output climbs
+    (gptref.grading.ladders.d08_flash_attention: form; finite; a weighted average of the values the query may see;
+    causal query 0 = v[0]), then equal to torch's; a wrong value is run again with one tile to tell the tiles' loop
+    from the arithmetic. A known mistake is named only from `known`, those that give every one of your outputs."""
+    q, k, v, block_q, block_k, causal = (kwargs[name] for name in ("q", "k", "v", "block_q", "block_k", "causal"))
     expected = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     where = f"q {tuple(q.shape)} {q.dtype}, k {tuple(k.shape)}, blocks {block_q}x{block_k}, causal={causal}"
     _rtol = 1e-4 if q.dtype == torch.float32 else 1e-8
-    out = call(tiled_attention, **kwargs)
     message = first_broken(LADDERS["tiled_attention"], out, kwargs)
     if message is None:
         message = difference(out, expected, "the output", rtol=_rtol, atol=_rtol)
@@ -257,20 +265,24 @@ def _attention_ladder(q, k, v, block_q, block_k, causal=False):
                             "from the start of the sequence)")
     if message:
         raise AssertionError(f"{message}\n  ({where})"
-                             + which_mistake(out, MISTAKES["tiled_attention"], kwargs, expected,
+                             + which_mistake(out, known, kwargs, expected,
                                              lambda a, b: difference(a, b, rtol=_rtol, atol=_rtol)))
 
 torch.manual_seed(8)
 _q, _k, _v = torch.randn(3, 2, 40, 8, dtype=torch.float64).unbind(0)
-_attention_ladder(_q * 2, _k * 2, _v, 16, 16)                          # T = 40 is not a multiple of 16
-_attention_ladder(_q, _k, _v, 8, 16, causal=True)
-_attention_ladder(_q[0, :25], _k[0, :10], _v[0, :10], 8, 4)            # no leading dims, T_q != T_k
-_attention_ladder(_q[:, :1], _k[:, :1], _v[:, :1], 4, 4, causal=True)   # T = 1, blocks larger than T
-_attention_ladder(_q * 6, _k * 6, _v, 8, 8)                            # large scores: the max jumps between tiles
-_attention_ladder(_q, _k[:, :1].expand(2, 40, 8), _v, 8, 8, causal=True)  # all keys equal: uniform weights
+_cases = [_args(_q * 2, _k * 2, _v, 16, 16),                              # T = 40 is not a multiple of 16
+          _args(_q, _k, _v, 8, 16, causal=True),
+          _args(_q[0, :25], _k[0, :10], _v[0, :10], 8, 4),                # no leading dims, T_q != T_k
+          _args(_q[:, :1], _k[:, :1], _v[:, :1], 4, 4, causal=True),      # T = 1, blocks larger than T
+          _args(_q * 6, _k * 6, _v, 8, 8),                                # large scores: the max jumps between tiles
+          _args(_q, _k[:, :1].expand(2, 40, 8), _v, 8, 8, causal=True)]   # all keys equal: uniform weights
 _q, _k, _v = torch.randn(3, 1, 2, 256, 16).unbind(0)
+_cases.append(_args(_q, _k, _v, 32, 32))                                  # float32
+_outputs = [call(tiled_attention, **_case) for _case in _cases]
+_known = agreeing(MISTAKES["tiled_attention"], _cases, _outputs)  # named only if it gives every output
+for _case, _out in zip(_cases, _outputs):
+    _attention_ladder(_case, _out, _known)
 _out, _n = largest_tensor(tiled_attention, _q, _k, _v, block_q=32, block_k=32)
-_attention_ladder(_q, _k, _v, 32, 32)                                  # float32
 assert _n < 2 * 256 * 256 // 4, \
     f"your code built a tensor of {_n} elements; the (T_q, T_k) score matrix has {2 * 256 * 256}: work tile by tile"
 ### BEGIN HIDDEN TESTS
@@ -413,44 +425,53 @@ def tiled_attention_backward(q, k, v, out, lse, dout, block_q=64, block_k=64, ca
 nb.tests("test_tiled_attention_backward", 3, r'''
 from gptref.grading.compare import difference
 from gptref.grading.explain import call, which_mistake
-from gptref.grading.ladders import first_broken
+from gptref.grading.ladders import agreeing, first_broken
 from gptref.grading.ladders.d08_flash_attention import LADDERS
 from gptref.grading.mistakes.d08_flash_attention import MISTAKES
 
 
-def _backward_ladder(q, k, v, block_q, block_k, causal=False):
-    """tiled_attention_backward on one input: the ladder every correct (dq, dk, dv) climbs
-    (gptref.grading.ladders.d08_flash_attention: form; finite; sum of dV = sum of dO; sum of dK = 0; causal
-    dQ[0] = 0; sum(dQ * Q) = sum(dK * K)), then equal to autograd of naive attention."""
+def _args(q, k, v, block_q, block_k, causal=False):
+    """The arguments of tiled_attention_backward for one input, with a random upstream gradient dout."""
     dout = torch.randn_like(q)
     out, lse = attention_with_lse(q, k, v, causal)
-    kwargs = {"q": q, "k": k, "v": v, "out": out, "lse": lse, "dout": dout, "block_q": block_q, "block_k": block_k,
-              "causal": causal}
+    return {"q": q, "k": k, "v": v, "out": out, "lse": lse, "dout": dout, "block_q": block_q, "block_k": block_k,
+            "causal": causal}
+
+
+def _backward_ladder(kwargs, got, known):
+    """Your (dq, dk, dv) on one input: the ladder every correct (dq, dk, dv) climbs
+    (gptref.grading.ladders.d08_flash_attention: form; finite; sum of dV = sum of dO; sum of dK = 0; causal
+    dQ[0] = 0; sum(dQ * Q) = sum(dK * K)), then equal to autograd of naive attention. A known mistake is named only
+    from `known`, those that give every one of your answers."""
+    q, k, v, dout, block_q, block_k, causal = (kwargs[name] for name in
+                                               ("q", "k", "v", "dout", "block_q", "block_k", "causal"))
     leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
     naive_attention(*leaves, causal=causal).backward(dout)
     expected = tuple(t.grad for t in leaves)
     tol = 1e-4 if q.dtype == torch.float32 else 1e-8
     where = f"q {tuple(q.shape)} {q.dtype}, k {tuple(k.shape)}, blocks {block_q}x{block_k}, causal={causal}"
-    got = call(tiled_attention_backward, **kwargs)
     message = first_broken(LADDERS["tiled_attention_backward"], got, kwargs)
     for name, grad, want in zip(("dq", "dk", "dv"), got if message is None else (), expected):
         message = message or difference(grad, want, f"{name} (against autograd of naive attention)", rtol=tol,
                                         atol=tol)
     if message:
         raise AssertionError(f"{message}\n  ({where})"
-                             + which_mistake(got, MISTAKES["tiled_attention_backward"], kwargs, expected,
+                             + which_mistake(got, known, kwargs, expected,
                                              lambda a, b: difference(a, b, rtol=tol, atol=tol)))
 
 torch.manual_seed(80)
 _q, _k = torch.randn(2, 2, 40, 8, dtype=torch.float64).unbind(0)
 _q, _k, _v = _q * 2, _k * 2, torch.randn(2, 40, 8, dtype=torch.float64)
-_backward_ladder(_q, _k, _v, 16, 16)                                    # T = 40 is not a multiple of 16
-_backward_ladder(_q, _k, _v, 8, 16, causal=True)
-_backward_ladder(_q, _k, _v, 64, 64, causal=True)                       # one tile, larger than T
-_backward_ladder(_q[0, :25], _k[0, :10], _v[0, :10], 8, 4)             # no leading dims, T_q != T_k
-_backward_ladder(_q[:, :1], _k[:, :1], _v[:, :1], 4, 4, causal=True)    # T = 1
-_backward_ladder(_q.float(), _k.float(), _v.float(), 16, 8, causal=True)  # float32
-
+_cases = [_args(_q, _k, _v, 16, 16),                                      # T = 40 is not a multiple of 16
+          _args(_q, _k, _v, 8, 16, causal=True),
+          _args(_q, _k, _v, 64, 64, causal=True),                         # one tile, larger than T
+          _args(_q[0, :25], _k[0, :10], _v[0, :10], 8, 4),                # no leading dims, T_q != T_k
+          _args(_q[:, :1], _k[:, :1], _v[:, :1], 4, 4, causal=True),      # T = 1
+          _args(_q.float(), _k.float(), _v.float(), 16, 8, causal=True)]  # float32
+_grads = [call(tiled_attention_backward, **_case) for _case in _cases]
+_known = agreeing(MISTAKES["tiled_attention_backward"], _cases, _grads)  # named only if it gives every answer
+for _case, _got in zip(_cases, _grads):
+    _backward_ladder(_case, _got, _known)
 
 class _YourBackward(torch.autograd.Function):
     """Naive forward, your backward: torch.autograd.gradcheck compares it with finite differences."""

@@ -119,7 +119,7 @@ def block_forward(x, state, n_head):
 # gptref.grading.mistakes.d09_nanogpt_finetune (tests/mutants/d09_nanogpt_finetune.py plants each).
 nb.tests("test_block", 3, r'''
 from gptref.grading.explain import call
-from gptref.grading.ladders import climb_answer
+from gptref.grading.ladders import agreeing, climb_answer
 from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 from gptref.attention import MultiHeadAttention as _MHA
@@ -148,8 +148,9 @@ _state = _ref.state_dict()
 _cases = [dict(x=torch.randn(2, 6, 16) * 2 + 1, state=_state, n_head=2),   # mean and scale far from LayerNorm's
           dict(x=torch.randn(1, 1, 16) * 2 + 1, state=_state, n_head=2)]   # T = 1
 _outputs = [call(block_forward, **_case) for _case in _cases]
+_known = agreeing(MISTAKES["block_forward"], _cases, _outputs)  # named only if it gives every output
 for _case, _out in zip(_cases, _outputs):   # the ladder: x's shape and dtype, finite
-    climb_answer(_out, _case, LADDERS["block_forward"], mistakes=MISTAKES["block_forward"])
+    climb_answer(_out, _case, LADDERS["block_forward"], mistakes=_known)
 _later = _cases[0]["x"].clone()
 _later[:, -1] += 5.0                         # change only the last token
 _changed = (call(block_forward, _later, _state, 2)[:, :-1] - _outputs[0][:, :-1]).abs().max().item()
@@ -158,7 +159,7 @@ assert _changed < 1e-5, \
     "must be causal: call self.attn(ln_1(x), causal=True)"
 with torch.no_grad():
     for _case, _out in zip(_cases, _outputs):   # values last
-        climb_answer(_out, _case, (), _ref(_case["x"]), MISTAKES["block_forward"],
+        climb_answer(_out, _case, (), _ref(_case["x"]), _known,
                      "your block's output (compare with x + attn(ln_1(x), causal=True), then "
                      "+ c_proj(gelu(c_fc(ln_2(x)))))")
 ### BEGIN HIDDEN TESTS
@@ -282,7 +283,7 @@ def clip_gradients(grads, max_norm):
 
 nb.tests("test_clip_gradients", 2, r'''
 from gptref.grading.explain import call
-from gptref.grading.ladders import climb_answer
+from gptref.grading.ladders import agreeing, climb_answer
 from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 from gptref.grading.compare import difference
@@ -303,12 +304,13 @@ _cases = [dict(grads=_g, max_norm=1.0),                                 # clippe
           dict(grads=[torch.randn(4, 3, dtype=torch.float64) * 5, torch.randn(3, dtype=torch.float64)], max_norm=2.0),
           dict(grads=[torch.randn(6) * 0.3, torch.randn(2, 2) * 0.3, torch.randn(3) * 0.3], max_norm=0.5)]
 _results = [call(clip_gradients, **_case) for _case in _cases]
+_same = lambda a, b: difference(_plain(a), _plain(b), "(clipped_grads, total_norm)", rtol=1e-5, atol=1e-7)
+_known = agreeing(MISTAKES["clip_gradients"], _cases, _results, _same)  # named only if it gives every result
 assert torch.equal(_g[0], torch.tensor([3.0, 0.0])), "do not modify the input gradients in place: return new tensors"
 for _case, _res in zip(_cases, _results):   # the ladder: a pair, shapes, norm <= max_norm, one factor for all
-    climb_answer(_res, _case, LADDERS["clip_gradients"], mistakes=MISTAKES["clip_gradients"])
-_same = lambda a, b: difference(_plain(a), _plain(b), "(clipped_grads, total_norm)", rtol=1e-5, atol=1e-7)
+    climb_answer(_res, _case, LADDERS["clip_gradients"], mistakes=_known)
 for _case, _res in zip(_cases, _results):   # values last
-    climb_answer(_res, _case, (), _torch_clip(**_case), MISTAKES["clip_gradients"], compare=_same)
+    climb_answer(_res, _case, (), _torch_clip(**_case), _known, compare=_same)
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "clip_gradients", clip_gradients)
@@ -346,7 +348,7 @@ def sft_loss(logits, targets, loss_mask):
 
 nb.tests("test_sft_loss", 2, r'''
 from gptref.grading.explain import call, which_mistake
-from gptref.grading.ladders import climb_answer
+from gptref.grading.ladders import agreeing, climb_answer
 from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS, sft_counted_positions
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
 torch.manual_seed(4)
@@ -357,6 +359,7 @@ _cases = [dict(logits=_logits, targets=_targets, loss_mask=_mask),
                loss_mask=torch.tensor([[False, False, False, True], [False, True, True, False], [True] * 4]))]
 _given = [{_k: _v.clone() for _k, _v in _case.items()} for _case in _cases]
 _losses = [call(sft_loss, **_copy) for _copy in _given]
+_known = agreeing(MISTAKES["sft_loss"], _cases, _losses)  # named only if it gives every loss
 for _case, _copy in zip(_cases, _given):   # the inputs are the caller's: they must come back as they were
     for _k in _case:
         _changed = (_case[_k] != _copy[_k]).sum().item()
@@ -364,15 +367,15 @@ for _case, _copy in zip(_cases, _given):   # the inputs are the caller's: they m
                                "needs it (the notebook uses the same targets afterwards); leave the inputs as they are "
                                "and select the response positions with the mask")
 for _case, _out in zip(_cases, _losses):   # the ladder: a scalar in the logits' dtype, within the tokens' losses
-    climb_answer(_out, _case, LADDERS["sft_loss"], mistakes=MISTAKES["sft_loss"])
+    climb_answer(_out, _case, LADDERS["sft_loss"], mistakes=_known)
 _counted = call(sft_counted_positions, sft_loss, _cases[0])   # which positions' logits move your loss
 assert not _counted, _counted + which_mistake(
-    _losses[0], MISTAKES["sft_loss"], _cases[0],
+    _losses[0], _known, _cases[0],
     F.cross_entropy(_cases[0]["logits"][_cases[0]["loss_mask"]], _cases[0]["targets"][_cases[0]["loss_mask"]]))
 for _case, _out in zip(_cases, _losses):   # values last: the mean over the response tokens
     _m = _case["loss_mask"]
     climb_answer(_out.reshape(()), _case, (), F.cross_entropy(_case["logits"][_m], _case["targets"][_m]),
-          MISTAKES["sft_loss"], "the SFT loss")
+          _known, "the SFT loss")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("09_nanogpt_finetune", "sft_loss", sft_loss)

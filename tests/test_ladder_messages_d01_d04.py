@@ -143,3 +143,30 @@ def test_mistakes_agreeing_keeps_only_a_mistake_equal_on_every_case():
     cases = [{"ids": [1, 2, 3, 1, 2]}, {"ids": [7, 7, 7, 7]}]
     assert mistakes_agreeing(misses_last, (ones, itself), cases[:1]) == (ones, itself)
     assert mistakes_agreeing(misses_last, (ones, itself), cases) == (itself,)
+
+
+def test_agreeing_names_only_a_mistake_equal_on_every_answer_and_runs_nothing_for_a_right_answer():
+    """Answers already computed (days 7-10): a mistake that equals one answer by chance is not kept, and no mistake
+    runs until a message asks (a right answer pays nothing)."""
+    import torch
+
+    from gptref.grading.explain import Mistake
+    from gptref.grading.ladders import agreeing
+
+    runs = []
+
+    def doubled(x):
+        runs.append("doubled")
+        return x * 2
+
+    def squared(x):
+        runs.append("squared")
+        return x * x
+
+    cases = [{"x": torch.tensor([2.0])}, {"x": torch.tensor([3.0])}]
+    answers = [torch.tensor([4.0]), torch.tensor([9.0])]  # the student squares: at x = 2 doubling agrees too
+    known = agreeing((Mistake("double x", doubled), Mistake("square x", squared)), cases, answers)
+    assert runs == []
+    assert [mistake.says for mistake in known] == ["square x"]
+    assert [mistake.says for mistake in agreeing((Mistake("double x", doubled),), cases[:1], answers[:1])] == [
+        "double x"]

@@ -4,12 +4,14 @@ A property is a function (got, case) -> None or a message in the notebook's word
 what the answer did instead, where to look). The same functions are an Exercise's `properties=` (so the
 hidden check and the trusted verdict check at least what the visible test checks) and are imported by the
 visible tests, which run them through `climb` (calls the student's function on every case) or `climb_answer`
-(checks one answer already computed). Like gptref.grading.mistakes, nothing hidden lives here.
+(checks one answer already computed; the mistakes it may name are those `agreeing` keeps, the ones that give every
+answer of the cell). Like gptref.grading.mistakes, nothing hidden lives here.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -142,21 +144,49 @@ def _agrees(mistake: Mistake, case: dict, got: Any, compare) -> bool:
 def mistakes_agreeing(fn: Callable, mistakes, cases: list[dict], compare: Callable[[Any, Any], Any] | None = None):
     """The known mistakes whose answers equal fn's on every case fn runs on (one input can make two different slips
     agree by chance): for a visible test that checks one input at a time and names a mistake with which_mistake."""
-    same = compare or (lambda a, b: difference(a, b))
-    answers = []
+    ran, answers = [], []
     for case in cases:
         try:
-            answers.append((case, fn(**copy.deepcopy(case))))
+            answers.append(fn(**copy.deepcopy(case)))
         except Exception:  # noqa: BLE001 (the test reports the student's error itself)
             continue
-    kept = []
-    for mistake in mistakes:
+        ran.append(case)
+    return tuple(agreeing(mistakes, ran, answers, compare))
+
+
+def agreeing(mistakes, cases: list[dict], answers: list, compare: Callable[[Any, Any], Any] | None = None):
+    """The known mistakes whose answer on every case equals the student's answer there (answers already computed,
+    one per case): only these may be named, since one input can make two different slips agree by chance. Worked
+    out the first time a message asks for them, so a right answer costs nothing."""
+    return _Agreeing(tuple(mistakes), list(cases), list(answers), compare or (lambda a, b: difference(a, b)))
+
+
+class _Agreeing:
+    """A sequence of the mistakes that agree with every answer, computed on first use (see agreeing)."""
+
+    def __init__(self, mistakes, cases, answers, same):
+        self._mistakes, self._cases, self._answers, self._same = mistakes, cases, answers, same
+        self._kept = None
+
+    def _agreeing(self) -> tuple:
+        if self._kept is None:
+            self._kept = tuple(mistake for mistake in self._mistakes if self._agrees(mistake))
+        return self._kept
+
+    def _agrees(self, mistake: Mistake) -> bool:
         try:
-            if all(same(got, mistake.answer(**copy.deepcopy(case))) is None for case, got in answers):
-                kept.append(mistake)
+            with warnings.catch_warnings():  # a mistake's own warnings are not the student's
+                warnings.simplefilter("ignore")
+                theirs = [mistake.answer(**copy.deepcopy(case)) for case in self._cases]
+            return all(self._same(got, their) is None for got, their in zip(self._answers, theirs))
         except Exception:  # noqa: BLE001 (a mistake that cannot run on a case explains nothing)
-            continue
-    return tuple(kept)
+            return False
+
+    def __iter__(self):
+        return iter(self._agreeing())
+
+    def __len__(self) -> int:
+        return len(self._agreeing())
 
 
 def climb_answer(got: Any, case: dict, properties, expected: Any = None, mistakes=(), what: str = "output",
@@ -176,5 +206,5 @@ def climb_answer(got: Any, case: dict, properties, expected: Any = None, mistake
         raise AssertionError(message)
 
 
-__all__ = ["Property", "call_unchanged", "climb", "climb_answer", "first_broken", "mistakes_agreeing",
+__all__ = ["Property", "agreeing", "call_unchanged", "climb", "climb_answer", "first_broken", "mistakes_agreeing",
            "tensor_form"]
