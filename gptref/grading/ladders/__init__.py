@@ -95,11 +95,13 @@ def climb(fn: Callable, cases: list[dict], ladder: tuple[Property, ...], referen
         failure += _right_and_wrong(rights, labels)
     failure += _right_only_with([case for case, _, _ in answers], rights)
     for mistake in mistakes:
-        named = [which_mistake(got, (mistake,), case, expected, lambda a, b, c=case: compare(a, b, c))
-                 for case, got, expected in answers]
-        agrees = all(_agrees(mistake, case, got, compare) for case, got, _ in answers)
-        if agrees and any(named):
-            raise AssertionError(failure + next(n for n in named if n))
+        if not all(_agrees(mistake, case, got, compare) for case, got, _ in answers):
+            continue  # checked first: a mistake that differs on some case is not run again for a name
+        named = (which_mistake(got, (mistake,), case, expected, lambda a, b, c=case: compare(a, b, c))
+                 for case, got, expected in answers)
+        name = next((n for n in named if n), "")
+        if name:
+            raise AssertionError(failure + name)
     raise AssertionError(failure)
 
 
@@ -135,7 +137,9 @@ def _right_only_with(cases: list[dict], rights: list[bool]) -> str:
 def _agrees(mistake: Mistake, case: dict, got: Any, compare) -> bool:
     """Whether the mistake's answer on this case equals the student's (a mistake that cannot run: no)."""
     try:
-        theirs = mistake.answer(**copy.deepcopy(case))
+        with warnings.catch_warnings():  # a mistake's own warnings are not the student's
+            warnings.simplefilter("ignore")
+            theirs = mistake.answer(**copy.deepcopy(case))
         return compare(got, theirs, case) is None
     except Exception:  # noqa: BLE001
         return False
@@ -174,13 +178,8 @@ class _Agreeing:
         return self._kept
 
     def _agrees(self, mistake: Mistake) -> bool:
-        try:
-            with warnings.catch_warnings():  # a mistake's own warnings are not the student's
-                warnings.simplefilter("ignore")
-                theirs = [mistake.answer(**copy.deepcopy(case)) for case in self._cases]
-            return all(self._same(got, their) is None for got, their in zip(self._answers, theirs))
-        except Exception:  # noqa: BLE001 (a mistake that cannot run on a case explains nothing)
-            return False
+        return all(_agrees(mistake, case, got, lambda a, b, _case: self._same(a, b))
+                   for case, got in zip(self._cases, self._answers))
 
     def __iter__(self):
         return iter(self._agreeing())
