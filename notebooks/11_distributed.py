@@ -42,7 +42,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gptref.grading.data_parallel import later_steps_finding, one_step_finding, unmoved_finding
-from gptref.grading.explain import call, explain_trace, secondhand, which_mistake
+from gptref.grading.explain import call, explain_trace, secondhand
+from gptref.grading.ladders import agreeing
 from gptref.grading.mistakes.d11_distributed import MISTAKES
 
 torch.manual_seed(0)
@@ -182,15 +183,25 @@ def toy_problem(seed=11, n_in=6, hidden=16, n_out=4, batch=8, steps=2):
     return state, x, torch.randint(0, n_out, (steps, batch), generator=g)
 
 
-def report(got, want, name, kwargs, otherwise, one_step=None, first_step=None):
-    """Fail with the largest difference, and the known mistake that gives exactly `got`; else what rank 0's first
-    step shows (`one_step()` reruns the exercise for the first step only; `first_step()` says what it shows, for
-    exercises that are not SGD), then `otherwise`."""
+def report(got, want, name, kwargs, otherwise, one_step=None, first_step=None, again=None):
+    """Fail with the largest difference, and the known mistake that gives exactly `got` and, rerun by
+    `again(state, x, y)` on a second problem, that answer too (one input can make two slips agree); else what rank
+    0's first step shows (`one_step()` reruns the exercise for the first step only; `first_step()` says what it
+    shows, for exercises that are not SGD), then `otherwise`."""
     err = max((got[k] - want[k]).abs().max().item() for k in want)
     if err < 1e-10:
         return
     close = lambda a, b: None if max((a[k] - b[k]).abs().max().item() for k in b) < 1e-10 else "differs"
-    named = which_mistake(got, MISTAKES.get(name, ()), kwargs, want, close)
+    fits = list(agreeing(MISTAKES.get(name, ()), [kwargs], [got], close))
+    if fits and again is not None:
+        state, x, y = toy_problem(seed=29, batch=kwargs["x"].shape[1], steps=3)   # 3 steps: later steps differ too
+        try:
+            answer = again(state, x, y)
+        except Exception:   # the second run failed: name nothing rather than guess
+            fits = []
+        else:
+            fits = list(agreeing(fits, [dict(kwargs, state=state, x=x, y=y)], [answer], close))
+    named = f"\n  Your answer is exactly what you get when you {fits[0].says}" if fits else ""
     if not named and one_step is not None:
         x, y = kwargs["x"], kwargs["y"]
         finding = one_step_finding(one_step(), kwargs["state"], x[0], y[0], kwargs["lr"])
@@ -269,7 +280,8 @@ _state, _x, _y = toy_problem()
 _got = call(run_naive, _state, _x, _y, 0.5)
 report(_got, whole_batch_sgd(_state, _x, _y, 0.5), "run_naive", dict(state=_state, x=_x, y=_y, lr=0.5),
        "check both halves: broadcast rank 0's parameters first, then all_reduce and divide every p.grad",
-       one_step=lambda: call(run_naive, _state, _x[:1], _y[:1], 0.5))
+       one_step=lambda: call(run_naive, _state, _x[:1], _y[:1], 0.5),
+       again=lambda state, x, y: call(run_naive, state, x, y, 0.5))
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_naive", run_naive)
@@ -326,7 +338,8 @@ _state, _x, _y = toy_problem(seed=12)
 _got = call(run_flat, _state, _x, _y, 0.5)
 report(_got, whole_batch_sgd(_state, _x, _y, 0.5), "run_flat", dict(state=_state, x=_x, y=_y, lr=0.5),
        "check that the flat buffer holds the gradients, is reduced once, divided by the world size, and copied back",
-       one_step=lambda: call(run_flat, _state, _x[:1], _y[:1], 0.5))
+       one_step=lambda: call(run_flat, _state, _x[:1], _y[:1], 0.5),
+       again=lambda state, x, y: call(run_flat, state, x, y, 0.5))
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_flat", run_flat)
@@ -435,7 +448,8 @@ report(_got, whole_batch_sgd(_state, _x, _y, 0.5), "run_bucketed",
        dict(state=_state, x=_x, y=_y, lr=0.5, bucket_mb=0.0007),
        "launch a bucket's all_reduce only when every gradient in it is ready (count down per bucket in the hook), "
        "and copy each buffer back into the same parameters, in the same order",
-       one_step=lambda: call(run_bucketed, _state, _x[:1], _y[:1], 0.5, 0.0007))
+       one_step=lambda: call(run_bucketed, _state, _x[:1], _y[:1], 0.5, 0.0007),
+       again=lambda state, x, y: call(run_bucketed, state, x, y, 0.5, 0.0007))
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_bucketed", run_bucketed)
@@ -516,7 +530,8 @@ report(_got["params"], whole_batch_sgd(_state, _x, _y, 0.5), "run_accumulated",
        dict(state=_state, x=_x, y=_y, lr=0.5, micro_steps=2),
        "N micro-batches must add up to the gradient of the whole batch before ONE optimizer step: look at where "
        "the gradients are zeroed (once per step), the loss scale (1/N) and the one averaging over the ranks",
-       one_step=lambda: call(run_accumulated, _state, _x[:1], _y[:1], 0.5, 2)["params"])
+       one_step=lambda: call(run_accumulated, _state, _x[:1], _y[:1], 0.5, 2)["params"],
+       again=lambda state, x, y: call(run_accumulated, state, x, y, 0.5, 2)["params"])
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_accumulated", run_accumulated)
@@ -623,7 +638,8 @@ assert max(_mine) <= 0.7 * _full, (f"state per rank {_mine} bytes of {_full}: th
 report(_got["params"], _want, "run_zero", dict(state=_state, x=_x, y=_y, lr=0.05),
        "each rank must step its own shard, then every parameter is broadcast from its owner: look at the owners, "
        "the local optimizer (its parameters, and lr=lr), and the broadcasts after its step",
-       first_step=lambda: unmoved_finding(call(run_zero, _state, _x[:1], _y[:1], 0.05)["params"], _state))
+       first_step=lambda: unmoved_finding(call(run_zero, _state, _x[:1], _y[:1], 0.05)["params"], _state),
+       again=lambda state, x, y: call(run_zero, state, x, y, 0.05)["params"])
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_zero", run_zero)
