@@ -216,6 +216,21 @@ def judge(ex, cases: list, res, call_timeout: float = 0) -> dict:
         except Exception as e:  # noqa: BLE001 (a malformed answer can break a comparison)
             msg = f"comparison failed: {type(e).__name__}"
         if msg:
-            verdict = {"status": "fail", "detail": f"case {i}: {str(msg)[:300]}",
-                       "message": f"case {i}: {str(msg)[:300]}"}
+            verdict = {"status": "fail", "detail": f"case {i}: {_clipped(str(msg))}",
+                       "message": f"case {i}: {_clipped(str(msg))}"}
     return verdict
+
+
+NAMED = "\n  Your answer is exactly what you get when you "
+
+
+def _clipped(message: str, limit: int = 300) -> str:
+    """The message cut to about `limit` characters, keeping the named mistake (the part a student needs most) whole
+    when there is one: the description of the difference before it is what gets shortened."""
+    if len(message) <= limit:
+        return message
+    head, named, cause = message.partition(NAMED)
+    if not named:
+        return message[:limit]
+    tail = named + cause[:limit]
+    return head[:max(limit - len(tail), 120)] + "..." + tail

@@ -283,8 +283,9 @@ def _check_layer_norm_backward(g, x, w, eps=1e-5):
         fail(f"each row of grad_x should be orthogonal to x_hat (sum_i grad_x_i * x_hat_i is 0 but for eps), because "
              f"scaling a row of x about its mean does not change layer_norm's output; one row gives "
              f"{dots.flatten()[worst]:.4g} instead of {want.flatten()[worst]:.4g}. "
-             f"Look at the term through the variance, - x_hat * mean(h * x_hat), and at the r and x_hat it uses "
-             f"(biased variance, eps inside the root)")
+             f"Look at each factor of the formula: the leading r = 1 / sqrt(var + eps), h = grad_out * weight, the "
+             f"term through the variance, - x_hat * mean(h * x_hat), and the x_hat it uses (biased variance, eps "
+             f"inside the root)")
     if difference(grad_x, ref[0], "grad_x"):
         fail(difference(grad_x, ref[0], "grad_x") + " (compared with autograd)")
 

@@ -285,8 +285,14 @@ def greedy(model, idx, max_new_tokens, eos_id=None):
 ''')
 
 nb.tests("test_greedy", 2, r'''
+def _running_sum_model(idx):
+    """(B, T) -> (B, T, 5) logits that favour (the sum of all tokens so far) mod 5: it reads the whole sequence."""
+    return F.one_hot(idx.cumsum(-1) % 5, 5).float() * 3.0
+
+
 _cases = [
     dict(model=toy, idx=torch.tensor([[0], [2]]), max_new_tokens=4, eos_id=None),
+    dict(model=_running_sum_model, idx=torch.tensor([[1, 3], [2, 2]]), max_new_tokens=4, eos_id=None),
     # toy's token 2 plays eos: row 1 produces it at once, row 0 after 2 steps; after eos the model would say 0,
     # so row 1 must be padded, and generation stops when both have finished, before max_new_tokens=6
     dict(model=toy, idx=torch.tensor([[0], [1]]), max_new_tokens=6, eos_id=2),

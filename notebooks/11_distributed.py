@@ -518,8 +518,9 @@ def run_accumulated(state, x, y, lr, micro_steps):
 ''')
 
 nb.tests("test_accumulation", 2, r'''
-_state, _x, _y = toy_problem(seed=14, batch=12)   # 3 rows per micro-batch: a size that differs from N = 2
-_got = call(run_accumulated, _state, _x, _y, 0.5, 2)
+_state, _x, _y = toy_problem(seed=14, batch=12)   # N = 3 micro-batches of 2 rows per rank: N differs from both the
+                                                   # world size and the rows per micro-batch
+_got = call(run_accumulated, _state, _x, _y, 0.5, 3)
 assert _got["early_all_reduce_calls"] == 0, (
     f"{_got['early_all_reduce_calls']} all_reduce calls came before a step's last micro-batch: communicate once per "
     "step, after the last micro-batch, not after each one")
@@ -527,11 +528,11 @@ assert _got["optimizer_steps"] == _x.shape[0], (
     f"optimizer.step() ran {_got['optimizer_steps']} times in {_x.shape[0]} calls of accumulated_step: the "
     "micro-batches' gradients add up in p.grad, and ONE optimizer.step() follows the last micro-batch of each call")
 report(_got["params"], whole_batch_sgd(_state, _x, _y, 0.5), "run_accumulated",
-       dict(state=_state, x=_x, y=_y, lr=0.5, micro_steps=2),
+       dict(state=_state, x=_x, y=_y, lr=0.5, micro_steps=3),
        "N micro-batches must add up to the gradient of the whole batch before ONE optimizer step: look at where "
        "the gradients are zeroed (once per step), the loss scale (1/N) and the one averaging over the ranks",
-       one_step=lambda: call(run_accumulated, _state, _x[:1], _y[:1], 0.5, 2)["params"],
-       again=lambda state, x, y: call(run_accumulated, state, x, y, 0.5, 2)["params"])
+       one_step=lambda: call(run_accumulated, _state, _x[:1], _y[:1], 0.5, 3)["params"],
+       again=lambda state, x, y: call(run_accumulated, state, x, y, 0.5, 3)["params"])
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_accumulated", run_accumulated)

@@ -423,3 +423,19 @@ def test_a_reduction_over_dim_0_before_a_shape_error_is_pointed_at():
     seq, logits = torch.zeros(2, 3, dtype=torch.long), torch.randn(2, 5)
     assert "(token = logits.argmax(dim=0)): it works over dim 0" in _message(next_tokens, seq, logits)
     assert "dim 0" not in _message(too_short, seq, logits)
+
+
+def test_a_shape_error_with_no_known_cause_shows_the_inputs_and_traces_its_sizes_to_them():
+    def pair_scores(q, k):
+        """A pairwise score that reads D from the wrong dimension: its angles have ceil(3 / 2) entries, not 8 / 2."""
+        D = q.shape[0]
+        angles = torch.arange(0, D, 2, dtype=q.dtype)
+        return ((q[..., 0::2] * k[..., 0::2]) * angles).sum(-1)
+
+    generator = torch.Generator().manual_seed(3)
+    q, k = torch.randn(3, 8, generator=generator), torch.randn(3, 8, generator=generator)
+    with pytest.raises(AssertionError) as raised:
+        call(pair_scores, q, k)
+    message = str(raised.value)
+    assert "It was given: q (3, 8) float32" in message, message
+    assert "4 = q.shape[-1] / 2" in message and "2 = ceil(q.shape[0] / 2)" in message, message

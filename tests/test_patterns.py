@@ -89,3 +89,20 @@ def test_moved_values_are_told_apart_from_wrong_values(expected):
     ties = torch.zeros(4, 4)
     ties[0, 0], ties[1, 1] = 1.0, 2.0                       # equal values: a multiset match proves nothing
     assert "other places" not in difference(ties.flip(0), ties)
+
+
+def test_a_flipped_sign_is_called_a_sign_and_not_a_scale_factor(expected):
+    message = difference(-expected, expected)
+    assert "sign flipped" in message and "scale factor" not in message, message
+    halved = difference(-0.5 * expected, expected)
+    assert "sign is flipped" in halved and "-0.5 times" in halved, halved
+
+
+def test_no_per_row_multiple_is_claimed_for_one_row_or_for_a_tiny_relative_error():
+    # a float32 slip in a (3,) score vector: every ratio is 1 within 1e-5; there are no rows to tell apart
+    generator = torch.Generator().manual_seed(2)
+    scores = torch.randn(3, generator=generator, dtype=torch.float64) * 5
+    message = difference(scores.float().double() * (1 + 3e-6), scores)
+    assert "same multiple" not in message and "up to a small difference" in message, message
+    rows = torch.randn(4, 6, generator=generator, dtype=torch.float64)
+    assert "same multiple" not in difference(rows * (1 + 2e-6 * torch.arange(4.0)[:, None]), rows)

@@ -351,3 +351,14 @@ def test_every_hidden_block_of_the_course_is_a_check_its_verdict_covers():
                     except (AssertionError, AttributeError, IndexError, KeyError):
                         uncovered.append((day, grade_id, ast.unparse(statement)[:120]))
     assert blocks >= 10 and not uncovered, uncovered
+
+
+def test_a_long_verdict_message_keeps_its_named_mistake_whole():
+    from autograder.verdict import NAMED, _clipped
+
+    difference = "output is wrong at 12 of 40 entries; " + "the largest error is at index (3, 1); " * 20
+    message = difference + NAMED + "forget the 1/sqrt(d) scale on the scores"
+    clipped = _clipped(message)
+    assert clipped.endswith(NAMED + "forget the 1/sqrt(d) scale on the scores"), clipped
+    assert len(clipped) < len(message) and clipped.startswith("output is wrong at 12 of 40 entries")
+    assert _clipped("short") == "short" and len(_clipped("x" * 1000)) == 300

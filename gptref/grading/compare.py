@@ -138,6 +138,12 @@ def _ratio_hint(g: torch.Tensor, e: torch.Tensor) -> str:
     ratio = g[sel] / e[sel]
     c = ratio.median().item()
     if math.isfinite(c) and abs(c - 1) > 1e-3 and abs(c) > 1e-6 and bool(((ratio - c).abs() <= 1e-3 * abs(c)).all()):
+        if abs(c + 1) <= 1e-3:
+            return (" (every value is the expected one with its sign flipped: look for a difference taken in the "
+                    "other order (a - b for b - a) or a minus sign lost or added)")
+        if c < 0:
+            return (f" (every value is {_fmt(c)} times the expected one: the sign is flipped (a difference taken in "
+                    "the other order, or a minus sign lost or added) and the size is off by a factor too)")
         hint = f" (every value is {_fmt(c)} times the expected one: a missing or extra scale factor?"
         root = round(c * c) if c > 1 else round(1 / (c * c))
         if root > 1 and abs((c if c > 1 else 1 / c) - math.sqrt(root)) < 1e-3:

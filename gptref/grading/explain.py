@@ -18,6 +18,7 @@ visible test may import them without seeing anything hidden.
 from __future__ import annotations
 
 import copy
+import inspect
 import linecache
 import os
 import re
@@ -25,6 +26,8 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
+
+import torch
 
 from gptref.grading.compare import difference
 
@@ -226,7 +229,8 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
                    "`logits.reshape(-1, V)` and `targets.reshape(-1)` before calling it")),
     (re.compile(r"optimizer got an empty parameter list"),
      lambda line: ("an optimizer was built over an empty list of parameters on this process: print the list you "
-                   "pass to it")),
+                   "pass to it, and where it comes from (when each rank steps only the parameters it owns, a rank "
+                   "that owns none gets an empty list: check how the owners were chosen)")),
     (re.compile(r"is invalid for input of size"),
      lambda line: ("view/reshape/view_as was given a tensor with another number of elements than the shape asks "
                    "for: print the .numel() of what you reshape, and the slice bounds it was cut with")),
@@ -496,7 +500,60 @@ def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     except (AssertionError, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 (every error of student code is explained, none is hidden)
-        raise AssertionError(explain_error(exc, name)) from None
+        message = explain_error(exc, name)
+        if _GENERIC_SHAPE in message or "must match the size of tensor b" in str(exc):  # sizes the student traces
+            message += _given(fn, args, kwargs) + _sizes_traced(str(exc), fn, args, kwargs)
+        raise AssertionError(message) from None
+
+
+def _tensor_arguments(fn: Callable, args: tuple, kwargs: dict) -> dict:
+    try:
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        bound = {**{f"argument {i + 1}": a for i, a in enumerate(args)}, **kwargs}
+    return bound
+
+
+def _sizes_traced(error: str, fn: Callable, args: tuple, kwargs: dict) -> str:
+    """'; 4 = q.shape[-1] / 2; 2 = q.shape[0] or ceil(q.shape[1] / 2)': each size of a broadcast error written from
+    the inputs' sizes (a size, or its half) in every way they give it: arithmetic facts the student can check, not a
+    guess at a cause."""
+    found = re.search(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)", error)
+    if not found:
+        return ""
+    tensors, shapes = {}, set()
+    for key, value in _tensor_arguments(fn, args, kwargs).items():
+        if isinstance(value, torch.Tensor) and tuple(value.shape) not in shapes:  # k shaped like q says nothing new
+            tensors[key] = value
+            shapes.add(tuple(value.shape))
+    traced = []
+    for size in dict.fromkeys(int(g) for g in found.groups()):
+        ways = []
+        for key, tensor in tensors.items():
+            for dim, length in enumerate(tensor.shape):
+                index = -1 if dim == tensor.dim() - 1 else dim
+                if length == size:
+                    ways.append(f"{key}.shape[{index}]")
+                elif length > 1 and (length + 1) // 2 == size:
+                    ways.append(f"{key}.shape[{index}] / 2" if length % 2 == 0 else f"ceil({key}.shape[{index}] / 2)")
+        if ways:
+            traced.append(f"{size} = " + " or ".join(ways[:3]))
+    return ("\n  The sizes in the error, from the inputs: " + "; ".join(traced)) if traced else ""
+
+
+def _given(fn: Callable, args: tuple, kwargs: dict) -> str:
+    """'\n  It was given: x (2, 6, 8) float64, positions None' : the shapes behind the sizes in a shape error."""
+    bound = _tensor_arguments(fn, args, kwargs)
+    parts = []
+    for key, value in bound.items():
+        if isinstance(value, torch.Tensor):
+            parts.append(f"{key} {tuple(value.shape)} {str(value.dtype).replace('torch.', '')}")
+        elif value is None or isinstance(value, (bool, int, float)):
+            parts.append(f"{key} {value!r}")
+    if not parts:
+        return ""
+    return ("\n  It was given: " + ", ".join(parts[:6]) + ": match the sizes in the error with these to see which "
+            "dimension each tensor on that line took its size from")
 
 
 # ---------------------------------------------------------------- which known mistake it is

@@ -156,4 +156,8 @@ MUTANTS = [
            fails={"test_beam_search"},
            why="issue 23 fresh set 3: the length penalty multiplied (was sent to check the sum: a wrong cause)",
            hint="the factor the sum is scaled by is 0"),
+    # Issue 23, fresh set 4: the model called on the last token only passed every visible case (all bigram models)
+    Mutant(cell="greedy", old="logits = model(seq)[:, -1, :]", new="logits = model(seq[:, -1:])[:, -1, :]",
+           fails={"test_greedy"}, why="calls the model on the last token only",
+           hint="call the model on the last token only"),
 ]

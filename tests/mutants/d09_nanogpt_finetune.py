@@ -196,3 +196,16 @@ MUTANTS += [
            new="return (per_token * mask).sum() / loss_mask.shape[0]", fails={"test_sft_loss"},
            why="divides the masked sum by the batch size", hint="divided by 2 instead of by their number"),
 ]
+
+# Issue 23, fresh set 4: three block mistakes that got only the value difference.
+MUTANTS += [
+    Mutant(cell="block", old="x = x + self.attn(self.ln_1(x), causal=True)\n        x = x + self.mlp(self.ln_2(x))",
+           new="x = self.ln_1(x + self.attn(x, causal=True))\n        x = self.ln_2(x + self.mlp(x))",
+           fails={"test_block"}, why="a post-norm block (the original Transformer's)",
+           hint="normalise after each residual sum (post-norm"),
+    Mutant(cell="block", old="x = x + self.mlp(self.ln_2(x))", new="h = self.ln_2(x)\n        x = h + self.mlp(h)",
+           fails={"test_block"}, why="the MLP's residual adds to the normalised stream",
+           hint="add the MLP's output to the normalised stream"),
+    Mutant(cell="block", old="self.gelu = nn.GELU()", new='self.gelu = nn.GELU(approximate="tanh")',
+           fails={"test_block"}, why="the tanh approximation of GELU", hint="use the tanh approximation of GELU"),
+]

@@ -237,8 +237,9 @@ def backward_orthogonal_to_x_hat(got, case):
     row = tuple(int(i) for i in bad.nonzero()[0])
     return (f"each row of grad_x should be orthogonal to x_hat (sum_i grad_x_i * x_hat_i = {want[row].item():.4g}, "
             f"0 but for eps), because scaling a row of x about its mean does not change layer_norm's output: row "
-            f"{row} gives {dots[row].item():.4g}. Look at the term through the variance, - x_hat * mean(h * x_hat), "
-            f"and at the r and x_hat it uses (biased variance, eps inside the root)")
+            f"{row} gives {dots[row].item():.4g}. Look at each factor of the formula: the leading r = 1 / sqrt(var + "
+            f"eps), h = grad_out * weight, the term through the variance, - x_hat * mean(h * x_hat), and the x_hat it "
+            f"uses (biased variance, eps inside the root)")
 
 
 def _compare_grads(got, expected, case) -> str | None:

@@ -174,8 +174,10 @@ def greedy_steps(got, case) -> str | None:
         return (f"you generated {n} new tokens; without an eos_id generate exactly max_new_tokens={n_max} "
                 "(one model call and one new token per step)")
     if n < n_max and not bool(done.all()):
-        return (f"you stopped after {n} new tokens, but not every row had produced eos_id={eos}: generate "
-                f"max_new_tokens={n_max} tokens unless every row has finished")
+        waiting = [b for b in range(B) if not bool(done[b])]
+        return (f"you stopped after {n} new tokens, but row {waiting[0]} of your output has no eos_id={eos} among "
+                f"them: generate max_new_tokens={n_max} tokens unless every row has finished, and append the token "
+                "of the step that finishes the last row before you stop")
     return None
 
 

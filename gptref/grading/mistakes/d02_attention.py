@@ -310,8 +310,9 @@ MISTAKES = {
                 _softmax_nan_rows),
         Mistake("fill the masked scores with a large finite number (-1e9, -1e4): where every allowed score is below "
                 "it, the masked keys take the weight; only -inf gives a masked key exactly 0", _softmax_finite_fill),
-        Mistake("fill with a large negative number: the fully masked row should be all zeros, not uniform",
-                _softmax_uniform_rows),
+        Mistake("leave a fully masked row uniform (what a large negative fill such as -1e9 gives, and scores set to 0 "
+                "there without zeroing the row after the softmax): the fully masked row should be all zeros, not "
+                "uniform: set it to zero after the softmax", _softmax_uniform_rows),
         Mistake("take the softmax over the queries (dim=-2): take the softmax over the LAST dim (the keys)",
                 _softmax_first_dim),
         Mistake("take the softmax over the queries (dim=-2): take the softmax over the LAST dim (the keys)",
@@ -331,8 +332,9 @@ MISTAKES = {
                 "remaining keys' weights sum to 1", _sdpa_mask_after_softmax),
         Mistake("fill with -inf and stop there: a fully masked query row gave NaN (0/0); give it zero weights",
                 _sdpa_nan_rows),
-        Mistake("fill with a large negative number: the fully masked query must get a zero output, not an average "
-                "of every value", _sdpa_uniform_rows),
+        Mistake("leave a fully masked query's weights uniform (what a large negative fill such as -1e9 gives, and "
+                "scores set to 0 there without zeroing its weights after the softmax): the fully masked query must "
+                "get a zero output, not an average of every value", _sdpa_uniform_rows),
         Mistake("take the softmax over the queries: take the softmax over the LAST dimension (the keys)",
                 _sdpa_query_dim),
         Mistake("scale by sqrt(T_k), the number of keys: the scale is 1/sqrt(D), D the size of a query vector",

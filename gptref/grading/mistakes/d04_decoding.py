@@ -46,13 +46,13 @@ def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True, str
 
 
 def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, stop="all", prompt=True,
-            truthy=False):
+            truthy=False, last_only=False):
     seq = idx
     done = torch.zeros(idx.shape[0], dtype=torch.bool)  # (B,)
     if truthy and not eos_id:  # `if eos_id:` is False for eos_id = 0: no eos handling at all
         eos_id = None
     for _ in range(max_new_tokens):
-        token = model(seq)[:, position, :].argmax(dim=-1)  # (B,)
+        token = model(seq[:, -1:] if last_only else seq)[:, position, :].argmax(dim=-1)  # (B,)
         if eos_id is not None:
             if pad:
                 token = token.masked_fill(done, eos_id)
@@ -153,6 +153,10 @@ MISTAKES = {
         Mistake("read the logits of the first position, model(seq)[:, 0, :]: use the logits of the LAST position",
                 lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
                                                                          position=0)),
+        Mistake("call the model on the last token only, model(seq[:, -1:]): the next token depends on the whole "
+                "sequence so far, so call model(seq) and read its last position",
+                lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
+                                                                         last_only=True)),
         Mistake("keep generating in a row after it produced eos_id: once a row is finished, pad it with eos_id",
                 lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
                                                                          pad=False)),
@@ -178,8 +182,8 @@ MISTAKES = {
                 "length ** length_penalty)",
                 lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
                     model, idx, max_new_tokens, beam_size, length_penalty, eos_id, exponent=False)),
-        Mistake("leave eos_id out of a finished hypothesis and of its length (a hypothesis that produced eos_id is "
-                "finished, and it ends with eos_id)",
+        Mistake("leave eos_id out of a finished hypothesis's length |y| (|y| counts the generated tokens, the eos "
+                "included; a hypothesis that produced eos_id is finished, and it ends with eos_id)",
                 lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
                     model, idx, max_new_tokens, beam_size, length_penalty, eos_id, keep_eos=False)),
         Mistake("count the prompt in the length |y| (it counts only the generated tokens)",

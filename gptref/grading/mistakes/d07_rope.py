@@ -48,7 +48,7 @@ SINUSOIDAL = (
             lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model, lambda i, d: i / d))),
     Mistake("number the positions from 1 instead of 0 (row p is position p; row 0 is position 0)",
             lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), first_position=1)),
-    Mistake("compute the angles p * omega_i in float32: at positions in the thousands float32 keeps too few "
+    Mistake("compute the angles p * omega_i in float32: at large positions (hundreds and more) float32 keeps too few "
             "digits of them, so compute the table in float64 and convert only at the end",
             lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), angle_dtype=torch.float32)),
     Mistake("return the float64 table without converting it to float32 at the end",
@@ -111,7 +111,7 @@ ROPE = (
             lambda x, positions=None, base=10000.0: _rope(x, positions, base, exponent=lambda i, D: -i / 2 / D)),
     Mistake("always use 10000 as the base: use the base argument",
             lambda x, positions=None, base=10000.0: _rope(x, positions, 10000.0)),
-    Mistake("compute the angles in float32: at positions in the thousands float32 keeps too few digits of "
+    Mistake("compute the angles in float32: at large positions (hundreds and more) float32 keeps too few digits of "
             "p * theta_i, so compute them in float64 and convert only cos and sin",
             lambda x, positions=None, base=10000.0: _rope(x, positions, base, dtype=torch.float32)),
     Mistake("read the pairs as neighbours (2i, 2i+1) but write them back as halves (torch.cat puts all the first "
@@ -159,8 +159,9 @@ ROPE_SCORE = (  # |m - n| first: on a negative distance it equals n - m, and it 
     Mistake("use the distance's size |m - n|: a negative distance (the key after the query) turns the other way, "
             "so keep its sign",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, absolute=True)),
-    Mistake("use n - m: the sign of the distance is reversed (distance = m - n, the query's position minus "
-            "the key's)",
+    Mistake("turn by the opposite angle: either the sign of the distance is reversed (n - m instead of m - n, the "
+            "query's position minus the key's) or the sine term's sign is (the score is real cos - imag sin with "
+            "imag = Im(q_i conj(k_i)) = q_odd k_even - q_even k_odd); both slips give the same scores",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, sign=-1.0)),
     Mistake("drop the sine terms: you kept only the cosine terms, but each pair also contributes "
             "-Im(q_i conj(k_i)) sin(distance theta_i)",

@@ -104,7 +104,8 @@ def _named(fn, **slip):
 MISTAKES = {
     "online_softmax_stats": (
         Mistake("add each block's sum to l as it is: your running sum was not rescaled when the max changed "
-                "(multiply it by exp(m_old - m_new))",
+                "(multiply it by exp(m_old - m_new), with m_old the max BEFORE this block: a factor computed after "
+                "m was already updated is exp(0) = 1)",
                 _named(_stats, rescale="none")),
         Mistake("rescale the running sum by exp(m_new - m_old), the inverse of exp(m_old - m_new)",
                 _named(_stats, rescale="flipped")),

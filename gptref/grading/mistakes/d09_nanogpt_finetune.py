@@ -67,6 +67,17 @@ BLOCK = (
     Mistake("add the input x to the MLP's output instead of the attention's sum h: the second residual adds to "
             "the stream after the attention, x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x))",
             _wired(lambda m, x: x + _mlp(m, m.ln_2(x + m.attn(m.ln_1(x), causal=True))))),
+    Mistake("normalise after each residual sum (post-norm, the original Transformer): x = ln_1(x + attn(x)), then "
+            "x = ln_2(x + mlp(x)); GPT-2 normalises each sub-layer's INPUT, x = x + attn(ln_1(x)), then "
+            "x = x + mlp(ln_2(x))",
+            _wired(lambda m, x: (lambda h: m.ln_2(h + _mlp(m, h)))(m.ln_1(x + m.attn(x, causal=True))))),
+    Mistake("add the MLP's output to the normalised stream, h = ln_2(x) + mlp(ln_2(x)): the residual stream x "
+            "itself is never normalised, x = x + mlp(ln_2(x))",
+            _wired(lambda m, x: (lambda h: m.ln_2(h) + _mlp(m, m.ln_2(h)))(x + m.attn(m.ln_1(x), causal=True)))),
+    Mistake("use the tanh approximation of GELU (nn.GELU(approximate=\"tanh\")): this block's MLP uses the exact "
+            "GELU, nn.GELU(), as the reference does",
+            _wired(lambda m, x: (lambda h: h + _mlp(m, m.ln_2(h), lambda t: F.gelu(t, approximate="tanh")))(
+                x + m.attn(m.ln_1(x), causal=True)))),
     Mistake("give MultiHeadAttention the size of a head where it takes the NUMBER of heads: "
             "MultiHeadAttention(config.n_embd, config.n_head)",
             _wired(lambda m, x: (lambda h: h + _mlp(m, m.ln_2(h)))(x + m.attn(m.ln_1(x), causal=True)),
