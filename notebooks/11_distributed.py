@@ -359,7 +359,7 @@ asynchronous `all_reduce(buffer, async_op=True)` starts when its **last** gradie
 by $W$ and copies the buffers back into the gradients.
 
 **Exercise.** Complete `BucketedDDP`: in `__init__`, broadcast rank 0's parameters, form the buckets
-(`bucket_sizes` is given: a parameter bigger than a bucket gets one of its own), and register the hook;
+(a parameter bigger than a bucket gets a bucket of its own), and register the hook;
 write the hook `_gradient_ready` and `finish_gradient_synchronization`.
 """)
 
@@ -450,6 +450,48 @@ report(_got, whole_batch_sgd(_state, _x, _y, 0.5), "run_bucketed",
        "and copy each buffer back into the same parameters, in the same order",
        one_step=lambda: call(run_bucketed, _state, _x[:1], _y[:1], 0.5, 0.0007),
        again=lambda state, x, y: call(run_bucketed, state, x, y, 0.5, 0.0007))
+
+
+def _bucket_launches(rank, state, x, y, bucket_mb):
+    """The all_reduce calls of one backward with your BucketedDDP: (values sent, whether backward was running)."""
+    model = BucketedDDP(mlp_from_state(rank_start(state, rank)), bucket_mb)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    calls, during = [], [False]
+    real_all_reduce = dist.all_reduce
+    def recorded(tensor, *args, **kwargs):
+        calls.append((tensor.numel(), during[0]))
+        return real_all_reduce(tensor, *args, **kwargs)
+    dist.all_reduce = recorded
+    during[0] = True
+    F.cross_entropy(model(my_rows(x[0], rank, 2)), my_rows(y[0], rank, 2)).backward()
+    during[0] = False
+    model.finish_gradient_synchronization()
+    return calls
+
+
+# 0.001 MB = 1048 bytes of float64 gradients. Taken from the LAST parameter back, the buckets are (2.bias, 2.weight,
+# 0.bias) = 84 values, then 0.weight = 96; taken from the first parameter on, they would be (0.weight, 0.bias) = 112
+# and (2.weight, 2.bias) = 68, sent as 68, then 112: right sums either way, so only the calls tell them apart.
+_params = list(mlp_from_state(_state).parameters())
+_want, _size = [], None
+for _p in reversed(_params):
+    _bytes = _p.numel() * _p.element_size()
+    if _size is None or _size + _bytes > 0.001 * 2**20:
+        _want.append(0)
+        _size = 0
+    _want[-1] += _p.numel()
+    _size += _bytes
+_calls = call(launch, _bucket_launches, (_state, _x, _y, 0.001))[0]
+if _calls:   # none recorded: all_reduce was imported under another name, and this check cannot see it
+    _sent = [n for n, _ in _calls]
+    assert all(running for _, running in _calls), (
+        f"all_reduce ran after backward had finished (values sent: {_sent}): launch each bucket from the hook, "
+        "while backward is still running, and only wait for it in finish_gradient_synchronization")
+    assert _sent == _want, (
+        f"with bucket_mb=0.001 your buckets sent {_sent} gradient values, in that order; buckets formed from the "
+        f"LAST parameter back (the order backward finishes them) send {_want}: take the parameters in reverse "
+        "order when you form the buckets, and start a new bucket when the next one would not fit")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_bucketed", run_bucketed)

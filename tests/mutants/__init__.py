@@ -19,6 +19,9 @@ class Mutant:
     fails: frozenset[str] | set[str]  # grade_ids of the test cells that must fail (all others must pass)
     why: str  # the mistake, in words ("forgot the 1/sqrt(d) scale")
     hint: str  # text the failing test cells' messages must contain: the visible test names the mistake
+    # False: only the visible test can see this mistake (it is about how the notebook's own code works, such as the
+    # order buckets are sent in, which the trusted verdict, judging returned values, does not ask about)
+    verdict: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "fails", frozenset(self.fails))

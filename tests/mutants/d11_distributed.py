@@ -143,3 +143,10 @@ MUTANTS += [
                "            dist.broadcast(p.data, src=owner)\n    local_optimizer.step()",
            fails={"test_zero1"}, why="broadcasts before the local step", hint="still hold their starting values"),
 ]
+
+# Issue 23, fresh set 4: buckets formed from the first parameter on gave the right sums and passed every test.
+MUTANTS += [
+    Mutant(cell="bucketed_ddp", old="for p in reversed(params):", new="for p in params:",
+           fails={"test_bucketed_ddp"}, why="buckets formed in forward parameter order",
+           hint="take the parameters in reverse order when you form the buckets", verdict=False),
+]
