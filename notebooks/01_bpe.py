@@ -153,6 +153,8 @@ def _check_clean(raw, expected):
                + " on (everything from the *** END OF line, or from a line that begins End of the Project Gutenberg "
                "or End of Project Gutenberg, must go)"),
               ("\n\n\n" in got, "two blank lines follow each other somewhere: at most one blank line in a row"),
+              (got != "" and got.strip() == "", f"your result {got!r} holds no text at all, so it must be the empty "
+               "string '': with no non-blank line there is no line to end with a newline"),
               (got != "" and (not got.endswith("\n") or got.endswith("\n\n") or got.startswith("\n")),
                "the text must start with its first non-blank line and end with exactly one newline")]
     for broken, problem in checks:

@@ -257,11 +257,12 @@ def _rotated_score(q, k, m, n, base=10000.0):
     rotated_q = _ref_rope(q[..., None, :], torch.tensor([m]), base=base)  # (..., 1, D)
     rotated_k = _ref_rope(k[..., None, :], torch.tensor([n]), base=base)
     return (rotated_q * rotated_k).sum(-1).squeeze(-1)                   # (...)
-# distance 0, positive, negative, large (float32 and float64); one pair (D = 2); float32 with two leading dims;
-# another base
+# distance 0, positive, negative, large (float32 and float64; 300001 in float32); one pair (D = 2); float32 with two
+# leading dims; another base
 _cases = [(dict(q=_q, k=_k, distance=0), (11, 11)), (dict(q=_q, k=_k, distance=7), (12, 5)),
           (dict(q=_q, k=_k, distance=-4), (3, 7)), (dict(q=_q[:, :2], k=_k[:, :2], distance=9), (9, 0)),
           (dict(q=torch.randn(2, 3, 6), k=torch.randn(2, 3, 6), distance=1000), (1000, 0)),
+          (dict(q=torch.randn(3, 16), k=torch.randn(3, 16), distance=300001), (300001, 0)),  # float32 angle loss
           (dict(q=torch.randn(3, 16, dtype=torch.float64), k=torch.randn(3, 16, dtype=torch.float64), distance=3999),
            (3999, 0)),
           (dict(q=_q, k=_k, distance=3, base=100.0), (3, 0))]

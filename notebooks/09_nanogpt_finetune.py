@@ -477,8 +477,7 @@ def _ddp_worker(rank, world_size, folder, state, x, y, lr, max_norm):
         optimizer = torch.optim.SGD(model.parameters(), lr=lr)
         n = x.shape[0] // world_size
         ddp_train_step(model, optimizer, x[rank * n:(rank + 1) * n], y[rank * n:(rank + 1) * n], max_norm)
-        if rank == 0:
-            torch.save(model.state_dict(), f"{folder}/rank0.pt")
+        torch.save(model.state_dict(), f"{folder}/rank{rank}.pt")   # every rank's: they must all agree
         dist.barrier()                       # no rank leaves while another still talks to it
         dist.destroy_process_group()
     except BaseException:
@@ -526,10 +525,17 @@ def run_ddp(state, x, y, lr, max_norm, world_size=2):
             first = [r for r, trace in traces.items() if not secondhand(trace)] or list(traces)
             if first:   # the rank whose own error started it (the others only lost their peer)
                 raise AssertionError(explain_trace(traces[first[0]], f"rank {first[0]}"))
-            if not os.path.exists(f"{folder}/rank0.pt"):
+            if not all(os.path.exists(f"{folder}/rank{r}.pt") for r in range(world_size)):
                 raise RuntimeError("the workers did not finish within 60 s (does every rank call all_reduce the same "
                                    "number of times?)")
-            return dict(torch.load(f"{folder}/rank0.pt"))   # {parameter name: tensor}
+            ranks = [dict(torch.load(f"{folder}/rank{r}.pt")) for r in range(world_size)]  # {parameter name: tensor}
+            moved = [any(not torch.equal(got[k], state[k]) for k in state) for got in ranks]
+            if moved[0] and not all(moved):
+                raise AssertionError(
+                    f"rank {moved.index(False)}'s parameters did not change in the step while rank 0's did: every "
+                    "rank holds its own copy of the model, so every rank must call optimizer.step() (with the same "
+                    "averaged gradients), or the copies drift apart")
+            return ranks[0]
 ''')
 
 # The mistakes this test names (summing, no all_reduce, clipping first, ...) are in

@@ -439,3 +439,26 @@ def test_a_shape_error_with_no_known_cause_shows_the_inputs_and_traces_its_sizes
     message = str(raised.value)
     assert "It was given: q (3, 8) float32" in message, message
     assert "4 = q.shape[-1] / 2" in message and "2 = ceil(q.shape[0] / 2)" in message, message
+
+
+def test_a_size_that_an_int_argument_gives_is_traced_to_it_too_and_a_short_slice_is_told_as_one():
+    def tiled_sums(q, block=8):
+        """Rows summed a block at a time; the output slice is written as if every block were full."""
+        out = torch.zeros(q.shape[0])
+        for start in range(0, q.shape[0], block):
+            out[start:start + block] = q[start:start + block].sum(-1).repeat(2)[:block]
+        return out
+
+    def pair_sums(q, block=8):
+        return q[:, :block] + q[:, : q.shape[-1] // 2]
+
+    generator = torch.Generator().manual_seed(4)
+    with pytest.raises(AssertionError) as raised:
+        call(pair_sums, torch.randn(3, 10, generator=generator))
+    message = str(raised.value)
+    assert "It was given: q (3, 10) float32, block 8" in message and "8 = block" in message, message
+    with pytest.raises(AssertionError) as raised:  # 20 rows, blocks of 8: the last slice holds 4 rows
+        call(tiled_sums, torch.randn(20, 3, generator=generator))
+    message = str(raised.value)
+    assert "the value written into the slice on the left of `=` has another size than that slice" in message, message
+    assert "expand only stretches" not in message, message

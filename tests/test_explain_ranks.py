@@ -108,3 +108,12 @@ def test_a_slice_of_the_wrong_size_reshaped_is_explained():
 
     msg = _message(unflatten, torch.zeros(4), [torch.zeros(2, 2)])
     assert "is invalid for input of size 3" in msg and "slice bounds" in msg
+
+
+def test_a_rank_that_only_lost_its_peer_is_told_that_the_ranks_made_different_collective_calls():
+    trace = ('Traceback (most recent call last):\n  File "/tmp/ipykernel_1/123.py", line 6, in broadcast_parameters\n'
+             '    dist.broadcast(p, src=0)\n'
+             "RuntimeError: [/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed "
+             "by peer [127.0.0.1]:27358")
+    message = explain_trace(trace, "rank 0")
+    assert "one rank called a collective" in message and "the same collective calls" in message, message

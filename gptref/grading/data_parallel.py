@@ -87,8 +87,9 @@ def one_step_finding(after: dict, state: dict, x: torch.Tensor, y: torch.Tensor,
     wrong = [k for k in keys if not torch.allclose(after[k].double(), right[k].double(), rtol=0, atol=tol)]
     if len(wrong) < len(keys):
         fine = [k for k in keys if k not in wrong]
-        return (f"after one step {fine} are right but {wrong} are not: look at what your code does differently "
-                "for those parameters (their place in a loop, their slice of a flat buffer, their bucket)")
+        return (f"after one step {fine} are right but {wrong} are not: look at what sets those parameters apart "
+                "(their place in a loop, their slice of a flat buffer, their bucket, or when their buffer is read: "
+                "one used before its handle.wait() returned holds an unfinished sum)")
     return f"already after one step rank 0's parameters differ from one SGD step on the whole batch {size}"
 
 

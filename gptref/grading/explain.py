@@ -233,7 +233,9 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
                    "that owns none gets an empty list: check how the owners were chosen)")),
     (re.compile(r"is invalid for input of size"),
      lambda line: ("view/reshape/view_as was given a tensor with another number of elements than the shape asks "
-                   "for: print the .numel() of what you reshape, and the slice bounds it was cut with")),
+                   "for: print the .numel() of what you reshape, the slice bounds it was cut with, and how the tensor "
+                   "it was cut from was built (a buffer made from other tensors than the ones it is cut for has "
+                   "another size)")),
     (re.compile(r"Dimension out of range"),
      lambda line: ("a dimension index is larger than the tensor has dimensions: count from the end (dim=-1 is the "
                    "last) so the code works for any number of leading dimensions")),
@@ -251,7 +253,7 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
      lambda line: ("an in-place operation (`+=`, `x[...] = `, a method ending in `_`) changed a tensor autograd "
                    "needs: write `x = x + ...` instead")),
     (re.compile(r"The expanded size of the tensor"),
-     lambda line: _MASK_CAUSE if _masks(line) else (
+     lambda line: _MASK_CAUSE if _masks(line) else _SLICE_ASSIGNED if _assigns_into_a_slice(line) else (
          "expand only stretches dimensions of size 1 (it cannot move or add sizes): check the .shape of the "
          "tensor you expand, and put its new axes (None) where the size-1 dimensions of the result go")),
     (re.compile(r"only supports boolean masks"),
@@ -400,6 +402,17 @@ def tile_slice_cause(line: str) -> str | None:
             "slice on this line is, and print the .shape of the tensors that meet here")
 
 
+_SLICE_ASSIGNED = ("the value written into the slice on the left of `=` has another size than that slice (the error "
+                   "gives both: the slice's, then the value's): check the slice's bounds, which a tensor cuts short "
+                   "at its end (the last block of a length that is not a multiple of the block is shorter), and "
+                   "the size of the value you compute for it")
+
+
+def _assigns_into_a_slice(line: str) -> bool:
+    """`out[..., a:b, :] = value` or `x[i] += value`: torch expands the value to the slice's shape."""
+    return bool(re.search(r"\]\s*([-+*/]?=)(?!=)", line))
+
+
 _SIZES_DIFFER = re.compile(r"The expanded size of the tensor|The size of tensor a")
 _BLOCK_RANGE = re.compile(r"arange\([^)]*\bblock_\w+")  # positions counted with a block size
 
@@ -478,6 +491,11 @@ def explain_trace(trace: str, name: str) -> str:
             where = (found.group(3), int(found.group(2)), source)
     kind, _, message = raw.partition(": ")
     cause = cause_of(RuntimeError(raw), where[2] if where else "")
+    if secondhand(trace):  # every rank only lost its peer: the ranks did not make the same collective calls
+        cause = ("the ranks lost each other in the middle of a collective call: one rank called a collective "
+                 "(broadcast, all_reduce, barrier) that another did not, or called it a different number of times; "
+                 "every rank must make the same collective calls in the same order (look for one under "
+                 "`if rank == ...`, or in a loop whose length differs between the ranks)")
     head = f"{name} raised {raw[:300]}" if message else f"{name} failed: {raw[:300]}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"
@@ -507,11 +525,13 @@ def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
 
 
 def _tensor_arguments(fn: Callable, args: tuple, kwargs: dict) -> dict:
+    """Every argument of the call by name, defaults included (a size may come from a default such as block_q)."""
     try:
-        bound = inspect.signature(fn).bind_partial(*args, **kwargs).arguments
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
     except (TypeError, ValueError):
-        bound = {**{f"argument {i + 1}": a for i, a in enumerate(args)}, **kwargs}
-    return bound
+        return {**{f"argument {i + 1}": a for i, a in enumerate(args)}, **kwargs}
 
 
 def _sizes_traced(error: str, fn: Callable, args: tuple, kwargs: dict) -> str:
@@ -526,9 +546,11 @@ def _sizes_traced(error: str, fn: Callable, args: tuple, kwargs: dict) -> str:
         if isinstance(value, torch.Tensor) and tuple(value.shape) not in shapes:  # k shaped like q says nothing new
             tensors[key] = value
             shapes.add(tuple(value.shape))
+    numbers = {key: value for key, value in _tensor_arguments(fn, args, kwargs).items()
+               if isinstance(value, int) and not isinstance(value, bool)}
     traced = []
     for size in dict.fromkeys(int(g) for g in found.groups()):
-        ways = []
+        ways = [key for key, value in numbers.items() if value == size]
         for key, tensor in tensors.items():
             for dim, length in enumerate(tensor.shape):
                 index = -1 if dim == tensor.dim() - 1 else dim
@@ -537,8 +559,9 @@ def _sizes_traced(error: str, fn: Callable, args: tuple, kwargs: dict) -> str:
                 elif length > 1 and (length + 1) // 2 == size:
                     ways.append(f"{key}.shape[{index}] / 2" if length % 2 == 0 else f"ceil({key}.shape[{index}] / 2)")
         if ways:
-            traced.append(f"{size} = " + " or ".join(ways[:3]))
-    return ("\n  The sizes in the error, from the inputs: " + "; ".join(traced)) if traced else ""
+            traced.append(f"{size} = " + " or ".join(ways[:4]))
+    return ("\n  Inputs that give the sizes in the error (one of these may be where a size came from, or none): "
+            + "; ".join(traced)) if traced else ""
 
 
 def _given(fn: Callable, args: tuple, kwargs: dict) -> str:

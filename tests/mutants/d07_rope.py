@@ -151,3 +151,10 @@ MUTANTS += [
            new="theta = base ** (-torch.arange(0, D, 2) / D)", fails={"test_rope"}, why="theta in float32",
            hint="compute the angles in float32"),
 ]
+
+# Issue 23, fresh set 5: rope_score's angles in q's dtype were off by only ~1e-4 at distance 1000 in float32.
+MUTANTS += [
+    Mutant(cell="rope_score", old="theta = base ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)",
+           new="theta = base ** (-torch.arange(0, D, 2, dtype=q.dtype) / D)", fails={"test_rope_score"},
+           why="angles in q's dtype (float32 for a float32 input)", hint="compute the angles in q's dtype"),
+]

@@ -127,8 +127,8 @@ MUTANTS = [
            why="writes -100 into the caller's targets", hint="sft_loss changed its argument 'targets' in place"),
     Mutant(cell="ddp_train_step", old="dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)",
            new="dist.all_reduce(p.grad, op=dist.ReduceOp.AVG)",
-           fails={"test_ddp_train_step"}, why="ReduceOp.AVG (gloo has none)",
-           hint="divide the averaged gradients by world_size once more"),
+           fails={"test_ddp_train_step"}, why="ReduceOp.AVG, then the division as well",
+           hint="divide by world_size twice"),
     Mutant(cell="ddp_train_step", old="""    optimizer.zero_grad(set_to_none=True)
     loss.backward()""", new="""    loss.backward()
     optimizer.zero_grad(set_to_none=True)""", fails={"test_ddp_train_step"}, why="zero_grad after backward",
@@ -208,4 +208,12 @@ MUTANTS += [
            hint="add the MLP's output to the normalised stream"),
     Mutant(cell="block", old="self.gelu = nn.GELU()", new='self.gelu = nn.GELU(approximate="tanh")',
            fails={"test_block"}, why="the tanh approximation of GELU", hint="use the tanh approximation of GELU"),
+]
+
+# Issue 23, fresh set 5: only rank 0 stepped; rank 0's parameters were right, so nothing failed.
+MUTANTS += [
+    Mutant(cell="ddp_train_step", old="\n    optimizer.step()",
+           new="\n    if dist.get_rank() == 0:\n        optimizer.step()",
+           fails={"test_ddp_train_step"}, why="only rank 0 takes the optimizer step",
+           hint="every rank must call optimizer.step()"),
 ]

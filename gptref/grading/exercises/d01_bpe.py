@@ -291,6 +291,8 @@ def clean_properties(got, case) -> str | None:
               (any("END OF" in line.upper() and "GUTENBERG" in line.upper() for line in lines),
                "a footer line (END OF / End of the Project Gutenberg) is still there"),
               ("\n\n\n" in got, "two blank lines follow each other somewhere: at most one blank line in a row"),
+              (got != "" and got.strip() == "", f"your result {got!r} holds no text at all, so it must be the empty "
+               "string '': with no non-blank line there is no line to end with a newline"),
               (got != "" and (not got.endswith("\n") or got.endswith("\n\n") or got.startswith("\n")),
                "the text must start with its first non-blank line and end with exactly one newline")]
     return next((f"clean_gutenberg: {problem}" for broken, problem in checks if broken), None)

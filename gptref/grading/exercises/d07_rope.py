@@ -44,12 +44,14 @@ def _rope_cases(seed: int) -> list[dict]:
 
 
 def _score_cases(seed: int) -> list[dict]:
-    """Constructed on every seed: distance 0, negative, large (1000) and drawn; D = 2 (one pair); one vector,
-    a batch and two leading dimensions; float64 and float32; a base other than 10000."""
+    """Constructed on every seed: distance 0, negative, large (1000, and 300001 in float32, where angles computed in
+    float32 lose digits) and drawn; D = 2 (one pair); one vector, a batch and two leading dimensions; float64 and
+    float32; a base other than 10000."""
     g = torch.Generator().manual_seed(seed)
     cases = []
     for shape, dist, dtype in [((8,), 3, torch.float64), ((4, 16), -5, torch.float64), ((2, 3, 32), 0, torch.float64),
-                               ((6, 8), 250, torch.float32), ((64,), 1000, torch.float64), ((5, 2), 9, torch.float64)]:
+                               ((6, 8), 250, torch.float32), ((64,), 1000, torch.float64), ((5, 2), 9, torch.float64),
+                               ((3, 16), 300001, torch.float32)]:
         cases.append({"q": torch.randn(shape, generator=g, dtype=dtype),
                       "k": torch.randn(shape, generator=g, dtype=dtype), "distance": dist})
     cases.append({"q": torch.randn(3, 10, generator=g, dtype=torch.float64),
@@ -134,7 +136,7 @@ EXERCISES = [
         description="q_m . k_n under RoPE computed from m - n alone",
         # the ladder: one score per vector in q's dtype, finite; |score| <= |q| |k|; q . k at distance 0; then values
         properties=LADDERS["rope_score"],
-        edge_cases=("distance 0", "negative distance", "large distance (1000)", "one pair (D = 2)",
+        edge_cases=("distance 0", "negative distance", "large distance (1000; 300001 in float32)", "one pair (D = 2)",
                     "no, one and two leading dimensions", "float32 and float64", "a base other than 10000"),
     ),
 ]

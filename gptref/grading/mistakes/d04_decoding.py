@@ -157,7 +157,8 @@ MISTAKES = {
                 "sequence so far, so call model(seq) and read its last position",
                 lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
                                                                          last_only=True)),
-        Mistake("keep generating in a row after it produced eos_id: once a row is finished, pad it with eos_id",
+        Mistake("put a token other than eos_id after a row's eos_id: you keep generating in a finished row, or pad "
+                "it with another token; once a row is finished, pad it with eos_id",
                 lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
                                                                          pad=False)),
         Mistake("return only the new tokens, without the prompt in front",

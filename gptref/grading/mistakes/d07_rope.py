@@ -179,6 +179,10 @@ ROPE_SCORE = (  # |m - n| first: on a negative distance it equals n - m, and it 
     Mistake("compute the angles in float32 (torch.arange of integers divided by D is float32): at large distances "
             "float32 keeps too few digits of distance * theta_i, so make theta float64",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, dtype=torch.float32)),
+    Mistake("compute the angles in q's dtype: for a float32 q they are float32, and at large distances float32 "
+            "keeps too few digits of distance * theta_i, so make theta float64 whatever q's dtype, and convert only "
+            "cos and sin",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, dtype=q.dtype)),
     Mistake("add the two products of the imaginary part: Im(q_i conj(k_i)) = q_odd k_even - q_even k_odd",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, imag_sign=1.0)),
     Mistake("multiply q_i by k_i without conjugating k_i: the real part of q_i conj(k_i) is "

@@ -267,8 +267,9 @@ DDP = (
     Mistake("clip each rank's gradient, then average: you clipped before averaging; clip after the all_reduce, so "
             "that every rank clips the same averaged gradient",
             _ddp("mean", clip_first=True)),
-    Mistake("divide the averaged gradients by world_size once more: they are half the whole batch's gradient "
-            "(all_reduce with ReduceOp.AVG already gives the mean; with the default SUM divide once)",
+    Mistake("divide by world_size twice (the averaged gradients once more, or the loss and then the summed "
+            "gradients): they are half the whole batch's gradient; divide once (all_reduce with ReduceOp.AVG "
+            "already gives the mean; with the default SUM divide once)",
             _ddp("mean_twice")),
     Mistake("take the optimizer step before clipping: the step used the unclipped gradient (clipping afterwards "
             "changes nothing); the order is all_reduce and divide, clip_grad_norm_, then optimizer.step()",
