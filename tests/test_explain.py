@@ -425,23 +425,26 @@ def test_a_reduction_over_dim_0_before_a_shape_error_is_pointed_at():
     assert "dim 0" not in _message(too_short, seq, logits)
 
 
-def test_a_shape_error_with_no_known_cause_shows_the_inputs_and_traces_its_sizes_to_them():
-    def pair_scores(q, k):
-        """A pairwise score that reads D from the wrong dimension: its angles have ceil(3 / 2) entries, not 8 / 2."""
+def test_a_shape_error_with_no_known_cause_shows_the_inputs_it_was_given():
+    def pair_scores(q, k, block=8):
+        """Reads D from the wrong dimension: its angles have ceil(3 / 2) entries where the pairs have 8 / 2."""
         D = q.shape[0]
         angles = torch.arange(0, D, 2, dtype=q.dtype)
-        return ((q[..., 0::2] * k[..., 0::2]) * angles).sum(-1)
+        pairs = q[..., 0::2] * k[..., 0::2]
+        return pairs * angles
 
     generator = torch.Generator().manual_seed(3)
     q, k = torch.randn(3, 8, generator=generator), torch.randn(3, 8, generator=generator)
     with pytest.raises(AssertionError) as raised:
         call(pair_scores, q, k)
     message = str(raised.value)
-    assert "It was given: q (3, 8) float32" in message, message
-    assert "4 = q.shape[-1] / 2" in message and "2 = ceil(q.shape[0] / 2)" in message, message
+    assert "shapes do not fit together" in message, message
+    assert "It was given: q (3, 8) float32, k (3, 8) float32, block 8" in message, message  # defaults too
+    # no arithmetic guess at where a size came from (a size can equal an input's by coincidence)
+    assert "q.shape" not in message, message
 
 
-def test_a_size_that_an_int_argument_gives_is_traced_to_it_too_and_a_short_slice_is_told_as_one():
+def test_an_assignment_into_a_slice_that_does_not_fit_is_told_as_one():
     def tiled_sums(q, block=8):
         """Rows summed a block at a time; the output slice is written as if every block were full."""
         out = torch.zeros(q.shape[0])
@@ -449,14 +452,7 @@ def test_a_size_that_an_int_argument_gives_is_traced_to_it_too_and_a_short_slice
             out[start:start + block] = q[start:start + block].sum(-1).repeat(2)[:block]
         return out
 
-    def pair_sums(q, block=8):
-        return q[:, :block] + q[:, : q.shape[-1] // 2]
-
     generator = torch.Generator().manual_seed(4)
-    with pytest.raises(AssertionError) as raised:
-        call(pair_sums, torch.randn(3, 10, generator=generator))
-    message = str(raised.value)
-    assert "It was given: q (3, 10) float32, block 8" in message and "8 = block" in message, message
     with pytest.raises(AssertionError) as raised:  # 20 rows, blocks of 8: the last slice holds 4 rows
         call(tiled_sums, torch.randn(20, 3, generator=generator))
     message = str(raised.value)

@@ -519,8 +519,8 @@ def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 (every error of student code is explained, none is hidden)
         message = explain_error(exc, name)
-        if _GENERIC_SHAPE in message or "must match the size of tensor b" in str(exc):  # sizes the student traces
-            message += _given(fn, args, kwargs) + _sizes_traced(str(exc), fn, args, kwargs)
+        if _GENERIC_SHAPE in message:  # no cause is known: the shapes it was given, to compare with the error's
+            message += _given(fn, args, kwargs)
         raise AssertionError(message) from None
 
 
@@ -534,36 +534,6 @@ def _tensor_arguments(fn: Callable, args: tuple, kwargs: dict) -> dict:
         return {**{f"argument {i + 1}": a for i, a in enumerate(args)}, **kwargs}
 
 
-def _sizes_traced(error: str, fn: Callable, args: tuple, kwargs: dict) -> str:
-    """'; 4 = q.shape[-1] / 2; 2 = q.shape[0] or ceil(q.shape[1] / 2)': each size of a broadcast error written from
-    the inputs' sizes (a size, or its half) in every way they give it: arithmetic facts the student can check, not a
-    guess at a cause."""
-    found = re.search(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)", error)
-    if not found:
-        return ""
-    tensors, shapes = {}, set()
-    for key, value in _tensor_arguments(fn, args, kwargs).items():
-        if isinstance(value, torch.Tensor) and tuple(value.shape) not in shapes:  # k shaped like q says nothing new
-            tensors[key] = value
-            shapes.add(tuple(value.shape))
-    numbers = {key: value for key, value in _tensor_arguments(fn, args, kwargs).items()
-               if isinstance(value, int) and not isinstance(value, bool)}
-    traced = []
-    for size in dict.fromkeys(int(g) for g in found.groups()):
-        ways = [key for key, value in numbers.items() if value == size]
-        for key, tensor in tensors.items():
-            for dim, length in enumerate(tensor.shape):
-                index = -1 if dim == tensor.dim() - 1 else dim
-                if length == size:
-                    ways.append(f"{key}.shape[{index}]")
-                elif length > 1 and (length + 1) // 2 == size:
-                    ways.append(f"{key}.shape[{index}] / 2" if length % 2 == 0 else f"ceil({key}.shape[{index}] / 2)")
-        if ways:
-            traced.append(f"{size} = " + " or ".join(ways[:4]))
-    return ("\n  Inputs that give the sizes in the error (one of these may be where a size came from, or none): "
-            + "; ".join(traced)) if traced else ""
-
-
 def _given(fn: Callable, args: tuple, kwargs: dict) -> str:
     """'\n  It was given: x (2, 6, 8) float64, positions None' : the shapes behind the sizes in a shape error."""
     bound = _tensor_arguments(fn, args, kwargs)
@@ -575,8 +545,7 @@ def _given(fn: Callable, args: tuple, kwargs: dict) -> str:
             parts.append(f"{key} {value!r}")
     if not parts:
         return ""
-    return ("\n  It was given: " + ", ".join(parts[:6]) + ": match the sizes in the error with these to see which "
-            "dimension each tensor on that line took its size from")
+    return "\n  It was given: " + ", ".join(parts[:8])
 
 
 # ---------------------------------------------------------------- which known mistake it is
