@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 
+from gptref.grading.explain import NAMED
 from gptref.grading.guard import locate
 
 from .atomic import write_atomic
@@ -219,9 +220,6 @@ def judge(ex, cases: list, res, call_timeout: float = 0) -> dict:
             verdict = {"status": "fail", "detail": f"case {i}: {_clipped(str(msg))}",
                        "message": f"case {i}: {_clipped(str(msg))}"}
     return verdict
-
-
-NAMED = "\n  Your answer is exactly what you get when you "
 
 
 def _clipped(message: str, limit: int = 300) -> str:

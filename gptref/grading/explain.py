@@ -524,7 +524,7 @@ def call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
         raise AssertionError(message) from None
 
 
-def _tensor_arguments(fn: Callable, args: tuple, kwargs: dict) -> dict:
+def _arguments(fn: Callable, args: tuple, kwargs: dict) -> dict:
     """Every argument of the call by name, defaults included (a size may come from a default such as block_q)."""
     try:
         bound = inspect.signature(fn).bind_partial(*args, **kwargs)
@@ -536,7 +536,7 @@ def _tensor_arguments(fn: Callable, args: tuple, kwargs: dict) -> dict:
 
 def _given(fn: Callable, args: tuple, kwargs: dict) -> str:
     """'\n  It was given: x (2, 6, 8) float64, positions None' : the shapes behind the sizes in a shape error."""
-    bound = _tensor_arguments(fn, args, kwargs)
+    bound = _arguments(fn, args, kwargs)
     parts = []
     for key, value in bound.items():
         if isinstance(value, torch.Tensor):
@@ -557,6 +557,9 @@ def _quiet(answer: Callable, kwargs: dict) -> Any:
         return answer(**copy.deepcopy(kwargs))
 
 
+NAMED = "\n  Your answer is exactly what you get when you "  # what precedes a named mistake in every message
+
+
 def which_mistake(got: Any, mistakes: tuple[Mistake, ...] | list[Mistake], kwargs: dict,
                   expected: Any = None, compare: Callable[[Any, Any], str | None] | None = None) -> str:
     """' (this is what happens when <says>)' for the first mistake whose answer on `kwargs` equals `got`
@@ -571,7 +574,7 @@ def which_mistake(got: Any, mistakes: tuple[Mistake, ...] | list[Mistake], kwarg
             if expected is not None and same(theirs, expected) is None:
                 continue  # on these inputs the mistake gives the right answer: it explains nothing
             if same(got, theirs) is None:
-                return f"\n  Your answer is exactly what you get when you {mistake.says}"
+                return f"{NAMED}{mistake.says}"
         except Exception:  # noqa: BLE001
             continue
     return ""
