@@ -177,6 +177,7 @@ _CLEAN_CASES = [  # (raw, expected); a known mistake is named only when it gives
                   "die,\n\n  II\nWhen forty winters shall besiege thy brow,\n"),
     ("No header here.  \r\nSecond line.\r\n\r\n\r\nThird.", "No header here.\nSecond line.\n\nThird.\n"),
     ("\n \n\n", ""),   # nothing in it: the empty string
+    ("\ufeffNo header, but a byte-order mark.\r\n", "No header, but a byte-order mark.\n"),
     ("Header\n***START OF THE PROJECT GUTENBERG EBOOK X***\nThe work.\n", "The work.\n"),  # THE, no space
     # a lone \r ends a line too
     ("Old Mac files end\ra line with CR alone,\r\nothers with CR LF.\r",
@@ -502,6 +503,7 @@ _TRAIN_CASES = [
     ("a b", 300, "'a b'"),                          # one pair only, and it occurs once
     ("", 260, "the empty text"),
     ("abc abc abd zy zy", 256 + 3, "'abc abc abd zy zy'"),  # a tie: (b'z', b'y') > (b'ab', b'c')
+    ("déjà vu — déjà lu — déjà", 256 + 6, "a text with accents and a dash"),  # characters of 2 and 3 bytes
     (_corpus("shakespeare", "train")[:3000], 256 + 20, "3000 characters of Shakespeare"),
 ]
 for _text, _size, _what in _TRAIN_CASES:

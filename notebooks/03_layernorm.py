@@ -113,7 +113,11 @@ def _check_layer_norm(x, **kwargs):
     eps = kwargs.get("eps", 1e-5)
     given = {"x": x.clone(), **{k: v.clone() if torch.is_tensor(v) else v for k, v in kwargs.items()}}
     out = call(layer_norm, **given)
-    ref = F.layer_norm(x, (x.shape[-1],), kwargs.get("weight"), kwargs.get("bias"), eps)
+    # float32 rows far from 0 (over 50 spreads): float32's own answer is off by rounding there, so the float64
+    # answer rounded once is the reference and the tolerance 1e-3 (a one-pass variance misses by about 1e-2)
+    far = x.dtype == torch.float32 and bool((x.double().mean(-1).abs() > 50 * x.double().std(-1)).any())
+    ref = F.layer_norm(x.double() if far else x, (x.shape[-1],), kwargs.get("weight"), kwargs.get("bias"),
+                       eps).to(x.dtype)
 
     def fail(problem):
         known = mistakes_agreeing(layer_norm, MISTAKES["layer_norm"], _LN_CASES)  # named only if it fits them all
@@ -132,7 +136,7 @@ def _check_layer_norm(x, **kwargs):
         fail(f"layer_norm(x) has NaN or inf in a row of x = {x[bad_rows][0].tolist()}: the denominator must stay "
              f"above 0 for every row, a row of equal values (variance 0) too")
     if "weight" not in kwargs and "bias" not in kwargs:
-        tol = 1e-9 if x.dtype == torch.float64 else 2e-5
+        tol = 1e-9 if x.dtype == torch.float64 else 1e-3 if far else 2e-5
         mean = out.double().mean(-1)
         if (mean.abs() > tol).any():
             fail(f"each row of layer_norm(x) should have mean 0; one has mean {mean.abs().max():.6g}. "
@@ -145,7 +149,8 @@ def _check_layer_norm(x, **kwargs):
                  f"variance of x, dividing by d): one row has {var.flatten()[i]:.10g} instead of "
                  f"{want.flatten()[i]:.10g}. "
                  f"Look at how you compute the variance and where eps enters the denominator")
-    problem = difference(out, ref, "layer_norm(x" + "".join(f", {k}" for k in kwargs) + ")")
+    problem = difference(out, ref, "layer_norm(x" + "".join(f", {k}" for k in kwargs) + ")",
+                         **(dict(rtol=1e-3, atol=1e-3) if far else {}))
     if problem:
         given_parts = {"weight": "weight" in kwargs, "bias": "bias" in kwargs}
         if any(given_parts.values()) and not all(given_parts.values()):
@@ -166,6 +171,7 @@ _LN_CASES = [
     dict(x=_x, weight=_w, bias=_b),                                     # y = x_hat * weight + bias
     dict(x=-torch.rand(3, 12, dtype=torch.float64) - 2, weight=_w),     # all negative, weight only
     dict(x=_x, bias=_b),                                                # bias only
+    dict(x=torch.randn(4, 16) - 300),                                   # float32, 300 spreads below 0
 ]
 for _case in _LN_CASES:
     _check_layer_norm(**_case)

@@ -208,7 +208,7 @@ def cosine_lr(step, max_lr, min_lr, warmup_steps, max_steps):
 ''')
 
 nb.tests("test_cosine_lr", 2, r'''
-from gptref.grading.explain import call
+from gptref.grading.explain import NAMED, call
 from gptref.grading.ladders import climb_answer, first_broken
 from gptref.grading.ladders.d09_nanogpt_finetune import LADDERS
 from gptref.grading.mistakes.d09_nanogpt_finetune import MISTAKES
@@ -230,7 +230,7 @@ def _named(message):
     for _m in MISTAKES["cosine_lr"]:
         _same = [abs(_m.answer(**_c) - _lr) <= 1e-12 for _lr, _c in zip(_lrs, _cases)]
         if not all(_right) and all(_s or _r for _s, _r in zip(_same, _right)):
-            return message + "\n  Your answer is exactly what you get when you " + _m.says
+            return message + NAMED + _m.says
     return message
 for _case, _lr in zip(_cases, _lrs):   # the ladder: a number; max_lr at w - 1 and w, min_lr at N; within range
     _broken = first_broken(LADDERS["cosine_lr"], _lr, _case)

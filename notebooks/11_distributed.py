@@ -42,7 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gptref.grading.data_parallel import later_steps_finding, one_step_finding, unmoved_finding
-from gptref.grading.explain import call, explain_trace, secondhand
+from gptref.grading.explain import NAMED, call, explain_trace, secondhand
 from gptref.grading.ladders import agreeing
 from gptref.grading.mistakes.d11_distributed import MISTAKES
 
@@ -201,7 +201,7 @@ def report(got, want, name, kwargs, otherwise, one_step=None, first_step=None, a
             fits = []
         else:
             fits = list(agreeing(fits, [dict(kwargs, state=state, x=x, y=y)], [answer], close))
-    named = f"\n  Your answer is exactly what you get when you {fits[0].says}" if fits else ""
+    named = f"{NAMED}{fits[0].says}" if fits else ""
     if not named and one_step is not None:
         x, y = kwargs["x"], kwargs["y"]
         finding = one_step_finding(one_step(), kwargs["state"], x[0], y[0], kwargs["lr"])
@@ -492,6 +492,41 @@ if _calls:   # none recorded: all_reduce was imported under another name, and th
         f"with bucket_mb=0.001 your buckets sent {_sent} gradient values, in that order; buckets formed from the "
         f"LAST parameter back (the order backward finishes them) send {_want}: take the parameters in reverse "
         "order when you form the buckets, and start a new bucket when the next one would not fit")
+
+
+def _bucket_waits(rank, state, x, y, bucket_mb):
+    """How often each all_reduce handle is waited on over two steps with your BucketedDDP, per handle."""
+    model = BucketedDDP(mlp_from_state(rank_start(state, rank)), bucket_mb)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    waits, real_all_reduce = [], dist.all_reduce
+    class Counted:   # the handle all_reduce returned, counting its wait() calls
+        def __init__(self, handle):
+            self.handle, self.number = handle, len(waits)
+            waits.append(0)
+        def wait(self, *args, **kwargs):
+            waits[self.number] += 1
+            return self.handle.wait(*args, **kwargs)
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+    def counted(tensor, *args, **kwargs):
+        handle = real_all_reduce(tensor, *args, **kwargs)
+        return Counted(handle) if handle is not None else None
+    dist.all_reduce = counted
+    for step in range(2):
+        for p in model.parameters():
+            p.grad.zero_()
+        F.cross_entropy(model(my_rows(x[step], rank, 2)), my_rows(y[step], rank, 2)).backward()
+        model.finish_gradient_synchronization()
+    return waits
+
+
+_waits = call(launch, _bucket_waits, (_state, _x, _y, 0.001))[0]
+assert max(_waits, default=1) <= 1, (
+    f"over two steps your handles were waited on {_waits} times (one entry per all_reduce, in launch order): the "
+    "second step waited again on the first step's all_reduces, so the list of pending buckets was not emptied: "
+    "clear it at the end of finish_gradient_synchronization, or every step redoes (and keeps alive) the work of "
+    "all the steps before it")
 ### BEGIN HIDDEN TESTS
 from gptref.grading import check
 check("11_distributed", "run_bucketed", run_bucketed)

@@ -117,3 +117,43 @@ def test_a_rank_that_only_lost_its_peer_is_told_that_the_ranks_made_different_co
              "by peer [127.0.0.1]:27358")
     message = explain_trace(trace, "rank 0")
     assert "one rank called a collective" in message and "the same collective calls" in message, message
+    assert "with the same src or dst on every rank" in message, message  # broadcast(p, src=rank) hangs the same way
+
+
+# issue 23, fresh set 6: errors whose causes the messages did not name
+def test_a_hook_that_receives_the_gradient_is_told_the_two_kinds_of_hook():
+    bucket_of = {nn.Parameter(torch.zeros(2)): 0}
+
+    def ready(grad):  # a register_hook hook gets the gradient, which is no key of the dict
+        return bucket_of[grad]
+
+    message = explain_trace(_trace_of(ready, torch.ones(2)), "rank 0")
+    assert "register_post_accumulate_grad_hook calls hook(param)" in message, message
+
+
+def test_waiting_on_a_blocking_collective_is_told_to_use_async_op():
+    def finish(handles):
+        for handle in handles:
+            handle.wait()
+
+    assert "async_op=True" in _message(finish, [None])
+
+
+def test_a_code_point_looked_up_in_a_byte_vocabulary_is_named():
+    vocab = {i: bytes([i]) for i in range(256)}
+
+    def first_token(text):
+        return vocab[ord(text[0])]
+
+    message = _message(first_token, "—x")
+    assert "code point of the character '—'" in message and "text.encode('utf-8')" in message, message
+    assert "code point" not in _message(first_token, "")  # an IndexError, not a code point
+
+
+def test_an_index_error_after_divmod_points_at_the_order_it_is_unpacked_in():
+    def pick(scores, beams):
+        token, row = divmod(int(scores.argmax()), scores.shape[1])
+        return beams[row], token
+
+    message = _message(pick, torch.tensor([[0.0, 0.0, 5.0]]), [[1]])
+    assert "the quotient FIRST" in message and "token, row = divmod" in message, message

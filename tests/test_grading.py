@@ -89,6 +89,8 @@ def test_guard_reports_forbidden_call_over_a_later_error():
     (torch.tensor([1.0, 2.5]), torch.tensor([1.0, 2.0]),
      ["largest error is 0.5", "index (1,)", "got 2.5", "expected 2"]),
     (torch.ones(4) * math.sqrt(8), torch.ones(4), ["times the expected", "sqrt(8)"]),
+    (torch.ones(4) / 12, torch.ones(4), ["0.08333 is 1/12,"]),  # a mean over 12 rows: the count comes first
+    (torch.tensor([10.0501]), torch.tensor([10.0499]), ["got 10.0501, expected 10.0499"]),  # digits that differ
     ((torch.ones(2),), (torch.ones(2), torch.ones(2)), ["2 values", "got 1"]),
     ([torch.ones(2), torch.zeros(2)], [torch.ones(2), torch.ones(2)], ["output[1]"]),
     ("abcd", "abXd", ["position 2"]),

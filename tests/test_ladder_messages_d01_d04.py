@@ -7,7 +7,7 @@ import torch
 
 from gptref.grading.ladders.d01_bpe import pair_counts_after, wrong_merges
 from gptref.grading.ladders.d02_attention import not_probabilities, same_sum_note
-from gptref.grading.ladders.d04_decoding import beam_scores_are_normalised_log_probs, log_prob
+from gptref.grading.ladders.d04_decoding import beam_scores_are_normalised_log_probs, log_prob, same_beams
 from gptref.grading.models import TableModel
 from gptref.tokenizers.bpe import train_bpe
 
@@ -91,6 +91,19 @@ def test_a_beam_score_is_said_as_what_it_equals():
     neither = beam_scores_are_normalised_log_probs([(tokens, total / 3 ** 0.5 + 0.3)], case)
     assert "neither" in neither and "division by |y| ** length_penalty" in neither  # the sum is not the only suspect
     assert "the factor the sum is scaled by is 0" in beam_scores_are_normalised_log_probs([(tokens, 0.0)], case)
+    one = [2, 3]  # two tokens: the raw sum is also the sum over one token fewer, and the message says both
+    both = beam_scores_are_normalised_log_probs([(one, log_prob(case, one))], dict(case, length_penalty=1.0))
+    assert "sum / 1 ** 1.0 (which is also the raw sum, never divided)" in both, both
+
+
+def test_a_tie_broken_another_way_is_told_apart_by_its_rounding():
+    """Two hypotheses of equal exact score: the other one with the same float64 score is a tie, with a score off
+    by float32 rounding it is told to compute the search's float64 sums."""
+    case = dict(length_penalty=1.0)
+    want = [([1, 4], -1.0397207708399179), ([1, 3], -1.0397207708399179)]
+    assert same_beams([([1, 3], -1.0397207708399179), ([1, 4], -1.0397207708399179)], want, case) is None
+    rounded = same_beams([([1, 3], -1.0397207645), ([1, 4], -1.0397207645)], want, case)
+    assert "a tie up to rounding" in rounded and "(.double())" in rounded, rounded
 
 
 def _mha(x, state, n_heads, context=None, mask=None, values_from_x=False, use_mask=True, queries_from_context=False):

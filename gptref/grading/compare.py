@@ -124,8 +124,12 @@ def _tensor_difference(got: torch.Tensor, expected: torch.Tensor, what: str, rto
     err = torch.where(close, torch.zeros_like(err), err)
     flat = int(err.flatten().argmax())
     i = _index(flat, expected.shape)
+    shown, wanted = _fmt(g[i].item()), _fmt(e[i].item())
+    if shown == wanted:  # 4 digits hide the difference: show as many as tell them apart
+        digits = next(n for n in range(5, 18) if f"{g[i].item():.{n}g}" != f"{e[i].item():.{n}g}" or n == 17)
+        shown, wanted = f"{g[i].item():.{digits}g}", f"{e[i].item():.{digits}g}"
     msg = (f"{what} is wrong at {int((~close).sum())} of {expected.numel()} entries; the largest error is "
-           f"{_fmt(err.flatten()[flat].item())} at index {i} (got {_fmt(g[i].item())}, expected {_fmt(e[i].item())}; "
+           f"{_fmt(err.flatten()[flat].item())} at index {i} (got {shown}, expected {wanted}; "
            f"tolerance rtol={rtol:g}, atol={atol:g})")
     return msg + (_ratio_hint(g, e) or error_pattern(g, e, close, rtol, atol))
 
@@ -145,8 +149,11 @@ def _ratio_hint(g: torch.Tensor, e: torch.Tensor) -> str:
             return (f" (every value is {_fmt(c)} times the expected one: the sign is flipped (a difference taken in "
                     "the other order, or a minus sign lost or added) and the size is off by a factor too)")
         hint = f" (every value is {_fmt(c)} times the expected one: a missing or extra scale factor?"
-        root = round(c * c) if c > 1 else round(1 / (c * c))
-        if root > 1 and abs((c if c > 1 else 1 / c) - math.sqrt(root)) < 1e-3:
+        size = c if c > 1 else 1 / c  # the factor as a number above 1
+        root = round(size * size)
+        if c < 1 and abs(size - round(size)) < 1e-3 * size:  # 1/n first: a count (rows, heads, ranks) or a root
+            hint += f" {_fmt(c)} is 1/{round(size)}, or 1/sqrt({round(size) ** 2})"
+        elif root > 1 and abs(size - math.sqrt(root)) < 1e-3:
             hint += f" {_fmt(c)} is {'' if c > 1 else '1/'}sqrt({root})"
         return hint + ")"
     return ""

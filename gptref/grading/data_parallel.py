@@ -109,7 +109,9 @@ def unmoved_finding(after: dict, state: dict) -> str | None:
 def later_steps_finding(steps: int) -> str:
     """When the first step is right and the run of `steps` steps is not."""
     return (f"after ONE step rank 0's parameters are right, after {steps} steps they are not: the first step works, "
-            "so look at what your code keeps from one step to the next (what must start afresh at every step)")
+            "so look at what your code keeps from one step to the next (what must start afresh at every step), and "
+            "at whether every rank ends each step with the same parameters: a collective that leaves its result on "
+            "one rank only (dist.reduce where all_reduce belongs) lets the ranks' models drift apart from step 2 on")
 
 
 __all__ = ["later_steps_finding", "one_step_finding", "unmoved_finding"]

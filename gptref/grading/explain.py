@@ -291,6 +291,15 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
      lambda line: ("a value on this line is None: an optional argument that was not given (such as weight=None or "
                    "bias=None) must be used only when it is given, `if weight is not None:`; otherwise a function "
                    "that returns nothing (a missing `return`)")),
+    (re.compile(r"'NoneType' object has no attribute 'wait'"),
+     lambda line: ("the handle you wait on is None: a collective returns a handle to wait on only when it is started "
+                   "with async_op=True (dist.all_reduce(flat, async_op=True)); without it, it blocks and returns "
+                   "None")),
+    (re.compile(r"KeyError: tensor\("),
+     lambda line: ("the key is a tensor that is not in the dict: a dict keyed by tensors finds only the very same "
+                   "tensor object (not an equal one), so look up the object you stored; in a gradient hook, "
+                   "register_post_accumulate_grad_hook calls hook(param) with the parameter, while register_hook "
+                   "calls hook(grad) with the gradient, a different tensor")),
 ]
 
 
@@ -328,9 +337,22 @@ _FROM_THE_MESSAGE: list[Callable[[str], str | None]] = [_weight_not_transposed, 
                                                         _vocabulary_below_required]
 
 
+def _code_point_key(exc: BaseException, line: str) -> str | None:
+    """A byte-level vocabulary looked up with a character's code point (ord(c) > 255) where a byte belongs."""
+    key = exc.args[0] if isinstance(exc, KeyError) and exc.args else None
+    if not isinstance(key, int) or isinstance(key, bool) or key <= 255 or "vocab" not in line:
+        return None
+    return (f"{key} is not an id of the vocabulary here; it is the code point of the character {chr(key)!r} "
+            f"(ord({chr(key)!r}) == {key}): ids 0..255 are BYTES, so start from the text's UTF-8 bytes, "
+            f"text.encode('utf-8'), where a character outside ASCII is 2 to 4 bytes")
+
+
 def cause_of(exc: BaseException, line: str = "") -> str | None:
     """What to change, where the error and the line it came from say it; None when the cause is not known."""
     text = f"{type(exc).__name__}: {exc}"
+    code_point = _code_point_key(exc, line)
+    if code_point:
+        return code_point
     for from_message in _FROM_THE_MESSAGE:
         cause = from_message(text)
         if cause:
@@ -382,20 +404,84 @@ def earlier_reduction_over_dim_0(exc: BaseException) -> tuple[int, str] | None:
 
 
 _TILE_SLICE = re.compile(r"\b([ij])0\s*:\s*\1\s*0?\s*\+\s*(block_[qk])\b")  # i0:i0 + block_q, j0:j0 + block_k
+_SLICED = re.compile(r"\b([A-Za-z_]\w*)\s*\[([^\[\]]*\b[ij]0\s*:[^\[\]]*)\]")  # name[..., i0:i0 + block_q, None]
+_PER_KEY = {"k", "v", "dk", "dv", "key", "keys", "value", "values"}  # the other tiled tensors are kept per query
 
 
-def tile_slice_cause(line: str) -> str | None:
+def _sliced_axis(index: str, start: str) -> int | None:
+    """The dimension that `index` (the text inside [...]) cuts with the {start}0 slice, counted from the end when it
+    holds `...`, else from the front; None when it cannot tell."""
+    parts = [part.strip() for part in index.split(",")]
+    at = next((n for n, part in enumerate(parts) if re.match(rf"{start}0\s*:", part)), None)
+    if at is None:
+        return None
+    real = [n for n, part in enumerate(parts) if part != "None"]  # None adds a dimension, not one of the tensor's
+    if "..." in parts:
+        return -len([n for n in real if n > at]) - 1
+    return len([n for n in real if n < at])
+
+
+def _built_with_the_wrong_length(line: str, exc: BaseException | None) -> str | None:
+    """A tensor sliced with i0 (j0) on the failing line whose length there is not the number of queries (keys), from
+    the failing frame's values: it was built with the wrong shape earlier (a sum over another dim, say)."""
+    frame = exc.__traceback__ if exc is not None else None
+    student = None
+    while frame is not None:
+        if _is_student_frame(frame.tb_frame.f_code.co_filename):
+            student = frame.tb_frame
+        frame = frame.tb_next
+    values = student.f_locals if student is not None else {}
+    arguments = student.f_code.co_varnames[:student.f_code.co_argcount] if student is not None else ()
+    lengths = {}
+    for start, name in (("i", "q"), ("j", "k")):
+        tensor = values.get(name)
+        if name in arguments and getattr(tensor, "dim", lambda: 0)() >= 2:  # the function's own q and k
+            lengths[start] = tensor.shape[-2]
+    for name, index in _SLICED.findall(line.split("#")[0]):
+        tensor = values.get(name)
+        for start in ("i", "j"):
+            axis = _sliced_axis(index, start)
+            if axis is None or start not in lengths or not hasattr(tensor, "shape"):
+                continue
+            if -tensor.dim() <= axis < tensor.dim() and tensor.shape[axis] != lengths[start]:
+                who, of = ("query", "q") if start == "i" else ("key", "k")
+                built = _nearest_student_line(exc, lambda code, n=name: bool(re.match(rf"{n}\s*=[^=]", code)),
+                                              from_failing_line=False)
+                pointer = f"line {built[0]} ({built[1]})" if built else f"where {name} is computed"
+                return (f"{name} has shape {tuple(tensor.shape)}: it is sliced with {start}0 along dim {axis}, where "
+                        f"it should hold one entry per {who} ({of}.shape[-2] = {lengths[start]}), but it holds "
+                        f"{tensor.shape[axis]}: the slices on this line are right, {name} itself was built with "
+                        f"another shape: look at {pointer} (which dimension it reduces or keeps)")
+    return None
+
+
+def tile_slice_cause(line: str, exc: BaseException | None = None) -> str | None:
     """For a shape error on a line that cuts tiles (x[..., i0:i0 + block_q, :]): a slice whose start and length belong
-    to different axes, or else how a tile's rows and columns are indexed; None on other lines."""
+    to different axes, a sliced tensor built with the wrong length, or else how a tile's rows and columns are indexed;
+    None on other lines."""
     slices = _TILE_SLICE.findall(line.split("#")[0])
     if not slices:
         return None
     for start, block in slices:
         if (start, block) in (("i", "block_k"), ("j", "block_q")):
-            axis, other = ("query", "key") if start == "i" else ("key", "query")
-            return (f"the slice {start}0:{start}0 + {block} starts at a {axis} position but is as long as a {other} "
-                    f"block: {axis} slices are {start}0:{start}0 + {'block_q' if start == 'i' else 'block_k'} (the "
-                    "two block sizes differ in the tests)")
+            sliced = next((name for name, index in _SLICED.findall(line.split("#")[0])
+                           if re.search(rf"\b{start}0\s*:\s*{start}0\s*\+\s*{block}\b", index)), None)
+            mixed = (f"the slice {start}0:{start}0 + {block} starts at a {'query' if start == 'i' else 'key'} "
+                     f"position but is as long as a {'key' if start == 'i' else 'query'} block")
+            if sliced:
+                per_key = sliced in _PER_KEY
+                kind, right = ("key", "j0:j0 + block_k") if per_key else ("query", "i0:i0 + block_q")
+                if (start == "j") != per_key:  # the start is the wrong one: the tensor is kept along the other axis
+                    return (f"{sliced} holds one entry per {kind.upper()}, so its slice is {right}; this one starts "
+                            f"at {start}0, the block's first {'key' if start == 'j' else 'query'} position (the "
+                            "two block sizes differ in the tests)")
+                return f"{mixed}: {sliced} holds one entry per {kind}, so its slice is {right} (the two block sizes " \
+                       "differ in the tests)"
+            return (f"{mixed}: a tensor kept per query (q, the output, lse, m, l, D) is sliced with i0:i0 + block_q, "
+                    "one kept per key (k, v, dk, dv) with j0:j0 + block_k (the two block sizes differ in the tests)")
+    built = _built_with_the_wrong_length(line, exc)
+    if built:
+        return built
     return ("a tile of scores has one row per query of the block (i0:i0 + block_q) and one column per key "
             "(j0:j0 + block_k): a quantity kept per QUERY (q, the output, lse, m, l, D) is sliced with i0 and enters "
             "the tile as a column, [..., None]; one kept per KEY (k, v, dk, dv) is sliced with j0: check which each "
@@ -438,7 +524,7 @@ def explain_error(exc: BaseException, name: str) -> str:
                  "shorter when the length is not a multiple of the block, so the mask built from it no longer fits "
                  "the tile: size the mask's rows and columns from the tile itself (s.shape[-2], s.shape[-1]), not "
                  "from block_q or block_k")
-    tile = tile_slice_cause(where[2]) if where and cause and cause.startswith(_GENERIC_SHAPE) else None
+    tile = tile_slice_cause(where[2], exc) if where and cause and cause.startswith(_GENERIC_SHAPE) else None
     if tile:
         cause = tile
     dropped = earlier_dropped_dim(exc) if cause and cause.startswith(_GENERIC_SHAPE) else None
@@ -461,6 +547,11 @@ def explain_error(exc: BaseException, name: str) -> str:
                    "that dim 0 is the one you mean (a result per row works over the LAST dimension, dim=-1)")
         joined = re.search(r"Sizes of tensors must match except", str(exc))  # torch.cat's advice would mislead here
         cause = f"tensors whose sizes do not fit meet here; {pointer}" if joined else f"{cause}; {pointer}"
+    split = _nearest_student_line(exc, lambda code: "divmod(" in code) if isinstance(exc, IndexError) else None
+    if split:
+        cause = (f"{cause}; " if cause else "") + (
+            f"look at line {split[0]} ({split[1]}): divmod(n, V) returns (n // V, n % V), the quotient FIRST, so for "
+            "a flat index into a (rows, V) table it gives (row, column): check the order you unpack them in")
     head = f"{name} raised {raw}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"
@@ -495,7 +586,8 @@ def explain_trace(trace: str, name: str) -> str:
         cause = ("the ranks lost each other in the middle of a collective call: one rank called a collective "
                  "(broadcast, all_reduce, barrier) that another did not, or called it a different number of times; "
                  "every rank must make the same collective calls in the same order (look for one under "
-                 "`if rank == ...`, or in a loop whose length differs between the ranks)")
+                 "`if rank == ...`, or in a loop whose length differs between the ranks), with the same src or dst "
+                 "on every rank (broadcast(p, src=0) everywhere: with src=rank each rank sends and none receives)")
     head = f"{name} raised {raw[:300]}" if message else f"{name} failed: {raw[:300]}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"

@@ -311,3 +311,11 @@ MUTANTS = [
            why="issue 23: ties compare the right token's bytes first (found by no known mistake)",
            hint="when the right token's bytes are compared first"),
 ]
+
+# Issue 23, fresh set 6: the byte-order mark kept, and code points where bytes belong (caught only by hidden tests).
+MUTANTS += [
+    Mutant("clean_gutenberg", old='raw.lstrip("\\ufeff")', new="raw",
+           fails={"test_clean_gutenberg"}, why="the byte-order mark is kept", hint="drop the byte-order mark"),
+    Mutant("train_bpe", old='tuple(w.encode("utf-8"))', new="tuple(ord(ch) for ch in w)",
+           fails={"test_train_bpe"}, why="code points instead of UTF-8 bytes", hint="it is the code point of"),
+]

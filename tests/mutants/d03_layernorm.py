@@ -246,3 +246,20 @@ MUTANTS = [
            why="issue 23 fresh set 3: weight added, not multiplied (unnamed before)",
            hint="add weight to the normalized x"),
 ]
+
+# Issue 23, fresh set 6: a one-pass variance (cancels on float32 rows far from 0), grad_bias averaged, and RMSNorm's
+# eps outside the root.
+MUTANTS += [
+    Mutant("layer_norm", old="var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)",
+           new="var = (x ** 2).mean(dim=-1, keepdim=True) - mean ** 2",
+           fails={"test_layer_norm"}, why="one-pass variance E[x^2] - E[x]^2",
+           hint="compute the variance in one pass"),
+    Mutant("layer_norm_backward", old="grad_bias = grad_out.sum(dim=leading)",
+           new="grad_bias = grad_out.mean(dim=leading)",
+           fails={"test_layer_norm_backward"}, why="grad_bias averaged over the rows",
+           hint="average grad_bias over the rows"),
+    Mutant("rms_norm", old="torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)",
+           new="(torch.sqrt((x ** 2).mean(dim=-1, keepdim=True)) + eps)",
+           fails={"test_rms_norm"}, why="eps outside the root in RMSNorm",
+           hint="put eps outside the square root, sqrt(mean(x**2)) + eps"),
+]

@@ -100,7 +100,7 @@ MUTANTS = [
            hint="add up the raw logits instead of log-probabilities"),
     Mutant(cell="beam_search", old="row, token = divmod(flat, V)", new="token, row = divmod(flat, V)",
            fails={"test_beam_search"}, why="splits the flat index into (token, row) instead of (row, token)",
-           hint="an index reached past the end of a tensor"),
+           hint="the quotient FIRST"),
     Mutant(cell="beam_search", old="generated = seqs[row, prompt_len:].tolist()\n        if generated:",
            new="generated = seqs[row].tolist()\n        if generated:",
            fails={"test_beam_search"}, why="puts the prompt in front of the beams finished by length",
@@ -160,4 +160,12 @@ MUTANTS = [
     Mutant(cell="greedy", old="logits = model(seq)[:, -1, :]", new="logits = model(seq[:, -1:])[:, -1, :]",
            fails={"test_greedy"}, why="calls the model on the last token only",
            hint="call the model on the last token only"),
+]
+
+# Issue 23, fresh set 6: no length penalty for the beams that reach max_new_tokens.
+MUTANTS += [
+    Mutant("beam_search", old="finished.append((generated, normalized(sums[row].item(), len(generated))))",
+           new="finished.append((generated, sums[row].item()))",
+           fails={"test_beam_search"}, why="no length penalty for the beams still alive at max_new_tokens",
+           hint="leave the length penalty off the beams still alive after the last step"),
 ]

@@ -149,3 +149,14 @@ MUTANTS += [
            fails={"test_mask_tokens"}, why="labels only on the positions replaced by [MASK]",
            hint="none of them to mask_id"),
 ]
+
+# Issue 23, fresh set 6: labels from the positions that changed, and random ids drawn below the [MASK] id.
+MUTANTS += [
+    Mutant("mask_tokens", old="return inputs, labels",
+           new="return inputs, torch.where(inputs != ids, ids, torch.full_like(ids, -100))",
+           fails={"test_mask_tokens"}, why="labels only where the input changed (the unchanged 10% lose theirs)",
+           hint="or the labels were set only where the input changed"),
+    Mutant("mask_tokens", old="torch.randint(0, vocab_size,", new="torch.randint(0, mask_id,",
+           fails={"test_mask_tokens"}, why="random ids drawn from [0, mask_id) instead of the whole vocabulary",
+           hint="so the draw stopped at the [MASK] id instead of the vocabulary's end"),
+]

@@ -158,3 +158,11 @@ MUTANTS += [
            new="theta = base ** (-torch.arange(0, D, 2, dtype=q.dtype) / D)", fails={"test_rope_score"},
            why="angles in q's dtype (float32 for a float32 input)", hint="compute the angles in q's dtype"),
 ]
+
+# Issue 23, fresh set 6: theta in x's dtype; float32 angles lose digits at position 300001.
+MUTANTS += [
+    Mutant("rope", old="-torch.arange(0, D, 2, dtype=torch.float64) / D",
+           new="-torch.arange(0, D, 2, dtype=x.dtype) / D",
+           fails={"test_rope"}, why="theta computed in x's dtype (float32 for a float32 x)",
+           hint="as when you compute the angles in float32"),
+]

@@ -124,3 +124,13 @@ MUTANTS += [
            fails={"test_tiled_attention_backward"}, why="D summed over everything (no dim=)",
            hint="more indices than it has dimensions"),
 ]
+
+# Issue 23, fresh set 6: D summed over the wrong axis (the error shows where D is sliced), lse cut with the key offset.
+MUTANTS += [
+    Mutant("tiled_attention_backward", old="delta = (dout * out).sum(dim=-1)", new="delta = (dout * out).sum(dim=-2)",
+           fails={"test_tiled_attention_backward"}, why="D summed over the queries instead of the channels",
+           hint="delta itself was built with another shape"),
+    Mutant("tiled_attention_backward", old="lse[..., i0:i0 + block_q, None]", new="lse[..., j0:j0 + block_q, None]",
+           fails={"test_tiled_attention_backward"}, why="lse sliced with the key block's offset",
+           hint="lse holds one entry per QUERY, so its slice is i0:i0 + block_q; this one starts at j0"),
+]

@@ -110,11 +110,11 @@ MUTANTS = [
     Mutant(cell="naive_ddp", old="        dist.all_reduce(p.grad)     # the sum over the ranks, in place\n",
            new="        p.grad /= world_size\n        dist.all_reduce(p.grad)\n", fails={"test_naive_ddp"},
            why="divides by the world size both before and after the all_reduce",
-           hint="divide by world_size both before and after the all_reduce"),
+           hint="divide by world_size twice (before and after the all_reduce"),
     Mutant(cell="flat_ddp", old="    dist.all_reduce(flat)\n",
            new="    flat /= dist.get_world_size()\n    dist.all_reduce(flat)\n", fails={"test_flat_ddp"},
            why="divides the flat buffer by the world size twice",
-           hint="divide the flat buffer by world_size both before and after"),
+           hint="divide the flat buffer by world_size twice"),
     Mutant(cell="accumulation", old="    optimizer.zero_grad()\n    for x, y in micro_batches:\n",
            new="    for x, y in micro_batches:\n", fails={"test_accumulation"},
            why="gradients never zeroed between steps", hint="never zero the gradients between steps"),
@@ -149,4 +149,13 @@ MUTANTS += [
     Mutant(cell="bucketed_ddp", old="for p in reversed(params):", new="for p in params:",
            fails={"test_bucketed_ddp"}, why="buckets formed in forward parameter order",
            hint="take the parameters in reverse order when you form the buckets", verdict=False),
+]
+
+# Issue 23, fresh set 6: the pending buckets never emptied (right values, but each step redoes the earlier ones).
+MUTANTS += [
+    Mutant(cell="bucketed_ddp",
+           old="        self.in_flight = []\n        self.waiting = [len(b) for b in self.buckets]",
+           new="        self.waiting = [len(b) for b in self.buckets]",
+           fails={"test_bucketed_ddp"}, why="the list of pending all_reduces is never emptied",
+           hint="the list of pending buckets was not emptied", verdict=False),
 ]

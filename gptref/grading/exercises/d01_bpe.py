@@ -208,7 +208,9 @@ def _clean_cases(seed: int) -> list[dict]:
              {"raw": "Text.\nEnd of Project Gutenberg's Sonnets\n\nSection 1.  General Terms of Use\n"},
              # chosen on every seed: the THE form of the start marker, a lone \r line end, an indented line
              {"raw": "Header\r\n***START OF THE PROJECT GUTENBERG EBOOK X***\r\n\r\n  SONNET I.\rFrom fairest "
-                     "creatures\r\n  we desire increase,  \n"}]
+                     "creatures\r\n  we desire increase,  \n"},
+             # chosen on every seed: a byte-order mark before a text without header, which must go too
+             {"raw": "\ufeffA text without header.\r\nIts second line.\r\n"}]
     cases += [{"raw": _raw_gutenberg(rng, rng.random() < 0.8, rng.random() < 0.8, rng.random() < 0.3)}
               for _ in range(3)]
     return cases

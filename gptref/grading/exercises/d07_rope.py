@@ -25,7 +25,7 @@ def _sinusoidal_cases(seed: int) -> list[dict]:
 def _rope_cases(seed: int) -> list[dict]:
     """Constructed on every seed: T = 1 with D = 2 (one pair); 2-D, 3-D and 4-D inputs in float64 and float32;
     a base other than 10000; explicit positions that are shifted, out of order, contain 0 away from index 0, and
-    reach the thousands in float64 (where float32 angles lose digits)."""
+    reach the thousands in float64 and 3000017 in float32 (where float32 angles lose digits)."""
     g = torch.Generator().manual_seed(seed)
     cases = [
         {"x": torch.randn(1, 2, generator=g, dtype=torch.float64), "positions": torch.tensor([5])},  # T = 1, D = 2
@@ -40,6 +40,9 @@ def _rope_cases(seed: int) -> list[dict]:
     cases.append({"x": x, "positions": torch.cat([torch.tensor([3999, 0, 1234]), drawn])})
     x = torch.randn(2, 5, 6, generator=g)
     cases.append({"x": x, "positions": torch.arange(5) + int(torch.randint(1, 300, (1,), generator=g))})
+    x = torch.randn(4, 8, generator=g)  # float32 at position 3000017: float32 angles are off by about 1e-2 there
+    cases.append({"x": x, "positions": torch.cat([torch.tensor([3000017, 0, 7]),
+                                                   torch.randint(0, 1000, (1,), generator=g)])})
     return cases
 
 
@@ -123,7 +126,7 @@ EXERCISES = [
         properties=LADDERS["rope"],
         edge_cases=("T = 1", "one pair (D = 2)", "2-D, 3-D and 4-D inputs", "float32 and float64",
                     "a base other than 10000", "positions out of order with 0 away from index 0",
-                    "positions in the thousands in float64", "shifted positions"),
+                    "positions in the thousands in float64", "position 3000017 in float32", "shifted positions"),
     ),
     Exercise(
         day=DAY,

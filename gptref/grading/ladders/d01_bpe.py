@@ -45,9 +45,12 @@ def wrong_merges(text: str, mine: list, theirs: list) -> str:
     counts = pair_counts_after(text, mine[:first])
     count = counts.get(mine[first], 0)
     tied = [pair for pair, n in counts.items() if n == count]
+    orders = {"the right token's bytes are compared first": lambda pair: (pair[1], pair[0]),
+              "the merged bytes a + b are compared (the token, not the pair)": lambda pair: pair[0] + pair[1]}
+    fits = [how for how, key in orders.items() if mine[first] == max(tied, key=key)]
     note = ""
-    if mine[first] == max(tied, key=lambda pair: (pair[1], pair[0])):
-        note = " (yours is the greatest when the right token's bytes are compared first)"
+    if fits:  # every order it fits is told: one input cannot tell them apart
+        note = f" (yours is the greatest when {' and also when '.join(fits)})"
     elif mine[first] == min(tied):
         note = " (yours is the smallest of the tied pairs)"
     return (f"merge {first} is {mine[first]!r}, expected {theirs[first]!r}: both occur {count} times after the first "

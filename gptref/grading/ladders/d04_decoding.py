@@ -272,11 +272,13 @@ def _what_the_score_is(score: float, total: float, tokens: list[int], alpha: flo
     """What a wrong score equals, said only when it equals it: the right sum over another length, or the raw sum;
     otherwise where to look (the sum itself)."""
     prompt_len = case["idx"].shape[1]
+    raw = abs(total - score) <= 1e-4
     for length in sorted({len(tokens) - 1, len(tokens) + 1, len(tokens) + prompt_len} - {len(tokens), 0}):
         if abs(total / length ** alpha - score) <= 1e-4 and abs(total / len(tokens) ** alpha - score) > 1e-4:
-            return (f" (your score is that sum / {length} ** {alpha}: |y| counts the generated tokens, the eos "
-                    f"included, not the prompt; here {len(tokens)})")
-    if abs(total - score) <= 1e-4:
+            also = " (which is also the raw sum, never divided)" if raw and length == 1 else ""
+            return (f" (your score is that sum / {length} ** {alpha}{also}: |y| counts the generated tokens, the "
+                    f"eos included, not the prompt; here {len(tokens)})")
+    if raw:
         return f" (your score is the raw sum: divide it by |y| ** length_penalty, here {len(tokens)} ** {alpha})"
     if score == 0 and total != 0:
         return (f" (your score is 0 for a sum of {total:.5f}: the factor the sum is scaled by is 0 here; look at how "
@@ -311,5 +313,8 @@ def same_beams(got, expected, case) -> str | None:
         # the ladder has checked that `score` is these tokens' true score: equal scores are a tie broken another way
         if tokens != want_tokens and abs(score - want_score) > 1e-9:
             return (f"hypothesis {i} is {tokens}, but the search's hypothesis {i} is {want_tokens} "
-                    f"(score {want_score:.5f})")
+                    f"(score {want_score:.5f}): the two differ by only {abs(score - want_score):.1g}, a tie up to "
+                    f"rounding, and your score carries rounding that float64 sums of log-probabilities do not: "
+                    f"compute them as the search does, log_softmax of the logits in float64 (.double()), so that "
+                    f"ties come out the same")
     return None

@@ -3,7 +3,7 @@
 Masking is random, so its ladder holds for every draw (special tokens never selected, labels the original id
 where selected and -100 elsewhere, unselected inputs unchanged, replacements inside the vocabulary) and then
 checks proportions within wide bounds (at least 6 standard deviations), so a correct function fails with
-negligible probability.
+negligible probability: the 80/10/10 shares, and random ids spread over the whole vocabulary.
 """
 
 from __future__ import annotations
@@ -100,10 +100,9 @@ def proportions(got, case) -> str | None:
     selected, special = labels != -100, _special(case)
     p, V = case.get("p", 0.15), case["vocab_size"]
     n_candidates, n_sel = int((~special).sum()), int(selected.sum())
-    problem = _bounds(n_sel / max(n_candidates, 1), p, n_candidates, "fraction of non-special tokens selected",
-                      f"(select each non-special token with probability p={p})")
-    if problem or n_sel == 0:
-        return problem
+    if n_sel == 0:
+        return _bounds(0.0, p, n_candidates, "fraction of non-special tokens selected",
+                       f"(select each non-special token with probability p={p})")
     sel_in, sel_ids = inputs[selected], ids[selected]
     is_mask = sel_in == case["mask_id"]
     is_kept = (sel_in == sel_ids) & ~is_mask
@@ -111,6 +110,16 @@ def proportions(got, case) -> str | None:
     shares = [share.float().mean().item() for share in (is_mask, is_random, is_kept)]
     yours = (f"(of your selected tokens {shares[0]:.3f} became mask_id, {shares[1]:.3f} a random id and "
              f"{shares[2]:.3f} stayed unchanged; BERT's rule: 80% [MASK], 10% random, 10% unchanged)")
+    # before the share selected: labels set only where the input changed also select 10% too few
+    if not is_kept.any() and _bounds(0.0, 0.1 + 0.1 / V, n_sel, "", ""):
+        return (f"none of your {n_sel} selected tokens (those with a label) kept its id in inputs, but BERT leaves "
+                f"10% of the selected tokens unchanged and they keep their label too {yours}: either the unchanged "
+                "10% is missing, or the labels were set only where the input changed (every selected position gets "
+                "its original id as label, whatever its input became: mask_id, a random id or itself)")
+    problem = _bounds(n_sel / n_candidates, p, n_candidates, "fraction of non-special tokens selected",
+                      f"(select each non-special token with probability p={p})")
+    if problem:
+        return problem
     for frac, want, what in ((shares[0], 0.8, "share of selected tokens replaced by mask_id"),
                              (shares[1], 0.1 * (1 - 1 / V), "share replaced by a random id"),
                              (shares[2], 0.1 + 0.1 / V, "share left unchanged")):
@@ -118,6 +127,24 @@ def proportions(got, case) -> str | None:
         if problem:
             return problem
     return None
+
+
+def random_ids_span_the_vocabulary(got, case) -> str | None:
+    """The random replacements are drawn from the whole vocabulary [0, vocab_size): about half lie in its upper half."""
+    ids, (inputs, labels) = case["ids"], got
+    selected, V = labels != -100, case["vocab_size"]
+    random_ids = inputs[selected & (inputs != ids) & (inputs != case["mask_id"])]
+    n_random = random_ids.numel()
+    upper = (random_ids >= V // 2).float().mean().item() if n_random else 0.0
+    expected = (V - V // 2) / V
+    if n_random < 20 or not _bounds(upper, expected, n_random, "", ""):
+        return None
+    largest, mask_id = int(random_ids.max()), case["mask_id"]
+    below_mask = (f": every one is below mask_id = {mask_id}, so the draw stopped at the [MASK] id instead of the "
+                  f"vocabulary's end" if largest < mask_id < V - 1 else "")
+    return (f"of your {n_random} random replacements {upper:.3f} lie in the upper half of the vocabulary "
+            f"[{V // 2}, {V}); drawn uniformly from [0, vocab_size={V}) about {expected:.2f} would (your largest "
+            f"random id is {largest}){below_mask}: draw them with torch.randint(0, vocab_size, ..., generator=...)")
 
 
 # ---------------------------------------------------------------- attention masks
@@ -205,7 +232,7 @@ def objective_value(got, expected, case) -> str | None:
 
 LADDERS = {
     "mask_tokens": (masking_form, labels_mark_the_selection, only_selected_inputs_change, masks_use_mask_id,
-                    proportions),
+                    proportions, random_ids_span_the_vocabulary),
     "attention_mask": (mask_form, padded_keys_hidden, causal_rule),
     "gpt1_objective": (objective_form,),
 }

@@ -79,15 +79,19 @@ def drift_with_position(got: torch.Tensor, want: torch.Tensor) -> str:
 
 
 def rope_short_of_digits(got: torch.Tensor, want: torch.Tensor, positions) -> str:
-    """' (...)' when rope's output is off by a little (under 1e-3) only at the vectors of its largest positions:
-    the angles position * theta_i were carried with too few digits (float32) there; '' otherwise."""
+    """' (...)' when rope's output is off by a little only at the vectors of its largest positions (no more than
+    float32's rounding of position * theta_i could make: 5e-7 * position * max|x|, or 1e-3): the angles were carried
+    with too few digits (float32) there; '' otherwise."""
     if positions is None or got.shape != want.shape or got.dim() < 2:
         return ""
     error = (got.double() - want.double()).abs().amax(dim=-1)  # (..., T) the largest error of each vector
     per_position = error.reshape(-1, error.shape[-1]).amax(dim=0)  # (T,)
     wrong = per_position > 1e-6
     places = torch.as_tensor(positions)
-    if not wrong.any() or wrong.all() or per_position.max() > 1e-3 or places[wrong].min() <= places[~wrong].max():
+    if not wrong.any() or wrong.all() or places[wrong].min() <= places[~wrong].max():
+        return ""
+    rounding = max(1e-3, 5e-7 * int(places.max()) * want.double().abs().max().item())
+    if per_position.max() > rounding:
         return ""
     return (f" (only the vectors at the largest positions {sorted(int(p) for p in places[wrong])} are off, by at most "
             f"{per_position.max().item():.2g}, as when you compute the angles in float32: the angle position * theta_i "

@@ -6,6 +6,8 @@ notebook's visible tests import this module.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from gptref.grading.explain import Mistake
@@ -140,7 +142,26 @@ def _bw_plus_variance_term(grad_out, x, weight, eps=1e-5):
     return _bw_variance(grad_out, x, weight, eps, sign=1.0)
 
 
+def _bw_mean_over_rows(grad_out, x, weight, eps=1e-5, *, which=("weight", "bias")):
+    """grad_weight and/or grad_bias averaged over the rows where the formula adds them up."""
+    r, x_hat, h, leading, grad_bias = _pieces(grad_out, x, weight, eps)
+    grad_x = r * (h - h.mean(dim=-1, keepdim=True) - x_hat * (h * x_hat).mean(dim=-1, keepdim=True))
+    grad_weight = (grad_out * x_hat).mean(dim=leading) if "weight" in which else (grad_out * x_hat).sum(dim=leading)
+    return grad_x, grad_weight, grad_out.mean(dim=leading) if "bias" in which else grad_bias
+
+
+def _one_pass_variance(x, weight=None, bias=None, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)
+    var = (x ** 2).mean(dim=-1, keepdim=True) - mean ** 2  # E[x^2] - E[x]^2: cancels when |mean| >> std
+    return _affine((x - mean) / torch.sqrt(var + eps), weight, bias)
+
+
 # -- rms_norm -------------------------------------------------------------------------------------
+def _rms_eps_outside(x, weight=None, eps=1e-6):
+    y = x / (torch.sqrt((x ** 2).mean(dim=-1, keepdim=True)) + eps)
+    return y if weight is None else y * weight
+
+
 def _rms_no_eps(x, weight=None, eps=1e-6):
     y = x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True))
     return y if weight is None else y * weight
@@ -206,6 +227,9 @@ MISTAKES = {
         Mistake("take one mean and one variance over the whole tensor: each row (the last dimension) gets its own",
                 _whole_tensor),
         Mistake("use eps = 1e-5 whatever eps is passed: use the eps argument", _fixed_eps),
+        Mistake("compute the variance in one pass, mean(x**2) - mean(x)**2: equal on paper, but in float32 it "
+                "cancels when a row's mean is large against its spread (offset 100, spread 0.1); subtract the mean "
+                "first, ((x - mean) ** 2).mean(-1)", _one_pass_variance),
     ),
     "layer_norm_backward": (
         Mistake("leave out the term that comes through the mean, - h.mean(dim=-1, keepdim=True)", _bw_no_mean_term),
@@ -226,6 +250,12 @@ MISTAKES = {
                 "biased variance of the forward pass, ((x - mean) ** 2).mean(-1)", _bw_unbiased),
         Mistake("ADD the term through the variance: it is subtracted, grad_x = r * (h - mean(h) - x_hat * "
                 "mean(h * x_hat))", _bw_plus_variance_term),
+        Mistake("average grad_bias over the rows: bias is added to every row, so its gradient is the SUM of "
+                "grad_out over every leading dimension", partial(_bw_mean_over_rows, which=("bias",))),
+        Mistake("average grad_weight over the rows: weight scales every row, so its gradient is the SUM of "
+                "grad_out * x_hat over every leading dimension", partial(_bw_mean_over_rows, which=("weight",))),
+        Mistake("average grad_weight and grad_bias over the rows: both are SUMS over every leading dimension, "
+                "since weight and bias act on every row", _bw_mean_over_rows),
     ),
     "rms_norm": (
         Mistake("leave eps out: you forgot eps; RMSNorm divides by torch.sqrt((x ** 2).mean(-1) + eps)", _rms_no_eps),
@@ -234,6 +264,8 @@ MISTAKES = {
         Mistake("compute layer norm (centre, then scale by 1 / std): RMSNorm neither subtracts the "
                 "mean nor uses the variance, it divides x by the root of the mean of x**2", _rms_layer_norm),
         Mistake("divide by the mean square itself: take its square root, sqrt(mean(x**2) + eps)", _rms_no_sqrt),
+        Mistake("put eps outside the square root, sqrt(mean(x**2)) + eps: eps goes inside it, "
+                "torch.sqrt((x ** 2).mean(-1) + eps)", _rms_eps_outside),
         Mistake("divide by the standard deviation (the variance around the mean): RMSNorm uses the mean of x**2 "
                 "around 0", _rms_std),
         Mistake("use eps = 1e-6 whatever eps is passed: use the eps argument", _rms_fixed_eps),

@@ -68,7 +68,7 @@ def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, s
 
 def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None, *, live=None,
           exponent=True, keep_eos=True, prompt_in_length=False, sort=True, finish_live=True, log_probs=True,
-          penalise_eos=True, worst_first=False):
+          penalise_eos=True, worst_first=False, penalise_live=True):
     prompt_len = idx.shape[1]
     live = live or beam_size
 
@@ -100,7 +100,8 @@ def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=No
     for row in range(seqs.shape[0] if finish_live else 0):
         generated = seqs[row, prompt_len:].tolist()
         if generated:
-            finished.append((generated, normalized(sums[row].item(), len(generated))))
+            finished.append((generated, normalized(sums[row].item(), len(generated)) if penalise_live
+                             else sums[row].item()))
     if sort:
         finished.sort(key=lambda hyp: hyp[1], reverse=True)
     return finished[:beam_size]
@@ -204,6 +205,10 @@ MISTAKES = {
                 "penalty: every finished hypothesis, by eos or by length, is scored sum / |y| ** alpha",
                 lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
                     model, idx, max_new_tokens, beam_size, length_penalty, eos_id, penalise_eos=False)),
+        Mistake("leave the length penalty off the beams still alive after the last step: they are finished by "
+                "length, and scored sum / |y| ** alpha like those that end with eos_id",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, penalise_live=False)),
         Mistake("rank the extensions worst first (argsort ascending): walk them from the highest summed "
                 "log-probability down, argsort(..., descending=True)",
                 lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(

@@ -105,7 +105,9 @@ def _adamw_stepping(state, x, y, lr, stepped_by: tuple[int, ...], optimizer_lr: 
 
 MISTAKES = {
     "run_naive": (
-        Mistake("never broadcast rank 0's parameters, so rank 1 trains from its own starting values",
+        Mistake("never broadcast rank 0's parameters into the parameters themselves (no broadcast, or one into a "
+                "copy such as p.detach().clone(), which leaves p as it was), so rank 1 trains from its own starting "
+                "values",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, broadcast=False)),
         Mistake("add each gradient over the ranks (all_reduce sums) without dividing by world_size",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="sum")),
@@ -115,8 +117,9 @@ MISTAKES = {
         Mistake("never average the gradients, so every rank steps on its own half-batch (an all_reduce of a "
                 "temporary such as p.grad / W does that too: it leaves p.grad as it was)",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="none")),
-        Mistake("divide by world_size both before and after the all_reduce: your gradients are world_size times "
-                "too small; divide once, after the all_reduce (it sums)",
+        Mistake("divide by world_size twice (before and after the all_reduce, or after an all_reduce with "
+                "ReduceOp.AVG, which already divides): your gradients are world_size times too small; divide once "
+                "(a plain all_reduce sums)",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, extra_scale=1 / WORLD)),
         Mistake("divide by world_size on rank 0 only: every rank must divide its all_reduced p.grad, or rank 1 "
                 "steps on the SUM and the copies drift apart (rank 0's next gradients come from them)",
@@ -128,10 +131,12 @@ MISTAKES = {
     "run_flat": (
         Mistake("sum the flat buffer over the ranks without dividing it by world_size",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="sum")),
-        Mistake("reduce the flat buffer but never copy it back into the p.grad tensors",
+        Mistake("reduce the flat buffer but never copy it back into the p.grad tensors themselves (a copy into a "
+                "new tensor, or rebinding a name, leaves p.grad as it was)",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="none")),
-        Mistake("divide the flat buffer by world_size both before and after the all_reduce: your gradients are "
-                "world_size times too small; divide once, after the all_reduce (it sums)",
+        Mistake("divide the flat buffer by world_size twice (before and after the all_reduce, or after an "
+                "all_reduce with ReduceOp.AVG, which already divides): your gradients are world_size times too "
+                "small; divide once (a plain all_reduce sums)",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, extra_scale=1 / WORLD)),
         Mistake("copy the same first piece of the flat buffer into every gradient: advance the offset by each "
                 "gradient's numel()",
