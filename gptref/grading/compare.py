@@ -94,7 +94,8 @@ def _form(got: torch.Tensor, expected: torch.Tensor, what: str) -> str | None:
     return None
 
 
-def _tensor_difference(got: torch.Tensor, expected: torch.Tensor, what: str, rtol, atol) -> str | None:
+def _tensor_difference(got: torch.Tensor, expected: torch.Tensor, what: str, rtol, atol,
+                       locate: bool = True) -> str | None:
     wrong_form = _form(got, expected, what)
     if wrong_form:
         return wrong_form
@@ -131,7 +132,7 @@ def _tensor_difference(got: torch.Tensor, expected: torch.Tensor, what: str, rto
     msg = (f"{what} is wrong at {int((~close).sum())} of {expected.numel()} entries; the largest error is "
            f"{_fmt(err.flatten()[flat].item())} at index {i} (got {shown}, expected {wanted}; "
            f"tolerance rtol={rtol:g}, atol={atol:g})")
-    return msg + (_ratio_hint(g, e) or error_pattern(g, e, close, rtol, atol))
+    return msg + (_ratio_hint(g, e) or (error_pattern(g, e, close, rtol, atol) if locate else ""))
 
 
 def _ratio_hint(g: torch.Tensor, e: torch.Tensor) -> str:
@@ -160,10 +161,11 @@ def _ratio_hint(g: torch.Tensor, e: torch.Tensor) -> str:
 
 
 def difference(got: Any, expected: Any, what: str = "output", rtol: float | None = None,
-               atol: float | None = None) -> str | None:
-    """None if `got` matches `expected` (recursively, tensors to dtype tolerance), else why not."""
+               atol: float | None = None, locate: bool = True) -> str | None:
+    """None if `got` matches `expected` (recursively, tensors to dtype tolerance), else why not; `locate=False` leaves
+    out the guess where a tensor's wrong entries lie (for a caller that knows)."""
     if isinstance(expected, torch.Tensor):
-        return form_difference(got, expected, what) or _tensor_difference(got, expected, what, rtol, atol)
+        return form_difference(got, expected, what) or _tensor_difference(got, expected, what, rtol, atol, locate)
     if isinstance(expected, np.ndarray) and expected.dtype.kind in "biufc":
         if not isinstance(got, np.ndarray) or got.dtype.kind not in "biufc":
             return f"{what} should be a numpy array, got {type(got).__name__}"

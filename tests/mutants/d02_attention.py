@@ -439,3 +439,10 @@ MUTANTS = [
         "the output does not depend on x at all",
     ),
 ]
+
+# Issue 23, fresh set 7: x and y swapped, the mask kept.
+MUTANTS += [
+    Mutant("cross_attention", "ref.scaled_dot_product_attention(y @ w_q, x @ w_k, x @ w_v, mask)",
+           "ref.scaled_dot_product_attention(x @ w_q, y @ w_k, y @ w_v, mask)", {"test_cross_attention"},
+           "x and y swapped, x's padding mask kept", "swap x and y: queries from the encoder's x"),
+]

@@ -263,3 +263,11 @@ MUTANTS += [
            fails={"test_rms_norm"}, why="eps outside the root in RMSNorm",
            hint="put eps outside the square root, sqrt(mean(x**2)) + eps"),
 ]
+
+# Issue 23, fresh set 7: RMSNorm through x.norm.
+MUTANTS += [
+    Mutant("rms_norm", old="torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)",
+           new="(x.norm(dim=-1, keepdim=True) + eps)",
+           fails={"test_rms_norm"}, why="x.norm (the root of the sum of squares) plus eps",
+           hint="divide by x.norm(dim=-1) + eps"),
+]

@@ -169,3 +169,10 @@ MUTANTS += [
            fails={"test_beam_search"}, why="no length penalty for the beams still alive at max_new_tokens",
            hint="leave the length penalty off the beams still alive after the last step"),
 ]
+
+# Issue 23, fresh set 7: greedy runs the model on the prompt at every step.
+MUTANTS += [
+    Mutant("greedy", old="logits = model(seq)[:, -1, :]", new="logits = model(idx)[:, -1, :]",
+           fails={"test_greedy"}, why="the model called on the prompt at every step",
+           hint="call the model on the prompt idx at every step"),
+]

@@ -160,3 +160,15 @@ MUTANTS += [
            fails={"test_mask_tokens"}, why="random ids drawn from [0, mask_id) instead of the whole vocabulary",
            hint="so the draw stopped at the [MASK] id instead of the vocabulary's end"),
 ]
+
+# Issue 23, fresh set 7: the selection's random number reused for the 80/10/10 split.
+MUTANTS += [
+    Mutant("mask_tokens",
+           old="selected = (torch.rand(ids.shape, generator=generator) < p) & ~special\n"
+               "    labels = torch.where(selected, ids, torch.full_like(ids, -100))\n"
+               "    r = torch.rand(ids.shape, generator=generator)",
+           new="u = torch.rand(ids.shape, generator=generator)\n    selected = (u < p) & ~special\n"
+               "    labels = torch.where(selected, ids, torch.full_like(ids, -100))\n    r = u",
+           fails={"test_mask_tokens"}, why="the selection's random number reused for the split",
+           hint="or it reuses the random number that selected the token"),
+]

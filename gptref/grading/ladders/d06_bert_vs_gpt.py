@@ -110,8 +110,12 @@ def proportions(got, case) -> str | None:
     shares = [share.float().mean().item() for share in (is_mask, is_random, is_kept)]
     yours = (f"(of your selected tokens {shares[0]:.3f} became mask_id, {shares[1]:.3f} a random id and "
              f"{shares[2]:.3f} stayed unchanged; BERT's rule: 80% [MASK], 10% random, 10% unchanged)")
+    if is_mask.all() and _bounds(1.0, 0.8, n_sel, "", ""):
+        return (f"every one of your {n_sel} selected tokens became mask_id, none a random id and none left unchanged: "
+                "either the 80/10/10 split is missing, or it reuses the random number that selected the token "
+                "(each selected one is below p, so below 0.8 too): draw a second random number for the split")
     # before the share selected: labels set only where the input changed also select 10% too few
-    if not is_kept.any() and _bounds(0.0, 0.1 + 0.1 / V, n_sel, "", ""):
+    if not is_kept.any() and is_random.any() and _bounds(0.0, 0.1 + 0.1 / V, n_sel, "", ""):
         return (f"none of your {n_sel} selected tokens (those with a label) kept its id in inputs, but BERT leaves "
                 f"10% of the selected tokens unchanged and they keep their label too {yours}: either the unchanged "
                 "10% is missing, or the labels were set only where the input changed (every selected position gets "

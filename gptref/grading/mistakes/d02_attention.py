@@ -216,6 +216,10 @@ def _cross_queries_from_x(y, x, x_is_token, w_q, w_k, w_v):
     return _sdpa(x @ w_q, y @ w_k, y @ w_v, None)
 
 
+def _cross_swapped_with_mask(y, x, x_is_token, w_q, w_k, w_v):
+    return _sdpa(x @ w_q, y @ w_k, y @ w_v, x_is_token[:, None, :])  # x's padding mask then lands on y's keys
+
+
 def _cross_no_mask(y, x, x_is_token, w_q, w_k, w_v):
     return _sdpa(y @ w_q, x @ w_k, x @ w_v, None)
 
@@ -358,6 +362,9 @@ MISTAKES = {
         Mistake("take keys and values from y: the keys and values must come from the encoder's x", _cross_kv_from_y),
         Mistake("take the queries from x and keys/values from y: queries come from the decoder's y, keys and values "
                 "from the encoder's x", _cross_queries_from_x),
+        Mistake("swap x and y: queries from the encoder's x, keys and values from the decoder's y (x's padding mask "
+                "then falls on y's positions); queries come from y, keys and values from x",
+                _cross_swapped_with_mask),
         Mistake("pass no mask: decoder queries must not attend to the encoder's padding", _cross_no_mask),
         Mistake("add a causal mask: every decoder token may see every real encoder token", _cross_causal),
     ),

@@ -157,6 +157,11 @@ def _one_pass_variance(x, weight=None, bias=None, eps=1e-5):
 
 
 # -- rms_norm -------------------------------------------------------------------------------------
+def _rms_norm_plus_eps(x, weight=None, eps=1e-6):
+    y = x / (x.norm(dim=-1, keepdim=True) + eps)  # the root of the SUM of squares, eps outside it
+    return y if weight is None else y * weight
+
+
 def _rms_eps_outside(x, weight=None, eps=1e-6):
     y = x / (torch.sqrt((x ** 2).mean(dim=-1, keepdim=True)) + eps)
     return y if weight is None else y * weight
@@ -266,6 +271,8 @@ MISTAKES = {
         Mistake("divide by the mean square itself: take its square root, sqrt(mean(x**2) + eps)", _rms_no_sqrt),
         Mistake("put eps outside the square root, sqrt(mean(x**2)) + eps: eps goes inside it, "
                 "torch.sqrt((x ** 2).mean(-1) + eps)", _rms_eps_outside),
+        Mistake("divide by x.norm(dim=-1) + eps: the norm is the root of the SUM of squares, d times too big a mean "
+                "square; RMS is torch.sqrt((x ** 2).mean(-1) + eps)", _rms_norm_plus_eps),
         Mistake("divide by the standard deviation (the variance around the mean): RMSNorm uses the mean of x**2 "
                 "around 0", _rms_std),
         Mistake("use eps = 1e-6 whatever eps is passed: use the eps argument", _rms_fixed_eps),

@@ -46,13 +46,14 @@ def _top_p(logits, p, *, own_mass=False, unsort="scatter", use_softmax=True, str
 
 
 def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, stop="all", prompt=True,
-            truthy=False, last_only=False):
+            truthy=False, last_only=False, prompt_only=False):
     seq = idx
     done = torch.zeros(idx.shape[0], dtype=torch.bool)  # (B,)
     if truthy and not eos_id:  # `if eos_id:` is False for eos_id = 0: no eos handling at all
         eos_id = None
     for _ in range(max_new_tokens):
-        token = model(seq[:, -1:] if last_only else seq)[:, position, :].argmax(dim=-1)  # (B,)
+        given = seq[:, -1:] if last_only else idx if prompt_only else seq
+        token = model(given)[:, position, :].argmax(dim=-1)  # (B,)
         if eos_id is not None:
             if pad:
                 token = token.masked_fill(done, eos_id)
@@ -158,6 +159,10 @@ MISTAKES = {
                 "sequence so far, so call model(seq) and read its last position",
                 lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
                                                                          last_only=True)),
+        Mistake("call the model on the prompt idx at every step, model(idx): the next token depends on the tokens "
+                "generated so far too, so call model(seq) on the growing sequence",
+                lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
+                                                                         prompt_only=True)),
         Mistake("put a token other than eos_id after a row's eos_id: you keep generating in a finished row, or pad "
                 "it with another token; once a row is finished, pad it with eos_id",
                 lambda model, idx, max_new_tokens, eos_id=None: _greedy(model, idx, max_new_tokens, eos_id,
