@@ -63,7 +63,9 @@ def worker(rank: int, folder: str) -> None:
 def runs(tmp_path_factory):
     """{rank: {name: (state_dict, state bytes)}}, the folder, and the single-process resume's parameters."""
     folder = str(tmp_path_factory.mktemp("zero1"))
-    ranks = run_ranks(worker, folder, WORLD, seconds=300)
+    # eight short trainings one after the other: on a busy 2-core machine (the full suite) they took over 300 s once,
+    # and a rank killed at the limit left its peer with a bare "Wait timeout"; a real hang still ends at the limit
+    ranks = run_ranks(worker, folder, WORLD, seconds=900)
     single = train(load_config(out_dir=f"{folder}/resumed_single", resume=True,
                                **dict(TINY, batch_size=WORLD * TINY["batch_size"])))  # the same global batch
     return ranks, folder, single.model.state_dict()
