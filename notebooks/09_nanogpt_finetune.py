@@ -535,6 +535,17 @@ def run_ddp(state, x, y, lr, max_norm, world_size=2):
                     f"rank {moved.index(False)}'s parameters did not change in the step while rank 0's did: every "
                     "rank holds its own copy of the model, so every rank must call optimizer.step() (with the same "
                     "averaged gradients), or the copies drift apart")
+            if any(not torch.equal(got[k], ranks[0][k]) for got in ranks[1:] for k in state):
+                whole = mlp_from_state(state)           # rank 0 right and another rank not: the result of the
+                F.cross_entropy(whole(x), y).backward()  # reduction did not reach every rank
+                torch.nn.utils.clip_grad_norm_(whole.parameters(), max_norm)
+                torch.optim.SGD(whole.parameters(), lr=lr).step()
+                if all(torch.allclose(ranks[0][k], v, rtol=0, atol=1e-10) for k, v in whole.state_dict().items()):
+                    raise AssertionError(
+                        "rank 0 ends the step with the right parameters, but another rank does not: every rank holds "
+                        "a copy of the model and must step on the same averaged gradients. all_reduce leaves the "
+                        "result on EVERY rank; reduce(dst=0) leaves it on rank 0 only, and the others step on "
+                        "gradients of their own")
             return ranks[0]
 ''')
 

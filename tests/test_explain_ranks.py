@@ -157,3 +157,13 @@ def test_an_index_error_after_divmod_points_at_the_order_it_is_unpacked_in():
 
     message = _message(pick, torch.tensor([[0.0, 0.0, 5.0]]), [[1]])
     assert "the quotient FIRST" in message and "token, row = divmod" in message, message
+
+
+def test_an_index_error_after_divmod_by_the_wrong_size_names_the_divisor_too():
+    def pick(scores, beams):  # a row of V = 3 scores per beam, divided by the number of beams (1): row 2 of 1
+        row, token = divmod(int(scores.argmax()), len(beams))
+        return beams[row], token
+
+    message = _message(pick, torch.tensor([[0.0, 0.0, 5.0]]), [[1]])
+    assert "divided by V (the length of a row, not the number of rows)" in message, message
+    assert "check the divisor and the order" in message, message

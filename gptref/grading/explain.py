@@ -22,7 +22,7 @@ import inspect
 import linecache
 import os
 import re
-import traceback
+import types
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -59,14 +59,23 @@ def _is_student_frame(filename: str) -> bool:
     return not path.startswith((_GPTREF_DIR + os.sep, _STDLIB_DIR + os.sep))
 
 
+def _student_traceback(exc: BaseException | None) -> types.TracebackType | None:
+    """The traceback entry of the innermost frame of the student's own code (its frame holds the values there)."""
+    entry, found = exc.__traceback__ if exc is not None else None, None
+    while entry is not None:
+        if _is_student_frame(entry.tb_frame.f_code.co_filename):
+            found = entry
+        entry = entry.tb_next
+    return found
+
+
 def student_line(exc: BaseException) -> tuple[str, int, str] | None:
     """(function name, line number, source line) of the innermost frame of the student's own code."""
-    found = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if _is_student_frame(frame.filename):
-            line = frame.line or linecache.getline(frame.filename, frame.lineno or 0).strip()
-            found = (frame.name, frame.lineno or 0, (line or "").strip())
-    return found
+    entry = _student_traceback(exc)
+    if entry is None:
+        return None
+    code = entry.tb_frame.f_code
+    return code.co_name, entry.tb_lineno or 0, linecache.getline(code.co_filename, entry.tb_lineno or 0).strip()
 
 
 # ---------------------------------------------------------------- known errors and their causes
@@ -371,12 +380,13 @@ def _nearest_student_line(exc: BaseException, matches: Callable[[str], bool],
                           from_failing_line: bool = True) -> tuple[int, str] | None:
     """(line number, source) of the nearest line of the failing student function, from the failing line (or the one
     above it) up to its `def`, whose code matches; None if none does. A lambda is its own one line."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_student_frame(f.filename)]
-    if not frames or not frames[-1].lineno:
+    entry = _student_traceback(exc)
+    if entry is None or not entry.tb_lineno:
         return None
-    lines = linecache.getlines(frames[-1].filename)
-    last = frames[-1].lineno if from_failing_line else frames[-1].lineno - 1
-    first = frames[-1].lineno if frames[-1].name == "<lambda>" else 1
+    code = entry.tb_frame.f_code
+    lines = linecache.getlines(code.co_filename)
+    last = entry.tb_lineno if from_failing_line else entry.tb_lineno - 1
+    first = entry.tb_lineno if code.co_name == "<lambda>" else 1
     for number in range(last, first - 1, -1):
         text = lines[number - 1].strip() if number <= len(lines) else ""
         if text.startswith("def "):
@@ -421,15 +431,12 @@ def _sliced_axis(index: str, start: str) -> int | None:
     return len([n for n in real if n < at])
 
 
-def _built_with_the_wrong_length(line: str, exc: BaseException | None) -> str | None:
-    """A tensor sliced with i0 (j0) on the failing line whose length there is not the number of queries (keys), from
-    the failing frame's values: it was built with the wrong shape earlier (a sum over another dim, say)."""
-    frame = exc.__traceback__ if exc is not None else None
-    student = None
-    while frame is not None:
-        if _is_student_frame(frame.tb_frame.f_code.co_filename):
-            student = frame.tb_frame
-        frame = frame.tb_next
+def _built_with_the_wrong_length(sliced: list[tuple[str, str]], exc: BaseException | None) -> str | None:
+    """A tensor sliced with i0 (j0) on the failing line (`sliced`: its (name, index text) pairs) whose length there is
+    not the number of queries (keys), from the failing frame's values: it was built with the wrong shape earlier (a sum
+    over another dim, say)."""
+    entry = _student_traceback(exc)
+    student = entry.tb_frame if entry is not None else None
     values = student.f_locals if student is not None else {}
     arguments = student.f_code.co_varnames[:student.f_code.co_argcount] if student is not None else ()
     lengths = {}
@@ -437,7 +444,7 @@ def _built_with_the_wrong_length(line: str, exc: BaseException | None) -> str | 
         tensor = values.get(name)
         if name in arguments and getattr(tensor, "dim", lambda: 0)() >= 2:  # the function's own q and k
             lengths[start] = tensor.shape[-2]
-    for name, index in _SLICED.findall(line.split("#")[0]):
+    for name, index in sliced:
         tensor = values.get(name)
         for start in ("i", "j"):
             axis = _sliced_axis(index, start)
@@ -459,12 +466,14 @@ def tile_slice_cause(line: str, exc: BaseException | None = None) -> str | None:
     """For a shape error on a line that cuts tiles (x[..., i0:i0 + block_q, :]): a slice whose start and length belong
     to different axes, a sliced tensor built with the wrong length, or else how a tile's rows and columns are indexed;
     None on other lines."""
-    slices = _TILE_SLICE.findall(line.split("#")[0])
+    code = line.split("#")[0]
+    slices = _TILE_SLICE.findall(code)
     if not slices:
         return None
+    sliced_names = _SLICED.findall(code)  # (name, index text) of each tensor sliced on the line
     for start, block in slices:
         if (start, block) in (("i", "block_k"), ("j", "block_q")):
-            sliced = next((name for name, index in _SLICED.findall(line.split("#")[0])
+            sliced = next((name for name, index in sliced_names
                            if re.search(rf"\b{start}0\s*:\s*{start}0\s*\+\s*{block}\b", index)), None)
             mixed = (f"the slice {start}0:{start}0 + {block} starts at a {'query' if start == 'i' else 'key'} "
                      f"position but is as long as a {'key' if start == 'i' else 'query'} block")
@@ -479,7 +488,7 @@ def tile_slice_cause(line: str, exc: BaseException | None = None) -> str | None:
                        "differ in the tests)"
             return (f"{mixed}: a tensor kept per query (q, the output, lse, m, l, D) is sliced with i0:i0 + block_q, "
                     "one kept per key (k, v, dk, dv) with j0:j0 + block_k (the two block sizes differ in the tests)")
-    built = _built_with_the_wrong_length(line, exc)
+    built = _built_with_the_wrong_length(sliced_names, exc)
     if built:
         return built
     return ("a tile of scores has one row per query of the block (i0:i0 + block_q) and one column per key "
@@ -551,7 +560,8 @@ def explain_error(exc: BaseException, name: str) -> str:
     if split:
         cause = (f"{cause}; " if cause else "") + (
             f"look at line {split[0]} ({split[1]}): divmod(n, V) returns (n // V, n % V), the quotient FIRST, so for "
-            "a flat index into a (rows, V) table it gives (row, column): check the order you unpack them in")
+            "a flat index into a (rows, V) table, divided by V (the length of a row, not the number of rows), it gives "
+            "(row, column): check the divisor and the order you unpack them in")
     head = f"{name} raised {raw}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -39,5 +40,15 @@ def setup(device: str) -> DistInfo:
 
 
 def cleanup(info: DistInfo) -> None:
+    """Leave the process group once every rank is done and this rank's gloo threads are idle.
+
+    A gloo worker thread destroys each finished work after `wait()` has returned, and needs the GIL for that when
+    the work holds tensors with Python objects. When the last reference to the group goes (with torch DDP: the
+    reducer, freed as train() returns), its destructor joins those threads while holding the GIL: a thread still
+    destroying a work then waits forever (seen in tests/test_train_zero1.py about one run in three, py-spy:
+    ~ProcessGroupGloo -> thread::join against AsyncGatherWork::~AsyncGatherWork -> decref). The barrier and a
+    moment without the GIL let them finish first."""
     if info.enabled and dist.is_initialized():
+        dist.barrier()
+        time.sleep(0.2)  # releases the GIL to the worker threads
         dist.destroy_process_group()
