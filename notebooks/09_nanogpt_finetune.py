@@ -461,6 +461,15 @@ def mlp_from_state(state):
     return model
 
 
+def one_step_whole_batch(state, x, y, lr, max_norm):
+    """What one process gets from one SGD step on the whole batch (clipped at max_norm): the parameters after it."""
+    model = mlp_from_state(state)
+    F.cross_entropy(model(x), y).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    torch.optim.SGD(model.parameters(), lr=lr).step()
+    return model.state_dict()
+
+
 def _ddp_worker(rank, world_size, folder, state, x, y, lr, max_norm):
     """One rank: join the group, run ddp_train_step on its slice of the batch, rank 0 saves the parameters."""
     import os, traceback
@@ -536,11 +545,9 @@ def run_ddp(state, x, y, lr, max_norm, world_size=2):
                     "rank holds its own copy of the model, so every rank must call optimizer.step() (with the same "
                     "averaged gradients), or the copies drift apart")
             if any(not torch.equal(got[k], ranks[0][k]) for got in ranks[1:] for k in state):
-                whole = mlp_from_state(state)           # rank 0 right and another rank not: the result of the
-                F.cross_entropy(whole(x), y).backward()  # reduction did not reach every rank
-                torch.nn.utils.clip_grad_norm_(whole.parameters(), max_norm)
-                torch.optim.SGD(whole.parameters(), lr=lr).step()
-                if all(torch.allclose(ranks[0][k], v, rtol=0, atol=1e-10) for k, v in whole.state_dict().items()):
+                whole = one_step_whole_batch(state, x, y, lr, max_norm)
+                if all(torch.allclose(ranks[0][k], v, rtol=0, atol=1e-10) for k, v in whole.items()):
+                    # rank 0 right and another rank not: the result of the reduction did not reach every rank
                     raise AssertionError(
                         "rank 0 ends the step with the right parameters, but another rank does not: every rank holds "
                         "a copy of the model and must step on the same averaged gradients. all_reduce leaves the "
@@ -562,19 +569,9 @@ _state = {"0.weight": torch.randn(16, 6, generator=_g, dtype=torch.float64) / 2.
           "2.bias": torch.randn(4, generator=_g, dtype=torch.float64) / 2}
 _x, _y = torch.randn(8, 6, generator=_g, dtype=torch.float64), torch.randint(0, 4, (8,), generator=_g)
 
-
-def _one_step_whole_batch(max_norm):
-    _m = mlp_from_state(_state)
-    _opt = torch.optim.SGD(_m.parameters(), lr=0.5)
-    F.cross_entropy(_m(_x), _y).backward()
-    torch.nn.utils.clip_grad_norm_(_m.parameters(), max_norm)
-    _opt.step()
-    return _m.state_dict()
-
-
 for _max_norm in (100.0, 0.05):   # clipping inactive, then active
     _got = call(run_ddp, _state, _x, _y, 0.5, _max_norm)
-    _want = _one_step_whole_batch(_max_norm)
+    _want = one_step_whole_batch(_state, _x, _y, 0.5, _max_norm)
     _same = lambda a, b: all(torch.allclose(a[k], b[k], rtol=0, atol=1e-10) for k in b)
     if not _same(_got, _want):
         for _mistake in MISTAKES["run_ddp"]:
