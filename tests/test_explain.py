@@ -458,3 +458,15 @@ def test_an_assignment_into_a_slice_that_does_not_fit_is_told_as_one():
     message = str(raised.value)
     assert "the value written into the slice on the left of `=` has another size than that slice" in message, message
     assert "expand only stretches" not in message, message
+
+
+def test_view_after_transpose_blames_the_transpose_not_a_slice():
+    """`.view` on what `.transpose` gave (merge_heads): the message names the transpose of that line (fresh set 8)."""
+    import linecache
+
+    source = "def merge(x):\n    return x.transpose(1, 2).view(2, 4, 15)\n"
+    linecache.cache["<merge-heads-cell>"] = (len(source), None, source.splitlines(True), "<merge-heads-cell>")
+    namespace = {}
+    exec(compile(source, "<merge-heads-cell>", "exec"), namespace)  # noqa: S102 (a student cell with its source)
+    message = _message(namespace["merge"], torch.randn(2, 3, 4, 5))
+    assert "that .transpose/.permute gives on this line" in message and "x[:, :-1]" not in message, message

@@ -279,7 +279,10 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
                    "expanded/broadcast view, whose entries share memory: write `x = x & ...` (a new tensor), or "
                    "`.clone()` the expanded tensor first")),
     (re.compile(r"view size is not compatible with input tensor's size and stride"),
-     lambda line: ("a slice such as `x[:, :-1]` is not contiguous in memory, so `.view` cannot flatten it: use "
+     lambda line: ("the tensor that .transpose/.permute gives on this line keeps the old memory layout, so it is not "
+                   "contiguous and `.view` cannot merge its dimensions: use `.reshape` (it copies when it must)"
+                   if re.search(r"\.(transpose|permute|mT|T)\b", line) else
+                   "a slice such as `x[:, :-1]` is not contiguous in memory, so `.view` cannot flatten it: use "
                    "`.reshape` (it copies when it must)")),
     (re.compile(r"too many indices for tensor of dimension (\d+)"),
      lambda line: ("a tensor was indexed with more indices than it has dimensions (the error says how many it has): "
