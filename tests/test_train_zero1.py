@@ -63,8 +63,9 @@ def worker(rank: int, folder: str) -> None:
 def runs(tmp_path_factory):
     """{rank: {name: (state_dict, state bytes)}}, the folder, and the single-process resume's parameters."""
     folder = str(tmp_path_factory.mktemp("zero1"))
-    # eight short trainings one after the other: on a busy 2-core machine (the full suite) they took over 300 s once,
-    # and a rank killed at the limit left its peer with a bare "Wait timeout"; a real hang still ends at the limit
+    # eight short trainings one after the other (about 12 s alone, 25 s beside two CPU loops); the run that once took
+    # over 300 s was a deadlock in torch DDP's teardown, not load (gptref/train/ddp.py cleanup says how it is avoided);
+    # a hang still ends at the limit
     ranks = run_ranks(worker, folder, WORLD, seconds=900)
     single = train(load_config(out_dir=f"{folder}/resumed_single", resume=True,
                                **dict(TINY, batch_size=WORLD * TINY["batch_size"])))  # the same global batch
