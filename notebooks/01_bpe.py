@@ -302,6 +302,7 @@ from gptref.grading.mistakes.d01_bpe import MISTAKES
 
 
 from gptref.grading.ladders import mistakes_agreeing
+from gptref.grading.ladders.d01_bpe import replaced_other_than_pair
 
 
 def _check_merge(ids, pair, new_id):
@@ -325,6 +326,9 @@ def _check_merge(ids, pair, new_id):
         fail(f"return a list, got {type(got).__name__}")
     if ids != before:
         fail(f"the input list changed to {ids}: return a new list and leave ids as it is")
+    other = replaced_other_than_pair(got, before, pair, new_id)
+    if other:
+        fail(other)
     expanded = [x for t in got for x in (pair if t == new_id else (t,))]
     if expanded != before:
         fail(f"writing each new_id back as its pair gives {expanded}, not the input: every id of the input must be "

@@ -66,6 +66,22 @@ def test_parameters_added_over_the_ranks_and_a_wrong_parameter_are_told_apart():
         assert "are right but ['2.bias'] are not" in finding and "world_size" not in finding
 
 
+def test_a_gradient_cut_from_the_flat_buffer_at_the_wrong_offset_is_told_which_entries_it_got():
+    """Flat DDP whose offset is set to the last gradient's size instead of advanced: simulated with torch (the
+    mean gradient joined, then cut at offsets 0, n0, n1, n2); 0.weight and 0.bias are cut at their own offsets."""
+    for seed in range(5):
+        state, x, y = _problem(seed)
+        g0, g1 = _rank_grads(state, x, y)
+        flat = torch.cat([((g0[k] + g1[k]) / 2).reshape(-1) for k in state])  # (all gradients' elements,)
+        cut, offset = {}, 0
+        for k in state:
+            cut[k] = flat[offset:offset + state[k].numel()].view_as(state[k])
+            offset = state[k].numel()
+        finding = one_step_finding(_step(state, cut), state, x, y, 0.5)
+        assert finding.startswith("2.weight stepped with entries [7:28]"), finding
+        assert "its own gradient is entries [42:63]" in finding and "wrong offset" in finding
+
+
 def test_an_unchanged_model_and_an_unrelated_step_name_no_cause():
     for seed in range(5):
         state, x, y = _problem(seed)

@@ -78,7 +78,8 @@ def _form(got: torch.Tensor, expected: torch.Tensor, what: str) -> str | None:
     if got.shape != expected.shape:
         msg = f"{what} has shape {tuple(got.shape)} but should have shape {tuple(expected.shape)}"
         if sorted(got.shape) == sorted(expected.shape):
-            msg += " (the same sizes in another order: transposed or permuted the wrong dimensions?)"
+            msg += (" (the same sizes in another order: check the order of the sizes you view or reshape to, and "
+                    "which dimensions you transpose or permute)")
         elif got.numel() == expected.numel():
             msg += " (the same number of elements: reshaped into the wrong shape?)"
         elif got.dim() != expected.dim():

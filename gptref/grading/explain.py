@@ -289,6 +289,11 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
                    "for example a reduction without dim= (`.sum()`, `.mean()`, `.max()`) returns one number, a 0-d "
                    "tensor, where a tensor with a value per row was meant; print the .shape of what is indexed on this "
                    "line, and reduce over the dimension you mean (dim=-1)")),
+    (re.compile(r"is out of bounds for dimension \d+ with size"),
+     lambda line: ("scatter/gather read an index value along the dimension their `dim` argument names, and that "
+                   "dimension is shorter than the value: the values of the index count along `dim`, so a class id "
+                   "goes along the class dimension, the last one (dim=-1)")
+     if re.search(r"\b(scatter_?|scatter_add_?|gather|take_along_dim)\(", line) else None),
     (re.compile(r"out of bounds|index out of range|IndexError"),
      lambda line: ("an index reached past the end of a tensor or list: check the loop bounds and the sizes you "
                    "index with")),
@@ -370,8 +375,9 @@ def cause_of(exc: BaseException, line: str = "") -> str | None:
         if cause:
             return cause
     for pattern, explain in _KNOWN:
-        if pattern.search(text):
-            return explain(line)
+        cause = explain(line) if pattern.search(text) else None
+        if cause:  # an entry that needs the line to say more gives None, and the next entry that fits speaks
+            return cause
     return None
 
 
@@ -600,7 +606,8 @@ def explain_trace(trace: str, name: str) -> str:
                  "(broadcast, all_reduce, barrier) that another did not, or called it a different number of times; "
                  "every rank must make the same collective calls in the same order (look for one under "
                  "`if rank == ...`, or in a loop whose length differs between the ranks), with the same src or dst "
-                 "on every rank (broadcast(p, src=0) everywhere: with src=rank each rank sends and none receives)")
+                 "on every rank (every rank calls broadcast(p, src=owner) with the same owner, the sender and the "
+                 "receivers alike: with src=rank each rank sends and none receives)")
     head = f"{name} raised {raw[:300]}" if message else f"{name} failed: {raw[:300]}"
     if where:
         head += f"\n  at line {where[1]} of {where[0]}: {where[2]}"

@@ -60,6 +60,14 @@ MUTANTS = [
         hint="the last id went missing",
     ),
     Mutant(
+        cell="merge",
+        old="ids[i] == pair[0] and ids[i + 1] == pair[1]",
+        new="{ids[i], ids[i + 1]} == set(pair)",
+        fails={"test_merge"},
+        why="matches the pair in either order (fresh set 8, A-01-11)",
+        hint="a pair is ordered, (left, right)",
+    ),
+    Mutant(
         cell="train_bpe",
         old="key=lambda p: (counts[p], vocab[p[0]], vocab[p[1]])",
         new="key=lambda p: counts[p]",

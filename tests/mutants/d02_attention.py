@@ -122,6 +122,14 @@ MUTANTS = [
         "the padding mask is missing",
     ),
     Mutant(
+        "decoder_self_attention",
+        "ref.causal_mask(T) & y_is_token",
+        "ref.causal_mask(T) | y_is_token",
+        {"test_decoder_self_attention"},
+        "combines the two masks with | (fresh set 8, A-02-20)",
+        "a key must be allowed by BOTH",
+    ),
+    Mutant(
         "cross_attention",
         "x @ w_k, x @ w_v",
         "y @ w_k, y @ w_v",
@@ -136,6 +144,14 @@ MUTANTS = [
         {"test_split_heads"},
         "reshape without moving the head axis",
         "move the head axis, do not just reshape",
+    ),
+    Mutant(
+        "split_heads",
+        "x.view(B, T, n_heads, C // n_heads)",
+        "x.view(B, T, C // n_heads, n_heads)",
+        {"test_split_heads"},
+        "heads and head size swapped in the view (fresh set 8, A-02-28)",
+        "head size before heads",
     ),
     Mutant(
         "merge_heads",

@@ -3,6 +3,14 @@
 from tests.mutants import Mutant
 
 MUTANTS = [
+    Mutant(cell="smoothed_targets",
+           old="one_hot = F.one_hot(target, n_classes).to(torch.float32)  # (..., C)\n"
+               "    return (1.0 - smoothing) * one_hot + smoothing / n_classes",
+           new="q = torch.full((*target.shape, n_classes), smoothing / n_classes)\n"
+               "    q.scatter_(0, target.unsqueeze(-1), 1.0 - smoothing + smoothing / n_classes)\n"
+               "    return q",
+           fails={"test_smoothed_targets"}, why="scatters the class ids along dim 0 (fresh set 8, B-05-5)",
+           hint="a class id goes along the class dimension"),
     Mutant(cell="smoothed_targets", old="+ smoothing / n_classes", new="+ smoothing / (n_classes - 1)",
            fails={"test_smoothed_targets"}, why="spreads eps over C - 1 classes (not torch's convention)",
            hint="you spread eps over the C - 1 wrong classes"),

@@ -27,6 +27,10 @@ MUTANTS = [
 
 # Common mistakes of gptref/grading/mistakes/d08_flash_attention.py, planted in the solution (issue 23).
 MUTANTS += [
+    Mutant(cell="online_softmax_stats", old="        m = m_new\n    return m, l",
+           new="        pass\n    return m_new, l", fails={"test_online_softmax_stats"},
+           why="the running max is not carried between blocks (fresh set 8, B-08-4)",
+           hint="exp(m - m_new) = 0 wipes l at every block"),
     Mutant(cell="online_softmax_stats", old="l = l * torch.exp(m - m_new)", new="l = l * torch.exp(m_new - m)",
            fails={"test_online_softmax_stats"}, why="rescale factor inverted",
            hint="the inverse of exp(m_old - m_new)"),

@@ -21,7 +21,7 @@ import gptref.data as data
 import gptref.tokenizers.bpe as bpe
 import gptref.tokenizers.bpe.tokenizer as bpe_tokenizer
 import gptref.tokenizers.bpe.train as bpe_train
-from gptref.grading.ladders.d01_bpe import wrong_merges
+from gptref.grading.ladders.d01_bpe import replaced_other_than_pair, wrong_merges
 from gptref.grading.spec import Exercise
 from gptref.tokenizers.bpe import GPT2_SPLIT_PATTERN
 
@@ -87,7 +87,8 @@ def _merge_cases(seed: int) -> list[dict]:
     rng = random.Random(seed + 1)
     cases = [{"ids": [], "pair": (1, 2), "new_id": 256},
              {"ids": [7, 7, 7], "pair": (7, 7), "new_id": 256},
-             {"ids": [1, 2, 3, 1, 2], "pair": (9, 9), "new_id": 300}]
+             {"ids": [1, 2, 3, 1, 2], "pair": (9, 9), "new_id": 300},
+             {"ids": [4, 3, 3, 4, 3], "pair": (3, 4), "new_id": 261}]  # (4, 3) is there too: the order matters
     for n, a in [(20, 3), (300, 5), (41, 2)]:
         ids = _random_ids(rng, n, a)
         i = rng.randrange(len(ids) - 1)
@@ -317,6 +318,9 @@ def merge_properties(got, case) -> str | None:
     if not isinstance(got, (list, tuple)):
         return f"return a list of ints, got {type(got).__name__}"
     pair, new_id = tuple(case["pair"]), case["new_id"]
+    other = replaced_other_than_pair(list(got), list(case["ids"]), pair, new_id)
+    if other:
+        return other
     expanded = [x for t in got for x in (pair if t == new_id else (t,))]
     if expanded != list(case["ids"]):
         return ("writing each new_id back as its pair does not give the input: every id of the input must be in the "

@@ -1,5 +1,6 @@
-"""Day 1's ladder helpers: why a BPE merge is not the expected one, said with the pair counts at that step
-(nothing hidden lives here: the counts come from the text and the merges both answers agree on)."""
+"""Day 1's ladder helpers: what one merge replaced, and why a BPE merge is not the expected one, said with the
+pair counts at that step (nothing hidden lives here: the counts come from the text and the merges both answers
+agree on)."""
 
 from __future__ import annotations
 
@@ -59,4 +60,27 @@ def wrong_merges(text: str, mine: list, theirs: list) -> str:
             f"(vocab[a], vocab[b]), the left token's bytes first")
 
 
-__all__ = ["pair_counts_after", "wrong_merges"]
+def replaced_other_than_pair(got: list, ids: list, pair: tuple, new_id: int) -> str | None:
+    """When a new_id of `got` stands where `ids` held two ids other than `pair` (read left to right), say which:
+    a reversed pair gets the order rule. None when every new_id replaced the pair, or the two do not line up."""
+    pair, at = tuple(pair), 0
+    if new_id in ids:  # a new_id that is also an input id cannot be told apart
+        return None
+    for token in got:
+        if token == new_id and at + 1 < len(ids):
+            replaced = (ids[at], ids[at + 1])
+            if replaced != pair:
+                order = (f": a pair is ordered, (left, right), and {replaced} is {pair} reversed; merge only where "
+                         f"ids[i] == pair[0] and ids[i + 1] == pair[1]" if replaced == pair[::-1] else
+                         ": replace only the two neighbours equal to pair[0] then pair[1]")
+                return (f"{new_id} stands where the input had {replaced} (ids {at} and {at + 1}), which is not the "
+                        f"pair {pair}{order}")
+            at += 2
+        elif at < len(ids) and ids[at] == token:
+            at += 1
+        else:
+            return None
+    return None
+
+
+__all__ = ["pair_counts_after", "replaced_other_than_pair", "wrong_merges"]

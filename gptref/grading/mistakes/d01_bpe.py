@@ -69,10 +69,11 @@ def _counts_non_overlapping(ids):
 
 
 # -- merge ----------------------------------------------------------------------------------------
-def _merge(ids, pair, new_id, step=2, keep_last=True):
+def _merge(ids, pair, new_id, step=2, keep_last=True, either_order=False):
+    matches = {tuple(pair), tuple(pair)[::-1]} if either_order else {tuple(pair)}
     out, i = [], 0
     while i < (len(ids) if keep_last else len(ids) - 1):
-        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) in matches:
             out.append(new_id)
             i += step
         else:
@@ -216,6 +217,8 @@ MISTAKES = {
                 lambda ids, pair, new_id: _merge(ids, pair, new_id, keep_last=False)),
         Mistake("scan from the right: scan left to right, so [7, 7, 7] with (7, 7) gives [new_id, 7]",
                 _merge_right_to_left),
+        Mistake("match the pair in either order: (2, 1) is 2 then 1, so [1, 2] holds no (2, 1)",
+                lambda ids, pair, new_id: _merge(ids, pair, new_id, either_order=True)),
     ),
     "train_bpe": (
         Mistake("break ties by the pair seen first: ties go to the greatest pair of bytes, (vocab[a], vocab[b])",

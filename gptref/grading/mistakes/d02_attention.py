@@ -202,6 +202,12 @@ def _decoder_no_padding(y, y_is_token, w_q, w_k, w_v):
     return _sdpa(y @ w_q, y @ w_k, y @ w_v, _positions(T, None)[1] <= _positions(T, None)[0])
 
 
+def _decoder_either_mask(y, y_is_token, w_q, w_k, w_v):
+    T = y.shape[1]
+    causal = _positions(T, None)[1] <= _positions(T, None)[0]
+    return _sdpa(y @ w_q, y @ w_k, y @ w_v, causal | y_is_token[:, None, :])
+
+
 def _decoder_query_padding(y, y_is_token, w_q, w_k, w_v):
     T = y.shape[1]
     causal = _positions(T, None)[1] <= _positions(T, None)[0]
@@ -239,6 +245,11 @@ def _split_reshape(x, n_heads):
 def _split_strided(x, n_heads):
     B, T, C = x.shape
     return x.reshape(B, T, C // n_heads, n_heads).permute(0, 3, 1, 2)  # head h gets channels h, h + H, ...
+
+
+def _split_sizes_swapped(x, n_heads):
+    B, T, C = x.shape
+    return x.view(B, T, C // n_heads, n_heads).transpose(1, 2)  # (B, D, T, H)
 
 
 def _merge_reshape(x):
@@ -357,6 +368,8 @@ MISTAKES = {
         Mistake("use only the causal mask: the padding mask is missing", _decoder_no_padding),
         Mistake("mask the padding QUERIES (y_is_token[:, :, None]): mask the padding KEYS, y_is_token[:, None, :]",
                 _decoder_query_padding),
+        Mistake("combine the causal and padding masks with | (a key allowed by either one): a key must be allowed "
+                "by BOTH, so combine them with &", _decoder_either_mask),
     ),
     "cross_attention": (
         Mistake("take keys and values from y: the keys and values must come from the encoder's x", _cross_kv_from_y),
@@ -372,6 +385,8 @@ MISTAKES = {
         Mistake("reshape to (B, H, T, D) directly: move the head axis, do not just reshape", _split_reshape),
         Mistake("view the channels as (D, H): head h must get the consecutive channels h*D ... h*D + D - 1, so view "
                 "them as (H, D)", _split_strided),
+        Mistake("view the channels as (C // n_heads, n_heads), head size before heads: view them as (n_heads, "
+                "C // n_heads), the heads first, then move the head axis to position 1", _split_sizes_swapped),
     ),
     "merge_heads": (
         Mistake("reshape (B, H, T, D) to (B, T, H*D) directly: move the head axis back before reshaping",

@@ -17,7 +17,7 @@ from gptref.grading.explain import Mistake
 
 
 def _stats(blocks, *, rescale="right", shift="running", start_max=float("-inf"), update_max=True, log_sum=False,
-           per_row=True):
+           per_row=True, return_last_block_max=False):
     """Running (m, l) over blocks, with one slip chosen by the flags."""
     first = blocks[0]
     m = torch.full(first.shape[:-1], start_max, dtype=first.dtype)  # (...) running max
@@ -30,6 +30,8 @@ def _stats(blocks, *, rescale="right", shift="running", start_max=float("-inf"),
         row_sum = row_sum * factor + torch.exp(block - reference_max[..., None]).sum(dim=-1)
         if update_max:
             m = m_new
+    if return_last_block_max:
+        m = m_new
     return m, (torch.log(row_sum) + m if log_sum else row_sum)
 
 
@@ -119,6 +121,10 @@ MISTAKES = {
                 _named(_stats, start_max=0.0)),
         Mistake("never store the new max (m = m_new is missing), so only the last block counts",
                 _named(_stats, update_max=False)),
+        Mistake("carry no running max from one block to the next (m stays -inf inside the loop: m = m_new is "
+                "missing, and m_new is what you return), so exp(m - m_new) = 0 wipes l at every block and only the "
+                "last block's sum is left; store m = m_new at the end of each iteration",
+                _named(_stats, update_max=False, return_last_block_max=True)),
         Mistake("return the log-sum-exp m + log(l) instead of the sum l", _named(_stats, log_sum=True)),
         Mistake("take one max over the whole block (amax() with no dim), shared by every row: each row keeps its "
                 "own running max, block.amax(dim=-1)",
