@@ -273,7 +273,8 @@ def _check_layer_norm_backward(g, x, w, eps=1e-5):
     if difference(grad_weight, ref[1], "grad_weight"):
         fail("grad_weight is the sum over every row of grad_out * x_hat, x_hat = (x - mean) / sqrt(var + eps) "
              "being what weight multiplies, exactly as in the forward pass (biased variance, eps inside the root); "
-             "check the sum and each part of x_hat: " + difference(grad_weight, ref[1], "grad_weight"))
+             "check the sum, each part of x_hat, and that grad_out * x_hat is all the product holds (weight "
+             "is not part of its own gradient): " + difference(grad_weight, ref[1], "grad_weight"))
     sums, tol = grad_x.double().sum(-1), (1e-9 if x.dtype == torch.float64 else 1e-4)
     if (sums.abs() > tol * (grad_x.double().abs().amax(-1) + 1) * x.shape[-1]).any():
         fail(f"each row of grad_x should sum to 0, because adding the same number to every x_i of a row does not "

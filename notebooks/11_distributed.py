@@ -183,11 +183,12 @@ def toy_problem(seed=11, n_in=6, hidden=16, n_out=4, batch=8, steps=2):
     return state, x, torch.randint(0, n_out, (steps, batch), generator=g)
 
 
-def report(got, want, name, kwargs, otherwise, one_step=None, first_step=None, again=None):
+def report(got, want, name, kwargs, otherwise, one_step=None, first_step=None, again=None, watched=None):
     """Fail with the largest difference, and the known mistake that gives exactly `got` and, rerun by
-    `again(state, x, y)` on a second problem, that answer too (one input can make two slips agree); else what rank
-    0's first step shows (`one_step()` reruns the exercise for the first step only; `first_step()` says what it
-    shows, for exercises that are not SGD), then `otherwise`."""
+    `again(state, x, y)` on a second problem, that answer too (one input can make two slips agree); else what
+    `watched()` saw of the exercise's own calls (None: nothing wrong there); else what rank 0's first step shows
+    (`one_step()` reruns the exercise for the first step only; `first_step()` says what it shows, for exercises that
+    are not SGD), then `otherwise`."""
     err = max((got[k] - want[k]).abs().max().item() for k in want)
     if err < 1e-10:
         return
@@ -202,6 +203,9 @@ def report(got, want, name, kwargs, otherwise, one_step=None, first_step=None, a
         else:
             fits = list(agreeing(fits, [dict(kwargs, state=state, x=x, y=y)], [answer], close))
     named = f"{NAMED}{fits[0].says}" if fits else ""
+    seen = watched() if not named and watched is not None else None
+    if seen:
+        named = "\n  " + seen + "\n  " + otherwise
     if not named and one_step is not None:
         x, y = kwargs["x"], kwargs["y"]
         finding = one_step_finding(one_step(), kwargs["state"], x[0], y[0], kwargs["lr"])
@@ -442,25 +446,26 @@ def run_bucketed(state, x, y, lr, bucket_mb):
 # Mistakes these visible tests name: no broadcast in __init__, summing instead of averaging, a bucket launched
 # before all its gradients are ready. 0.0007 MB puts the last layer's weight and bias in one bucket.
 nb.tests("test_bucketed_ddp", 3, r'''
-_state, _x, _y = toy_problem(seed=13)
-_got = call(run_bucketed, _state, _x, _y, 0.5, 0.0007)
-report(_got, whole_batch_sgd(_state, _x, _y, 0.5), "run_bucketed",
-       dict(state=_state, x=_x, y=_y, lr=0.5, bucket_mb=0.0007),
-       "launch a bucket's all_reduce only when every gradient in it is ready (count down per bucket in the hook), "
-       "and copy each buffer back into the same parameters, in the same order",
-       one_step=lambda: call(run_bucketed, _state, _x[:1], _y[:1], 0.5, 0.0007),
-       again=lambda state, x, y: call(run_bucketed, state, x, y, 0.5, 0.0007))
-
-
 def _bucket_launches(rank, state, x, y, bucket_mb):
-    """The all_reduce calls of one backward with your BucketedDDP: (values sent, whether backward was running)."""
-    model = BucketedDDP(mlp_from_state(rank_start(state, rank)), bucket_mb)
+    """The all_reduce calls of one backward with your BucketedDDP: (values sent, whether backward was running, how
+    many gradients had reached your hook by then; 0 when your hook is not BucketedDDP._gradient_ready)."""
+    ready, real_hook = [0], getattr(BucketedDDP, "_gradient_ready", None)
+    def counted_hook(self, p):
+        ready[0] += 1
+        return real_hook(self, p)
+    if real_hook is not None:
+        BucketedDDP._gradient_ready = counted_hook
+    try:
+        model = BucketedDDP(mlp_from_state(rank_start(state, rank)), bucket_mb)
+    finally:
+        if real_hook is not None:
+            BucketedDDP._gradient_ready = real_hook
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     calls, during = [], [False]
     real_all_reduce = dist.all_reduce
     def recorded(tensor, *args, **kwargs):
-        calls.append((tensor.numel(), during[0]))
+        calls.append((tensor.numel(), during[0], ready[0]))
         return real_all_reduce(tensor, *args, **kwargs)
     dist.all_reduce = recorded
     during[0] = True
@@ -470,22 +475,59 @@ def _bucket_launches(rank, state, x, y, bucket_mb):
     return calls
 
 
+def _buckets(state, bucket_mb):
+    """(parameters, values) of each bucket formed from the LAST parameter back, as the exercise asks."""
+    buckets, size = [], None
+    for p in reversed(list(mlp_from_state(state).parameters())):
+        if size is None or size + p.numel() * p.element_size() > bucket_mb * 2**20:
+            buckets.append([0, 0])
+            size = 0
+        buckets[-1][0] += 1
+        buckets[-1][1] += p.numel()
+        size += p.numel() * p.element_size()
+    return buckets
+
+
+def _launch_finding(state, x, y, bucket_mb):
+    """What your all_reduce calls of one backward show about WHEN each bucket is sent, or None."""
+    calls = call(launch, _bucket_launches, (state, x, y, bucket_mb))[0]
+    buckets = _buckets(state, bucket_mb)
+    sent = [n for n, _, _ in calls]
+    if not calls or sent != [v for _, v in buckets][:len(sent)]:
+        return None   # other buckets: the check after this one says so
+    needed = 0
+    for i, ((n, _, ready), (n_params, _)) in enumerate(zip(calls, buckets)):
+        needed += n_params
+        if 0 < ready < needed:
+            return (f"bucket {i} ({n} values) can be sent once the first {needed} gradients have reached your hook, "
+                    f"but it was sent when only {ready} had: its all_reduce started before its last gradient "
+                    "arrived, so it sent an unfinished value; start it when the bucket's count of waiting gradients "
+                    "reaches 0, in the hook call of its last gradient")
+    if len(calls) < len(buckets):
+        return (f"only {len(calls)} of the {len(buckets)} buckets were sent in one backward (values sent: {sent}, "
+                f"expected {[v for _, v in buckets]}): a bucket whose count of waiting gradients never meets your "
+                "launch condition is never sent; check the condition for a bucket of one parameter too")
+    return None
+
+
+_state, _x, _y = toy_problem(seed=13)
+_got = call(run_bucketed, _state, _x, _y, 0.5, 0.0007)
+report(_got, whole_batch_sgd(_state, _x, _y, 0.5), "run_bucketed",
+       dict(state=_state, x=_x, y=_y, lr=0.5, bucket_mb=0.0007),
+       "launch a bucket's all_reduce only when every gradient in it is ready (count down per bucket in the hook), "
+       "and copy each buffer back into the same parameters, in the same order",
+       one_step=lambda: call(run_bucketed, _state, _x[:1], _y[:1], 0.5, 0.0007),
+       again=lambda state, x, y: call(run_bucketed, state, x, y, 0.5, 0.0007),
+       watched=lambda: _launch_finding(_state, _x, _y, 0.0007))
+
 # 0.001 MB = 1048 bytes of float64 gradients. Taken from the LAST parameter back, the buckets are (2.bias, 2.weight,
 # 0.bias) = 84 values, then 0.weight = 96; taken from the first parameter on, they would be (0.weight, 0.bias) = 112
 # and (2.weight, 2.bias) = 68, sent as 68, then 112: right sums either way, so only the calls tell them apart.
-_params = list(mlp_from_state(_state).parameters())
-_want, _size = [], None
-for _p in reversed(_params):
-    _bytes = _p.numel() * _p.element_size()
-    if _size is None or _size + _bytes > 0.001 * 2**20:
-        _want.append(0)
-        _size = 0
-    _want[-1] += _p.numel()
-    _size += _bytes
+_want = [values for _, values in _buckets(_state, 0.001)]
 _calls = call(launch, _bucket_launches, (_state, _x, _y, 0.001))[0]
 if _calls:   # none recorded: all_reduce was imported under another name, and this check cannot see it
-    _sent = [n for n, _ in _calls]
-    assert all(running for _, running in _calls), (
+    _sent = [n for n, _, _ in _calls]
+    assert all(running for _, running, _ in _calls), (
         f"all_reduce ran after backward had finished (values sent: {_sent}): launch each bucket from the hook, "
         "while backward is still running, and only wait for it in finish_gradient_synchronization")
     assert _sent == _want, (

@@ -81,7 +81,8 @@ def test_guard_reports_forbidden_call_over_a_later_error():
 
 # -- compare messages -----------------------------------------------------------------------------
 @pytest.mark.parametrize("got, expected, words", [
-    (torch.ones(3, 2), torch.ones(2, 3), ["shape (3, 2)", "(2, 3)", "transposed"]),
+    (torch.ones(3, 2), torch.ones(2, 3),
+     ["shape (3, 2)", "(2, 3)", "the order of the sizes you view or reshape to", "transpose or permute"]),
     (torch.ones(6), torch.ones(2, 3), ["shape", "reshaped"]),
     (torch.ones(2, 3, dtype=torch.float64), torch.ones(2, 3), ["dtype torch.float64", "torch.float32"]),
     (torch.ones(2, 2), torch.ones(2, 2, dtype=torch.bool), ["bool"]),

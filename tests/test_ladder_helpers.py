@@ -11,7 +11,7 @@ from gptref.grading.ladders import call_unchanged, tensor_form
 def test_tensor_form_names_what_is_wrong_and_passes_a_right_tensor():
     assert tensor_form(torch.zeros(2, 3), (2, 3), torch.float32, "x") is None
     assert "return just the tensor" in tensor_form((torch.zeros(2, 3),), (2, 3), torch.float32, "x")
-    assert "transposed" in tensor_form(torch.zeros(3, 2), (2, 3), torch.float32, "x")
+    assert "which dimensions you transpose or permute" in tensor_form(torch.zeros(3, 2), (2, 3), torch.float32, "x")
     assert "dtype torch.float64" in tensor_form(torch.zeros(2, 3, dtype=torch.float64), (2, 3), torch.float32, "x")
     assert "NaN or inf" in tensor_form(torch.full((2, 3), float("nan")), (2, 3), torch.float32, "x")
 

@@ -304,10 +304,18 @@ _KNOWN: list[tuple[re.Pattern, Callable[[str], str]]] = [
     (re.compile(r"can't convert|Can't call numpy\(\) on Tensor that requires grad"),
      lambda line: ("keep the computation in torch (no numpy or .item() inside it), so shapes, dtype and gradients "
                    "follow")),
+    (re.compile(r"unsupported operand type\(s\) for .*'NoneType'|'NoneType' object is not subscriptable|"
+                r"'NoneType' object has no attribute"),
+     lambda line: ("a collective (dist.all_reduce, dist.broadcast, dist.reduce, ...) changes the tensor you pass it IN "
+                   "PLACE and returns None (a handle to wait on only with async_op=True): call it on a line of its "
+                   "own, `dist.all_reduce(p.grad)`, then use that tensor, `p.grad /= world_size`")
+     if re.search(r"dist\.\w+\([^)]*\)\s*[-+*/@.\[]|=\s*dist\.(all_reduce|broadcast|reduce|all_gather|"
+                  r"reduce_scatter\w*|all_to_all\w*)\(", line) else None),
     (re.compile(r"unsupported operand type\(s\) for .*'NoneType'|'NoneType' object is not subscriptable"),
      lambda line: ("a value on this line is None: an optional argument that was not given (such as weight=None or "
                    "bias=None) must be used only when it is given, `if weight is not None:`; otherwise a function "
-                   "that returns nothing (a missing `return`)")),
+                   "that returns nothing (a missing `return`, or a call such as dist.all_reduce that works in place "
+                   "and returns None)")),
     (re.compile(r"'NoneType' object has no attribute 'wait'"),
      lambda line: ("the handle you wait on is None: a collective returns a handle to wait on only when it is started "
                    "with async_op=True (dist.all_reduce(flat, async_op=True)); without it, it blocks and returns "

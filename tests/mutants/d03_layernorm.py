@@ -271,3 +271,17 @@ MUTANTS += [
            fails={"test_rms_norm"}, why="x.norm (the root of the sum of squares) plus eps",
            hint="divide by x.norm(dim=-1) + eps"),
 ]
+
+# Issue 23, fresh set 9: the term through the variance left out, weight inside grad_weight, RMSNorm's weight unused.
+MUTANTS += [
+    Mutant("layer_norm_backward", old=" - x_hat * (h * x_hat).mean(dim=-1, keepdim=True))", new=")",
+           fails={"test_layer_norm_backward"}, why="grad_x without the term through the variance (A-03-11)",
+           hint="leave out the term that comes through the variance"),
+    Mutant("layer_norm_backward", old="grad_weight = (grad_out * x_hat).sum(dim=leading)",
+           new="grad_weight = (h * x_hat).sum(dim=leading)",
+           fails={"test_layer_norm_backward"}, why="weight inside its own gradient (A-03-12)",
+           hint="use h = grad_out * weight in grad_weight"),
+    Mutant("rms_norm", old="return y if weight is None else y * weight", new="return y",
+           fails={"test_rms_norm"}, why="weight never applied (A-03-22)",
+           hint="leave weight out: when weight is given"),
+]

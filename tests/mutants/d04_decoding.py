@@ -176,3 +176,16 @@ MUTANTS += [
            fails={"test_greedy"}, why="the model called on the prompt at every step",
            hint="call the model on the prompt idx at every step"),
 ]
+
+# Issue 23, fresh set 9: no length penalty at all, extensions ranked without the running sum, eos kept live.
+MUTANTS += [
+    Mutant("beam_search", old="return total / n ** length_penalty", new="return total",
+           fails={"test_beam_search"}, why="never divides by |y| ** alpha (A-04-19)",
+           hint="score every hypothesis by its raw summed log-probability, never divided"),
+    Mutant("beam_search", old="cand = (sums[:, None] + logp).flatten()", new="cand = logp.flatten()",
+           fails={"test_beam_search"}, why="ranks extensions by the last token's log-prob alone (A-04-21)",
+           hint="rank the extensions by the new token's log-probability alone"),
+    Mutant("beam_search", old="                continue\n", new="",
+           fails={"test_beam_search"}, why="a hypothesis that produced eos stays a live beam (A-04-22)",
+           hint="keep extending a hypothesis after it produced eos_id"),
+]

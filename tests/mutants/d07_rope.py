@@ -166,3 +166,10 @@ MUTANTS += [
            fails={"test_rope"}, why="theta computed in x's dtype (float32 for a float32 x)",
            hint="as when you compute the angles in float32"),
 ]
+
+# Issue 23, fresh set 9: the angles rounded to float32 before sin and cos.
+MUTANTS += [
+    Mutant(cell="sinusoidal_positions", old="angles = p * omega", new="angles = (p * omega).float()",
+           fails={"test_sinusoidal_positions"}, why="angles rounded to float32 (B-07-5)",
+           hint="round the angles p * omega_i to float32 before sin and cos"),
+]

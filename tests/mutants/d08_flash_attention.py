@@ -138,3 +138,10 @@ MUTANTS += [
            fails={"test_tiled_attention_backward"}, why="lse sliced with the key block's offset",
            hint="lse holds one entry per QUERY, so its slice is i0:i0 + block_q; this one starts at j0"),
 ]
+
+# Issue 23, fresh set 9: a tile's probabilities taken against the tile's own max.
+MUTANTS += [
+    Mutant(cell="tiled_attention", old="p = torch.exp(s - m_new[..., None])",
+           new="p = torch.exp(s - s.amax(dim=-1, keepdim=True))", fails={"test_tiled_attention"},
+           why="P against the tile's own max (B-08-9)", hint="against the tile's own max, exp(s - s.amax(-1))"),
+]

@@ -16,6 +16,15 @@ MUTANTS = [
            fails={"test_naive_ddp"}, why="divides by the world size but never calls all_reduce",
            hint="without all_reduce-ing it first"),
     # flat DDP
+    Mutant(cell="bucketed_ddp", old="if self.waiting[index] == 0:", new="if self.waiting[index] == 1:",
+           fails={"test_bucketed_ddp"}, why="sends a bucket one gradient early (fresh set 9, C-11-10)",
+           hint="its all_reduce started before its last gradient arrived"),
+    Mutant(cell="naive_ddp",
+           old="        dist.all_reduce(p.grad)     # the sum over the ranks, in place\n"
+               "        p.grad /= world_size        # the mean",
+           new="        p.grad = dist.all_reduce(p.grad) / world_size", fails={"test_naive_ddp"},
+           why="uses what all_reduce returns (None) as the sum (fresh set 9, C-11-4)",
+           hint="changes the tensor you pass it IN PLACE and returns None"),
     Mutant(cell="flat_ddp", old="    flat /= dist.get_world_size()\n", new="",
            fails={"test_flat_ddp"}, why="sums the flat buffer instead of averaging", hint="sum the flat buffer"),
     Mutant(cell="flat_ddp",
@@ -38,7 +47,7 @@ MUTANTS = [
            old="        if self.waiting[index] == 0:                      # the bucket's last gradient: send it now\n",
            new="        if self.waiting[index] == len(self.buckets[index]) - 1:   # the first gradient: send now\n",
            fails={"test_bucketed_ddp"}, why="launches a bucket when its first gradient is ready, not its last",
-           hint="only when every gradient in it is ready"),
+           hint="its all_reduce started before its last gradient arrived"),
     # accumulation
     Mutant(cell="accumulation", old="loss = F.cross_entropy(model(x), y) / len(micro_batches)",
            new="loss = F.cross_entropy(model(x), y)", fails={"test_accumulation"},

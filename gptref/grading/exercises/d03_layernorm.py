@@ -231,7 +231,8 @@ def backward_grad_weight(got, case):
     return None if err is None else (
         f"grad_weight differs from the sum over every row of grad_out * x_hat by up to {err:.3g}; x_hat is what "
         f"weight multiplies, (x - mean) / sqrt(var + eps) exactly as in the forward pass (biased variance, eps "
-        f"inside the root): check the sum and each part of x_hat")
+        f"inside the root): check the sum, each part of x_hat, and that grad_out * x_hat is all the product "
+        f"holds (weight is not part of its own gradient)")
 
 
 def backward_rows_sum_to_zero(got, case):

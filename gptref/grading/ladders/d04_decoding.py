@@ -256,16 +256,25 @@ def beam_tokens_leave_out_the_prompt(got, case) -> str | None:
 def beam_scores_are_normalised_log_probs(got, case) -> str | None:
     """Each score is the model's summed log-probability of the tokens / (number of generated tokens) ** alpha."""
     alpha = case.get("length_penalty", 1.0)
+    wrong = []  # (tokens, score, summed log-probability) of each hypothesis scored wrong
     for tokens, score in _hypotheses(got):
         total = log_prob(case, tokens)
         if total is None:
             return (f"hypothesis {tokens} is not a continuation the search can produce (ids out of range, empty, or "
                     "tokens after eos_id: nothing follows eos_id in a hypothesis)")
-        want = total / len(tokens) ** alpha
-        if abs(want - score) > 1e-4:
-            return (f"hypothesis {tokens}: score {score:.5f}, but its summed log-probability {total:.5f} / "
-                    f"{len(tokens)} ** {alpha} = {want:.5f}{_what_the_score_is(score, total, tokens, alpha, case)}")
-    return None
+        if abs(total / len(tokens) ** alpha - score) > 1e-4:
+            wrong.append((tokens, score, total))
+    if not wrong:
+        return None
+    tokens, score, total = wrong[0]
+    head = (f"hypothesis {tokens}: score {score:.5f}, but its summed log-probability {total:.5f} / {len(tokens)} ** "
+            f"{alpha} = {total / len(tokens) ** alpha:.5f}")
+    if all(abs(raw - wrong_score) <= 1e-4 for _, wrong_score, raw in wrong) and \
+            any(len(hyp) ** alpha != 1 and len(hyp) - 1 != 1 for hyp, _, _ in wrong):
+        # every wrong score is its raw sum, and on one of them no other length explains it
+        return (f"{head} (every score you got wrong is the raw sum, never divided: divide each sum by "
+                f"|y| ** length_penalty, |y| the number of generated tokens, here {len(tokens)} ** {alpha})")
+    return head + _what_the_score_is(score, total, tokens, alpha, case)
 
 
 def _what_the_score_is(score: float, total: float, tokens: list[int], alpha: float, case: dict) -> str:

@@ -56,6 +56,10 @@ def _counts_even_positions(ids):
     return dict(Counter(zip(ids[::2], ids[1::2])))
 
 
+def _counts_stop_early(ids):
+    return dict(Counter((ids[i], ids[i + 1]) for i in range(len(ids) - 2)))  # the last pair is left out
+
+
 def _counts_presence(ids):
     return {pair: 1 for pair in zip(ids, ids[1:])}
 
@@ -203,6 +207,8 @@ MISTAKES = {
     "pair_counts": (
         Mistake("pair ids[0::2] with ids[1::2]: you counted only the pairs at even positions; every neighbouring pair "
                 "counts, zip(ids, ids[1:])", _counts_even_positions),
+        Mistake("stop the loop one pair early: the last pair (ids[-2], ids[-1]) was not counted; i runs up to "
+                "len(ids) - 2 included, range(len(ids) - 1)", _counts_stop_early),
         Mistake("set each pair's count to 1: you recorded which pairs occur, not how often; add 1 per occurrence",
                 _counts_presence),
         Mistake("skip the overlapping occurrence of a pair of equal ids: counting overlaps too, [7, 7, 7] holds (7, 7) "

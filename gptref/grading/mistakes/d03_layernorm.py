@@ -82,6 +82,18 @@ def _bw_no_mean_term(grad_out, x, weight, eps=1e-5):
     return grad_x, (grad_out * x_hat).sum(dim=leading), grad_bias
 
 
+def _bw_no_variance_term(grad_out, x, weight, eps=1e-5):
+    r, x_hat, h, leading, grad_bias = _pieces(grad_out, x, weight, eps)
+    grad_x = r * (h - h.mean(dim=-1, keepdim=True))
+    return grad_x, (grad_out * x_hat).sum(dim=leading), grad_bias
+
+
+def _bw_weight_in_grad_weight(grad_out, x, weight, eps=1e-5):
+    r, x_hat, h, leading, grad_bias = _pieces(grad_out, x, weight, eps)
+    grad_x = r * (h - h.mean(dim=-1, keepdim=True) - x_hat * (h * x_hat).mean(dim=-1, keepdim=True))
+    return grad_x, (h * x_hat).sum(dim=leading), grad_bias
+
+
 def _bw_wrong_variance_term(grad_out, x, weight, eps=1e-5):
     r, x_hat, h, leading, grad_bias = _pieces(grad_out, x, weight, eps)
     grad_x = r * (h - h.mean(dim=-1, keepdim=True) - x_hat * h.mean(dim=-1, keepdim=True))
@@ -213,6 +225,10 @@ def _rms_weight_added(x, weight=None, eps=1e-6):
     return y if weight is None else y + weight  # a shift where the formula scales
 
 
+def _rms_no_weight(x, weight=None, eps=1e-6):
+    return x / torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)  # weight never applied
+
+
 def _rms_sum(x, weight=None, eps=1e-6):
     y = x / torch.sqrt((x ** 2).sum(dim=-1, keepdim=True) + eps)
     return y if weight is None else y * weight
@@ -238,6 +254,11 @@ MISTAKES = {
     ),
     "layer_norm_backward": (
         Mistake("leave out the term that comes through the mean, - h.mean(dim=-1, keepdim=True)", _bw_no_mean_term),
+        Mistake("leave out the term that comes through the variance, - x_hat * (h * x_hat).mean(dim=-1, "
+                "keepdim=True)", _bw_no_variance_term),
+        Mistake("use h = grad_out * weight in grad_weight: grad_weight is the sum of grad_out * x_hat; weight is not "
+                "part of its own gradient (y = weight * x_hat + bias, so dy/dweight = x_hat)",
+                _bw_weight_in_grad_weight),
         Mistake("use x_hat * h.mean(...) for the term through the variance: check the term through the variance, "
                 "it is x_hat * (h * x_hat).mean(dim=-1, keepdim=True)", _bw_wrong_variance_term),
         Mistake("use grad_out where the formula has h: grad_x ignores weight; h = grad_out * weight", _bw_no_gamma),
@@ -283,5 +304,7 @@ MISTAKES = {
                 "sqrt(mean(x**2) + eps)", _rms_weight_first),
         Mistake("add weight to the normalized x: weight is a scale, y = x / sqrt(mean(x**2) + eps) * weight",
                 _rms_weight_added),
+        Mistake("leave weight out: when weight is given, scale the normalized x by it, y * weight",
+                _rms_no_weight),
     ),
 }

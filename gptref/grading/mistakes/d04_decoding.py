@@ -69,7 +69,7 @@ def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, s
 
 def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None, *, live=None,
           exponent=True, keep_eos=True, prompt_in_length=False, sort=True, finish_live=True, log_probs=True,
-          penalise_eos=True, worst_first=False, penalise_live=True):
+          penalise_eos=True, worst_first=False, penalise_live=True, running_sum=True, eos_stays_live=False):
     prompt_len = idx.shape[1]
     live = live or beam_size
 
@@ -82,7 +82,7 @@ def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=No
         logits = model(seqs)[:, -1, :].double()
         logp = F.log_softmax(logits, dim=-1) if log_probs else logits  # (n_live, V)
         V = logp.shape[1]
-        cand = (sums[:, None] + logp).flatten()  # (n_live * V,)
+        cand = (sums[:, None] + logp if running_sum else logp).flatten()  # (n_live * V,)
         rows, tokens, new_sums = [], [], []
         for flat in torch.argsort(cand, descending=not worst_first).tolist():
             row, token = divmod(flat, V)
@@ -90,7 +90,8 @@ def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=No
                 generated = seqs[row, prompt_len:].tolist() + ([token] if keep_eos else [])
                 score = normalized(cand[flat].item(), len(generated)) if penalise_eos else cand[flat].item()
                 finished.append((generated, score))
-                continue
+                if not eos_stays_live:
+                    continue
             rows.append(row)
             tokens.append(token)
             new_sums.append(cand[flat].item())
@@ -214,6 +215,19 @@ MISTAKES = {
                 "length, and scored sum / |y| ** alpha like those that end with eos_id",
                 lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
                     model, idx, max_new_tokens, beam_size, length_penalty, eos_id, penalise_live=False)),
+        Mistake("score every hypothesis by its raw summed log-probability, never divided: divide the sum by "
+                "|y| ** length_penalty, |y| the number of generated tokens",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, penalise_eos=False,
+                    penalise_live=False)),
+        Mistake("rank the extensions by the new token's log-probability alone: an extension's score adds it to its "
+                "beam's running sum, sums[:, None] + logp",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, running_sum=False)),
+        Mistake("keep extending a hypothesis after it produced eos_id: once it ends with eos_id it is finished and "
+                "leaves the live beams (go on to the next extension without adding it to them)",
+                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
+                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, eos_stays_live=True)),
         Mistake("rank the extensions worst first (argsort ascending): walk them from the highest summed "
                 "log-probability down, argsort(..., descending=True)",
                 lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(

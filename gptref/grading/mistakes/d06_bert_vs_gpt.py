@@ -47,7 +47,8 @@ def _objective(lm_logits, clf_logits, tokens, labels, lam=0.5, *, shift="next", 
         l1 = F.cross_entropy(lm_logits.reshape(-1, V), tokens.reshape(-1))
     else:  # the previous token
         l1 = F.cross_entropy(lm_logits[:, 1:].reshape(-1, V), tokens[:, :-1].reshape(-1))
-    return {"right": l2 + lam * l1, "swapped": lam * l2 + l1, "both": lam * (l2 + l1), "none": l2 + l1}[weights]
+    return {"right": l2 + lam * l1, "swapped": lam * l2 + l1, "both": lam * (l2 + l1), "none": l2 + l1,
+            "convex": (1 - lam) * l2 + lam * l1}[weights]
 
 
 MISTAKES = {
@@ -98,6 +99,10 @@ MISTAKES = {
         Mistake("multiply both losses by lambda: only the LM loss L1 is weighted, L3 = L2 + lam * L1",
                 lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
                     lm_logits, clf_logits, tokens, labels, lam, weights="both")),
+        Mistake("weigh L2 by (1 - lambda), a weighted average of the two: L2 keeps its full weight, "
+                "L3 = L2 + lam * L1 (lambda only adds the LM loss on top)",
+                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
+                    lm_logits, clf_logits, tokens, labels, lam, weights="convex")),
         Mistake("add L1 without lambda (L2 + L1)",
                 lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
                     lm_logits, clf_logits, tokens, labels, lam, weights="none")),

@@ -13,9 +13,11 @@ def _omega(d, exponent=lambda i, d: -i / d, base=10000.0):
 
 
 def _table(n, d, omega, sin_first=True, first_position=0, interleave=True, as_float32=True,
-           angle_dtype=torch.float64):
+           angle_dtype=torch.float64, rounded_angles=False):
     positions = torch.arange(first_position, first_position + n, dtype=angle_dtype)[:, None]  # (n, 1)
     angles = (positions * omega.to(angle_dtype)).double()  # (n, d/2)
+    if rounded_angles:  # computed in float64, then rounded to float32 (sin and cos taken in float32)
+        angles = angles.float()
     first, second = (angles.sin(), angles.cos()) if sin_first else (angles.cos(), angles.sin())
     if interleave:
         table = torch.stack([first, second], dim=-1).reshape(n, d)  # (n, d/2, 2) -> (n, d)
@@ -51,6 +53,9 @@ SINUSOIDAL = (
     Mistake("compute the angles p * omega_i in float32: at large positions (hundreds and more) float32 keeps too few "
             "digits of them, so compute the table in float64 and convert only at the end",
             lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), angle_dtype=torch.float32)),
+    Mistake("round the angles p * omega_i to float32 before sin and cos: at large positions (hundreds and more) "
+            "float32 keeps too few digits of them, so keep the angles float64 and convert only the finished table",
+            lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), rounded_angles=True)),
     Mistake("return the float64 table without converting it to float32 at the end",
             lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), as_float32=False)),
 )

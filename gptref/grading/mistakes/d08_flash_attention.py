@@ -40,7 +40,7 @@ def _stats(blocks, *, rescale="right", shift="running", start_max=float("-inf"),
 
 def _tiled(q, k, v, block_q=64, block_k=64, causal=False, *, scale_power=0.5, rescale_acc=True, rescale_l=True,
            normalise=True, local_mask="", fill=float("-inf"), update_max=True, hide_diagonal=False,
-           whole_key_blocks_only=False):
+           whole_key_blocks_only=False, tile_max=False):
     """Tiled attention with one slip chosen by the flags."""
     t_q, d = q.shape[-2], q.shape[-1]
     out = torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., T_q, D)
@@ -59,7 +59,7 @@ def _tiled(q, k, v, block_q=64, block_k=64, causal=False, *, scale_power=0.5, re
                 s = s.masked_fill(cols >= rows if hide_diagonal else cols > rows, fill)
             m_new = torch.maximum(m, s.amax(dim=-1))
             alpha = torch.exp(m - m_new)  # (..., bq)
-            p = torch.exp(s - m_new[..., None])  # (..., bq, bk)
+            p = torch.exp(s - (s.amax(dim=-1, keepdim=True) if tile_max else m_new[..., None]))  # (..., bq, bk)
             row_sum = (row_sum * alpha if rescale_l else row_sum) + p.sum(dim=-1)
             acc = (acc * alpha[..., None] if rescale_acc else acc) + p @ v[..., j0:j0 + block_k, :]
             if update_max:
@@ -139,6 +139,9 @@ MISTAKES = {
         Mistake("rescale the running output acc but not the running sum l (l needs the same factor as acc)",
                 _named(_tiled, rescale_l=False)),
         Mistake("forget to divide the running output by the running sum l at the end", _named(_tiled, normalise=False)),
+        Mistake("take each tile's probabilities against the tile's own max, exp(s - s.amax(-1)): l and acc are kept "
+                "relative to the running max m_new, so P must be too, exp(s - m_new[..., None])",
+                _named(_tiled, tile_max=True)),
         Mistake("build the causal mask from positions inside the tile (0..b-1) instead of absolute positions "
                 "(i0 + row, j0 + col): build it using absolute positions", _named(_tiled, local_mask="rows cols")),
         Mistake("count the key positions inside the tile (0..b-1) instead of from the start of the sequence "
