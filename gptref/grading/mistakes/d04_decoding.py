@@ -67,11 +67,11 @@ def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, s
 # ---------------------------------------------------------------- beam search
 
 
-def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None, *, live=None,
+def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None, *, live_squared=False,
           exponent=True, keep_eos=True, prompt_in_length=False, sort=True, finish_live=True, log_probs=True,
           penalise_eos=True, worst_first=False, penalise_live=True, running_sum=True, eos_stays_live=False):
     prompt_len = idx.shape[1]
-    live = live or beam_size
+    live = beam_size * beam_size if live_squared else beam_size  # live hypotheses kept per step
 
     def normalized(total, n):
         n = n + prompt_len if prompt_in_length else n
@@ -107,6 +107,13 @@ def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=No
     if sort:
         finished.sort(key=lambda hyp: hyp[1], reverse=True)
     return finished[:beam_size]
+
+
+def _beam_with(**slips):
+    """beam_search with the exercise's signature and the slips named by `slips` (flags of _beam)."""
+    def answer(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None):
+        return _beam(model, idx, max_new_tokens, beam_size, length_penalty, eos_id, **slips)
+    return answer
 
 
 MISTAKES = {
@@ -184,53 +191,39 @@ MISTAKES = {
     ),
     "beam_search": (
         Mistake("keep K^2 live hypotheses: your beam keeps K^2 candidates instead of the best K",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, live=beam_size * beam_size)),
+                _beam_with(live_squared=True)),
         Mistake("divide by the length instead of length ** length_penalty (divide the summed log-probs by "
                 "length ** length_penalty)",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, exponent=False)),
+                _beam_with(exponent=False)),
         Mistake("leave eos_id out of a finished hypothesis's length |y| (|y| counts the generated tokens, the eos "
                 "included; a hypothesis that produced eos_id is finished, and it ends with eos_id)",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, keep_eos=False)),
+                _beam_with(keep_eos=False)),
         Mistake("count the prompt in the length |y| (it counts only the generated tokens)",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, prompt_in_length=True)),
+                _beam_with(prompt_in_length=True)),
         Mistake("return the finished hypotheses in the order they finished, without sorting them by score",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, sort=False)),
+                _beam_with(sort=False)),
         Mistake("drop the beams still alive after the last step (they are finished by length too)",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, finish_live=False)),
+                _beam_with(finish_live=False)),
         Mistake("add up the raw logits instead of log-probabilities: take F.log_softmax of each beam's "
                 "next-token logits before adding them to the beam's sum",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, log_probs=False)),
+                _beam_with(log_probs=False)),
         Mistake("score the hypotheses that end with eos_id by their raw summed log-probability, without the length "
                 "penalty: every finished hypothesis, by eos or by length, is scored sum / |y| ** alpha",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, penalise_eos=False)),
+                _beam_with(penalise_eos=False)),
         Mistake("leave the length penalty off the beams still alive after the last step: they are finished by "
                 "length, and scored sum / |y| ** alpha like those that end with eos_id",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, penalise_live=False)),
+                _beam_with(penalise_live=False)),
         Mistake("score every hypothesis by its raw summed log-probability, never divided: divide the sum by "
                 "|y| ** length_penalty, |y| the number of generated tokens",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, penalise_eos=False,
-                    penalise_live=False)),
+                _beam_with(penalise_eos=False, penalise_live=False)),
         Mistake("rank the extensions by the new token's log-probability alone: an extension's score adds it to its "
                 "beam's running sum, sums[:, None] + logp",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, running_sum=False)),
+                _beam_with(running_sum=False)),
         Mistake("keep extending a hypothesis after it produced eos_id: once it ends with eos_id it is finished and "
                 "leaves the live beams (go on to the next extension without adding it to them)",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, eos_stays_live=True)),
+                _beam_with(eos_stays_live=True)),
         Mistake("rank the extensions worst first (argsort ascending): walk them from the highest summed "
                 "log-probability down, argsort(..., descending=True)",
-                lambda model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None: _beam(
-                    model, idx, max_new_tokens, beam_size, length_penalty, eos_id, worst_first=True)),
+                _beam_with(worst_first=True)),
     ),
 }
