@@ -50,23 +50,21 @@ def _multiple(step: torch.Tensor, of: torch.Tensor, tol: float) -> float | None:
     return None
 
 
-def _slice_taken(step: torch.Tensor, right_steps: dict, key: str, orders: list[list[str]], tol: float) -> str | None:
+def _slice_taken(step: torch.Tensor, key: str, joins: dict[str, tuple[list[str], torch.Tensor]], sizes: dict,
+                 tol: float) -> str | None:
     """When parameter `key`'s step equals another run of consecutive entries of the right steps joined in one of
-    `orders` (its slice of a flat buffer cut at the wrong offset), say which run, and which is its own."""
+    the orders of `joins` ({how: (parameter order, the right steps joined in it)}), which is its slice of a flat
+    buffer cut at the wrong offset, say which run, and which is its own."""
     size = step.numel()
-    for order in orders:
-        joined = torch.cat([right_steps[k].reshape(-1) for k in order])  # (all parameters' elements,)
-        if joined.numel() < size:
-            continue
+    for how, (order, joined) in joins.items():
         windows = joined.unfold(0, size, 1)  # (number of starts, size): every run of `size` consecutive entries
         close = ((windows - step.reshape(-1)).abs() <= tol).all(dim=1).nonzero().flatten().tolist()
-        own = sum(right_steps[k].numel() for k in order[:order.index(key)])
+        own = sum(sizes[k] for k in order[:order.index(key)])
         if close and own not in close:
-            return (f"{key} stepped with entries [{close[0]}:{close[0] + size}] of the gradients joined in "
-                    f"{'reverse ' if order[0] != list(right_steps)[0] else ''}parameter order, but its own "
-                    f"gradient is entries [{own}:{own + size}]: it was cut from the flat buffer at the wrong offset; "
-                    "each parameter's slice starts where the previous one's ends (advance the offset by every "
-                    "gradient's .numel(), in the order the buffer was joined)")
+            return (f"{key} stepped with entries [{close[0]}:{close[0] + size}] of the gradients joined in {how}"
+                    f"parameter order, but its own gradient is entries [{own}:{own + size}]: it was cut from the "
+                    "flat buffer at the wrong offset; each parameter's slice starts where the previous one's ends "
+                    "(advance the offset by every gradient's .numel(), in the order the buffer was joined)")
     return None
 
 
@@ -105,9 +103,11 @@ def one_step_finding(after: dict, state: dict, x: torch.Tensor, y: torch.Tensor,
                 f"{size}: the parameters themselves were added over the ranks; the all_reduce belongs on the "
                 "gradients p.grad, the parameters change only in optimizer.step()")
     wrong = [k for k in keys if not torch.allclose(after[k].double(), right[k].double(), rtol=0, atol=tol)]
-    right_steps = {k: right[k].double() - state[k].double() for k in keys}
+    backwards = keys[::-1]  # the order buckets join the gradients in
+    joins = {"": (keys, right_step), "reverse ": (backwards, _flat(right, backwards) - _flat(state, backwards))}
+    sizes = {k: state[k].numel() for k in keys}
     for key in wrong:
-        taken = _slice_taken(after[key].double() - state[key].double(), right_steps, key, [keys, keys[::-1]], tol)
+        taken = _slice_taken(after[key].double() - state[key].double(), key, joins, sizes, tol)
         if taken:
             return taken
     if len(wrong) < len(keys):
