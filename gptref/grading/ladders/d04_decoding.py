@@ -270,8 +270,9 @@ def beam_scores_are_normalised_log_probs(got, case) -> str | None:
     head = (f"hypothesis {tokens}: score {score:.5f}, but its summed log-probability {total:.5f} / {len(tokens)} ** "
             f"{alpha} = {total / len(tokens) ** alpha:.5f}")
     if all(abs(raw - wrong_score) <= 1e-4 for _, wrong_score, raw in wrong) and \
-            any(len(hyp) ** alpha != 1 and len(hyp) - 1 != 1 for hyp, _, _ in wrong):
-        # every wrong score is its raw sum, and on one of them no other length explains it
+            any(len(hyp) != 2 for hyp, _, _ in wrong):
+        # every wrong score is its raw sum, and on one of them no other length explains it (a raw sum is also the
+        # sum over one token fewer only for a hypothesis of 2 tokens; one scored right is not in `wrong`)
         return (f"{head} (every score you got wrong is the raw sum, never divided: divide each sum by "
                 f"|y| ** length_penalty, |y| the number of generated tokens, here {len(tokens)} ** {alpha})")
     return head + _what_the_score_is(score, total, tokens, alpha, case)

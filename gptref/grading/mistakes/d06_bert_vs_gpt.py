@@ -51,6 +51,13 @@ def _objective(lm_logits, clf_logits, tokens, labels, lam=0.5, *, shift="next", 
             "convex": (1 - lam) * l2 + lam * l1}[weights]
 
 
+def _objective_with(**slips):
+    """gpt1_objective with the exercise's signature and the slips named by `slips` (options of _objective)."""
+    def answer(lm_logits, clf_logits, tokens, labels, lam=0.5):
+        return _objective(lm_logits, clf_logits, tokens, labels, lam, **slips)
+    return answer
+
+
 MISTAKES = {
     "attention_mask": (
         Mistake("build the causal triangle with triu: queries then see the future; keep j <= i (tril)",
@@ -68,51 +75,38 @@ MISTAKES = {
     "gpt1_objective": (
         Mistake("compare lm_logits with tokens at the same position: the LM loss must predict the NEXT token "
                 "(lm_logits[:, :-1] against tokens[:, 1:])",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, shift="none")),
+                _objective_with(shift="none")),
         Mistake("shift the wrong way (lm_logits[:, 1:] against tokens[:, :-1]): logit t predicts token t + 1",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, shift="previous")),
+                _objective_with(shift="previous")),
         Mistake("shift after flattening the batch: the last logit of each sequence then predicts the first token "
                 "of the next sequence; shift within each sequence (lm_logits[:, :-1], tokens[:, 1:]), then flatten",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, shift="flat")),
+                _objective_with(shift="flat")),
         Mistake("sum L1 over the tokens and divide by B only: both losses are means, L1 over all B (T - 1) "
                 "predictions",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, shift="per_sequence")),
+                _objective_with(shift="per_sequence")),
         Mistake("sum L1 over the B (T - 1) predictions (reduction=\"sum\") instead of averaging them: both "
                 "losses are means",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, shift="summed")),
+                _objective_with(shift="summed")),
         Mistake("give F.nll_loss raw logits: it expects log-probabilities (log_softmax first), or use "
                 "F.cross_entropy, which takes logits",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, shift="nll_raw")),
+                _objective_with(shift="nll_raw")),
         Mistake("take the LM loss at the last position only: L1 averages over every position t = 1 .. T-1 of "
                 "every sequence (lm_logits[:, :-1] against tokens[:, 1:])",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, shift="last")),
+                _objective_with(shift="last")),
         Mistake("put lambda on L2: lambda weights the auxiliary LM loss L1, not the classification loss",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, weights="swapped")),
+                _objective_with(weights="swapped")),
         Mistake("multiply both losses by lambda: only the LM loss L1 is weighted, L3 = L2 + lam * L1",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, weights="both")),
+                _objective_with(weights="both")),
         Mistake("weigh L2 by (1 - lambda), a weighted average of the two: L2 keeps its full weight, "
                 "L3 = L2 + lam * L1 (lambda only adds the LM loss on top)",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, weights="convex")),
+                _objective_with(weights="convex")),
         Mistake("add L1 without lambda (L2 + L1)",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, weights="none")),
+                _objective_with(weights="none")),
         Mistake("give F.cross_entropy the classifier's probabilities (softmax first): it takes raw logits and applies "
                 "log_softmax itself, so L2 went through a softmax twice",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, probs="clf")),
+                _objective_with(probs="clf")),
         Mistake("give F.cross_entropy the LM's probabilities (softmax first): it takes raw logits and applies "
                 "log_softmax itself, so L1 went through a softmax twice",
-                lambda lm_logits, clf_logits, tokens, labels, lam=0.5: _objective(
-                    lm_logits, clf_logits, tokens, labels, lam, probs="lm")),
+                _objective_with(probs="lm")),
     ),
 }
