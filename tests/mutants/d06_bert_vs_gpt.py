@@ -172,3 +172,10 @@ MUTANTS += [
            fails={"test_mask_tokens"}, why="the selection's random number reused for the split",
            hint="or it reuses the random number that selected the token"),
 ]
+
+# Issue 23, fresh set 9: L2 weighed by (1 - lambda).
+MUTANTS += [
+    Mutant(cell="gpt1_objective", old="return l2 + lam * l1", new="return (1 - lam) * l2 + lam * l1",
+           fails={"test_gpt1_objective"}, why="L2 weighed by (1 - lambda) (B-06-15)",
+           hint="weigh L2 by (1 - lambda)"),
+]
