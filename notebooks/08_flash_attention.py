@@ -262,7 +262,7 @@ def _attention_ladder(kwargs, out, known):
                             "how the tiles are visited and combined: check that the loops reach the last, shorter "
                             "tile when T is not a multiple of the block, and what carries over from one tile to the "
                             "next (the running max, the factor exp(m_old - m_new) on l and acc, positions counted "
-                            "from the start of the sequence)")
+                            "from the start of the sequence, which key tiles a causal query tile may skip)")
     if message:
         raise AssertionError(f"{message}\n  ({where})"
                              + which_mistake(out, known, kwargs, expected,
@@ -272,6 +272,7 @@ torch.manual_seed(8)
 _q, _k, _v = torch.randn(3, 2, 40, 8, dtype=torch.float64).unbind(0)
 _cases = [_args(_q * 2, _k * 2, _v, 16, 16),                              # T = 40 is not a multiple of 16
           _args(_q, _k, _v, 8, 16, causal=True),
+          _args(_q, _k, _v, 16, 8, causal=True),                         # key tiles smaller than query tiles
           _args(_q[0, :25], _k[0, :10], _v[0, :10], 8, 4),                # no leading dims, T_q != T_k
           _args(_q[:, :1], _k[:, :1], _v[:, :1], 4, 4, causal=True),      # T = 1, blocks larger than T
           _args(_q * 6, _k * 6, _v, 8, 8),                                # large scores: the max jumps between tiles

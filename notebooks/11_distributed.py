@@ -447,8 +447,9 @@ def run_bucketed(state, x, y, lr, bucket_mb):
 # before all its gradients are ready. 0.0007 MB puts the last layer's weight and bias in one bucket.
 nb.tests("test_bucketed_ddp", 3, r'''
 def _bucket_launches(rank, state, x, y, bucket_mb):
-    """The all_reduce calls of one backward with your BucketedDDP: (values sent, whether backward was running, how
-    many gradients had reached your hook by then; 0 when your hook is not BucketedDDP._gradient_ready)."""
+    """The all_reduce calls of one backward with your BucketedDDP: "calls", (values sent, whether backward was
+    running, how many gradients had reached your hook by then; 0 when your hook is not BucketedDDP._gradient_ready);
+    "sent", the tensors as each call received them; "grads", each parameter's gradient once backward returned."""
     ready, real_hook = [0], getattr(BucketedDDP, "_gradient_ready", None)
     def counted_hook(self, p):
         ready[0] += 1
@@ -462,17 +463,19 @@ def _bucket_launches(rank, state, x, y, bucket_mb):
             BucketedDDP._gradient_ready = real_hook
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
-    calls, during = [], [False]
+    calls, during, sent = [], [False], []
     real_all_reduce = dist.all_reduce
     def recorded(tensor, *args, **kwargs):
         calls.append((tensor.numel(), during[0], ready[0]))
+        sent.append(tensor.detach().clone())  # what this rank sends, before the sum replaces it
         return real_all_reduce(tensor, *args, **kwargs)
     dist.all_reduce = recorded
     during[0] = True
     F.cross_entropy(model(my_rows(x[0], rank, 2)), my_rows(y[0], rank, 2)).backward()
     during[0] = False
+    grads = {name: p.grad.detach().clone() for name, p in model.module.named_parameters()}  # this backward's own
     model.finish_gradient_synchronization()
-    return calls
+    return {"calls": calls, "sent": sent, "grads": grads}
 
 
 def _buckets(state, bucket_mb):
@@ -488,9 +491,36 @@ def _buckets(state, bucket_mb):
     return buckets
 
 
+def _holds(buffer, values):
+    """Whether `values` (1-D) lies somewhere in `buffer` (1-D) as a run of consecutive entries."""
+    if values.numel() > buffer.numel():
+        return False
+    runs = buffer.unfold(0, values.numel(), 1)   # (number of starts, size): every run of that many entries
+    return bool(((runs - values).abs() <= 1e-12).all(dim=1).any())
+
+
+def _stale_finding(seen, state, bucket_mb):
+    """Which gradients a bucket sent as zeros (the p.grad from before this backward), or None."""
+    names = [name for name, _ in reversed(list(mlp_from_state(state).named_parameters()))]
+    first = 0
+    for i, ((n_params, _), buffer) in enumerate(zip(_buckets(state, bucket_mb), seen["sent"])):
+        bucket, first = names[first:first + n_params], first + n_params
+        grads = {name: seen["grads"][name].reshape(-1) for name in bucket}
+        stale = [name for name, g in grads.items() if g.abs().max() > 0 and not _holds(buffer.reshape(-1), g)
+                 and _holds(buffer.reshape(-1), torch.zeros_like(g))]
+        if stale:
+            return (f"bucket {i} sent zeros where the gradients of {stale} belong: the p.grad they had BEFORE this "
+                    "backward. Either your hook ran before autograd wrote p.grad (a hook of p.register_hook runs "
+                    "before the gradient is accumulated into p.grad, and receives it as its argument; one of "
+                    "p.register_post_accumulate_grad_hook runs after, when p.grad is final), or what the bucket "
+                    "joins is not each parameter's p.grad")
+    return None
+
+
 def _launch_finding(state, x, y, bucket_mb):
-    """What your all_reduce calls of one backward show about WHEN each bucket is sent, or None."""
-    calls = call(launch, _bucket_launches, (state, x, y, bucket_mb))[0]
+    """What your all_reduce calls of one backward show about WHEN each bucket is sent and what it sends, or None."""
+    seen = call(launch, _bucket_launches, (state, x, y, bucket_mb))[0]
+    calls = seen["calls"]
     buckets = _buckets(state, bucket_mb)
     sent = [n for n, _, _ in calls]
     if not calls or sent != [v for _, v in buckets][:len(sent)]:
@@ -507,7 +537,7 @@ def _launch_finding(state, x, y, bucket_mb):
         return (f"only {len(calls)} of the {len(buckets)} buckets were sent in one backward (values sent: {sent}, "
                 f"expected {[v for _, v in buckets]}): a bucket whose count of waiting gradients never meets your "
                 "launch condition is never sent; check the condition for a bucket of one parameter too")
-    return None
+    return _stale_finding(seen, state, bucket_mb)
 
 
 _state, _x, _y = toy_problem(seed=13)
@@ -524,7 +554,7 @@ report(_got, whole_batch_sgd(_state, _x, _y, 0.5), "run_bucketed",
 # 0.bias) = 84 values, then 0.weight = 96; taken from the first parameter on, they would be (0.weight, 0.bias) = 112
 # and (2.weight, 2.bias) = 68, sent as 68, then 112: right sums either way, so only the calls tell them apart.
 _want = [values for _, values in _buckets(_state, 0.001)]
-_calls = call(launch, _bucket_launches, (_state, _x, _y, 0.001))[0]
+_calls = call(launch, _bucket_launches, (_state, _x, _y, 0.001))[0]["calls"]
 if _calls:   # none recorded: all_reduce was imported under another name, and this check cannot see it
     _sent = [n for n, _, _ in _calls]
     assert all(running for _, running, _ in _calls), (

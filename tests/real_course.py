@@ -8,7 +8,7 @@ One batch per half (module fixture): the repository's solutions/ as the source, 
 release, and as students: "solution" (every day's solution cells filled in, as a student would hand them
 in), "untouched" (the released notebooks as they are), and the planted mistakes of tests/mutants/d<day>.py
 applied to the solution (several per student when they change different cells and fail disjoint tests).
-Graded with the sandbox and trusted verdicts on, one worker per half. Then: the solution gets every
+Graded with the sandbox and trusted verdicts on, WORKERS grading workers per half. Then: the solution gets every
 autograded point with no flag, the untouched release 0 without a crash, and each mutant student loses
 exactly the points of its mutants' `fails` cells.
 """
@@ -31,6 +31,9 @@ from autograder.sandbox import bwrap_problem
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UID_BASE = int(os.environ.get("REAL_COURSE_UID_BASE", "62000"))  # two runs at once need two bases
 ONLY_MUTANTS = os.environ.get("REAL_COURSE_ONLY_MUTANTS") == "1"  # debugging: the mutant students alone
+# grading workers per half: a submission's run leaves a core idle part of the time (kernel start, sandbox set-up,
+# waits on the verdict), so two per half keep both cores busy while the halves run side by side
+WORKERS = os.environ.get("REAL_COURSE_WORKERS", "2")
 _PROBLEM = bwrap_problem()
 MARKS = [pytest.mark.slow, pytest.mark.skipif(_PROBLEM is not None, reason=f"needs bubblewrap: {_PROBLEM}")]
 HEAVY_DAYS = {"06_bert_vs_gpt": 2.0, "09_nanogpt_finetune": 2.0, "10_baichuan2": 1.5, "11_distributed": 2.0}
@@ -122,14 +125,15 @@ def _grade(root: str, part_days: list[str]) -> dict:
     r = cli(cfg, "collect", incoming, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     t0 = time.monotonic()
-    r = cli(cfg, "grade", "--workers", "1", timeout=3600)
+    r = cli(cfg, "grade", "--workers", WORKERS, timeout=3600)
     seconds = time.monotonic() - t0
     assert r.returncode == 0, r.stdout + r.stderr
     status = {}
     for student, day in expect:
         path = os.path.join(root, "work", "status", day, f"{student}.json")
         status[(student, day)] = json.load(open(path)) if os.path.exists(path) else None
-    lines = [f"real course ({', '.join(part_days)}): {len(expect)} submissions graded in {seconds:.0f} s, 1 worker"]
+    lines = [f"real course ({', '.join(part_days)}): {len(expect)} submissions graded in {seconds:.0f} s, "
+             f"{WORKERS} workers"]
     for (student, day), st in sorted(status.items()):
         if student == "solution" and st:
             lines.append(f"  {day}: solution graded in {st.get('seconds')} s")

@@ -35,19 +35,19 @@ def test_per_row_offsets_and_factors(expected):
 def test_where_the_wrong_entries_lie(expected):
     tail = expected.clone()
     tail[..., 6:] += 1
-    assert "only at positions 6 to 7 (the last 2 of 8) along dimension 3" in difference(tail, expected)
+    assert "only at indices 6 to 7 (the last 2 of 8) along dimension 3" in difference(tail, expected)
     future = expected + torch.ones(8, 8).triu(1)
     assert "above the diagonal" in difference(future, expected)
     first = expected.clone()
     first[:, :, 0] -= 1
-    assert "only at position 0 (of 8) along dimension 2" in difference(first, expected)
+    assert "only at index 0 (of 8) along dimension 2" in difference(first, expected)
 
 
 def test_no_pattern_is_claimed_for_an_error_without_one(expected):
     noisy = expected + torch.randn(expected.shape, generator=torch.Generator().manual_seed(2))
     message = difference(noisy, expected)
     assert message is not None and not message.endswith(")") or "tolerance" in message.rsplit("(", 1)[-1]
-    for words in ("swapped", "one position", "reverse", "same amount", "multiple", "diagonal", "only at positions"):
+    for words in ("swapped", "one position", "reverse", "same amount", "multiple", "diagonal", "only at indices"):
         assert words not in message
 
 

@@ -117,7 +117,7 @@ def _per_row(got: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float
 
 
 def _where(wrong: torch.Tensor) -> str | None:
-    """The positions of one dimension that hold every wrong entry, when they are a small part of it."""
+    """The indices of one dimension that hold every wrong entry, when they are a small part of it."""
     best = None
     for dim in range(wrong.dim()):
         size = wrong.shape[dim]
@@ -135,16 +135,16 @@ def _where(wrong: torch.Tensor) -> str | None:
         return None
     _, dim, hit, size = best
     if len(hit) == 1:
-        where = f"only at position {hit[0]} (of {size})"
+        where = f"only at index {hit[0]} (of {size})"
     elif hit == list(range(hit[0], size)):
-        where = f"only at positions {hit[0]} to {size - 1} (the last {len(hit)} of {size})"
+        where = f"only at indices {hit[0]} to {size - 1} (the last {len(hit)} of {size})"
     elif hit == list(range(0, hit[-1] + 1)):
-        where = f"only at positions 0 to {hit[-1]} (the first {len(hit)} of {size})"
+        where = f"only at indices 0 to {hit[-1]} (the first {len(hit)} of {size})"
     elif len(hit) <= 6:
-        where = f"only at positions {hit} (of {size})"
+        where = f"only at indices {hit} (of {size})"
     else:
         return None
-    return (f"the wrong entries lie {where} along dimension {dim}: look at what sets those positions apart (their "
+    return (f"the wrong entries lie {where} along dimension {dim}: look at what sets those indices apart (their "
             "input values, such as a larger maximum or position, or a branch, index or bound of your code)")
 
 

@@ -335,3 +335,10 @@ MUTANTS += [
     Mutant("train_bpe", old='tuple(w.encode("utf-8"))', new="tuple(ord(ch) for ch in w)",
            fails={"test_train_bpe"}, why="code points instead of UTF-8 bytes", hint="it is the code point of"),
 ]
+
+# Issue 23, fresh set 10: one merge per pre-token (an if where a while belongs).
+MUTANTS += [
+    Mutant(cell="encode", old="while len(tokens) > 1:", new="if len(tokens) > 1:",
+           fails={"test_encode"}, why="one merge per pre-token (C-01-15)",
+           hint="apply at most one merge per pre-token"),
+]

@@ -285,3 +285,10 @@ MUTANTS += [
            fails={"test_rms_norm"}, why="weight never applied (A-03-22)",
            hint="leave weight out: when weight is given"),
 ]
+
+# Issue 23, fresh set 10: the bias skipped when a weight is given (an elif).
+MUTANTS += [
+    Mutant("layer_norm", old="    if bias is not None:", new="    elif bias is not None:",
+           fails={"test_layer_norm"}, why="bias skipped when weight is given (C-03-5)",
+           hint="skip the bias when a weight is given"),
+]

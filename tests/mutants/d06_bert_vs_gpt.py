@@ -179,3 +179,11 @@ MUTANTS += [
            fails={"test_gpt1_objective"}, why="L2 weighed by (1 - lambda) (B-06-15)",
            hint="weigh L2 by (1 - lambda)"),
 ]
+
+# Issue 23, fresh set 10: the labels the other way round.
+MUTANTS += [
+    Mutant(cell="mask_tokens", old="labels = torch.where(selected, ids, torch.full_like(ids, -100))",
+           new="labels = torch.where(selected, torch.full_like(ids, -100), ids)",
+           fails={"test_mask_tokens"}, why="labels the other way round (A-06-08)",
+           hint="your labels are the other way round"),
+]

@@ -173,3 +173,18 @@ MUTANTS += [
            fails={"test_sinusoidal_positions"}, why="angles rounded to float32 (B-07-5)",
            hint="round the angles p * omega_i to float32 before sin and cos"),
 ]
+
+# Issue 23, fresh set 10: the 2 of the exponent counted twice.
+MUTANTS += [
+    Mutant(cell="rope_score", old="theta = base ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)",
+           new="theta = base ** (-2 * torch.arange(0, D, 2, dtype=torch.float64) / D)",
+           fails={"test_rope_score"}, why="exponent -4i/D (A-07-17)", hint="count the 2 twice"),
+    Mutant(cell="rope", old="theta = base ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)",
+           new="theta = base ** (-2 * torch.arange(0, D, 2, dtype=torch.float64) / D)",
+           fails={"test_rope"}, why="exponent -4i/D in rope (A-07-17's twin)", hint="count the 2 twice"),
+    Mutant(cell="sinusoidal_positions",
+           old="omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)",
+           new="omega = 10000.0 ** (-2 * torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)",
+           fails={"test_sinusoidal_positions"}, why="exponent -4i/d in the table (A-07-17's twin)",
+           hint="count the 2 twice"),
+]

@@ -145,3 +145,12 @@ MUTANTS += [
            new="p = torch.exp(s - s.amax(dim=-1, keepdim=True))", fails={"test_tiled_attention"},
            why="P against the tile's own max (B-08-9)", hint="against the tile's own max, exp(s - s.amax(-1))"),
 ]
+
+# Issue 23, fresh set 10: the causal skip of key tiles decided by the query tile's first query.
+MUTANTS += [
+    Mutant(cell="tiled_attention", old="s = qi @ k[..., j0:j0 + block_k, :].transpose(-2, -1)",
+           new=("if causal and j0 > i0:\n                break\n"
+                "            s = qi @ k[..., j0:j0 + block_k, :].transpose(-2, -1)"),
+           fails={"test_tiled_attention"}, why="key tiles skipped from the tile's first query (A-08-12)",
+           hint="skip the key tiles that start after the query tile's FIRST query"),
+]

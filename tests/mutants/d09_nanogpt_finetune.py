@@ -221,3 +221,10 @@ MUTANTS += [
            fails={"test_ddp_train_step"}, why="only rank 0 takes the optimizer step",
            hint="every rank must call optimizer.step()"),
 ]
+
+# Issue 23, fresh set 10: attention and MLP side by side (GPT-J's parallel block).
+MUTANTS += [
+    Mutant(cell="block", old="x = x + self.attn(self.ln_1(x), causal=True)\n        x = x + self.mlp(self.ln_2(x))",
+           new="x = x + self.attn(self.ln_1(x), causal=True) + self.mlp(self.ln_2(x))",
+           fails={"test_block"}, why="parallel attention and MLP (B-09-03)", hint="GPT-J's parallel block"),
+]

@@ -168,3 +168,11 @@ MUTANTS += [
            fails={"test_bucketed_ddp"}, why="the list of pending all_reduces is never emptied",
            hint="the list of pending buckets was not emptied", verdict=False),
 ]
+
+# Issue 23, fresh set 10: a hook that runs before the gradient is accumulated into p.grad.
+MUTANTS += [
+    Mutant(cell="bucketed_ddp", old="p.register_post_accumulate_grad_hook(self._gradient_ready)",
+           new="p.register_hook(lambda grad, p=p: self._gradient_ready(p))",
+           fails={"test_bucketed_ddp"}, why="register_hook instead of the post-accumulate hook (B-11-12)",
+           hint="sent zeros where the gradients of"),
+]

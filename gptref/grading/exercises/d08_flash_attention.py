@@ -193,7 +193,8 @@ EXERCISES = [
         properties=LADDERS["tiled_attention"],
         edge_cases=("T not a multiple of the blocks", "blocks larger than T", "T = 1", "one head",
                     "no leading dimensions", "T_q != T_k", "causal and not", "all keys equal (uniform weights)",
-                    "large scores (the max changes between tiles)", "float32 and float64"),
+                    "large scores (the max changes between tiles)", "float32 and float64",
+                    "causal with key tiles smaller than query tiles (block_k < block_q)"),
         forbidden=(F.scaled_dot_product_attention, attention.scaled_dot_product_attention,
                    attention.MultiHeadAttention.forward) + _SOFTMAXES + _gptref_flash(),
         description="flash attention forward (checks: form, finite, a weighted average of the visible values, "

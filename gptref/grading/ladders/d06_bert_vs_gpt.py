@@ -37,6 +37,24 @@ def masking_form(got, case) -> str | None:
     return None
 
 
+def _labels_inverted(got, case) -> str | None:
+    """Labels the other way round: -100 where selected and the id everywhere else. Seen as: no input that changed
+    carries a label (a selected position always does), and the labelled share of the ordinary tokens is nearer 1 - p
+    than p (a second, independent draw of the selection would label about p of them)."""
+    ids, (inputs, labels) = case["ids"], got
+    p, ordinary = case["p"], ~_special(case)
+    labelled, changed = labels != -100, inputs != ids
+    if p >= 0.5 or not changed.any() or (changed & labelled).any() or not ordinary.any():
+        return None
+    share = (labelled & ordinary).sum().item() / ordinary.sum().item()
+    if abs(share - (1 - p)) >= abs(share - p):
+        return None
+    return (f"your labels are the other way round: none of the {int(changed.sum())} positions whose input you changed "
+            f"has a label (they all have -100), while {share:.0%} of the ordinary tokens carry their id, about 1 - p "
+            f"with p={p}: the label is the original id where the position WAS selected, -100 everywhere else "
+            "(torch.where(selected, ids, -100))")
+
+
 def labels_mark_the_selection(got, case) -> str | None:
     """Labels: the original id where selected, -100 elsewhere; never on a special token."""
     ids, (_, labels) = case["ids"], got
@@ -45,6 +63,9 @@ def labels_mark_the_selection(got, case) -> str | None:
         return "labels must be -100 at the positions that were not selected (only about p of the tokens get a label)"
     if not torch.equal(labels[selected], ids[selected]):
         return "at a selected position the label must be the ORIGINAL id (not the replacement), and -100 elsewhere"
+    inverted = _labels_inverted(got, case)
+    if inverted:
+        return inverted
     if (selected & _special(case)).any():
         return "special tokens (special_ids) must never be selected for masking"
     return None

@@ -142,7 +142,8 @@ def _train(text, vocab_size, *, split=True, ties="bytes", extra=0, min_count=1, 
 
 
 # -- encode ---------------------------------------------------------------------------------------
-def _encode(text, vocab, merges, *, split=True, order="rank", code_points=False, pattern=GPT2_SPLIT_PATTERN):
+def _encode(text, vocab, merges, *, split=True, order="rank", code_points=False, pattern=GPT2_SPLIT_PATTERN,
+            rounds=None, stop_at_unmerged=False):
     id_of = {}
     for i in sorted(vocab):
         id_of.setdefault(vocab[i], i)
@@ -152,9 +153,13 @@ def _encode(text, vocab, merges, *, split=True, order="rank", code_points=False,
     ids = []
     for piece in (regex.findall(pattern, text) if split else [text]):
         tokens = [ord(c) for c in piece] if code_points else list(piece.encode("utf-8"))
-        while len(tokens) > 1:
+        done = 0
+        while len(tokens) > 1 and (rounds is None or done < rounds):  # rounds: an if where a while belongs
+            done += 1
             present = [p for p in zip(tokens, tokens[1:]) if p in rank]
             if not present:
+                if stop_at_unmerged:  # the break of an if leaves the loop over the pre-tokens
+                    return ids
                 break
             if order == "rank":
                 pair = min(present, key=rank.get)
@@ -262,6 +267,13 @@ MISTAKES = {
         Mistake("merge the leftmost learned pair first: apply the merges in training order (lowest rank first), "
                 "wherever the pair sits in the text",
                 lambda text, vocab, merges: _encode(text, vocab, merges, order="left")),
+        Mistake("apply at most one merge per pre-token (an if where a while belongs): keep applying the earliest "
+                "learned merge present until no neighbouring pair of the pre-token is a learned merge",
+                lambda text, vocab, merges: _encode(text, vocab, merges, rounds=1)),
+        Mistake("apply at most one merge per pre-token (an if where a while belongs), and the if's break then leaves "
+                "the loop over the pre-tokens, so everything from the first pre-token without a learned pair on is "
+                "lost: keep a while loop, whose break ends only that pre-token's merging",
+                lambda text, vocab, merges: _encode(text, vocab, merges, rounds=1, stop_at_unmerged=True)),
         Mistake("encode the whole text as one piece: split the text into GPT2_SPLIT_PATTERN pre-tokens first",
                 lambda text, vocab, merges: _encode(text, vocab, merges, split=False)),
         Mistake("start from the characters' code points (ord(c)): start from the UTF-8 bytes, piece.encode('utf-8'); "

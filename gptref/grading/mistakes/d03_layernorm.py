@@ -56,6 +56,15 @@ def _bias_then_weight(x, weight=None, bias=None, eps=1e-5):
     return y if weight is None else y * weight
 
 
+def _one_of_weight_and_bias(x, weight=None, bias=None, eps=1e-5, *, first="weight"):
+    """An if ... elif: when both are given, only the one tested first is applied."""
+    mean = x.mean(dim=-1, keepdim=True)
+    y = (x - mean) / torch.sqrt(((x - mean) ** 2).mean(dim=-1, keepdim=True) + eps)
+    if first == "weight":
+        return y * weight if weight is not None else (y if bias is None else y + bias)
+    return y + bias if bias is not None else (y if weight is None else y * weight)
+
+
 def _whole_tensor(x, weight=None, bias=None, eps=1e-5):
     y = (x - x.mean()) / torch.sqrt(((x - x.mean()) ** 2).mean() + eps)
     return _affine(y, weight, bias)
@@ -245,6 +254,13 @@ MISTAKES = {
         Mistake("divide x by its standard deviation without subtracting the row's mean first: "
                 "x_hat = (x - mean) / sqrt(var + eps)", _not_centred),
         Mistake("add bias before multiplying by weight: y = x_hat * weight + bias, multiply first", _bias_then_weight),
+        Mistake("skip the bias when a weight is given (an elif after the weight's if): when both are given, scale by "
+                "weight AND then add bias, two separate ifs",
+                lambda x, weight=None, bias=None, eps=1e-5: _one_of_weight_and_bias(x, weight, bias, eps)),
+        Mistake("skip the weight when a bias is given (an elif after the bias's if): when both are given, scale by "
+                "weight AND then add bias, two separate ifs",
+                lambda x, weight=None, bias=None, eps=1e-5: _one_of_weight_and_bias(x, weight, bias, eps,
+                                                                                    first="bias")),
         Mistake("take one mean and one variance over the whole tensor: each row (the last dimension) gets its own",
                 _whole_tensor),
         Mistake("use eps = 1e-5 whatever eps is passed: use the eps argument", _fixed_eps),

@@ -45,6 +45,9 @@ SINUSOIDAL = (
     Mistake("put all the sines in the first half of the channels and all the cosines in the second half "
             "(they interleave: channel 2i holds the sine, channel 2i+1 the cosine of the same angle)",
             lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model), interleave=False)),
+    Mistake("count the 2 twice, so the exponent is -4i/d and the later pairs turn far too slowly: "
+            "torch.arange(0, d, 2) already holds the 2i of the exponent -2i/d, do not multiply it by 2 again",
+            lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model, lambda i, d: -2 * i / d))),
     Mistake("multiply the positions by 10000^(+2i/d) instead of dividing by it (the exponent is negative: "
             "the later pairs turn more slowly)",
             lambda n_positions, d_model: _table(n_positions, d_model, _omega(d_model, lambda i, d: i / d))),
@@ -114,6 +117,9 @@ ROPE = (
     Mistake("use theta_i = base^(-i/D) for pair i, so the pairs turn too fast (the exponent counts channels: "
             "2i/D)",
             lambda x, positions=None, base=10000.0: _rope(x, positions, base, exponent=lambda i, D: -i / 2 / D)),
+    Mistake("count the 2 twice, so the exponent is -4i/D and the later pairs turn far too slowly: "
+            "torch.arange(0, D, 2) already holds 2i, do not multiply it by 2 again (theta_i = base^(-2i/D))",
+            lambda x, positions=None, base=10000.0: _rope(x, positions, base, exponent=lambda i, D: -2 * i / D)),
     Mistake("always use 10000 as the base: use the base argument",
             lambda x, positions=None, base=10000.0: _rope(x, positions, 10000.0)),
     Mistake("compute the angles in float32: at large positions (hundreds and more) float32 keeps too few digits of "
@@ -174,6 +180,9 @@ ROPE_SCORE = (  # |m - n| first: on a negative distance it equals n - m, and it 
     Mistake("use theta_i = base^(-i/D) for pair i, so the pairs turn too fast (the exponent counts channels: "
             "2i/D)",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, base, exponent=lambda i, D: -i / 2 / D)),
+    Mistake("count the 2 twice, so the exponent is -4i/D and the later pairs turn far too slowly: "
+            "torch.arange(0, D, 2) already holds 2i, do not multiply it by 2 again (theta_i = base^(-2i/D))",
+            lambda q, k, distance, base=10000.0: _score(q, k, distance, base, exponent=lambda i, D: -2 * i / D)),
     Mistake("always use 10000 as the base: use the base argument",
             lambda q, k, distance, base=10000.0: _score(q, k, distance, 10000.0)),
     Mistake("sum over every dimension (.sum() with no dim), which gives one number for the whole batch: sum over "

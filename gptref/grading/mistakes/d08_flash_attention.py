@@ -40,7 +40,7 @@ def _stats(blocks, *, rescale="right", shift="running", start_max=float("-inf"),
 
 def _tiled(q, k, v, block_q=64, block_k=64, causal=False, *, scale_power=0.5, rescale_acc=True, rescale_l=True,
            normalise=True, local_mask="", fill=float("-inf"), update_max=True, hide_diagonal=False,
-           whole_key_blocks_only=False, tile_max=False):
+           whole_key_blocks_only=False, tile_max=False, skip_after_first_query=False):
     """Tiled attention with one slip chosen by the flags."""
     t_q, d = q.shape[-2], q.shape[-1]
     out = torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., T_q, D)
@@ -52,6 +52,8 @@ def _tiled(q, k, v, block_q=64, block_k=64, causal=False, *, scale_power=0.5, re
         acc = torch.zeros(*qi.shape[:-1], v.shape[-1], dtype=q.dtype)  # (..., bq, D)
         t_k = k.shape[-2] - (k.shape[-2] % block_k if whole_key_blocks_only else 0)
         for j0 in range(0, t_k, block_k):
+            if causal and skip_after_first_query and j0 > i0:  # the tile's first query, not its last, decides
+                break
             s = qi @ k[..., j0:j0 + block_k, :].transpose(-2, -1)  # (..., bq, bk)
             if causal:
                 rows = torch.arange(bq)[:, None] + (0 if "rows" in local_mask else i0)
@@ -152,6 +154,10 @@ MISTAKES = {
                 _named(_tiled, hide_diagonal=True)),
         Mistake("never store the new max (m = m_new is missing), so only the last key block counts",
                 _named(_tiled, update_max=False)),
+        Mistake("skip the key tiles that start after the query tile's FIRST query (j0 > i0): the tile's later "
+                "queries still see some of those keys when block_k < block_q; a key tile lies wholly above the "
+                "diagonal only when it starts after the tile's LAST query, j0 > i0 + bq - 1",
+                _named(_tiled, skip_after_first_query=True)),
         Mistake("stop the key loop before the last, shorter tile (range(0, T - T % block, block)): when T is not a "
                 "multiple of the block the last keys are never seen; loop over range(0, T, block)",
                 _named(_tiled, whole_key_blocks_only=True)),

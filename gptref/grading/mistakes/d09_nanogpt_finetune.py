@@ -45,6 +45,10 @@ BLOCK = (
     Mistake("put the norm after the attention's residual sum, ln_1(x + attn(x)) (post-norm: normalize the INPUT of "
             "each sub-layer, x + attn(ln_1(x)))",
             _wired(lambda m, x: (lambda h: h + _mlp(m, m.ln_2(h)))(m.ln_1(x + m.attn(x, causal=True))))),
+    Mistake("run the attention and the MLP side by side on the block's input, x + attn(ln_1(x)) + mlp(ln_2(x)) "
+            "(GPT-J's parallel block): here they run one after the other, so the MLP reads the stream AFTER the "
+            "attention's residual, x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x))",
+            _wired(lambda m, x: x + m.attn(m.ln_1(x), causal=True) + _mlp(m, m.ln_2(x)))),
     Mistake("call the attention without causal=True, so every token sees the later ones too (the attention must "
             "be causal: self.attn(ln_1(x), causal=True))",
             _wired(lambda m, x: (lambda h: h + _mlp(m, m.ln_2(h)))(x + m.attn(m.ln_1(x))))),

@@ -129,7 +129,8 @@ MISTAKES = {
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="parameters")),
     ),
     "run_flat": (
-        Mistake("sum the flat buffer over the ranks without dividing it by world_size",
+        Mistake("sum the flat buffer over the ranks without dividing it by world_size before its values reach p.grad "
+                "(a division after the copy back into p.grad changes only the buffer)",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="sum")),
         Mistake("reduce the flat buffer but never copy it back into the p.grad tensors themselves (a copy into a "
                 "new tensor, or rebinding a name, leaves p.grad as it was)",
@@ -145,7 +146,8 @@ MISTAKES = {
     "run_bucketed": (
         Mistake("leave out the broadcast in BucketedDDP.__init__, so rank 1 trains from its own starting values",
                 lambda state, x, y, lr, bucket_mb: _sgd(state, x, y, lr, broadcast=False)),
-        Mistake("sum each bucket over the ranks without dividing it by world_size",
+        Mistake("sum each bucket over the ranks without dividing it by world_size before its values reach p.grad "
+                "(a division after the copy back into p.grad changes only the buffer)",
                 lambda state, x, y, lr, bucket_mb: _sgd(state, x, y, lr, combine="sum")),
         Mistake("average only in the first step: from the second step on no bucket is sent, so each rank steps "
                 "on its own gradient. Reset every bucket's countdown (and the list of handles) in "
