@@ -155,8 +155,12 @@ def _check_clean(raw, expected):
               ("\n\n\n" in got, "two blank lines follow each other somewhere: at most one blank line in a row"),
               (got != "" and got.strip() == "", f"your result {got!r} holds no text at all, so it must be the empty "
                "string '': with no non-blank line there is no line to end with a newline"),
-              (got != "" and (not got.endswith("\n") or got.endswith("\n\n") or got.startswith("\n")),
-               "the text must start with its first non-blank line and end with exactly one newline")]
+              (got.startswith("\n"), f"your result begins {got[:30]!r}: drop the blank lines before the first "
+               "non-blank line"),
+              (got != "" and not got.endswith("\n"), f"your result ends {got[-30:]!r}, without a newline: the text "
+               "ends with exactly one newline after its last line"),
+              (got.endswith("\n\n"), f"your result ends {got[-30:]!r}: drop the blank lines at the end too, so that "
+               "the text ends with exactly one newline after its last non-blank line")]
     for broken, problem in checks:
         if broken:
             fail(f"clean_gutenberg: {problem}")

@@ -173,6 +173,10 @@ for _p, _vocab, _mask_id in ((0.15, 500, 499), (0.5, 500, 499), (0.3, 30522, 103
                                         "tensor (torch.where, or ids.clone() before writing into it)")
     _problem = mask_problems(_res, _ids, _mask_id, _vocab, _p, (0, 1, 2))
     assert _problem is None, f"with p={_p}, vocab_size={_vocab}, mask_id={_mask_id}: {_problem}"
+_ids32 = _ids.to(torch.int32)                                 # ids of another integer dtype
+_res = call(mask_tokens, _ids32, mask_id=499, vocab_size=500, p=0.15, special_ids=(0, 1, 2), generator=_g)
+_problem = mask_problems(_res, _ids32, 499, 500, 0.15, (0, 1, 2))
+assert _problem is None, f"with int32 ids, p=0.15, vocab_size=500, mask_id=499: {_problem}"
 _a = call(mask_tokens, _ids, 499, 500, generator=torch.Generator().manual_seed(3))
 _b = call(mask_tokens, _ids, 499, 500, generator=torch.Generator().manual_seed(3))
 assert torch.equal(_a[0], _b[0]) and torch.equal(_a[1], _b[1]), \

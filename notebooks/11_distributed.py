@@ -523,7 +523,12 @@ def _launch_finding(state, x, y, bucket_mb):
     calls = seen["calls"]
     buckets = _buckets(state, bucket_mb)
     sent = [n for n, _, _ in calls]
-    if not calls or sent != [v for _, v in buckets][:len(sent)]:
+    if not calls:
+        return ("no bucket was sent: dist.all_reduce was not called once in a whole backward and "
+                "finish_gradient_synchronization (a bucket whose count of waiting gradients never meets your launch "
+                "condition is never sent: the hook must count it down, self.waiting[index] -= 1, and send the bucket "
+                "when it reaches 0; if you call all_reduce under another name, this check cannot see it)")
+    if sent != [v for _, v in buckets][:len(sent)]:
         return None   # other buckets: the check after this one says so
     needed = 0
     for i, ((n, _, ready), (n_params, _)) in enumerate(zip(calls, buckets)):

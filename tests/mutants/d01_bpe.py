@@ -342,3 +342,10 @@ MUTANTS += [
            fails={"test_encode"}, why="one merge per pre-token (C-01-15)",
            hint="apply at most one merge per pre-token"),
 ]
+
+# Issue 23, fresh set 11: the blank lines at the end kept.
+MUTANTS += [
+    Mutant(cell="clean_gutenberg", old='    while kept and kept[-1] == "":\n        kept.pop()\n', new="",
+           fails={"test_clean_gutenberg"}, why="blank lines at the end kept (A-01-4)",
+           hint="drop the blank lines at the end too"),
+]

@@ -121,7 +121,8 @@ MUTANTS = [
     Mutant(cell="gpt1_objective",
            old="l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))",
            new="l1 = F.nll_loss(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))",
-           fails={"test_gpt1_objective"}, why="F.nll_loss on raw logits", hint="give F.nll_loss raw logits"),
+           fails={"test_gpt1_objective"}, why="F.nll_loss on raw logits",
+           hint="give F.nll_loss the LM's raw logits for L1"),
     Mutant(cell="gpt1_objective",
            old="l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))",
            new="l1 = F.cross_entropy(lm_logits[:, -2], tokens[:, -1])",
@@ -186,4 +187,17 @@ MUTANTS += [
            new="labels = torch.where(selected, torch.full_like(ids, -100), ids)",
            fails={"test_mask_tokens"}, why="labels the other way round (A-06-08)",
            hint="your labels are the other way round"),
+]
+
+# Issue 23, fresh set 11: random ids drawn as int64 whatever the ids' dtype; L2 from F.nll_loss on raw logits.
+MUTANTS += [
+    Mutant(cell="mask_tokens",
+           old="random_ids = torch.randint(0, vocab_size, ids.shape, generator=generator, dtype=ids.dtype)",
+           new="random_ids = torch.randint(0, vocab_size, ids.shape, generator=generator)",
+           fails={"test_mask_tokens"}, why="random ids int64 for int32 ids (B-06-14)",
+           hint="a tensor you build with torch.randint"),
+    Mutant(cell="gpt1_objective", old="l2 = F.cross_entropy(clf_logits, labels)",
+           new="l2 = F.nll_loss(clf_logits, labels)",
+           fails={"test_gpt1_objective"}, why="L2 from F.nll_loss on raw logits (B-06-20)",
+           hint="give F.nll_loss the classifier's raw logits for L2"),
 ]

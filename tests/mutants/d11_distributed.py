@@ -176,3 +176,9 @@ MUTANTS += [
            fails={"test_bucketed_ddp"}, why="register_hook instead of the post-accumulate hook (B-11-12)",
            hint="sent zeros where the gradients of"),
 ]
+
+# Issue 23, fresh set 11: the bucket countdown never counted down, so no bucket is sent.
+MUTANTS += [
+    Mutant(cell="bucketed_ddp", old="        self.waiting[index] -= 1\n", new="",
+           fails={"test_bucketed_ddp"}, why="the countdown never decremented (C-11-8)", hint="no bucket was sent"),
+]

@@ -32,8 +32,10 @@ def reference_mask_tokens(ids, mask_id, vocab_size, p=0.15, special_ids=(), gene
 def _mask_cases(seed: int) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
     cases = []
-    for B, T, V, p in [(64, 256, 1000, 0.15), (128, 128, 50, 0.3), (32, 512, 30522, 0.15), (100, 200, 200, 0.5)]:
-        ids = torch.randint(3, V - 1, (B, T), generator=g)  # 0 = [CLS], 1 = [SEP], 2 = [PAD], V - 1 = [MASK]
+    for B, T, V, p, dtype in [(64, 256, 1000, 0.15, torch.int64), (128, 128, 50, 0.3, torch.int64),
+                              (32, 512, 30522, 0.15, torch.int64), (100, 200, 200, 0.5, torch.int64),
+                              (64, 128, 500, 0.15, torch.int32)]:  # int32 ids: both outputs keep their dtype
+        ids = torch.randint(3, V - 1, (B, T), generator=g, dtype=dtype)  # 0 = [CLS], 1 = [SEP], 2 = [PAD], V - 1
         ids[:, 0] = 0
         lengths = torch.randint(T // 2, T + 1, (B,), generator=g)
         for b, n in enumerate(lengths.tolist()):
@@ -169,7 +171,8 @@ EXERCISES = [
         # special token; unselected inputs unchanged, ids inside the vocabulary; then the proportions
         properties=LADDERS["mask_tokens"] + (draws_only_from_the_generator,),
         edge_cases=("special tokens at both ends and padding", "p = 0.15, 0.3 and 0.5", "a small vocabulary (50)",
-                    "BERT's vocabulary (30522)", "a [MASK] id that is not vocab_size - 1 (BERT's 103)"),
+                    "BERT's vocabulary (30522)", "a [MASK] id that is not vocab_size - 1 (BERT's 103)",
+                    "int32 ids (both outputs keep the ids' dtype)"),
     ),
     Exercise(
         day=DAY, name="attention_mask", grade_ids=("test_attention_mask",),

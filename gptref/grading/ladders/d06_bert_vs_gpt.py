@@ -33,7 +33,8 @@ def masking_form(got, case) -> str | None:
             shape = getattr(t, "shape", type(t).__name__)
             return f"{name} must be a tensor of the ids' shape {tuple(ids.shape)}, got {shape}"
         if t.dtype != ids.dtype:
-            return f"{name} must keep the ids' dtype {ids.dtype}, got {t.dtype}"
+            return (f"{name} must keep the ids' dtype {ids.dtype}, got {t.dtype}: a tensor you build with "
+                    "torch.randint, torch.full or torch.tensor is int64 unless you pass dtype=ids.dtype")
     return None
 
 

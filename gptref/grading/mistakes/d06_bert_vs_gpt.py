@@ -23,13 +23,15 @@ def _mask(key_is_token, causal, *, keys=True, triangle="tril", pad_when_causal=T
     return ~allowed if inverted else allowed
 
 
-def _objective(lm_logits, clf_logits, tokens, labels, lam=0.5, *, shift="next", weights="right", probs=""):
+def _objective(lm_logits, clf_logits, tokens, labels, lam=0.5, *, shift="next", weights="right", probs="",
+               l2_nll_raw=False):
     V = lm_logits.shape[-1]
     if "clf" in probs:  # probabilities handed to F.cross_entropy, which applies log_softmax itself
         clf_logits = clf_logits.softmax(-1)
     if "lm" in probs:
         lm_logits = lm_logits.softmax(-1)
-    l2 = F.cross_entropy(clf_logits, labels)
+    # F.nll_loss expects log-probabilities; given raw logits it is the mean of -z_y
+    l2 = F.nll_loss(clf_logits, labels) if l2_nll_raw else F.cross_entropy(clf_logits, labels)
     if shift == "next":
         l1 = F.cross_entropy(lm_logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))
     elif shift == "flat":  # shifted after flattening the batch: crosses from one sequence into the next
@@ -87,9 +89,12 @@ MISTAKES = {
         Mistake("sum L1 over the B (T - 1) predictions (reduction=\"sum\") instead of averaging them: both "
                 "losses are means",
                 _objective_with(shift="summed")),
-        Mistake("give F.nll_loss raw logits: it expects log-probabilities (log_softmax first), or use "
-                "F.cross_entropy, which takes logits",
+        Mistake("give F.nll_loss the LM's raw logits for L1: it expects log-probabilities (log_softmax first), or "
+                "use F.cross_entropy, which takes logits",
                 _objective_with(shift="nll_raw")),
+        Mistake("give F.nll_loss the classifier's raw logits for L2: it expects log-probabilities (log_softmax "
+                "first), so it returns the mean of -z_y; use F.cross_entropy, which takes logits",
+                _objective_with(l2_nll_raw=True)),
         Mistake("take the LM loss at the last position only: L1 averages over every position t = 1 .. T-1 of "
                 "every sequence (lm_logits[:, :-1] against tokens[:, 1:])",
                 _objective_with(shift="last")),
