@@ -41,7 +41,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gptref.grading.data_parallel import later_steps_finding, one_step_finding, unmoved_finding
+from gptref.grading.data_parallel import later_steps_finding, one_step_finding, run_starts, unmoved_finding
 from gptref.grading.explain import NAMED, call, explain_trace, secondhand
 from gptref.grading.ladders import agreeing
 from gptref.grading.mistakes.d11_distributed import MISTAKES
@@ -491,23 +491,15 @@ def _buckets(state, bucket_mb):
     return buckets
 
 
-def _holds(buffer, values):
-    """Whether `values` (1-D) lies somewhere in `buffer` (1-D) as a run of consecutive entries."""
-    if values.numel() > buffer.numel():
-        return False
-    runs = buffer.unfold(0, values.numel(), 1)   # (number of starts, size): every run of that many entries
-    return bool(((runs - values).abs() <= 1e-12).all(dim=1).any())
-
-
 def _stale_finding(seen, state, bucket_mb):
     """Which gradients a bucket sent as zeros (the p.grad from before this backward), or None."""
     names = [name for name, _ in reversed(list(mlp_from_state(state).named_parameters()))]
     first = 0
     for i, ((n_params, _), buffer) in enumerate(zip(_buckets(state, bucket_mb), seen["sent"])):
-        bucket, first = names[first:first + n_params], first + n_params
-        grads = {name: seen["grads"][name].reshape(-1) for name in bucket}
-        stale = [name for name, g in grads.items() if g.abs().max() > 0 and not _holds(buffer.reshape(-1), g)
-                 and _holds(buffer.reshape(-1), torch.zeros_like(g))]
+        bucket, first, buffer = names[first:first + n_params], first + n_params, buffer.reshape(-1)
+        grads = {name: seen["grads"][name] for name in bucket}
+        stale = [name for name, g in grads.items() if g.abs().max() > 0 and not run_starts(buffer, g)
+                 and run_starts(buffer, torch.zeros_like(g))]
         if stale:
             return (f"bucket {i} sent zeros where the gradients of {stale} belong: the p.grad they had BEFORE this "
                     "backward. Either your hook ran before autograd wrote p.grad (a hook of p.register_hook runs "

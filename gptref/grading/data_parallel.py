@@ -50,6 +50,15 @@ def _multiple(step: torch.Tensor, of: torch.Tensor, tol: float) -> float | None:
     return None
 
 
+def run_starts(buffer: torch.Tensor, values: torch.Tensor, tol: float = 1e-12) -> list[int]:
+    """Where `values` lies in the 1-D `buffer` as a run of consecutive entries (within tol): the run's starts."""
+    values = values.reshape(-1)
+    if values.numel() > buffer.numel():
+        return []
+    windows = buffer.unfold(0, values.numel(), 1)  # (number of starts, size): every run of that many entries
+    return ((windows - values).abs() <= tol).all(dim=1).nonzero().flatten().tolist()
+
+
 def _slice_taken(step: torch.Tensor, key: str, joins: dict[str, tuple[list[str], torch.Tensor]], sizes: dict,
                  tol: float) -> str | None:
     """When parameter `key`'s step equals another run of consecutive entries of the right steps joined in one of
@@ -57,8 +66,7 @@ def _slice_taken(step: torch.Tensor, key: str, joins: dict[str, tuple[list[str],
     buffer cut at the wrong offset, say which run, and which is its own."""
     size = step.numel()
     for how, (order, joined) in joins.items():
-        windows = joined.unfold(0, size, 1)  # (number of starts, size): every run of `size` consecutive entries
-        close = ((windows - step.reshape(-1)).abs() <= tol).all(dim=1).nonzero().flatten().tolist()
+        close = run_starts(joined, step, tol)
         own = sum(sizes[k] for k in order[:order.index(key)])
         if close and own not in close:
             return (f"{key} stepped with entries [{close[0]}:{close[0] + size}] of the gradients joined in {how}"
@@ -139,4 +147,4 @@ def later_steps_finding(steps: int) -> str:
             "one rank only (dist.reduce where all_reduce belongs) lets the ranks' models drift apart from step 2 on")
 
 
-__all__ = ["later_steps_finding", "one_step_finding", "unmoved_finding"]
+__all__ = ["later_steps_finding", "one_step_finding", "run_starts", "unmoved_finding"]
