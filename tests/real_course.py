@@ -32,8 +32,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UID_BASE = int(os.environ.get("REAL_COURSE_UID_BASE", "62000"))  # two runs at once need two bases
 ONLY_MUTANTS = os.environ.get("REAL_COURSE_ONLY_MUTANTS") == "1"  # debugging: the mutant students alone
 # grading workers per half. One: each grading already runs its verdict's sandbox beside the notebook's, so the two
-# halves side by side keep both cores busy; two per half measured the same on a quiet 2-core machine (2026-12-04:
-# 181 submissions in 858 + 828 s against 175 in 878 + 776 s with one, 9.3 against 9.5 s per submission)
+# halves side by side keep both cores busy; two per half were no faster on a quiet 2-core machine (2026-12-04: 181
+# submissions in 858 + 828 s, 9.3 s each; with one, 878 + 776 s for 175 the day before and 730 + 678 s for the same
+# 181 in that day's clean-clone run, 9.5 and 7.8 s each)
 WORKERS = os.environ.get("REAL_COURSE_WORKERS", "1")
 _PROBLEM = bwrap_problem()
 MARKS = [pytest.mark.slow, pytest.mark.skipif(_PROBLEM is not None, reason=f"needs bubblewrap: {_PROBLEM}")]
