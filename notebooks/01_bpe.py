@@ -339,7 +339,9 @@ def _check_merge(ids, pair, new_id):
              f"in the result once, either itself or inside one new_id")
     if any((a, b) == tuple(pair) for a, b in zip(got, got[1:])):
         note = ("; nothing was replaced at all: check the test that finds the pair (a list such as ids[i:i + 2] "
-                "never equals a tuple such as pair)" if got == before else "")
+                "never equals a tuple such as pair)" if got == before else
+                "; the pair left is the list's last two ids: check that your loop also tests the last pair"
+                if tuple(got[-2:]) == tuple(pair) and tuple(before[-2:]) == tuple(pair) else "")
         fail(f"the result {got} still holds the pair {pair}: replace every occurrence{note}")
     if got != expected:
         fail(f"got {got}, expected {expected} (scan left to right; a merged position is not reused)")

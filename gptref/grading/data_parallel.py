@@ -110,6 +110,11 @@ def one_step_finding(after: dict, state: dict, x: torch.Tensor, y: torch.Tensor,
         return (f"after one step rank 0's parameters are about {world_size} (world_size) times their starting values "
                 f"{size}: the parameters themselves were added over the ranks; the all_reduce belongs on the "
                 "gradients p.grad, the parameters change only in optimizer.step()")
+    off = (step - right_step).abs().max() / right_step.abs().max()
+    if off <= 1e-6 and after[keys[0]].dtype == torch.float64:
+        return (f"rank 0's step differs from the right one by only {off:.1g} of its size, the size of float32 "
+                "rounding, while the model and its gradients are float64: look for a buffer or copy made in float32 on "
+                "the way (torch.zeros and torch.empty make float32 unless given dtype=, e.g. the gradients' own dtype)")
     wrong = [k for k in keys if not torch.allclose(after[k].double(), right[k].double(), rtol=0, atol=tol)]
     backwards = keys[::-1]  # the order buckets join the gradients in
     joins = {"": (keys, right_step), "reverse ": (backwards, _flat(right, backwards) - _flat(state, backwards))}

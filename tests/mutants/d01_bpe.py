@@ -349,3 +349,10 @@ MUTANTS += [
            fails={"test_clean_gutenberg"}, why="blank lines at the end kept (A-01-4)",
            hint="drop the blank lines at the end too"),
 ]
+
+# Issue 23, fresh set 12: the last two ids never tested as a pair.
+MUTANTS += [
+    Mutant(cell="merge", old="if i + 1 < len(ids) and", new="if i + 2 < len(ids) and",
+           fails={"test_merge"}, why="the last pair is never tested (B-01-9)",
+           hint="never test the last two ids as a pair"),
+]

@@ -189,3 +189,10 @@ MUTANTS += [
            fails={"test_beam_search"}, why="a hypothesis that produced eos stays a live beam (A-04-22)",
            hint="keep extending a hypothesis after it produced eos_id"),
 ]
+
+# Issue 23, fresh set 12: log_softmax over the beams.
+MUTANTS += [
+    Mutant("beam_search", old="[:, -1, :].double(), dim=-1)", new="[:, -1, :].double(), dim=0)",
+           fails={"test_beam_search"}, why="log_softmax over the beams instead of the vocabulary (B-04-20)",
+           hint="take log_softmax over the beams (dim=0)"),
+]

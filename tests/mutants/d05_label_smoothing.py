@@ -145,3 +145,10 @@ MUTANTS += [
            why="log(softmax + a small constant): wrong where the softmax underflows",
            hint="eps 0 (q has zeros)\n  and wrong on: large float32 logits (softmax underflows to 0)"),
 ]
+
+# Issue 23, fresh set 12: the two weights of the smoothed loss swapped.
+MUTANTS += [
+    Mutant("smoothed_cross_entropy", old="per_row = (1.0 - smoothing) * nll + smoothing * to_uniform",
+           new="per_row = smoothing * nll + (1.0 - smoothing) * to_uniform", fails={"test_smoothed_cross_entropy"},
+           why="eps on the NLL and 1 - eps on the uniform term (C-05-10)", hint="swap the two weights"),
+]

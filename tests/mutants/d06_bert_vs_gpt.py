@@ -201,3 +201,15 @@ MUTANTS += [
            fails={"test_gpt1_objective"}, why="L2 from F.nll_loss on raw logits (B-06-20)",
            hint="give F.nll_loss the classifier's raw logits for L2"),
 ]
+
+# Issue 23, fresh set 12: the split reuses the selection's number, rescaled by a fixed 0.15.
+MUTANTS += [
+    Mutant(cell="mask_tokens",
+           old=("selected = (torch.rand(ids.shape, generator=generator) < p) & ~special\n"
+                "    labels = torch.where(selected, ids, torch.full_like(ids, -100))\n"
+                "    r = torch.rand(ids.shape, generator=generator)"),
+           new=("u = torch.rand(ids.shape, generator=generator)\n    selected = (u < p) & ~special\n"
+                "    labels = torch.where(selected, ids, torch.full_like(ids, -100))\n    r = u / 0.15"),
+           fails={"test_mask_tokens"}, why="the split reuses the selection's number over 0.15 (C-06-8)",
+           hint="is spread over a range"),
+]

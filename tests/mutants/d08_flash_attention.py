@@ -154,3 +154,14 @@ MUTANTS += [
            fails={"test_tiled_attention"}, why="key tiles skipped from the tile's first query (A-08-12)",
            hint="skip the key tiles that start after the query tile's FIRST query"),
 ]
+
+# Issue 23, fresh set 12: one sum over every row, and dP computed from the keys.
+MUTANTS += [
+    Mutant(cell="online_softmax_stats", old="[..., None]).sum(dim=-1)", new="[..., None]).sum()",
+           fails={"test_online_softmax_stats"}, why="the exponentials of every row summed together (B-08-5)",
+           hint="sum the exponentials with no dim"),
+    Mutant(cell="tiled_attention_backward", old="dp = doi @ vj.transpose(-2, -1)",
+           new="dp = doi @ kj.transpose(-2, -1)",
+           fails={"test_tiled_attention_backward"}, why="dP from the keys instead of the values (B-08-16)",
+           hint="compute dP from the keys"),
+]

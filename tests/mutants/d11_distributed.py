@@ -182,3 +182,12 @@ MUTANTS += [
     Mutant(cell="bucketed_ddp", old="        self.waiting[index] -= 1\n", new="",
            fails={"test_bucketed_ddp"}, why="the countdown never decremented (C-11-8)", hint="no bucket was sent"),
 ]
+
+# Issue 23, fresh set 12: the flat buffer made in float32 for float64 gradients.
+MUTANTS += [
+    Mutant(cell="flat_ddp", old="flat = torch.cat([g.reshape(-1) for g in grads])",
+           new=("flat = torch.zeros(sum(g.numel() for g in grads))\n    start = 0\n    for g in grads:\n"
+                "        flat[start:start + g.numel()] = g.reshape(-1)\n        start += g.numel()"),
+           fails={"test_flat_ddp"}, why="a float32 buffer for float64 gradients (A-11-06)",
+           hint="the size of float32 rounding"),
+]

@@ -291,11 +291,13 @@ def _what_the_score_is(score: float, total: float, tokens: list[int], alpha: flo
     if raw:
         return f" (your score is the raw sum: divide it by |y| ** length_penalty, here {len(tokens)} ** {alpha})"
     if score == 0 and total != 0:
-        return (f" (your score is 0 for a sum of {total:.5f}: the factor the sum is scaled by is 0 here; look at how "
-                f"the sum is divided by |y| ** length_penalty, here {len(tokens)} ** {alpha})")
+        return (f" (your score is 0 for a sum of {total:.5f}: either the factor the sum is scaled by is 0 here (look "
+                f"at how the sum is divided by |y| ** length_penalty, here {len(tokens)} ** {alpha}) or every "
+                f"log-probability you added is 0, as log_softmax over a dimension of one entry gives: take it over "
+                f"the vocabulary, dim=-1)")
     return (" (your score is neither that sum over another length nor the raw sum: check both the sum, which adds "
-            "log_softmax of each step's logits at the chosen token for every generated token, each beam carrying its "
-            "own running sum, and its division by |y| ** length_penalty)")
+            "log_softmax of each step's logits, taken over the vocabulary (dim=-1), at the chosen token for every "
+            "generated token, each beam carrying its own running sum, and its division by |y| ** length_penalty)")
 
 
 LADDERS = {

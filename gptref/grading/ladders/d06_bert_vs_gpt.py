@@ -146,6 +146,13 @@ def proportions(got, case) -> str | None:
                       f"(select each non-special token with probability p={p})")
     if problem:
         return problem
+    squeezed = shares[0] / 0.8  # a split number uniform on [0, 1 / squeezed) instead of [0, 1)
+    if 0.05 < squeezed < 0.85 and not _bounds(shares[1], 0.1 * squeezed, n_sel, "", "") \
+            and not _bounds(shares[2], 1 - 0.9 * squeezed, n_sel, "", ""):
+        return (f"your shares are BERT's 80% and 10% times {squeezed:.2f}, the unchanged share taking the rest "
+                f"{yours}: the number that decides the split is spread over a range {1 / squeezed:.2f} times too "
+                f"wide, as when the number that selected the token (below p = {p}) is reused and divided by a "
+                "constant other than p; draw a second random number for the split, r = torch.rand(...)")
     for frac, want, what in ((shares[0], 0.8, "share of selected tokens replaced by mask_id"),
                              (shares[1], 0.1 * (1 - 1 / V), "share replaced by a random id"),
                              (shares[2], 0.1 + 0.1 / V, "share left unchanged")):

@@ -68,9 +68,13 @@ def stats_sum_range(got, case) -> str | None:
     bad = ~torch.isfinite(row_sum) | (row_sum < 1 - slack) | (row_sum > count * (1 + slack))
     if bad.any():
         i = _first_bad(bad)
+        where = ("the exponent inside exp and the factor that carries the old sum over to a new max"
+                 if not (row_sum[i] > count[i]) else
+                 "the exponent inside exp (x minus the running max, never above 0), the factor that carries the old "
+                 "sum over to a new max, and the dimension each sum runs over (one sum per row, dim=-1)")
         return (f"l must lie between 1 (the max's own term exp(0)) and the number of scores in the row (each term "
                 f"exp(x - m) is at most 1); row {i} has l = {row_sum[i].item():.6g} with {int(count[i])} scores: "
-                f"look at the exponent inside exp and the factor that carries the old sum over to a new max")
+                f"look at {where}")
     return None
 
 
@@ -162,8 +166,9 @@ def backward_dk_sum(got, case) -> str | None:
     tol = tolerance(dk.dtype)
     if ((total.abs() / scale) > tol["rtol"] * 100).any():
         return ("the rows of dK must add up to zero (each row of dS = P * (dP - D) sums to 0 when "
-                "D_i = rowsum(dO_i * O_i) = rowsum(P_i * dP_i)); yours do not: look at D, at dS = P * (dP - D) "
-                "and at dK_j += dS^T Q_i")
+                "D_i = rowsum(dO_i * O_i) = rowsum(P_i * dP_i), which holds only when dP_ij = dO_i . V_j); yours do "
+                "not: look at dP = dO_i V_j^T (the values, not the keys), at D, at dS = P * (dP - D) and at "
+                "dK_j += dS^T Q_i")
     return None
 
 

@@ -73,11 +73,11 @@ def _counts_non_overlapping(ids):
 
 
 # -- merge ----------------------------------------------------------------------------------------
-def _merge(ids, pair, new_id, step=2, keep_last=True, either_order=False):
+def _merge(ids, pair, new_id, step=2, keep_last=True, either_order=False, test_last_pair=True):
     matches = {tuple(pair), tuple(pair)[::-1]} if either_order else {tuple(pair)}
     out, i = [], 0
     while i < (len(ids) if keep_last else len(ids) - 1):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) in matches:
+        if i + (1 if test_last_pair else 2) < len(ids) and (ids[i], ids[i + 1]) in matches:
             out.append(new_id)
             i += step
         else:
@@ -226,6 +226,9 @@ MISTAKES = {
                 lambda ids, pair, new_id: _merge(ids, pair, new_id, step=1)),
         Mistake("stop the loop one early: the last id went missing",
                 lambda ids, pair, new_id: _merge(ids, pair, new_id, keep_last=False)),
+        Mistake("never test the last two ids as a pair (a bound such as i + 2 < len(ids)): the pair that starts at "
+                "i ends at i + 1, so it exists while i + 1 < len(ids)",
+                lambda ids, pair, new_id: _merge(ids, pair, new_id, test_last_pair=False)),
         Mistake("scan from the right: scan left to right, so [7, 7, 7] with (7, 7) gives [new_id, 7]",
                 _merge_right_to_left),
         Mistake("match the pair in either order: (2, 1) is 2 then 1, so [1, 2] holds no (2, 1)",

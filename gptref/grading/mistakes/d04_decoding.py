@@ -69,7 +69,8 @@ def _greedy(model, idx, max_new_tokens, eos_id=None, *, position=-1, pad=True, s
 
 def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=None, *, live_squared=False,
           exponent=True, keep_eos=True, prompt_in_length=False, sort=True, finish_live=True, log_probs=True,
-          penalise_eos=True, worst_first=False, penalise_live=True, running_sum=True, eos_stays_live=False):
+          penalise_eos=True, worst_first=False, penalise_live=True, running_sum=True, eos_stays_live=False,
+          softmax_dim=-1):
     prompt_len = idx.shape[1]
     live = beam_size * beam_size if live_squared else beam_size  # live hypotheses kept per step
 
@@ -80,7 +81,7 @@ def _beam(model, idx, max_new_tokens, beam_size=4, length_penalty=1.0, eos_id=No
     seqs, sums, finished = idx, torch.zeros(1, dtype=torch.float64), []
     for _ in range(max_new_tokens):
         logits = model(seqs)[:, -1, :].double()
-        logp = F.log_softmax(logits, dim=-1) if log_probs else logits  # (n_live, V)
+        logp = F.log_softmax(logits, dim=softmax_dim) if log_probs else logits  # (n_live, V)
         V = logp.shape[1]
         cand = (sums[:, None] + logp if running_sum else logp).flatten()  # (n_live * V,)
         rows, tokens, new_sums = [], [], []
@@ -225,5 +226,8 @@ MISTAKES = {
         Mistake("rank the extensions worst first (argsort ascending): walk them from the highest summed "
                 "log-probability down, argsort(..., descending=True)",
                 _beam_with(worst_first=True)),
+        Mistake("take log_softmax over the beams (dim=0) instead of over the vocabulary: each beam's next-token "
+                "log-probabilities come from its own row of logits, F.log_softmax(logits, dim=-1)",
+                _beam_with(softmax_dim=0)),
     ),
 }

@@ -27,7 +27,7 @@ def _terms(logits, target, ignore_index=-100, dim=-1, log=None, pick="gather"):
 
 
 def _ce(logits, target, smoothing=0.1, ignore_index=-100, *, dim=-1, log=None, nll_weight=None, spread="mean",
-        reduce="kept", pick="gather", zero_ignored=True):
+        reduce="kept", pick="gather", zero_ignored=True, swap_weights=False):
     nll, minus_logp, keep = _terms(logits, target, ignore_index, dim, log, pick)
     n_classes = logits.shape[-1]
     if spread == "mean":
@@ -39,6 +39,8 @@ def _ce(logits, target, smoothing=0.1, ignore_index=-100, *, dim=-1, log=None, n
     else:  # over the C - 1 other classes
         to_uniform = (minus_logp.sum(-1) - nll) / (n_classes - 1)
     weight = 1.0 - smoothing if nll_weight is None else nll_weight
+    if swap_weights:
+        weight, smoothing = smoothing, 1.0 - smoothing
     per_row = weight * nll + smoothing * to_uniform
     if zero_ignored:
         per_row = torch.where(keep, per_row, torch.zeros_like(per_row))
@@ -136,6 +138,10 @@ MISTAKES = {
                 "rows: zero the ignored rows' losses before summing",
                 lambda logits, target, smoothing=0.1, ignore_index=-100: _ce(
                     logits, target, smoothing, ignore_index, zero_ignored=False)),
+        Mistake("swap the two weights: eps on -log p_y and 1 - eps on the uniform term; the loss is (1 - eps) * "
+                "(-log p_y) + eps * (1/C) sum_c -log p_c",
+                lambda logits, target, smoothing=0.1, ignore_index=-100: _ce(
+                    logits, target, smoothing, ignore_index, swap_weights=True)),
     ),
     "smoothed_kl": (
         Mistake("compute q log q as q * q.log(): 0 * log 0 must count as 0 (torch.xlogy(q, q))",

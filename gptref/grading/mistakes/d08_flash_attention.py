@@ -17,7 +17,7 @@ from gptref.grading.explain import Mistake
 
 
 def _stats(blocks, *, rescale="right", shift="running", start_max=float("-inf"), update_max=True, log_sum=False,
-           per_row=True, return_last_block_max=False):
+           per_row=True, return_last_block_max=False, sum_rows=True):
     """Running (m, l) over blocks, with one slip chosen by the flags."""
     first = blocks[0]
     m = torch.full(first.shape[:-1], start_max, dtype=first.dtype)  # (...) running max
@@ -27,7 +27,8 @@ def _stats(blocks, *, rescale="right", shift="running", start_max=float("-inf"),
         m_new = torch.maximum(m, block_max)
         factor = {"right": torch.exp(m - m_new), "none": torch.ones_like(m), "flipped": torch.exp(m_new - m)}[rescale]
         reference_max = {"running": m_new, "block": block_max, "zero": torch.zeros_like(m_new)}[shift]
-        row_sum = row_sum * factor + torch.exp(block - reference_max[..., None]).sum(dim=-1)
+        terms = torch.exp(block - reference_max[..., None])  # (..., block)
+        row_sum = row_sum * factor + (terms.sum(dim=-1) if sum_rows else terms.sum())
         if update_max:
             m = m_new
     if return_last_block_max:
@@ -74,7 +75,7 @@ def _tiled(q, k, v, block_q=64, block_k=64, causal=False, *, scale_power=0.5, re
 
 
 def _backward(q, k, v, out, lse, dout, block_q=64, block_k=64, causal=False, *, scale_dq=True, scale_dk=True,
-              probabilities="softmax", delta="dO.O", transpose_dv=True, mask=True):
+              probabilities="softmax", delta="dO.O", transpose_dv=True, mask=True, dp_from="values"):
     """The recomputing tile loop for (dQ, dK, dV) with one slip chosen by the flags."""
     t_q, t_k, d = q.shape[-2], k.shape[-2], q.shape[-1]
     scale = 1.0 / math.sqrt(d)
@@ -91,7 +92,7 @@ def _backward(q, k, v, out, lse, dout, block_q=64, block_k=64, causal=False, *, 
                 s = s.masked_fill(cols > rows, float("-inf"))
             p = torch.exp(s - lse[..., i0:i0 + block_q, None]) if probabilities == "softmax" else s
             dv[..., j0:j0 + block_k, :] += (p.transpose(-2, -1) if transpose_dv else p) @ doi
-            dp = doi @ vj.transpose(-2, -1)  # (..., bq, bk)
+            dp = doi @ (vj if dp_from == "values" else kj).transpose(-2, -1)  # (..., bq, bk)
             tile_delta = {"tile dP": dp.sum(dim=-1), "tile P.dP": (p * dp).sum(dim=-1)}.get(
                 delta, row_delta[..., i0:i0 + block_q] if delta in ("dO.O", "dO") else None)
             ds = p * (dp - tile_delta[..., None])  # (..., bq, bk)
@@ -131,6 +132,9 @@ MISTAKES = {
         Mistake("take one max over the whole block (amax() with no dim), shared by every row: each row keeps its "
                 "own running max, block.amax(dim=-1)",
                 _named(_stats, per_row=False)),
+        Mistake("sum the exponentials with no dim (.sum()), which adds up every row's terms into one number: each "
+                "row keeps its own sum, .sum(dim=-1)",
+                _named(_stats, sum_rows=False)),
     ),
     "tiled_attention": (
         Mistake("leave out the factor 1/sqrt(D): scale the scores by 1/sqrt(D)", _named(_tiled, scale_power=0.0)),
@@ -175,5 +179,7 @@ MISTAKES = {
                 _named(_backward, delta="tile P.dP")),
         Mistake("accumulate dV with P dO instead of P^T dO", _named(_backward, transpose_dv=False)),
         Mistake("leave out the causal mask when the backward recomputes the scores", _named(_backward, mask=False)),
+        Mistake("compute dP from the keys, dO_i K_j^T: dP = dO_i V_j^T, since O = P V makes dP the gradient through "
+                "the values", _named(_backward, dp_from="keys")),
     ),
 }
