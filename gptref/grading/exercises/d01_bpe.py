@@ -21,7 +21,7 @@ import gptref.data as data
 import gptref.tokenizers.bpe as bpe
 import gptref.tokenizers.bpe.tokenizer as bpe_tokenizer
 import gptref.tokenizers.bpe.train as bpe_train
-from gptref.grading.ladders.d01_bpe import replaced_other_than_pair, wrong_merges
+from gptref.grading.ladders.d01_bpe import clean_properties, merge_properties, wrong_merges
 from gptref.grading.spec import Exercise
 from gptref.tokenizers.bpe import GPT2_SPLIT_PATTERN
 
@@ -88,7 +88,8 @@ def _merge_cases(seed: int) -> list[dict]:
     cases = [{"ids": [], "pair": (1, 2), "new_id": 256},
              {"ids": [7, 7, 7], "pair": (7, 7), "new_id": 256},
              {"ids": [1, 2, 3, 1, 2], "pair": (9, 9), "new_id": 300},
-             {"ids": [4, 3, 3, 4, 3], "pair": (3, 4), "new_id": 261}]  # (4, 3) is there too: the order matters
+             {"ids": [4, 3, 3, 4, 3], "pair": (3, 4), "new_id": 261},  # (4, 3) is there too: the order matters
+             {"ids": [5, 1, 2, 6, 1, 2], "pair": (1, 2), "new_id": 270}]  # the pair as the list's last two ids
     for n, a in [(20, 3), (300, 5), (41, 2)]:
         ids = _random_ids(rng, n, a)
         i = rng.randrange(len(ids) - 1)
@@ -281,30 +282,6 @@ def _compare_training(got, expected, case) -> str | None:
 
 
 # -- the ladders: what every correct answer has, checked in order before the values --------------
-def clean_properties(got, case) -> str | None:
-    """A str; no \\r or BOM; no trailing spaces; no START or footer line; no run of blank lines; one final newline."""
-    if not isinstance(got, str):
-        return f"return a str, got {type(got).__name__}"
-    lines = got.split("\n")
-    checks = [("\r" in got, "the result still holds \\r characters: every line must end with \\n alone"),
-              ("\ufeff" in got, "drop the byte-order mark \\ufeff at the start"),
-              (any(line != line.rstrip(" \t") for line in lines), "a line ends with spaces or tabs; no line may"),
-              (any("START OF" in line.upper() and "GUTENBERG" in line.upper() for line in lines),
-               "the *** START OF ... *** line is still there"),
-              (any("END OF" in line.upper() and "GUTENBERG" in line.upper() for line in lines),
-               "a footer line (END OF / End of the Project Gutenberg) is still there"),
-              ("\n\n\n" in got, "two blank lines follow each other somewhere: at most one blank line in a row"),
-              (got != "" and got.strip() == "", f"your result {got!r} holds no text at all, so it must be the empty "
-               "string '': with no non-blank line there is no line to end with a newline"),
-              (got.startswith("\n"), f"your result begins {got[:30]!r}: drop the blank lines before the first "
-               "non-blank line"),
-              (got != "" and not got.endswith("\n"), f"your result ends {got[-30:]!r}, without a newline: the text "
-               "ends with exactly one newline after its last line"),
-              (got.endswith("\n\n"), f"your result ends {got[-30:]!r}: drop the blank lines at the end too, so that "
-               "the text ends with exactly one newline after its last non-blank line")]
-    return next((f"clean_gutenberg: {problem}" for broken, problem in checks if broken), None)
-
-
 def pair_counts_total(got, case) -> str | None:
     """A dict whose counts add up to len(ids) - 1: every neighbouring pair, overlapping ones too."""
     if not isinstance(got, dict):
@@ -314,23 +291,6 @@ def pair_counts_total(got, case) -> str | None:
     if total != max(len(ids) - 1, 0):
         return (f"the counts add up to {total}, but {len(ids)} ids hold {max(len(ids) - 1, 0)} neighbouring pairs "
                 f"(ids[i], ids[i + 1]), overlapping ones included")
-    return None
-
-
-def merge_properties(got, case) -> str | None:
-    """A list; writing each new_id back as the pair gives the input; the pair no longer occurs."""
-    if not isinstance(got, (list, tuple)):
-        return f"return a list of ints, got {type(got).__name__}"
-    pair, new_id = tuple(case["pair"]), case["new_id"]
-    other = replaced_other_than_pair(list(got), list(case["ids"]), pair, new_id)
-    if other:
-        return other
-    expanded = [x for t in got for x in (pair if t == new_id else (t,))]
-    if expanded != list(case["ids"]):
-        return ("writing each new_id back as its pair does not give the input: every id of the input must be in the "
-                "result once, either itself or inside one new_id")
-    if any((a, b) == pair for a, b in zip(got, list(got)[1:])):
-        return f"the result still holds the pair {pair}: replace every occurrence"
     return None
 
 
@@ -404,7 +364,7 @@ EXERCISES = [
              description="replace every occurrence of a pair by a new id, left to right",
              properties=(merge_properties,),
              edge_cases=("no ids", "a run of three equal ids (left to right)", "a pair that does not occur",
-                         "the pair's first id last in the list")),
+                         "the pair's first id last in the list", "the pair as the list's last two ids")),
     Exercise(day=DAY, name="train_bpe", grade_ids=("test_train_bpe",), make_cases=_train_cases,
              reference=bpe.train_bpe, compare=_compare_training,
              forbidden=(bpe.train_bpe, bpe.Tokenizer.train, bpe_train._merge_word, bpe_train._pop_best),

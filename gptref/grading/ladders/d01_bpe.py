@@ -83,4 +83,55 @@ def replaced_other_than_pair(got: list, ids: list, pair: tuple, new_id: int) -> 
     return None
 
 
-__all__ = ["pair_counts_after", "replaced_other_than_pair", "wrong_merges"]
+def clean_properties(got, case) -> str | None:
+    """clean_gutenberg's ladder, in order: a str; no \\r or BOM; no trailing spaces; no START or footer line; no run of
+    blank lines; no blank line first; one final newline. The notebook's visible test and the verdict both use it."""
+    if not isinstance(got, str):
+        return f"return a str, got {type(got).__name__}"
+    lines = got.split("\n")
+    footer = next((line for line in lines if ("END OF" in line.upper() and "GUTENBERG" in line.upper())
+                   or "Terms of Use" in line), None)
+    checks = [("\r" in got, "the result still holds \\r characters: every line must end with \\n alone"),
+              ("\ufeff" in got, "drop the byte-order mark \\ufeff at the start"),
+              (any(line != line.rstrip(" \t") for line in lines), "a line ends with spaces or tabs; no line may"),
+              (any("START OF" in line.upper() and "GUTENBERG" in line.upper() for line in lines),
+               "the *** START OF ... *** line is still there"),
+              (footer is not None, f"footer text is still there, from the line {footer!r} on (everything from the "
+               "*** END OF line, or from a line that begins End of the Project Gutenberg or End of Project "
+               "Gutenberg, must go)"),
+              ("\n\n\n" in got, "two blank lines follow each other somewhere: at most one blank line in a row"),
+              (got != "" and got.strip() == "", f"your result {got!r} holds no text at all, so it must be the empty "
+               "string '': with no non-blank line there is no line to end with a newline"),
+              (got.startswith("\n"), f"your result begins {got[:30]!r}: drop the blank lines before the first "
+               "non-blank line"),
+              (got != "" and not got.endswith("\n"), f"your result ends {got[-30:]!r}, without a newline: the text "
+               "ends with exactly one newline after its last line"),
+              (got.endswith("\n\n"), f"your result ends {got[-30:]!r}: drop the blank lines at the end too, so that "
+               "the text ends with exactly one newline after its last non-blank line")]
+    return next((f"clean_gutenberg: {problem}" for broken, problem in checks if broken), None)
+
+
+def merge_properties(got, case) -> str | None:
+    """merge's ladder: a list of ints; each new_id replaced the pair itself; writing each new_id back as the pair
+    gives the input; the pair no longer occurs. The notebook's visible test and the verdict both use it."""
+    if not isinstance(got, (list, tuple)):
+        return f"return a list of ints, got {type(got).__name__}"
+    got, ids, pair, new_id = list(got), list(case["ids"]), tuple(case["pair"]), case["new_id"]
+    other = replaced_other_than_pair(got, ids, pair, new_id)
+    if other:
+        return other
+    expanded = [x for t in got for x in (pair if t == new_id else (t,))]
+    if expanded != ids:
+        return (f"writing each new_id back as its pair gives {expanded}, not the input: every id of the input must be "
+                f"in the result once, either itself or inside one new_id")
+    if any((a, b) == pair for a, b in zip(got, got[1:])):
+        note = ("; nothing was replaced at all: check the test that finds the pair (a list such as ids[i:i + 2] "
+                "never equals a tuple such as pair)" if got == ids else
+                "; the pair left is the list's last two ids: check that your loop also tests the last pair"
+                if tuple(got[-2:]) == pair and tuple(ids[-2:]) == pair else "")
+        return f"the result {got} still holds the pair {pair}: replace every occurrence{note}"
+    return None
+
+
+__all__ = ["clean_properties", "merge_properties", "pair_counts_after", "replaced_other_than_pair",
+           "wrong_merges"]
