@@ -421,6 +421,25 @@ def earlier_dropped_dim(exc: BaseException) -> tuple[int, str] | None:
         from_failing_line=False)
 
 
+_FROM_DIM_0 = re.compile(r"\b([A-Za-z_]\w*)\.(?:shape\[0\]|size\(0\))")
+
+
+def size_from_dim_0(exc: BaseException) -> tuple[int, str, int] | None:
+    """(line number, source, size) of an earlier line of the failing student function that takes a size from dim 0 of
+    a tensor with more than two dimensions (`T = x.shape[0]`), when that size is one of the sizes the shape error
+    names; None otherwise (a batch size taken from dim 0 on purpose does not show in the error)."""
+    found = _nearest_student_line(exc, lambda code: "=" in code and bool(_FROM_DIM_0.search(code)),
+                                  from_failing_line=False)
+    entry = _student_traceback(exc)
+    if found is None or entry is None:
+        return None
+    tensor = entry.tb_frame.f_locals.get(_FROM_DIM_0.search(found[1]).group(1))
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() < 3:
+        return None
+    sizes = {int(n) for n in re.findall(r"\((\d+)\)", str(exc))}
+    return (*found, int(tensor.shape[0])) if int(tensor.shape[0]) in sizes and len(sizes) > 1 else None
+
+
 _OVER_DIM_0 = re.compile(r"\.(argmax|argmin|sum|mean|max|min|amax|amin|softmax|log_softmax)\(\s*(dim\s*=\s*)?0\s*[,)]")
 
 
@@ -565,6 +584,12 @@ def explain_error(exc: BaseException, name: str) -> str:
                   "dimension, keep it ([..., -1:], keepdim=True)")
     elif cause and cause.startswith(_GENERIC_SHAPE) and where and _masks(where[2]):
         cause = _MASK_CAUSE  # no earlier line removed a dimension: the mask was built with other sizes
+    first_dim = size_from_dim_0(exc) if not dropped and cause and cause.startswith(_GENERIC_SHAPE) else None
+    if first_dim:
+        cause = (f"line {first_dim[0]} ({first_dim[1]}) takes a size from dim 0, the FIRST dimension, which is "
+                 f"{first_dim[2]} here, one of the two sizes that do not fit: with leading dimensions in front (a "
+                 "batch, heads) dim 0 is not the sequence or the channels; count from the end (x.shape[-2], "
+                 "x.shape[-1]) so the code works for any number of leading dimensions")
     over_rows = earlier_reduction_over_dim_0(exc) if cause and re.search(
         r"must match|Sizes of tensors|shapes cannot be multiplied|expanded size", str(exc)) else None
     if over_rows:

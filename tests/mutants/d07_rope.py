@@ -188,3 +188,9 @@ MUTANTS += [
            fails={"test_sinusoidal_positions"}, why="exponent -4i/d in the table (A-07-17's twin)",
            hint="count the 2 twice"),
 ]
+
+# Issue 23, fresh set 13: the sequence length read from dim 0.
+MUTANTS += [
+    Mutant("rope", old="T, D = x.shape[-2], x.shape[-1]", new="T, D = x.shape[0], x.shape[-1]",
+           fails={"test_rope"}, why="T read from dim 0, the batch (C-07-12)", hint="takes a size from dim 0"),
+]

@@ -143,3 +143,10 @@ MUTANTS += [
            fails={"test_max_z_loss"}, why="the square of the mean z instead of the mean of the squares",
            hint="square the mean of z"),
 ]
+
+# Issue 23, fresh set 13: the tokenizer trained on single words.
+MUTANTS += [
+    Mutant("train_baichuan_tokenizer", old='lines = [line for line in text.split("\\n") if line]',
+           new="lines = [line for line in text.split() if line]", fails={"test_train_baichuan_tokenizer"},
+           why="trained on words instead of lines (C-10-16)", hint="trained on single words"),
+]
