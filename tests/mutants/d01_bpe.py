@@ -356,3 +356,10 @@ MUTANTS += [
            fails={"test_merge"}, why="the last pair is never tested (B-01-9)",
            hint="never test the last two ids as a pair"),
 ]
+
+# Issue 23, fresh set 13: a new pair's count started at 1.
+MUTANTS += [
+    Mutant(cell="pair_counts", old="counts[pair] = counts.get(pair, 0) + 1",
+           new="counts[pair] = counts.get(pair, 1) + 1",
+           fails={"test_pair_counts"}, why="a new pair counted twice (A-01-05)", hint="start a new pair's count at 1"),
+]

@@ -165,3 +165,15 @@ MUTANTS += [
            fails={"test_tiled_attention_backward"}, why="dP from the keys instead of the values (B-08-16)",
            hint="compute dP from the keys"),
 ]
+
+# Issue 23, fresh set 13: D left out of dS, P without the lse, dV assigned instead of accumulated.
+MUTANTS += [
+    Mutant(cell="tiled_attention_backward", old="ds = p * (dp - delta[..., i0:i0 + block_q, None])", new="ds = p * dp",
+           fails={"test_tiled_attention_backward"}, why="dS without D (A-08-13)", hint="leave D out of dS"),
+    Mutant(cell="tiled_attention_backward", old="p = torch.exp(s - lse[..., i0:i0 + block_q, None])",
+           new="p = torch.exp(s)", fails={"test_tiled_attention_backward"}, why="P = exp(S) (A-08-14)",
+           hint="recompute P as exp(S) without subtracting"),
+    Mutant(cell="tiled_attention_backward", old="dv[..., j0:j0 + block_k, :] += p.transpose(-2, -1) @ doi",
+           new="dv[..., j0:j0 + block_k, :] = p.transpose(-2, -1) @ doi", fails={"test_tiled_attention_backward"},
+           why="dV assigned per query tile (A-08-17)", hint="assign dV_j = P^T dO_i instead of adding"),
+]

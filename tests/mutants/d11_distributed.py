@@ -191,3 +191,10 @@ MUTANTS += [
            fails={"test_flat_ddp"}, why="a float32 buffer for float64 gradients (A-11-06)",
            hint="the size of float32 rounding"),
 ]
+
+# Issue 23, fresh set 13: the division by world_size outside the loop.
+MUTANTS += [
+    Mutant(cell="naive_ddp", old="\n        p.grad /= world_size        # the mean", new="\n    p.grad /= world_size",
+           fails={"test_naive_ddp"}, why="only the last gradient divided (A-11-03)",
+           hint="divide only the LAST parameter's gradient"),
+]

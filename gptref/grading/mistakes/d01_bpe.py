@@ -220,6 +220,9 @@ MISTAKES = {
                 "twice", _counts_non_overlapping),
         Mistake("write each pair as (ids[i + 1], ids[i]): a pair is (left, right), (ids[i], ids[i + 1])",
                 lambda ids: dict(Counter(zip(ids[1:], ids)))),
+        Mistake("start a new pair's count at 1 before adding its first occurrence (counts.get(pair, 1) + 1): a pair "
+                "seen once must count 1, so start from 0, counts.get(pair, 0) + 1",
+                lambda ids: {pair: n + 1 for pair, n in Counter(zip(ids, ids[1:])).items()}),
     ),
     "merge": (
         Mistake("move on by one after a merge: skip BOTH of its ids (i += 2)",

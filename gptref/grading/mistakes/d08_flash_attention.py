@@ -75,7 +75,8 @@ def _tiled(q, k, v, block_q=64, block_k=64, causal=False, *, scale_power=0.5, re
 
 
 def _backward(q, k, v, out, lse, dout, block_q=64, block_k=64, causal=False, *, scale_dq=True, scale_dk=True,
-              probabilities="softmax", delta="dO.O", transpose_dv=True, mask=True, dp_from="values"):
+              probabilities="softmax", delta="dO.O", transpose_dv=True, mask=True, dp_from="values",
+              accumulate_dv=True):
     """The recomputing tile loop for (dQ, dK, dV) with one slip chosen by the flags."""
     t_q, t_k, d = q.shape[-2], k.shape[-2], q.shape[-1]
     scale = 1.0 / math.sqrt(d)
@@ -90,10 +91,16 @@ def _backward(q, k, v, out, lse, dout, block_q=64, block_k=64, causal=False, *, 
                 rows = torch.arange(i0, i0 + s.shape[-2])[:, None]
                 cols = torch.arange(j0, j0 + s.shape[-1])[None, :]
                 s = s.masked_fill(cols > rows, float("-inf"))
-            p = torch.exp(s - lse[..., i0:i0 + block_q, None]) if probabilities == "softmax" else s
-            dv[..., j0:j0 + block_k, :] += (p.transpose(-2, -1) if transpose_dv else p) @ doi
+            p = {"softmax": lambda: torch.exp(s - lse[..., i0:i0 + block_q, None]), "exp": lambda: torch.exp(s),
+                 "scores": lambda: s}[probabilities]()  # (..., bq, bk)
+            tile_dv = (p.transpose(-2, -1) if transpose_dv else p) @ doi  # (..., bk, D)
+            if accumulate_dv:
+                dv[..., j0:j0 + block_k, :] += tile_dv
+            else:
+                dv[..., j0:j0 + block_k, :] = tile_dv
             dp = doi @ (vj if dp_from == "values" else kj).transpose(-2, -1)  # (..., bq, bk)
-            tile_delta = {"tile dP": dp.sum(dim=-1), "tile P.dP": (p * dp).sum(dim=-1)}.get(
+            tile_delta = {"tile dP": dp.sum(dim=-1), "tile P.dP": (p * dp).sum(dim=-1),
+                          "none": torch.zeros_like(dp[..., 0])}.get(
                 delta, row_delta[..., i0:i0 + block_q] if delta in ("dO.O", "dO") else None)
             ds = p * (dp - tile_delta[..., None])  # (..., bq, bk)
             dq[..., i0:i0 + block_q, :] += ds @ kj * (scale if scale_dq else 1.0)
@@ -178,6 +185,12 @@ MISTAKES = {
                 "it once, before the loop, as rowsum(dO * O)",
                 _named(_backward, delta="tile P.dP")),
         Mistake("accumulate dV with P dO instead of P^T dO", _named(_backward, transpose_dv=False)),
+        Mistake("leave D out of dS (dS = P * dP): dS = P * (dP - D), with D_i = rowsum(dO_i * O_i), the softmax's own "
+                "correction", _named(_backward, delta="none")),
+        Mistake("recompute P as exp(S) without subtracting the saved log-sum-exp: P = exp(S - lse), the softmax the "
+                "forward computed", _named(_backward, probabilities="exp")),
+        Mistake("assign dV_j = P^T dO_i instead of adding to it: dV_j sums over every query tile i, dV_j += P^T dO_i",
+                _named(_backward, accumulate_dv=False)),
         Mistake("leave out the causal mask when the backward recomputes the scores", _named(_backward, mask=False)),
         Mistake("compute dP from the keys, dO_i K_j^T: dP = dO_i V_j^T, since O = P V makes dP the gradient through "
                 "the values", _named(_backward, dp_from="keys")),

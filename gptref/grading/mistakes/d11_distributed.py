@@ -63,6 +63,8 @@ def _sgd(state, x, y, lr, *, broadcast=True, combine="mean", micro_steps=1, scal
             total = [sum(gs) for gs in zip(*grads)]
             if combine == "mean":
                 total = [g / WORLD for g in total]
+            elif combine == "mean_last_only":  # the division outside the loop: only the last parameter's p.grad
+                total = total[:-1] + [total[-1] / WORLD]
             if unflatten_first_piece:  # every gradient gets the first elements of the flat buffer
                 flat = torch.cat([g.reshape(-1) for g in total])
                 total = [flat[:g.numel()].view_as(g) for g in total]
@@ -127,6 +129,9 @@ MISTAKES = {
         Mistake("all_reduce the parameters (p.data) instead of the gradients: average every p.grad over the "
                 "ranks before the step, so that every rank takes the same step",
                 lambda state, x, y, lr: _sgd(state, x, y, lr, combine="parameters")),
+        Mistake("divide only the LAST parameter's gradient by world_size: the division sits after the loop over the "
+                "parameters instead of inside it, so every other p.grad stays the sum over the ranks",
+                lambda state, x, y, lr: _sgd(state, x, y, lr, combine="mean_last_only")),
     ),
     "run_flat": (
         Mistake("sum the flat buffer over the ranks without dividing it by world_size before its values reach p.grad "
