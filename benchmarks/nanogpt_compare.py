@@ -1,7 +1,7 @@
 """gptref's training loop against nanoGPT's own train.py: same data, model shape, settings and machine, one run.
 
     python benchmarks/nanogpt_compare.py --nanogpt-dir PATH/TO/nanoGPT [--preset cpu|gpu] [--repeats N]
-                                         [--modern-iters N]
+                                         [--modern-iters N] [--modern-batch-size B]
 
 nanoGPT is not vendored here: clone it yourself (`git clone https://github.com/karpathy/nanoGPT`) and pass the
 folder holding its train.py, model.py and configurator.py. Nothing in that folder is changed.
@@ -12,7 +12,8 @@ What runs, per repeat (alternating, each in a fresh process, nothing else of our
   2. gptref: `python -m gptref train --key value ...` with the same settings on the same split;
   3. gptref modern (with --modern-iters N > 0): the same, with the modern recipe's options
      (gptref.commands.homework.recipe_options("modern"): Muon, QK-norm, ReLU^2, ...) for N iterations,
-     evaluated every --modern-eval-interval.
+     evaluated every --modern-eval-interval, at the preset's batch size or --modern-batch-size (the recipe's
+     homework_modern.toml uses 24).
 Presets (the issue's): cpu = nanoGPT's README CPU run (4 layers, 4 heads, 128 wide, block 64, batch 12,
 2000 iterations, no dropout, eval_iters 20, no compile); gpu = config/train_shakespeare_char.py (6/6/384, block 256,
 batch 64, 5000 iterations, dropout 0.2, bf16 autocast, torch.compile).
@@ -215,6 +216,8 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=None, help="results folder (default runs/nanogpt-compare-<time>)")
     p.add_argument("--modern-iters", type=int, default=0, help="also run gptref's modern recipe this many iterations")
     p.add_argument("--modern-eval-interval", type=int, default=100)
+    p.add_argument("--modern-batch-size", type=int, default=0,
+                   help="the modern recipe's batch size (0: the preset's); its time to loss counts whatever it costs")
     p.add_argument("--skip-gptref", action="store_true", help="only nanoGPT and gptref modern (needs --modern-iters)")
     args = p.parse_args()
 
@@ -249,7 +252,8 @@ def main() -> int:
         return 2
     sides = ["nanoGPT"] + ([] if args.skip_gptref else ["gptref"]) + (["gptref modern"] if args.modern_iters else [])
     runs: dict[str, list[dict]] = {name: [] for name in sides}
-    modern_settings = dict(settings, max_iters=args.modern_iters, eval_interval=args.modern_eval_interval)
+    modern_settings = dict(settings, max_iters=args.modern_iters, eval_interval=args.modern_eval_interval,
+                           batch_size=args.modern_batch_size or settings["batch_size"])
     if args.modern_iters:
         from gptref.commands.homework import recipe_options
 
@@ -300,11 +304,12 @@ def main() -> int:
     loss_ok = ours is None or ours["common_val"] <= theirs["common_val"] + QUALITY_MARGIN
     pair_ratios = [round(a["ms_per_iter"] / b["ms_per_iter"], 3)
                    for a, b in zip(runs.get("gptref", []), runs["nanoGPT"])]
-    tokens_per_iter = settings["batch_size"] * settings["block_size"]
+    batch_of = {name: (modern_settings if name == "gptref modern" else settings)["batch_size"] for name in med}
     print(f"\n{'':14}{'ms/iter':>10}{'tokens/s':>12}{'wall s':>9}{'printed val':>13}{'common val':>12}"
           f"{'s to ' + format(target, '.4f'):>14}")
     for name, m in med.items():
         reach = "not reached" if m["time_to_loss_s"] is None else f"{m['time_to_loss_s']:.0f}"
+        tokens_per_iter = batch_of[name] * settings["block_size"]
         print(f"{name:14}{m['ms_per_iter']:10.2f}{tokens_per_iter / m['ms_per_iter'] * 1000:12,.0f}"
               f"{m['wall_s']:9.0f}{m['printed_val']:13.4f}{m['common_val']:12.4f}{reach:>14}")
     modern_ratio = None

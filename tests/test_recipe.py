@@ -136,6 +136,37 @@ def test_muon_steps_like_torch_optim_muon():
         assert moved_mine.norm() / moved_theirs.norm() == pytest.approx(1.0, rel=0.02)
 
 
+@pytest.mark.parametrize("ns_steps", [3, 5])
+def test_muon_ns_steps_reaches_muon_and_steps_like_torch_optim_muon_with_as_many(ns_steps):
+    """muon_ns_steps (a TrainConfig option) reaches the Muon group, and our Muon with that many Newton-Schulz steps
+    moves like torch.optim.Muon(ns_steps=...) on seeded gradients; fewer steps orthogonalise less."""
+    from gptref.train.config import TrainConfig
+    from gptref.train.optim import make_optimizer_for
+
+    model = GPT(GPTConfig(**SMALL))
+    cfg = TrainConfig(optimizer="muon", muon_ns_steps=ns_steps)
+    assert make_optimizer_for(cfg, model).muon.param_groups[0]["ns_steps"] == ns_steps
+    torch.manual_seed(5)
+    start = torch.randn(48, 16)
+    mine, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    ours = Muon([mine], lr=0.02, weight_decay=0.0, momentum=0.95, ns_steps=ns_steps)
+    reference = torch.optim.Muon([theirs], lr=0.02, weight_decay=0.0, momentum=0.95, ns_steps=ns_steps)
+    grad = torch.randn_like(start)
+    for param, optimizer in ((mine, ours), (theirs, reference)):
+        param.grad = grad.clone()
+        optimizer.step()
+    moved_mine, moved_theirs = (mine - start).detach().flatten(), (theirs - start).detach().flatten()
+    assert F.cosine_similarity(moved_mine, moved_theirs, dim=0) > 0.995
+    assert moved_mine.norm() / moved_theirs.norm() == pytest.approx(1.0, rel=0.02)
+
+
+def test_muon_ns_steps_below_one_is_refused():
+    from gptref.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="muon_ns_steps must be >= 1, got 0"):
+        TrainConfig(optimizer="muon", muon_ns_steps=0).validate()
+
+
 def test_the_modern_recipe_trains_and_resumes_bit_identically(tmp_path):
     from gptref.commands.homework import recipe_options
 

@@ -59,6 +59,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # 0 = off
     optimizer: str = "adamw"  # "adamw", or "muon": Muon on the blocks' 2-D matrices at muon_lr, AdamW on the rest
     muon_lr: float = 0.02  # optimizer="muon": Muon's peak lr (the schedule scales it like learning_rate)
+    muon_ns_steps: int = 5  # optimizer="muon": Newton-Schulz iterations per orthogonalisation (Muon's cost per step)
     schedule: str = "cosine"  # "cosine" (warmup, cosine to min_lr) or "wsd" (warmup, constant, linear cooldown)
     cooldown_frac: float = 0.2  # schedule="wsd": the last fraction of lr_decay_iters spent cooling down
     # evaluation, logging, checkpoints
@@ -118,6 +119,8 @@ class TrainConfig:
                 raise ValueError(f"option {name} must be >= 0, got {getattr(self, name)!r}")
         if not 0.0 < self.cooldown_frac <= 1.0:
             raise ValueError(f"option cooldown_frac must be in (0, 1], got {self.cooldown_frac!r}")
+        if self.muon_ns_steps < 1:
+            raise ValueError(f"option muon_ns_steps must be >= 1, got {self.muon_ns_steps!r}")
         if self.optimizer == "muon" and self.zero1:
             raise ValueError("option optimizer='muon' has no sharded (zero1) version here; leave zero1 off")
         if self.optimizer == "muon" and self.learning_rate == 0:

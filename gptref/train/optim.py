@@ -81,7 +81,7 @@ class MuonWithAdamW:
 
 def make_muon_optimizer(model: torch.nn.Module, learning_rate: float, muon_lr: float, weight_decay: float,
                         betas: tuple[float, float] = (0.9, 0.95), device: str | torch.device = "cpu",
-                        momentum: float = 0.95) -> MuonWithAdamW:
+                        momentum: float = 0.95, ns_steps: int = 5) -> MuonWithAdamW:
     """Muon (orthogonalised Nesterov momentum, Keller Jordan 2024; torch.optim.Muon, or gptref.train.muon's float32
     version on a CPU) on the blocks' matrices at muon_lr;
     make_optimizer's AdamW on the rest (embeddings and an untied head decay, gains and biases do not)."""
@@ -89,7 +89,7 @@ def make_muon_optimizer(model: torch.nn.Module, learning_rate: float, muon_lr: f
     on_cpu = torch.device(device).type == "cpu"
     muon_class = Muon if on_cpu else torch.optim.Muon  # gptref.train.muon: float32 Newton-Schulz (bf16 is slow on CPU)
     muon = muon_class([{"params": hidden, "lr_scale": muon_lr / learning_rate}], lr=muon_lr,
-                            weight_decay=weight_decay, momentum=momentum)
+                            weight_decay=weight_decay, momentum=momentum, ns_steps=ns_steps)
     groups = [
         {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay, "lr_scale": 1.0},
         {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0, "lr_scale": 1.0},
@@ -102,7 +102,8 @@ def make_optimizer_for(cfg, model: torch.nn.Module, device: str | torch.device =
     """The optimizer a TrainConfig asks for: make_optimizer's AdamW, or make_muon_optimizer's split."""
     betas = (cfg.beta1, cfg.beta2)
     if cfg.optimizer == "muon":
-        return make_muon_optimizer(model, cfg.learning_rate, cfg.muon_lr, cfg.weight_decay, betas, device)
+        return make_muon_optimizer(model, cfg.learning_rate, cfg.muon_lr, cfg.weight_decay, betas, device,
+                                   ns_steps=cfg.muon_ns_steps)
     return make_optimizer(model, cfg.learning_rate, cfg.weight_decay, betas, device, sharded=cfg.zero1)
 
 
