@@ -433,7 +433,7 @@ def size_from_dim_0(exc: BaseException) -> tuple[int, str, int] | None:
     entry = _student_traceback(exc)
     if found is None or entry is None:
         return None
-    tensor = entry.tb_frame.f_locals.get(_FROM_DIM_0.search(found[1]).group(1))
+    tensor = entry.tb_frame.f_locals.get(_FROM_DIM_0.search(found[1].split("#")[0]).group(1))  # not a comment's
     if not isinstance(tensor, torch.Tensor) or tensor.dim() < 3:
         return None
     sizes = {int(n) for n in re.findall(r"\((\d+)\)", str(exc))}
