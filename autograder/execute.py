@@ -189,7 +189,9 @@ class SandboxedExecute(NbGraderPreprocessor):
                    "kernel-killed": "kernel stopped after cell {cell} ignored the interrupt",
                    "kernel-died": "kernel died in cell {cell}; later cells not run",
                    "output-truncated": "cell {cell} output truncated",
-                   "error": "cell {cell}: runner error"}.get(event["event"], event["event"])
+                   "error": "cell {cell}: runner error",
+                   "unseen-error": "cell {cell}: the kernel reported an error that showed no output; counted as "
+                                   "failed"}.get(event["event"], event["event"])
             status["notes"].append(msg.format(cell=event.get("cell")))
         if run_info.get("dead"):
             status["flags"].append(f"kernel died: {run_info['dead']} (cells before it keep their credit)")

@@ -10,6 +10,12 @@ share one and RLIMIT_NPROC counts only its own processes; otherwise bwrap maps i
 in a user namespace. The answer comes back on fd 3, signed with a per-run key given on fd 4
 (`inside/channel.py`); anything unsigned is dropped and reported in `SandboxResult.forged`. Limits: RLIMIT_AS,
 CPU, NPROC, NOFILE, FSIZE, a wall clock, and the whole process group killed at the end.
+
+As root the runner is not a fresh interpreter: bubblewrap's payload is a holder (`HOLDER`, as the sandbox's
+uid) that waits once the input is unpacked, and the pre-imported zygote (`preimported.py`, `inside/zygote.py`)
+forks the runner into the namespaces bubblewrap reported on --info-fd, under the same uid and limits, with no
+capability. The sandbox a runner sees is the same either way (tests/test_zygote.py); only torch's and the
+notebook libraries' imports are not paid again.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from __future__ import annotations
 import fcntl
 import functools
 import importlib.util
+import json
 import os
 import resource
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -29,8 +37,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import deathsig, uidpool
+from . import deathsig, preimported, uidpool
 from .inside import channel
+from .inside.zygote import NAMESPACES
 
 INSIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inside")
 MOUNT_INSIDE = "/opt/autograder"
@@ -38,6 +47,8 @@ SCRATCH_MOUNT = "/sandbox"
 INPUT_FD = 5  # the input folder arrives as a tar stream on this fd
 WRITABLE = "/tmp"  # the one size-limited tmpfs; /sandbox is a symlink into it
 RESULT_CAP = 512 * 1024 * 1024
+READY_FD, INFO_FD = 6, 7  # the holder's ready byte; bubblewrap's JSON report of its namespaces (--info-fd)
+HOLDER = ["/bin/sh", "-c", f"printf r >&{READY_FD} && exec {READY_FD}>&- && exec cat >/dev/null"]
 
 
 class SandboxUnavailable(RuntimeError):
@@ -54,6 +65,7 @@ class SandboxResult:
     sandboxed: bool
     notes: list[str] = field(default_factory=list)
     forged: bool = False
+    started: bool = True  # False: the zygote never started the script (the run is then made the plain way)
 
 
 def _python_roots() -> list[str]:
@@ -241,14 +253,9 @@ class Sandbox:
         return cmd + ["/bin/sh", "-c", stage, "sh"] + argv
 
     def _limits(self, nproc: int) -> None:
-        """Runs in the child between fork and exec: new session and resource limits."""
-        mb = 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (self.settings.memory_mb * mb,) * 2)
-        resource.setrlimit(resource.RLIMIT_CPU, (self.settings.cpu_seconds, self.settings.cpu_seconds + 5))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (self.settings.max_open_files,) * 2)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (self.settings.max_file_mb * mb,) * 2)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        """Runs in the child between fork and exec: the resource limits."""
+        for name, value in self._limit_values(nproc).items():
+            resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), value)
 
     def _nproc_limit(self) -> int:
         if self.root_mode and not self.unsafe:
@@ -264,43 +271,68 @@ class Sandbox:
 
     def run(self, script: str, args: list[str], scratch: str, stdin: bytes | None, timeout: float,
             masked: list[str] = ()) -> SandboxResult:
-        """Run /opt/autograder/<script> with `args`; fd 3 carries its answer back; `masked` files read as nothing."""
+        """Run /opt/autograder/<script> with `args`; fd 3 carries its answer back; `masked` files read as nothing.
+        As root the script is forked from the pre-imported zygote into the sandbox bubblewrap made (settings
+        `preimported`); otherwise, or when the zygote cannot start, it starts in a fresh interpreter."""
         t0 = time.monotonic()
         self.hand_over(scratch)
+        notes: list[str] = []
+        if self.root_mode and not self.unsafe and self.settings.preimported:
+            try:
+                forker = preimported.zygote(self._env(SCRATCH_MOUNT))
+            except preimported.ZygoteUnavailable as error:
+                notes.append(f"no pre-imported zygote ({str(error)[:200]}): the run started a fresh interpreter")
+            else:
+                result = self._run(script, args, scratch, stdin, timeout, masked, t0, notes, forker)
+                if result.started:
+                    return result
+                notes = result.notes + [f"the run started a fresh interpreter instead (log: {result.log[-300:]!r})"]
+        return self._run(script, args, scratch, stdin, timeout, masked, t0, notes, None)
+
+    def _run(self, script: str, args: list[str], scratch: str, stdin: bytes | None, timeout: float,
+             masked: list[str], t0: float, notes: list[str], forker: preimported.Zygote | None) -> SandboxResult:
+        """The run itself: `forker` None starts the script as bubblewrap's payload, else bubblewrap's payload is
+        a holder that waits while the zygote forks the script into its namespaces."""
         python = os.path.join(sys.prefix, "bin", "python")
         if self.unsafe:
             argv = [python, os.path.join(INSIDE, script)] + [a.replace(SCRATCH_MOUNT, scratch) for a in args]
             env = self._env(scratch)
             env["PYTHONPATH"] = ":".join([INSIDE] + list(self.settings.python_paths))
             cwd = os.path.join(scratch, "work")
-        else:
+        elif forker is None:
             argv = self._bwrap(scratch, [python, f"{MOUNT_INSIDE}/{script}"] + args, masked)
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-            cwd = "/"
+            env, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, "/"
+        else:
+            argv = self._bwrap(scratch, HOLDER, masked)
+            argv = argv[:1] + ["--info-fd", str(INFO_FD)] + argv[1:]
+            env, cwd = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, "/"
         r_fd, w_fd = os.pipe()
         key = secrets.token_bytes(channel.KEY_BYTES)
         k_r, k_w = os.pipe()
         os.write(k_w, key)
         os.close(k_w)
         nproc = self._nproc_limit()
-
         in_r, in_w = os.pipe()
+        ready_r, ready_w = os.pipe() if forker else (-1, -1)
+        info_r, info_w = os.pipe() if forker else (-1, -1)
         worker = os.getpid()
+        # what bubblewrap's payload gets: the runner's fds (3 answer, 4 key, 5 input), or the holder's (5 input,
+        # 6 ready, 7 bubblewrap's report of the namespaces it made)
+        given = (w_fd, k_r, in_r) if forker is None else (in_r, ready_w, info_w)
+        targets = (channel.CHANNEL_FD, channel.KEY_FD, INPUT_FD) if forker is None else (INPUT_FD, READY_FD, INFO_FD)
 
-        def pre() -> None:  # fd 3: the answer; fd 4: the key; fd 5: the input (moved high first: none clobbers another)
+        def pre() -> None:  # moved high first: none clobbers another
             deathsig.arm(worker)  # bwrap dies with this worker even if it is killed before bwrap's own prctl
-            hi = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (w_fd, k_r, in_r)]
-            for fd, target in zip(hi, (channel.CHANNEL_FD, channel.KEY_FD, INPUT_FD)):
+            hi = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in given]
+            for fd, target in zip(hi, targets):
                 os.dup2(fd, target)
             self._limits(nproc)
 
         logf = tempfile.TemporaryFile()
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=logf, stderr=subprocess.STDOUT, cwd=cwd,
-                                env=env, pass_fds=(channel.CHANNEL_FD, channel.KEY_FD, INPUT_FD), preexec_fn=pre,
-                                start_new_session=True)
-        os.close(w_fd)
-        os.close(k_r)
-        os.close(in_r)
+                                env=env, pass_fds=targets, preexec_fn=pre, start_new_session=True)
+        for fd in given:
+            os.close(fd)
         chunks: list[bytes] = []
         size = [0]
 
@@ -314,14 +346,6 @@ class Sandbox:
                         chunks.append(b)
                     size[0] += len(b)
 
-        def writer() -> None:
-            try:
-                if stdin:
-                    proc.stdin.write(stdin)
-                proc.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
-
         def feed() -> None:  # the scratch folder as a tar stream (in unsafe mode nobody reads it)
             import tarfile
 
@@ -333,20 +357,39 @@ class Sandbox:
             except (BrokenPipeError, OSError):
                 pass
 
-        threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=writer, daemon=True),
-                   threading.Thread(target=feed, daemon=True)]
+        threads = [threading.Thread(target=reader, daemon=True), threading.Thread(target=feed, daemon=True)]
         for t in threads:
             t.start()
-        timed_out = False
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out, rc = True, None
+        if forker is None:
+            finished, stdin_w = _Exit(proc), proc.stdin
+        else:  # the script's fds go to the zygote; the holder waits on bubblewrap's stdin, which we hold
+            finished, stdin_w = self._fork_in(forker, proc, info_r, ready_r, w_fd, k_r, logf, script, args, timeout,
+                                              notes)
+            for fd in (info_r, ready_r):
+                os.close(fd)
+
+        def writer() -> None:
+            try:
+                if stdin and stdin_w is not None:
+                    stdin_w.write(stdin)
+                if stdin_w is not None:
+                    stdin_w.close()
+            except (BrokenPipeError, OSError):
+                pass
+
+        threads.append(threading.Thread(target=writer, daemon=True))
+        threads[-1].start()
+        rc, timed_out = finished.wait(max(1.0, timeout - (time.monotonic() - t0)))
         self._kill(proc)
-        if rc is None:
-            rc = proc.wait()
+        if proc.stdin and not proc.stdin.closed:
+            try:
+                proc.stdin.close()  # the holder's cue to go
+            except OSError:
+                pass
+        bwrap_rc = proc.wait()
+        if rc is None and (forker is None or timed_out):  # a timed-out run was killed with the sandbox
+            rc = bwrap_rc if forker is None else -signal.SIGKILL
         threads[0].join(timeout=10)
-        notes = []
         if size[0] > RESULT_CAP:
             notes.append(f"answer larger than {RESULT_CAP >> 20} MB was dropped")
             chunks = []
@@ -363,7 +406,45 @@ class Sandbox:
                 payload, forged = b"", True
                 notes.append(f"forged answer rejected ({script}): {e}")
         return SandboxResult(rc, timed_out, payload, log, round(time.monotonic() - t0, 2), not self.unsafe, notes,
-                             forged)
+                             forged, started=stdin_w is not None)
+
+    def _fork_in(self, forker: preimported.Zygote, proc: subprocess.Popen, info_r: int, ready_r: int, w_fd: int,
+                 k_r: int, logf, script: str, args: list[str], timeout: float, notes: list[str]):
+        """Wait for bubblewrap's report and the holder's ready byte, then hand the zygote the run with its fds
+        (stdin, the log, the answer, the key, the status pipe). Returns (what to wait on, the run's stdin)."""
+        stdin_r, stdin_w = os.pipe()
+        status_r, status_w = os.pipe()
+        own = [stdin_r, w_fd, k_r, status_w]
+        try:
+            info = _read_info(info_r, timeout)
+            if not isinstance(info, dict) or _read_within(ready_r, 1, timeout) != b"r":
+                notes.append("the sandbox did not start (bubblewrap or the input's unpacking failed)")
+                os.close(status_r)
+                proc.stdin.close()
+                return _Exit(proc), None
+            request = {"holder_pid": info["child-pid"], "uid": self.uid, "cwd": f"{SCRATCH_MOUNT}/work",
+                       "namespaces": {name: info.get(f"{name}-namespace") for name in NAMESPACES},
+                       "argv": [f"{MOUNT_INSIDE}/{script}"] + list(args),
+                       "env": {**self._env(SCRATCH_MOUNT), "PWD": f"{SCRATCH_MOUNT}/work", "OLDPWD": "/"},  # as cd sets
+                       "limits": self._limit_values(self._nproc_limit())}
+            forker.send(request, [stdin_r, logf.fileno(), w_fd, k_r, status_w])
+        except (OSError, ValueError) as error:
+            notes.append(f"the zygote could not take the run: {error}")
+            os.close(status_r)
+            proc.stdin.close()  # the holder goes, and bubblewrap with it
+            return _Exit(proc), None
+        finally:
+            for fd in own:
+                os.close(fd)
+        return _Status(status_r), os.fdopen(stdin_w, "wb")
+
+    def _limit_values(self, nproc: int) -> dict[str, tuple[int, int]]:
+        """The resource limits of one sandboxed process, by name (zygote.RLIMITS)."""
+        mb = 1024 * 1024
+        return {"as": (self.settings.memory_mb * mb,) * 2,
+                "cpu": (self.settings.cpu_seconds, self.settings.cpu_seconds + 5),
+                "nofile": (self.settings.max_open_files,) * 2, "fsize": (self.settings.max_file_mb * mb,) * 2,
+                "core": (0, 0), "nproc": (nproc, nproc)}
 
     def _kill(self, proc: subprocess.Popen) -> None:
         """No process of the run survives: its process group, and (as root) every process of its uid."""
@@ -373,6 +454,73 @@ class Sandbox:
             pass
         if self.root_mode and not self.unsafe:  # the uid is ours alone (leased): all of it goes
             uidpool.kill_all_of(self.uid)
+
+
+class _Exit:
+    """The end of a run that is bubblewrap's own payload: bubblewrap's exit."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+
+    def wait(self, timeout: float) -> tuple[int | None, bool]:
+        try:
+            return self.proc.wait(timeout=timeout), False
+        except subprocess.TimeoutExpired:
+            return None, True
+
+
+class _Status:
+    """The end of a run forked by the zygote: what its status pipe says (an exit code, or "signal N")."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def wait(self, timeout: float) -> tuple[int | None, bool]:
+        try:
+            text = _read_within(self.fd, 4096, timeout, whole=True)
+        except TimeoutError:
+            return None, True
+        finally:
+            os.close(self.fd)
+        words = text.decode(errors="replace").split()
+        if words and words[0].lstrip("-").isdigit():
+            return int(words[0]), False
+        if len(words) == 2 and words[0] == "signal" and words[1].isdigit():
+            return -int(words[1]), False
+        return None, False
+
+
+def _read_info(fd: int, timeout: float) -> dict | None:
+    """bubblewrap's --info-fd report (written in several pieces): the JSON object once whole, None at EOF before."""
+    deadline, text = time.monotonic() + timeout, b""
+    while True:
+        chunk = _read_within(fd, 1 << 16, max(0.0, deadline - time.monotonic()))
+        if not chunk:
+            return None
+        text += chunk
+        try:
+            info = json.loads(text.decode())
+        except ValueError:
+            continue
+        return info if isinstance(info, dict) else None
+
+
+def _read_within(fd: int, limit: int, timeout: float, whole: bool = False) -> bytes:
+    """Up to `limit` bytes from `fd` (all of them until EOF when `whole`), waiting at most `timeout` seconds in all;
+    raises TimeoutError when that runs out first."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while len(data) < limit:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError(f"nothing on fd {fd} within {timeout:.0f} s")
+        chunk = os.read(fd, limit - len(data))
+        if not chunk:
+            break
+        data += chunk
+        if not whole:
+            break
+    return data
 
 
 def _bound(cmd: list[str]) -> set[str]:

@@ -40,6 +40,9 @@ class Autograder(Configurable):
                   help="total writable space of one sandbox (a size-limited tmpfs; ENOSPC past it)").tag(config=True)
     concurrent_verdict = Bool(True, help="run the trusted verdict's sandbox while the notebook's runs (less wall time; "
                               "both sandboxes' memory at once); False: one after the other").tag(config=True)
+    preimported = Bool(True, help="as root: fork each sandboxed run from a zygote that imported torch and the "
+                       "notebook libraries once, into the namespaces bubblewrap made for it "
+                       "(autograder/inside/zygote.py); False: a fresh interpreter per run").tag(config=True)
     retries = Int(2, help="times a worker that crashed (not the student's fault) is retried").tag(config=True)
     env = Dict(help="extra environment variables for the sandboxed kernel").tag(config=True)
     extra_ro_binds = List(Unicode(), help="extra host paths visible read-only in the sandbox").tag(config=True)

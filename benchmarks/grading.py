@@ -164,6 +164,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-breakdown", action="store_true")
     p.add_argument("--no-plain", action="store_true", help="skip the plain run (the ratio's yardstick)")
     p.add_argument("--breakdown-only", action="store_true", help="no throughput or plain run: the breakdown alone")
+    p.add_argument("--compare-preimported", action="store_true",
+                   help="grade each time twice, with c.Autograder.preimported off, then on (the zygote), each against "
+                        "the same plain run")
     a = p.parse_args(argv)
     solutions = os.path.join(REPO, "solutions")
     days = a.days.split(",") if a.days else sorted(d for d in os.listdir(solutions)
@@ -176,23 +179,38 @@ def main(argv=None) -> int:
                                                  for w in a.workers.split(",")})
     results = {"days": days, "students": a.students, "cpus": os.cpu_count(), "load_before": os.getloadavg(),
                "throughput": [], "breakdown": None, "cpu_meter": meter.kind}
+    variants = [(cfg, None)]
+    if a.compare_preimported:  # the same course and submissions, graded without the zygote first
+        fresh_cfg = os.path.join(out, "nbgrader_config_fresh.py")
+        with open(fresh_cfg, "w") as f:
+            f.write(f"c = get_config()  # noqa: F821\nload_subconfig({cfg!r})  # noqa: F821\n"
+                    "c.Autograder.preimported = False\n")
+        variants = [(fresh_cfg, False), (cfg, True)]
     for w in counts:
         for repeat in range(a.repeats):
-            load = os.getloadavg()[0]
-            r = throughput(cfg, w, a.students, meter)
-            r.update(repeat=repeat, load_before=round(load, 2))
-            results["throughput"].append(r)
-            print(f"{w} worker(s): {r['wall_s']} s for {a.students} students x {len(days)} days = "
-                  f"{r['s_per_student']} s per student, {r['cpu_s_per_student']} CPU s per student"
-                  + (f"  NOT OK: {r['not_ok']}" if r["not_ok"] else ""), flush=True)
+            graded = []
+            for variant_cfg, zygote in variants:
+                load = os.getloadavg()[0]
+                r = throughput(variant_cfg, w, a.students, meter)
+                r.update(repeat=repeat, load_before=round(load, 2), preimported=zygote)
+                results["throughput"].append(r)
+                graded.append(r)
+                print(f"{w} worker(s){'' if zygote is None else ', preimported ' + ('on' if zygote else 'off')}: "
+                      f"{r['wall_s']} s for {a.students} students x {len(days)} days = "
+                      f"{r['s_per_student']} s per student, {r['cpu_s_per_student']} CPU s per student"
+                      + (f"  NOT OK: {r['not_ok']}" if r["not_ok"] else ""), flush=True)
             if not a.no_plain:
-                plain = r["plain"] = yardstick(out, days, w, a.students, meter)
-                r["ratio_cpu"] = round(r["cpu_s"] / plain["cpu_s"], 2)
-                r["ratio_wall"] = round(r["wall_s"] / plain["wall_s"], 2)
-                r["load_after"] = round(os.getloadavg()[0], 2)
-                print(f"  plain run, {w} worker(s): {plain['wall_s']} s wall, {plain['cpu_s_per_student']} CPU s per "
-                      f"student; grading / plain: {r['ratio_cpu']}x CPU, {r['ratio_wall']}x wall (load "
-                      f"{r['load_before']} -> {r['load_after']})", flush=True)
+                plain = yardstick(out, days, w, a.students, meter)
+                for r in graded:
+                    which = {None: "", False: " (preimported off)", True: " (preimported on)"}[r["preimported"]]
+                    r["plain"] = plain
+                    r["ratio_cpu"] = round(r["cpu_s"] / plain["cpu_s"], 2)
+                    r["ratio_wall"] = round(r["wall_s"] / plain["wall_s"], 2)
+                    r["load_after"] = round(os.getloadavg()[0], 2)
+                    print(f"  plain run, {w} worker(s): {plain['wall_s']} s wall, {plain['cpu_s_per_student']} CPU s "
+                          f"per student; grading{which} / plain: "
+                          f"{r['ratio_cpu']}x CPU, {r['ratio_wall']}x wall (load {r['load_before']} -> "
+                          f"{r['load_after']})", flush=True)
     if not a.no_breakdown:
         results["breakdown"] = breakdown(cfg, days, meter)
         print(f"{'day':24s} {'total':>8s} {'run':>8s} {'verdict':>8s} {'nbgrader':>8s}   (wall s / CPU s)")

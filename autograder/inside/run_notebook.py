@@ -27,6 +27,7 @@ from startup import skip_slow_optional_imports  # noqa: E402
 
 skip_slow_optional_imports()  # before nbclient imports nbformat: 2 s less per run
 from cells import is_test_cell  # noqa: E402
+from forked_kernel import install as fork_kernels  # noqa: E402
 from hidden import AFTER_TEST, BEFORE_TEST  # noqa: E402
 from seeding import kernel_code  # noqa: E402
 
@@ -84,8 +85,22 @@ def _make_client(nb, job):
         extra_arguments=["--HistoryManager.enabled=False", "--HistoryManager.hist_file=:memory:"],
         resources={"metadata": {"path": job["workdir"]}},
     )
-    client.used, client.truncated = {}, set()
+    client.used, client.truncated, client.replies = {}, set(), {}
+    client.on_cell_executed = lambda cell, cell_index, execute_reply: client.replies.__setitem__(cell_index,
+                                                                                              execute_reply)
     return client
+
+
+def _reply_says_more(cell, reply: dict | None) -> str | None:
+    """A cell whose execute_reply reports an error (or an abort) but whose outputs hold no error: the error
+    output never arrived (student code that silences tracebacks, or iopub messages lost after an interrupt).
+    Returns the error's name to record, else None: a test cell must not pass on a failure nobody saw."""
+    content = (reply or {}).get("content", {})
+    if content.get("status") not in ("error", "aborted"):
+        return None
+    if any(out.get("output_type") == "error" for out in cell.outputs):
+        return None
+    return content.get("ename") or ("Aborted" if content.get("status") == "aborted" else "Error")
 
 
 async def _run_extra(client, source: str) -> None:
@@ -139,6 +154,12 @@ async def _execute(nb, job) -> dict:
                 if test:
                     await _run_extra(client, BEFORE_TEST)
                 await client.async_execute_cell(cell, i, store_history=not test)
+                unseen = _reply_says_more(cell, client.replies.pop(i, None))
+                if unseen:
+                    cell.outputs.append(_error(unseen, "the kernel reported this error for the cell, but no "
+                                                       "error output arrived (tracebacks silenced or lost): "
+                                                       "counted as failed"))
+                    events.append({"cell": i, "event": "unseen-error"})
             except CellTimeoutError:
                 cell.outputs.append(_error("CellTimeoutError",
                                            f"cell ran longer than {job['cell_timeout']} s and was interrupted"))
@@ -182,7 +203,9 @@ def main() -> int:
     if CHANNEL is not None:  # grading: the file holds the hidden tests; the kernel must not find it on disk
         os.unlink(job["notebook"])
     os.chdir(job["workdir"])
+    forked = fork_kernels()  # a runner forked from the zygote holds ipykernel and torch: the kernel is forked too
     info = asyncio.run(_execute(nb, job))
+    info["kernel"] = "forked from the runner" if forked else "a new interpreter"
     payload = json.dumps({"notebook": nbformat.writes(nb), "info": info})
     if job.get("out"):  # the student-side check
         with open(job["out"], "w") as f:
