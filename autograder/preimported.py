@@ -35,11 +35,32 @@ class Zygote:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = ours
         self.lock = threading.Lock()
-        self.proc = subprocess.Popen(
-            [sys.executable, SERVER], env={**env, "AUTOGRADER_ZYGOTE_FD": str(theirs.fileno())}, cwd="/",
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
-            start_new_session=True, preexec_fn=functools.partial(deathsig.arm, os.getpid()))
+        spawned: dict = {}
+        started = threading.Event()
+
+        def parent() -> None:
+            """Start the zygote and wait for it: its death signal is armed for the thread that started it (Linux
+            sends PR_SET_PDEATHSIG when that thread ends), so this thread lives exactly as long as the zygote, not
+            as long as the verdict's pool thread that may have asked for it first."""
+            try:
+                spawned["proc"] = subprocess.Popen(
+                    [sys.executable, SERVER], env={**env, "AUTOGRADER_ZYGOTE_FD": str(theirs.fileno())}, cwd="/",
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    pass_fds=(theirs.fileno(),), start_new_session=True,
+                    preexec_fn=functools.partial(deathsig.arm, os.getpid()))
+            except OSError as error:
+                spawned["error"] = error
+            started.set()
+            if "proc" in spawned:
+                spawned["proc"].wait()
+
+        threading.Thread(target=parent, name="zygote-parent", daemon=True).start()
+        started.wait()
         theirs.close()
+        if "error" in spawned:
+            ours.close()
+            raise ZygoteUnavailable(f"it could not start: {spawned['error']}")
+        self.proc = spawned["proc"]
         ready, _, _ = select.select([ours], [], [], START_TIMEOUT)
         answer = ours.recv(4096) if ready else b"no answer within %d s" % START_TIMEOUT
         if answer != b"ready":

@@ -10,6 +10,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 
 import pytest
@@ -243,3 +244,18 @@ def test_a_kernel_forked_from_the_runner_is_sandboxed_like_a_started_one(box):
     for key in ("ids", "caps", "hostname", "root", "cwd", "interfaces", "env", "dumpable"):
         assert forked[key] == fresh[key], (key, forked[key], fresh[key])
     assert forked["ids"][0] == [sandbox.uid] * 3 and int(forked["caps"]["CapEff"], 16) == 0
+
+
+@needs_root_bwrap
+def test_the_zygote_outlives_the_thread_that_asked_for_it_first(box):
+    """The verdict's sandbox runs in a pool thread that ends with each notebook; a zygote it started must live on
+    (a death signal armed for that thread would kill the zygote, and every notebook would pay its imports)."""
+    sandbox, _ = box
+    sandbox.settings.env = {"A_ZYGOTE_OF_ITS_OWN": "started from a short-lived thread"}
+    asked: dict = {}
+    thread = threading.Thread(target=lambda: asked.update(zygote=preimported.zygote(sandbox._env(sb.SCRATCH_MOUNT))))
+    thread.start()
+    thread.join()
+    time.sleep(1)
+    assert asked["zygote"].alive(), "the zygote died with the thread that started it"
+    assert preimported.zygote(sandbox._env(sb.SCRATCH_MOUNT)) is asked["zygote"]
