@@ -364,7 +364,7 @@ class Sandbox:
             finished, stdin_w = _Exit(proc), proc.stdin
         else:  # the script's fds go to the zygote; the holder waits on bubblewrap's stdin, which we hold
             finished, stdin_w = self._fork_in(forker, proc, info_r, ready_r, w_fd, k_r, logf, script, args, timeout,
-                                              notes)
+                                              nproc, notes)
             for fd in (info_r, ready_r):
                 os.close(fd)
 
@@ -409,7 +409,7 @@ class Sandbox:
                              forged, started=stdin_w is not None)
 
     def _fork_in(self, forker: preimported.Zygote, proc: subprocess.Popen, info_r: int, ready_r: int, w_fd: int,
-                 k_r: int, logf, script: str, args: list[str], timeout: float, notes: list[str]):
+                 k_r: int, logf, script: str, args: list[str], timeout: float, nproc: int, notes: list[str]):
         """Wait for bubblewrap's report and the holder's ready byte, then hand the zygote the run with its fds
         (stdin, the log, the answer, the key, the status pipe). Returns (what to wait on, the run's stdin)."""
         stdin_r, stdin_w = os.pipe()
@@ -426,7 +426,7 @@ class Sandbox:
                        "namespaces": {name: info.get(f"{name}-namespace") for name in NAMESPACES},
                        "argv": [f"{MOUNT_INSIDE}/{script}"] + list(args),
                        "env": {**self._env(SCRATCH_MOUNT), "PWD": f"{SCRATCH_MOUNT}/work", "OLDPWD": "/"},  # as cd sets
-                       "limits": self._limit_values(self._nproc_limit())}
+                       "limits": self._limit_values(nproc)}
             forker.send(request, [stdin_r, logf.fileno(), w_fd, k_r, status_w])
         except (OSError, ValueError) as error:
             notes.append(f"the zygote could not take the run: {error}")
@@ -439,7 +439,7 @@ class Sandbox:
         return _Status(status_r), os.fdopen(stdin_w, "wb")
 
     def _limit_values(self, nproc: int) -> dict[str, tuple[int, int]]:
-        """The resource limits of one sandboxed process, by name (zygote.RLIMITS)."""
+        """The resource limits of one sandboxed process, by name: "as" is resource.RLIMIT_AS, and so on."""
         mb = 1024 * 1024
         return {"as": (self.settings.memory_mb * mb,) * 2,
                 "cpu": (self.settings.cpu_seconds, self.settings.cpu_seconds + 5),

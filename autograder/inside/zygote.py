@@ -35,8 +35,6 @@ PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 4, 24, 38
 NAMESPACES = ("ipc", "uts", "net", "cgroup", "pid", "mnt")  # mount last: the others are opened through /proc
 RUN_FDS = 5  # stdin, the log (stdout and stderr), the answer (fd 3), the key (fd 4), the status
 SETUP_FAILED = 126
-RLIMITS = {"as": "RLIMIT_AS", "cpu": "RLIMIT_CPU", "nofile": "RLIMIT_NOFILE", "fsize": "RLIMIT_FSIZE",
-           "core": "RLIMIT_CORE", "nproc": "RLIMIT_NPROC"}
 
 
 class _CapHeader(ctypes.Structure):
@@ -90,7 +88,7 @@ def drop_to(uid: int, limits: dict) -> None:
 
     os.setsid()
     for name, value in limits.items():
-        resource.setrlimit(getattr(resource, RLIMITS[name]), (int(value[0]), int(value[1])))
+        resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), (int(value[0]), int(value[1])))
     last = int(open("/proc/sys/kernel/cap_last_cap").read())
     for cap in range(last + 1):
         _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0, f"drop capability {cap} from the bounding set")
