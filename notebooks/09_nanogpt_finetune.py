@@ -488,7 +488,7 @@ def _ddp_worker(rank, world_size, folder, state, x, y, lr, max_norm):
         ddp_train_step(model, optimizer, x[rank * n:(rank + 1) * n], y[rank * n:(rank + 1) * n], max_norm)
         torch.save(model.state_dict(), f"{folder}/rank{rank}.pt")   # every rank's: they must all agree
         dist.barrier()                       # no rank leaves while another still talks to it
-        dist.destroy_process_group()
+        # ... and after it nobody does: os._exit below skips destroy_process_group(), which only waits
     except BaseException:
         with open(f"{folder}/error{rank}.part", "w") as f:
             f.write(stage + "\n" + traceback.format_exc())
@@ -500,17 +500,21 @@ def _ddp_worker(rank, world_size, folder, state, x, y, lr, max_norm):
 def _start_ranks(folder, world_size, args, seconds=60):
     """Fork one _ddp_worker per rank and wait until they exit, one fails, or `seconds` pass: {rank: error}."""
     import multiprocessing, time
+    from multiprocessing.connection import wait
     ctx = multiprocessing.get_context("fork")        # fork: the workers see the functions of this notebook
     workers = [ctx.Process(target=_ddp_worker, args=(r, world_size, folder, *args)) for r in range(world_size)]
     for w in workers:
         w.start()
     deadline = time.monotonic() + seconds
-    while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+    running = list(workers)
+    while running and time.monotonic() < deadline:
+        ended = wait([w.sentinel for w in running], timeout=deadline - time.monotonic())   # sleeps until one exits
+        for w in running:
+            if w.sentinel in ended:
+                w.join()
+        running = [w for w in running if w.exitcode is None]
         if any(w.exitcode not in (None, 0) for w in workers):   # one rank failed: the others would wait for it
             deadline = min(deadline, time.monotonic() + 2)      # ... but give them 2 s to write their own error
-            if all(w.exitcode is not None for w in workers):
-                break
-        time.sleep(0.02)
     for w in workers:
         if w.is_alive():
             w.kill()
