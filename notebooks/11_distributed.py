@@ -126,25 +126,12 @@ def _worker(rank, world_size, folder, task, args):
 def _start_ranks(folder, world_size, task, args, seconds):
     """Fork one _worker per rank; wait until they exit, one fails, or `seconds` pass: {rank: error}."""
     import multiprocessing
-    from multiprocessing.connection import wait
+    from gptref.grading.ranks import wait_for_ranks
     ctx = multiprocessing.get_context("fork")        # fork: the workers see this notebook's functions
     workers = [ctx.Process(target=_worker, args=(r, world_size, folder, task, args)) for r in range(world_size)]
     for w in workers:
         w.start()
-    deadline = time.monotonic() + seconds
-    running = list(workers)
-    while running and time.monotonic() < deadline:
-        ended = wait([w.sentinel for w in running], timeout=deadline - time.monotonic())   # sleeps until one exits
-        for w in running:
-            if w.sentinel in ended:
-                w.join()
-        running = [w for w in running if w.exitcode is None]
-        if any(w.exitcode not in (None, 0) for w in workers):   # one rank failed: the others would wait for it
-            deadline = min(deadline, time.monotonic() + 2)      # ... but give them 2 s to write their own error
-    for w in workers:
-        if w.is_alive():
-            w.kill()
-        w.join()
+    wait_for_ranks(workers, seconds)    # until all exit, one fails (+2 s for the others), or time is up
     paths = {r: f"{folder}/error{r}.txt" for r in range(world_size)}
     return {r: open(path).read() for r, path in paths.items() if os.path.exists(path)}
 
