@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 
-# seconds of each long file in the last clean-clone run (pytest --durations, quiet 2-core machine)
+# seconds of each long file in the last clean-clone run (pytest's durations summed per file, quiet 2-core machine,
+# 2026-12-04 at 6a47add). test_notebooks.py was missing here: it started last and ran alone for its final 157 s.
 LONG_FILES = {
-    "test_real_course_a.py": 574, "test_real_course_b.py": 565, "test_course_env.py": 250, "test_sandbox.py": 139,
-    "test_autograder_hostile.py": 138, "test_postgres.py": 85, "test_slurm.py": 79, "test_stats_real.py": 54,
-    "test_verdict_seeds.py": 300,
+    "test_real_course_a.py": 595, "test_real_course_b.py": 626, "test_verdict_seeds.py": 588,
+    "test_notebooks.py": 355, "test_course_env.py": 185, "test_sandbox.py": 179, "test_formgrader.py": 121,
+    "test_autograder_hostile.py": 120, "test_postgres.py": 97, "test_train_slow.py": 66, "test_slurm.py": 61,
+    "test_feedback.py": 55, "test_stats_real.py": 32,
 }
 
 
