@@ -18,17 +18,19 @@ Presets (the issue's): cpu = nanoGPT's README CPU run (4 layers, 4 heads, 128 wi
 2000 iterations, no dropout, eval_iters 20, no compile); gpu = config/train_shakespeare_char.py (6/6/384, block 256,
 batch 64, 5000 iterations, dropout 0.2, bf16 autocast, torch.compile).
 
-Measured: ms per iteration in steady state (mean over the logged iterations after the first five, leaving out
-those that ran an evaluation), wall time of each process, each side's own printed val loss at the last
-iteration, and both final models' val loss on one common set of fixed val windows (the fair comparison: the
-printed ones use 20 random batches and differ by noise). Time to loss: each process's output is read as it comes
-and time-stamped, so every printed "step N: ... val loss X" line has the wall time (from the process's launch)
-at which it appeared; a side's time to loss is that of its first line with val loss <= nanoGPT's final printed
-val loss (the median over repeats), or none. Targets (issue 20): our ms/iter <= 0.8x nanoGPT's and our common val
-loss <= nanoGPT's + 0.02; the modern recipe's time to loss <= 0.5x nanoGPT's. `--threads N` sets
-OMP_NUM_THREADS=N for both sides (0: torch's default, all cores); the load average before and after each run is
-recorded with it, since a busy machine slows both. Results: results.json, compare.png (val loss curves) and the
-logs in --out.
+Measured: ms per iteration in steady state (mean over the logged iterations after the first five, leaving out those
+that ran an evaluation), wall time of each process, each side's own printed val loss at the last iteration, and both
+final models' val loss on one common set of fixed val windows (the fair comparison: the printed ones use 20 random
+batches and differ by noise). Time to loss: each process's output is read as it comes and time-stamped, so every
+printed "step N: ... val loss X" line has the wall time (from the process's launch) at which it appeared; a side's
+time to loss is that of its first line with val loss <= nanoGPT's final printed val loss (the median over repeats;
+with --vary-seed, that of nanoGPT's run with the same seed), or none. Targets (issue 20): our ms/iter <= 0.8x
+nanoGPT's and our common val loss <= nanoGPT's + 0.02; the modern recipe's time to loss <= 0.5x nanoGPT's.
+`--threads N` sets OMP_NUM_THREADS=N for both sides (0: torch's default, all cores); the load average before and
+after each run is recorded with it, since a busy machine slows both. `--vary-seed` gives repeat r the seed 1337 + r
+on both sides (nanoGPT's train.py fixes 1337, so its run goes through a launcher that moves that seed and changes
+nothing else), so the repeats also measure each side's seed spread: the common val loss is then reported as mean +-
+std per side. Results: results.json, compare.png (val loss curves) and the logs in --out.
 """
 
 from __future__ import annotations
@@ -85,18 +87,36 @@ def export_dataset(work: Path) -> tuple[Path, int]:
     return folder, len(tok)
 
 
-def nanogpt_command(nanogpt: Path, settings: dict, out_dir: Path) -> list[str]:
+SEED = 1337  # nanoGPT's train.py: torch.manual_seed(1337 + seed_offset), and gptref's TrainConfig default
+# Runs nanoGPT's train.py as `python train.py ...` would, with the seed it fixes moved by argv[1]; train.py is read
+# from its folder unchanged (nanoGPT has no seed option: its seed_offset is the DDP rank)
+SEEDED_LAUNCHER = """import runpy, sys
+import torch
+offset, train_py = int(sys.argv[1]), sys.argv[2]
+manual_seed = torch.manual_seed
+torch.manual_seed = lambda seed: manual_seed(seed + offset)
+sys.argv = sys.argv[2:]
+sys.path.insert(0, train_py.rsplit("/", 1)[0])  # where `from model import GPT` finds nanoGPT's model.py
+runpy.run_path(train_py, run_name="__main__")
+"""
+
+
+def nanogpt_command(nanogpt: Path, settings: dict, out_dir: Path, seed: int = SEED) -> list[str]:
+    """nanoGPT's train.py with the preset's settings; seed != 1337 goes through SEEDED_LAUNCHER."""
     opts = dict(settings, dataset=DATASET, out_dir=str(out_dir), gradient_accumulation_steps=1,
                 lr_decay_iters=settings["max_iters"], bias=False, beta1=0.9, decay_lr=True,
                 always_save_checkpoint=True, log_interval=1 if settings["device"] == "cpu" else 10,
                 wandb_log=False, init_from="scratch")
-    return [sys.executable, str(nanogpt / "train.py"), *(f"--{k}={v}" for k, v in opts.items())]
+    args = [str(nanogpt / "train.py"), *(f"--{k}={v}" for k, v in opts.items())]
+    if seed == SEED:
+        return [sys.executable, *args]
+    return [sys.executable, "-c", SEEDED_LAUNCHER, str(seed - SEED), *args]
 
 
-def gptref_command(settings: dict, out_dir: Path, extra: dict | None = None) -> list[str]:
+def gptref_command(settings: dict, out_dir: Path, extra: dict | None = None, seed: int = SEED) -> list[str]:
     opts = dict(settings, **(extra or {}), lr_decay_iters=settings["max_iters"], bias=False, beta1=0.9,
                 out_dir=str(out_dir), overwrite=True, progress=False, log_interval=10, dataset="shakespeare",
-                tokenizer="char",
+                tokenizer="char", seed=seed,
                 compile="true" if settings["compile"] else "false")
     return [sys.executable, "-m", "gptref", "train", *(f"--{k}={v}" for k, v in opts.items())]
 
@@ -140,6 +160,14 @@ def timed_evals(stamped: list[tuple[float, str]]) -> list[tuple[float, int, floa
 def time_to_loss(evals: list[tuple[float, int, float]], target: float) -> float | None:
     """Wall time of the first evaluation whose val loss is <= target; None if none is."""
     return next((seconds for seconds, _, val in evals if val <= target), None)
+
+
+def race_targets(nanogpt_finals: list[float], vary_seed: bool) -> list[float]:
+    """The loss each repeat races to: nanoGPT's final printed val loss, the median over repeats when every repeat
+    has the same seed, and the one of nanoGPT's run with that repeat's seed under --vary-seed."""
+    if vary_seed:
+        return list(nanogpt_finals)
+    return [statistics.median(nanogpt_finals)] * len(nanogpt_finals)
 
 
 def nanogpt_ms_per_iter(output: str, eval_interval: int) -> float:
@@ -219,6 +247,8 @@ def main() -> int:
     p.add_argument("--modern-batch-size", type=int, default=0,
                    help="the modern recipe's batch size (0: the preset's); its time to loss counts whatever it costs")
     p.add_argument("--skip-gptref", action="store_true", help="only nanoGPT and gptref modern (needs --modern-iters)")
+    p.add_argument("--vary-seed", action="store_true",
+                   help="repeat r runs seed 1337 + r on every side (the seed spread); otherwise every repeat is 1337")
     args = p.parse_args()
 
     nanogpt = args.nanogpt_dir.resolve()
@@ -260,15 +290,16 @@ def main() -> int:
         print(f"[compare] gptref modern: {args.modern_iters} iterations with {recipe_options('modern')}")
     curves = {}
     for r in range(args.repeats):
+        seed = SEED + r if args.vary_seed else SEED
         for name in sides:
             run_dir = out / f"{name.replace(' ', '-')}-{r}"
             if name == "nanoGPT":
-                cmd = nanogpt_command(nanogpt, settings, run_dir)
+                cmd = nanogpt_command(nanogpt, settings, run_dir, seed)
             elif name == "gptref":
-                cmd = gptref_command(settings, run_dir)
+                cmd = gptref_command(settings, run_dir, seed=seed)
             else:
-                cmd = gptref_command(modern_settings, run_dir, recipe_options("modern"))
-            print(f"[compare] repeat {r + 1}/{args.repeats}: {name} ...", flush=True)
+                cmd = gptref_command(modern_settings, run_dir, recipe_options("modern"), seed)
+            print(f"[compare] repeat {r + 1}/{args.repeats}: {name}, seed {seed} ...", flush=True)
             load_before = os.getloadavg()[0]
             text, wall, stamped = run_logged(cmd, work, out / f"{name.replace(' ', '-')}-{r}.log",
                                              side_environment(args.threads))
@@ -283,8 +314,8 @@ def main() -> int:
                 ms = 1000 / float(final.group(3))
                 evals = [(int(s), float(v)) for s, _, v in history["eval"]]
             common = common_val_loss(model, val, settings["block_size"], settings["device"], args.eval_batches)
-            runs[name].append({"ms_per_iter": ms, "wall_s": wall, "updates": steps, "printed_val": evals[-1][1],
-                               "common_val": common, "timed_evals": timed_evals(stamped),
+            runs[name].append({"seed": seed, "ms_per_iter": ms, "wall_s": wall, "updates": steps,
+                               "printed_val": evals[-1][1], "common_val": common, "timed_evals": timed_evals(stamped),
                                "load_average_1min_before_after": load})
             curves.setdefault(name, evals)
             print(f"[compare]   {ms:.2f} ms/iter, wall {wall:.0f} s, printed val {evals[-1][1]:.4f} "
@@ -293,9 +324,10 @@ def main() -> int:
     numeric = ("ms_per_iter", "wall_s", "updates", "printed_val", "common_val")
     med = {name: {k: statistics.median(run[k] for run in rs) for k in numeric} for name, rs in runs.items()}
     target = med["nanoGPT"]["printed_val"]  # the loss every side races to: nanoGPT's own final printed val loss
+    targets = race_targets([run["printed_val"] for run in runs["nanoGPT"]], args.vary_seed)
     for name, rs in runs.items():
-        for run in rs:
-            run["time_to_loss_s"] = time_to_loss(run["timed_evals"], target)
+        for run, goal in zip(rs, targets):
+            run["time_to_loss_s"] = time_to_loss(run["timed_evals"], goal)
         reached = [run["time_to_loss_s"] for run in rs if run["time_to_loss_s"] is not None]
         med[name]["time_to_loss_s"] = statistics.median(reached) if len(reached) == len(rs) else None
     theirs = med["nanoGPT"]
@@ -306,7 +338,7 @@ def main() -> int:
                    for a, b in zip(runs.get("gptref", []), runs["nanoGPT"])]
     batch_of = {name: (modern_settings if name == "gptref modern" else settings)["batch_size"] for name in med}
     print(f"\n{'':14}{'ms/iter':>10}{'tokens/s':>12}{'wall s':>9}{'printed val':>13}{'common val':>12}"
-          f"{'s to ' + format(target, '.4f'):>14}")
+          f"{'s to ' + ('its seed' if args.vary_seed else format(target, '.4f')):>14}")
     for name, m in med.items():
         reach = "not reached" if m["time_to_loss_s"] is None else f"{m['time_to_loss_s']:.0f}"
         tokens_per_iter = batch_of[name] * settings["block_size"]
@@ -317,6 +349,24 @@ def main() -> int:
         modern_ratio = med["gptref modern"]["time_to_loss_s"] / theirs["time_to_loss_s"]
         print(f"time to nanoGPT's final val loss: gptref modern / nanoGPT = {modern_ratio:.3f}x "
               f"({'PASS' if modern_ratio <= 0.5 else 'FAIL'}: <= 0.5)")
+    spread = {name: {"seeds": [run["seed"] for run in rs], "common_val": [run["common_val"] for run in rs],
+                     "mean": statistics.fmean(run["common_val"] for run in rs),
+                     "std": statistics.stdev(run["common_val"] for run in rs) if len(rs) > 1 else 0.0}
+              for name, rs in runs.items()} if args.vary_seed else None
+    modern_common = None
+    if spread:
+        for name, sp in spread.items():
+            print(f"seed spread: {name} common val {sp['mean']:.4f} +- {sp['std']:.4f} over seeds {sp['seeds']}")
+        if "gptref modern" in runs and theirs["time_to_loss_s"]:
+            # the modern side's final model against nanoGPT's final ones, seed for seed, at the modern side's last
+            # printed evaluation (its final model) over nanoGPT's time to its final printed loss
+            last_eval = statistics.median(run["timed_evals"][-1][0] for run in runs["gptref modern"])
+            modern_common = {"time_ratio": last_eval / theirs["time_to_loss_s"],
+                             "mean_difference": spread["gptref modern"]["mean"] - spread["nanoGPT"]["mean"]}
+            reached = modern_common["mean_difference"] <= 0 and modern_common["time_ratio"] <= 0.5
+            print(f"common val set, mean over seeds: gptref modern - nanoGPT = {modern_common['mean_difference']:+.4f} "
+                  f"at {modern_common['time_ratio']:.3f}x nanoGPT's time ({'PASS' if reached else 'FAIL'}: <= 0 "
+                  "at <= 0.5x)")
     if ours is not None:
         print(f"speed: gptref/nanoGPT time per iteration {ours['ms_per_iter'] / theirs['ms_per_iter']:.3f}x "
               f"({'PASS' if speed_ok else 'FAIL'}: <= {SPEED_TARGET}; single pairs {pair_ratios})")
@@ -327,9 +377,10 @@ def main() -> int:
                "device": device_name, "torch": torch.__version__, "runs": runs, "median": med,
                "ratio_gptref_over_nanogpt": round(ours["ms_per_iter"] / theirs["ms_per_iter"], 3) if ours else None,
                "single_pair_ratios": pair_ratios, "speed_target": SPEED_TARGET, "speed_ok": speed_ok,
-               "loss_ok": loss_ok, "target_val": target,
+               "loss_ok": loss_ok, "target_val": target, "target_val_by_repeat": targets,
                "modern_settings": modern_settings if args.modern_iters else None,
-               "modern_time_to_loss_ratio": modern_ratio}
+               "modern_time_to_loss_ratio": modern_ratio, "vary_seed": args.vary_seed, "seed_spread": spread,
+               "modern_common_val": modern_common}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     kept = record.save(f"nanogpt_compare-{args.preset}", results)
     plot(curves, out / "compare.png", f"{args.preset} preset, {device_name}: val loss (each side's own eval)")

@@ -66,3 +66,37 @@ def test_threads_option_reaches_torch_in_both_sides_processes(compare, monkeypat
                               check=True).stdout
         assert seen.strip() == str(threads)  # what torch itself reads in a fresh process (nanoGPT's and ours alike)
     assert "OMP_NUM_THREADS" not in compare.side_environment(0)  # 0: torch's own default, nothing forced
+
+
+def test_vary_seed_moves_nanogpts_fixed_seed_and_nothing_else(compare, tmp_path):
+    import json
+    import subprocess
+
+    import torch
+
+    # a stand-in for nanoGPT's train.py: seeds as nanoGPT does, imports model.py from its own folder, reports argv
+    (tmp_path / "model.py").write_text("WHERE = 'the stand-in model.py'\n")
+    (tmp_path / "train.py").write_text(
+        "import json, sys, torch\nfrom model import WHERE\nseed_offset = 0\ntorch.manual_seed(1337 + seed_offset)\n"
+        "print(json.dumps([torch.rand(4).tolist(), WHERE, sys.argv[1:]]))\n")
+    settings, work = compare.PRESETS["cpu"], tmp_path / "work"  # runs from a work folder, as main() does
+    work.mkdir()
+    seen = {}
+    for seed in (1337, 1339):
+        cmd = compare.nanogpt_command(tmp_path, settings, tmp_path / "out", seed)
+        seen[seed] = json.loads(subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=True).stdout)
+    for seed, (draws, where, _) in seen.items():
+        assert draws == torch.rand(4, generator=torch.Generator().manual_seed(seed)).tolist(), seed
+        assert where == "the stand-in model.py"
+    assert seen[1337][2] == seen[1339][2]  # the same settings reach train.py either way
+    assert any(a.startswith("--max_iters=") for a in seen[1339][2])
+
+
+def test_each_seed_races_to_its_own_nanogpt_final_loss(compare):
+    finals = [1.9431, 1.9208, 1.9188]  # nanoGPT's printed finals for seeds 1337, 1338, 1339
+    assert compare.race_targets(finals, vary_seed=True) == finals
+    assert compare.race_targets([1.9431] * 3, vary_seed=False) == [1.9431] * 3
+    assert compare.race_targets([1.95, 1.93, 1.94], vary_seed=False) == [1.94] * 3  # one seed: its median
+    evals = [(30.0, 0, 4.4), (61.0, 320, 1.93)]  # a run whose last evaluation prints 1.93
+    reached = [compare.time_to_loss(evals, goal) for goal in compare.race_targets(finals, vary_seed=True)]
+    assert reached == [61.0, None, None]  # below seed 1337's final, above the others'
