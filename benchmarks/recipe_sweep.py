@@ -15,7 +15,6 @@ machine, command) and a plot of mean +- std against the value (--plot).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import subprocess
 import sys
@@ -28,17 +27,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import nanogpt_compare as compare  # noqa: E402  (its settings, commands and common val set)
 from gptref.bench import record  # noqa: E402
 
 EVAL_BATCHES = 20  # what the recorded nanogpt_compare runs used (--eval-batches 20)
-
-
-def load_compare():
-    """benchmarks/nanogpt_compare.py as a module: its settings, commands and common val set."""
-    spec = importlib.util.spec_from_file_location("nanogpt_compare", ROOT / "benchmarks" / "nanogpt_compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse_value(text: str):
@@ -80,7 +72,6 @@ def main(argv=None) -> int:
     if unknown:
         print(f"error: not TrainConfig options: {', '.join(unknown)}", file=sys.stderr)
         return 2
-    compare = load_compare()
     values = [parse_value(v) for v in args.values]
     settings = dict(compare.PRESETS["cpu"], max_iters=args.iters, eval_interval=args.iters, batch_size=24)
     recipe = dict(recipe_options("modern"), **parse_sets(args.sets))

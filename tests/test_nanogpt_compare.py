@@ -1,21 +1,16 @@
 """The nanoGPT comparison script's own pieces: the data it hands nanoGPT, and how it reads nanoGPT's log."""
 
-import importlib.util
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "nanogpt_compare.py"
-
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("nanogpt_compare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import nanogpt_compare  # the script as a module (the repository's root is on the tests' path)
+
+    return nanogpt_compare
 
 
 def test_exported_data_decodes_to_our_split_in_nanogpts_format(compare, tmp_path):

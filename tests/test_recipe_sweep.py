@@ -1,19 +1,13 @@
 """benchmarks/recipe_sweep.py's own pieces: how it reads values and options, and what it refuses."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "recipe_sweep.py"
 
 
 @pytest.fixture(scope="module")
 def sweep():
-    spec = importlib.util.spec_from_file_location("recipe_sweep", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import recipe_sweep  # the script as a module (the repository's root is on the tests' path)
+
+    return recipe_sweep
 
 
 def test_values_become_the_types_trainconfig_takes(sweep):
