@@ -15,6 +15,7 @@ machine, command) and a plot of mean +- std against the value (--plot).
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -72,6 +73,9 @@ def main(argv=None) -> int:
     if unknown:
         print(f"error: not TrainConfig options: {', '.join(unknown)}", file=sys.stderr)
         return 2
+    if "seed" in [args.option, *parse_sets(args.sets)]:
+        print("error: the seeds come from --seeds, not --option or --set", file=sys.stderr)
+        return 2
     values = [parse_value(v) for v in args.values]
     settings = dict(compare.PRESETS["cpu"], max_iters=args.iters, eval_interval=args.iters, batch_size=24)
     recipe = dict(recipe_options("modern"), **parse_sets(args.sets))
@@ -95,8 +99,11 @@ def main(argv=None) -> int:
         return {"value": value, "seed": seed, "common_val": common, "printed_val": history["eval"][-1][2]}
 
     jobs = [(value, seed) for seed in args.seeds for value in values]
-    with ThreadPoolExecutor(args.workers) as pool:  # each job is its own process; threads only wait on them
-        runs = list(pool.map(one, jobs))
+    try:
+        with ThreadPoolExecutor(args.workers) as pool:  # each job is its own process; threads only wait on them
+            runs = list(pool.map(one, jobs))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the runs' checkpoints (about 10 MB each); only losses are kept
     summary = {}
     for value in values:
         losses = [run["common_val"] for run in runs if run["value"] == value]

@@ -21,3 +21,5 @@ def test_values_become_the_types_trainconfig_takes(sweep):
 def test_an_option_trainconfig_lacks_is_named_before_anything_runs(sweep, capsys):
     assert sweep.main(["--option", "muon_rate", "--values", "0.01", "--set", "warmup=30"]) == 2
     assert "not TrainConfig options: muon_rate, warmup" in capsys.readouterr().err
+    assert sweep.main(["--option", "warmup_iters", "--values", "30", "--set", "seed=3"]) == 2
+    assert "seeds come from --seeds" in capsys.readouterr().err
