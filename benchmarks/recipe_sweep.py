@@ -69,16 +69,17 @@ def main(argv=None) -> int:
     from gptref.train.config import TrainConfig
 
     known = TrainConfig.__dataclass_fields__
-    unknown = [name for name in [args.option, *parse_sets(args.sets)] if name not in known]
+    sets = parse_sets(args.sets)
+    unknown = [name for name in [args.option, *sets] if name not in known]
     if unknown:
         print(f"error: not TrainConfig options: {', '.join(unknown)}", file=sys.stderr)
         return 2
-    if "seed" in [args.option, *parse_sets(args.sets)]:
+    if "seed" in [args.option, *sets]:
         print("error: the seeds come from --seeds, not --option or --set", file=sys.stderr)
         return 2
     values = [parse_value(v) for v in args.values]
     settings = dict(compare.PRESETS["cpu"], max_iters=args.iters, eval_interval=args.iters, batch_size=24)
-    recipe = dict(recipe_options("modern"), **parse_sets(args.sets))
+    recipe = dict(recipe_options("modern"), **sets)
     work = Path(tempfile.mkdtemp(prefix="recipe-sweep-"))
     folder, _ = compare.export_dataset(work)
     val = np.memmap(folder / "val.bin", dtype=np.uint16, mode="r")
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
     plot_path = args.plot or ROOT / "docs" / "img" / f"recipe_sweep-{args.option}.png"
     plot(summary, args.option, args.iters, len(args.seeds), plot_path)
     kept = record.save("recipe_sweep", {"option": args.option, "values": values, "iters": args.iters,
-                                        "seeds": args.seeds, "sets": parse_sets(args.sets), "settings": settings,
+                                        "seeds": args.seeds, "sets": sets, "settings": settings,
                                         "recipe": recipe, "eval_batches": EVAL_BATCHES, "summary": summary,
                                         "runs": runs, "plot": str(plot_path.relative_to(ROOT))
                                         if plot_path.is_relative_to(ROOT) else str(plot_path)})
